@@ -1,0 +1,3 @@
+//! The offline wallet's protocol core.
+
+pub mod durable;
