@@ -126,7 +126,9 @@ pub enum EnvelopeError {
     UnsupportedSuite(u8),
     #[error("message is addressed to {addressed_to}, not to this party")]
     WrongReceiver { addressed_to: PartyId },
-    #[error("broadcast kind {0:#06x} must go to everyone, unsealed; non-broadcast kinds must be sealed to one party")]
+    #[error(
+        "broadcast kind {0:#06x} must go to everyone, unsealed; non-broadcast kinds must be sealed to one party"
+    )]
     BroadcastMismatch(u16),
     #[error("message sent at {sent_at} is older than the freshness window")]
     Stale { sent_at: Timestamp },
@@ -178,10 +180,14 @@ pub fn seal(
     rng: &mut impl CryptoRng,
 ) -> Result<Vec<u8>, EnvelopeError> {
     if header.kind.is_broadcast() || header.receiver == PartyId::BROADCAST {
-        return Err(EnvelopeError::Local("seal: broadcast kinds are signed, not sealed"));
+        return Err(EnvelopeError::Local(
+            "seal: broadcast kinds are signed, not sealed",
+        ));
     }
     if header.suite != sender_keys.suite() || receiver_keys.suite != header.suite {
-        return Err(EnvelopeError::Local("seal: suite of keys and header differ"));
+        return Err(EnvelopeError::Local(
+            "seal: suite of keys and header differ",
+        ));
     }
     let payload_len = check_payload_len(payload)?;
     let header_bytes = header.to_bytes();
@@ -211,7 +217,9 @@ pub fn sign_broadcast(
         ));
     }
     if header.suite != sender_keys.suite() {
-        return Err(EnvelopeError::Local("sign_broadcast: suite of keys and header differ"));
+        return Err(EnvelopeError::Local(
+            "sign_broadcast: suite of keys and header differ",
+        ));
     }
     let payload_len = check_payload_len(payload)?;
     let header_bytes = header.to_bytes();

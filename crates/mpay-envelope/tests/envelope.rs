@@ -89,7 +89,14 @@ fn header(from: &Party, to: PartyId, kind: MessageKind, nonce: u64) -> Header {
 
 fn seal_to_bob(w: &mut World, payload: &[u8], nonce: u64) -> Vec<u8> {
     let h = header(&w.alice, w.bob.id, KIND, nonce);
-    seal(&w.alice.keys, &h, payload, &w.bob.cert.body.keys, &mut w.rng).unwrap()
+    seal(
+        &w.alice.keys,
+        &h,
+        payload,
+        &w.bob.cert.body.keys,
+        &mut w.rng,
+    )
+    .unwrap()
 }
 
 fn bob_opens(w: &World, frame: &[u8], replay: &mut ReplayGuard) -> Result<Verified, EnvelopeError> {
@@ -106,7 +113,13 @@ fn round_trip() {
     assert_eq!(msg.payload(), b"pay 5 EUR");
     assert_eq!(msg.header().sender, w.alice.id);
     assert_eq!(msg.header().receiver, w.bob.id);
-    verify_detached(&w.alice.cert.body.keys, msg.header(), msg.payload(), msg.signature()).unwrap();
+    verify_detached(
+        &w.alice.cert.body.keys,
+        msg.header(),
+        msg.payload(),
+        msg.signature(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -147,18 +160,33 @@ fn flipped_bits_give_the_error_of_the_field_they_hit() {
         Err(EnvelopeError::BroadcastMismatch(_))
     ));
     // Any other change to the kind breaks the seal.
-    assert_eq!(bob_opens(&w, &flip(2), &mut replay).unwrap_err(), EnvelopeError::SealBroken);
+    assert_eq!(
+        bob_opens(&w, &flip(2), &mut replay).unwrap_err(),
+        EnvelopeError::SealBroken
+    );
     // Sender id: the seal opens (nothing about the sender is checked before),
     // then the AEAD refuses the changed associated data.
-    assert_eq!(bob_opens(&w, &flip(5), &mut replay).unwrap_err(), EnvelopeError::SealBroken);
+    assert_eq!(
+        bob_opens(&w, &flip(5), &mut replay).unwrap_err(),
+        EnvelopeError::SealBroken
+    );
     assert!(matches!(
         bob_opens(&w, &flip(21), &mut replay),
         Err(EnvelopeError::WrongReceiver { .. })
     ));
-    assert_eq!(bob_opens(&w, &flip(40), &mut replay).unwrap_err(), EnvelopeError::SealBroken);
-    assert_eq!(bob_opens(&w, &flip(80), &mut replay).unwrap_err(), EnvelopeError::SealBroken);
+    assert_eq!(
+        bob_opens(&w, &flip(40), &mut replay).unwrap_err(),
+        EnvelopeError::SealBroken
+    );
+    assert_eq!(
+        bob_opens(&w, &flip(80), &mut replay).unwrap_err(),
+        EnvelopeError::SealBroken
+    );
     let last = frame.len() - 1;
-    assert_eq!(bob_opens(&w, &flip(last), &mut replay).unwrap_err(), EnvelopeError::SealBroken);
+    assert_eq!(
+        bob_opens(&w, &flip(last), &mut replay).unwrap_err(),
+        EnvelopeError::SealBroken
+    );
 }
 
 #[test]
@@ -167,7 +195,12 @@ fn wrong_receiver_is_refused_even_if_resealed() {
     // Alice seals to Bob; Carol cannot open it.
     let frame = seal_to_bob(&mut w, b"for bob", 1);
     let err = open(&frame, &w.carol.keys, w.carol.id, &w.trust, NOW).unwrap_err();
-    assert_eq!(err, EnvelopeError::WrongReceiver { addressed_to: w.bob.id });
+    assert_eq!(
+        err,
+        EnvelopeError::WrongReceiver {
+            addressed_to: w.bob.id
+        }
+    );
 
     // Bob opens it and re-seals the same signed bytes to Carol, claiming the
     // header still says "to Bob": Carol refuses it as not hers. If Bob changes
@@ -180,13 +213,21 @@ fn wrong_receiver_is_refused_even_if_resealed() {
         // Re-seal by hand with Alice's original signature.
         let header_bytes = forwarded_header.to_bytes();
         let mut plain = mpay_wire::Writer::new();
-        plain.u32(msg.payload().len() as u32).raw(msg.payload()).put(msg.signature());
+        plain
+            .u32(msg.payload().len() as u32)
+            .raw(msg.payload())
+            .put(msg.signature());
         let (enc, ct) = w
             .carol
             .cert
             .body
             .keys
-            .seal(b"mpay/v1/hpke\x01", &header_bytes, plain.as_bytes(), &mut w.rng)
+            .seal(
+                b"mpay/v1/hpke\x01",
+                &header_bytes,
+                plain.as_bytes(),
+                &mut w.rng,
+            )
             .unwrap();
         let mut f = mpay_wire::Writer::new();
         f.raw(&header_bytes).raw(&enc).bytes32(&ct);
@@ -205,7 +246,10 @@ fn replay_is_refused_but_a_new_nonce_is_not() {
     let frame = seal_to_bob(&mut w, b"once", 1);
     let mut replay = ReplayGuard::new();
     bob_opens(&w, &frame, &mut replay).unwrap();
-    assert_eq!(bob_opens(&w, &frame, &mut replay).unwrap_err(), EnvelopeError::Replay);
+    assert_eq!(
+        bob_opens(&w, &frame, &mut replay).unwrap_err(),
+        EnvelopeError::Replay
+    );
     let again = seal_to_bob(&mut w, b"once", 2);
     bob_opens(&w, &again, &mut replay).unwrap();
 }
@@ -220,7 +264,10 @@ fn replay_guard_at_capacity_refuses_what_it_forgot() {
     }
     assert_eq!(replay.len(), 2);
     // The forgotten first frame is at the floor: still refused.
-    assert_eq!(bob_opens(&w, &frames[0], &mut replay).unwrap_err(), EnvelopeError::Replay);
+    assert_eq!(
+        bob_opens(&w, &frames[0], &mut replay).unwrap_err(),
+        EnvelopeError::Replay
+    );
 }
 
 #[test]
@@ -233,7 +280,10 @@ fn expired_and_revoked_senders_are_refused() {
         .unwrap()
         .verify(&w.carol.cert, &w.trust, &mut ReplayGuard::new(), later)
         .unwrap_err();
-    assert!(matches!(err, EnvelopeError::Certificate(CertificateError::Expired { .. })));
+    assert!(matches!(
+        err,
+        EnvelopeError::Certificate(CertificateError::Expired { .. })
+    ));
 
     let list = RevocationList::issue(
         w.office.subject(),
@@ -249,7 +299,10 @@ fn expired_and_revoked_senders_are_refused() {
     w.trust.install_revocation_list(list).unwrap();
     let frame = seal_to_bob(&mut w, b"hi", 2);
     let err = bob_opens(&w, &frame, &mut ReplayGuard::new()).unwrap_err();
-    assert!(matches!(err, EnvelopeError::Certificate(CertificateError::Revoked { .. })));
+    assert!(matches!(
+        err,
+        EnvelopeError::Certificate(CertificateError::Revoked { .. })
+    ));
 }
 
 #[test]
@@ -258,7 +311,9 @@ fn wrong_certificate_or_key_is_refused() {
     let frame = seal_to_bob(&mut w, b"hi", 1);
     let unverified = open(&frame, &w.bob.keys, w.bob.id, &w.trust, NOW).unwrap();
     assert!(matches!(
-        unverified.clone().verify(&w.carol.cert, &w.trust, &mut ReplayGuard::new(), NOW),
+        unverified
+            .clone()
+            .verify(&w.carol.cert, &w.trust, &mut ReplayGuard::new(), NOW),
         Err(EnvelopeError::SenderMismatch { .. })
     ));
     // A certificate for Alice's id with Carol's keys, properly issued: the
@@ -267,7 +322,9 @@ fn wrong_certificate_or_key_is_refused() {
     body.keys = w.carol.cert.body.keys;
     let impostor = Certificate::issue(body, &w.office_keys);
     assert_eq!(
-        unverified.verify(&impostor, &w.trust, &mut ReplayGuard::new(), NOW).unwrap_err(),
+        unverified
+            .verify(&impostor, &w.trust, &mut ReplayGuard::new(), NOW)
+            .unwrap_err(),
         EnvelopeError::BadSignature
     );
 }
@@ -331,7 +388,9 @@ fn oversized_frames_are_refused_before_parsing() {
     let frame = vec![0u8; FRAME_LEN_MAX + 1];
     assert_eq!(
         open(&frame, &w.bob.keys, w.bob.id, &w.trust, NOW).unwrap_err(),
-        EnvelopeError::TooLarge { len: FRAME_LEN_MAX + 1 }
+        EnvelopeError::TooLarge {
+            len: FRAME_LEN_MAX + 1
+        }
     );
 }
 

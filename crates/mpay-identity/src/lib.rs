@@ -27,7 +27,7 @@ pub mod tags {
     pub const REVOCATION_LIST: &[u8] = b"mpay/v1/revocation-list\0";
     pub const ENVELOPE: &[u8] = b"mpay/v1/envelope\0";
     pub const CHAIN_ENTRY: &[u8] = b"mpay/v1/chain-entry\0";
-    pub const ABORT_STATEMENT: &[u8] = b"mpay/v1/abort\0";
+    pub const CHARGE_VOUCHER: &[u8] = b"mpay/v1/charge-voucher\0";
     pub const HPKE_INFO: &[u8] = b"mpay/v1/hpke";
 }
 
@@ -50,8 +50,8 @@ impl PartyId {
     /// Deterministic id for tests and simulations.
     pub fn from_u64(n: u64) -> Self {
         let mut id = [0u8; 16];
-        id[0] = 0x01;
-        id[8..].copy_from_slice(&n.to_be_bytes());
+        id[..8].copy_from_slice(&n.to_be_bytes());
+        id[15] = 0x01;
         PartyId(id)
     }
 
@@ -64,9 +64,14 @@ impl PartyId {
         Some(PartyId(bytes.try_into().ok()?))
     }
 
-    /// The first eight hex digits, for people.
+    /// Eight hex digits, for people: the first four bytes, or the last four
+    /// when the first are zero.
     pub fn short(&self) -> String {
-        hex_string(&self.0[..4])
+        if self.0[..4] == [0; 4] {
+            hex_string(&self.0[4..8])
+        } else {
+            hex_string(&self.0[..4])
+        }
     }
 }
 

@@ -194,10 +194,12 @@ impl SecretKeys {
                 let mut signing_seed = Zeroizing::new([0u8; 32]);
                 signing_seed.copy_from_slice(&rest[..32]);
                 let signing = ed25519_dalek::SigningKey::from_bytes(&signing_seed);
-                let sealing = <HpkeKem as hpke::Kem>::PrivateKey::from_bytes(&rest[32..])
-                    .map_err(|_| DecodeError::Invalid {
-                        what: "secret keys",
-                        reason: "not an X25519 secret",
+                let sealing =
+                    <HpkeKem as hpke::Kem>::PrivateKey::from_bytes(&rest[32..]).map_err(|_| {
+                        DecodeError::Invalid {
+                            what: "secret keys",
+                            reason: "not an X25519 secret",
+                        }
                     })?;
                 let public = PublicKeys {
                     suite,
@@ -306,7 +308,9 @@ fn sim_tag(key: &[u8; 32], aad: &[u8], body: &[u8]) -> [u8; 16] {
 
 fn sim_xor(key: &[u8; 32], data: &mut [u8]) {
     let mut stream = vec![0u8; data.len()];
-    blake3::Hasher::new_keyed(key).finalize_xof().fill(&mut stream);
+    blake3::Hasher::new_keyed(key)
+        .finalize_xof()
+        .fill(&mut stream);
     for (d, s) in data.iter_mut().zip(stream) {
         *d ^= s;
     }
@@ -407,7 +411,10 @@ mod tests {
             let alice = SecretKeys::generate(suite, &mut rng);
             let bob = SecretKeys::generate(suite, &mut rng);
             let sig = alice.sign(b"tag", &[b"hello", b" world"]);
-            alice.public().verify(b"tag", &[b"hello world"], &sig).unwrap();
+            alice
+                .public()
+                .verify(b"tag", &[b"hello world"], &sig)
+                .unwrap();
             assert_eq!(
                 alice.public().verify(b"tag2", &[b"hello world"], &sig),
                 Err(CryptoError::BadSignature)
@@ -416,7 +423,10 @@ mod tests {
                 bob.public().verify(b"tag", &[b"hello world"], &sig),
                 Err(CryptoError::BadSignature)
             );
-            let (enc, ct) = bob.public().seal(b"info", b"aad", b"secret", &mut rng).unwrap();
+            let (enc, ct) = bob
+                .public()
+                .seal(b"info", b"aad", b"secret", &mut rng)
+                .unwrap();
             assert_eq!(bob.open(b"info", b"aad", &enc, &ct).unwrap(), b"secret");
             assert_eq!(
                 bob.open(b"info", b"aaX", &enc, &ct),

@@ -96,13 +96,13 @@ impl TrustStore {
                 suite: cert.keys().suite,
             });
         }
-        let issuer = self
-            .issuers
-            .get(&cert.body.issuer)
-            .ok_or(CertificateError::UnknownIssuer {
-                subject,
-                issuer: cert.body.issuer,
-            })?;
+        let issuer =
+            self.issuers
+                .get(&cert.body.issuer)
+                .ok_or(CertificateError::UnknownIssuer {
+                    subject,
+                    issuer: cert.body.issuer,
+                })?;
         cert.check_signed_by(issuer.keys(), now)?;
         if self.is_revoked(&subject) {
             return Err(CertificateError::Revoked { subject });
@@ -132,9 +132,7 @@ impl TrustStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        CertificateBody, Limits, RevocationEntry, RevocationReason, SecretKeys, Suite,
-    };
+    use crate::{CertificateBody, Limits, RevocationEntry, RevocationReason, SecretKeys, Suite};
     use mpay_money::{Amount, Currency};
     use mpay_wire::{Decode, Encode};
     use rand_chacha::ChaCha20Rng;
@@ -182,7 +180,9 @@ mod tests {
     #[test]
     fn certificate_checks() {
         let (trust, office_keys, _, wallet) = setup();
-        trust.check_role(&wallet, Role::Wallet, Timestamp(1000)).unwrap();
+        trust
+            .check_role(&wallet, Role::Wallet, Timestamp(1000))
+            .unwrap();
         assert!(matches!(
             trust.check_role(&wallet, Role::Cpp, Timestamp(1000)),
             Err(CertificateError::WrongRole { .. })
@@ -217,7 +217,13 @@ mod tests {
             reason: RevocationReason::DoubleSpend,
             revoked_at: Timestamp(2000),
         };
-        let v2 = RevocationList::issue(office_cert.subject(), 2, Timestamp(2000), vec![entry], &office_keys);
+        let v2 = RevocationList::issue(
+            office_cert.subject(),
+            2,
+            Timestamp(2000),
+            vec![entry],
+            &office_keys,
+        );
         assert_eq!(RevocationList::from_wire(&v2.to_wire()), Ok(v2.clone()));
         assert_eq!(
             trust.install_revocation_list(v2.clone()),
@@ -227,15 +233,30 @@ mod tests {
             trust.check(&wallet, Timestamp(3000)),
             Err(CertificateError::Revoked { .. })
         ));
-        let v1 = RevocationList::issue(office_cert.subject(), 1, Timestamp(1000), vec![], &office_keys);
+        let v1 = RevocationList::issue(
+            office_cert.subject(),
+            1,
+            Timestamp(1000),
+            vec![],
+            &office_keys,
+        );
         assert_eq!(
             trust.install_revocation_list(v1),
             Ok(RevocationUpdate::AlreadyCurrent { version: 2 })
         );
         assert!(trust.is_revoked(&wallet.subject()));
-        let mut forged = RevocationList::issue(office_cert.subject(), 3, Timestamp(1000), vec![], &office_keys);
+        let mut forged = RevocationList::issue(
+            office_cert.subject(),
+            3,
+            Timestamp(1000),
+            vec![],
+            &office_keys,
+        );
         forged.version = 4;
-        assert_eq!(trust.install_revocation_list(forged), Err(CryptoError::BadSignature));
+        assert_eq!(
+            trust.install_revocation_list(forged),
+            Err(CryptoError::BadSignature)
+        );
         assert!(trust.is_revoked(&wallet.subject()));
     }
 

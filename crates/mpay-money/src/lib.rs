@@ -298,11 +298,25 @@ mod tests {
         assert_eq!(Amount::parse("12.34 EUR"), Ok(eur(1234)));
         assert_eq!(Amount::parse("EUR 12.3"), Ok(eur(1230)));
         assert_eq!(Amount::parse("7 EUR"), Ok(eur(700)));
-        assert_eq!(Amount::parse("500 JPY"), Ok(Amount::new(500, Currency::JPY)));
+        assert_eq!(
+            Amount::parse("500 JPY"),
+            Ok(Amount::new(500, Currency::JPY))
+        );
         assert_eq!(eur(1234).to_string(), "12.34 EUR");
         assert_eq!(eur(-5).to_string(), "-0.05 EUR");
-        assert_eq!(Amount::new(1500, Currency::new(*b"BHD").unwrap()).to_string(), "1.500 BHD");
-        for bad in ["1.234 EUR", "12 eur", "12..3 EUR", "abc EUR", ".5 EUR", "5. EUR", "12"] {
+        assert_eq!(
+            Amount::new(1500, Currency::new(*b"BHD").unwrap()).to_string(),
+            "1.500 BHD"
+        );
+        for bad in [
+            "1.234 EUR",
+            "12 eur",
+            "12..3 EUR",
+            "abc EUR",
+            ".5 EUR",
+            "5. EUR",
+            "12",
+        ] {
             assert!(Amount::parse(bad).is_err(), "{bad} should not parse");
         }
     }

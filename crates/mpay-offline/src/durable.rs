@@ -10,19 +10,35 @@ use std::collections::BTreeMap;
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Write {
     /// Sets a named value (keys, certificate, settings, counters).
-    PutMeta { key: String, value: Vec<u8> },
-    DeleteMeta { key: String },
+    PutMeta {
+        key: String,
+        value: Vec<u8>,
+    },
+    DeleteMeta {
+        key: String,
+    },
     /// Appends the entry with sequence `seq` to the wallet's hash chain. The
     /// chain is append-only: `seq` must be one more than the last entry's (or
     /// any value for the first entry).
-    AppendChain { seq: u64, entry: Vec<u8> },
+    AppendChain {
+        seq: u64,
+        entry: Vec<u8>,
+    },
     /// Creates or replaces the log record of one transaction (UNDO/REDO,
     /// COMMIT, …).
-    PutTx { tx_id: [u8; 16], record: Vec<u8> },
+    PutTx {
+        tx_id: [u8; 16],
+        record: Vec<u8>,
+    },
     /// Forgets a transaction's log record.
-    DeleteTx { tx_id: [u8; 16] },
+    DeleteTx {
+        tx_id: [u8; 16],
+    },
     /// Remembers a peer's certificate.
-    PutPeer { party_id: [u8; 16], certificate: Vec<u8> },
+    PutPeer {
+        party_id: [u8; 16],
+        certificate: Vec<u8>,
+    },
 }
 
 /// Writes that must reach stable storage together or not at all.

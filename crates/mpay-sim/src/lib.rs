@@ -1,14 +1,876 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The deterministic simulator of offline transfers (DESIGN §2.2, §5).
+//!
+//! One seed drives everything: which buyers exist and what they hold, the
+//! transfers, the network's loss, duplication, delay and reordering, and
+//! crashes of any phone at any durable step. A crash loses the phone's memory
+//! and any write not yet synced; synced writes survive. After a faulty phase
+//! the link heals and every phone comes back; the run then checks:
+//!
+//! 1. conservation, after every step: the sum of every wallet's balance, plus
+//!    amounts locked by buyers that no seller has yet been paid, equals what
+//!    was charged;
+//! 2. atomicity at the end: for every transaction, the seller holds its
+//!    `Receive` entry exactly when the buyer's `Pay` entry stands;
+//! 3. nothing applied twice: no transaction paid or received twice, chains
+//!    valid;
+//! 4. durability and liveness: once healed every transfer is resolved (no
+//!    buyer still prepared, no seller still committing), and every wallet
+//!    recovered from its store equals the one in memory.
+//!
+//! A failing run reports its seed; [`run`] with the same seed replays it
+//! step for step (the report's `trace_hash` is the same).
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use mpay_identity::{
+    Certificate, CertificateBody, Limits, PartyId, Role, SecretKeys, Suite, Timestamp,
+};
+use mpay_money::{Amount, Currency};
+use mpay_offline::chain::{ChargeVoucher, EntryKind, verify_chain};
+use mpay_offline::durable::Snapshot;
+use mpay_offline::{BuyIntent, Config, Event, TxId, Wallet};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// Virtual time at which every run starts (2026-01-01T00:00:00Z).
+pub const EPOCH: Timestamp = Timestamp(1_767_225_600_000);
+/// Largest share of datagrams dropped, in per mille.
+pub const LOSS_PERMILLE_MAX: u32 = 600;
+/// How long the faulty phase lasts.
+pub const FAULTY_PHASE_MS: u64 = 60_000;
+/// How long the healed phase may take before unresolved transfers count as
+/// violations.
+pub const HEAL_PHASE_MS_MAX: u64 = 120_000;
+/// Steps after which a run is stopped as runaway (a violation).
+pub const STEPS_MAX: u64 = 2_000_000;
+/// One seed in this many uses the real Ed25519/X25519 suite; the rest use the
+/// fast simulation-only suite.
+pub const REAL_CRYPTO_EVERY: u64 = 8;
+
+/// Where in a durable step a crash strikes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CrashPoint {
+    /// The batch was written but not synced: it is lost.
+    BeforeSync,
+    /// The batch is synced, but the phone dies before sending what depends
+    /// on it.
+    AfterSync,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A crash planned at one exact durable step, for exhaustive tests.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct PlannedCrash {
+    pub node: usize,
+    /// 1-based count of write batches on that node.
+    pub write_index: u64,
+    pub point: CrashPoint,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// Everything a run depends on; [`SimConfig::from_seed`] draws it all from
+/// the seed.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub buyers: usize,
+    pub transfers: usize,
+    pub loss_permille: u32,
+    pub duplicate_permille: u32,
+    pub delay_ms_min: u64,
+    pub delay_ms_max: u64,
+    /// Chance of a crash at each durable write, per mille.
+    pub crash_permille: u32,
+    pub real_crypto: bool,
+    pub planned_crash: Option<PlannedCrash>,
+}
+
+impl SimConfig {
+    pub fn from_seed(seed: u64) -> SimConfig {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c0f1_9000_0001);
+        let below = |rng: &mut ChaCha8Rng, n: u64| rng.next_u64() % n;
+        let delay_ms_min = 1 + below(&mut rng, 20);
+        SimConfig {
+            seed,
+            buyers: 1 + usize::try_from(below(&mut rng, 3)).unwrap_or(0),
+            transfers: 1 + usize::try_from(below(&mut rng, 6)).unwrap_or(0),
+            loss_permille: u32::try_from(below(&mut rng, u64::from(LOSS_PERMILLE_MAX) + 1))
+                .unwrap_or(0),
+            duplicate_permille: u32::try_from(below(&mut rng, 101)).unwrap_or(0),
+            delay_ms_min,
+            delay_ms_max: delay_ms_min + below(&mut rng, 400),
+            crash_permille: u32::try_from(below(&mut rng, 120)).unwrap_or(0),
+            real_crypto: seed.is_multiple_of(REAL_CRYPTO_EVERY),
+            planned_crash: None,
+        }
     }
+}
+
+/// What one run did and found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimReport {
+    pub seed: u64,
+    pub sales_started: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub frames_duplicated: u64,
+    pub crashes: u64,
+    pub steps: u64,
+    pub violations: Vec<String>,
+    /// BLAKE3 over every delivered frame and event, in order: equal for
+    /// equal seeds.
+    pub trace_hash: [u8; 32],
+}
+
+struct Node {
+    wallet: Option<Wallet>,
+    durable: Snapshot,
+    incarnation: u64,
+    restart_at: Option<Timestamp>,
+    writes: u64,
+    config: Config,
+}
+
+#[derive(PartialEq, Eq)]
+struct InFlight {
+    deliver_at: Timestamp,
+    order: u64,
+    to: usize,
+    frame: Vec<u8>,
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Earliest first in a max-heap.
+        (other.deliver_at, other.order).cmp(&(self.deliver_at, self.order))
+    }
+}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A transfer the script wants: `buyer` (node index) pays `amount`.
+struct Wanted {
+    buyer: usize,
+    amount: Amount,
+    max_amount: Amount,
+    lookups: u32,
+    started: bool,
+    next_lookup_at: Timestamp,
+}
+
+const SELLER: usize = 0;
+const LOOKUPS_MAX: u32 = 8;
+const LOOKUP_RETRY_MS: u64 = 1_500;
+
+struct Sim {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now: Timestamp,
+    nodes: Vec<Node>,
+    ids: Vec<PartyId>,
+    network: BinaryHeap<InFlight>,
+    order: u64,
+    healed: bool,
+    wanted: Vec<Wanted>,
+    /// tx → (buyer node, amount) for every sale the seller started.
+    sales: BTreeMap<TxId, (usize, Amount)>,
+    charged_total: Amount,
+    trace: blake3::Hasher,
+    report: SimReport,
+}
+
+/// Runs one seed with the configuration drawn from it. A panic inside the
+/// run (a failed assertion in the wallet) is reported as a violation.
+pub fn run_seed(seed: u64) -> SimReport {
+    run_guarded(SimConfig::from_seed(seed))
+}
+
+/// [`run`], with a panic turned into a violation of the seed.
+pub fn run_guarded(cfg: SimConfig) -> SimReport {
+    let seed = cfg.seed;
+    match std::panic::catch_unwind(move || run(cfg)) {
+        Ok(report) => report,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            SimReport {
+                seed,
+                violations: vec![format!("panic: {message}")],
+                ..SimReport::default()
+            }
+        }
+    }
+}
+
+/// Runs one configuration to the end and checks the invariants.
+pub fn run(cfg: SimConfig) -> SimReport {
+    let mut sim = Sim::new(cfg);
+    sim.run();
+    sim.finish()
+}
+
+impl Sim {
+    fn new(cfg: SimConfig) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let suite = if cfg.real_crypto {
+            Suite::Ed25519X25519
+        } else {
+            Suite::SimulationOnly
+        };
+        let currency = Currency::EUR;
+        let office_id = PartyId::from_u64(1_000_000);
+        let office_keys = SecretKeys::generate(suite, &mut rng);
+        let office = Certificate::issue(
+            CertificateBody {
+                subject: office_id,
+                role: Role::MoneyOffice,
+                keys: office_keys.public(),
+                limits: None,
+                issued_at: EPOCH.saturating_sub_ms(1_000),
+                expires_at: EPOCH.saturating_add_ms(365 * mpay_identity::MILLIS_PER_DAY),
+                issuer: office_id,
+            },
+            &office_keys,
+        );
+        let limits = Limits {
+            offline_balance_max: Amount::new(1_000_000, currency),
+            payment_max: Amount::new(50_000, currency),
+            days_between_syncs_max: 30,
+            payments_between_syncs_max: 1_000,
+        };
+        let wallet_config = Config {
+            simulation: true,
+            ..Config::default()
+        };
+        let mut nodes = Vec::new();
+        let mut ids = Vec::new();
+        let mut charged_total = Amount::zero(currency);
+        let mut trace = blake3::Hasher::new();
+        trace.update(&cfg.seed.to_be_bytes());
+        for n in 0..=cfg.buyers {
+            let id = PartyId::from_u64(u64::try_from(n).unwrap_or(0) + 1);
+            let keys = SecretKeys::generate(suite, &mut rng);
+            let cert = Certificate::issue(
+                CertificateBody {
+                    subject: id,
+                    role: Role::Wallet,
+                    keys: keys.public(),
+                    limits: Some(limits),
+                    issued_at: EPOCH.saturating_sub_ms(1_000),
+                    expires_at: EPOCH.saturating_add_ms(365 * mpay_identity::MILLIS_PER_DAY),
+                    issuer: office_id,
+                },
+                &office_keys,
+            );
+            let mut durable = Snapshot::default();
+            let genesis = Wallet::genesis(&keys, &cert, &office, EPOCH)
+                .expect("simulated certificates carry limits");
+            durable.apply(&genesis).expect("genesis batch is in order");
+            let mut wallet =
+                Wallet::recover(wallet_config.clone(), &durable, rng.next_u64(), EPOCH)
+                    .expect("a fresh wallet recovers");
+            // Buyers get value; the seller starts empty or with a little.
+            let charge = if n == SELLER {
+                Amount::new(i64::try_from(rng.next_u64() % 1_000).unwrap_or(0), currency)
+            } else {
+                Amount::new(
+                    5_000 + i64::try_from(rng.next_u64() % 50_000).unwrap_or(0),
+                    currency,
+                )
+            };
+            if charge.is_positive() {
+                let mut charge_id = [0u8; 16];
+                rng.fill_bytes(&mut charge_id);
+                let voucher =
+                    ChargeVoucher::issue(office_id, &office_keys, id, charge_id, charge, EPOCH);
+                wallet.charge(EPOCH, voucher).expect("charge within limits");
+                while let Some(w) = wallet.poll_write() {
+                    durable.apply(&w.batch).expect("charge batch in order");
+                    wallet.write_completed(w.id);
+                }
+                while wallet.poll_event().is_some() {}
+                charged_total = charged_total
+                    .checked_add(charge)
+                    .expect("simulated charges are small");
+            }
+            ids.push(id);
+            nodes.push(Node {
+                wallet: Some(wallet),
+                durable,
+                incarnation: 0,
+                restart_at: None,
+                writes: 0,
+                config: wallet_config.clone(),
+            });
+        }
+        let mut wanted = Vec::new();
+        for _ in 0..cfg.transfers {
+            let buyer =
+                1 + usize::try_from(rng.next_u64() % u64::try_from(cfg.buyers).unwrap_or(1))
+                    .unwrap_or(0);
+            let amount = Amount::new(
+                1 + i64::try_from(rng.next_u64() % 20_000).unwrap_or(0),
+                currency,
+            );
+            // One in eight buyers agreed to less than the price and must refuse.
+            let max_amount = if rng.next_u64().is_multiple_of(8) {
+                Amount::new(amount.minor_units() - 1, currency)
+            } else {
+                amount
+            };
+            let start_at = EPOCH.saturating_add_ms(rng.next_u64() % (FAULTY_PHASE_MS / 2));
+            wanted.push(Wanted {
+                buyer,
+                amount,
+                max_amount,
+                lookups: 0,
+                started: false,
+                next_lookup_at: start_at,
+            });
+        }
+        let report = SimReport {
+            seed: cfg.seed,
+            ..SimReport::default()
+        };
+        Sim {
+            cfg,
+            rng,
+            now: EPOCH,
+            nodes,
+            ids,
+            network: BinaryHeap::new(),
+            order: 0,
+            healed: false,
+            wanted,
+            sales: BTreeMap::new(),
+            charged_total,
+            trace,
+            report,
+        }
+    }
+
+    fn chance(&mut self, permille: u32) -> bool {
+        permille > 0 && self.rng.next_u64() % 1000 < u64::from(permille)
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.report.violations.len() < 16 {
+            self.report.violations.push(what);
+        }
+    }
+
+    fn run(&mut self) {
+        let heal_at = EPOCH.saturating_add_ms(FAULTY_PHASE_MS);
+        let stop_at = heal_at.saturating_add_ms(HEAL_PHASE_MS_MAX);
+        loop {
+            self.report.steps += 1;
+            if self.report.steps > STEPS_MAX {
+                self.violation(format!("runaway: more than {STEPS_MAX} steps"));
+                return;
+            }
+            if !self.healed && self.now >= heal_at {
+                self.heal();
+            }
+            let next = self.next_time(heal_at);
+            let Some(next) = next else {
+                return;
+            };
+            if next > stop_at {
+                return;
+            }
+            self.now = self.now.max(next);
+            self.step();
+            self.check_conservation();
+            if !self.report.violations.is_empty() {
+                return;
+            }
+            if self.healed && self.resolved() {
+                return;
+            }
+        }
+    }
+
+    fn next_time(&self, heal_at: Timestamp) -> Option<Timestamp> {
+        let mut times = Vec::with_capacity(8);
+        if let Some(f) = self.network.peek() {
+            times.push(f.deliver_at);
+        }
+        for node in &self.nodes {
+            if let Some(w) = &node.wallet
+                && let Some(t) = w.poll_timeout()
+            {
+                times.push(t);
+            }
+            if let Some(t) = node.restart_at {
+                times.push(t);
+            }
+        }
+        for w in &self.wanted {
+            if !w.started && w.lookups < LOOKUPS_MAX {
+                times.push(w.next_lookup_at);
+            }
+        }
+        if !self.healed {
+            times.push(heal_at);
+        }
+        times.into_iter().min()
+    }
+
+    /// Ends the faulty phase: no more loss or crashes, every phone back up.
+    fn heal(&mut self) {
+        self.healed = true;
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].wallet.is_none() {
+                self.nodes[n].restart_at = Some(self.now);
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        // Restarts due.
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].restart_at.is_some_and(|t| t <= now) {
+                self.restart(n);
+            }
+        }
+        // Deliveries due.
+        while self.network.peek().is_some_and(|f| f.deliver_at <= now) {
+            let Some(frame) = self.network.pop() else {
+                break;
+            };
+            let to = frame.to;
+            if let Some(wallet) = self.nodes[to].wallet.as_mut() {
+                self.trace.update(&frame.frame);
+                // Refusals are normal here (duplicates, stale frames after a
+                // restart); they must change nothing, which the invariants check.
+                let _ = wallet.handle_frame(now, &frame.frame);
+                self.pump(to);
+            }
+        }
+        // Timers due.
+        for n in 0..self.nodes.len() {
+            let due = self.nodes[n]
+                .wallet
+                .as_ref()
+                .and_then(|w| w.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(w) = self.nodes[n].wallet.as_mut() {
+                    w.handle_timeout(now);
+                }
+                self.pump(n);
+            }
+        }
+        // The script: start transfers.
+        for i in 0..self.wanted.len() {
+            let w = &self.wanted[i];
+            if w.started || w.lookups >= LOOKUPS_MAX || w.next_lookup_at > now {
+                continue;
+            }
+            let (buyer, max_amount) = (w.buyer, w.max_amount);
+            self.wanted[i].lookups += 1;
+            self.wanted[i].next_lookup_at = now.saturating_add_ms(LOOKUP_RETRY_MS);
+            if self.nodes[SELLER].wallet.is_none() {
+                continue;
+            }
+            if let Some(bw) = self.nodes[buyer].wallet.as_mut() {
+                bw.set_buy_intent(BuyIntent {
+                    max_amount,
+                    seller: Some(self.ids[SELLER]),
+                    expires_at: now.saturating_add_ms(30_000),
+                });
+            }
+            if let Some(sw) = self.nodes[SELLER].wallet.as_mut() {
+                sw.lookup(now);
+            }
+            self.pump(SELLER);
+        }
+    }
+
+    /// Drives one node's outputs: durable writes (with crashes), frames,
+    /// events.
+    fn pump(&mut self, n: usize) {
+        loop {
+            let Some(wallet) = self.nodes[n].wallet.as_mut() else {
+                return;
+            };
+            if let Some(write) = wallet.poll_write() {
+                self.nodes[n].writes += 1;
+                let index = self.nodes[n].writes;
+                let crash = self.crash_point(n, index);
+                if crash == Some(CrashPoint::BeforeSync) {
+                    self.crash(n);
+                    return;
+                }
+                if let Err(e) = self.nodes[n].durable.apply(&write.batch) {
+                    self.violation(format!("node {n}: store refused a batch: {e}"));
+                    return;
+                }
+                if crash == Some(CrashPoint::AfterSync) {
+                    self.crash(n);
+                    return;
+                }
+                if let Some(wallet) = self.nodes[n].wallet.as_mut() {
+                    wallet.write_completed(write.id);
+                }
+                continue;
+            }
+            if let Some(t) = wallet.poll_transmit() {
+                self.transmit(n, t.to, t.frame);
+                continue;
+            }
+            if let Some(event) = wallet.poll_event() {
+                self.on_event(n, event);
+                continue;
+            }
+            return;
+        }
+    }
+
+    fn crash_point(&mut self, n: usize, index: u64) -> Option<CrashPoint> {
+        if let Some(plan) = self.cfg.planned_crash {
+            return (plan.node == n && plan.write_index == index && self.nodes[n].incarnation == 0)
+                .then_some(plan.point);
+        }
+        if self.healed || !self.chance(self.cfg.crash_permille) {
+            return None;
+        }
+        Some(if self.rng.next_u64().is_multiple_of(2) {
+            CrashPoint::BeforeSync
+        } else {
+            CrashPoint::AfterSync
+        })
+    }
+
+    fn crash(&mut self, n: usize) {
+        self.report.crashes += 1;
+        self.trace.update(b"crash");
+        self.trace.update(&n.to_be_bytes());
+        let node = &mut self.nodes[n];
+        node.wallet = None;
+        node.restart_at = Some(
+            self.now
+                .saturating_add_ms(100 + self.rng.next_u64() % 3_000),
+        );
+    }
+
+    fn restart(&mut self, n: usize) {
+        let seed = self.cfg.seed;
+        let node = &mut self.nodes[n];
+        node.restart_at = None;
+        node.incarnation += 1;
+        let rng_seed = seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(u64::try_from(n).unwrap_or(0) << 32)
+            .wrapping_add(node.incarnation);
+        match Wallet::recover(node.config.clone(), &node.durable, rng_seed, self.now) {
+            Ok(wallet) => {
+                node.wallet = Some(wallet);
+                self.pump(n);
+            }
+            Err(e) => self.violation(format!("node {n} cannot recover: {e}")),
+        }
+    }
+
+    fn transmit(&mut self, from: usize, to: PartyId, frame: Vec<u8>) {
+        let targets: Vec<usize> = if to == PartyId::BROADCAST {
+            (0..self.nodes.len()).filter(|&i| i != from).collect()
+        } else {
+            self.ids
+                .iter()
+                .position(|id| *id == to)
+                .into_iter()
+                .collect()
+        };
+        for target in targets {
+            self.report.frames_sent += 1;
+            if !self.healed && self.chance(self.cfg.loss_permille) {
+                self.report.frames_dropped += 1;
+                continue;
+            }
+            let copies = if !self.healed && self.chance(self.cfg.duplicate_permille) {
+                self.report.frames_duplicated += 1;
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                let span = self.cfg.delay_ms_max - self.cfg.delay_ms_min + 1;
+                let delay = self.cfg.delay_ms_min + self.rng.next_u64() % span;
+                self.order += 1;
+                self.network.push(InFlight {
+                    deliver_at: self.now.saturating_add_ms(delay),
+                    order: self.order,
+                    to: target,
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    fn on_event(&mut self, n: usize, event: Event) {
+        self.trace.update(format!("{n}:{event:?}").as_bytes());
+        match event {
+            Event::BuyerFound { buyer } if n == SELLER => {
+                let now = self.now;
+                let Some(i) = self
+                    .wanted
+                    .iter()
+                    .position(|w| !w.started && w.lookups > 0 && self.ids[w.buyer] == buyer)
+                else {
+                    return;
+                };
+                let (amount, buyer_node) = (self.wanted[i].amount, self.wanted[i].buyer);
+                let Some(seller) = self.nodes[SELLER].wallet.as_mut() else {
+                    return;
+                };
+                match seller.sell(now, buyer, amount, "simulated purchase") {
+                    Ok(tx) => {
+                        self.wanted[i].started = true;
+                        self.report.sales_started += 1;
+                        self.sales.insert(tx, (buyer_node, amount));
+                    }
+                    Err(e) => self.violation(format!("seller could not sell: {e}")),
+                }
+            }
+            Event::SaleCommitted { .. } => self.report.committed += 1,
+            Event::SaleAborted { .. } => self.report.aborted += 1,
+            _ => {}
+        }
+    }
+
+    /// Invariant 1, on every node's current view (memory if up, stable
+    /// storage if down).
+    fn check_conservation(&mut self) {
+        let recovered = self.recover_down_nodes();
+        let mut recovered = recovered.iter();
+        let views: Vec<&Wallet> = self
+            .nodes
+            .iter()
+            .map(|node| match &node.wallet {
+                Some(w) => w,
+                None => recovered
+                    .next()
+                    .expect("one recovered wallet per down node"),
+            })
+            .collect();
+        let currency = self.charged_total.currency();
+        let mut total = Amount::zero(currency);
+        let seller_view = views[SELLER];
+        let mut problems = Vec::new();
+        for (n, view) in views.iter().enumerate() {
+            let mut add = view.balance();
+            for (tx, _, amount) in view.prepared_txs() {
+                let seller_paid = self.sales.contains_key(&tx) && seller_view.received(&tx);
+                if !seller_paid {
+                    add = add.checked_add(amount).unwrap_or(add);
+                }
+            }
+            if add.is_negative() {
+                problems.push(format!("node {n} holds a negative amount {add}"));
+            }
+            total = total.checked_add(add).unwrap_or(total);
+        }
+        drop(views);
+        for p in problems {
+            self.violation(p);
+        }
+        if total != self.charged_total {
+            let msg = format!(
+                "conservation broken at {}: wallets hold {total}, {} was charged",
+                self.now, self.charged_total
+            );
+            self.violation(msg);
+        }
+    }
+
+    /// The wallets of the nodes that are down, recovered from stable
+    /// storage, in node order.
+    fn recover_down_nodes(&self) -> Vec<Wallet> {
+        self.nodes
+            .iter()
+            .filter(|node| node.wallet.is_none())
+            .map(|node| {
+                Wallet::recover(node.config.clone(), &node.durable, 0, self.now)
+                    .expect("a stored wallet recovers (checked at restart)")
+            })
+            .collect()
+    }
+
+    fn resolved(&self) -> bool {
+        let pending_lookups = self
+            .wanted
+            .iter()
+            .any(|w| !w.started && w.lookups < LOOKUPS_MAX);
+        !pending_lookups
+            && self.nodes.iter().all(|node| {
+                node.wallet.as_ref().is_some_and(|w| {
+                    w.prepared_txs().next().is_none()
+                        && w.committing_txs().next().is_none()
+                        && w.requesting_txs().next().is_none()
+                        && w.writes_in_flight() == 0
+                })
+            })
+    }
+
+    fn finish(mut self) -> SimReport {
+        if self.report.violations.is_empty() {
+            self.check_end_state();
+        }
+        self.report.trace_hash = *self.trace.finalize().as_bytes();
+        self.report
+    }
+
+    /// Invariants 2-4 once the link has healed.
+    fn check_end_state(&mut self) {
+        if !self.resolved() {
+            let states: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("{:?}", n.wallet))
+                .collect();
+            self.violation(format!("not resolved after healing: {states:?}"));
+            return;
+        }
+        let mut problems = Vec::new();
+        let seller = self.nodes[SELLER]
+            .wallet
+            .as_ref()
+            .expect("resolved: all up");
+        let mut received_count: HashMap<TxId, u32> = HashMap::new();
+        for entry in seller.chain() {
+            if let EntryKind::Receive { tx, .. } = entry.kind {
+                *received_count.entry(tx).or_default() += 1;
+            }
+        }
+        for (tx, (buyer_node, amount)) in &self.sales {
+            let buyer = self.nodes[*buyer_node]
+                .wallet
+                .as_ref()
+                .expect("resolved: all up");
+            let received = received_count.get(tx).copied().unwrap_or(0);
+            let paid = buyer.paid(tx);
+            if received > 1 {
+                problems.push(format!("tx {tx:?} received {received} times"));
+            }
+            if (received == 1) != paid {
+                problems.push(format!(
+                    "tx {tx:?} of {amount}: seller received={received}, buyer paid={paid}"
+                ));
+            }
+        }
+        for (n, node) in self.nodes.iter().enumerate() {
+            let Some(wallet) = &node.wallet else { continue };
+            let keys = *wallet.certificate().keys();
+            if let Err(e) = verify_chain(&keys, None, wallet.chain()) {
+                problems.push(format!("node {n}: chain invalid: {e}"));
+            }
+            let mut pays: HashMap<TxId, u32> = HashMap::new();
+            for entry in wallet.chain() {
+                if let EntryKind::Pay { tx, .. } = entry.kind {
+                    *pays.entry(tx).or_default() += 1;
+                }
+            }
+            if let Some((tx, count)) = pays.iter().find(|(_, c)| **c > 1) {
+                problems.push(format!("node {n}: tx {tx:?} paid {count} times"));
+            }
+            match Wallet::recover(node.config.clone(), &node.durable, 0, self.now) {
+                Ok(stored) => {
+                    if stored.balance() != wallet.balance()
+                        || stored.chain().len() != wallet.chain().len()
+                    {
+                        problems.push(format!(
+                            "node {n}: stored state (balance {}, {} entries) differs from memory (balance {}, {} entries)",
+                            stored.balance(),
+                            stored.chain().len(),
+                            wallet.balance(),
+                            wallet.chain().len()
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("node {n}: store does not recover: {e}")),
+            }
+        }
+        for p in problems {
+            self.violation(p);
+        }
+    }
+}
+
+/// Totals over many seeds.
+#[derive(Clone, Debug, Default)]
+pub struct BatchSummary {
+    pub seeds: u64,
+    pub transfers: u64,
+    pub committed: u64,
+    pub aborted: u64,
+    pub crashes: u64,
+    pub frames_sent: u64,
+    pub frames_dropped: u64,
+    pub failures: Vec<SimReport>,
+}
+
+impl BatchSummary {
+    pub fn add(&mut self, report: SimReport) {
+        self.seeds += 1;
+        self.transfers += report.sales_started;
+        self.committed += report.committed;
+        self.aborted += report.aborted;
+        self.crashes += report.crashes;
+        self.frames_sent += report.frames_sent;
+        self.frames_dropped += report.frames_dropped;
+        if !report.violations.is_empty() {
+            self.failures.push(report);
+        }
+    }
+
+    pub fn violations(&self) -> usize {
+        self.failures.iter().map(|r| r.violations.len()).sum()
+    }
+}
+
+/// Runs `count` seeds from `first` on `threads` threads (each takes the next
+/// seed not yet run, so slow seeds do not hold the others up).
+pub fn run_seeds(first: u64, count: u64, threads: usize) -> BatchSummary {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let next = Arc::clone(&next);
+            std::thread::spawn(move || {
+                let mut summary = BatchSummary::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        return summary;
+                    }
+                    summary.add(run_seed(first.saturating_add(i)));
+                }
+            })
+        })
+        .collect();
+    let mut total = BatchSummary::default();
+    for handle in handles {
+        // run_seed catches panics, so a worker cannot die mid-batch.
+        let part = handle.join().unwrap_or_default();
+        total.seeds += part.seeds;
+        total.transfers += part.transfers;
+        total.committed += part.committed;
+        total.aborted += part.aborted;
+        total.crashes += part.crashes;
+        total.frames_sent += part.frames_sent;
+        total.frames_dropped += part.frames_dropped;
+        total.failures.extend(part.failures);
+    }
+    total.failures.sort_by_key(|r| r.seed);
+    total
 }

@@ -204,7 +204,12 @@ impl<'a> Reader<'a> {
         let len = usize::try_from(self.u32(what)?).unwrap_or(usize::MAX);
         self.limited(what, len, max)
     }
-    fn limited(&mut self, what: &'static str, len: usize, max: usize) -> Result<&'a [u8], DecodeError> {
+    fn limited(
+        &mut self,
+        what: &'static str,
+        len: usize,
+        max: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         if len > max {
             return Err(DecodeError::TooLong { what, len, max });
         }
@@ -224,7 +229,11 @@ impl<'a> Reader<'a> {
             tag => Err(DecodeError::UnknownTag { what, tag }),
         }
     }
-    pub fn list<T: Decode>(&mut self, what: &'static str, max: usize) -> Result<Vec<T>, DecodeError> {
+    pub fn list<T: Decode>(
+        &mut self,
+        what: &'static str,
+        max: usize,
+    ) -> Result<Vec<T>, DecodeError> {
         let len = usize::from(self.u16(what)?);
         if len > max {
             return Err(DecodeError::TooLong { what, len, max });
@@ -332,7 +341,10 @@ mod tests {
     #[test]
     fn integers_are_big_endian_fixed_width() {
         let mut w = Writer::new();
-        w.u8(1).u16(0x0203).u32(0x0405_0607).u64(0x0809_0a0b_0c0d_0e0f);
+        w.u8(1)
+            .u16(0x0203)
+            .u32(0x0405_0607)
+            .u64(0x0809_0a0b_0c0d_0e0f);
         assert_eq!(
             w.as_bytes(),
             &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
@@ -369,7 +381,9 @@ mod tests {
 
     #[test]
     fn huge_list_count_does_not_allocate() {
-        let err = Reader::new(&[0x0f, 0xff, 1]).list::<u64>("items", LIST_LEN_MAX).unwrap_err();
+        let err = Reader::new(&[0x0f, 0xff, 1])
+            .list::<u64>("items", LIST_LEN_MAX)
+            .unwrap_err();
         assert!(matches!(err, DecodeError::UnexpectedEnd { .. }));
     }
 

@@ -1,0 +1,95 @@
+//! `mpay sim offline`: many seeded simulations of offline transfers.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum SimCommand {
+    /// Simulate offline transfers over a lossy link with crashes, one seed
+    /// per run, and check the invariants after each.
+    Offline {
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// The first seed; seeds run from here upwards.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one line per seed.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SimCommand::Offline {
+            seeds,
+            first_seed,
+            threads,
+            verbose,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let started = Instant::now();
+            if verbose {
+                for seed in first_seed..first_seed.saturating_add(seeds) {
+                    let r = mpay_sim::run_seed(seed);
+                    println!(
+                        "seed={seed} sales={} committed={} aborted={} crashes={} sent={} dropped={} steps={} violations={} trace={}",
+                        r.sales_started,
+                        r.committed,
+                        r.aborted,
+                        r.crashes,
+                        r.frames_sent,
+                        r.frames_dropped,
+                        r.steps,
+                        r.violations.len(),
+                        mpay_identity::hex_string(&r.trace_hash[..8])
+                    );
+                }
+            }
+            let summary = mpay_sim::run_seeds(first_seed, seeds, threads);
+            let elapsed = started.elapsed();
+            for failure in &summary.failures {
+                println!(
+                    "FAILED seed={} (replay: mpay sim offline --first-seed {} --seeds 1 --verbose)",
+                    failure.seed, failure.seed
+                );
+                for v in &failure.violations {
+                    println!("  {v}");
+                }
+            }
+            let per_second = if elapsed.as_secs_f64() > 0.0 {
+                summary.seeds as f64 / elapsed.as_secs_f64()
+            } else {
+                0.0
+            };
+            println!(
+                "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
+                summary.committed,
+                summary.aborted,
+                summary.crashes,
+                summary.frames_sent,
+                summary.frames_dropped,
+                elapsed.as_secs_f64(),
+                per_second
+            );
+            println!(
+                "seeds={} transfers={} violations={}",
+                summary.seeds,
+                summary.transfers,
+                summary.violations()
+            );
+            Ok(if summary.violations() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}

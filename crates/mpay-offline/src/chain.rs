@@ -1,0 +1,388 @@
+//! The wallet's hash chain (DESIGN §2.3): every change of balance is an entry
+//! signed by the wallet, numbered +1 and linked to the previous entry's hash.
+//! A buyer's payment authorization is such an entry (`Pay`), so the money
+//! office can later prove a double spend: two different entries with the same
+//! (wallet, sequence).
+
+use mpay_identity::{
+    Certificate, PartyId, PublicKeys, SecretKeys, Signature, Timestamp, hex_string, tags,
+};
+use mpay_money::Amount;
+use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
+
+use crate::TxId;
+
+pub type EntryHash = [u8; 32];
+
+/// The hash of the entry before the first.
+pub const GENESIS_PREV_HASH: EntryHash = [0; 32];
+
+/// A money office's signed promise that `wallet` may add `amount` to its
+/// balance, once (by `charge_id`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChargeVoucher {
+    pub office: PartyId,
+    pub wallet: PartyId,
+    pub charge_id: [u8; 16],
+    pub amount: Amount,
+    pub issued_at: Timestamp,
+    pub signature: Signature,
+}
+
+impl ChargeVoucher {
+    fn signed_bytes(
+        office: PartyId,
+        wallet: PartyId,
+        charge_id: &[u8; 16],
+        amount: Amount,
+        issued_at: Timestamp,
+    ) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.put(&office)
+            .put(&wallet)
+            .raw(charge_id)
+            .put(&amount)
+            .put(&issued_at);
+        w.into_bytes()
+    }
+
+    pub fn issue(
+        office: PartyId,
+        office_keys: &SecretKeys,
+        wallet: PartyId,
+        charge_id: [u8; 16],
+        amount: Amount,
+        issued_at: Timestamp,
+    ) -> Self {
+        let bytes = Self::signed_bytes(office, wallet, &charge_id, amount, issued_at);
+        ChargeVoucher {
+            office,
+            wallet,
+            charge_id,
+            amount,
+            issued_at,
+            signature: office_keys.sign(tags::CHARGE_VOUCHER, &[&bytes]),
+        }
+    }
+
+    pub fn verify(&self, office_keys: &PublicKeys) -> bool {
+        let bytes = Self::signed_bytes(
+            self.office,
+            self.wallet,
+            &self.charge_id,
+            self.amount,
+            self.issued_at,
+        );
+        office_keys
+            .verify(tags::CHARGE_VOUCHER, &[&bytes], &self.signature)
+            .is_ok()
+    }
+}
+
+impl Encode for ChargeVoucher {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.office)
+            .put(&self.wallet)
+            .raw(&self.charge_id)
+            .put(&self.amount)
+            .put(&self.issued_at)
+            .put(&self.signature);
+    }
+}
+
+impl Decode for ChargeVoucher {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ChargeVoucher {
+            office: r.get()?,
+            wallet: r.get()?,
+            charge_id: r.array("charge id")?,
+            amount: r.get()?,
+            issued_at: r.get()?,
+            signature: r.get()?,
+        })
+    }
+}
+
+/// What an entry records.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum EntryKind {
+    /// The first entry: the wallet's certificate, balance zero.
+    Genesis { certificate: Certificate },
+    /// Value loaded from the money office.
+    Charge { voucher: ChargeVoucher },
+    /// The buyer's payment authorization: `amount` to `seller` for `tx`, to
+    /// be claimed by `claim_deadline`. Written when the buyer agrees; the
+    /// amount is locked from then and leaves for good at COMMIT.
+    Pay {
+        tx: TxId,
+        seller: PartyId,
+        amount: Amount,
+        claim_deadline: Timestamp,
+    },
+    /// The seller's record of a committed sale, naming the buyer's `Pay`
+    /// entry it was paid with.
+    Receive {
+        tx: TxId,
+        buyer: PartyId,
+        amount: Amount,
+        buyer_seq: u64,
+        buyer_entry_hash: EntryHash,
+    },
+    /// The buyer's record that the `Pay` entry `paid_seq` was aborted and
+    /// its `amount` is back.
+    Void {
+        tx: TxId,
+        paid_seq: u64,
+        amount: Amount,
+    },
+}
+
+impl EntryKind {
+    fn tag(&self) -> u8 {
+        match self {
+            EntryKind::Genesis { .. } => 0,
+            EntryKind::Charge { .. } => 1,
+            EntryKind::Pay { .. } => 2,
+            EntryKind::Receive { .. } => 3,
+            EntryKind::Void { .. } => 4,
+        }
+    }
+}
+
+impl Encode for EntryKind {
+    fn encode(&self, w: &mut Writer) {
+        w.u8(self.tag());
+        match self {
+            EntryKind::Genesis { certificate } => {
+                w.put(certificate);
+            }
+            EntryKind::Charge { voucher } => {
+                w.put(voucher);
+            }
+            EntryKind::Pay {
+                tx,
+                seller,
+                amount,
+                claim_deadline,
+            } => {
+                w.put(tx).put(seller).put(amount).put(claim_deadline);
+            }
+            EntryKind::Receive {
+                tx,
+                buyer,
+                amount,
+                buyer_seq,
+                buyer_entry_hash,
+            } => {
+                w.put(tx)
+                    .put(buyer)
+                    .put(amount)
+                    .u64(*buyer_seq)
+                    .raw(buyer_entry_hash);
+            }
+            EntryKind::Void {
+                tx,
+                paid_seq,
+                amount,
+            } => {
+                w.put(tx).u64(*paid_seq).put(amount);
+            }
+        }
+    }
+}
+
+impl Decode for EntryKind {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8("entry kind")? {
+            0 => EntryKind::Genesis {
+                certificate: r.get()?,
+            },
+            1 => EntryKind::Charge { voucher: r.get()? },
+            2 => EntryKind::Pay {
+                tx: r.get()?,
+                seller: r.get()?,
+                amount: r.get()?,
+                claim_deadline: r.get()?,
+            },
+            3 => EntryKind::Receive {
+                tx: r.get()?,
+                buyer: r.get()?,
+                amount: r.get()?,
+                buyer_seq: r.u64("buyer seq")?,
+                buyer_entry_hash: r.array("buyer entry hash")?,
+            },
+            4 => EntryKind::Void {
+                tx: r.get()?,
+                paid_seq: r.u64("paid seq")?,
+                amount: r.get()?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "entry kind",
+                    tag,
+                });
+            }
+        })
+    }
+}
+
+/// One signed link of a wallet's hash chain.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChainEntry {
+    pub wallet: PartyId,
+    pub seq: u64,
+    pub prev_hash: EntryHash,
+    pub kind: EntryKind,
+    pub balance_after: Amount,
+    pub created_at: Timestamp,
+    pub signature: Signature,
+}
+
+/// Why a chain entry or a chain is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error("entry {seq} of wallet {wallet} is not signed by the wallet")]
+    BadSignature { wallet: PartyId, seq: u64 },
+    #[error("entry {seq} does not follow entry {prev_seq} (sequence or hash link broken)")]
+    BrokenLink { seq: u64, prev_seq: u64 },
+    #[error("entry {seq} has a balance that does not follow from the entry before")]
+    BadBalance { seq: u64 },
+    #[error("entry {seq} belongs to another wallet")]
+    WrongWallet { seq: u64 },
+}
+
+impl ChainEntry {
+    fn body_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(160);
+        w.put(&self.wallet)
+            .u64(self.seq)
+            .raw(&self.prev_hash)
+            .put(&self.kind)
+            .put(&self.balance_after)
+            .put(&self.created_at);
+        w.into_bytes()
+    }
+
+    /// Builds and signs an entry.
+    pub fn sign(
+        keys: &SecretKeys,
+        wallet: PartyId,
+        seq: u64,
+        prev_hash: EntryHash,
+        kind: EntryKind,
+        balance_after: Amount,
+        created_at: Timestamp,
+    ) -> ChainEntry {
+        let mut entry = ChainEntry {
+            wallet,
+            seq,
+            prev_hash,
+            kind,
+            balance_after,
+            created_at,
+            signature: Signature([0; 64]),
+        };
+        entry.signature = keys.sign(tags::CHAIN_ENTRY, &[&entry.body_bytes()]);
+        entry
+    }
+
+    pub fn verify(&self, wallet_keys: &PublicKeys) -> Result<(), ChainError> {
+        wallet_keys
+            .verify(tags::CHAIN_ENTRY, &[&self.body_bytes()], &self.signature)
+            .map_err(|_| ChainError::BadSignature {
+                wallet: self.wallet,
+                seq: self.seq,
+            })
+    }
+
+    /// BLAKE3 of the whole encoded entry, signature included.
+    pub fn hash(&self) -> EntryHash {
+        *blake3::hash(&self.to_wire()).as_bytes()
+    }
+
+    pub fn hash_hex(&self) -> String {
+        hex_string(&self.hash())
+    }
+
+    /// Checks that `self` may follow `prev`: same wallet, next sequence,
+    /// hash link, and a balance change the entry kind explains.
+    pub fn check_follows(&self, prev: &ChainEntry) -> Result<(), ChainError> {
+        let seq = self.seq;
+        if self.wallet != prev.wallet {
+            return Err(ChainError::WrongWallet { seq });
+        }
+        if prev.seq.checked_add(1) != Some(seq) || self.prev_hash != prev.hash() {
+            return Err(ChainError::BrokenLink {
+                seq,
+                prev_seq: prev.seq,
+            });
+        }
+        let expected = match &self.kind {
+            EntryKind::Genesis { .. } => None,
+            EntryKind::Charge { voucher } => prev.balance_after.checked_add(voucher.amount).ok(),
+            EntryKind::Pay { amount, .. } => prev.balance_after.checked_sub(*amount).ok(),
+            EntryKind::Receive { amount, .. } => prev.balance_after.checked_add(*amount).ok(),
+            EntryKind::Void { amount, .. } => prev.balance_after.checked_add(*amount).ok(),
+        };
+        match expected {
+            Some(balance) if balance == self.balance_after && !balance.is_negative() => Ok(()),
+            _ => Err(ChainError::BadBalance { seq }),
+        }
+    }
+}
+
+impl Encode for ChainEntry {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.wallet)
+            .u64(self.seq)
+            .raw(&self.prev_hash)
+            .put(&self.kind)
+            .put(&self.balance_after)
+            .put(&self.created_at)
+            .put(&self.signature);
+    }
+}
+
+impl Decode for ChainEntry {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ChainEntry {
+            wallet: r.get()?,
+            seq: r.u64("seq")?,
+            prev_hash: r.array("prev hash")?,
+            kind: r.get()?,
+            balance_after: r.get()?,
+            created_at: r.get()?,
+            signature: r.get()?,
+        })
+    }
+}
+
+/// Checks a run of entries of one wallet: signatures, links, balances.
+/// `entries` must be in sequence order and start right after `before` (or
+/// with the genesis entry when `before` is `None`).
+pub fn verify_chain(
+    wallet_keys: &PublicKeys,
+    before: Option<&ChainEntry>,
+    entries: &[ChainEntry],
+) -> Result<(), ChainError> {
+    let mut prev = before;
+    for entry in entries {
+        entry.verify(wallet_keys)?;
+        match prev {
+            None => {
+                let genesis_ok = matches!(entry.kind, EntryKind::Genesis { .. })
+                    && entry.prev_hash == GENESIS_PREV_HASH
+                    && entry.balance_after.is_zero();
+                if !genesis_ok {
+                    return Err(ChainError::BrokenLink {
+                        seq: entry.seq,
+                        prev_seq: 0,
+                    });
+                }
+            }
+            Some(p) => entry.check_follows(p)?,
+        }
+        prev = Some(entry);
+    }
+    Ok(())
+}
