@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod sim;
 
 #[derive(Parser)]
@@ -24,12 +25,18 @@ enum Command {
         #[command(subcommand)]
         what: sim::SimCommand,
     },
+    /// Benchmarks, each with its baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim { what } => sim::run(what),
+        Command::Bench { what } => bench::run(what),
     };
     match result {
         Ok(code) => code,
