@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
 mod sim;
 
 #[derive(Parser)]
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the system end to end and check that money is conserved.
+    Demo(demo::DemoArgs),
     /// Deterministic simulations.
     Sim {
         #[command(subcommand)]
@@ -35,6 +38,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Sim { what } => sim::run(what),
         Command::Bench { what } => bench::run(what),
     };

@@ -161,6 +161,12 @@ impl Certificate {
         issuer
             .verify(tags::CERTIFICATE, &[&self.body.to_wire()], &self.signature)
             .map_err(|_| CertificateError::BadIssuerSignature { subject })?;
+        self.check_validity(now)
+    }
+
+    /// Checks only the validity period.
+    pub fn check_validity(&self, now: Timestamp) -> Result<(), CertificateError> {
+        let subject = self.body.subject;
         if now < self.body.issued_at {
             return Err(CertificateError::NotYetValid {
                 subject,

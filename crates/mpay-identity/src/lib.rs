@@ -14,7 +14,7 @@ pub use revocation::{RevocationEntry, RevocationList, RevocationReason};
 pub use suite::{
     CryptoError, PublicKeys, SEALED_OVERHEAD, SIGNATURE_LEN, SecretKeys, Signature, Suite,
 };
-pub use trust::{RevocationUpdate, TrustStore};
+pub use trust::{RevocationUpdate, TrustStore, VERIFIED_CERTIFICATES_MAX};
 
 use std::fmt;
 

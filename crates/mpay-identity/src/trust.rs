@@ -1,17 +1,38 @@
 //! What a party trusts: its issuers' certificates (the trust anchors), the
 //! newest revocation list of each, and which suites it accepts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use mpay_wire::Encode;
 
 use crate::{
     Certificate, CertificateError, CryptoError, PartyId, RevocationList, Role, Suite, Timestamp,
 };
 
-#[derive(Clone, Debug, Default)]
+/// Most certificates whose issuer signature is remembered as checked.
+pub const VERIFIED_CERTIFICATES_MAX: usize = 4096;
+
+#[derive(Debug, Default)]
 pub struct TrustStore {
     issuers: HashMap<PartyId, Certificate>,
     revocations: HashMap<PartyId, RevocationList>,
     accept_simulation_suite: bool,
+    /// BLAKE3 hashes of certificates whose issuer signature verified, so a
+    /// peer's certificate costs one signature check, not one per message.
+    /// Validity period and revocation are still checked every time.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl Clone for TrustStore {
+    fn clone(&self) -> Self {
+        TrustStore {
+            issuers: self.issuers.clone(),
+            revocations: self.revocations.clone(),
+            accept_simulation_suite: self.accept_simulation_suite,
+            verified: Mutex::default(),
+        }
+    }
 }
 
 /// What became of an offered revocation list.
@@ -45,6 +66,10 @@ impl TrustStore {
     /// Trusts `issuer` to certify others.
     pub fn add_issuer(&mut self, issuer: Certificate) {
         self.issuers.insert(issuer.subject(), issuer);
+        self.verified
+            .get_mut()
+            .map(|v| v.clear())
+            .unwrap_or_default();
     }
 
     pub fn issuer(&self, id: &PartyId) -> Option<&Certificate> {
@@ -103,7 +128,23 @@ impl TrustStore {
                     subject,
                     issuer: cert.body.issuer,
                 })?;
-        cert.check_signed_by(issuer.keys(), now)?;
+        let hash = *blake3::hash(&cert.to_wire()).as_bytes();
+        let known = self
+            .verified
+            .lock()
+            .map(|v| v.contains(&hash))
+            .unwrap_or(false);
+        if known {
+            cert.check_validity(now)?;
+        } else {
+            cert.check_signed_by(issuer.keys(), now)?;
+            if let Ok(mut verified) = self.verified.lock() {
+                if verified.len() >= VERIFIED_CERTIFICATES_MAX {
+                    verified.clear();
+                }
+                verified.insert(hash);
+            }
+        }
         if self.is_revoked(&subject) {
             return Err(CertificateError::Revoked { subject });
         }

@@ -77,24 +77,52 @@ pub struct ChainOrderError {
     pub seq: u64,
 }
 
+/// The chain-order rule every store enforces: each append in `batch` is one
+/// more than the entry before it (`last` is the store's last sequence).
+pub fn check_chain_order(mut last: Option<u64>, batch: &WriteBatch) -> Result<(), ChainOrderError> {
+    for write in &batch.writes {
+        if let Write::AppendChain { seq, .. } = write {
+            if let Some(prev) = last
+                && prev.checked_add(1) != Some(*seq)
+            {
+                return Err(ChainOrderError {
+                    last: prev,
+                    seq: *seq,
+                });
+            }
+            last = Some(*seq);
+        }
+    }
+    Ok(())
+}
+
+/// A failure of a durable store, for code generic over stores.
+pub type StoreFailure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Stable storage as a driver sees it: [`Snapshot`] in memory for the
+/// simulator, the encrypted SQLite store on a phone.
+pub trait DurableStore {
+    /// Applies `batch` atomically; durable (fsync'd) when it returns.
+    fn apply_batch(&mut self, batch: &WriteBatch) -> Result<(), StoreFailure>;
+    /// Everything the store holds.
+    fn load_snapshot(&self) -> Result<Snapshot, StoreFailure>;
+}
+
+impl DurableStore for Snapshot {
+    fn apply_batch(&mut self, batch: &WriteBatch) -> Result<(), StoreFailure> {
+        self.apply(batch).map_err(Into::into)
+    }
+
+    fn load_snapshot(&self) -> Result<Snapshot, StoreFailure> {
+        Ok(self.clone())
+    }
+}
+
 impl Snapshot {
     /// Applies a batch in memory, with the same rules a durable store enforces.
     /// On error nothing is changed.
     pub fn apply(&mut self, batch: &WriteBatch) -> Result<(), ChainOrderError> {
-        let mut last = self.chain.keys().next_back().copied();
-        for write in &batch.writes {
-            if let Write::AppendChain { seq, .. } = write {
-                if let Some(prev) = last
-                    && prev.checked_add(1) != Some(*seq)
-                {
-                    return Err(ChainOrderError {
-                        last: prev,
-                        seq: *seq,
-                    });
-                }
-                last = Some(*seq);
-            }
-        }
+        check_chain_order(self.chain.keys().next_back().copied(), batch)?;
         for write in &batch.writes {
             match write {
                 Write::PutMeta { key, value } => {

@@ -140,7 +140,14 @@ impl Pair {
     fn voucher(&mut self, wallet: PartyId, cents: i64) -> ChargeVoucher {
         let mut id = [0u8; 16];
         self.rng.fill_bytes(&mut id);
-        ChargeVoucher::issue(self.office_id, &self.office_keys, wallet, id, eur(cents), T0)
+        ChargeVoucher::issue(
+            self.office_id,
+            &self.office_keys,
+            wallet,
+            id,
+            eur(cents),
+            T0,
+        )
     }
 
     fn charge_buyer(&mut self, cents: i64) {
@@ -187,7 +194,11 @@ impl Pair {
 
     fn sell(&mut self, cents: i64) -> (TxId, Vec<Transmit>) {
         let buyer = self.buyer.w().id();
-        let tx = self.seller.w().sell(T0, buyer, eur(cents), "coffee").unwrap();
+        let tx = self
+            .seller
+            .w()
+            .sell(T0, buyer, eur(cents), "coffee")
+            .unwrap();
         (tx, self.seller.pump())
     }
 }
@@ -212,7 +223,12 @@ fn a_purchase_moves_the_money_and_forgets_the_transaction() {
     assert_eq!(p.seller.w().committing_txs().count(), 0);
     assert_eq!(p.total(), before);
     assert!(p.seller.events.contains(&Event::SaleCompleted { tx }));
-    assert!(p.buyer.events.iter().any(|e| matches!(e, Event::PaymentCommitted { .. })));
+    assert!(
+        p.buyer
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::PaymentCommitted { .. }))
+    );
     // The seller forgot the transaction (COMPLETE); its Receive entry stays.
     assert!(p.seller.store.txs.is_empty());
     assert!(p.buyer.store.txs.is_empty());
@@ -255,13 +271,17 @@ fn buyer_refuses_more_than_agreed_and_more_than_it_has() {
     let (tx, request) = p.sell(60_000);
     let abort = p.buyer.deliver(T0, &request);
     p.seller.deliver(T0, &abort);
-    assert!(p.seller.events.iter().any(|e| matches!(e, Event::SaleAborted { tx: t, reason: AbortReason::OverLimit } if *t == tx)));
+    assert!(p.seller.events.iter().any(
+        |e| matches!(e, Event::SaleAborted { tx: t, reason: AbortReason::OverLimit } if *t == tx)
+    ));
     let (tx, request) = p.sell(15_000);
     // Within the limit and the intent, but spend the balance first.
     p.buyer.w().clear_buy_intent();
     let abort = p.buyer.deliver(T0, &request);
     p.seller.deliver(T0, &abort);
-    assert!(p.seller.events.iter().any(|e| matches!(e, Event::SaleAborted { tx: t, reason: AbortReason::NotAgreed } if *t == tx)));
+    assert!(p.seller.events.iter().any(
+        |e| matches!(e, Event::SaleAborted { tx: t, reason: AbortReason::NotAgreed } if *t == tx)
+    ));
     assert_eq!(p.total(), before);
     assert_eq!(p.buyer.w().balance(), eur(50_000));
 }
@@ -311,7 +331,11 @@ fn duplicates_and_replays_change_nothing() {
     let later = T0.saturating_add_ms(60_000);
     p.seller.w().handle_timeout(later);
     let commit_again = p.seller.pump();
-    assert_eq!(commit_again.len(), 1, "seller retransmits COMMIT until acknowledged");
+    assert_eq!(
+        commit_again.len(),
+        1,
+        "seller retransmits COMMIT until acknowledged"
+    );
     let ack_again = p.buyer.deliver(later, &commit_again);
     assert_eq!(ack_again.len(), 1, "a duplicate COMMIT is re-acknowledged");
     p.seller.deliver(later, &ack);
@@ -346,7 +370,11 @@ fn seller_that_hears_nothing_aborts_and_the_buyer_gets_its_money_back_with_proof
         now = p.seller.w().poll_timeout().unwrap_or(now).max(now);
         p.seller.w().handle_timeout(now);
         let out = p.seller.pump();
-        if p.seller.events.iter().any(|e| matches!(e, Event::SaleAborted { .. })) {
+        if p.seller
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::SaleAborted { .. }))
+        {
             abort = out;
             break;
         }
@@ -430,7 +458,11 @@ fn buyer_crash_while_prepared_asks_and_commits() {
     let agreed = p.buyer.deliver(T0, &request);
     let _commit_lost = p.seller.deliver(T0, &agreed);
     p.buyer.crash_and_restart(T0.saturating_add_ms(5));
-    assert_eq!(p.buyer.w().locked(), eur(600), "the lock survives the crash");
+    assert_eq!(
+        p.buyer.w().locked(),
+        eur(600),
+        "the lock survives the crash"
+    );
     let now = p.buyer.w().poll_timeout().unwrap();
     p.buyer.w().handle_timeout(now);
     let status = p.buyer.pump();
@@ -451,8 +483,16 @@ fn uncertain_buyer_past_the_claim_deadline_waits_for_the_office() {
     let after = T0.saturating_add_ms(Config::default().claim_window_ms + 1);
     p.buyer.w().handle_timeout(after);
     p.buyer.pump();
-    assert!(p.buyer.events.contains(&Event::PaymentAwaitingOffice { tx }));
-    assert_eq!(p.buyer.w().locked(), eur(600), "only the office may release it");
+    assert!(
+        p.buyer
+            .events
+            .contains(&Event::PaymentAwaitingOffice { tx })
+    );
+    assert_eq!(
+        p.buyer.w().locked(),
+        eur(600),
+        "only the office may release it"
+    );
     assert_eq!(p.buyer.w().poll_timeout(), None, "no more STATUS probes");
 }
 
@@ -467,7 +507,10 @@ fn charges_are_checked() {
     let other = p.voucher(seller, 100);
     assert_eq!(p.buyer.w().charge(T0, other), Err(ChargeError::WrongWallet));
     let too_much = p.voucher(buyer, 60_000);
-    assert!(matches!(p.buyer.w().charge(T0, too_much), Err(ChargeError::OverLimit(_))));
+    assert!(matches!(
+        p.buyer.w().charge(T0, too_much),
+        Err(ChargeError::OverLimit(_))
+    ));
     let mut forged = p.voucher(buyer, 100);
     forged.amount = eur(10_000);
     assert_eq!(p.buyer.w().charge(T0, forged), Err(ChargeError::BadVoucher));
@@ -484,9 +527,14 @@ fn selling_needs_a_discovered_buyer_and_a_positive_amount() {
     );
     p.intent(10);
     p.discover();
-    assert!(matches!(p.seller.w().sell(T0, buyer, eur(0), "x"), Err(SellError::InvalidAmount(_))));
     assert!(matches!(
-        p.seller.w().sell(T0, buyer, Amount::new(5, Currency::USD), "x"),
+        p.seller.w().sell(T0, buyer, eur(0), "x"),
+        Err(SellError::InvalidAmount(_))
+    ));
+    assert!(matches!(
+        p.seller
+            .w()
+            .sell(T0, buyer, Amount::new(5, Currency::USD), "x"),
         Err(SellError::InvalidAmount(_))
     ));
 }

@@ -20,17 +20,19 @@
 //! A failing run reports its seed; [`run`] with the same seed replays it
 //! step for step (the report's `trace_hash` is the same).
 
+pub mod fixture;
+
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-use mpay_identity::{
-    Certificate, CertificateBody, Limits, PartyId, Role, SecretKeys, Suite, Timestamp,
-};
+use mpay_identity::{Limits, PartyId, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
-use mpay_offline::chain::{ChargeVoucher, EntryKind, verify_chain};
-use mpay_offline::durable::Snapshot;
+use mpay_offline::chain::{EntryKind, verify_chain};
+use mpay_offline::durable::{DurableStore, Snapshot, StoreFailure};
 use mpay_offline::{BuyIntent, Config, Event, TxId, Wallet};
+use mpay_wallet_store::{KdfParams, WalletStore};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
+use std::path::PathBuf;
 
 /// Virtual time at which every run starts (2026-01-01T00:00:00Z).
 pub const EPOCH: Timestamp = Timestamp(1_767_225_600_000);
@@ -66,6 +68,19 @@ pub struct PlannedCrash {
     pub point: CrashPoint,
 }
 
+/// Where the simulated phones keep their stable storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// In memory, with the same rules as the real store: fast, for many seeds.
+    Memory,
+    /// The real encrypted SQLite store, one file per phone in this directory;
+    /// a restarted phone reopens its file with its PIN.
+    Encrypted(PathBuf),
+}
+
+/// PIN of every simulated phone's encrypted store.
+pub const SIM_PIN: &str = "2468";
+
 /// Everything a run depends on; [`SimConfig::from_seed`] draws it all from
 /// the seed.
 #[derive(Clone, Debug)]
@@ -81,6 +96,9 @@ pub struct SimConfig {
     pub crash_permille: u32,
     pub real_crypto: bool,
     pub planned_crash: Option<PlannedCrash>,
+    pub storage: Storage,
+    /// Record a line per event for people ([`SimReport::log`]).
+    pub narrate: bool,
 }
 
 impl SimConfig {
@@ -100,6 +118,8 @@ impl SimConfig {
             crash_permille: u32::try_from(below(&mut rng, 120)).unwrap_or(0),
             real_crypto: seed.is_multiple_of(REAL_CRYPTO_EVERY),
             planned_crash: None,
+            storage: Storage::Memory,
+            narrate: false,
         }
     }
 }
@@ -120,11 +140,80 @@ pub struct SimReport {
     /// BLAKE3 over every delivered frame and event, in order: equal for
     /// equal seeds.
     pub trace_hash: [u8; 32],
+    /// Each wallet's id and balance after its charge, before any transfer.
+    pub balances_before: Vec<(PartyId, Amount)>,
+    /// Each wallet's id and balance at the end.
+    pub balances_after: Vec<(PartyId, Amount)>,
+    /// What the charges added up to.
+    pub charged_total: Option<Amount>,
+    /// With [`SimConfig::narrate`]: one line per event, for people.
+    pub log: Vec<String>,
+}
+
+/// A phone's stable storage in the simulator.
+enum NodeStore {
+    Memory(Snapshot),
+    Encrypted {
+        path: PathBuf,
+        store: Option<WalletStore>,
+    },
+}
+
+impl NodeStore {
+    fn create(storage: &Storage, n: usize) -> Result<NodeStore, StoreFailure> {
+        Ok(match storage {
+            Storage::Memory => NodeStore::Memory(Snapshot::default()),
+            Storage::Encrypted(dir) => {
+                let path = dir.join(format!("phone-{n}.db"));
+                let store = WalletStore::create(&path, SIM_PIN, KdfParams::FAST_FOR_TESTS)?;
+                NodeStore::Encrypted {
+                    path,
+                    store: Some(store),
+                }
+            }
+        })
+    }
+
+    fn store(&mut self) -> Result<&mut dyn DurableStore, StoreFailure> {
+        match self {
+            NodeStore::Memory(s) => Ok(s),
+            NodeStore::Encrypted { path, store } => {
+                if store.is_none() {
+                    *store = Some(WalletStore::open(path, SIM_PIN)?);
+                }
+                match store {
+                    Some(s) => Ok(s),
+                    None => Err("store not open".into()),
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: &mpay_offline::durable::WriteBatch) -> Result<(), StoreFailure> {
+        self.store()?.apply_batch(batch)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StoreFailure> {
+        match self {
+            NodeStore::Memory(s) => Ok(s.clone()),
+            NodeStore::Encrypted { store: Some(s), .. } => s.load_snapshot(),
+            NodeStore::Encrypted { path, store: None } => {
+                WalletStore::open(path, SIM_PIN)?.load_snapshot()
+            }
+        }
+    }
+
+    /// The process died: close the file; the next use reopens it.
+    fn close(&mut self) {
+        if let NodeStore::Encrypted { store, .. } = self {
+            *store = None;
+        }
+    }
 }
 
 struct Node {
     wallet: Option<Wallet>,
-    durable: Snapshot,
+    store: NodeStore,
     incarnation: u64,
     restart_at: Option<Timestamp>,
     writes: u64,
@@ -225,20 +314,7 @@ impl Sim {
             Suite::SimulationOnly
         };
         let currency = Currency::EUR;
-        let office_id = PartyId::from_u64(1_000_000);
-        let office_keys = SecretKeys::generate(suite, &mut rng);
-        let office = Certificate::issue(
-            CertificateBody {
-                subject: office_id,
-                role: Role::MoneyOffice,
-                keys: office_keys.public(),
-                limits: None,
-                issued_at: EPOCH.saturating_sub_ms(1_000),
-                expires_at: EPOCH.saturating_add_ms(365 * mpay_identity::MILLIS_PER_DAY),
-                issuer: office_id,
-            },
-            &office_keys,
-        );
+        let office = fixture::Office::new(suite, EPOCH, &mut rng);
         let limits = Limits {
             offline_balance_max: Amount::new(1_000_000, currency),
             payment_max: Amount::new(50_000, currency),
@@ -256,25 +332,16 @@ impl Sim {
         trace.update(&cfg.seed.to_be_bytes());
         for n in 0..=cfg.buyers {
             let id = PartyId::from_u64(u64::try_from(n).unwrap_or(0) + 1);
-            let keys = SecretKeys::generate(suite, &mut rng);
-            let cert = Certificate::issue(
-                CertificateBody {
-                    subject: id,
-                    role: Role::Wallet,
-                    keys: keys.public(),
-                    limits: Some(limits),
-                    issued_at: EPOCH.saturating_sub_ms(1_000),
-                    expires_at: EPOCH.saturating_add_ms(365 * mpay_identity::MILLIS_PER_DAY),
-                    issuer: office_id,
-                },
-                &office_keys,
-            );
-            let mut durable = Snapshot::default();
-            let genesis = Wallet::genesis(&keys, &cert, &office, EPOCH)
-                .expect("simulated certificates carry limits");
-            durable.apply(&genesis).expect("genesis batch is in order");
+            let issued = office
+                .issue_wallet(id, limits, &mut rng)
+                .expect("fixture limits are set");
+            let mut store = NodeStore::create(&cfg.storage, n).expect("simulated store opens");
+            store
+                .apply(&issued.genesis)
+                .expect("genesis batch is in order");
+            let snapshot = store.snapshot().expect("store loads");
             let mut wallet =
-                Wallet::recover(wallet_config.clone(), &durable, rng.next_u64(), EPOCH)
+                Wallet::recover(wallet_config.clone(), &snapshot, rng.next_u64(), EPOCH)
                     .expect("a fresh wallet recovers");
             // Buyers get value; the seller starts empty or with a little.
             let charge = if n == SELLER {
@@ -286,13 +353,10 @@ impl Sim {
                 )
             };
             if charge.is_positive() {
-                let mut charge_id = [0u8; 16];
-                rng.fill_bytes(&mut charge_id);
-                let voucher =
-                    ChargeVoucher::issue(office_id, &office_keys, id, charge_id, charge, EPOCH);
+                let voucher = office.voucher(id, charge, EPOCH, &mut rng);
                 wallet.charge(EPOCH, voucher).expect("charge within limits");
                 while let Some(w) = wallet.poll_write() {
-                    durable.apply(&w.batch).expect("charge batch in order");
+                    store.apply(&w.batch).expect("charge batch in order");
                     wallet.write_completed(w.id);
                 }
                 while wallet.poll_event().is_some() {}
@@ -303,7 +367,7 @@ impl Sim {
             ids.push(id);
             nodes.push(Node {
                 wallet: Some(wallet),
-                durable,
+                store,
                 incarnation: 0,
                 restart_at: None,
                 writes: 0,
@@ -337,6 +401,12 @@ impl Sim {
         }
         let report = SimReport {
             seed: cfg.seed,
+            balances_before: nodes
+                .iter()
+                .zip(&ids)
+                .filter_map(|(node, id)| node.wallet.as_ref().map(|w| (*id, w.balance())))
+                .collect(),
+            charged_total: Some(charged_total),
             ..SimReport::default()
         };
         Sim {
@@ -358,6 +428,14 @@ impl Sim {
 
     fn chance(&mut self, permille: u32) -> bool {
         permille > 0 && self.rng.next_u64() % 1000 < u64::from(permille)
+    }
+
+    fn narrate(&mut self, what: impl FnOnce() -> String) {
+        if self.cfg.narrate {
+            let seconds = self.now.millis_since(EPOCH) as f64 / 1000.0;
+            let line = format!("{seconds:>8.3}s  {}", what());
+            self.report.log.push(line);
+        }
     }
 
     fn violation(&mut self, what: String) {
@@ -510,7 +588,7 @@ impl Sim {
                     self.crash(n);
                     return;
                 }
-                if let Err(e) = self.nodes[n].durable.apply(&write.batch) {
+                if let Err(e) = self.nodes[n].store.apply(&write.batch) {
                     self.violation(format!("node {n}: store refused a batch: {e}"));
                     return;
                 }
@@ -552,10 +630,17 @@ impl Sim {
 
     fn crash(&mut self, n: usize) {
         self.report.crashes += 1;
+        self.narrate(|| {
+            format!(
+                "{} CRASHES (memory lost; unsynced writes lost)",
+                phone_name(n)
+            )
+        });
         self.trace.update(b"crash");
         self.trace.update(&n.to_be_bytes());
         let node = &mut self.nodes[n];
         node.wallet = None;
+        node.store.close();
         node.restart_at = Some(
             self.now
                 .saturating_add_ms(100 + self.rng.next_u64() % 3_000),
@@ -571,9 +656,23 @@ impl Sim {
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(u64::try_from(n).unwrap_or(0) << 32)
             .wrapping_add(node.incarnation);
-        match Wallet::recover(node.config.clone(), &node.durable, rng_seed, self.now) {
+        let snapshot = match node.store.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.violation(format!("node {n}: store does not reopen: {e}"));
+                return;
+            }
+        };
+        match Wallet::recover(node.config.clone(), &snapshot, rng_seed, self.now) {
             Ok(wallet) => {
+                let (balance, locked) = (wallet.balance(), wallet.locked());
                 node.wallet = Some(wallet);
+                self.narrate(|| {
+                    format!(
+                        "{} restarts from its store: balance {balance}, locked {locked}",
+                        phone_name(n)
+                    )
+                });
                 self.pump(n);
             }
             Err(e) => self.violation(format!("node {n} cannot recover: {e}")),
@@ -618,6 +717,7 @@ impl Sim {
 
     fn on_event(&mut self, n: usize, event: Event) {
         self.trace.update(format!("{n}:{event:?}").as_bytes());
+        self.narrate(|| describe(n, &event));
         match event {
             Event::BuyerFound { buyer } if n == SELLER => {
                 let now = self.now;
@@ -699,7 +799,11 @@ impl Sim {
             .iter()
             .filter(|node| node.wallet.is_none())
             .map(|node| {
-                Wallet::recover(node.config.clone(), &node.durable, 0, self.now)
+                let snapshot = node
+                    .store
+                    .snapshot()
+                    .expect("a crashed phone's store loads");
+                Wallet::recover(node.config.clone(), &snapshot, 0, self.now)
                     .expect("a stored wallet recovers (checked at restart)")
             })
             .collect()
@@ -725,6 +829,12 @@ impl Sim {
         if self.report.violations.is_empty() {
             self.check_end_state();
         }
+        self.report.balances_after = self
+            .nodes
+            .iter()
+            .zip(&self.ids)
+            .filter_map(|(node, id)| node.wallet.as_ref().map(|w| (*id, w.balance())))
+            .collect();
         self.report.trace_hash = *self.trace.finalize().as_bytes();
         self.report
     }
@@ -782,7 +892,14 @@ impl Sim {
             if let Some((tx, count)) = pays.iter().find(|(_, c)| **c > 1) {
                 problems.push(format!("node {n}: tx {tx:?} paid {count} times"));
             }
-            match Wallet::recover(node.config.clone(), &node.durable, 0, self.now) {
+            let stored = node
+                .store
+                .snapshot()
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    Wallet::recover(node.config.clone(), &s, 0, self.now).map_err(|e| e.to_string())
+                });
+            match stored {
                 Ok(stored) => {
                     if stored.balance() != wallet.balance()
                         || stored.chain().len() != wallet.chain().len()
@@ -802,6 +919,63 @@ impl Sim {
         for p in problems {
             self.violation(p);
         }
+    }
+}
+
+/// The name of simulated phone `n` in narration.
+pub fn phone_name(n: usize) -> String {
+    if n == SELLER {
+        "seller".to_owned()
+    } else {
+        format!("buyer {n}")
+    }
+}
+
+fn describe(n: usize, event: &Event) -> String {
+    let who = phone_name(n);
+    match event {
+        Event::BuyerFound { buyer } => {
+            format!("{who}: buyer {} answered the LOOKUP", buyer.short())
+        }
+        Event::SaleCommitted { tx, amount, .. } => {
+            format!(
+                "{who}: sale {} COMMITTED for {amount} (COMMIT record durable)",
+                tx.short()
+            )
+        }
+        Event::SaleCompleted { tx } => {
+            format!("{who}: sale {} complete (buyer acknowledged)", tx.short())
+        }
+        Event::SaleAborted { tx, reason } => {
+            format!("{who}: sale {} aborted ({reason:?})", tx.short())
+        }
+        Event::PaymentRequested {
+            tx,
+            amount,
+            accepted,
+            ..
+        } => format!(
+            "{who}: asked to pay {amount} for {}: {}",
+            tx.short(),
+            if *accepted {
+                "agreed, funds locked"
+            } else {
+                "refused"
+            }
+        ),
+        Event::PaymentCommitted { tx, amount, .. } => {
+            format!("{who}: payment {} of {amount} committed", tx.short())
+        }
+        Event::PaymentAborted { tx, amount } => {
+            format!("{who}: payment {} aborted, {amount} unlocked", tx.short())
+        }
+        Event::PaymentAwaitingOffice { tx } => {
+            format!(
+                "{who}: payment {} past its claim deadline, awaiting the office",
+                tx.short()
+            )
+        }
+        Event::Charged { amount } => format!("{who}: charged {amount}"),
     }
 }
 

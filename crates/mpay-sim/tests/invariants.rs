@@ -30,7 +30,10 @@ fn twenty_thousand_seeds_hold_every_invariant() {
     assert!(summary.committed > 20_000, "{summary:?}");
     assert!(summary.aborted > 5_000, "{summary:?}");
     assert!(summary.crashes > 5_000, "{summary:?}");
-    assert!(summary.frames_dropped > summary.frames_sent / 10, "{summary:?}");
+    assert!(
+        summary.frames_dropped > summary.frames_sent / 10,
+        "{summary:?}"
+    );
 }
 
 #[test]
@@ -45,7 +48,9 @@ fn the_same_seed_replays_identically() {
 
 #[test]
 fn real_crypto_runs_are_part_of_the_mix() {
-    let real: Vec<u64> = (0..64).filter(|s| SimConfig::from_seed(*s).real_crypto).collect();
+    let real: Vec<u64> = (0..64)
+        .filter(|s| SimConfig::from_seed(*s).real_crypto)
+        .collect();
     assert_eq!(real.len(), 8);
     for seed in real {
         let r = run_seed(seed);
@@ -65,6 +70,8 @@ fn one_transfer(seed: u64, loss_permille: u32, planned: Option<PlannedCrash>) ->
         crash_permille: 0,
         real_crypto: true,
         planned_crash: planned,
+        storage: mpay_sim::Storage::Memory,
+        narrate: false,
     }
 }
 
@@ -98,7 +105,10 @@ fn a_crash_at_every_durable_step_of_a_transfer_is_survived() {
     // Seller: COMMIT record, COMPLETE. Buyer: UNDO/REDO, COMMITTED. Each
     // write index 1..=2 on each side is hit at both points, with and without
     // loss (some runs make more writes, e.g. a retry after an abort).
-    assert!(crashed_runs >= 2 * 2 * 2 * 2, "only {crashed_runs} planned crashes struck");
+    assert!(
+        crashed_runs >= 2 * 2 * 2 * 2,
+        "only {crashed_runs} planned crashes struck"
+    );
 }
 
 #[test]
@@ -108,5 +118,19 @@ fn sixty_percent_loss_still_resolves_everything() {
         cfg.loss_permille = 600;
         let r = run(cfg);
         assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+    }
+}
+
+#[test]
+fn crashes_with_the_real_encrypted_store_hold_every_invariant() {
+    for seed in [1u64, 2, 5, 13] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = SimConfig::from_seed(seed);
+        cfg.storage = mpay_sim::Storage::Encrypted(dir.path().to_path_buf());
+        cfg.crash_permille = 150;
+        cfg.transfers = 4;
+        let r = run(cfg);
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(dir.path().join("phone-0.db").exists());
     }
 }

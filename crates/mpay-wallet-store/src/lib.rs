@@ -41,6 +41,7 @@ use zeroize::Zeroizing;
 pub use error::{SidecarProblem, StoreError};
 pub use kdf::KdfParams;
 pub use mpay_offline::durable::{ChainOrderError, Snapshot, Write, WriteBatch};
+use mpay_offline::durable::{DurableStore, StoreFailure, check_chain_order};
 
 use kdf::{KEY_LEN, SIDECAR_LEN, Sidecar, raw_key_literal};
 
@@ -568,23 +569,6 @@ fn last_seq(conn: &Connection) -> Result<Option<u64>, StoreError> {
 
 /// The chain-order rule of [`Snapshot::apply`]: each append is one more than
 /// the previous one, the first append to an empty chain may be anything.
-fn check_chain_order(mut last: Option<u64>, batch: &WriteBatch) -> Result<(), ChainOrderError> {
-    for write in &batch.writes {
-        if let Write::AppendChain { seq, .. } = write {
-            if let Some(prev) = last
-                && prev.checked_add(1) != Some(*seq)
-            {
-                return Err(ChainOrderError {
-                    last: prev,
-                    seq: *seq,
-                });
-            }
-            last = Some(*seq);
-        }
-    }
-    Ok(())
-}
-
 fn seq_from_sql(bytes: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = bytes.try_into().map_err(|_| StoreError::InvalidRecord {
         what: "chain sequence number",
@@ -596,4 +580,14 @@ fn id_from_sql(bytes: &[u8], what: &'static str) -> Result<[u8; 16], StoreError>
     bytes
         .try_into()
         .map_err(|_| StoreError::InvalidRecord { what })
+}
+
+impl DurableStore for WalletStore {
+    fn apply_batch(&mut self, batch: &WriteBatch) -> Result<(), StoreFailure> {
+        self.apply(batch).map_err(Into::into)
+    }
+
+    fn load_snapshot(&self) -> Result<Snapshot, StoreFailure> {
+        self.load().map_err(Into::into)
+    }
 }

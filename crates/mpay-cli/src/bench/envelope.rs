@@ -26,7 +26,10 @@ use super::{median, micros};
 const NOW: Timestamp = Timestamp(1_767_225_600_000);
 
 pub fn run(rounds: usize, iterations: usize, payload_bytes: usize) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(rounds > 0 && iterations > 0, "rounds and iterations must be positive");
+    anyhow::ensure!(
+        rounds > 0 && iterations > 0,
+        "rounds and iterations must be positive"
+    );
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let office_keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
     let office_id = PartyId::from_u64(1);
@@ -107,22 +110,36 @@ pub fn run(rounds: usize, iterations: usize, payload_bytes: usize) -> anyhow::Re
             let mut plaintext = payload.clone();
             plaintext.extend_from_slice(&sig.to_bytes());
             let ct = aead
-                .encrypt(&nonce.into(), Payload { msg: &plaintext, aad: &aad })
+                .encrypt(
+                    &nonce.into(),
+                    Payload {
+                        msg: &plaintext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| anyhow::anyhow!("aead seal failed"))?;
             let pt = aead
-                .decrypt(&nonce.into(), Payload { msg: &ct, aad: &aad })
+                .decrypt(
+                    &nonce.into(),
+                    Payload {
+                        msg: &ct,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| anyhow::anyhow!("aead open failed"))?;
             ed_public.verify(&signed, &sig)?;
-            black_box((sender_shared.as_bytes()[0], receiver_shared.as_bytes()[0], pt));
+            black_box((
+                sender_shared.as_bytes()[0],
+                receiver_shared.as_bytes()[0],
+                pt,
+            ));
         }
         primitive_round.push(started.elapsed() / u32::try_from(iterations).unwrap_or(1));
     }
     let envelope: Duration = median(&envelope_round);
     let primitives: Duration = median(&primitive_round);
     let ratio = primitives.as_secs_f64() / envelope.as_secs_f64();
-    println!(
-        "payload_bytes={payload_bytes} rounds={rounds} iterations={iterations}"
-    );
+    println!("payload_bytes={payload_bytes} rounds={rounds} iterations={iterations}");
     println!(
         "envelope: seal+open+verify median {:.1} us ({:.0} seal+open pairs/s)",
         micros(envelope),

@@ -48,7 +48,9 @@ pub fn percentile(samples: &[Duration], p: u32) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
     let n = sorted.len();
-    let rank = (usize::try_from(p).unwrap_or(100) * n).div_ceil(100).clamp(1, n);
+    let rank = (usize::try_from(p).unwrap_or(100) * n)
+        .div_ceil(100)
+        .clamp(1, n);
     sorted[rank - 1]
 }
 
