@@ -370,7 +370,8 @@ pub fn verify_chain(
         entry.verify(wallet_keys)?;
         match prev {
             None => {
-                let genesis_ok = matches!(entry.kind, EntryKind::Genesis { .. })
+                let genesis_ok = matches!(&entry.kind, EntryKind::Genesis { certificate } if certificate.subject() == entry.wallet)
+                    && entry.seq == 0
                     && entry.prev_hash == GENESIS_PREV_HASH
                     && entry.balance_after.is_zero();
                 if !genesis_ok {

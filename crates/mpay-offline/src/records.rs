@@ -21,6 +21,9 @@ pub mod meta {
     pub const REVOCATION_LIST: &str = "revocation_list";
 }
 
+/// Largest ABORT payload kept as evidence (an ABORT payload is one byte).
+pub const ABORT_EVIDENCE_PAYLOAD_LEN_MAX: usize = 64;
+
 /// What the seller said when it aborted a transaction the buyer had
 /// prepared: its signed ABORT, kept as proof that the `Pay` entry was never
 /// claimed.
@@ -43,7 +46,9 @@ impl Decode for AbortEvidence {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(AbortEvidence {
             header: r.get()?,
-            payload: r.bytes16("abort payload", 64)?.to_vec(),
+            payload: r
+                .bytes16("abort payload", ABORT_EVIDENCE_PAYLOAD_LEN_MAX)?
+                .to_vec(),
             signature: r.get()?,
         })
     }
@@ -70,7 +75,7 @@ pub enum TxRecord {
     /// `Receive` entry `receive_seq`; COMMIT not yet acknowledged.
     SellerCommitted {
         buyer: PartyId,
-        authorization: ChainEntry,
+        authorization: Box<ChainEntry>,
         receive_seq: u64,
     },
 }

@@ -920,7 +920,7 @@ impl Wallet {
         );
         let record = TxRecord::SellerCommitted {
             buyer,
-            authorization,
+            authorization: Box::new(authorization),
             receive_seq,
         };
         batch.push(Write::PutTx {
@@ -950,7 +950,7 @@ impl Wallet {
 
     fn abort_sale(&mut self, now: Timestamp, tx: TxId, buyer: PartyId, reason: AbortReason) {
         self.sales.remove(&tx);
-        self.send_abort(now, buyer, tx, AbortReason::SellerDecided);
+        self.send_abort(now, buyer, tx, reason);
         self.push_event(Event::SaleAborted { tx, reason });
     }
 

@@ -1223,7 +1223,7 @@ fn tx_record_layouts() {
 
     let committed = TxRecord::SellerCommitted {
         buyer: w.alice.id,
-        authorization: c.alice[2].clone(),
+        authorization: Box::new(c.alice[2].clone()),
         receive_seq: 1,
     };
     let bytes = committed.to_wire();

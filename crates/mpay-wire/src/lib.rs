@@ -279,6 +279,18 @@ pub trait Decode: Sized {
     }
 }
 
+impl<T: Encode + ?Sized> Encode for Box<T> {
+    fn encode(&self, w: &mut Writer) {
+        (**self).encode(w);
+    }
+}
+
+impl<T: Decode> Decode for Box<T> {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        T::decode(r).map(Box::new)
+    }
+}
+
 impl<const N: usize> Encode for [u8; N] {
     fn encode(&self, w: &mut Writer) {
         w.raw(self);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 mod envelope;
+mod offline;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -23,6 +24,25 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 256)]
         payload_bytes: usize,
     },
+    /// One complete offline transfer on real encrypted stores, against the
+    /// fsyncs and seals it cannot avoid.
+    Offline {
+        /// Rounds; transfers and floor samples alternate by round.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Transfers per round.
+        #[arg(long, default_value_t = 200)]
+        transfers: usize,
+    },
+    /// Simulator seeds per second.
+    Sim {
+        /// Seeds per measurement.
+        #[arg(long, default_value_t = 4_000)]
+        seeds: u64,
+        /// Measurements; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
 }
 
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -32,7 +52,37 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             iterations,
             payload_bytes,
         } => envelope::run(rounds, iterations, payload_bytes),
+        BenchCommand::Offline { rounds, transfers } => offline::run(rounds, transfers),
+        BenchCommand::Sim { seeds, rounds } => sim_seeds(seeds, rounds),
     }
+}
+
+fn sim_seeds(seeds: u64, rounds: usize) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(seeds > 0 && rounds > 0, "seeds and rounds must be positive");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rates = Vec::with_capacity(rounds);
+    let mut one_thread = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let first = u64::try_from(round).unwrap_or(0) * seeds;
+        let started = std::time::Instant::now();
+        let summary = mpay_sim::run_seeds(first, seeds, threads);
+        anyhow::ensure!(summary.violations() == 0, "violations in the benchmark run");
+        rates.push(started.elapsed() / u32::try_from(seeds).unwrap_or(1));
+        let started = std::time::Instant::now();
+        let summary = mpay_sim::run_seeds(first, seeds, 1);
+        anyhow::ensure!(summary.violations() == 0, "violations in the benchmark run");
+        one_thread.push(started.elapsed() / u32::try_from(seeds).unwrap_or(1));
+    }
+    let per_seed = median(&rates);
+    let per_seed_one = median(&one_thread);
+    println!("threads={threads} seeds_per_round={seeds} rounds={rounds}");
+    println!(
+        "seeds_per_s={:.0} seeds_per_s_one_thread={:.0} scaling={:.2}",
+        1.0 / per_seed.as_secs_f64(),
+        1.0 / per_seed_one.as_secs_f64(),
+        per_seed_one.as_secs_f64() / per_seed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The median of `samples` (upper median for an even count).
