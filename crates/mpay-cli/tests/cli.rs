@@ -1,0 +1,81 @@
+//! The `mpay` binary as a user runs it: a real process, its output and exit
+//! code.
+
+use std::process::Command;
+
+fn mpay(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mpay"))
+        .args(args)
+        .output()
+        .expect("mpay runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+}
+
+#[test]
+fn demo_conserves_money_and_keeps_its_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let (code, out) = mpay(&["demo", "--seed", "7", "--dir", dir_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("money conserved"), "{out}");
+    assert!(
+        out.contains("CRASHES"),
+        "the demo crashes a phone mid-purchase:\n{out}"
+    );
+    assert!(out.contains("restarts from its store"), "{out}");
+    // The stores are real encrypted files: no SQLite header.
+    for phone in ["phone-0.db", "phone-1.db"] {
+        let bytes = std::fs::read(dir.path().join(phone)).unwrap();
+        assert!(
+            !bytes.starts_with(b"SQLite format 3"),
+            "{phone} is not encrypted"
+        );
+        assert!(dir.path().join(format!("{phone}.kdf")).exists());
+    }
+}
+
+#[test]
+fn sim_offline_reports_in_the_documented_last_line() {
+    let (code, out) = mpay(&["sim", "offline", "--seeds", "200", "--first-seed", "500"]);
+    assert_eq!(code, 0, "{out}");
+    let last = last_line(&out);
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{last}");
+    assert_eq!(fields[0], "seeds=200");
+    assert!(fields[1].starts_with("transfers="));
+    let transfers: u64 = fields[1]["transfers=".len()..].parse().unwrap();
+    assert!(transfers > 200, "{last}");
+    assert_eq!(fields[2], "violations=0");
+}
+
+#[test]
+fn bench_envelope_ends_with_a_ratio() {
+    let (code, out) = mpay(&["bench", "envelope", "--rounds", "1", "--iterations", "20"]);
+    assert_eq!(code, 0, "{out}");
+    let last = last_line(&out);
+    let ratio: f64 = last.rsplit("ratio=").next().unwrap().parse().unwrap();
+    assert!(ratio > 0.0 && ratio < 2.0, "{last}");
+}
+
+#[test]
+fn bench_offline_ends_with_a_ratio() {
+    let (code, out) = mpay(&["bench", "offline", "--rounds", "1", "--transfers", "5"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(last_line(&out).contains(" ratio="), "{out}");
+}
+
+#[test]
+fn unknown_commands_fail_with_help() {
+    let (code, out) = mpay(&["nonsense"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("Usage"), "{out}");
+}
