@@ -264,6 +264,8 @@ pub struct Wallet {
     prepared: BTreeMap<TxId, Prepared>,
     intent: Option<BuyIntent>,
     peers: HashMap<PartyId, Certificate>,
+    /// The peer certificates the store holds (as of the writes issued).
+    durable_peers: HashMap<PartyId, Certificate>,
     nearby: BTreeMap<PartyId, Timestamp>,
 
     writes: VecDeque<PendingWrite>,
@@ -371,6 +373,7 @@ impl Wallet {
             prepared: BTreeMap::new(),
             intent: None,
             peers: HashMap::new(),
+            durable_peers: HashMap::new(),
             nearby: BTreeMap::new(),
             writes: VecDeque::new(),
             write_issued: 0,
@@ -390,6 +393,7 @@ impl Wallet {
                     "peer certificate under another id",
                 ));
             }
+            wallet.durable_peers.insert(cert.subject(), cert.clone());
             wallet.peers.insert(cert.subject(), cert);
         }
         for (tx, bytes) in &snapshot.txs {
@@ -927,12 +931,7 @@ impl Wallet {
             tx_id: tx.0,
             record: record.to_wire(),
         });
-        if let Some(cert) = self.peers.get(&buyer) {
-            batch.push(Write::PutPeer {
-                party_id: buyer.0,
-                certificate: cert.to_wire(),
-            });
-        }
+        self.persist_peer(&mut batch, buyer);
         self.issue_write(batch);
         let retry_at = now.saturating_add_ms(self.retry_interval(0));
         self.sales.insert(
@@ -1130,12 +1129,7 @@ impl Wallet {
             tx_id: tx.0,
             record: record.to_wire(),
         });
-        if let Some(cert) = self.peers.get(&seller) {
-            batch.push(Write::PutPeer {
-                party_id: seller.0,
-                certificate: cert.to_wire(),
-            });
-        }
+        self.persist_peer(&mut batch, seller);
         self.issue_write(batch);
         self.prepared.insert(
             tx,
@@ -1352,6 +1346,22 @@ impl Wallet {
         self.index_entry(&entry);
         self.chain.push(entry);
         seq
+    }
+
+    /// Adds the peer's certificate to `batch` unless the store already holds
+    /// that very certificate.
+    fn persist_peer(&mut self, batch: &mut WriteBatch, peer: PartyId) {
+        let Some(cert) = self.peers.get(&peer) else {
+            return;
+        };
+        if self.durable_peers.get(&peer) == Some(cert) {
+            return;
+        }
+        batch.push(Write::PutPeer {
+            party_id: peer.0,
+            certificate: cert.to_wire(),
+        });
+        self.durable_peers.insert(peer, cert.clone());
     }
 
     fn issue_write(&mut self, batch: WriteBatch) {
