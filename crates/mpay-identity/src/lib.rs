@@ -28,6 +28,8 @@ pub mod tags {
     pub const ENVELOPE: &[u8] = b"mpay/v1/envelope\0";
     pub const CHAIN_ENTRY: &[u8] = b"mpay/v1/chain-entry\0";
     pub const CHARGE_VOUCHER: &[u8] = b"mpay/v1/charge-voucher\0";
+    pub const SYNC_ATTESTATION: &[u8] = b"mpay/v1/sync-attestation\0";
+    pub const RESOLUTION: &[u8] = b"mpay/v1/resolution\0";
     pub const HPKE_INFO: &[u8] = b"mpay/v1/hpke";
 }
 

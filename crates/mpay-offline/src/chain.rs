@@ -4,6 +4,7 @@
 //! office can later prove a double spend: two different entries with the same
 //! (wallet, sequence).
 
+use mpay_envelope::Header;
 use mpay_identity::{
     Certificate, PartyId, PublicKeys, SecretKeys, Signature, Timestamp, hex_string, tags,
 };
@@ -11,6 +12,7 @@ use mpay_money::Amount;
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 
 use crate::TxId;
+use crate::sync::Resolution;
 
 pub type EntryHash = [u8; 32];
 
@@ -103,6 +105,71 @@ impl Decode for ChargeVoucher {
     }
 }
 
+/// Largest ABORT payload kept as evidence (an ABORT payload is one byte).
+pub const ABORT_EVIDENCE_PAYLOAD_LEN_MAX: usize = 64;
+
+/// What the seller said when it aborted a transaction the buyer had
+/// prepared: its signed ABORT (envelope header, payload and signature), which
+/// anyone holding the seller's certificate can check with
+/// `mpay_envelope::verify_detached`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AbortEvidence {
+    pub header: Header,
+    pub payload: Vec<u8>,
+    pub signature: Signature,
+}
+
+impl Encode for AbortEvidence {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.header)
+            .bytes16(&self.payload)
+            .put(&self.signature);
+    }
+}
+
+impl Decode for AbortEvidence {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AbortEvidence {
+            header: r.get()?,
+            payload: r
+                .bytes16("abort payload", ABORT_EVIDENCE_PAYLOAD_LEN_MAX)?
+                .to_vec(),
+            signature: r.get()?,
+        })
+    }
+}
+
+/// Why a `Pay` entry no longer stands.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum VoidProof {
+    /// The seller's signed ABORT.
+    SellerAbort(AbortEvidence),
+    /// The money office's signed release after the claim deadline.
+    OfficeRelease(Resolution),
+}
+
+impl Encode for VoidProof {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            VoidProof::SellerAbort(e) => w.u8(1).put(e),
+            VoidProof::OfficeRelease(r) => w.u8(2).put(r),
+        };
+    }
+}
+
+impl Decode for VoidProof {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("void proof")? {
+            1 => Ok(VoidProof::SellerAbort(r.get()?)),
+            2 => Ok(VoidProof::OfficeRelease(r.get()?)),
+            tag => Err(DecodeError::UnknownTag {
+                what: "void proof",
+                tag,
+            }),
+        }
+    }
+}
+
 /// What an entry records.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum EntryKind {
@@ -119,22 +186,25 @@ pub enum EntryKind {
         amount: Amount,
         claim_deadline: Timestamp,
     },
-    /// The seller's record of a committed sale, naming the buyer's `Pay`
-    /// entry it was paid with.
+    /// The seller's record of a committed sale, carrying the buyer's signed
+    /// `Pay` entry it was paid with: the seller's claim at the office.
     Receive {
         tx: TxId,
         buyer: PartyId,
         amount: Amount,
-        buyer_seq: u64,
-        buyer_entry_hash: EntryHash,
+        authorization: Box<ChainEntry>,
     },
-    /// The buyer's record that the `Pay` entry `paid_seq` was aborted and
-    /// its `amount` is back.
+    /// The buyer's record that its `Pay` entry `paid_seq` was aborted and
+    /// its `amount` is back, with the proof.
     Void {
         tx: TxId,
         paid_seq: u64,
         amount: Amount,
+        proof: VoidProof,
     },
+    /// Value handed back to the money office, to be credited to the owner's
+    /// account at the next sync.
+    Redeem { redeem_id: [u8; 16], amount: Amount },
 }
 
 impl EntryKind {
@@ -145,6 +215,7 @@ impl EntryKind {
             EntryKind::Pay { .. } => 2,
             EntryKind::Receive { .. } => 3,
             EntryKind::Void { .. } => 4,
+            EntryKind::Redeem { .. } => 5,
         }
     }
 }
@@ -171,29 +242,37 @@ impl Encode for EntryKind {
                 tx,
                 buyer,
                 amount,
-                buyer_seq,
-                buyer_entry_hash,
+                authorization,
             } => {
-                w.put(tx)
-                    .put(buyer)
-                    .put(amount)
-                    .u64(*buyer_seq)
-                    .raw(buyer_entry_hash);
+                w.put(tx).put(buyer).put(amount).put(authorization);
             }
             EntryKind::Void {
                 tx,
                 paid_seq,
                 amount,
+                proof,
             } => {
-                w.put(tx).u64(*paid_seq).put(amount);
+                w.put(tx).u64(*paid_seq).put(amount).put(proof);
+            }
+            EntryKind::Redeem { redeem_id, amount } => {
+                w.raw(redeem_id).put(amount);
             }
         }
     }
 }
 
-impl Decode for EntryKind {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(match r.u8("entry kind")? {
+impl EntryKind {
+    /// Decodes an entry kind; `nested` is true inside a `Receive`, where only
+    /// a `Pay` entry may appear (so nesting is one level deep, never more).
+    fn decode_nested(r: &mut Reader<'_>, nested: bool) -> Result<Self, DecodeError> {
+        let tag = r.u8("entry kind")?;
+        if nested && tag != 2 {
+            return Err(DecodeError::Invalid {
+                what: "authorization",
+                reason: "a Receive entry must carry a Pay entry",
+            });
+        }
+        Ok(match tag {
             0 => EntryKind::Genesis {
                 certificate: r.get()?,
             },
@@ -208,12 +287,16 @@ impl Decode for EntryKind {
                 tx: r.get()?,
                 buyer: r.get()?,
                 amount: r.get()?,
-                buyer_seq: r.u64("buyer seq")?,
-                buyer_entry_hash: r.array("buyer entry hash")?,
+                authorization: Box::new(ChainEntry::decode_nested(r, true)?),
             },
             4 => EntryKind::Void {
                 tx: r.get()?,
                 paid_seq: r.u64("paid seq")?,
+                amount: r.get()?,
+                proof: r.get()?,
+            },
+            5 => EntryKind::Redeem {
+                redeem_id: r.array("redeem id")?,
                 amount: r.get()?,
             },
             tag => {
@@ -223,6 +306,12 @@ impl Decode for EntryKind {
                 });
             }
         })
+    }
+}
+
+impl Decode for EntryKind {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        EntryKind::decode_nested(r, false)
     }
 }
 
@@ -323,6 +412,7 @@ impl ChainEntry {
             EntryKind::Pay { amount, .. } => prev.balance_after.checked_sub(*amount).ok(),
             EntryKind::Receive { amount, .. } => prev.balance_after.checked_add(*amount).ok(),
             EntryKind::Void { amount, .. } => prev.balance_after.checked_add(*amount).ok(),
+            EntryKind::Redeem { amount, .. } => prev.balance_after.checked_sub(*amount).ok(),
         };
         match expected {
             Some(balance) if balance == self.balance_after && !balance.is_negative() => Ok(()),
@@ -343,17 +433,23 @@ impl Encode for ChainEntry {
     }
 }
 
-impl Decode for ChainEntry {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+impl ChainEntry {
+    fn decode_nested(r: &mut Reader<'_>, nested: bool) -> Result<Self, DecodeError> {
         Ok(ChainEntry {
             wallet: r.get()?,
             seq: r.u64("seq")?,
             prev_hash: r.array("prev hash")?,
-            kind: r.get()?,
+            kind: EntryKind::decode_nested(r, nested)?,
             balance_after: r.get()?,
             created_at: r.get()?,
             signature: r.get()?,
         })
+    }
+}
+
+impl Decode for ChainEntry {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        ChainEntry::decode_nested(r, false)
     }
 }
 

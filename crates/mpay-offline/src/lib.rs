@@ -10,6 +10,7 @@ pub mod chain;
 pub mod durable;
 pub mod messages;
 pub mod records;
+pub mod sync;
 mod wallet;
 
 pub use wallet::*;

@@ -3,11 +3,12 @@
 //! payloads carry only what the header does not. Layouts: docs/wire-format.md.
 
 use mpay_envelope::MessageKind;
-use mpay_identity::Certificate;
+use mpay_identity::{Certificate, RevocationList};
 use mpay_money::Amount;
 use mpay_wire::{Decode, DecodeError, Encode, Reader, TEXT_LEN_MAX, Writer, wire_enum};
 
 use crate::chain::ChainEntry;
+use crate::sync::SyncAttestation;
 
 pub mod kind {
     use super::MessageKind;
@@ -52,17 +53,27 @@ wire_enum! {
         Busy = 8,
         /// The amount is zero or negative.
         InvalidAmount = 9,
+        /// The buyer's last sync with its money office is too old, or it made
+        /// too many payments since.
+        SyncTooOld = 10,
     }
 }
 
+/// The seller's one-hop broadcast. It spreads the seller's newest
+/// revocation list, so revocations travel phone to phone.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Lookup {
     pub seller_certificate: Certificate,
+    pub revocation_list: Option<RevocationList>,
 }
 
+/// A buyer in buyer mode answers with its certificate, its last sync
+/// attestation (the seller refuses a stale one) and its revocation list.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LookupReply {
     pub buyer_certificate: Certificate,
+    pub attestation: SyncAttestation,
+    pub revocation_list: Option<RevocationList>,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -105,7 +116,8 @@ pub struct Abort {
 
 impl Encode for Lookup {
     fn encode(&self, w: &mut Writer) {
-        w.put(&self.seller_certificate);
+        w.put(&self.seller_certificate)
+            .option(&self.revocation_list);
     }
 }
 
@@ -113,13 +125,16 @@ impl Decode for Lookup {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Lookup {
             seller_certificate: r.get()?,
+            revocation_list: r.option("revocation list")?,
         })
     }
 }
 
 impl Encode for LookupReply {
     fn encode(&self, w: &mut Writer) {
-        w.put(&self.buyer_certificate);
+        w.put(&self.buyer_certificate)
+            .put(&self.attestation)
+            .option(&self.revocation_list);
     }
 }
 
@@ -127,6 +142,8 @@ impl Decode for LookupReply {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(LookupReply {
             buyer_certificate: r.get()?,
+            attestation: r.get()?,
+            revocation_list: r.option("revocation list")?,
         })
     }
 }

@@ -4,11 +4,10 @@
 //! The chain is the REDO log: a buyer's `Pay` entry is the new state it will
 //! have after COMMIT. The buyer's `Prepared` record is the UNDO record and the
 //! lock: while it exists the amount is locked, and ABORT restores it with a
-//! `Void` entry. The seller's `Committed` record is the COMMIT record of the
+//! `Void` entry carrying the proof. The seller's `Committed` record is the COMMIT record of the
 //! paper; deleting it is the COMPLETE record ("forget").
 
-use mpay_envelope::Header;
-use mpay_identity::{PartyId, Signature, Timestamp};
+use mpay_identity::{PartyId, Timestamp};
 use mpay_money::Amount;
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 
@@ -19,39 +18,8 @@ pub mod meta {
     pub const CERTIFICATE: &str = "certificate";
     pub const OFFICE_CERTIFICATE: &str = "office_certificate";
     pub const REVOCATION_LIST: &str = "revocation_list";
-}
-
-/// Largest ABORT payload kept as evidence (an ABORT payload is one byte).
-pub const ABORT_EVIDENCE_PAYLOAD_LEN_MAX: usize = 64;
-
-/// What the seller said when it aborted a transaction the buyer had
-/// prepared: its signed ABORT, kept as proof that the `Pay` entry was never
-/// claimed.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct AbortEvidence {
-    pub header: Header,
-    pub payload: Vec<u8>,
-    pub signature: Signature,
-}
-
-impl Encode for AbortEvidence {
-    fn encode(&self, w: &mut Writer) {
-        w.put(&self.header)
-            .bytes16(&self.payload)
-            .put(&self.signature);
-    }
-}
-
-impl Decode for AbortEvidence {
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(AbortEvidence {
-            header: r.get()?,
-            payload: r
-                .bytes16("abort payload", ABORT_EVIDENCE_PAYLOAD_LEN_MAX)?
-                .to_vec(),
-            signature: r.get()?,
-        })
-    }
+    /// The office's latest signed [`crate::sync::SyncAttestation`].
+    pub const ATTESTATION: &str = "attestation";
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -62,14 +30,6 @@ pub enum TxRecord {
         amount: Amount,
         pay_seq: u64,
         claim_deadline: Timestamp,
-    },
-    /// Buyer: aborted after preparing; the `Void` entry `void_seq` restored
-    /// the amount. Kept for the money office.
-    BuyerAborted {
-        seller: PartyId,
-        pay_seq: u64,
-        void_seq: u64,
-        evidence: AbortEvidence,
     },
     /// Seller: committed with the buyer's `authorization`, recorded as the
     /// `Receive` entry `receive_seq`; COMMIT not yet acknowledged.
@@ -95,18 +55,6 @@ impl Encode for TxRecord {
                     .u64(*pay_seq)
                     .put(claim_deadline);
             }
-            TxRecord::BuyerAborted {
-                seller,
-                pay_seq,
-                void_seq,
-                evidence,
-            } => {
-                w.u8(2)
-                    .put(seller)
-                    .u64(*pay_seq)
-                    .u64(*void_seq)
-                    .put(evidence);
-            }
             TxRecord::SellerCommitted {
                 buyer,
                 authorization,
@@ -126,12 +74,6 @@ impl Decode for TxRecord {
                 amount: r.get()?,
                 pay_seq: r.u64("pay seq")?,
                 claim_deadline: r.get()?,
-            },
-            2 => TxRecord::BuyerAborted {
-                seller: r.get()?,
-                pay_seq: r.u64("pay seq")?,
-                void_seq: r.u64("void seq")?,
-                evidence: r.get()?,
             },
             3 => TxRecord::SellerCommitted {
                 buyer: r.get()?,

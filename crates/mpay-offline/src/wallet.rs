@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use mpay_envelope::{self as envelope, ENVELOPE_VERSION, EnvelopeError, Header, ReplayGuard};
 use mpay_identity::{
-    Certificate, CertificateError, Limits, PartyId, Role, SecretKeys, Timestamp, TrustStore,
+    Certificate, CertificateError, Limits, MILLIS_PER_DAY, PartyId, RevocationList, Role,
+    SecretKeys, Timestamp, TrustStore,
 };
 use mpay_money::{Amount, Currency};
 use mpay_wire::{Decode, DecodeError, Encode};
@@ -25,12 +26,18 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::TxId;
-use crate::chain::{ChainEntry, ChainError, ChargeVoucher, EntryKind, GENESIS_PREV_HASH};
+use crate::chain::{
+    AbortEvidence, ChainEntry, ChainError, ChargeVoucher, EntryKind, GENESIS_PREV_HASH, VoidProof,
+};
 use crate::durable::{Snapshot, Write, WriteBatch};
 use crate::messages::{
     Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, kind,
 };
-use crate::records::{AbortEvidence, TxRecord, meta};
+use crate::records::{TxRecord, meta};
+use crate::sync::{
+    Outcome, Resolution, SYNC_ENTRIES_MAX, SYNC_UNCERTAIN_MAX, SyncAttestation, SyncRequest,
+    SyncResponse, Uncertain,
+};
 
 /// Timing and capacity limits of the protocol. Every retry, queue and table
 /// has a bound here.
@@ -108,6 +115,11 @@ pub struct PendingWrite {
 pub enum Event {
     /// A buyer answered our LOOKUP.
     BuyerFound { buyer: PartyId },
+    /// A buyer answered our LOOKUP but this wallet will not take its money.
+    BuyerRefused { buyer: PartyId, reason: AbortReason },
+    /// A newer revocation list arrived (from a peer or the office) and is in
+    /// force.
+    RevocationListInstalled { version: u64 },
     /// Seller: the buyer agreed and the sale is committed (money is ours).
     SaleCommitted {
         tx: TxId,
@@ -186,6 +198,46 @@ pub enum ChargeError {
     OverLimit(Amount),
 }
 
+/// Why value could not be redeemed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedeemError {
+    #[error("amount must be positive and in {0}")]
+    InvalidAmount(Currency),
+    #[error("insufficient funds: balance is {balance}")]
+    InsufficientFunds { balance: Amount },
+}
+
+/// Why a sync response was refused. It changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("malformed sync response: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("response is not from this wallet's money office")]
+    NotFromOffice,
+    #[error("attestation is not signed by the office or not for this wallet")]
+    BadAttestation,
+    #[error("the office attests a chain this wallet does not have (a restored or copied wallet?)")]
+    ForkedChain,
+    #[error("a resolution is not signed by the office or not for this wallet")]
+    BadResolution,
+    #[error("local error: {0}")]
+    Local(&'static str),
+}
+
+/// What a sync changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncSummary {
+    /// Sequence the office has verified up to.
+    pub attested_seq: u64,
+    /// Entries still to upload (sync again when not zero).
+    pub entries_left: u64,
+    pub settled: Vec<TxId>,
+    pub released: Vec<TxId>,
+    pub revocation_version: Option<u64>,
+}
+
 /// Why a wallet could not be recovered from its store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecoverError {
@@ -206,6 +258,12 @@ struct Identity {
     keys: SecretKeys,
     certificate: Certificate,
     limits: Limits,
+}
+
+/// A buyer that answered a LOOKUP.
+struct Nearby {
+    seen_at: Timestamp,
+    attestation: SyncAttestation,
 }
 
 enum Sale {
@@ -259,6 +317,7 @@ pub struct Wallet {
     /// txs this wallet was paid for as seller (`Receive` entries).
     received: HashSet<TxId>,
     charge_ids: HashSet<[u8; 16]>,
+    redeem_ids: HashSet<[u8; 16]>,
 
     sales: BTreeMap<TxId, Sale>,
     prepared: BTreeMap<TxId, Prepared>,
@@ -266,7 +325,9 @@ pub struct Wallet {
     peers: HashMap<PartyId, Certificate>,
     /// The peer certificates the store holds (as of the writes issued).
     durable_peers: HashMap<PartyId, Certificate>,
-    nearby: BTreeMap<PartyId, Timestamp>,
+    nearby: BTreeMap<PartyId, Nearby>,
+    /// The office's latest signed statement of this wallet's state.
+    attestation: SyncAttestation,
 
     writes: VecDeque<PendingWrite>,
     write_issued: u64,
@@ -282,8 +343,14 @@ impl Wallet {
         keys: &SecretKeys,
         certificate: &Certificate,
         office: &Certificate,
+        attestation: &SyncAttestation,
         now: Timestamp,
     ) -> Result<WriteBatch, RecoverError> {
+        if attestation.wallet != certificate.subject() || !attestation.verify(office.keys()) {
+            return Err(RecoverError::Inconsistent(
+                "enrollment attestation is not the office's for this wallet",
+            ));
+        }
         let limits = certificate.body.limits.ok_or(RecoverError::NoLimits)?;
         let genesis = ChainEntry::sign(
             keys,
@@ -309,6 +376,10 @@ impl Wallet {
             key: meta::OFFICE_CERTIFICATE.into(),
             value: office.to_wire(),
         });
+        batch.push(Write::PutMeta {
+            key: meta::ATTESTATION.into(),
+            value: attestation.to_wire(),
+        });
         batch.push(Write::AppendChain {
             seq: 0,
             entry: genesis.to_wire(),
@@ -329,6 +400,7 @@ impl Wallet {
         let keys = SecretKeys::from_secret_bytes(get(meta::SECRET_KEYS)?)?;
         let certificate = Certificate::from_wire(get(meta::CERTIFICATE)?)?;
         let office = Certificate::from_wire(get(meta::OFFICE_CERTIFICATE)?)?;
+        let attestation = SyncAttestation::from_wire(get(meta::ATTESTATION)?)?;
         let limits = certificate.body.limits.ok_or(RecoverError::NoLimits)?;
         if certificate.keys() != &keys.public() {
             return Err(RecoverError::Inconsistent(
@@ -369,12 +441,14 @@ impl Wallet {
             voided: HashSet::new(),
             received: HashSet::new(),
             charge_ids: HashSet::new(),
+            redeem_ids: HashSet::new(),
             sales: BTreeMap::new(),
             prepared: BTreeMap::new(),
             intent: None,
             peers: HashMap::new(),
             durable_peers: HashMap::new(),
             nearby: BTreeMap::new(),
+            attestation,
             writes: VecDeque::new(),
             write_issued: 0,
             write_completed: 0,
@@ -446,7 +520,6 @@ impl Wallet {
                         },
                     );
                 }
-                TxRecord::BuyerAborted { .. } => {}
             }
         }
         wallet.check_invariants();
@@ -466,6 +539,9 @@ impl Wallet {
             }
             EntryKind::Receive { tx, .. } => {
                 self.received.insert(*tx);
+            }
+            EntryKind::Redeem { redeem_id, .. } => {
+                self.redeem_ids.insert(*redeem_id);
             }
             EntryKind::Genesis { .. } => {}
         }
@@ -528,7 +604,7 @@ impl Wallet {
 
     /// Buyers that answered a LOOKUP, most recent first.
     pub fn nearby_buyers(&self) -> Vec<PartyId> {
-        let mut buyers: Vec<_> = self.nearby.iter().map(|(id, at)| (*at, *id)).collect();
+        let mut buyers: Vec<_> = self.nearby.iter().map(|(id, n)| (n.seen_at, *id)).collect();
         buyers.sort_by(|a, b| b.cmp(a));
         buyers.into_iter().map(|(_, id)| id).collect()
     }
@@ -656,6 +732,7 @@ impl Wallet {
     pub fn lookup(&mut self, now: Timestamp) {
         let message = Message::Lookup(Lookup {
             seller_certificate: self.me.certificate.clone(),
+            revocation_list: self.revocation_list().cloned(),
         });
         let tx = TxId(self.random_bytes());
         self.send_broadcast(now, tx, &message);
@@ -695,6 +772,231 @@ impl Wallet {
         );
         self.send_commit_request(now, tx);
         Ok(tx)
+    }
+
+    /// Hands `amount` back to the money office: a `Redeem` entry now, credited
+    /// to the owner's account at the next sync. Returns the redeem id.
+    pub fn redeem(&mut self, now: Timestamp, amount: Amount) -> Result<[u8; 16], RedeemError> {
+        if !amount.is_positive() || amount.currency() != self.currency() {
+            return Err(RedeemError::InvalidAmount(self.currency()));
+        }
+        let balance = self.balance();
+        let after = balance
+            .checked_sub(amount)
+            .map_err(|_| RedeemError::InsufficientFunds { balance })?;
+        if after.is_negative() {
+            return Err(RedeemError::InsufficientFunds { balance });
+        }
+        let redeem_id = self.random_bytes();
+        let mut batch = WriteBatch::new();
+        self.append_entry(
+            &mut batch,
+            now,
+            EntryKind::Redeem { redeem_id, amount },
+            after,
+        );
+        self.issue_write(batch);
+        Ok(redeem_id)
+    }
+
+    /// The office's latest attestation of this wallet.
+    pub fn attestation(&self) -> &SyncAttestation {
+        &self.attestation
+    }
+
+    /// The money office's certificate.
+    pub fn office(&self) -> &Certificate {
+        &self.office
+    }
+
+    /// The newest revocation list this wallet holds from its office.
+    pub fn revocation_list(&self) -> Option<&RevocationList> {
+        self.trust.revocation_list(&self.office.subject())
+    }
+
+    /// Installs `list` if it is the office's, genuine and newer, and makes it
+    /// durable.
+    fn offer_revocation_list(&mut self, list: Option<RevocationList>) -> Option<u64> {
+        let list = list?;
+        if list.issuer != self.office.subject() {
+            return None;
+        }
+        let bytes = list.to_wire();
+        match self.trust.install_revocation_list(list) {
+            Ok(mpay_identity::RevocationUpdate::Installed { version }) => {
+                let mut batch = WriteBatch::new();
+                batch.push(Write::PutMeta {
+                    key: meta::REVOCATION_LIST.into(),
+                    value: bytes,
+                });
+                self.issue_write(batch);
+                // Buyers found before may be revoked now.
+                let trust = &self.trust;
+                self.nearby.retain(|id, _| !trust.is_revoked(id));
+                self.push_event(Event::RevocationListInstalled { version });
+                Some(version)
+            }
+            _ => None,
+        }
+    }
+
+    /// The sealed sync request for the office: the chain entries after the
+    /// last attested one (at most [`SYNC_ENTRIES_MAX`]) and the payments held
+    /// prepared past their claim deadline.
+    pub fn sync_request(&mut self, now: Timestamp) -> Result<Vec<u8>, SyncError> {
+        let from = usize::try_from(self.attestation.seq.saturating_add(1))
+            .map_err(|_| SyncError::Local("chain longer than memory"))?;
+        let entries: Vec<ChainEntry> = self
+            .chain
+            .iter()
+            .skip(from)
+            .take(SYNC_ENTRIES_MAX)
+            .cloned()
+            .collect();
+        let uncertain: Vec<Uncertain> = self
+            .prepared
+            .iter()
+            .filter(|(_, p)| p.claim_deadline <= now)
+            .take(SYNC_UNCERTAIN_MAX)
+            .map(|(tx, p)| Uncertain {
+                tx: *tx,
+                pay_seq: p.pay_seq,
+            })
+            .collect();
+        let request = SyncRequest {
+            entries,
+            uncertain,
+            revocation_version: self.revocation_list().map_or(0, |l| l.version),
+        };
+        let header = Header {
+            version: ENVELOPE_VERSION,
+            suite: self.me.keys.suite(),
+            kind: crate::sync::kind::SYNC_REQUEST,
+            sender: self.me.id,
+            receiver: self.office.subject(),
+            tx_id: self.random_bytes(),
+            nonce: self.rng.next_u64(),
+            sent_at: now,
+        };
+        let office_keys = *self.office.keys();
+        Ok(envelope::seal(
+            &self.me.keys,
+            &header,
+            &request.to_wire(),
+            &office_keys,
+            &mut self.rng,
+        )?)
+    }
+
+    /// Applies the office's sealed answer to a sync: the new attestation,
+    /// a newer revocation list, and resolutions of uncertain payments. On
+    /// error nothing changed.
+    pub fn apply_sync_response(
+        &mut self,
+        now: Timestamp,
+        frame: &[u8],
+    ) -> Result<SyncSummary, SyncError> {
+        let unverified = envelope::open(frame, &self.me.keys, self.me.id, &self.trust, now)?;
+        if unverified.header().sender != self.office.subject()
+            || unverified.header().kind != crate::sync::kind::SYNC_RESPONSE
+        {
+            return Err(SyncError::NotFromOffice);
+        }
+        let office = self.office.clone();
+        let verified = unverified.verify(&office, &self.trust, &mut self.replay, now)?;
+        let response = SyncResponse::from_wire(verified.payload())?;
+        let attestation = response.attestation;
+        if attestation.wallet != self.me.id
+            || attestation.office != office.subject()
+            || !attestation.verify(office.keys())
+        {
+            return Err(SyncError::BadAttestation);
+        }
+        let attested = usize::try_from(attestation.seq)
+            .ok()
+            .and_then(|i| self.chain.get(i));
+        match attested {
+            Some(entry) if entry.hash() == attestation.head_hash => {}
+            _ => return Err(SyncError::ForkedChain),
+        }
+        if attestation.seq < self.attestation.seq {
+            return Err(SyncError::BadAttestation);
+        }
+        for resolution in &response.resolutions {
+            if resolution.wallet != self.me.id
+                || resolution.office != office.subject()
+                || !resolution.verify(office.keys())
+            {
+                return Err(SyncError::BadResolution);
+            }
+        }
+        // Checked; now apply.
+        let mut summary = SyncSummary {
+            attested_seq: attestation.seq,
+            entries_left: self
+                .chain
+                .last()
+                .map_or(0, |e| e.seq.saturating_sub(attestation.seq)),
+            ..SyncSummary::default()
+        };
+        summary.revocation_version = self.offer_revocation_list(response.revocation_list);
+        let mut batch = WriteBatch::new();
+        batch.push(Write::PutMeta {
+            key: meta::ATTESTATION.into(),
+            value: attestation.to_wire(),
+        });
+        self.attestation = attestation;
+        for resolution in response.resolutions {
+            self.apply_resolution(now, &mut batch, resolution, &mut summary);
+        }
+        self.issue_write(batch);
+        self.check_invariants();
+        Ok(summary)
+    }
+
+    fn apply_resolution(
+        &mut self,
+        now: Timestamp,
+        batch: &mut WriteBatch,
+        resolution: Resolution,
+        summary: &mut SyncSummary,
+    ) {
+        let tx = resolution.tx;
+        let Some(prepared) = self.prepared.get(&tx) else {
+            return;
+        };
+        if prepared.pay_seq != resolution.pay_seq {
+            return;
+        }
+        let (seller, amount, pay_seq) = (prepared.seller, prepared.amount, prepared.pay_seq);
+        match resolution.outcome {
+            Outcome::Settled => {
+                self.prepared.remove(&tx);
+                batch.push(Write::DeleteTx { tx_id: tx.0 });
+                summary.settled.push(tx);
+                self.push_event(Event::PaymentCommitted { tx, seller, amount });
+            }
+            Outcome::Released => {
+                let Ok(balance) = self.balance().checked_add(amount) else {
+                    return;
+                };
+                self.prepared.remove(&tx);
+                self.append_entry(
+                    batch,
+                    now,
+                    EntryKind::Void {
+                        tx,
+                        paid_seq: pay_seq,
+                        amount,
+                        proof: VoidProof::OfficeRelease(resolution),
+                    },
+                    balance,
+                );
+                batch.push(Write::DeleteTx { tx_id: tx.0 });
+                summary.released.push(tx);
+                self.push_event(Event::PaymentAborted { tx, amount });
+            }
+        }
     }
 
     /// Enters buyer mode: answer LOOKUPs and pay one request within `intent`.
@@ -749,8 +1051,8 @@ impl Wallet {
         let tx = TxId(header.tx_id);
         let from = header.sender;
         match message {
-            Message::Lookup(_) => self.on_lookup(now, tx, certificate),
-            Message::LookupReply(_) => self.on_lookup_reply(now, certificate),
+            Message::Lookup(m) => self.on_lookup(now, tx, certificate, m.revocation_list),
+            Message::LookupReply(m) => self.on_lookup_reply(now, m),
             Message::CommitRequest(m) => self.on_commit_request(now, tx, m),
             Message::Agreed(m) => self.on_agreed(now, tx, from, m),
             Message::Abort(m) => self.on_abort(now, tx, from, m, &verified),
@@ -795,20 +1097,61 @@ impl Wallet {
 
     // ---- seller side -------------------------------------------------------
 
-    fn on_lookup_reply(&mut self, now: Timestamp, buyer_certificate: Certificate) {
+    fn on_lookup_reply(&mut self, now: Timestamp, reply: LookupReply) {
+        let buyer_certificate = reply.buyer_certificate;
         if buyer_certificate.body.limits.map(|l| l.currency()) != Some(self.currency()) {
             return;
         }
         let buyer = buyer_certificate.subject();
+        self.offer_revocation_list(reply.revocation_list);
+        let attestation = reply.attestation;
+        if attestation.wallet != buyer
+            || attestation.office != self.office.subject()
+            || !attestation.verify(self.office.keys())
+        {
+            self.push_event(Event::BuyerRefused {
+                buyer,
+                reason: AbortReason::BadAuthorization,
+            });
+            return;
+        }
+        if !self.attestation_fresh(&buyer_certificate, &attestation, now) {
+            self.push_event(Event::BuyerRefused {
+                buyer,
+                reason: AbortReason::SyncTooOld,
+            });
+            return;
+        }
         if !self.nearby.contains_key(&buyer) && self.nearby.len() >= self.config.nearby_buyers_max {
             // Forget the buyer seen longest ago.
-            if let Some((&oldest, _)) = self.nearby.iter().min_by_key(|(_, at)| **at) {
+            if let Some((&oldest, _)) = self.nearby.iter().min_by_key(|(_, n)| n.seen_at) {
                 self.nearby.remove(&oldest);
             }
         }
-        self.nearby.insert(buyer, now);
+        self.nearby.insert(
+            buyer,
+            Nearby {
+                seen_at: now,
+                attestation,
+            },
+        );
         self.peers.insert(buyer, buyer_certificate);
         self.push_event(Event::BuyerFound { buyer });
+    }
+
+    /// Whether `attestation` (already verified) is recent enough under the
+    /// payer's certificate limits.
+    fn attestation_fresh(
+        &self,
+        payer: &Certificate,
+        attestation: &SyncAttestation,
+        now: Timestamp,
+    ) -> bool {
+        let Some(limits) = payer.body.limits else {
+            return false;
+        };
+        let max_age_ms = u64::from(limits.days_between_syncs_max).saturating_mul(MILLIS_PER_DAY);
+        now.millis_since(attestation.synced_at) <= max_age_ms
     }
 
     fn send_commit_request(&mut self, now: Timestamp, tx: TxId) {
@@ -892,6 +1235,24 @@ impl Wallet {
         {
             return Err(AbortReason::OverLimit);
         }
+        // The payer's chain may not run too far past its last sync: entries
+        // since the attestation bound the payments made since.
+        let attestation = &self
+            .nearby
+            .get(&buyer)
+            .ok_or(AbortReason::SyncTooOld)?
+            .attestation;
+        let since_sync = entry.seq.saturating_sub(attestation.seq);
+        let max = cert
+            .body
+            .limits
+            .map_or(0, |l| u64::from(l.payments_between_syncs_max));
+        if entry.seq <= attestation.seq || since_sync > max {
+            return Err(AbortReason::SyncTooOld);
+        }
+        if !self.attestation_fresh(cert, attestation, now) {
+            return Err(AbortReason::SyncTooOld);
+        }
         Ok(claim_deadline)
     }
 
@@ -917,8 +1278,7 @@ impl Wallet {
                 tx,
                 buyer,
                 amount,
-                buyer_seq: authorization.seq,
-                buyer_entry_hash: authorization.hash(),
+                authorization: Box::new(authorization.clone()),
             },
             balance,
         );
@@ -1021,7 +1381,15 @@ impl Wallet {
         self.intent.filter(|i| i.expires_at > now)
     }
 
-    fn on_lookup(&mut self, now: Timestamp, lookup_tx: TxId, seller_certificate: Certificate) {
+    fn on_lookup(
+        &mut self,
+        now: Timestamp,
+        lookup_tx: TxId,
+        seller_certificate: Certificate,
+        revocation_list: Option<RevocationList>,
+    ) {
+        // Revocations spread through every LOOKUP, buyer mode or not.
+        self.offer_revocation_list(revocation_list);
         let Some(intent) = self.intent_active(now) else {
             return;
         };
@@ -1032,6 +1400,8 @@ impl Wallet {
         self.peers.insert(seller, seller_certificate);
         let reply = Message::LookupReply(LookupReply {
             buyer_certificate: self.me.certificate.clone(),
+            attestation: self.attestation.clone(),
+            revocation_list: self.revocation_list().cloned(),
         });
         self.send(now, seller, lookup_tx, &reply);
     }
@@ -1225,36 +1595,29 @@ impl Wallet {
         if prepared.seller != from {
             return;
         }
-        let (seller, amount, pay_seq) = (prepared.seller, prepared.amount, prepared.pay_seq);
+        let (amount, pay_seq) = (prepared.amount, prepared.pay_seq);
         let Ok(balance) = self.balance().checked_add(amount) else {
             return;
         };
         self.prepared.remove(&tx);
         let mut batch = WriteBatch::new();
-        let void_seq = self.append_entry(
+        let evidence = AbortEvidence {
+            header: *verified.header(),
+            payload: verified.payload().to_vec(),
+            signature: *verified.signature(),
+        };
+        self.append_entry(
             &mut batch,
             now,
             EntryKind::Void {
                 tx,
                 paid_seq: pay_seq,
                 amount,
+                proof: VoidProof::SellerAbort(evidence),
             },
             balance,
         );
-        let record = TxRecord::BuyerAborted {
-            seller,
-            pay_seq,
-            void_seq,
-            evidence: AbortEvidence {
-                header: *verified.header(),
-                payload: verified.payload().to_vec(),
-                signature: *verified.signature(),
-            },
-        };
-        batch.push(Write::PutTx {
-            tx_id: tx.0,
-            record: record.to_wire(),
-        });
+        batch.push(Write::DeleteTx { tx_id: tx.0 });
         self.issue_write(batch);
         self.send(now, from, tx, &Message::Aborted);
         self.push_event(Event::PaymentAborted { tx, amount });

@@ -7,12 +7,11 @@ use mpay_identity::{
     Certificate, CertificateBody, Limits, PartyId, Role, SecretKeys, Suite, Timestamp,
 };
 use mpay_money::{Amount, Currency};
-use mpay_offline::chain::{ChargeVoucher, EntryKind};
+use mpay_offline::chain::{ChargeVoucher, EntryKind, GENESIS_PREV_HASH, VoidProof};
 use mpay_offline::durable::Snapshot;
 use mpay_offline::messages::AbortReason;
-use mpay_offline::records::TxRecord;
+use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{BuyIntent, ChargeError, Config, Event, SellError, Transmit, TxId, Wallet};
-use mpay_wire::Decode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -112,9 +111,18 @@ fn pair() -> Pair {
             },
             &office_keys,
         );
+        let attestation = SyncAttestation::issue(
+            office_id,
+            &office_keys,
+            cert.subject(),
+            0,
+            GENESIS_PREV_HASH,
+            eur(0),
+            T0,
+        );
         let mut store = Snapshot::default();
         store
-            .apply(&Wallet::genesis(&keys, &cert, &office, T0).unwrap())
+            .apply(&Wallet::genesis(&keys, &cert, &office, &attestation, T0).unwrap())
             .unwrap();
         Phone {
             wallet: Some(Wallet::recover(Config::default(), &store, n, T0).unwrap()),
@@ -386,10 +394,13 @@ fn seller_that_hears_nothing_aborts_and_the_buyer_gets_its_money_back_with_proof
     assert_eq!(p.buyer.w().balance(), eur(50_000));
     assert!(p.buyer.w().voided(&tx));
     assert_eq!(p.total(), before);
-    // The buyer keeps the seller's signed ABORT as proof for the office.
-    let record = TxRecord::from_wire(&p.buyer.store.txs[&tx.0]).unwrap();
-    match record {
-        TxRecord::BuyerAborted { evidence, .. } => {
+    // The buyer's Void entry carries the seller's signed ABORT as proof.
+    let void = p.buyer.w().chain().last().unwrap().kind.clone();
+    match void {
+        EntryKind::Void {
+            proof: VoidProof::SellerAbort(evidence),
+            ..
+        } => {
             assert_eq!(evidence.header.sender, p.seller.w().id());
             let seller_keys = *p.seller.w().certificate().keys();
             mpay_envelope::verify_detached(
@@ -400,8 +411,9 @@ fn seller_that_hears_nothing_aborts_and_the_buyer_gets_its_money_back_with_proof
             )
             .unwrap();
         }
-        other => panic!("expected abort evidence, got {other:?}"),
+        other => panic!("expected a Void entry with the seller's ABORT, got {other:?}"),
     }
+    assert!(p.buyer.store.txs.is_empty(), "the UNDO record is gone");
 }
 
 #[test]

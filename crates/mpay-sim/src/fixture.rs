@@ -7,7 +7,9 @@ use mpay_identity::{
 };
 use mpay_money::Amount;
 use mpay_offline::chain::ChargeVoucher;
+use mpay_offline::chain::GENESIS_PREV_HASH;
 use mpay_offline::durable::WriteBatch;
+use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{RecoverError, Wallet};
 use rand_core::CryptoRng;
 
@@ -76,13 +78,37 @@ impl Office {
             },
             &self.keys,
         );
-        let genesis = Wallet::genesis(&keys, &certificate, &self.certificate, self.since)?;
+        let attestation = self.enrollment_attestation(id, limits.currency());
+        let genesis = Wallet::genesis(
+            &keys,
+            &certificate,
+            &self.certificate,
+            &attestation,
+            self.since,
+        )?;
         Ok(Issued {
             id,
             keys,
             certificate,
             genesis,
         })
+    }
+
+    /// The attestation a wallet gets at enrollment: nothing synced yet.
+    pub fn enrollment_attestation(
+        &self,
+        wallet: PartyId,
+        currency: mpay_money::Currency,
+    ) -> SyncAttestation {
+        SyncAttestation::issue(
+            self.id,
+            &self.keys,
+            wallet,
+            0,
+            GENESIS_PREV_HASH,
+            Amount::zero(currency),
+            self.since,
+        )
     }
 
     pub fn voucher(

@@ -976,6 +976,12 @@ fn describe(n: usize, event: &Event) -> String {
             )
         }
         Event::Charged { amount } => format!("{who}: charged {amount}"),
+        Event::BuyerRefused { buyer, reason } => {
+            format!("{who}: buyer {} refused ({reason:?})", buyer.short())
+        }
+        Event::RevocationListInstalled { version } => {
+            format!("{who}: revocation list version {version} in force")
+        }
     }
 }
 

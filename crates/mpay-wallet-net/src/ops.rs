@@ -1,0 +1,279 @@
+//! The owner's blocking operations: sell, buy. Each runs the loop up to a
+//! deadline and reads the engine's events to learn the outcome; the events
+//! stay queued for [`WalletNode::poll_event`].
+
+use std::time::{Duration, Instant};
+
+use mpay_identity::PartyId;
+use mpay_money::Amount;
+use mpay_offline::messages::AbortReason;
+use mpay_offline::{BuyIntent, Event, TxId};
+
+use crate::{NodeError, WalletNode};
+
+/// Most buyers a [`SaleOutcome::ChooseBuyer`] lists.
+pub const BUYERS_LISTED_MAX: usize = 32;
+
+/// How a sale ended, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SaleOutcome {
+    /// The buyer acknowledged the COMMIT: the money is the seller's and the
+    /// transaction is closed.
+    Completed {
+        tx: TxId,
+        buyer: PartyId,
+        amount: Amount,
+    },
+    /// The sale is committed (the money is the seller's: its `Receive` entry
+    /// is durable) but the buyer's acknowledgement had not arrived by the
+    /// deadline. The engine keeps resending COMMIT while the node runs.
+    CommittedUnacknowledged {
+        tx: TxId,
+        buyer: PartyId,
+        amount: Amount,
+    },
+    /// Several buyers answered and none was named: ask the person, then call
+    /// `sell` again naming one. Most recent answer first, at most
+    /// [`BUYERS_LISTED_MAX`].
+    ChooseBuyer { buyers: Vec<PartyId> },
+}
+
+/// A seller's request as the buyer's owner should see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRequest {
+    pub tx: TxId,
+    pub seller: PartyId,
+    pub amount: Amount,
+    pub description: String,
+    /// Whether the wallet agreed (within the intent, funds and limits).
+    pub accepted: bool,
+}
+
+/// How a purchase ended, when it did not fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PurchaseOutcome {
+    /// The payment is committed: the money is gone to the seller.
+    Paid {
+        tx: TxId,
+        seller: PartyId,
+        amount: Amount,
+    },
+    /// The seller aborted after the wallet agreed; the amount is back.
+    Aborted { tx: TxId, amount: Amount },
+    /// The wallet agreed and the amount is locked, but the seller's decision
+    /// had not arrived by the deadline. Keep the node running: the engine
+    /// asks the seller (STATUS) until it learns the outcome.
+    Uncertain {
+        tx: TxId,
+        seller: PartyId,
+        amount: Amount,
+    },
+    /// The claim deadline passed with the outcome unknown: only the money
+    /// office can settle it now.
+    AwaitingOffice { tx: TxId },
+}
+
+/// What the LOOKUP phase found.
+enum Found {
+    One(PartyId),
+    Several(Vec<PartyId>),
+}
+
+impl WalletNode {
+    /// Sells `amount` to a buyer nearby, blocking up to `deadline`.
+    ///
+    /// Broadcasts LOOKUP (repeated every [`crate::NodeConfig::lookup_interval_ms`])
+    /// and collects the buyers that answer for up to `lookup_wait`. With
+    /// `buyer` given, the sale starts as soon as that buyer answers; without,
+    /// it starts with the only buyer that answered, or returns
+    /// [`SaleOutcome::ChooseBuyer`] when several did. It then drives the
+    /// two-phase commit until the sale completes, aborts, or the deadline
+    /// passes (a committed sale is then
+    /// [`SaleOutcome::CommittedUnacknowledged`], not a failure).
+    pub fn sell(
+        &mut self,
+        amount: Amount,
+        description: &str,
+        buyer: Option<PartyId>,
+        lookup_wait: Duration,
+        deadline: Instant,
+    ) -> Result<SaleOutcome, NodeError> {
+        let lookup_until = deadline.min(Instant::now() + lookup_wait);
+        let buyer = match self.find_buyer(buyer, lookup_until)? {
+            Found::One(buyer) => buyer,
+            Found::Several(buyers) => return Ok(SaleOutcome::ChooseBuyer { buyers }),
+        };
+        let tx = self.command(|wallet, now| wallet.sell(now, buyer, amount, description))??;
+        let mut seen = self.event_seq();
+        loop {
+            let mut ended = None;
+            for (seq, event) in self.events_after(seen) {
+                seen = *seq;
+                match event {
+                    Event::SaleCompleted { tx: t } if *t == tx => {
+                        ended = Some(Ok(SaleOutcome::Completed { tx, buyer, amount }));
+                    }
+                    Event::SaleAborted { tx: t, reason } if *t == tx => {
+                        ended = Some(Err(sale_aborted(tx, *reason)));
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(outcome) = ended {
+                return outcome;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return if self.wallet().received(&tx) {
+                    Ok(SaleOutcome::CommittedUnacknowledged { tx, buyer, amount })
+                } else {
+                    Err(NodeError::Timeout {
+                        waiting_for: "the buyer's agreement",
+                        tx: Some(tx),
+                    })
+                };
+            }
+            self.step(left)?;
+        }
+    }
+
+    /// LOOKUP until `wanted` answers, or until `until` collecting everyone
+    /// who does.
+    fn find_buyer(&mut self, wanted: Option<PartyId>, until: Instant) -> Result<Found, NodeError> {
+        let interval = Duration::from_millis(self.config().lookup_interval_ms);
+        let mut seen = self.event_seq();
+        let mut found: Vec<PartyId> = Vec::new();
+        let mut next_lookup = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= next_lookup {
+                self.command(|wallet, now| wallet.lookup(now))?;
+                next_lookup = now + interval;
+            }
+            for (seq, event) in self.events_after(seen) {
+                seen = *seq;
+                if let Event::BuyerFound { buyer } = event {
+                    found.retain(|b| b != buyer);
+                    found.insert(0, *buyer);
+                    found.truncate(BUYERS_LISTED_MAX);
+                }
+            }
+            if let Some(wanted) = wanted
+                && found.contains(&wanted)
+            {
+                return Ok(Found::One(wanted));
+            }
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            self.step(until.min(next_lookup).saturating_duration_since(now))?;
+        }
+        match (wanted, found.as_slice()) {
+            (Some(wanted), _) => Err(NodeError::BuyerNotNearby(wanted)),
+            (None, []) => Err(NodeError::NoBuyerNearby),
+            (None, [only]) => Ok(Found::One(*only)),
+            (None, _) => Ok(Found::Several(found)),
+        }
+    }
+
+    /// Buys within `intent`, blocking up to `deadline`.
+    ///
+    /// Enters buyer mode (answers LOOKUPs from sellers the intent allows),
+    /// shows every seller's request to `on_request` (with whether the wallet
+    /// accepted it), pays the first request within the intent, and drives
+    /// the payment until it is committed or aborted. If no request was
+    /// accepted by the deadline, buyer mode ends and the result is
+    /// [`NodeError::Timeout`]; if one was accepted but its outcome is
+    /// unknown, [`PurchaseOutcome::Uncertain`].
+    pub fn buy(
+        &mut self,
+        intent: BuyIntent,
+        deadline: Instant,
+        mut on_request: impl FnMut(&PaymentRequest),
+    ) -> Result<PurchaseOutcome, NodeError> {
+        self.command(|wallet, _| wallet.set_buy_intent(intent))?;
+        let mut seen = self.event_seq();
+        let mut paying: Option<(TxId, PartyId, Amount)> = None;
+        loop {
+            let mut ended = None;
+            for (seq, event) in self.events_after(seen) {
+                seen = *seq;
+                match event {
+                    Event::PaymentRequested {
+                        tx,
+                        seller,
+                        amount,
+                        description,
+                        accepted,
+                    } => {
+                        on_request(&PaymentRequest {
+                            tx: *tx,
+                            seller: *seller,
+                            amount: *amount,
+                            description: description.clone(),
+                            accepted: *accepted,
+                        });
+                        if *accepted && paying.is_none() {
+                            paying = Some((*tx, *seller, *amount));
+                        }
+                    }
+                    Event::PaymentCommitted {
+                        tx, seller, amount, ..
+                    } if paying.is_some_and(|(t, ..)| t == *tx) => {
+                        ended = Some(PurchaseOutcome::Paid {
+                            tx: *tx,
+                            seller: *seller,
+                            amount: *amount,
+                        });
+                    }
+                    Event::PaymentAborted { tx, amount }
+                        if paying.is_some_and(|(t, ..)| t == *tx) =>
+                    {
+                        ended = Some(PurchaseOutcome::Aborted {
+                            tx: *tx,
+                            amount: *amount,
+                        });
+                    }
+                    Event::PaymentAwaitingOffice { tx }
+                        if paying.is_some_and(|(t, ..)| t == *tx) =>
+                    {
+                        ended = Some(PurchaseOutcome::AwaitingOffice { tx: *tx });
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(outcome) = ended {
+                return Ok(outcome);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return match paying {
+                    Some((tx, seller, amount)) => {
+                        Ok(PurchaseOutcome::Uncertain { tx, seller, amount })
+                    }
+                    None => {
+                        // The owner's offer to pay ends with the operation.
+                        self.command(|wallet, _| wallet.clear_buy_intent())?;
+                        Err(NodeError::Timeout {
+                            waiting_for: "a payment request within the intent",
+                            tx: None,
+                        })
+                    }
+                };
+            }
+            self.step(left)?;
+        }
+    }
+}
+
+/// The error for a sale the engine aborted. `SellerDecided` is what the
+/// engine records when the buyer never answered (presumed abort); every other
+/// reason is the buyer's refusal or a failed check of its authorization.
+fn sale_aborted(tx: TxId, reason: AbortReason) -> NodeError {
+    if reason == AbortReason::SellerDecided {
+        NodeError::BuyerSilent { tx }
+    } else {
+        NodeError::BuyerRefused { tx, reason }
+    }
+}
