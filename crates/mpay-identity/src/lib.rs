@@ -30,6 +30,7 @@ pub mod tags {
     pub const CHARGE_VOUCHER: &[u8] = b"mpay/v1/charge-voucher\0";
     pub const SYNC_ATTESTATION: &[u8] = b"mpay/v1/sync-attestation\0";
     pub const RESOLUTION: &[u8] = b"mpay/v1/resolution\0";
+    pub const ENROLMENT: &[u8] = b"mpay/v1/enrolment\0";
     pub const HPKE_INFO: &[u8] = b"mpay/v1/hpke";
 }
 

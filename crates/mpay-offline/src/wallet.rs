@@ -799,6 +799,16 @@ impl Wallet {
         Ok(redeem_id)
     }
 
+    /// Sequence of the first chain entry the office has not attested: 0
+    /// before the first sync (the enrolment attestation names no entry).
+    pub fn next_unsynced_seq(&self) -> u64 {
+        if self.attestation.head_hash == GENESIS_PREV_HASH {
+            0
+        } else {
+            self.attestation.seq.saturating_add(1)
+        }
+    }
+
     /// The office's latest attestation of this wallet.
     pub fn attestation(&self) -> &SyncAttestation {
         &self.attestation
@@ -844,7 +854,7 @@ impl Wallet {
     /// last attested one (at most [`SYNC_ENTRIES_MAX`]) and the payments held
     /// prepared past their claim deadline.
     pub fn sync_request(&mut self, now: Timestamp) -> Result<Vec<u8>, SyncError> {
-        let from = usize::try_from(self.attestation.seq.saturating_add(1))
+        let from = usize::try_from(self.next_unsynced_seq())
             .map_err(|_| SyncError::Local("chain longer than memory"))?;
         let entries: Vec<ChainEntry> = self
             .chain
@@ -915,7 +925,9 @@ impl Wallet {
         let attested = usize::try_from(attestation.seq)
             .ok()
             .and_then(|i| self.chain.get(i));
+        let nothing_attested = attestation.seq == 0 && attestation.head_hash == GENESIS_PREV_HASH;
         match attested {
+            _ if nothing_attested => {}
             Some(entry) if entry.hash() == attestation.head_hash => {}
             _ => return Err(SyncError::ForkedChain),
         }

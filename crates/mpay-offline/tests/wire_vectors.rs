@@ -10,17 +10,26 @@ use mpay_envelope::{
     ReplayGuard,
 };
 use mpay_identity::{
-    Certificate, CertificateBody, CertificateError, Limits, PartyId, RevocationEntry,
-    RevocationList, RevocationReason, Role, SEALED_OVERHEAD, SIGNATURE_LEN, SecretKeys, Signature,
-    Suite, Timestamp, TrustStore, hex_string, tags,
+    Certificate, CertificateBody, CertificateError, Limits, MILLIS_PER_DAY, PartyId,
+    RevocationEntry, RevocationList, RevocationReason, Role, SEALED_OVERHEAD, SIGNATURE_LEN,
+    SecretKeys, Signature, Suite, Timestamp, TrustStore, VERIFIED_CERTIFICATES_MAX, hex_string,
+    tags,
 };
 use mpay_money::{Amount, Currency};
-use mpay_offline::TxId;
-use mpay_offline::chain::{ChainEntry, ChargeVoucher, EntryKind, GENESIS_PREV_HASH, verify_chain};
+use mpay_offline::chain::{
+    ABORT_EVIDENCE_PAYLOAD_LEN_MAX, AbortEvidence, ChainEntry, ChargeVoucher, EntryKind,
+    GENESIS_PREV_HASH, VoidProof, verify_chain,
+};
+use mpay_offline::durable::Snapshot;
 use mpay_offline::messages::{
     Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, Status, kind,
 };
-use mpay_offline::records::{AbortEvidence, TxRecord};
+use mpay_offline::records::{TxRecord, meta};
+use mpay_offline::sync::{
+    self, Outcome, Resolution, SYNC_ENTRIES_MAX, SYNC_UNCERTAIN_MAX, SyncAttestation, SyncRequest,
+    SyncResponse, Uncertain,
+};
+use mpay_offline::{BuyIntent, Config, Event, SyncError, TxId, Wallet};
 use mpay_wire::{BYTES_LEN_MAX, Decode, DecodeError, Encode, LIST_LEN_MAX, TEXT_LEN_MAX};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -32,6 +41,14 @@ const DOC: &str = include_str!("../../../docs/wire-format.md");
 const T0: Timestamp = Timestamp(1_767_225_600_000);
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 const TX: TxId = TxId([0x22; 16]);
+/// Alice's second payment, aborted by the seller.
+const TX_ABORTED: TxId = TxId([0x33; 16]);
+/// Alice's third payment, released by the office after its claim deadline.
+const TX_RELEASED: TxId = TxId([0x44; 16]);
+/// When the office attests Alice's chain up to her first payment.
+const SYNCED_AT: Timestamp = Timestamp(T0.0 + 60 * 60 * 1000);
+/// When the office releases Alice's third payment.
+const RESOLVED_AT: Timestamp = Timestamp(T0.0 + 8 * DAY_MS);
 const HPKE_INFO_V1: &[u8] = b"mpay/v1/hpke\x01";
 
 // Lengths the document states.
@@ -51,8 +68,23 @@ const ENTRY_KIND_OFFSET: usize = 56;
 const GENESIS_ENTRY_LEN: usize = 348;
 const CHARGE_ENTRY_LEN: usize = 271;
 const PAY_ENTRY_LEN: usize = 191;
-const RECEIVE_ENTRY_LEN: usize = 223;
-const VOID_ENTRY_LEN: usize = 175;
+const RECEIVE_ENTRY_LEN: usize = 374;
+/// A Void entry whose proof is a seller's ABORT (N = 1).
+const VOID_ABORT_ENTRY_LEN: usize = 311;
+/// A Void entry whose proof is the office's release.
+const VOID_RELEASE_ENTRY_LEN: usize = 305;
+const REDEEM_ENTRY_LEN: usize = 167;
+const LONGEST_ENTRY_LEN: usize = 374;
+const ABORT_EVIDENCE_FIXED_LEN: usize = 134;
+const SYNC_ATTESTATION_LEN: usize = 155;
+const SYNC_ATTESTATION_SIGNED_LEN: usize = 91;
+const RESOLUTION_LEN: usize = 129;
+const RESOLUTION_SIGNED_LEN: usize = 65;
+const UNCERTAIN_LEN: usize = 24;
+const LOOKUP_FIXED_LEN: usize = 209;
+const LOOKUP_REPLY_FIXED_LEN: usize = 364;
+const SYNC_REQUEST_FIXED_LEN: usize = 12;
+const SYNC_RESPONSE_FIXED_LEN: usize = 158;
 const SEALED_FRAME_OVERHEAD: usize = 188;
 const BROADCAST_FRAME_OVERHEAD: usize = 136;
 
@@ -160,7 +192,10 @@ fn world() -> World {
     }
 }
 
-/// Alice's chain (genesis, charge, pay, void) and Bob's (genesis, receive).
+/// Alice's chain and Bob's (genesis, receive of Alice's first payment).
+/// Alice: 0 genesis, 1 charge, 2 pay (`TX`, to Bob), 3 pay (`TX_ABORTED`),
+/// 4 void of 3 with Bob's ABORT, 5 pay (`TX_RELEASED`), 6 void of 5 with the
+/// office's release, 7 redeem.
 struct Chains {
     alice: Vec<ChainEntry>,
     bob: Vec<ChainEntry>,
@@ -177,91 +212,160 @@ fn voucher(w: &World) -> ChargeVoucher {
     )
 }
 
-fn chains(w: &World) -> Chains {
-    let a = &w.alice;
-    let genesis = ChainEntry::sign(
-        &a.keys,
-        a.id,
+fn genesis(p: &Party) -> ChainEntry {
+    ChainEntry::sign(
+        &p.keys,
+        p.id,
         0,
         GENESIS_PREV_HASH,
         EntryKind::Genesis {
-            certificate: a.cert.clone(),
+            certificate: p.cert.clone(),
         },
         eur(0),
         T0,
+    )
+}
+
+/// Signs the entry that follows the last one of `chain`.
+fn append(chain: &mut Vec<ChainEntry>, p: &Party, kind: EntryKind, balance: i64, at: u64) {
+    let prev = chain.last().unwrap();
+    let entry = ChainEntry::sign(
+        &p.keys,
+        p.id,
+        prev.seq + 1,
+        prev.hash(),
+        kind,
+        eur(balance),
+        Timestamp(at),
     );
-    let charge = ChainEntry::sign(
-        &a.keys,
-        a.id,
-        1,
-        genesis.hash(),
-        EntryKind::Charge {
-            voucher: voucher(w),
-        },
-        eur(20_000),
-        Timestamp(T0.0 + 2_000),
-    );
-    let pay = pay_entry(w, &charge);
-    let void = ChainEntry::sign(
-        &a.keys,
-        a.id,
-        3,
-        pay.hash(),
-        EntryKind::Void {
-            tx: TX,
-            paid_seq: 2,
-            amount: eur(1_250),
-        },
-        eur(20_000),
-        Timestamp(T0.0 + 4_000),
-    );
-    let b = &w.bob;
-    let bob_genesis = ChainEntry::sign(
-        &b.keys,
-        b.id,
-        0,
-        GENESIS_PREV_HASH,
-        EntryKind::Genesis {
-            certificate: b.cert.clone(),
-        },
-        eur(0),
-        T0,
-    );
-    let receive = ChainEntry::sign(
-        &b.keys,
-        b.id,
-        1,
-        bob_genesis.hash(),
-        EntryKind::Receive {
-            tx: TX,
-            buyer: a.id,
-            amount: eur(1_250),
-            buyer_seq: pay.seq,
-            buyer_entry_hash: pay.hash(),
-        },
-        eur(1_250),
-        Timestamp(T0.0 + 3_500),
-    );
-    Chains {
-        alice: vec![genesis, charge, pay, void],
-        bob: vec![bob_genesis, receive],
+    chain.push(entry);
+}
+
+fn pay(tx: TxId, seller: PartyId, amount: i64) -> EntryKind {
+    EntryKind::Pay {
+        tx,
+        seller,
+        amount: eur(amount),
+        claim_deadline: Timestamp(T0.0 + 7 * DAY_MS),
     }
 }
 
-fn pay_entry(w: &World, charge: &ChainEntry) -> ChainEntry {
-    ChainEntry::sign(
-        &w.alice.keys,
+/// Bob's signed ABORT of `TX_ABORTED`.
+fn abort_evidence(w: &World) -> AbortEvidence {
+    let header = Header {
+        tx_id: TX_ABORTED.0,
+        ..header(w.bob.id, w.alice.id, kind::ABORT, 3)
+    };
+    let payload = vec![AbortReason::SellerDecided.tag()];
+    let signature = w
+        .bob
+        .keys
+        .sign(tags::ENVELOPE, &[&header.to_bytes(), &payload]);
+    AbortEvidence {
+        header,
+        payload,
+        signature,
+    }
+}
+
+/// The office's release of `TX_RELEASED` (Alice's entry 5).
+fn release(w: &World) -> Resolution {
+    Resolution::issue(
+        w.office.id,
+        &w.office.keys,
+        w.alice.id,
+        TX_RELEASED,
+        5,
+        Outcome::Released,
+        RESOLVED_AT,
+    )
+}
+
+fn chains(w: &World) -> Chains {
+    let a = &w.alice;
+    let mut alice = vec![genesis(a)];
+    let charge = EntryKind::Charge {
+        voucher: voucher(w),
+    };
+    append(&mut alice, a, charge, 20_000, T0.0 + 2_000);
+    append(
+        &mut alice,
+        a,
+        pay(TX, w.bob.id, 1_250),
+        18_750,
+        T0.0 + 3_000,
+    );
+    append(
+        &mut alice,
+        a,
+        pay(TX_ABORTED, w.bob.id, 500),
+        18_250,
+        T0.0 + 4_000,
+    );
+    let void = EntryKind::Void {
+        tx: TX_ABORTED,
+        paid_seq: 3,
+        amount: eur(500),
+        proof: VoidProof::SellerAbort(abort_evidence(w)),
+    };
+    append(&mut alice, a, void, 18_750, T0.0 + 5_000);
+    append(
+        &mut alice,
+        a,
+        pay(TX_RELEASED, w.bob.id, 200),
+        18_550,
+        T0.0 + 6_000,
+    );
+    let void = EntryKind::Void {
+        tx: TX_RELEASED,
+        paid_seq: 5,
+        amount: eur(200),
+        proof: VoidProof::OfficeRelease(release(w)),
+    };
+    append(&mut alice, a, void, 18_750, RESOLVED_AT.0 + 1_000);
+    let redeem = EntryKind::Redeem {
+        redeem_id: [0x55; 16],
+        amount: eur(5_000),
+    };
+    append(&mut alice, a, redeem, 13_750, RESOLVED_AT.0 + 2_000);
+
+    let b = &w.bob;
+    let mut bob = vec![genesis(b)];
+    let receive = EntryKind::Receive {
+        tx: TX,
+        buyer: a.id,
+        amount: eur(1_250),
+        authorization: Box::new(alice[2].clone()),
+    };
+    append(&mut bob, b, receive, 1_250, T0.0 + 3_500);
+    Chains { alice, bob }
+}
+
+/// The office's attestation of Alice's chain up to her first payment.
+fn attestation(w: &World) -> SyncAttestation {
+    SyncAttestation::issue(
+        w.office.id,
+        &w.office.keys,
         w.alice.id,
         2,
-        charge.hash(),
-        EntryKind::Pay {
-            tx: TX,
-            seller: w.bob.id,
-            amount: eur(1_250),
-            claim_deadline: Timestamp(T0.0 + 7 * DAY_MS),
-        },
+        chains(w).alice[2].hash(),
         eur(18_750),
-        Timestamp(T0.0 + 3_000),
+        SYNCED_AT,
+    )
+}
+
+/// A list of version 7 revoking one retired wallet, neither Alice nor Bob.
+fn revocation_list(w: &World) -> RevocationList {
+    RevocationList::issue(
+        w.office.id,
+        7,
+        T0,
+        vec![RevocationEntry {
+            subject: PartyId::from_u64(66),
+            reason: RevocationReason::Retired,
+            revoked_at: T0,
+        }],
+        &w.office.keys,
     )
 }
 
@@ -271,9 +375,12 @@ fn messages(w: &World) -> Vec<Message> {
     vec![
         Message::Lookup(Lookup {
             seller_certificate: w.bob.cert.clone(),
+            revocation_list: Some(revocation_list(w)),
         }),
         Message::LookupReply(LookupReply {
             buyer_certificate: w.alice.cert.clone(),
+            attestation: attestation(w),
+            revocation_list: None,
         }),
         Message::CommitRequest(CommitRequest {
             amount: eur(1_250),
@@ -315,6 +422,8 @@ fn domain_separation_tags_are_exact_byte_strings() {
     assert_eq!(tags::ENVELOPE, b"mpay/v1/envelope\0");
     assert_eq!(tags::CHAIN_ENTRY, b"mpay/v1/chain-entry\0");
     assert_eq!(tags::CHARGE_VOUCHER, b"mpay/v1/charge-voucher\0");
+    assert_eq!(tags::SYNC_ATTESTATION, b"mpay/v1/sync-attestation\0");
+    assert_eq!(tags::RESOLUTION, b"mpay/v1/resolution\0");
     assert_eq!(tags::HPKE_INFO, b"mpay/v1/hpke");
     let lens = [
         (tags::CERTIFICATE, 20),
@@ -322,6 +431,8 @@ fn domain_separation_tags_are_exact_byte_strings() {
         (tags::ENVELOPE, 17),
         (tags::CHAIN_ENTRY, 20),
         (tags::CHARGE_VOUCHER, 23),
+        (tags::SYNC_ATTESTATION, 25),
+        (tags::RESOLUTION, 19),
         (tags::HPKE_INFO, 12),
     ];
     for (tag, len) in lens {
@@ -409,12 +520,13 @@ fn one_byte_tags_are_the_documented_numbers() {
         (AbortReason::BadAuthorization, 7),
         (AbortReason::Busy, 8),
         (AbortReason::InvalidAmount, 9),
+        (AbortReason::SyncTooOld, 10),
     ];
     assert_eq!(AbortReason::ALL.len(), aborts.len());
     for (reason, tag) in aborts {
         assert_eq!(reason.to_wire(), [tag]);
     }
-    for bad in [0u8, 10, 0xff] {
+    for bad in [0u8, 11, 0xff] {
         assert_eq!(
             AbortReason::from_wire(&[bad]),
             Err(DecodeError::UnknownTag {
@@ -425,6 +537,20 @@ fn one_byte_tags_are_the_documented_numbers() {
     }
     assert!(Role::from_wire(&[0]).is_err());
     assert!(Suite::from_wire(&[2]).is_err());
+    let outcomes = [(Outcome::Settled, 1), (Outcome::Released, 2)];
+    assert_eq!(Outcome::ALL.len(), outcomes.len());
+    for (outcome, tag) in outcomes {
+        assert_eq!(outcome.to_wire(), [tag]);
+    }
+    for bad in [0u8, 3, 0xff] {
+        assert_eq!(
+            Outcome::from_wire(&[bad]),
+            Err(DecodeError::UnknownTag {
+                what: "resolution outcome",
+                tag: bad
+            })
+        );
+    }
 }
 
 #[test]
@@ -675,32 +801,138 @@ fn chain_entry_layout_of_every_kind() {
     assert_eq!(be_u64(&pay, 119), T0.0 + 3_000);
     assert_eq!(&pay[127..191], &c.alice[2].signature.0);
 
-    let receive = check_entry_frame(&c.bob[1], bk, 3, 83, RECEIVE_ENTRY_LEN);
+    // Receive carries the buyer's whole signed Pay entry.
+    let receive = check_entry_frame(&c.bob[1], bk, 3, 234, RECEIVE_ENTRY_LEN);
     assert_eq!(&receive[57..73], &TX.0);
     assert_eq!(&receive[73..89], &w.alice.id.0);
     assert_eq!(&receive[89..100], &eur(1_250).to_wire()[..]);
-    assert_eq!(be_u64(&receive, 100), 2);
-    assert_eq!(&receive[108..140], &c.alice[2].hash());
+    assert_eq!(&receive[100..291], &pay[..]);
+    assert_eq!(receive[156], 2, "nested kind tag");
+    assert_eq!(&receive[291..302], &eur(1_250).to_wire()[..]);
+    assert_eq!(be_u64(&receive, 302), T0.0 + 3_500);
 
-    let void = check_entry_frame(&c.alice[3], ak, 4, 35, VOID_ENTRY_LEN);
-    assert_eq!(&void[57..73], &TX.0);
-    assert_eq!(be_u64(&void, 73), 2);
-    assert_eq!(&void[81..92], &eur(1_250).to_wire()[..]);
+    // Void with the seller's ABORT (N = 1) as proof.
+    let evidence = abort_evidence(&w);
+    let void = check_entry_frame(&c.alice[4], ak, 4, 170 + 1, VOID_ABORT_ENTRY_LEN);
+    assert_eq!(&void[57..73], &TX_ABORTED.0);
+    assert_eq!(be_u64(&void, 73), 3);
+    assert_eq!(&void[81..92], &eur(500).to_wire()[..]);
+    assert_eq!(void[92], 1, "proof tag SellerAbort");
+    assert_eq!(
+        &void[93..93 + ABORT_EVIDENCE_FIXED_LEN + 1],
+        &evidence.to_wire()[..]
+    );
+    assert_eq!(&void[93..161], &evidence.header.to_bytes());
+    assert_eq!(be_u16(&void, 161), 1);
+    assert_eq!(void[163], AbortReason::SellerDecided.tag());
+    assert_eq!(&void[164..228], &evidence.signature.0);
+    assert_eq!(&void[228..239], &eur(18_750).to_wire()[..]);
+    // The evidence is the seller's envelope signature, checkable by anyone.
+    envelope::verify_detached(
+        &w.bob.keys.public(),
+        &evidence.header,
+        &evidence.payload,
+        &evidence.signature,
+    )
+    .unwrap();
 
-    // The chains are valid: links, sequence numbers and balances.
+    // Void with the office's release as proof.
+    let void = check_entry_frame(&c.alice[6], ak, 4, 165, VOID_RELEASE_ENTRY_LEN);
+    assert_eq!(&void[57..73], &TX_RELEASED.0);
+    assert_eq!(be_u64(&void, 73), 5);
+    assert_eq!(&void[81..92], &eur(200).to_wire()[..]);
+    assert_eq!(void[92], 2, "proof tag OfficeRelease");
+    assert_eq!(&void[93..222], &release(&w).to_wire()[..]);
+    assert_eq!(&void[222..233], &eur(18_750).to_wire()[..]);
+
+    let redeem = check_entry_frame(&c.alice[7], ak, 5, 27, REDEEM_ENTRY_LEN);
+    assert_eq!(&redeem[57..73], &[0x55; 16]);
+    assert_eq!(&redeem[73..84], &eur(5_000).to_wire()[..]);
+    assert_eq!(&redeem[84..95], &eur(13_750).to_wire()[..]);
+    assert_eq!(be_u64(&redeem, 95), RESOLVED_AT.0 + 2_000);
+
+    // The chains are valid: links, sequence numbers and balances (Redeem
+    // takes away, Void gives back).
     verify_chain(&w.alice.keys.public(), None, &c.alice).unwrap();
     verify_chain(&w.bob.keys.public(), None, &c.bob).unwrap();
     assert_eq!(c.alice[1].prev_hash, c.alice[0].hash());
 
     let mut unknown = pay.clone();
-    unknown[ENTRY_KIND_OFFSET] = 5;
+    unknown[ENTRY_KIND_OFFSET] = 6;
     assert_eq!(
         ChainEntry::from_wire(&unknown),
         Err(DecodeError::UnknownTag {
             what: "entry kind",
-            tag: 5
+            tag: 6
         })
     );
+    // Only a Pay entry may sit inside a Receive: nesting is one level deep.
+    for tag in [0u8, 1, 3, 4, 5, 6] {
+        let mut nested = receive.clone();
+        nested[156] = tag;
+        assert!(
+            matches!(
+                ChainEntry::from_wire(&nested),
+                Err(DecodeError::Invalid {
+                    what: "authorization",
+                    ..
+                })
+            ),
+            "nested tag {tag}"
+        );
+    }
+    // A Receive inside a Receive is refused at its tag, whatever follows.
+    let mut deep = receive[..100].to_vec();
+    deep.extend_from_slice(&c.bob[1].to_wire());
+    assert!(matches!(
+        ChainEntry::from_wire(&deep),
+        Err(DecodeError::Invalid {
+            what: "authorization",
+            ..
+        })
+    ));
+    let mut bad_proof = c.alice[6].to_wire();
+    bad_proof[92] = 3;
+    assert_eq!(
+        ChainEntry::from_wire(&bad_proof),
+        Err(DecodeError::UnknownTag {
+            what: "void proof",
+            tag: 3
+        })
+    );
+    // The evidence payload is at most ABORT_EVIDENCE_PAYLOAD_LEN_MAX bytes.
+    assert_eq!(ABORT_EVIDENCE_PAYLOAD_LEN_MAX, 64);
+    let long = AbortEvidence {
+        payload: vec![0; ABORT_EVIDENCE_PAYLOAD_LEN_MAX],
+        ..evidence.clone()
+    };
+    let long_bytes = long.to_wire();
+    assert_eq!(long_bytes.len(), ABORT_EVIDENCE_FIXED_LEN + 64);
+    assert_eq!(AbortEvidence::from_wire(&long_bytes), Ok(long));
+    let mut big = long_bytes[..68].to_vec();
+    big.extend_from_slice(&65u16.to_be_bytes());
+    big.resize(big.len() + 65 + 64, 0);
+    assert!(matches!(
+        AbortEvidence::from_wire(&big),
+        Err(DecodeError::TooLong {
+            what: "abort payload",
+            ..
+        })
+    ));
+    // The longest entry: a Void whose evidence payload is at the maximum.
+    let longest = EntryKind::Void {
+        tx: TX_ABORTED,
+        paid_seq: 3,
+        amount: eur(500),
+        proof: VoidProof::SellerAbort(AbortEvidence {
+            payload: vec![0; ABORT_EVIDENCE_PAYLOAD_LEN_MAX],
+            ..evidence
+        }),
+    };
+    let mut chain = c.alice[..4].to_vec();
+    append(&mut chain, &w.alice, longest, 18_750, T0.0 + 5_000);
+    assert_eq!(chain[4].to_wire().len(), LONGEST_ENTRY_LEN);
+    assert_eq!(RECEIVE_ENTRY_LEN, LONGEST_ENTRY_LEN);
 }
 
 // ---- envelope ---------------------------------------------------------------
@@ -859,6 +1091,7 @@ fn broadcast_frame_layout() {
     let w = world();
     let message = Message::Lookup(Lookup {
         seller_certificate: w.bob.cert.clone(),
+        revocation_list: Some(revocation_list(&w)),
     });
     assert_eq!(message.kind(), kind::LOOKUP);
     assert!(kind::LOOKUP.is_broadcast());
@@ -1046,9 +1279,10 @@ fn verify_refuses_an_untrusted_sender_certificate() {
 #[test]
 fn message_kinds_and_payload_layouts() {
     let w = world();
+    let list_len = REVOCATION_LIST_FIXED + REVOCATION_ENTRY_LEN;
     let expected: [(MessageKind, u16, usize); 9] = [
-        (kind::LOOKUP, 0x8101, CERT_LEN_LIMITS),
-        (kind::LOOKUP_REPLY, 0x0102, CERT_LEN_LIMITS),
+        (kind::LOOKUP, 0x8101, LOOKUP_FIXED_LEN + list_len),
+        (kind::LOOKUP_REPLY, 0x0102, LOOKUP_REPLY_FIXED_LEN),
         (
             kind::COMMIT_REQUEST,
             0x0103,
@@ -1081,8 +1315,43 @@ fn message_kinds_and_payload_layouts() {
     assert_eq!(be_u16(&cr, 11), 9);
     assert_eq!(&cr[13..22], b"2 coffees");
     assert_eq!(&cr[22..], &w.bob.cert.to_wire()[..]);
-    assert_eq!(messages[0].payload(), w.bob.cert.to_wire());
-    assert_eq!(messages[1].payload(), w.alice.cert.to_wire());
+    let lookup = messages[0].payload();
+    assert_eq!(&lookup[..208], &w.bob.cert.to_wire()[..]);
+    assert_eq!(lookup[208], 1, "list present");
+    assert_eq!(&lookup[209..], &revocation_list(&w).to_wire()[..]);
+    let reply = messages[1].payload();
+    assert_eq!(&reply[..208], &w.alice.cert.to_wire()[..]);
+    assert_eq!(&reply[208..363], &attestation(&w).to_wire()[..]);
+    assert_eq!(reply[363], 0, "list absent");
+    // Without a list LOOKUP is 209 bytes; with one, LOOKUP_REPLY is 364 + list.
+    let bare = Message::Lookup(Lookup {
+        seller_certificate: w.bob.cert.clone(),
+        revocation_list: None,
+    });
+    assert_eq!(bare.payload().len(), LOOKUP_FIXED_LEN);
+    let listed = Message::LookupReply(LookupReply {
+        buyer_certificate: w.alice.cert.clone(),
+        attestation: attestation(&w),
+        revocation_list: Some(revocation_list(&w)),
+    });
+    assert_eq!(listed.payload().len(), LOOKUP_REPLY_FIXED_LEN + list_len);
+    assert_eq!(
+        Message::decode(kind::LOOKUP_REPLY, &listed.payload()),
+        Ok(listed)
+    );
+    let mut presence = lookup.clone();
+    presence[208] = 2;
+    assert!(matches!(
+        Message::decode(kind::LOOKUP, &presence),
+        Err(DecodeError::UnknownTag { .. })
+    ));
+    // The longest lists that still fit a payload (the document's n).
+    let fits = |fixed: usize, n: usize| {
+        fixed + REVOCATION_LIST_FIXED + REVOCATION_ENTRY_LEN * n <= PAYLOAD_LEN_MAX
+    };
+    assert!(fits(LOOKUP_FIXED_LEN, 2380) && !fits(LOOKUP_FIXED_LEN, 2381));
+    assert!(fits(LOOKUP_REPLY_FIXED_LEN, 2374) && !fits(LOOKUP_REPLY_FIXED_LEN, 2375));
+    assert!(2380 < LIST_LEN_MAX);
     assert_eq!(messages[3].payload(), chains(&w).alice[2].to_wire());
     assert_eq!(messages[4].payload(), vec![1]);
     assert_eq!(messages[7].payload(), w.alice.cert.to_wire());
@@ -1148,7 +1417,9 @@ fn truncated_or_extended_payloads_are_errors() {
 
 #[test]
 fn unknown_kinds_are_errors() {
-    for k in [0x0000, 0x0100, 0x010a, 0x0201, 0x8102, 0x81ff, 0xffff] {
+    for k in [
+        0x0000, 0x0100, 0x010a, 0x0201, 0x0202, 0x8102, 0x81ff, 0xffff,
+    ] {
         assert!(
             matches!(
                 Message::decode(MessageKind(k), &[]),
@@ -1160,6 +1431,589 @@ fn unknown_kinds_are_errors() {
             "kind {k:#06x}"
         );
     }
+}
+
+// ---- sync with the money office ---------------------------------------------
+
+#[test]
+fn sync_attestation_layout() {
+    let w = world();
+    let c = chains(&w);
+    let a = attestation(&w);
+    let bytes = a.to_wire();
+    assert_eq!(bytes.len(), SYNC_ATTESTATION_LEN);
+    assert_eq!(&bytes[0..16], &w.office.id.0);
+    assert_eq!(&bytes[16..32], &w.alice.id.0);
+    assert_eq!(be_u64(&bytes, 32), 2);
+    assert_eq!(&bytes[40..72], &c.alice[2].hash());
+    assert_eq!(&bytes[72..83], &eur(18_750).to_wire()[..]);
+    assert_eq!(be_u64(&bytes, 83), SYNCED_AT.0);
+    // The office signs SYNC_ATTESTATION tag ‖ bytes 0..91.
+    let signature = Signature(bytes[SYNC_ATTESTATION_SIGNED_LEN..].try_into().unwrap());
+    w.office
+        .keys
+        .public()
+        .verify(
+            tags::SYNC_ATTESTATION,
+            &[&bytes[..SYNC_ATTESTATION_SIGNED_LEN]],
+            &signature,
+        )
+        .unwrap();
+    assert!(a.verify(&w.office.keys.public()));
+    assert!(!a.verify(&w.alice.keys.public()));
+    // The same bytes signed under another tag do not verify.
+    let other_tag = SyncAttestation {
+        signature: w
+            .office
+            .keys
+            .sign(tags::RESOLUTION, &[&bytes[..SYNC_ATTESTATION_SIGNED_LEN]]),
+        ..a.clone()
+    };
+    assert!(!other_tag.verify(&w.office.keys.public()));
+    assert_eq!(SyncAttestation::from_wire(&bytes), Ok(a));
+}
+
+#[test]
+fn resolution_layout() {
+    let w = world();
+    let r = release(&w);
+    let bytes = r.to_wire();
+    assert_eq!(bytes.len(), RESOLUTION_LEN);
+    assert_eq!(&bytes[0..16], &w.office.id.0);
+    assert_eq!(&bytes[16..32], &w.alice.id.0);
+    assert_eq!(&bytes[32..48], &TX_RELEASED.0);
+    assert_eq!(be_u64(&bytes, 48), 5);
+    assert_eq!(bytes[56], Outcome::Released.tag());
+    assert_eq!(be_u64(&bytes, 57), RESOLVED_AT.0);
+    // The office signs RESOLUTION tag ‖ bytes 0..65.
+    let signature = Signature(bytes[RESOLUTION_SIGNED_LEN..].try_into().unwrap());
+    w.office
+        .keys
+        .public()
+        .verify(
+            tags::RESOLUTION,
+            &[&bytes[..RESOLUTION_SIGNED_LEN]],
+            &signature,
+        )
+        .unwrap();
+    assert!(r.verify(&w.office.keys.public()));
+    let settled = Resolution {
+        outcome: Outcome::Settled,
+        ..r.clone()
+    };
+    assert!(!settled.verify(&w.office.keys.public()));
+    assert_eq!(Resolution::from_wire(&bytes), Ok(r));
+    let mut bad = bytes.clone();
+    bad[56] = 3;
+    assert_eq!(
+        Resolution::from_wire(&bad),
+        Err(DecodeError::UnknownTag {
+            what: "resolution outcome",
+            tag: 3
+        })
+    );
+}
+
+#[test]
+fn sync_request_layout() {
+    let w = world();
+    let c = chains(&w);
+    let request = SyncRequest {
+        entries: c.alice[3..].to_vec(),
+        uncertain: vec![Uncertain {
+            tx: TX_RELEASED,
+            pay_seq: 5,
+        }],
+        revocation_version: 7,
+    };
+    let bytes = request.to_wire();
+    assert_eq!(be_u16(&bytes, 0), 5);
+    let mut at = 2;
+    for entry in &c.alice[3..] {
+        let entry = entry.to_wire();
+        assert_eq!(&bytes[at..at + entry.len()], &entry[..]);
+        at += entry.len();
+    }
+    let sum = at - 2;
+    assert_eq!(be_u16(&bytes, at), 1);
+    assert_eq!(&bytes[at + 2..at + 18], &TX_RELEASED.0);
+    assert_eq!(be_u64(&bytes, at + 18), 5);
+    assert_eq!(be_u64(&bytes, at + 2 + UNCERTAIN_LEN), 7);
+    assert_eq!(bytes.len(), SYNC_REQUEST_FIXED_LEN + sum + UNCERTAIN_LEN);
+    assert_eq!(SyncRequest::from_wire(&bytes), Ok(request));
+
+    // Counts are checked against their maxima before anything is read.
+    let too_many = u16::try_from(SYNC_ENTRIES_MAX + 1).unwrap().to_be_bytes();
+    assert!(matches!(
+        SyncRequest::from_wire(&too_many),
+        Err(DecodeError::TooLong {
+            what: "sync entries",
+            ..
+        })
+    ));
+    let mut uncertain = vec![0, 0];
+    uncertain.extend_from_slice(&u16::try_from(SYNC_UNCERTAIN_MAX + 1).unwrap().to_be_bytes());
+    assert!(matches!(
+        SyncRequest::from_wire(&uncertain),
+        Err(DecodeError::TooLong {
+            what: "uncertain payments",
+            ..
+        })
+    ));
+    // A Receive entry in a request carries its Pay entry.
+    let seller = SyncRequest {
+        entries: c.bob[1..].to_vec(),
+        uncertain: vec![],
+        revocation_version: 0,
+    };
+    let bytes = seller.to_wire();
+    assert_eq!(bytes.len(), SYNC_REQUEST_FIXED_LEN + RECEIVE_ENTRY_LEN);
+    assert_eq!(SyncRequest::from_wire(&bytes), Ok(seller));
+    // At the maxima, with the longest entries, a request fits one payload:
+    // the document's 49420 bytes.
+    let largest = SYNC_REQUEST_FIXED_LEN
+        + SYNC_ENTRIES_MAX * LONGEST_ENTRY_LEN
+        + SYNC_UNCERTAIN_MAX * UNCERTAIN_LEN;
+    assert_eq!(largest, 49_420);
+    assert!(largest <= PAYLOAD_LEN_MAX);
+}
+
+#[test]
+fn sync_response_layout() {
+    let w = world();
+    let a = attestation(&w);
+    let list = revocation_list(&w);
+    let list_len = REVOCATION_LIST_FIXED + REVOCATION_ENTRY_LEN;
+    let response = SyncResponse {
+        attestation: a.clone(),
+        revocation_list: Some(list.clone()),
+        resolutions: vec![release(&w)],
+    };
+    let bytes = response.to_wire();
+    assert_eq!(
+        bytes.len(),
+        SYNC_RESPONSE_FIXED_LEN + list_len + RESOLUTION_LEN
+    );
+    assert_eq!(&bytes[..155], &a.to_wire()[..]);
+    assert_eq!(bytes[155], 1);
+    assert_eq!(&bytes[156..156 + list_len], &list.to_wire()[..]);
+    assert_eq!(be_u16(&bytes, 156 + list_len), 1);
+    assert_eq!(&bytes[158 + list_len..], &release(&w).to_wire()[..]);
+    assert_eq!(SyncResponse::from_wire(&bytes), Ok(response));
+
+    let bare = SyncResponse {
+        attestation: a,
+        revocation_list: None,
+        resolutions: vec![],
+    };
+    let bytes = bare.to_wire();
+    assert_eq!(bytes.len(), SYNC_RESPONSE_FIXED_LEN);
+    assert_eq!(bytes[155], 0);
+    assert_eq!(be_u16(&bytes, 156), 0);
+    assert_eq!(SyncResponse::from_wire(&bytes), Ok(bare));
+    let mut huge = bytes[..156].to_vec();
+    huge.extend_from_slice(&u16::try_from(LIST_LEN_MAX + 1).unwrap().to_be_bytes());
+    assert!(matches!(
+        SyncResponse::from_wire(&huge),
+        Err(DecodeError::TooLong { .. })
+    ));
+}
+
+#[test]
+fn sync_kinds_are_sealed_and_not_wallet_messages() {
+    assert_eq!(sync::kind::SYNC_REQUEST.0, 0x0201);
+    assert_eq!(sync::kind::SYNC_RESPONSE.0, 0x0202);
+    for k in [sync::kind::SYNC_REQUEST, sync::kind::SYNC_RESPONSE] {
+        assert!(!k.is_broadcast());
+        assert!(matches!(
+            Message::decode(k, &[]),
+            Err(DecodeError::Invalid {
+                what: "message kind",
+                ..
+            })
+        ));
+    }
+}
+
+/// A wallet enrolled by the office with `certificate` and an enrollment
+/// attestation synced at `synced_at`, and its store.
+fn enroll(
+    w: &World,
+    p: &Party,
+    certificate: &Certificate,
+    synced_at: Timestamp,
+) -> (Wallet, Snapshot) {
+    let enrolled = SyncAttestation::issue(
+        w.office.id,
+        &w.office.keys,
+        p.id,
+        0,
+        GENESIS_PREV_HASH,
+        eur(0),
+        synced_at,
+    );
+    let mut store = Snapshot::default();
+    store
+        .apply(&Wallet::genesis(&p.keys, certificate, &w.office.cert, &enrolled, T0).unwrap())
+        .unwrap();
+    assert_eq!(store.meta[meta::ATTESTATION], enrolled.to_wire());
+    let wallet = Wallet::recover(Config::default(), &store, p.id.0[7].into(), T0).unwrap();
+    (wallet, store)
+}
+
+/// Makes `wallet`'s writes durable in `store` and returns its frames.
+fn flush(wallet: &mut Wallet, store: &mut Snapshot) -> Vec<Vec<u8>> {
+    while let Some(write) = wallet.poll_write() {
+        store.apply(&write.batch).unwrap();
+        wallet.write_completed(write.id);
+    }
+    std::iter::from_fn(|| wallet.poll_transmit())
+        .map(|t| t.frame)
+        .collect()
+}
+
+fn deliver(from: (&mut Wallet, &mut Snapshot), to: &mut Wallet, now: Timestamp) {
+    for frame in flush(from.0, from.1) {
+        to.handle_frame(now, &frame).unwrap();
+    }
+}
+
+fn events(wallet: &mut Wallet) -> Vec<Event> {
+    std::iter::from_fn(|| wallet.poll_event()).collect()
+}
+
+fn buy_anything(wallet: &mut Wallet) {
+    wallet.set_buy_intent(BuyIntent {
+        max_amount: eur(10_000),
+        seller: None,
+        expires_at: Timestamp(T0.0 + 300 * DAY_MS),
+    });
+}
+
+#[test]
+fn seller_refuses_a_stale_attestation_at_lookup_reply() {
+    let w = world();
+    let (mut bob, mut bob_store) = enroll(&w, &w.bob, &w.bob.cert, T0);
+    let (mut alice, mut alice_store) = enroll(&w, &w.alice, &w.alice.cert, T0);
+    buy_anything(&mut alice);
+    // Fresh: now − synced_at ≤ days_between_syncs_max days, inclusive.
+    let max_age = u64::from(limits().days_between_syncs_max) * MILLIS_PER_DAY;
+    for (now, expected) in [
+        (
+            Timestamp(T0.0 + max_age),
+            Event::BuyerFound { buyer: w.alice.id },
+        ),
+        (
+            Timestamp(T0.0 + max_age + 1),
+            Event::BuyerRefused {
+                buyer: w.alice.id,
+                reason: AbortReason::SyncTooOld,
+            },
+        ),
+    ] {
+        bob.lookup(now);
+        deliver((&mut bob, &mut bob_store), &mut alice, now);
+        deliver((&mut alice, &mut alice_store), &mut bob, now);
+        assert_eq!(events(&mut bob), vec![expected]);
+        // A refused buyer is told nothing.
+        assert!(flush(&mut bob, &mut bob_store).is_empty());
+    }
+}
+
+/// Alice, enrolled with `payments_between_syncs_max` = `max`, charges once
+/// (entry 1) and pays Bob (entry 2). What Bob decides.
+fn sale_after_a_charge(max: u32) -> Event {
+    let w = world();
+    let alice_cert = certify(
+        w.office.id,
+        &w.office.keys,
+        w.alice.id,
+        &w.alice.keys,
+        Role::Wallet,
+        Some(Limits {
+            payments_between_syncs_max: max,
+            ..limits()
+        }),
+    );
+    let now = Timestamp(T0.0 + 10_000);
+    let (mut bob, mut bob_store) = enroll(&w, &w.bob, &w.bob.cert, T0);
+    let (mut alice, mut alice_store) = enroll(&w, &w.alice, &alice_cert, T0);
+    alice.charge(now, voucher(&w)).unwrap();
+    buy_anything(&mut alice);
+    bob.lookup(now);
+    deliver((&mut bob, &mut bob_store), &mut alice, now);
+    deliver((&mut alice, &mut alice_store), &mut bob, now);
+    assert_eq!(
+        events(&mut bob),
+        vec![Event::BuyerFound { buyer: w.alice.id }]
+    );
+    bob.sell(now, w.alice.id, eur(1_000), "tea").unwrap();
+    deliver((&mut bob, &mut bob_store), &mut alice, now);
+    deliver((&mut alice, &mut alice_store), &mut bob, now);
+    assert_eq!(alice.chain().last().unwrap().seq, 2);
+    let mut decided = events(&mut bob);
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    decided.remove(0)
+}
+
+#[test]
+fn seller_counts_entries_since_the_attested_one_at_agreed() {
+    // Entries 1 (charge) and 2 (pay) follow the attested entry 0.
+    assert!(matches!(
+        sale_after_a_charge(2),
+        Event::SaleCommitted { .. }
+    ));
+    assert!(matches!(
+        sale_after_a_charge(1),
+        Event::SaleAborted {
+            reason: AbortReason::SyncTooOld,
+            ..
+        }
+    ));
+}
+
+fn seal_to(from: &Party, to: &Party, kind: MessageKind, payload: &[u8], nonce: u64) -> Vec<u8> {
+    let h = header(from.id, to.id, kind, nonce);
+    let mut rng = ChaCha20Rng::seed_from_u64(nonce);
+    envelope::seal(&from.keys, &h, payload, &to.keys.public(), &mut rng).unwrap()
+}
+
+#[test]
+fn wallet_syncs_in_a_sealed_envelope() {
+    let w = world();
+    let now = Timestamp(T0.0 + 10_000);
+    let (mut alice, mut store) = enroll(&w, &w.alice, &w.alice.cert, T0);
+    alice.charge(now, voucher(&w)).unwrap();
+    flush(&mut alice, &mut store);
+
+    // SYNC_REQUEST: sealed to the office, the entries after the attested one.
+    let frame = alice.sync_request(now).unwrap();
+    assert_eq!(&frame[2..4], &[0x02, 0x01]);
+    let verified = envelope::open(&frame, &w.office.keys, w.office.id, &w.trust, now)
+        .unwrap()
+        .verify(&w.alice.cert, &w.trust, &mut ReplayGuard::new(), now)
+        .unwrap();
+    assert_eq!(verified.header().kind, sync::kind::SYNC_REQUEST);
+    assert_eq!(verified.header().receiver, w.office.id);
+    let request = SyncRequest::from_wire(verified.payload()).unwrap();
+    assert_eq!(request.entries, alice.chain()[1..].to_vec());
+    assert!(request.uncertain.is_empty());
+    assert_eq!(request.revocation_version, 0);
+
+    // SYNC_RESPONSE: the checks of §7.5, in order; a failure changes nothing.
+    let head = alice.chain()[1].hash();
+    let attest = |wallet: PartyId, seq: u64, hash| {
+        SyncAttestation::issue(
+            w.office.id,
+            &w.office.keys,
+            wallet,
+            seq,
+            hash,
+            eur(20_000),
+            now,
+        )
+    };
+    let response = |attestation, resolutions| {
+        SyncResponse {
+            attestation,
+            revocation_list: Some(revocation_list(&w)),
+            resolutions,
+        }
+        .to_wire()
+    };
+    let good = response(attest(w.alice.id, 1, head), vec![]);
+    let for_bob = Resolution {
+        wallet: w.bob.id,
+        ..release(&w)
+    };
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let cases = [
+        // 2. Sender and kind.
+        (
+            seal_to(&w.bob, &w.alice, sync::kind::SYNC_RESPONSE, &good, 10),
+            SyncError::NotFromOffice,
+        ),
+        (
+            seal_to(&w.office, &w.alice, sync::kind::SYNC_REQUEST, &good, 11),
+            SyncError::NotFromOffice,
+        ),
+        // 4. Payload.
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &trailing,
+                12,
+            ),
+            SyncError::Malformed(DecodeError::TrailingBytes { count: 1 }),
+        ),
+        // 5. Attestation for another wallet.
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &response(attest(w.bob.id, 1, head), vec![]),
+                13,
+            ),
+            SyncError::BadAttestation,
+        ),
+        // 6. A head this chain does not have, before the resolutions.
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &response(attest(w.alice.id, 1, [0xAB; 32]), vec![for_bob.clone()]),
+                14,
+            ),
+            SyncError::ForkedChain,
+        ),
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &response(attest(w.alice.id, 2, head), vec![]),
+                15,
+            ),
+            SyncError::ForkedChain,
+        ),
+        // 8. A resolution for another wallet.
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &response(attest(w.alice.id, 1, head), vec![for_bob]),
+                16,
+            ),
+            SyncError::BadResolution,
+        ),
+    ];
+    let before = alice.attestation().clone();
+    for (frame, error) in cases {
+        assert_eq!(alice.apply_sync_response(now, &frame), Err(error));
+        assert_eq!(alice.attestation(), &before);
+        assert!(alice.poll_write().is_none());
+    }
+
+    let frame = seal_to(&w.office, &w.alice, sync::kind::SYNC_RESPONSE, &good, 17);
+    let summary = alice.apply_sync_response(now, &frame).unwrap();
+    assert_eq!(summary.attested_seq, 1);
+    assert_eq!(summary.entries_left, 0);
+    assert_eq!(summary.revocation_version, Some(7));
+    assert_eq!(alice.attestation(), &attest(w.alice.id, 1, head));
+    flush(&mut alice, &mut store);
+    assert_eq!(
+        store.meta[meta::ATTESTATION],
+        attest(w.alice.id, 1, head).to_wire()
+    );
+    assert_eq!(
+        store.meta[meta::REVOCATION_LIST],
+        revocation_list(&w).to_wire()
+    );
+    // 3. The same frame again is a replay.
+    assert_eq!(
+        alice.apply_sync_response(now, &frame),
+        Err(SyncError::Envelope(EnvelopeError::Replay))
+    );
+    // 7. The attested seq never goes back.
+    let back = response(attest(w.alice.id, 0, alice.chain()[0].hash()), vec![]);
+    let frame = seal_to(&w.office, &w.alice, sync::kind::SYNC_RESPONSE, &back, 18);
+    assert_eq!(
+        alice.apply_sync_response(now, &frame),
+        Err(SyncError::BadAttestation)
+    );
+}
+
+#[test]
+fn a_released_payment_becomes_a_void_entry_with_the_office_proof() {
+    let w = world();
+    let now = Timestamp(T0.0 + 10_000);
+    let (mut bob, mut bob_store) = enroll(&w, &w.bob, &w.bob.cert, T0);
+    let (mut alice, mut store) = enroll(&w, &w.alice, &w.alice.cert, T0);
+    alice.charge(now, voucher(&w)).unwrap();
+    buy_anything(&mut alice);
+    bob.lookup(now);
+    deliver((&mut bob, &mut bob_store), &mut alice, now);
+    deliver((&mut alice, &mut store), &mut bob, now);
+    let tx = bob.sell(now, w.alice.id, eur(1_000), "tea").unwrap();
+    deliver((&mut bob, &mut bob_store), &mut alice, now);
+    // Alice prepared and agreed; her AGREED is lost.
+    flush(&mut alice, &mut store);
+    let pay = alice.chain()[2].clone();
+    let EntryKind::Pay { claim_deadline, .. } = pay.kind else {
+        panic!("expected a Pay entry, got {:?}", pay.kind);
+    };
+
+    // Uncertain: prepared at or past the claim deadline.
+    let early = Timestamp(claim_deadline.0 - 1);
+    let request = |alice: &mut Wallet, at: Timestamp| {
+        let frame = alice.sync_request(at).unwrap();
+        let verified = envelope::open(&frame, &w.office.keys, w.office.id, &w.trust, at)
+            .unwrap()
+            .verify(&w.alice.cert, &w.trust, &mut ReplayGuard::new(), at)
+            .unwrap();
+        SyncRequest::from_wire(verified.payload()).unwrap()
+    };
+    assert!(request(&mut alice, early).uncertain.is_empty());
+    let request = request(&mut alice, claim_deadline);
+    assert_eq!(request.uncertain, vec![Uncertain { tx, pay_seq: 2 }]);
+    assert_eq!(request.entries.len(), 2);
+
+    let later = Timestamp(claim_deadline.0 + 1_000);
+    let resolution = Resolution::issue(
+        w.office.id,
+        &w.office.keys,
+        w.alice.id,
+        tx,
+        2,
+        Outcome::Released,
+        later,
+    );
+    let payload = SyncResponse {
+        attestation: SyncAttestation::issue(
+            w.office.id,
+            &w.office.keys,
+            w.alice.id,
+            2,
+            pay.hash(),
+            eur(19_000),
+            later,
+        ),
+        revocation_list: None,
+        resolutions: vec![resolution.clone()],
+    }
+    .to_wire();
+    let mut office_header = header(w.office.id, w.alice.id, sync::kind::SYNC_RESPONSE, 1);
+    office_header.sent_at = later;
+    let frame = envelope::seal(
+        &w.office.keys,
+        &office_header,
+        &payload,
+        &w.alice.keys.public(),
+        &mut ChaCha20Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    let summary = alice.apply_sync_response(later, &frame).unwrap();
+    assert_eq!(summary.released, vec![tx]);
+    let void = alice.chain().last().unwrap();
+    assert_eq!(
+        void.kind,
+        EntryKind::Void {
+            tx,
+            paid_seq: 2,
+            amount: eur(1_000),
+            proof: VoidProof::OfficeRelease(resolution),
+        }
+    );
+    assert_eq!(void.to_wire().len(), VOID_RELEASE_ENTRY_LEN);
+    assert_eq!(alice.balance(), eur(20_000));
+    flush(&mut alice, &mut store);
+    assert!(store.txs.is_empty(), "the BuyerPrepared record is gone");
 }
 
 // ---- at rest ------------------------------------------------------------------
@@ -1182,45 +2036,6 @@ fn tx_record_layouts() {
     assert_eq!(be_u64(&bytes, 28), 2);
     assert_eq!(be_u64(&bytes, 36), T0.0 + 7 * DAY_MS);
 
-    let abort_header = header(w.bob.id, w.alice.id, kind::ABORT, 3);
-    let signature = w
-        .bob
-        .keys
-        .sign(tags::ENVELOPE, &[&abort_header.to_bytes(), &[1]]);
-    let aborted = TxRecord::BuyerAborted {
-        seller: w.bob.id,
-        pay_seq: 2,
-        void_seq: 3,
-        evidence: AbortEvidence {
-            header: abort_header,
-            payload: vec![1],
-            signature,
-        },
-    };
-    let bytes = aborted.to_wire();
-    assert_eq!(bytes.len(), 33 + 68 + 2 + 1 + 64);
-    assert_eq!(bytes[0], 2);
-    assert_eq!(&bytes[1..17], &w.bob.id.0);
-    assert_eq!(be_u64(&bytes, 17), 2);
-    assert_eq!(be_u64(&bytes, 25), 3);
-    assert_eq!(&bytes[33..101], &abort_header.to_bytes());
-    assert_eq!(be_u16(&bytes, 101), 1);
-    assert_eq!(bytes[103], 1);
-    assert_eq!(&bytes[104..168], &signature.0);
-    // The evidence is the seller's envelope signature, checkable by anyone.
-    envelope::verify_detached(&w.bob.keys.public(), &abort_header, &[1], &signature).unwrap();
-    // The evidence payload is at most 64 bytes.
-    let mut big = bytes[..101].to_vec();
-    big.extend_from_slice(&65u16.to_be_bytes());
-    big.resize(big.len() + 65 + 64, 0);
-    assert!(matches!(
-        TxRecord::from_wire(&big),
-        Err(DecodeError::TooLong {
-            what: "abort payload",
-            ..
-        })
-    ));
-
     let committed = TxRecord::SellerCommitted {
         buyer: w.alice.id,
         authorization: Box::new(c.alice[2].clone()),
@@ -1233,10 +2048,11 @@ fn tx_record_layouts() {
     assert_eq!(&bytes[17..208], &c.alice[2].to_wire()[..]);
     assert_eq!(be_u64(&bytes, 208), 1);
 
-    for record in [prepared, aborted, committed] {
+    for record in [prepared, committed] {
         assert_eq!(TxRecord::from_wire(&record.to_wire()), Ok(record));
     }
-    for tag in [0u8, 4] {
+    // Tag 2 (BuyerAborted) is retired.
+    for tag in [0u8, 2, 4] {
         assert_eq!(
             TxRecord::from_wire(&[tag]),
             Err(DecodeError::UnknownTag {
@@ -1256,7 +2072,7 @@ fn doc_compact() -> String {
 
 #[test]
 fn doc_tables_match_the_constants() {
-    let limits: [(&str, usize); 13] = [
+    let limits: [(&str, usize); 17] = [
         ("HEADER_LEN", HEADER_LEN),
         ("SIGNATURE_LEN", SIGNATURE_LEN),
         ("SEALED_OVERHEAD", SEALED_OVERHEAD),
@@ -1274,6 +2090,13 @@ fn doc_tables_match_the_constants() {
             usize::try_from(CLOCK_SKEW_MAX_MS).unwrap(),
         ),
         ("REPLAY_ENTRIES_MAX", REPLAY_ENTRIES_MAX),
+        ("VERIFIED_CERTIFICATES_MAX", VERIFIED_CERTIFICATES_MAX),
+        ("SYNC_ENTRIES_MAX", SYNC_ENTRIES_MAX),
+        ("SYNC_UNCERTAIN_MAX", SYNC_UNCERTAIN_MAX),
+        (
+            "ABORT_EVIDENCE_PAYLOAD_LEN_MAX",
+            ABORT_EVIDENCE_PAYLOAD_LEN_MAX,
+        ),
         ("ENVELOPE_VERSION", usize::from(ENVELOPE_VERSION)),
         ("CERTIFICATE_VERSION", 1),
     ];
@@ -1290,6 +2113,8 @@ fn doc_tables_match_the_constants() {
         ("ENVELOPE", tags::ENVELOPE),
         ("CHAIN_ENTRY", tags::CHAIN_ENTRY),
         ("CHARGE_VOUCHER", tags::CHARGE_VOUCHER),
+        ("SYNC_ATTESTATION", tags::SYNC_ATTESTATION),
+        ("RESOLUTION", tags::RESOLUTION),
         ("HPKE_INFO", tags::HPKE_INFO),
     ];
     for (name, tag) in tags {
@@ -1310,9 +2135,45 @@ fn doc_tables_match_the_constants() {
         ("COMMITTED", kind::COMMITTED),
         ("STATUS", kind::STATUS),
         ("ABORTED", kind::ABORTED),
+        ("SYNC_REQUEST", sync::kind::SYNC_REQUEST),
+        ("SYNC_RESPONSE", sync::kind::SYNC_RESPONSE),
     ];
     for (name, k) in kinds {
         let row = format!("| `{:#06x}` | {name} |", k.0);
+        assert!(
+            DOC.contains(&row),
+            "docs/wire-format.md lacks the row {row}"
+        );
+    }
+    let keys = [
+        meta::SECRET_KEYS,
+        meta::CERTIFICATE,
+        meta::OFFICE_CERTIFICATE,
+        meta::REVOCATION_LIST,
+        meta::ATTESTATION,
+    ];
+    for key in keys {
+        let row = format!("| meta | `\"{key}\"` |");
+        assert!(
+            DOC.contains(&row),
+            "docs/wire-format.md lacks the row {row}"
+        );
+    }
+    let reasons = [
+        (AbortReason::SellerDecided, "SellerDecided"),
+        (AbortReason::UnknownTransaction, "UnknownTransaction"),
+        (AbortReason::NotAgreed, "NotAgreed"),
+        (AbortReason::InsufficientFunds, "InsufficientFunds"),
+        (AbortReason::OverLimit, "OverLimit"),
+        (AbortReason::WrongCurrency, "WrongCurrency"),
+        (AbortReason::BadAuthorization, "BadAuthorization"),
+        (AbortReason::Busy, "Busy"),
+        (AbortReason::InvalidAmount, "InvalidAmount"),
+        (AbortReason::SyncTooOld, "SyncTooOld"),
+    ];
+    assert_eq!(reasons.len(), AbortReason::ALL.len());
+    for (reason, name) in reasons {
+        let row = format!("| {} | {name} |", reason.tag());
         assert!(
             DOC.contains(&row),
             "docs/wire-format.md lacks the row {row}"
@@ -1332,23 +2193,36 @@ fn doc_test_vectors_match_the_encoders() {
         .keys
         .sign(tags::ENVELOPE, &[&abort_header.to_bytes(), &[1]]);
     let pay = &c.alice[2];
+    let office_secret = w.office.keys.to_secret_bytes();
     let vectors = [
         ("amount", eur(1_250).to_wire()),
         ("ed25519 seed", secret[1..33].to_vec()),
+        ("office ed25519 seed", office_secret[1..33].to_vec()),
+        (
+            "office signing key",
+            w.office.keys.public().signing.to_vec(),
+        ),
+        ("office id", w.office.id.0.to_vec()),
         ("signing key", w.alice.keys.public().signing.to_vec()),
         ("sealing key", w.alice.keys.public().sealing.to_vec()),
         ("header", abort_header.to_bytes().to_vec()),
         ("envelope signature", abort_signature.0.to_vec()),
         ("pay entry", pay.to_wire()),
         ("pay entry hash", pay.hash().to_vec()),
+        ("sync attestation", attestation(&w).to_wire()),
+        ("resolution", release(&w).to_wire()),
     ];
-    for (name, bytes) in vectors {
-        let hex = hex_string(&bytes);
-        assert!(
-            doc.contains(&hex),
-            "docs/wire-format.md lacks the {name} vector {hex}"
-        );
-    }
+    let missing: Vec<String> = vectors
+        .iter()
+        .map(|(name, bytes)| (name, hex_string(bytes)))
+        .filter(|(_, hex)| !doc.contains(hex))
+        .map(|(name, hex)| format!("{name}: {hex}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/wire-format.md lacks the vectors\n{}",
+        missing.join("\n")
+    );
 }
 
 proptest! {
@@ -1361,5 +2235,9 @@ proptest! {
         let _ = ChainEntry::from_wire(&bytes);
         let _ = TxRecord::from_wire(&bytes);
         let _ = Certificate::from_wire(&bytes);
+        let _ = SyncRequest::from_wire(&bytes);
+        let _ = SyncResponse::from_wire(&bytes);
+        let _ = SyncAttestation::from_wire(&bytes);
+        let _ = Resolution::from_wire(&bytes);
     }
 }

@@ -2,7 +2,9 @@
 //! bounded retry of transactions that lost a race.
 
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -15,8 +17,13 @@ use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Row};
 /// A transaction on either backend. Run statements on it with
 /// `sqlx::query("… $1 …").bind(x).execute(&mut **tx)` (or `&mut *tx` when you
 /// own the `Tx`); it commits only through [`Db::with_retry`] or an explicit
-/// `tx.commit()`, and rolls back when dropped.
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// `tx.commit()`, and rolls back when dropped. Store functions take
+/// `tx: &mut Tx<'_>` so they work both on [`Db::begin`]'s `Tx<'static>` and
+/// inside [`Db::with_retry`].
+pub type Tx<'c> = sqlx::Transaction<'c, Any>;
+
+/// The future a [`Db::with_retry`] closure returns: `Box::pin(async move { … })`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How long a SQLite connection waits for another connection's write lock
 /// before it gives up with `SQLITE_BUSY` (which [`Db::with_retry`] retries).
@@ -242,7 +249,7 @@ impl Db {
     /// write lock now, waiting up to the busy timeout), `SERIALIZABLE` on
     /// PostgreSQL (may fail with a serialization error at any statement or at
     /// commit). Prefer [`Db::with_retry`], which retries those failures.
-    pub async fn begin(&self) -> Result<Tx, DbError> {
+    pub async fn begin(&self) -> Result<Tx<'static>, DbError> {
         let statement = match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
@@ -253,7 +260,7 @@ impl Db {
     /// Starts a transaction for consistent reads only: a deferred `BEGIN` on
     /// SQLite (a WAL snapshot at the first read, takes no write lock),
     /// `REPEATABLE READ READ ONLY` on PostgreSQL. Writes in it fail.
-    pub async fn begin_read(&self) -> Result<Tx, DbError> {
+    pub async fn begin_read(&self) -> Result<Tx<'static>, DbError> {
         let statement = match self.backend {
             Backend::Sqlite => "BEGIN DEFERRED",
             Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
@@ -270,29 +277,54 @@ impl Db {
     ///
     /// `work` may run several times: it must touch nothing but the
     /// transaction (no messages sent, no in-memory state changed) — that is
-    /// what the outbox is for.
-    pub async fn with_retry<T, E, F>(&self, mut work: F) -> Result<T, E>
+    /// what the outbox is for. It borrows what it needs (`move` copies the
+    /// references in) and returns a boxed future, the same shape as sqlx's
+    /// `Connection::transaction`:
+    ///
+    /// ```no_run
+    /// # async fn f(db: &mpay_sql::Db, account: &[u8]) -> Result<i64, mpay_sql::DbError> {
+    /// use mpay_sql::sqlx::{self, Row};
+    /// db.with_retry(move |tx| Box::pin(async move {
+    ///     let row = sqlx::query("SELECT balance FROM accounts WHERE id = $1")
+    ///         .bind(account)
+    ///         .fetch_one(&mut **tx)
+    ///         .await?;
+    ///     Ok(row.try_get::<i64, _>("balance")?)
+    /// }))
+    /// .await
+    /// # }
+    /// ```
+    ///
+    /// (A boxed future rather than an `async` closure: the future of an
+    /// `AsyncFnMut` taking `&mut Tx` cannot yet be proven `Send`, which
+    /// `tokio::spawn` and axum handlers need.)
+    pub async fn with_retry<'env, T, E, F>(&self, mut work: F) -> Result<T, E>
     where
-        F: AsyncFnMut(&mut Tx) -> Result<T, E>,
+        F: for<'c> FnMut(&'c mut Tx<'env>) -> BoxFuture<'c, Result<T, E>>,
         E: From<DbError> + Retryable,
     {
         let mut attempt: u32 = 1;
         loop {
             let outcome = match self.begin().await {
                 Err(error) => Err(E::from(error)),
-                Ok(mut tx) => match work(&mut tx).await {
-                    Ok(value) => tx
-                        .commit()
-                        .await
-                        .map(|()| value)
-                        .map_err(|error| E::from(DbError::from(error))),
-                    Err(error) => {
-                        // The error that made us roll back is the one to
-                        // report; a failed rollback closes the connection.
-                        let _ = tx.rollback().await;
-                        Err(error)
+                Ok(tx) => {
+                    // Shorten the transaction's lifetime to the caller's
+                    // borrows, so `work` may capture references.
+                    let mut tx: Tx<'env> = tx;
+                    match work(&mut tx).await {
+                        Ok(value) => tx
+                            .commit()
+                            .await
+                            .map(|()| value)
+                            .map_err(|error| E::from(DbError::from(error))),
+                        Err(error) => {
+                            // The error that made us roll back is the one to
+                            // report; a failed rollback closes the connection.
+                            let _ = tx.rollback().await;
+                            Err(error)
+                        }
                     }
-                },
+                }
             };
             match outcome {
                 Err(error) if error.is_retryable() && attempt < TX_ATTEMPTS_MAX => {

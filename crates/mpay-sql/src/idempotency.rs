@@ -8,14 +8,14 @@
 //! # async fn f(db: &mpay_sql::Db, key: &str, body_hash: &[u8], now_ms: i64)
 //! #     -> Result<Vec<u8>, mpay_sql::idempotency::IdempotencyError> {
 //! use mpay_sql::idempotency;
-//! db.with_retry(async |tx| {
+//! db.with_retry(move |tx| Box::pin(async move {
 //!     if let Some(stored) = idempotency::begin(tx, "payments", key, body_hash, now_ms).await? {
 //!         return Ok(stored.response); // a repeat: answer as the first time
 //!     }
 //!     let response = b"...do the work on `tx`, build the answer...".to_vec();
 //!     idempotency::finish(tx, "payments", key, &response).await?;
 //!     Ok(response)
-//! })
+//! }))
 //! .await
 //! # }
 //! ```
@@ -152,7 +152,7 @@ fn check_limits(scope: &str, key: &str) -> Result<(), IdempotencyError> {
 ///
 /// `Ok(None)`: do the work in `tx`, then call [`finish`] before committing.
 pub async fn begin(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     scope: &str,
     key: &str,
     request_hash: &[u8],
@@ -212,7 +212,7 @@ pub async fn begin(
 /// Stores `response` under the key that [`begin`] claimed in this
 /// transaction. Commit afterwards; a rollback forgets both.
 pub async fn finish(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     scope: &str,
     key: &str,
     response: &[u8],

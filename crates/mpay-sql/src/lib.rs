@@ -5,8 +5,7 @@
 //! # How a service uses it
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
-//! use mpay_sql::{Db, DbError, Migrations, outbox};
+//! use mpay_sql::{Db, DbError, Migrations, Retryable, outbox};
 //! use mpay_sql::sqlx::{self, Row};
 //!
 //! const OFFICE: Migrations = Migrations::new(
@@ -14,35 +13,56 @@
 //!     &[("0001_accounts", "CREATE TABLE accounts (id {blob} PRIMARY KEY, balance BIGINT NOT NULL)")],
 //! );
 //!
+//! /// The service's store error: wraps this crate's errors, retries what they retry.
+//! #[derive(Debug, thiserror::Error)]
+//! enum StoreError {
+//!     #[error(transparent)]
+//!     Db(#[from] DbError),
+//!     #[error(transparent)]
+//!     Outbox(#[from] outbox::OutboxError),
+//! }
+//! impl From<sqlx::Error> for StoreError {
+//!     fn from(e: sqlx::Error) -> Self { StoreError::Db(e.into()) }
+//! }
+//! impl Retryable for StoreError {
+//!     fn is_retryable(&self) -> bool {
+//!         match self {
+//!             StoreError::Db(e) => e.is_retryable(),
+//!             StoreError::Outbox(e) => e.is_retryable(),
+//!         }
+//!     }
+//! }
+//!
+//! async fn credit(db: &Db, id: &[u8], amount_minor: i64, now_ms: i64) -> Result<(), StoreError> {
+//!     db.with_retry(move |tx| Box::pin(async move {
+//!         let row = sqlx::query("SELECT balance FROM accounts WHERE id = $1")
+//!             .bind(id)
+//!             .fetch_one(&mut **tx)
+//!             .await?;
+//!         let balance: i64 = row.try_get("balance")?;
+//!         let new_balance = balance.checked_add(amount_minor).expect("sketch: checked in the real code");
+//!         sqlx::query("UPDATE accounts SET balance = $2 WHERE id = $1")
+//!             .bind(id)
+//!             .bind(new_balance)
+//!             .execute(&mut **tx)
+//!             .await?;
+//!         // The message leaves only if this transaction commits.
+//!         let message = outbox::NewMessage {
+//!             destination: "bank",
+//!             kind: "credit",
+//!             payload: b"...",
+//!             idempotency_key: "credit-1",
+//!         };
+//!         outbox::enqueue(tx, &message, now_ms).await?;
+//!         Ok(())
+//!     }))
+//!     .await
+//! }
+//!
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 //! let db = Db::connect("sqlite://office.db").await?; // or postgres://…
 //! db.migrate(&[mpay_sql::MIGRATIONS, OFFICE]).await?; // this crate's tables first
-//!
-//! let (id, now_ms) = (b"acct-1".as_slice(), 1_700_000_000_000_i64);
-//! db.with_retry(async |tx| {
-//!     let row = sqlx::query("SELECT balance FROM accounts WHERE id = $1")
-//!         .bind(id)
-//!         .fetch_one(&mut **tx)
-//!         .await?;
-//!     let balance: i64 = row.try_get("balance")?;
-//!     sqlx::query("UPDATE accounts SET balance = $2 WHERE id = $1")
-//!         .bind(id)
-//!         .bind(balance + 100)
-//!         .execute(&mut **tx)
-//!         .await?;
-//!     // The message leaves only if this transaction commits.
-//!     let message = outbox::NewMessage {
-//!         destination: "bank",
-//!         kind: "credit",
-//!         payload: b"...",
-//!         idempotency_key: "credit-1",
-//!     };
-//!     outbox::enqueue(tx, &message, now_ms).await.map_err(|e| match e {
-//!         outbox::OutboxError::Db(e) => e,
-//!         other => DbError::Sqlx(sqlx::Error::Protocol(other.to_string())),
-//!     })?;
-//!     Ok::<_, DbError>(())
-//! })
-//! .await?;
+//! credit(&db, b"acct-1", 100, 1_700_000_000_000).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -100,6 +120,10 @@
 //!   excluded.x`, `RETURNING`, `CREATE [UNIQUE] INDEX … WHERE …` (partial),
 //!   `IF [NOT] EXISTS`, `LIMIT $n`, `COALESCE`, `||`, `COUNT(*)` (decode as
 //!   `i64`), `CHECK`, `FOREIGN KEY … REFERENCES` (enforced on both).
+//! - `SUM` of a `BIGINT` is `NUMERIC` on PostgreSQL, which `Any` cannot
+//!   decode: write `CAST(SUM(x) AS BIGINT)` (an overflow is an error on both,
+//!   never a wrapped sum; the sum of no rows is NULL, so decode `Option<i64>`
+//!   or wrap it in `COALESCE(…, 0)`).
 //! - Not portable: `SELECT … FOR UPDATE` (a syntax error in SQLite; the
 //!   isolation below makes it unnecessary), `ALTER TABLE … ALTER COLUMN` (SQLite
 //!   cannot; add a column or copy the table), `SERIAL`, `now()`/
@@ -131,7 +155,10 @@
 //! `BUSY`/`LOCKED`) rolls back and runs it again, at most
 //! [`TX_ATTEMPTS_MAX`] times in all, with jittered exponential backoff from
 //! [`TX_RETRY_BACKOFF_FIRST_MS`] to [`TX_RETRY_BACKOFF_MAX_MS`]. The closure
-//! must only touch the transaction. [`Db::begin_read`] is for consistent
+//! must only touch the transaction; it is written `move |tx| Box::pin(async
+//! move { … })` (a boxed `Send` future: an `async` closure taking `&mut Tx`
+//! cannot yet be proven `Send`, which `tokio::spawn` and axum need), and
+//! store functions take `tx: &mut Tx<'_>`. [`Db::begin_read`] is for consistent
 //! multi-statement reads. Migrations run in one transaction (READ COMMITTED
 //! under an advisory lock on PostgreSQL), so two instances starting at once
 //! do not both apply them.
@@ -164,8 +191,8 @@ pub mod outbox;
 pub mod testing;
 
 pub use db::{
-    ACQUIRE_TIMEOUT_MS, Backend, Db, DbError, DbOptions, POSTGRES_POOL_CONNECTIONS_MAX, Retryable,
-    SQLITE_BUSY_TIMEOUT_MS, SQLITE_POOL_CONNECTIONS_MAX, TX_ATTEMPTS_MAX,
+    ACQUIRE_TIMEOUT_MS, Backend, BoxFuture, Db, DbError, DbOptions, POSTGRES_POOL_CONNECTIONS_MAX,
+    Retryable, SQLITE_BUSY_TIMEOUT_MS, SQLITE_POOL_CONNECTIONS_MAX, TX_ATTEMPTS_MAX,
     TX_RETRY_BACKOFF_FIRST_MS, TX_RETRY_BACKOFF_MAX_MS, Tx, is_unique_violation,
 };
 pub use idempotency::IdempotencyError;

@@ -337,8 +337,7 @@ impl Db {
 
         let applied_at_ms = now_ms();
         let mut done = Vec::new();
-        for (component, migrations) in &plans {
-            let component: &'static str = *component;
+        for &(component, ref migrations) in &plans {
             let known_max = migrations.last().map_or(0, |m| m.version);
             let in_db: BTreeMap<i64, &String> = applied
                 .range((component.to_owned(), i64::MIN)..=(component.to_owned(), i64::MAX))

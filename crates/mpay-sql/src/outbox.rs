@@ -166,7 +166,7 @@ fn check_name(what: &str, value: &str) -> Result<(), OutboxError> {
 /// Writes `message` in the caller's transaction, due at once (`now_ms`).
 /// It is sent only if the transaction commits.
 pub async fn enqueue(
-    tx: &mut Tx,
+    tx: &mut Tx<'_>,
     message: &NewMessage<'_>,
     now_ms: i64,
 ) -> Result<MessageId, OutboxError> {
@@ -212,28 +212,30 @@ pub async fn due(db: &Db, now_ms: i64, limit: u32) -> Result<Vec<OutboxMessage>,
         return Ok(Vec::new());
     }
     let lease_until_ms = now_ms.saturating_add(CLAIM_LEASE_MS);
-    db.with_retry(async |tx| {
-        let rows = sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $2
+    db.with_retry(move |tx| {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $2
              WHERE id IN (SELECT id FROM outbox
                           WHERE delivered_at IS NULL AND next_attempt_at <= $1
                           ORDER BY next_attempt_at, id
                           LIMIT $3)
              RETURNING id, destination, kind, payload, idempotency_key, attempts, created_at",
-        )
-        .bind(now_ms)
-        .bind(lease_until_ms)
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?;
-        let mut messages = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        // RETURNING has no order; the subquery's order was due time then id,
-        // and ids follow enqueue order.
-        messages.sort_by_key(|m| m.id);
-        Ok(messages)
+            )
+            .bind(now_ms)
+            .bind(lease_until_ms)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut messages = rows
+                .iter()
+                .map(message_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            // RETURNING has no order; the subquery's order was due time then id,
+            // and ids follow enqueue order.
+            messages.sort_by_key(|m| m.id);
+            Ok(messages)
+        })
     })
     .await
 }
@@ -280,34 +282,36 @@ pub async fn mark_delivered(db: &Db, id: MessageId, now_ms: i64) -> Result<(), O
 /// Records a failed attempt at message `id` at `now_ms`: one more attempt,
 /// due again after [`backoff_ms`]`(attempts)`.
 pub async fn mark_failed(db: &Db, id: MessageId, now_ms: i64) -> Result<Retry, OutboxError> {
-    db.with_retry(async |tx| {
-        let row = sqlx::query("SELECT attempts, delivered_at FROM outbox WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or(OutboxError::NotFound(id))?;
-        let delivered_at: Option<i64> = row.try_get("delivered_at")?;
-        if delivered_at.is_some() {
-            return Ok(Retry::AlreadyDelivered);
-        }
-        let attempts: i64 = row.try_get("attempts")?;
-        let attempts = u32::try_from(attempts)
-            .ok()
-            .and_then(|a| a.checked_add(1))
-            .ok_or(OutboxError::Corrupt {
-                id,
-                column: "attempts",
-            })?;
-        let next_attempt_at_ms = now_ms.saturating_add(backoff_ms(attempts));
-        sqlx::query("UPDATE outbox SET attempts = $2, next_attempt_at = $3 WHERE id = $1")
-            .bind(id.0)
-            .bind(i64::from(attempts))
-            .bind(next_attempt_at_ms)
-            .execute(&mut **tx)
-            .await?;
-        Ok(Retry::Scheduled {
-            attempts,
-            next_attempt_at_ms,
+    db.with_retry(move |tx| {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT attempts, delivered_at FROM outbox WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(OutboxError::NotFound(id))?;
+            let delivered_at: Option<i64> = row.try_get("delivered_at")?;
+            if delivered_at.is_some() {
+                return Ok(Retry::AlreadyDelivered);
+            }
+            let attempts: i64 = row.try_get("attempts")?;
+            let attempts = u32::try_from(attempts)
+                .ok()
+                .and_then(|a| a.checked_add(1))
+                .ok_or(OutboxError::Corrupt {
+                    id,
+                    column: "attempts",
+                })?;
+            let next_attempt_at_ms = now_ms.saturating_add(backoff_ms(attempts));
+            sqlx::query("UPDATE outbox SET attempts = $2, next_attempt_at = $3 WHERE id = $1")
+                .bind(id.0)
+                .bind(i64::from(attempts))
+                .bind(next_attempt_at_ms)
+                .execute(&mut **tx)
+                .await?;
+            Ok(Retry::Scheduled {
+                attempts,
+                next_attempt_at_ms,
+            })
         })
     })
     .await

@@ -40,9 +40,17 @@ pub enum NodeError {
     /// The engine refused the charge voucher.
     #[error("charge refused: {0}")]
     Charge(#[from] ChargeError),
-    /// No wallet in buyer mode answered the LOOKUP in time.
-    #[error("no buyer nearby answered the LOOKUP")]
-    NoBuyerNearby,
+    /// No acceptable wallet in buyer mode answered the LOOKUP in time.
+    /// `refused` lists the buyers that answered but that this wallet will not
+    /// take money from, with the reason (most recent first).
+    #[error("no buyer nearby answered the LOOKUP ({} refused)", refused.len())]
+    NoBuyerNearby {
+        refused: Vec<(PartyId, AbortReason)>,
+    },
+    /// The chosen buyer answered, but this wallet will not take its money
+    /// (e.g. its last sync with the money office is too old).
+    #[error("buyer {buyer} not acceptable: {reason:?}")]
+    BuyerNotAcceptable { buyer: PartyId, reason: AbortReason },
     /// The chosen buyer did not answer the LOOKUP in time.
     #[error("buyer {0} did not answer the LOOKUP")]
     BuyerNotNearby(PartyId),
@@ -78,7 +86,8 @@ impl NodeError {
     pub fn is_peer_fault(&self) -> bool {
         matches!(
             self,
-            NodeError::NoBuyerNearby
+            NodeError::NoBuyerNearby { .. }
+                | NodeError::BuyerNotAcceptable { .. }
                 | NodeError::BuyerNotNearby(_)
                 | NodeError::BuyerRefused { .. }
                 | NodeError::BuyerSilent { .. }

@@ -98,6 +98,7 @@
 //! [`WalletNode::command`] runs any other engine command with the node's
 //! clock and makes its writes durable.
 
+mod addresses;
 mod config;
 mod error;
 mod node;

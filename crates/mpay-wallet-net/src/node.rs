@@ -1,6 +1,6 @@
 //! [`WalletNode`]: the loop that runs one wallet engine over UDP.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -14,6 +14,7 @@ use mpay_wallet_store::WalletStore;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::addresses::PeerAddresses;
 use crate::socket::{Inbound, Sockets};
 use crate::{BroadcastTo, DROP_PERMILLE_MAX, DropKnob, NodeConfig, NodeError, NodeStats};
 use crate::{RefusalKind, UnknownPeerRoute};
@@ -28,12 +29,6 @@ pub fn wall_clock_now() -> Timestamp {
     Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// A peer's learned address, and when (in learn order) it was last heard.
-struct PeerAddress {
-    addr: SocketAddr,
-    heard: u64,
-}
-
 /// One phone: its wallet engine, its encrypted store and its sockets.
 ///
 /// Only this type reads the clock and does I/O for the engine. See the crate
@@ -43,8 +38,7 @@ pub struct WalletNode {
     store: WalletStore,
     config: NodeConfig,
     sockets: Sockets,
-    peers: HashMap<PartyId, PeerAddress>,
-    heard_counter: u64,
+    peers: PeerAddresses,
     drop_rng: ChaCha8Rng,
     /// Engine events with their sequence number, for the owner.
     events: VecDeque<(u64, Event)>,
@@ -76,14 +70,14 @@ impl WalletNode {
     ) -> Result<WalletNode, NodeError> {
         config.check()?;
         let sockets = Sockets::open(&config)?;
+        let peers = PeerAddresses::new(config.peer_addresses_max);
         let mut node = WalletNode {
             wallet,
             store,
             drop_rng: ChaCha8Rng::seed_from_u64(config.drop.seed),
             config,
             sockets,
-            peers: HashMap::new(),
-            heard_counter: 0,
+            peers,
             events: VecDeque::new(),
             event_seq: 0,
             stats: NodeStats::default(),
@@ -96,6 +90,11 @@ impl WalletNode {
     /// Opens the wallet at `path` with `pin`, recovers its engine (prepared
     /// buyers become uncertain and ask; committed sellers resend COMMIT) and
     /// starts a node on it.
+    ///
+    /// `rng_seed` seeds the engine's RNG (nonces, transaction ids, sealing
+    /// randomness): it must come from the operating system's randomness at
+    /// every start. A seed used again repeats nonces, which peers refuse as
+    /// replays, and repeats the sealing randomness.
     pub fn open(
         path: &Path,
         pin: &str,
@@ -132,7 +131,7 @@ impl WalletNode {
 
     /// The address learned for `peer`, if any.
     pub fn peer_address(&self, peer: PartyId) -> Option<SocketAddr> {
-        self.peers.get(&peer).map(|p| p.addr)
+        self.peers.get(peer)
     }
 
     /// Counters since the node started.
@@ -145,7 +144,9 @@ impl WalletNode {
         stats
     }
 
-    /// True once a store or socket failure stopped the node.
+    /// True once a store or socket failure stopped the node. The engine in
+    /// memory may then be ahead of its store: restart from the store
+    /// ([`WalletNode::open`]) rather than trust it.
     pub fn is_stopped(&self) -> bool {
         self.stopped
     }
@@ -155,6 +156,11 @@ impl WalletNode {
     /// Runs an engine command with the node's clock, then makes what it
     /// wrote durable and sends what it released. The way to reach engine
     /// commands the node has no method for.
+    ///
+    /// The command must be an owner command or a query: the driver outputs
+    /// and inputs (`poll_*`, `write_completed`, `handle_*`) belong to the
+    /// node, and taking a write from `poll_write` here would keep it from
+    /// ever reaching the disk.
     pub fn command<R>(
         &mut self,
         command: impl FnOnce(&mut Wallet, Timestamp) -> R,
@@ -174,7 +180,7 @@ impl WalletNode {
     /// Tells the node where `peer` is, e.g. from a QR code; a frame from the
     /// peer later overrides it.
     pub fn set_peer_address(&mut self, peer: PartyId, addr: SocketAddr) {
-        self.learn(peer, addr);
+        self.peers.learn(peer, addr);
     }
 
     /// Changes the drop knob (tests). The RNG is reseeded from `knob.seed`.
@@ -348,7 +354,7 @@ impl WalletNode {
             self.send_broadcast(&transmit.frame);
             return;
         }
-        match self.peers.get(&transmit.to).map(|p| p.addr) {
+        match self.peers.get(transmit.to) {
             Some(addr) => self.send_datagram(&transmit.frame, addr),
             None => match self.config.unknown_peer {
                 UnknownPeerRoute::Drop => {
@@ -433,36 +439,10 @@ impl WalletNode {
             Ok(()) => {
                 self.stats.frames_accepted = self.stats.frames_accepted.saturating_add(1);
                 // Learned only now: the frame verified as the sender's.
-                self.learn(header.sender, from);
+                self.peers.learn(header.sender, from);
             }
             Err(e) => self.stats.refused.count(RefusalKind::of(&e)),
         }
         Ok(())
-    }
-
-    /// Remembers `peer` at `addr`; when the table is full, forgets the peer
-    /// heard from longest ago.
-    fn learn(&mut self, peer: PartyId, addr: SocketAddr) {
-        self.heard_counter = self.heard_counter.saturating_add(1);
-        let heard = self.heard_counter;
-        if let Some(known) = self.peers.get_mut(&peer) {
-            known.addr = addr;
-            known.heard = heard;
-            return;
-        }
-        if self.peers.len() >= self.config.peer_addresses_max
-            && let Some(oldest) = self
-                .peers
-                .iter()
-                .min_by_key(|(_, p)| p.heard)
-                .map(|(id, _)| *id)
-        {
-            self.peers.remove(&oldest);
-        }
-        self.peers.insert(peer, PeerAddress { addr, heard });
-        assert!(
-            self.peers.len() <= self.config.peer_addresses_max,
-            "peer address table over its limit"
-        );
     }
 }

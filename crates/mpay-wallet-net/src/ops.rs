@@ -83,10 +83,12 @@ impl WalletNode {
     /// Sells `amount` to a buyer nearby, blocking up to `deadline`.
     ///
     /// Broadcasts LOOKUP (repeated every [`crate::NodeConfig::lookup_interval_ms`])
-    /// and collects the buyers that answer for up to `lookup_wait`. With
-    /// `buyer` given, the sale starts as soon as that buyer answers; without,
-    /// it starts with the only buyer that answered, or returns
-    /// [`SaleOutcome::ChooseBuyer`] when several did. It then drives the
+    /// and collects the buyers that answer for up to `lookup_wait`. Buyers
+    /// this wallet will not take money from (the engine's `BuyerRefused`,
+    /// e.g. a sync too old) are left out. With `buyer` given, the sale starts
+    /// as soon as that buyer answers; without, it starts with the only buyer
+    /// that answered, or returns [`SaleOutcome::ChooseBuyer`] when several
+    /// did. It then drives the
     /// two-phase commit until the sale completes, aborts, or the deadline
     /// passes (a committed sale is then
     /// [`SaleOutcome::CommittedUnacknowledged`], not a failure).
@@ -103,8 +105,8 @@ impl WalletNode {
             Found::One(buyer) => buyer,
             Found::Several(buyers) => return Ok(SaleOutcome::ChooseBuyer { buyers }),
         };
-        let tx = self.command(|wallet, now| wallet.sell(now, buyer, amount, description))??;
         let mut seen = self.event_seq();
+        let tx = self.command(|wallet, now| wallet.sell(now, buyer, amount, description))??;
         loop {
             let mut ended = None;
             for (seq, event) in self.events_after(seen) {
@@ -119,12 +121,18 @@ impl WalletNode {
                     _ => {}
                 }
             }
+            // The wallet's state decides too, should the event have been
+            // pushed out of a full queue.
+            let committed = self.wallet().received(&tx);
+            if ended.is_none() && committed && !self.wallet().committing_txs().any(|t| t == tx) {
+                ended = Some(Ok(SaleOutcome::Completed { tx, buyer, amount }));
+            }
             if let Some(outcome) = ended {
                 return outcome;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return if self.wallet().received(&tx) {
+                return if committed {
                     Ok(SaleOutcome::CommittedUnacknowledged { tx, buyer, amount })
                 } else {
                     Err(NodeError::Timeout {
@@ -143,6 +151,7 @@ impl WalletNode {
         let interval = Duration::from_millis(self.config().lookup_interval_ms);
         let mut seen = self.event_seq();
         let mut found: Vec<PartyId> = Vec::new();
+        let mut refused: Vec<(PartyId, AbortReason)> = Vec::new();
         let mut next_lookup = Instant::now();
         loop {
             let now = Instant::now();
@@ -152,16 +161,32 @@ impl WalletNode {
             }
             for (seq, event) in self.events_after(seen) {
                 seen = *seq;
-                if let Event::BuyerFound { buyer } = event {
-                    found.retain(|b| b != buyer);
-                    found.insert(0, *buyer);
-                    found.truncate(BUYERS_LISTED_MAX);
+                match event {
+                    Event::BuyerFound { buyer } => {
+                        refused.retain(|(b, _)| b != buyer);
+                        found.retain(|b| b != buyer);
+                        found.insert(0, *buyer);
+                        found.truncate(BUYERS_LISTED_MAX);
+                    }
+                    Event::BuyerRefused { buyer, reason } => {
+                        found.retain(|b| b != buyer);
+                        refused.retain(|(b, _)| b != buyer);
+                        refused.insert(0, (*buyer, *reason));
+                        refused.truncate(BUYERS_LISTED_MAX);
+                    }
+                    _ => {}
                 }
             }
-            if let Some(wanted) = wanted
-                && found.contains(&wanted)
-            {
-                return Ok(Found::One(wanted));
+            if let Some(wanted) = wanted {
+                if found.contains(&wanted) {
+                    return Ok(Found::One(wanted));
+                }
+                if let Some((_, reason)) = refused.iter().find(|(b, _)| *b == wanted) {
+                    return Err(NodeError::BuyerNotAcceptable {
+                        buyer: wanted,
+                        reason: *reason,
+                    });
+                }
             }
             let now = Instant::now();
             if now >= until {
@@ -171,7 +196,7 @@ impl WalletNode {
         }
         match (wanted, found.as_slice()) {
             (Some(wanted), _) => Err(NodeError::BuyerNotNearby(wanted)),
-            (None, []) => Err(NodeError::NoBuyerNearby),
+            (None, []) => Err(NodeError::NoBuyerNearby { refused }),
             (None, [only]) => Ok(Found::One(*only)),
             (None, _) => Ok(Found::Several(found)),
         }
@@ -192,8 +217,8 @@ impl WalletNode {
         deadline: Instant,
         mut on_request: impl FnMut(&PaymentRequest),
     ) -> Result<PurchaseOutcome, NodeError> {
-        self.command(|wallet, _| wallet.set_buy_intent(intent))?;
         let mut seen = self.event_seq();
+        self.command(|wallet, _| wallet.set_buy_intent(intent))?;
         let mut paying: Option<(TxId, PartyId, Amount)> = None;
         loop {
             let mut ended = None;

@@ -98,27 +98,33 @@ fn purchase_completes_and_conserves_money() {
 
 #[test]
 fn lossy_link_purchases_agree() {
-    const PURCHASES: u64 = 3;
-    let lossy = |seed| {
-        let mut config = loopback(47_712);
-        // 30 % of the datagrams each side sends are lost: each direction of
-        // the link loses 30 %.
-        config.drop = DropKnob {
-            inbound_permille: 0,
-            outbound_permille: 300,
-            seed,
+    const PURCHASES: u64 = 8;
+    // Each direction of the link loses 30 %: first by each side dropping
+    // what it sends, then by each side dropping what it receives.
+    let knob = |round: u64, seed: u64| {
+        let permille = 300;
+        let (inbound_permille, outbound_permille) = if round < PURCHASES / 2 {
+            (0, permille)
+        } else {
+            (permille, 0)
         };
-        config
+        DropKnob {
+            inbound_permille,
+            outbound_permille,
+            seed: seed * 100 + round,
+        }
     };
     let mut fx = Fixture::new(2);
-    let mut seller = fx.node(1, lossy(11));
-    let mut buyer = fx.node(2, lossy(12));
+    let mut seller = fx.node(1, loopback(47_712));
+    let mut buyer = fx.node(2, loopback(47_712));
     fx.charge(&mut buyer, eur(5_000));
     let seller_id = seller.id();
     let buyer_id = buyer.id();
     let mut completed = 0;
 
     for round in 0..PURCHASES {
+        seller.set_drop(knob(round, 1)).expect("knob");
+        buyer.set_drop(knob(round, 2)).expect("knob");
         let settled = Arc::new(AtomicUsize::new(0));
         let buyer_settled = Arc::clone(&settled);
         let deadline = secs(6.0);
@@ -169,6 +175,7 @@ fn lossy_link_purchases_agree() {
                 );
             }
         }
+        eprintln!("round {round}: {sale:?} / {purchase:?}");
         assert_eq!(
             buyer.wallet().locked(),
             eur(0),
@@ -182,8 +189,12 @@ fn lossy_link_purchases_agree() {
         "the seller holds exactly the completed sales"
     );
     let (s, b) = (seller.stats(), buyer.stats());
+    eprintln!("seller {s:?}\nbuyer {b:?}");
     assert!(
-        s.dropped_outbound > 0 && b.dropped_outbound > 0,
+        s.dropped_outbound > 0
+            && b.dropped_outbound > 0
+            && s.dropped_inbound > 0
+            && b.dropped_inbound > 0,
         "{s:?} {b:?}"
     );
 }
@@ -201,7 +212,7 @@ fn seller_sees_two_buyers_and_sells_to_the_named_one() {
         .into_iter()
         .map(|mut b| {
             thread::spawn(move || {
-                let outcome = b.buy(intent(500, None), secs(4.0), |_| {});
+                let outcome = b.buy(intent(500, None), secs(2.5), |_| {});
                 b.run_for(Duration::from_millis(200)).expect("serve");
                 (b, outcome)
             })
@@ -429,14 +440,15 @@ fn refusing_buyer_is_reported_with_its_reason() {
     let mut buyer = fx.node(2, loopback(47_717));
     fx.charge(&mut buyer, eur(2_000));
     let seller_id = seller.id();
+    let buyer_id = buyer.id();
     let buyer_thread = thread::spawn(move || {
         let mut shown = Vec::new();
-        let outcome = buyer.buy(intent(100, Some(seller_id)), secs(2.5), |r| {
+        let outcome = buyer.buy(intent(100, Some(seller_id)), secs(1.5), |r| {
             shown.push(r.clone())
         });
         (buyer, outcome, shown)
     });
-    let sale = seller.sell(eur(900), "too dear", None, LOOKUP_WAIT, secs(3.0));
+    let sale = seller.sell(eur(900), "too dear", Some(buyer_id), LOOKUP_WAIT, secs(3.0));
     let (buyer, purchase, shown) = buyer_thread.join().expect("buyer thread");
     assert!(
         matches!(
@@ -451,6 +463,41 @@ fn refusing_buyer_is_reported_with_its_reason() {
     assert!(sale.as_ref().is_err_and(NodeError::is_peer_fault));
     assert!(matches!(purchase, Err(NodeError::Timeout { tx: None, .. })));
     assert!(!shown.is_empty() && shown.iter().all(|r| !r.accepted && r.amount == eur(900)));
+    fx.assert_conserved(&[&seller, &buyer]);
+}
+
+#[test]
+fn buyer_with_a_stale_sync_is_not_acceptable() {
+    let mut fx = Fixture::new(12);
+    let mut seller = fx.node(1, loopback(47_721));
+    // A certificate that wants a sync every 0 days: the genesis attestation
+    // is already too old when the buyer answers.
+    fx.days_between_syncs_max = 0;
+    let mut buyer = fx.node(2, loopback(47_721));
+    fx.charge(&mut buyer, eur(1_000));
+    let (seller_id, buyer_id) = (seller.id(), buyer.id());
+    let buyer_thread = thread::spawn(move || {
+        let outcome = buyer.buy(intent(500, Some(seller_id)), secs(2.0), |_| {});
+        (buyer, outcome)
+    });
+    let named = seller.sell(eur(100), "x", Some(buyer_id), LOOKUP_WAIT, secs(2.0));
+    assert!(
+        matches!(
+            named,
+            Err(NodeError::BuyerNotAcceptable { buyer, reason: AbortReason::SyncTooOld })
+                if buyer == buyer_id
+        ),
+        "{named:?}"
+    );
+    let anyone = seller.sell(eur(100), "x", None, LOOKUP_WAIT, secs(2.0));
+    match anyone {
+        Err(NodeError::NoBuyerNearby { refused }) => {
+            assert_eq!(refused, vec![(buyer_id, AbortReason::SyncTooOld)]);
+        }
+        other => panic!("expected no acceptable buyer, got {other:?}"),
+    }
+    let (buyer, purchase) = buyer_thread.join().expect("buyer thread");
+    assert!(matches!(purchase, Err(NodeError::Timeout { tx: None, .. })));
     fx.assert_conserved(&[&seller, &buyer]);
 }
 
@@ -473,7 +520,10 @@ fn no_buyer_nearby_when_every_datagram_is_dropped() {
     });
     let sale = seller.sell(eur(50), "x", None, Duration::from_millis(600), secs(2.0));
     let (buyer, _) = buyer_thread.join().expect("buyer thread");
-    assert!(matches!(sale, Err(NodeError::NoBuyerNearby)), "{sale:?}");
+    assert!(
+        matches!(sale, Err(NodeError::NoBuyerNearby { .. })),
+        "{sale:?}"
+    );
     let s = seller.stats();
     assert!(s.dropped_inbound > 0 && s.frames_accepted == 0, "{s:?}");
     assert!(buyer.stats().frames_sent > 0, "the buyer did answer");

@@ -50,6 +50,8 @@ pub struct Fixture {
     pub rng: ChaCha20Rng,
     /// What the office charged, in total.
     pub charged: Amount,
+    /// Limit put in the certificates issued from now on.
+    pub days_between_syncs_max: u16,
 }
 
 impl Fixture {
@@ -61,6 +63,7 @@ impl Fixture {
             dir: tempfile::tempdir().expect("temp dir"),
             rng,
             charged: eur(0),
+            days_between_syncs_max: 30,
         }
     }
 
@@ -73,7 +76,7 @@ impl Fixture {
         let limits = Limits {
             offline_balance_max: eur(1_000_000),
             payment_max: eur(10_000),
-            days_between_syncs_max: 30,
+            days_between_syncs_max: self.days_between_syncs_max,
             payments_between_syncs_max: 1_000,
         };
         let issued = self

@@ -1,0 +1,451 @@
+//! The money office against real wallet engines, on SQLite and PostgreSQL:
+//! enrolment, charge, purchases, sync, redemption, double spends, and the
+//! buyer whose seller vanished.
+
+use mpay_identity::{PartyId, SecretKeys, Suite, Timestamp};
+use mpay_money::{Amount, Currency};
+use mpay_office::audit::SyncRefusal;
+use mpay_office::{Office, OfficeConfig, OfficeError, accounts, sign_enrolment};
+use mpay_offline::chain::{EntryKind, VoidProof};
+use mpay_offline::durable::Snapshot;
+use mpay_offline::sync::Outcome;
+use mpay_offline::{BuyIntent, Config, Event, SyncSummary, Transmit, TxId, Wallet};
+use mpay_sql::Db;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const T0: Timestamp = Timestamp(1_767_225_600_000);
+const DAY: u64 = mpay_identity::MILLIS_PER_DAY;
+
+fn eur(cents: i64) -> Amount {
+    Amount::new(cents, Currency::EUR)
+}
+
+struct Phone {
+    wallet: Wallet,
+    store: Snapshot,
+    events: Vec<Event>,
+}
+
+impl Phone {
+    fn pump(&mut self) -> Vec<Transmit> {
+        let mut out = Vec::new();
+        loop {
+            if let Some(write) = self.wallet.poll_write() {
+                self.store.apply(&write.batch).expect("batch in order");
+                self.wallet.write_completed(write.id);
+            } else if let Some(t) = self.wallet.poll_transmit() {
+                out.push(t);
+            } else if let Some(e) = self.wallet.poll_event() {
+                self.events.push(e);
+            } else {
+                return out;
+            }
+        }
+    }
+
+    fn deliver(&mut self, now: Timestamp, frames: &[Transmit]) -> Vec<Transmit> {
+        for f in frames {
+            let _ = self.wallet.handle_frame(now, &f.frame);
+        }
+        self.pump()
+    }
+
+    /// A copy of this phone's storage started as a second phone: what a
+    /// person gets by copying the wallet's files.
+    fn clone_device(&self, seed: u64, now: Timestamp) -> Phone {
+        let store = self.store.clone();
+        let wallet = Wallet::recover(Config::default(), &store, seed, now).expect("clone recovers");
+        Phone {
+            wallet,
+            store,
+            events: Vec::new(),
+        }
+    }
+
+    async fn sync(&mut self, office: &Office, now: Timestamp) -> Result<SyncSummary, OfficeError> {
+        loop {
+            let request = self.wallet.sync_request(now).expect("sync request");
+            let response = office.sync(&request, now).await?;
+            let last: SyncSummary = self
+                .wallet
+                .apply_sync_response(now, &response)
+                .expect("office response applies");
+            self.pump();
+            if last.entries_left == 0 {
+                return Ok(last);
+            }
+        }
+    }
+}
+
+struct World {
+    office: Office,
+    rng: ChaCha20Rng,
+    seed: u64,
+}
+
+impl World {
+    async fn new(db: Db) -> World {
+        let config = OfficeConfig::default_for(Currency::EUR);
+        let office = Office::open(db, config, [7; 32], T0)
+            .await
+            .expect("office opens");
+        World {
+            office,
+            rng: ChaCha20Rng::seed_from_u64(11),
+            seed: 100,
+        }
+    }
+
+    async fn owner(&self, name: &str, deposit: i64) -> String {
+        self.office
+            .open_account(name, eur(deposit), T0)
+            .await
+            .expect("account opens")
+    }
+
+    async fn phone(&mut self, owner: &str) -> Phone {
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut self.rng);
+        let proof = sign_enrolment(owner, &keys, T0);
+        let enrolment = self
+            .office
+            .enroll(owner, keys.public(), T0, &proof, T0)
+            .await
+            .expect("enrols");
+        let mut store = Snapshot::default();
+        store
+            .apply(
+                &Wallet::genesis(
+                    &keys,
+                    &enrolment.certificate,
+                    &enrolment.office_certificate,
+                    &enrolment.attestation,
+                    T0,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        self.seed += 1;
+        let wallet = Wallet::recover(Config::default(), &store, self.seed, T0).unwrap();
+        Phone {
+            wallet,
+            store,
+            events: Vec::new(),
+        }
+    }
+
+    async fn charge(&self, owner: &str, phone: &mut Phone, cents: i64, key: &str) {
+        let voucher = self
+            .office
+            .charge(owner, phone.wallet.id(), eur(cents), key, T0)
+            .await
+            .expect("charge");
+        phone.wallet.charge(T0, voucher).expect("voucher applies");
+        phone.pump();
+    }
+
+    /// Sum of every office account: always zero.
+    async fn books_balance(&self) {
+        self.office.check_books().await.expect("books balance");
+    }
+
+    async fn float(&self) -> Amount {
+        self.office.balances().await.unwrap()[accounts::FLOAT]
+    }
+}
+
+/// One purchase between two phones over a perfect link; returns the tx.
+fn purchase(seller: &mut Phone, buyer: &mut Phone, cents: i64, now: Timestamp) -> TxId {
+    buyer.wallet.set_buy_intent(BuyIntent {
+        max_amount: eur(cents),
+        seller: Some(seller.wallet.id()),
+        expires_at: now.saturating_add_ms(60_000),
+    });
+    seller.wallet.lookup(now);
+    let lookup = seller.pump();
+    let reply = buyer.deliver(now, &lookup);
+    seller.deliver(now, &reply);
+    let tx = seller
+        .wallet
+        .sell(now, buyer.wallet.id(), eur(cents), "goods")
+        .expect("sale starts");
+    let request = seller.pump();
+    let agreed = buyer.deliver(now, &request);
+    let commit = seller.deliver(now, &agreed);
+    let ack = buyer.deliver(now, &commit);
+    seller.deliver(now, &ack);
+    tx
+}
+
+fn held(phone: &Phone) -> i64 {
+    phone.wallet.balance().minor_units() + phone.wallet.locked().minor_units()
+}
+
+#[tokio::test]
+async fn charge_purchase_sync_and_redeem_keep_the_books() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("alice", 100_000).await;
+        w.owner("sam", 0).await;
+        let mut alice = w.phone("alice").await;
+        let mut sam = w.phone("sam").await;
+        w.charge("alice", &mut alice, 30_000, "charge-1").await;
+        assert_eq!(w.office.owner_balance("alice").await.unwrap(), eur(70_000));
+        assert_eq!(w.float().await, eur(30_000));
+
+        let tx = purchase(&mut sam, &mut alice, 1_250, T0);
+        assert!(alice.wallet.paid(&tx));
+        assert_eq!(held(&sam), 1_250);
+
+        let summary = sam.sync(&w.office, T0).await.unwrap();
+        assert_eq!(summary.entries_left, 0);
+        assert_eq!(
+            sam.wallet.attestation().seq,
+            sam.wallet.chain().last().unwrap().seq
+        );
+        alice.sync(&w.office, T0).await.unwrap();
+        assert_eq!(alice.wallet.attestation().balance, eur(28_750));
+
+        // Sam hands 1,000 back to the office: credited to his account at sync.
+        sam.wallet.redeem(T0, eur(1_000)).unwrap();
+        sam.pump();
+        sam.sync(&w.office, T0).await.unwrap();
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(1_000));
+        // Float is exactly what the wallets hold.
+        assert_eq!(w.float().await, eur(held(&alice) + held(&sam)));
+        w.books_balance().await;
+        // A repeated sync uploads nothing new and changes nothing.
+        sam.sync(&w.office, T0).await.unwrap();
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(1_000));
+        w.books_balance().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn charges_are_idempotent_by_key() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("alice", 10_000).await;
+        let alice = w.phone("alice").await;
+        let id = alice.wallet.id();
+        let a = w
+            .office
+            .charge("alice", id, eur(500), "k1", T0)
+            .await
+            .unwrap();
+        let b = w
+            .office
+            .charge("alice", id, eur(500), "k1", T0)
+            .await
+            .unwrap();
+        assert_eq!(a, b, "a repeat returns the stored voucher");
+        assert_eq!(w.office.owner_balance("alice").await.unwrap(), eur(9_500));
+        let changed = w.office.charge("alice", id, eur(600), "k1", T0).await;
+        assert!(
+            matches!(changed, Err(OfficeError::Idempotency(_))),
+            "{changed:?}"
+        );
+        let broke = w.office.charge("alice", id, eur(20_000), "k2", T0).await;
+        assert!(
+            matches!(
+                broke,
+                Err(OfficeError::Invalid(_)) | Err(OfficeError::InsufficientFunds { .. })
+            ),
+            "{broke:?}"
+        );
+        let other = w.office.charge("bob", id, eur(1), "k3", T0).await;
+        assert!(matches!(other, Err(OfficeError::Unauthorized)), "{other:?}");
+        w.books_balance().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_copied_wallet_spending_twice_is_caught_revoked_and_charged() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("mallory", 40_000).await;
+        w.owner("s1", 0).await;
+        w.owner("s2", 0).await;
+        let mut mallory = w.phone("mallory").await;
+        let mut s1 = w.phone("s1").await;
+        let mut s2 = w.phone("s2").await;
+        w.charge("mallory", &mut mallory, 8_000, "c1").await;
+        mallory.sync(&w.office, T0).await.unwrap();
+        // Copy the wallet's storage to a second phone.
+        let mut copy = mallory.clone_device(999, T0);
+        let t = T0.saturating_add_ms(1_000);
+        purchase(&mut s1, &mut mallory, 7_000, t);
+        purchase(&mut s2, &mut copy, 7_500, t);
+        assert_eq!(held(&s1) + held(&s2), 14_500, "both sellers were paid");
+        let before_owner = w.office.owner_balance("mallory").await.unwrap();
+
+        s1.sync(&w.office, t).await.unwrap();
+        assert!(w.office.frauds().await.unwrap().is_empty());
+        s2.sync(&w.office, t).await.unwrap();
+        let frauds = w.office.frauds().await.unwrap();
+        assert_eq!(frauds.len(), 1, "{frauds:?}");
+        let fraud = &frauds[0];
+        assert_eq!(fraud.wallet, mallory.wallet.id());
+        assert_eq!(fraud.owner, "mallory");
+        assert!(fraud.proof.verify(mallory.wallet.certificate()));
+        // The fork duplicated the 8,000 the wallet held: the owner pays it.
+        assert_eq!(fraud.charged, eur(8_000));
+        assert_eq!(
+            w.office.owner_balance("mallory").await.unwrap(),
+            before_owner.checked_sub(eur(8_000)).unwrap()
+        );
+        // The revocation list names the wallet and spreads at the next sync.
+        let list = w.office.revocation_list().await.unwrap().expect("a list");
+        assert!(list.is_revoked(&mallory.wallet.id()));
+        let summary = s1.sync(&w.office, t).await.unwrap();
+        assert_eq!(summary.revocation_version, Some(list.version));
+        assert!(s1.wallet.trust().is_revoked(&mallory.wallet.id()));
+        // ... and a seller that knows refuses the revoked wallet.
+        copy.wallet.set_buy_intent(BuyIntent {
+            max_amount: eur(100),
+            seller: None,
+            expires_at: t.saturating_add_ms(60_000),
+        });
+        s1.wallet.lookup(t);
+        let lookup = s1.pump();
+        let reply = copy.deliver(t, &lookup);
+        for f in &reply {
+            assert!(
+                s1.wallet.handle_frame(t, &f.frame).is_err(),
+                "revoked buyer refused"
+            );
+        }
+        // The copy's chain is the branch the office already holds (its Pay is
+        // s2's claim); the original then forks from it and is refused, with
+        // no second charge for the same two branches.
+        copy.sync(&w.office, t).await.unwrap();
+        let refused = mallory.sync(&w.office, t).await;
+        assert!(
+            matches!(refused, Err(OfficeError::Fraud { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            w.office.owner_balance("mallory").await.unwrap(),
+            before_owner.checked_sub(eur(8_000)).unwrap()
+        );
+        // The loss is what the wallet held (bounded by its offline limit),
+        // and float again equals what the wallets hold.
+        let wallets = held(&mallory) + held(&copy) + held(&s1) + held(&s2);
+        assert_eq!(w.float().await, eur(wallets));
+        w.books_balance().await;
+    })
+    .await;
+}
+
+async fn stranded_buyer(seller_syncs_in_time: bool) {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("bob", 10_000).await;
+        w.owner("sid", 0).await;
+        let mut bob = w.phone("bob").await;
+        let mut sid = w.phone("sid").await;
+        w.charge("bob", &mut bob, 5_000, "c").await;
+        bob.sync(&w.office, T0).await.unwrap();
+        // Bob agrees; Sid commits; the COMMIT never reaches Bob; Sid walks away.
+        bob.wallet.set_buy_intent(BuyIntent {
+            max_amount: eur(900),
+            seller: Some(sid.wallet.id()),
+            expires_at: T0.saturating_add_ms(60_000),
+        });
+        sid.wallet.lookup(T0);
+        let lookup = sid.pump();
+        let reply = bob.deliver(T0, &lookup);
+        sid.deliver(T0, &reply);
+        let tx = sid.wallet.sell(T0, bob.wallet.id(), eur(900), "x").unwrap();
+        let request = sid.pump();
+        let agreed = bob.deliver(T0, &request);
+        let _lost = sid.deliver(T0, &agreed);
+        assert_eq!(bob.wallet.locked(), eur(900));
+        if seller_syncs_in_time {
+            sid.sync(&w.office, T0.saturating_add_ms(DAY)).await.unwrap();
+        }
+        // Past the claim deadline Bob asks the office.
+        let later = T0.saturating_add_ms(8 * DAY);
+        bob.wallet.handle_timeout(later);
+        bob.pump();
+        let summary = bob.sync(&w.office, later).await.unwrap();
+        if seller_syncs_in_time {
+            assert_eq!(summary.settled, vec![tx]);
+            assert!(bob.wallet.paid(&tx));
+            assert_eq!(bob.wallet.balance(), eur(4_100));
+        } else {
+            assert_eq!(summary.released, vec![tx]);
+            assert_eq!(bob.wallet.balance(), eur(5_000));
+            let last = bob.wallet.chain().last().unwrap();
+            assert!(matches!(
+                &last.kind,
+                EntryKind::Void { proof: VoidProof::OfficeRelease(r), .. } if r.outcome == Outcome::Released
+            ));
+            // Bob's Void is accepted at his next sync.
+            bob.sync(&w.office, later).await.unwrap();
+            // Sid claims too late: his owner pays for the value he kept.
+            sid.sync(&w.office, later).await.unwrap();
+            assert_eq!(
+                w.office.owner_balance("sid").await.unwrap(),
+                eur(0),
+                "sid had nothing: the loss account covers it"
+            );
+            let balances = w.office.balances().await.unwrap();
+            assert_eq!(balances[accounts::LOSS], eur(-900));
+        }
+        assert_eq!(bob.wallet.locked(), eur(0));
+        assert_eq!(w.float().await, eur(held(&bob) + held(&sid)));
+        w.books_balance().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stranded_buyer_is_settled_when_the_seller_claimed_in_time() {
+    stranded_buyer(true).await;
+}
+
+#[tokio::test]
+async fn stranded_buyer_is_released_when_the_seller_never_claimed() {
+    stranded_buyer(false).await;
+}
+
+#[tokio::test]
+async fn tampered_or_replayed_syncs_are_refused() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("eve", 10_000).await;
+        let mut eve = w.phone("eve").await;
+        w.charge("eve", &mut eve, 1_000, "c").await;
+        let request = eve.wallet.sync_request(T0).unwrap();
+        let mut bad = request.clone();
+        let n = bad.len();
+        bad[n - 20] ^= 1;
+        assert!(matches!(
+            w.office.sync(&bad, T0).await,
+            Err(OfficeError::Envelope(_))
+        ));
+        w.office.sync(&request, T0).await.unwrap();
+        assert!(matches!(
+            w.office.sync(&request, T0).await,
+            Err(OfficeError::Envelope(mpay_envelope::EnvelopeError::Replay))
+        ));
+        // Unknown wallets are refused.
+        let mut stranger = World::new(w.office.db().clone()).await;
+        let _ = &mut stranger;
+        let unknown = PartyId::from_u64(424242);
+        assert!(matches!(
+            w.office.charge("eve", unknown, eur(1), "k", T0).await,
+            Err(OfficeError::UnknownWallet(_))
+        ));
+        let _ = SyncRefusal::Gap {
+            expected: 0,
+            got: 0,
+        };
+        w.books_balance().await;
+    })
+    .await;
+}
