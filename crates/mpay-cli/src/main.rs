@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod office;
 mod sim;
 
 #[derive(Parser)]
@@ -28,6 +29,11 @@ enum Command {
         #[command(subcommand)]
         what: sim::SimCommand,
     },
+    /// The money office: run it, open owners' accounts, list frauds.
+    Office {
+        #[command(subcommand)]
+        what: office::OfficeCommand,
+    },
     /// Benchmarks, each with its baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -37,10 +43,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MPAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Sim { what } => sim::run(what),
         Command::Bench { what } => bench::run(what),
+        Command::Office { what } => office::run(what),
     };
     match result {
         Ok(code) => code,

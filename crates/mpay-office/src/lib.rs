@@ -5,9 +5,11 @@
 //! the same money twice.
 //!
 //! - [`audit`]: the judgement of one sync, a pure function;
-//! - [`office`]: the service over its database (SQLite or PostgreSQL).
+//! - [`office`]: the service over its database (SQLite or PostgreSQL);
+//! - [`http`]: its HTTP API and a client.
 
 pub mod audit;
+pub mod http;
 pub mod office;
 
 pub use office::{

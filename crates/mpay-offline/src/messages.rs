@@ -56,6 +56,9 @@ wire_enum! {
         /// The buyer's last sync with its money office is too old, or it made
         /// too many payments since.
         SyncTooOld = 10,
+        /// The buyer did not answer the COMMIT-REQUEST in time (or the
+        /// seller's owner cancelled the sale before it committed).
+        NoAnswer = 11,
     }
 }
 

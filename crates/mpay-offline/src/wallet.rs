@@ -396,6 +396,22 @@ impl Wallet {
         rng_seed: u64,
         now: Timestamp,
     ) -> Result<Wallet, RecoverError> {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&rng_seed.to_be_bytes());
+        Self::recover_with_seed(config, snapshot, seed, now)
+    }
+
+    /// [`Wallet::recover`] with a full 32-byte seed for the wallet's RNG,
+    /// which also makes the nonces and ephemeral keys of every frame it
+    /// seals. A phone must pass fresh OS randomness at every start: a seed
+    /// used twice repeats nonces, which peers refuse as replays. (The `u64`
+    /// form is for simulations and tests.)
+    pub fn recover_with_seed(
+        config: Config,
+        snapshot: &Snapshot,
+        rng_seed: [u8; 32],
+        now: Timestamp,
+    ) -> Result<Wallet, RecoverError> {
         let get = |key: &'static str| snapshot.meta.get(key).ok_or(RecoverError::Missing(key));
         let keys = SecretKeys::from_secret_bytes(get(meta::SECRET_KEYS)?)?;
         let certificate = Certificate::from_wire(get(meta::CERTIFICATE)?)?;
@@ -426,7 +442,7 @@ impl Wallet {
         crate::chain::verify_chain(&keys.public(), None, &chain)?;
 
         let mut wallet = Wallet {
-            rng: ChaCha20Rng::seed_from_u64(rng_seed),
+            rng: ChaCha20Rng::from_seed(rng_seed),
             me: Identity {
                 id: certificate.subject(),
                 keys,
@@ -1011,6 +1027,20 @@ impl Wallet {
         }
     }
 
+    /// Cancels a sale still in phase 1 (no AGREED yet): it is aborted now
+    /// and the buyer told so. Returns false if the sale is unknown or already
+    /// committed (a committed sale cannot be cancelled: the money moved).
+    pub fn cancel_sale(&mut self, now: Timestamp, tx: TxId) -> bool {
+        match self.sales.get(&tx) {
+            Some(Sale::Requesting { buyer, .. }) => {
+                let buyer = *buyer;
+                self.abort_sale(now, tx, buyer, AbortReason::NoAnswer);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Enters buyer mode: answer LOOKUPs and pay one request within `intent`.
     pub fn set_buy_intent(&mut self, intent: BuyIntent) {
         self.intent = Some(intent);
@@ -1163,7 +1193,9 @@ impl Wallet {
             return false;
         };
         let max_age_ms = u64::from(limits.days_between_syncs_max).saturating_mul(MILLIS_PER_DAY);
-        now.millis_since(attestation.synced_at) <= max_age_ms
+        // An attestation from the future is as suspect as a stale one.
+        attestation.synced_at <= now.saturating_add_ms(mpay_envelope::CLOCK_SKEW_MAX_MS)
+            && now.millis_since(attestation.synced_at) <= max_age_ms
     }
 
     fn send_commit_request(&mut self, now: Timestamp, tx: TxId) {
@@ -1364,7 +1396,7 @@ impl Wallet {
         };
         if !committing && attempt >= self.config.commit_request_attempts_max {
             // No answer after every retry: presumed abort.
-            self.abort_sale(now, tx, buyer, AbortReason::SellerDecided);
+            self.abort_sale(now, tx, buyer, AbortReason::NoAnswer);
             return;
         }
         let next = now.saturating_add_ms(self.retry_interval(attempt));

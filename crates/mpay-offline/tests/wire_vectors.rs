@@ -1,6 +1,7 @@
 //! Pins the byte layouts of `docs/wire-format.md` to the code, so that the
 //! document cannot drift from the encoders without a test failing. Offsets
-//! and lengths below are the ones the document states; the last tests also
+//! and lengths below are the ones the document states; the sync tests also
+//! drive wallets through the checks it lists (§4.5, §7.5); the last tests
 //! check the document's tables and test vectors against the constants and
 //! the encoders.
 
@@ -424,6 +425,7 @@ fn domain_separation_tags_are_exact_byte_strings() {
     assert_eq!(tags::CHARGE_VOUCHER, b"mpay/v1/charge-voucher\0");
     assert_eq!(tags::SYNC_ATTESTATION, b"mpay/v1/sync-attestation\0");
     assert_eq!(tags::RESOLUTION, b"mpay/v1/resolution\0");
+    assert_eq!(tags::ENROLMENT, b"mpay/v1/enrolment\0");
     assert_eq!(tags::HPKE_INFO, b"mpay/v1/hpke");
     let lens = [
         (tags::CERTIFICATE, 20),
@@ -433,6 +435,7 @@ fn domain_separation_tags_are_exact_byte_strings() {
         (tags::CHARGE_VOUCHER, 23),
         (tags::SYNC_ATTESTATION, 25),
         (tags::RESOLUTION, 19),
+        (tags::ENROLMENT, 18),
         (tags::HPKE_INFO, 12),
     ];
     for (tag, len) in lens {
@@ -1351,7 +1354,7 @@ fn message_kinds_and_payload_layouts() {
     };
     assert!(fits(LOOKUP_FIXED_LEN, 2380) && !fits(LOOKUP_FIXED_LEN, 2381));
     assert!(fits(LOOKUP_REPLY_FIXED_LEN, 2374) && !fits(LOOKUP_REPLY_FIXED_LEN, 2375));
-    assert!(2380 < LIST_LEN_MAX);
+    assert!(fits(LOOKUP_FIXED_LEN, 2380) && !fits(LOOKUP_FIXED_LEN, LIST_LEN_MAX));
     assert_eq!(messages[3].payload(), chains(&w).alice[2].to_wire());
     assert_eq!(messages[4].payload(), vec![1]);
     assert_eq!(messages[7].payload(), w.alice.cert.to_wire());
@@ -1611,6 +1614,16 @@ fn sync_response_layout() {
     assert_eq!(bytes[155], 0);
     assert_eq!(be_u16(&bytes, 156), 0);
     assert_eq!(SyncResponse::from_wire(&bytes), Ok(bare));
+    // The longest lists that still fit a payload (the document's k).
+    let fits = |k: usize, r: usize| {
+        SYNC_RESPONSE_FIXED_LEN
+            + REVOCATION_LIST_FIXED
+            + REVOCATION_ENTRY_LEN * k
+            + RESOLUTION_LEN * r
+            <= PAYLOAD_LEN_MAX
+    };
+    assert!(fits(2382, 0) && !fits(2383, 0));
+    assert!(fits(2052, SYNC_UNCERTAIN_MAX) && !fits(2053, SYNC_UNCERTAIN_MAX));
     let mut huge = bytes[..156].to_vec();
     huge.extend_from_slice(&u16::try_from(LIST_LEN_MAX + 1).unwrap().to_be_bytes());
     assert!(matches!(
@@ -1715,7 +1728,7 @@ fn seller_refuses_a_stale_attestation_at_lookup_reply() {
         deliver((&mut bob, &mut bob_store), &mut alice, now);
         deliver((&mut alice, &mut alice_store), &mut bob, now);
         assert_eq!(events(&mut bob), vec![expected]);
-        // A refused buyer is told nothing.
+        // Either way the seller sends nothing back: a refused buyer is not told.
         assert!(flush(&mut bob, &mut bob_store).is_empty());
     }
 }
@@ -1778,15 +1791,8 @@ fn seal_to(from: &Party, to: &Party, kind: MessageKind, payload: &[u8], nonce: u
     envelope::seal(&from.keys, &h, payload, &to.keys.public(), &mut rng).unwrap()
 }
 
-#[test]
-fn wallet_syncs_in_a_sealed_envelope() {
-    let w = world();
-    let now = Timestamp(T0.0 + 10_000);
-    let (mut alice, mut store) = enroll(&w, &w.alice, &w.alice.cert, T0);
-    alice.charge(now, voucher(&w)).unwrap();
-    flush(&mut alice, &mut store);
-
-    // SYNC_REQUEST: sealed to the office, the entries after the attested one.
+/// Alice's SYNC_REQUEST as the office opens it: a sealed frame to the office.
+fn sync_request_at_office(w: &World, alice: &mut Wallet, now: Timestamp) -> SyncRequest {
     let frame = alice.sync_request(now).unwrap();
     assert_eq!(&frame[2..4], &[0x02, 0x01]);
     let verified = envelope::open(&frame, &w.office.keys, w.office.id, &w.trust, now)
@@ -1795,8 +1801,25 @@ fn wallet_syncs_in_a_sealed_envelope() {
         .unwrap();
     assert_eq!(verified.header().kind, sync::kind::SYNC_REQUEST);
     assert_eq!(verified.header().receiver, w.office.id);
-    let request = SyncRequest::from_wire(verified.payload()).unwrap();
-    assert_eq!(request.entries, alice.chain()[1..].to_vec());
+    assert_eq!(
+        frame.len(),
+        SEALED_FRAME_OVERHEAD + verified.payload().len()
+    );
+    SyncRequest::from_wire(verified.payload()).unwrap()
+}
+
+#[test]
+fn wallet_syncs_in_a_sealed_envelope() {
+    let w = world();
+    let now = Timestamp(T0.0 + 10_000);
+    let (mut alice, mut store) = enroll(&w, &w.alice, &w.alice.cert, T0);
+    alice.charge(now, voucher(&w)).unwrap();
+    flush(&mut alice, &mut store);
+
+    // SYNC_REQUEST: nothing attested yet, so every entry from the Genesis one.
+    let request = sync_request_at_office(&w, &mut alice, now);
+    assert_eq!(request.entries, alice.chain().to_vec());
+    assert_eq!(request.entries[0].seq, 0);
     assert!(request.uncertain.is_empty());
     assert_eq!(request.revocation_version, 0);
 
@@ -1900,12 +1923,36 @@ fn wallet_syncs_in_a_sealed_envelope() {
         assert!(alice.poll_write().is_none());
     }
 
+    // 6. "Nothing attested" (seq 0, head all zero) names no entry.
+    let nothing = SyncResponse {
+        attestation: attest(w.alice.id, 0, GENESIS_PREV_HASH),
+        revocation_list: None,
+        resolutions: vec![],
+    };
+    let frame = seal_to(
+        &w.office,
+        &w.alice,
+        sync::kind::SYNC_RESPONSE,
+        &nothing.to_wire(),
+        19,
+    );
+    assert_eq!(
+        alice.apply_sync_response(now, &frame).unwrap().attested_seq,
+        0
+    );
+    assert_eq!(sync_request_at_office(&w, &mut alice, now).entries.len(), 2);
+
     let frame = seal_to(&w.office, &w.alice, sync::kind::SYNC_RESPONSE, &good, 17);
     let summary = alice.apply_sync_response(now, &frame).unwrap();
     assert_eq!(summary.attested_seq, 1);
     assert_eq!(summary.entries_left, 0);
     assert_eq!(summary.revocation_version, Some(7));
     assert_eq!(alice.attestation(), &attest(w.alice.id, 1, head));
+    assert!(
+        sync_request_at_office(&w, &mut alice, now)
+            .entries
+            .is_empty()
+    );
     flush(&mut alice, &mut store);
     assert_eq!(
         store.meta[meta::ATTESTATION],
@@ -1951,18 +1998,14 @@ fn a_released_payment_becomes_a_void_entry_with_the_office_proof() {
 
     // Uncertain: prepared at or past the claim deadline.
     let early = Timestamp(claim_deadline.0 - 1);
-    let request = |alice: &mut Wallet, at: Timestamp| {
-        let frame = alice.sync_request(at).unwrap();
-        let verified = envelope::open(&frame, &w.office.keys, w.office.id, &w.trust, at)
-            .unwrap()
-            .verify(&w.alice.cert, &w.trust, &mut ReplayGuard::new(), at)
-            .unwrap();
-        SyncRequest::from_wire(verified.payload()).unwrap()
-    };
-    assert!(request(&mut alice, early).uncertain.is_empty());
-    let request = request(&mut alice, claim_deadline);
+    assert!(
+        sync_request_at_office(&w, &mut alice, early)
+            .uncertain
+            .is_empty()
+    );
+    let request = sync_request_at_office(&w, &mut alice, claim_deadline);
     assert_eq!(request.uncertain, vec![Uncertain { tx, pay_seq: 2 }]);
-    assert_eq!(request.entries.len(), 2);
+    assert_eq!(request.entries, alice.chain().to_vec());
 
     let later = Timestamp(claim_deadline.0 + 1_000);
     let resolution = Resolution::issue(
@@ -2115,6 +2158,7 @@ fn doc_tables_match_the_constants() {
         ("CHARGE_VOUCHER", tags::CHARGE_VOUCHER),
         ("SYNC_ATTESTATION", tags::SYNC_ATTESTATION),
         ("RESOLUTION", tags::RESOLUTION),
+        ("ENROLMENT", tags::ENROLMENT),
         ("HPKE_INFO", tags::HPKE_INFO),
     ];
     for (name, tag) in tags {

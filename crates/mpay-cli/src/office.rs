@@ -1,0 +1,198 @@
+//! `mpay office …`: run the money office and operate it.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use mpay_money::{Amount, Currency};
+use mpay_office::http::{OfficeClient, router, wall_clock};
+use mpay_office::{Office, OfficeConfig};
+
+/// Environment variable holding the operator's token.
+pub const ADMIN_TOKEN_ENV: &str = "MPAY_OFFICE_ADMIN_TOKEN";
+
+#[derive(Subcommand)]
+pub enum OfficeCommand {
+    /// Run the money office's HTTP service.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "MPAY_OFFICE_LISTEN", default_value = "127.0.0.1:7700")]
+        listen: SocketAddr,
+        /// Database: `sqlite://path/office.db` (created if missing) or
+        /// `postgres://user@host/db`.
+        #[arg(
+            long,
+            env = "MPAY_OFFICE_DB",
+            default_value = "sqlite://mpay-office.db"
+        )]
+        db: String,
+        /// Currency of the office's books and wallets.
+        #[arg(long, env = "MPAY_OFFICE_CURRENCY", default_value = "EUR")]
+        currency: String,
+        /// Operator token for `open-account` and `frauds` (unset: those
+        /// routes are disabled).
+        #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
+        admin_token: Option<String>,
+        /// Offline balance limit of every enrolled wallet.
+        #[arg(long, default_value = "500.00")]
+        offline_balance_max: String,
+        /// Per-payment limit of every enrolled wallet.
+        #[arg(long, default_value = "100.00")]
+        payment_max: String,
+        /// Most days a wallet may go between syncs.
+        #[arg(long, default_value_t = 7)]
+        days_between_syncs_max: u16,
+        /// Most payments a wallet may make between syncs.
+        #[arg(long, default_value_t = 200)]
+        payments_between_syncs_max: u32,
+    },
+    /// Open an owner's account with a deposit; prints the owner's token.
+    OpenAccount {
+        #[arg(long, env = "MPAY_OFFICE_URL", default_value = "http://127.0.0.1:7700")]
+        office: String,
+        #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
+        admin_token: String,
+        #[arg(long)]
+        owner: String,
+        /// e.g. "250.00 EUR".
+        #[arg(long)]
+        deposit: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the double spends the office caught, with their owners.
+    Frauds {
+        #[arg(long, env = "MPAY_OFFICE_URL", default_value = "http://127.0.0.1:7700")]
+        office: String,
+        #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
+        admin_token: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: OfficeCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(command))
+}
+
+async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        OfficeCommand::Serve {
+            listen,
+            db,
+            currency,
+            admin_token,
+            offline_balance_max,
+            payment_max,
+            days_between_syncs_max,
+            payments_between_syncs_max,
+        } => {
+            let currency: Currency = currency.parse()?;
+            let mut config = OfficeConfig::default_for(currency);
+            config.wallet_limits.offline_balance_max =
+                Amount::parse_in(&offline_balance_max, currency)?;
+            config.wallet_limits.payment_max = Amount::parse_in(&payment_max, currency)?;
+            config.wallet_limits.days_between_syncs_max = days_between_syncs_max;
+            config.wallet_limits.payments_between_syncs_max = payments_between_syncs_max;
+            let database = mpay_sql::Db::connect(&db).await?;
+            let mut seed = [0u8; 32];
+            getrandom_seed(&mut seed)?;
+            let office = Office::open(database, config, seed, wall_clock()).await?;
+            tracing::info!(office = %office.id(), %listen, db = %redact(&db), "money office starting");
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!(
+                "money office {} listening on http://{}",
+                office.id(),
+                listener.local_addr()?
+            );
+            let app = router(office, admin_token);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficeCommand::OpenAccount {
+            office,
+            admin_token,
+            owner,
+            deposit,
+            json,
+        } => {
+            let client = OfficeClient::new(&office);
+            let deposit = Amount::parse(&deposit)?;
+            let token = client.open_account(&admin_token, &owner, deposit).await?;
+            if json {
+                println!("{}", serde_json::json!({ "owner": owner, "token": token }));
+            } else {
+                println!("opened account {owner} with {deposit}");
+                println!("owner token (keep it secret; it is shown once): {token}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficeCommand::Frauds {
+            office,
+            admin_token,
+            json,
+        } => {
+            let client = OfficeClient::new(&office);
+            let frauds = client.frauds(&admin_token).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&frauds)?);
+            } else if frauds.is_empty() {
+                println!("no double spends caught");
+            } else {
+                println!(
+                    "{:<34} {:<16} {:>6} {:>14}",
+                    "wallet", "owner", "seq", "charged"
+                );
+                for f in &frauds {
+                    println!(
+                        "{:<34} {:<16} {:>6} {:>14}",
+                        f.wallet, f.owner, f.seq, f.charged
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub fn getrandom_seed(seed: &mut [u8; 32]) -> anyhow::Result<()> {
+    getrandom::fill(seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

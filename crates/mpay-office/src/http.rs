@@ -1,0 +1,583 @@
+//! The money office over HTTP, and a client for it.
+//!
+//! | method and path | who | body → answer |
+//! |---|---|---|
+//! | `POST /v1/owners` | operator (admin token) | `{owner, deposit}` → `{owner, token}` |
+//! | `GET /v1/owners/me` | owner | → `{owner, balance}` |
+//! | `POST /v1/wallets` | owner | `{keys, requested_at, proof}` → `{wallet, certificate, office_certificate, attestation}` |
+//! | `POST /v1/charges` | owner, `Idempotency-Key` header | `{wallet, amount}` → `{voucher}` |
+//! | `POST /v1/sync` | the wallet itself (sealed envelope) | frame → frame |
+//! | `GET /v1/revocations` | anyone | → signed revocation list (binary), 204 if none |
+//! | `GET /v1/frauds` | operator | → fraud proofs |
+//! | `GET /v1/office` | anyone | → `{office, certificate}` |
+//! | `GET /health`, `GET /metrics` | anyone | liveness; Prometheus text |
+//!
+//! Owners and the operator authenticate with `Authorization: Bearer <token>`.
+//! Signed objects travel as lower-case hex of their wire encoding
+//! (docs/wire-format.md); amounts as text like `"12.50 EUR"`. Errors are
+//! `{"error": code, "message": text}` with a status that says whose fault
+//! it is; the office's own failures are logged and shown as `internal`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpay_identity::{
+    Certificate, PartyId, PublicKeys, Signature, Timestamp, hex_bytes, hex_string,
+};
+use mpay_money::Amount;
+use mpay_offline::chain::ChargeVoucher;
+use mpay_offline::sync::SyncAttestation;
+use mpay_wire::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+
+use crate::office::{Enrolment, Office, OfficeError};
+
+/// Largest request body the office reads (a sync of
+/// `SYNC_ENTRIES_MAX` entries fits well inside).
+pub const REQUEST_BODY_LEN_MAX: usize = 256 * 1024;
+
+/// Reads the wall clock: the one place the office service does.
+pub fn wall_clock() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+struct AppState {
+    office: Office,
+    admin_token: Option<String>,
+}
+
+/// The office's HTTP routes. `admin_token` protects the operator's routes;
+/// with `None` they are disabled.
+pub fn router(office: Office, admin_token: Option<String>) -> Router {
+    let state = Arc::new(AppState {
+        office,
+        admin_token,
+    });
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/office", get(office_info))
+        .route("/v1/owners", post(open_account))
+        .route("/v1/owners/me", get(me))
+        .route("/v1/wallets", post(enroll))
+        .route("/v1/charges", post(charge))
+        .route("/v1/sync", post(sync))
+        .route("/v1/revocations", get(revocations))
+        .route("/v1/frauds", get(frauds))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
+        .with_state(state)
+}
+
+/// An error as the client sees it.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub error: String,
+    pub message: String,
+}
+
+struct HttpError(OfficeError);
+
+impl From<OfficeError> for HttpError {
+    fn from(e: OfficeError) -> Self {
+        HttpError(e)
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> HttpError {
+    HttpError(OfficeError::Invalid(message.into()))
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self.0 {
+            OfficeError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            OfficeError::UnknownOwner(_) => (StatusCode::NOT_FOUND, "unknown_owner"),
+            OfficeError::UnknownWallet(_) => (StatusCode::NOT_FOUND, "unknown_wallet"),
+            OfficeError::OwnerExists(_) => (StatusCode::CONFLICT, "owner_exists"),
+            OfficeError::Revoked(_) => (StatusCode::FORBIDDEN, "revoked"),
+            OfficeError::Invalid(_) | OfficeError::Decode(_) => {
+                (StatusCode::BAD_REQUEST, "invalid")
+            }
+            OfficeError::InsufficientFunds { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
+            }
+            OfficeError::Idempotency(e) if e.is_client_fault() => {
+                (StatusCode::CONFLICT, "idempotency_key_reused")
+            }
+            OfficeError::SyncRefused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "sync_refused"),
+            OfficeError::Fraud { .. } => (StatusCode::CONFLICT, "double_spend"),
+            OfficeError::Envelope(_) => (StatusCode::BAD_REQUEST, "envelope_refused"),
+            OfficeError::Db(_) | OfficeError::Books(_) | OfficeError::Idempotency(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self.0, "office failure");
+            "the office could not complete the request; it is logged".to_owned()
+        } else {
+            self.0.to_string()
+        };
+        (
+            status,
+            Json(ApiError {
+                error: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+async fn owner_of(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
+    let token = bearer(headers).ok_or(HttpError(OfficeError::Unauthorized))?;
+    Ok(state.office.authenticate(token).await?)
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    match (&state.admin_token, bearer(headers)) {
+        (Some(expected), Some(given))
+            if blake3::hash(expected.as_bytes()) == blake3::hash(given.as_bytes()) =>
+        {
+            Ok(())
+        }
+        _ => Err(HttpError(OfficeError::Unauthorized)),
+    }
+}
+
+fn decode_hex<T: Decode>(text: &str, what: &str) -> Result<T, HttpError> {
+    let bytes = hex_bytes(text).ok_or_else(|| bad_request(format!("{what}: not hex")))?;
+    T::from_wire(&bytes).map_err(|e| bad_request(format!("{what}: {e}")))
+}
+
+async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let m = &state.office.metrics;
+    let body = format!(
+        "# TYPE mpay_office_syncs_total counter\nmpay_office_syncs_total {}\n\
+         # TYPE mpay_office_sync_entries_total counter\nmpay_office_sync_entries_total {}\n\
+         # TYPE mpay_office_sync_refusals_total counter\nmpay_office_sync_refusals_total {}\n\
+         # TYPE mpay_office_frauds_total counter\nmpay_office_frauds_total {}\n\
+         # TYPE mpay_office_charges_total counter\nmpay_office_charges_total {}\n\
+         # TYPE mpay_office_enrolments_total counter\nmpay_office_enrolments_total {}\n",
+        m.syncs.load(Relaxed),
+        m.sync_entries.load(Relaxed),
+        m.sync_refusals.load(Relaxed),
+        m.frauds.load(Relaxed),
+        m.charges.load(Relaxed),
+        m.enrolments.load(Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct OfficeInfo {
+    pub office: String,
+    pub certificate: String,
+}
+
+async fn office_info(State(state): State<Arc<AppState>>) -> Json<OfficeInfo> {
+    Json(OfficeInfo {
+        office: state.office.id().to_hex(),
+        certificate: hex_string(&state.office.certificate().to_wire()),
+    })
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct OpenAccountRequest {
+    pub owner: String,
+    pub deposit: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct OpenAccountResponse {
+    pub owner: String,
+    pub token: String,
+}
+
+async fn open_account(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<OpenAccountRequest>,
+) -> Result<Json<OpenAccountResponse>, HttpError> {
+    require_admin(&state, &headers)?;
+    let deposit = Amount::parse(&request.deposit).map_err(|e| bad_request(e.to_string()))?;
+    let token = state
+        .office
+        .open_account(&request.owner, deposit, wall_clock())
+        .await?;
+    Ok(Json(OpenAccountResponse {
+        owner: request.owner,
+        token,
+    }))
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct OwnerInfo {
+    pub owner: String,
+    pub balance: String,
+}
+
+async fn me(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<OwnerInfo>, HttpError> {
+    let owner = owner_of(&state, &headers).await?;
+    let balance = state.office.owner_balance(&owner).await?;
+    Ok(Json(OwnerInfo {
+        owner,
+        balance: balance.to_string(),
+    }))
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct EnrollRequest {
+    /// Hex of the wallet's `PublicKeys`.
+    pub keys: String,
+    /// Milliseconds since the epoch, as signed.
+    pub requested_at: u64,
+    /// Hex of the signature by the new keys over the enrolment request.
+    pub proof: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct EnrollResponse {
+    pub wallet: String,
+    pub certificate: String,
+    pub office_certificate: String,
+    pub attestation: String,
+}
+
+async fn enroll(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, HttpError> {
+    let owner = owner_of(&state, &headers).await?;
+    let keys: PublicKeys = decode_hex(&request.keys, "keys")?;
+    let proof: Signature = decode_hex(&request.proof, "proof")?;
+    let enrolment = state
+        .office
+        .enroll(
+            &owner,
+            keys,
+            Timestamp(request.requested_at),
+            &proof,
+            wall_clock(),
+        )
+        .await?;
+    Ok(Json(EnrollResponse {
+        wallet: enrolment.certificate.subject().to_hex(),
+        certificate: hex_string(&enrolment.certificate.to_wire()),
+        office_certificate: hex_string(&enrolment.office_certificate.to_wire()),
+        attestation: hex_string(&enrolment.attestation.to_wire()),
+    }))
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ChargeRequest {
+    pub wallet: String,
+    pub amount: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ChargeResponse {
+    pub voucher: String,
+}
+
+/// Header that carries a request's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+async fn charge(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Json(request): Json<ChargeRequest>,
+) -> Result<Json<ChargeResponse>, HttpError> {
+    let owner = owner_of(&state, &headers).await?;
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad_request("an Idempotency-Key header is required"))?;
+    let wallet =
+        PartyId::from_hex(&request.wallet).ok_or_else(|| bad_request("wallet: not an id"))?;
+    let amount = Amount::parse(&request.amount).map_err(|e| bad_request(e.to_string()))?;
+    let voucher = state
+        .office
+        .charge(&owner, wallet, amount, key, wall_clock())
+        .await?;
+    Ok(Json(ChargeResponse {
+        voucher: hex_string(&voucher.to_wire()),
+    }))
+}
+
+async fn sync(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, HttpError> {
+    let frame = state.office.sync(&body, wall_clock()).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame).into_response())
+}
+
+async fn revocations(State(state): State<Arc<AppState>>) -> Result<Response, HttpError> {
+    Ok(match state.office.revocation_list().await? {
+        Some(list) => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            list.to_wire(),
+        )
+            .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct FraudView {
+    pub wallet: String,
+    pub owner: String,
+    pub seq: u64,
+    pub first_entry: String,
+    pub second_entry: String,
+    pub detected_at: u64,
+    pub charged: String,
+}
+
+async fn frauds(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<FraudView>>, HttpError> {
+    require_admin(&state, &headers)?;
+    let frauds = state.office.frauds().await?;
+    Ok(Json(
+        frauds
+            .into_iter()
+            .map(|f| FraudView {
+                wallet: f.wallet.to_hex(),
+                owner: f.owner,
+                seq: f.seq,
+                first_entry: hex_string(&f.proof.first.to_wire()),
+                second_entry: hex_string(&f.proof.second.to_wire()),
+                detected_at: f.detected_at.as_millis(),
+                charged: f.charged.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+/// Why a call to the office failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the money office at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the office refused ({status}): {}", .error.message)]
+    Refused { status: u16, error: ApiError },
+    #[error("the office answered with something unexpected: {0}")]
+    BadAnswer(String),
+}
+
+impl ClientError {
+    /// The office's error code (`double_spend`, `unauthorized`, …), if it
+    /// refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { error, .. } => Some(&error.error),
+            _ => None,
+        }
+    }
+}
+
+/// A client of the office's HTTP API.
+#[derive(Clone, Debug)]
+pub struct OfficeClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl OfficeClient {
+    /// `base` like `http://127.0.0.1:7700`.
+    pub fn new(base: &str) -> OfficeClient {
+        OfficeClient {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let error = serde_json::from_str::<ApiError>(&text).unwrap_or(ApiError {
+            error: "http".to_owned(),
+            message: format!("{status}: {text}"),
+        });
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            error,
+        })
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            source,
+        }
+    }
+
+    async fn json<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        response
+            .json::<T>()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))
+    }
+
+    pub async fn health(&self) -> Result<(), ClientError> {
+        let response = self
+            .http
+            .get(self.url("/health"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        self.check(response).await.map(|_| ())
+    }
+
+    pub async fn open_account(
+        &self,
+        admin_token: &str,
+        owner: &str,
+        deposit: Amount,
+    ) -> Result<String, ClientError> {
+        let response: OpenAccountResponse = self
+            .json(
+                self.http
+                    .post(self.url("/v1/owners"))
+                    .bearer_auth(admin_token)
+                    .json(&OpenAccountRequest {
+                        owner: owner.to_owned(),
+                        deposit: deposit.to_string(),
+                    }),
+            )
+            .await?;
+        Ok(response.token)
+    }
+
+    pub async fn owner_balance(&self, token: &str) -> Result<OwnerInfo, ClientError> {
+        self.json(self.http.get(self.url("/v1/owners/me")).bearer_auth(token))
+            .await
+    }
+
+    pub async fn enroll(
+        &self,
+        token: &str,
+        keys: &PublicKeys,
+        requested_at: Timestamp,
+        proof: &Signature,
+    ) -> Result<Enrolment, ClientError> {
+        let response: EnrollResponse = self
+            .json(
+                self.http
+                    .post(self.url("/v1/wallets"))
+                    .bearer_auth(token)
+                    .json(&EnrollRequest {
+                        keys: hex_string(&keys.to_wire()),
+                        requested_at: requested_at.as_millis(),
+                        proof: hex_string(&proof.0),
+                    }),
+            )
+            .await?;
+        let decode =
+            |text: &str| hex_bytes(text).ok_or_else(|| ClientError::BadAnswer("not hex".into()));
+        let bad = |e: mpay_wire::DecodeError| ClientError::BadAnswer(e.to_string());
+        Ok(Enrolment {
+            certificate: Certificate::from_wire(&decode(&response.certificate)?).map_err(bad)?,
+            office_certificate: Certificate::from_wire(&decode(&response.office_certificate)?)
+                .map_err(bad)?,
+            attestation: SyncAttestation::from_wire(&decode(&response.attestation)?)
+                .map_err(bad)?,
+        })
+    }
+
+    pub async fn charge(
+        &self,
+        token: &str,
+        wallet: PartyId,
+        amount: Amount,
+        idempotency_key: &str,
+    ) -> Result<ChargeVoucher, ClientError> {
+        let response: ChargeResponse = self
+            .json(
+                self.http
+                    .post(self.url("/v1/charges"))
+                    .bearer_auth(token)
+                    .header(IDEMPOTENCY_KEY, idempotency_key)
+                    .json(&ChargeRequest {
+                        wallet: wallet.to_hex(),
+                        amount: amount.to_string(),
+                    }),
+            )
+            .await?;
+        let bytes =
+            hex_bytes(&response.voucher).ok_or_else(|| ClientError::BadAnswer("not hex".into()))?;
+        ChargeVoucher::from_wire(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
+    }
+
+    /// Sends a sealed sync request; returns the sealed response.
+    pub async fn sync(&self, frame: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let response = self
+            .http
+            .post(self.url("/v1/sync"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(frame)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        Ok(bytes.to_vec())
+    }
+
+    pub async fn frauds(&self, admin_token: &str) -> Result<Vec<FraudView>, ClientError> {
+        self.json(
+            self.http
+                .get(self.url("/v1/frauds"))
+                .bearer_auth(admin_token),
+        )
+        .await
+    }
+}
