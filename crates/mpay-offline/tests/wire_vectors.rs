@@ -524,12 +524,13 @@ fn one_byte_tags_are_the_documented_numbers() {
         (AbortReason::Busy, 8),
         (AbortReason::InvalidAmount, 9),
         (AbortReason::SyncTooOld, 10),
+        (AbortReason::NoAnswer, 11),
     ];
     assert_eq!(AbortReason::ALL.len(), aborts.len());
     for (reason, tag) in aborts {
         assert_eq!(reason.to_wire(), [tag]);
     }
-    for bad in [0u8, 11, 0xff] {
+    for bad in [0u8, 12, 0xff] {
         assert_eq!(
             AbortReason::from_wire(&[bad]),
             Err(DecodeError::UnknownTag {
@@ -2214,6 +2215,7 @@ fn doc_tables_match_the_constants() {
         (AbortReason::Busy, "Busy"),
         (AbortReason::InvalidAmount, "InvalidAmount"),
         (AbortReason::SyncTooOld, "SyncTooOld"),
+        (AbortReason::NoAnswer, "NoAnswer"),
     ];
     assert_eq!(reasons.len(), AbortReason::ALL.len());
     for (reason, name) in reasons {
