@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::Subcommand;
 
 mod envelope;
+mod office_sync;
 mod offline;
+mod udp;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -34,6 +36,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         transfers: usize,
     },
+    /// Offline purchases between two wallet nodes over real UDP on loopback:
+    /// latency with no loss, and completion and latency with loss.
+    Udp {
+        /// Sales per run.
+        #[arg(long, default_value_t = 200)]
+        transfers: usize,
+        /// Share of all datagrams dropped in the lossy run, per mille.
+        #[arg(long, default_value_t = 300)]
+        loss_permille: u32,
+    },
+    /// Chain entries the money office audits per second at sync, against the
+    /// signature checks they need.
+    Office {
+        /// Purchases between the two wallets (each makes entries on both).
+        #[arg(long, default_value_t = 1_000)]
+        entries: usize,
+        /// Database URL (default: a SQLite file in a temporary directory).
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// Simulator seeds per second.
     Sim {
         /// Seeds per measurement.
@@ -54,6 +76,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         } => envelope::run(rounds, iterations, payload_bytes),
         BenchCommand::Offline { rounds, transfers } => offline::run(rounds, transfers),
         BenchCommand::Sim { seeds, rounds } => sim_seeds(seeds, rounds),
+        BenchCommand::Office { entries, db } => office_sync::run(entries, db),
+        BenchCommand::Udp {
+            transfers,
+            loss_permille,
+        } => udp::run(transfers, loss_permille),
     }
 }
 

@@ -1,0 +1,215 @@
+//! `mpay bench udp`: offline purchases between two wallet nodes over real
+//! UDP sockets on loopback, each on its real encrypted store.
+//!
+//! The seller names the buyer; one transfer is `WalletNode::sell` from call
+//! to `Completed`: LOOKUP and its reply, then the two-phase commit (four
+//! durable writes, four sealed frames). Run once with no loss and once with
+//! a share of all datagrams dropped (each sender drops that share of what it
+//! sends, LOOKUPs and replies included); report
+//! median and p99 latency and the share of sales that completed. Money is
+//! checked conserved at the end of each run.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mpay_identity::{Limits, PartyId, Suite};
+use mpay_money::{Amount, Currency};
+use mpay_offline::{BuyIntent, Config, Wallet};
+use mpay_sim::fixture::Office;
+use mpay_wallet_net::{DropKnob, NodeConfig, SaleOutcome, WalletNode, wall_clock_now};
+use mpay_wallet_store::{KdfParams, WalletStore};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::{median, micros, percentile};
+
+/// How long one sale may take before it counts as not completed.
+const SALE_DEADLINE: Duration = Duration::from_secs(15);
+
+struct RunResult {
+    latencies: Vec<Duration>,
+    attempted: usize,
+    completed: usize,
+}
+
+pub fn run(transfers: usize, loss_permille: u32) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(transfers > 0, "transfers must be positive");
+    anyhow::ensure!(loss_permille <= 1000, "loss is per mille: 0..=1000");
+    let clean = run_once(transfers, 0, 1)?;
+    let lossy = run_once(transfers, loss_permille, 2)?;
+    let report = |name: &str, r: &RunResult| {
+        println!(
+            "{name}: {}/{} completed ({:.1}%), median {:.1} ms, p99 {:.1} ms",
+            r.completed,
+            r.attempted,
+            100.0 * r.completed as f64 / r.attempted as f64,
+            micros(median(&r.latencies)) / 1000.0,
+            micros(percentile(&r.latencies, 99)) / 1000.0
+        );
+    };
+    report("loss 0%", &clean);
+    report(
+        &format!("loss {:.0}%", f64::from(loss_permille) / 10.0),
+        &lossy,
+    );
+    println!(
+        "clean_median_ms={:.1} clean_p99_ms={:.1} lossy_completion={:.3} lossy_median_ms={:.1} lossy_p99_ms={:.1}",
+        micros(median(&clean.latencies)) / 1000.0,
+        micros(percentile(&clean.latencies, 99)) / 1000.0,
+        lossy.completed as f64 / lossy.attempted as f64,
+        micros(median(&lossy.latencies)) / 1000.0,
+        micros(percentile(&lossy.latencies, 99)) / 1000.0,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node(
+    office: &Office,
+    dir: &std::path::Path,
+    n: u64,
+    limits: Limits,
+    group: SocketAddrV4,
+    loss_permille: u32,
+    rng: &mut ChaCha20Rng,
+) -> anyhow::Result<WalletNode> {
+    let issued = office.issue_wallet(PartyId::from_u64(n), limits, rng)?;
+    let mut store = WalletStore::create(
+        &dir.join(format!("phone-{n}.db")),
+        "1234",
+        KdfParams::FAST_FOR_TESTS,
+    )?;
+    store.apply(&issued.genesis)?;
+    let mut seed = [0u8; 32];
+    crate::office::getrandom_seed(&mut seed)?;
+    let wallet =
+        Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
+    let mut config = NodeConfig::multicast(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        group,
+        Ipv4Addr::LOCALHOST,
+    );
+    // Each datagram crosses one knob: the sender's.
+    config.drop = DropKnob {
+        inbound_permille: 0,
+        outbound_permille: loss_permille,
+        seed: n.wrapping_mul(31).wrapping_add(u64::from(loss_permille)),
+    };
+    Ok(WalletNode::new(wallet, store, config)?)
+}
+
+fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<RunResult> {
+    let dir = tempfile::tempdir()?;
+    let mut rng = ChaCha20Rng::seed_from_u64(u64::from(round));
+    let now = wall_clock_now();
+    let office = Office::new(Suite::Ed25519X25519, now, &mut rng);
+    let currency = Currency::EUR;
+    let limits = Limits {
+        offline_balance_max: Amount::new(1_000_000_000, currency),
+        payment_max: Amount::new(100_000, currency),
+        days_between_syncs_max: 30,
+        payments_between_syncs_max: 1_000_000,
+    };
+    // A multicast port of this process's own, so concurrent runs do not
+    // hear each other's LOOKUPs.
+    let port = 40_000 + u16::try_from(std::process::id() % 10_000).unwrap_or(0) + round;
+    let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 77, 78), port);
+    let mut seller = node(
+        &office,
+        dir.path(),
+        1,
+        limits,
+        group,
+        loss_permille,
+        &mut rng,
+    )?;
+    let mut buyer = node(
+        &office,
+        dir.path(),
+        2,
+        limits,
+        group,
+        loss_permille,
+        &mut rng,
+    )?;
+    let voucher = office.voucher(
+        buyer.id(),
+        Amount::new(100_000_000, currency),
+        now,
+        &mut rng,
+    );
+    buyer.charge(voucher)?;
+    let total_before = seller
+        .wallet()
+        .balance()
+        .checked_add(buyer.wallet().balance())?;
+    let seller_id = seller.id();
+    let buyer_id = buyer.id();
+    let price = Amount::new(100, currency);
+
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let buyer_thread = std::thread::spawn(move || -> anyhow::Result<WalletNode> {
+        loop {
+            if stop_rx.try_recv().is_ok() {
+                // Serve a little longer so the seller's last COMMIT is acknowledged.
+                buyer.run_for(Duration::from_secs(2))?;
+                return Ok(buyer);
+            }
+            let intent = BuyIntent {
+                max_amount: price,
+                seller: Some(seller_id),
+                expires_at: wall_clock_now().saturating_add_ms(60_000),
+            };
+            // A timeout just means no seller asked in this window.
+            let _ = buyer.buy(intent, Instant::now() + Duration::from_millis(500), |_| {});
+        }
+    });
+
+    let mut latencies = Vec::with_capacity(transfers);
+    let mut completed = 0;
+    for _ in 0..transfers {
+        let started = Instant::now();
+        let outcome = seller.sell(
+            price,
+            "bench",
+            Some(buyer_id),
+            SALE_DEADLINE,
+            started + SALE_DEADLINE,
+        );
+        if let Ok(SaleOutcome::Completed { .. } | SaleOutcome::CommittedUnacknowledged { .. }) =
+            outcome
+        {
+            latencies.push(started.elapsed());
+            completed += 1;
+        }
+    }
+    let _ = stop_tx.send(());
+    seller.run_for(Duration::from_secs(2))?;
+    let mut buyer = buyer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("buyer thread panicked"))??;
+    // Let both finish any retransmissions, then check the books.
+    let settle_until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < settle_until
+        && (buyer.wallet().prepared_txs().next().is_some()
+            || seller.wallet().committing_txs().next().is_some())
+    {
+        seller.run_for(Duration::from_millis(100))?;
+        buyer.run_for(Duration::from_millis(100))?;
+    }
+    let total_after = seller
+        .wallet()
+        .balance()
+        .checked_add(buyer.wallet().balance())?
+        .checked_add(buyer.wallet().locked())?;
+    anyhow::ensure!(
+        total_before == total_after,
+        "money not conserved: {total_before} before, {total_after} after"
+    );
+    Ok(RunResult {
+        latencies,
+        attempted: transfers,
+        completed,
+    })
+}
