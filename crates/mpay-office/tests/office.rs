@@ -449,3 +449,76 @@ async fn tampered_or_replayed_syncs_are_refused() {
     })
     .await;
 }
+
+/// Every order in which the four parties sync: the double spend is caught
+/// with its proof, the owner is charged exactly the duplicated value (never
+/// more than the wallet's offline limit), and the books balance.
+#[tokio::test]
+async fn a_double_spend_is_caught_whatever_the_order_of_syncs() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        let limit = w.office.config().wallet_limits.offline_balance_max;
+        let orders: Vec<[usize; 4]> = permutations();
+        for (round, order) in orders.iter().enumerate() {
+            let m = format!("m{round}");
+            let (a, b) = (format!("a{round}"), format!("b{round}"));
+            w.owner(&m, 50_000).await;
+            w.owner(&a, 0).await;
+            w.owner(&b, 0).await;
+            let mut original = w.phone(&m).await;
+            let mut seller_a = w.phone(&a).await;
+            let mut seller_b = w.phone(&b).await;
+            w.charge(&m, &mut original, 6_000, &format!("c{round}")).await;
+            original.sync(&w.office, T0).await.unwrap();
+            let mut copy = original.clone_device(5_000 + round as u64, T0);
+            let t = T0.saturating_add_ms(1_000);
+            purchase(&mut seller_a, &mut original, 4_000, t);
+            purchase(&mut seller_b, &mut copy, 3_000, t);
+            let owner_before = w.office.owner_balance(&m).await.unwrap();
+            let phones = [&mut original, &mut copy, &mut seller_a, &mut seller_b];
+            for &i in order {
+                // The wallet that syncs after the fork is known is refused.
+                match phones[i].sync(&w.office, t).await {
+                    Ok(_) | Err(OfficeError::Fraud { .. }) => {}
+                    Err(e) => panic!("order {order:?}: unexpected {e}"),
+                }
+            }
+            let frauds: Vec<_> = w
+                .office
+                .frauds()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.owner == m)
+                .collect();
+            assert!(!frauds.is_empty(), "order {order:?}: double spend not caught");
+            assert!(frauds.iter().all(|f| f.proof.verify(phones[0].wallet.certificate())));
+            let charged = owner_before
+                .checked_sub(w.office.owner_balance(&m).await.unwrap())
+                .unwrap();
+            assert_eq!(charged, eur(6_000), "order {order:?}");
+            assert!(charged.checked_cmp(&limit) != Ok(std::cmp::Ordering::Greater));
+            let list = w.office.revocation_list().await.unwrap().unwrap();
+            assert!(list.is_revoked(&phones[0].wallet.id()));
+            w.books_balance().await;
+        }
+    })
+    .await;
+}
+
+fn permutations() -> Vec<[usize; 4]> {
+    let mut out = Vec::new();
+    for a in 0..4 {
+        for b in 0..4 {
+            for c in 0..4 {
+                for d in 0..4 {
+                    let p = [a, b, c, d];
+                    if (0..4).all(|x| p.contains(&x)) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
