@@ -56,6 +56,20 @@ pub enum BenchCommand {
         #[arg(long)]
         db: Option<String>,
     },
+    /// The buyer process of `bench udp` (started by it).
+    #[command(hide = true)]
+    UdpBuyer {
+        #[arg(long)]
+        store: std::path::PathBuf,
+        #[arg(long)]
+        group: std::net::SocketAddrV4,
+        #[arg(long)]
+        seller: String,
+        #[arg(long)]
+        price_minor: i64,
+        #[arg(long)]
+        loss_permille: u32,
+    },
     /// Simulator seeds per second.
     Sim {
         /// Seeds per measurement.
@@ -77,6 +91,13 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Offline { rounds, transfers } => offline::run(rounds, transfers),
         BenchCommand::Sim { seeds, rounds } => sim_seeds(seeds, rounds),
         BenchCommand::Office { entries, db } => office_sync::run(entries, db),
+        BenchCommand::UdpBuyer {
+            store,
+            group,
+            seller,
+            price_minor,
+            loss_permille,
+        } => udp::buyer_process(&store, group, &seller, price_minor, loss_permille),
         BenchCommand::Udp {
             transfers,
             loss_permille,

@@ -1,5 +1,6 @@
-//! `mpay bench udp`: offline purchases between two wallet nodes over real
-//! UDP sockets on loopback, each on its real encrypted store.
+//! `mpay bench udp`: offline purchases between two processes (this one the
+//! seller, a child `mpay bench udp-buyer` the buyer) over real UDP sockets
+//! on loopback, each wallet on its real encrypted store.
 //!
 //! The seller names the buyer; one transfer is `WalletNode::sell` from call
 //! to `Completed`: LOOKUP and its reply, then the two-phase commit (four
@@ -11,7 +12,6 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mpay_identity::{Limits, PartyId, Suite};
@@ -148,23 +148,40 @@ fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<
     let buyer_id = buyer.id();
     let price = Amount::new(100, currency);
 
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let buyer_thread = std::thread::spawn(move || -> anyhow::Result<WalletNode> {
-        loop {
-            if stop_rx.try_recv().is_ok() {
-                // Serve a little longer so the seller's last COMMIT is acknowledged.
-                buyer.run_for(Duration::from_secs(2))?;
-                return Ok(buyer);
-            }
-            let intent = BuyIntent {
-                max_amount: price,
-                seller: Some(seller_id),
-                expires_at: wall_clock_now().saturating_add_ms(60_000),
-            };
-            // A timeout just means no seller asked in this window.
-            let _ = buyer.buy(intent, Instant::now() + Duration::from_millis(500), |_| {});
-        }
-    });
+    // The buyer runs in a process of its own, on its own store.
+    let buyer_path = dir.path().join("phone-2.db");
+    drop(buyer);
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "bench",
+            "udp-buyer",
+            "--store",
+            &buyer_path.display().to_string(),
+            "--group",
+            &group.to_string(),
+            "--seller",
+            &seller_id.to_hex(),
+            "--price-minor",
+            &price.minor_units().to_string(),
+            "--loss-permille",
+            &loss_permille.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::BufRead;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout from the buyer process"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        anyhow::ensure!(
+            line.starts_with("ready"),
+            "buyer process did not start: {line}"
+        );
+    }
 
     let mut latencies = Vec::with_capacity(transfers);
     let mut completed = 0;
@@ -184,25 +201,33 @@ fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<
             completed += 1;
         }
     }
-    let _ = stop_tx.send(());
-    seller.run_for(Duration::from_secs(2))?;
-    let mut buyer = buyer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("buyer thread panicked"))??;
-    // Let both finish any retransmissions, then check the books.
-    let settle_until = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < settle_until
-        && (buyer.wallet().prepared_txs().next().is_some()
-            || seller.wallet().committing_txs().next().is_some())
-    {
+    // Closing the buyer's stdin tells it to finish: it serves until nothing
+    // is pending (or a bound), while the seller finishes its retransmissions.
+    drop(child.stdin.take());
+    let settle_until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
         seller.run_for(Duration::from_millis(100))?;
-        buyer.run_for(Duration::from_millis(100))?;
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > settle_until {
+            let _ = child.kill();
+            break child.wait()?;
+        }
+    };
+    anyhow::ensure!(status.success(), "buyer process failed: {status}");
+    let settle_until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < settle_until && seller.wallet().committing_txs().next().is_some() {
+        seller.run_for(Duration::from_millis(100))?;
     }
+    let buyer_store = WalletStore::open(&buyer_path, "1234")?;
+    let buyer_wallet =
+        Wallet::recover(Config::default(), &buyer_store.load()?, 0, wall_clock_now())?;
     let total_after = seller
         .wallet()
         .balance()
-        .checked_add(buyer.wallet().balance())?
-        .checked_add(buyer.wallet().locked())?;
+        .checked_add(buyer_wallet.balance())?
+        .checked_add(buyer_wallet.locked())?;
     anyhow::ensure!(
         total_before == total_after,
         "money not conserved: {total_before} before, {total_after} after"
@@ -212,4 +237,56 @@ fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<
         attempted: transfers,
         completed,
     })
+}
+
+/// The buyer's side of `bench udp`, in its own process: buyer mode until
+/// its stdin closes, then serve until nothing is pending.
+pub fn buyer_process(
+    store_path: &std::path::Path,
+    group: SocketAddrV4,
+    seller: &str,
+    price_minor: i64,
+    loss_permille: u32,
+) -> anyhow::Result<ExitCode> {
+    use std::io::{Read, Write};
+    let seller = PartyId::from_hex(seller).ok_or_else(|| anyhow::anyhow!("seller: not an id"))?;
+    let store = WalletStore::open(store_path, "1234")?;
+    let mut seed = [0u8; 32];
+    crate::office::getrandom_seed(&mut seed)?;
+    let wallet =
+        Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
+    let mut config = NodeConfig::multicast(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        group,
+        Ipv4Addr::LOCALHOST,
+    );
+    config.drop = DropKnob {
+        inbound_permille: 0,
+        outbound_permille: loss_permille,
+        seed: 2_u64
+            .wrapping_mul(31)
+            .wrapping_add(u64::from(loss_permille)),
+    };
+    let mut buyer = WalletNode::new(wallet, store, config)?;
+    let price = Amount::new(price_minor, buyer.wallet().currency());
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        let _ = done_tx.send(());
+    });
+    println!("ready {}", buyer.id());
+    std::io::stdout().flush()?;
+    while done_rx.try_recv().is_err() {
+        let intent = BuyIntent {
+            max_amount: price,
+            seller: Some(seller),
+            expires_at: wall_clock_now().saturating_add_ms(60_000),
+        };
+        // A timeout just means no seller asked in this window.
+        let _ = buyer.buy(intent, Instant::now() + Duration::from_millis(500), |_| {});
+    }
+    let until = Instant::now() + Duration::from_secs(20);
+    buyer.run_until_settled(until)?;
+    Ok(ExitCode::SUCCESS)
 }
