@@ -683,16 +683,7 @@ impl Office {
                 .await?;
         }
         for pay in &effects.pays {
-            sqlx::query(
-                "INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(pay.wallet.0.to_vec())
-            .bind(seq_i64(pay.seq)?)
-            .bind(pay.hash().to_vec())
-            .bind(pay.to_wire())
-            .bind(now_ms(now))
-            .execute(&mut **tx)
-            .await?;
+            insert_pay(tx, pay, now).await?;
         }
         for claim in &effects.claims {
             sqlx::query(
@@ -962,14 +953,7 @@ impl Office {
                 .fetch_optional(&mut **tx)
                 .await?;
                 if held.is_none() {
-                    sqlx::query("INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(wallet.0.to_vec())
-                        .bind(seq_i64(entry.seq)?)
-                        .bind(entry.hash().to_vec())
-                        .bind(entry.to_wire())
-                        .bind(now_ms(now))
-                        .execute(&mut **tx)
-                        .await?;
+                    insert_pay(tx, entry, now).await?;
                 }
             }
         }
@@ -1264,6 +1248,8 @@ impl Office {
     }
 }
 
+// Built once per sync and matched at once; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum SyncDone {
     Accepted {
         attestation: SyncAttestation,
@@ -1301,6 +1287,18 @@ fn outcome_from_str(s: &str) -> Result<Outcome, OfficeError> {
         "released" => Ok(Outcome::Released),
         _ => Err(OfficeError::Books("unknown stored outcome")),
     }
+}
+
+async fn insert_pay(tx: &mut Tx<'_>, pay: &ChainEntry, now: Timestamp) -> Result<(), OfficeError> {
+    sqlx::query("INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(pay.wallet.0.to_vec())
+        .bind(seq_i64(pay.seq)?)
+        .bind(pay.hash().to_vec())
+        .bind(pay.to_wire())
+        .bind(now_ms(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 async fn owner_exists(tx: &mut Tx<'_>, owner: &str) -> Result<(), OfficeError> {

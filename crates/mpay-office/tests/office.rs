@@ -468,7 +468,8 @@ async fn a_double_spend_is_caught_whatever_the_order_of_syncs() {
             let mut original = w.phone(&m).await;
             let mut seller_a = w.phone(&a).await;
             let mut seller_b = w.phone(&b).await;
-            w.charge(&m, &mut original, 6_000, &format!("c{round}")).await;
+            w.charge(&m, &mut original, 6_000, &format!("c{round}"))
+                .await;
             original.sync(&w.office, T0).await.unwrap();
             let mut copy = original.clone_device(5_000 + round as u64, T0);
             let t = T0.saturating_add_ms(1_000);
@@ -491,8 +492,15 @@ async fn a_double_spend_is_caught_whatever_the_order_of_syncs() {
                 .into_iter()
                 .filter(|f| f.owner == m)
                 .collect();
-            assert!(!frauds.is_empty(), "order {order:?}: double spend not caught");
-            assert!(frauds.iter().all(|f| f.proof.verify(phones[0].wallet.certificate())));
+            assert!(
+                !frauds.is_empty(),
+                "order {order:?}: double spend not caught"
+            );
+            assert!(
+                frauds
+                    .iter()
+                    .all(|f| f.proof.verify(phones[0].wallet.certificate()))
+            );
             let charged = owner_before
                 .checked_sub(w.office.owner_balance(&m).await.unwrap())
                 .unwrap();

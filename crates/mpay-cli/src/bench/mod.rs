@@ -133,6 +133,16 @@ fn sim_seeds(seeds: u64, rounds: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Limits generous enough that no benchmark runs into them.
+pub fn bench_limits(currency: mpay_money::Currency) -> mpay_identity::Limits {
+    mpay_identity::Limits {
+        offline_balance_max: mpay_money::Amount::new(1_000_000_000, currency),
+        payment_max: mpay_money::Amount::new(100_000, currency),
+        days_between_syncs_max: 30,
+        payments_between_syncs_max: 1_000_000,
+    }
+}
+
 /// The median of `samples` (upper median for an even count).
 pub fn median(samples: &[Duration]) -> Duration {
     percentile(samples, 50)

@@ -71,12 +71,7 @@ pub fn run(rounds: usize, transfers: usize) -> anyhow::Result<ExitCode> {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let office = Office::new(Suite::Ed25519X25519, NOW, &mut rng);
     let currency = Currency::EUR;
-    let limits = Limits {
-        offline_balance_max: Amount::new(1_000_000_000, currency),
-        payment_max: Amount::new(100_000, currency),
-        days_between_syncs_max: 30,
-        payments_between_syncs_max: 1_000_000,
-    };
+    let limits = super::bench_limits(currency);
     let mut phone = |n: u64| -> anyhow::Result<Phone> {
         let issued = office.issue_wallet(PartyId::from_u64(n), limits, &mut rng)?;
         let mut store = WalletStore::create(

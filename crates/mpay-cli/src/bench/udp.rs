@@ -65,6 +65,22 @@ pub fn run(transfers: usize, loss_permille: u32) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A node on loopback whose LOOKUPs go to `group`; it drops `loss_permille`
+/// of what it sends, so each datagram crosses one knob: its sender's.
+fn node_config(group: SocketAddrV4, loss_permille: u32, n: u64) -> NodeConfig {
+    let mut config = NodeConfig::multicast(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        group,
+        Ipv4Addr::LOCALHOST,
+    );
+    config.drop = DropKnob {
+        inbound_permille: 0,
+        outbound_permille: loss_permille,
+        seed: n.wrapping_mul(31).wrapping_add(u64::from(loss_permille)),
+    };
+    config
+}
+
 fn node(
     office: &Office,
     dir: &std::path::Path,
@@ -85,18 +101,11 @@ fn node(
     crate::office::getrandom_seed(&mut seed)?;
     let wallet =
         Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
-    let mut config = NodeConfig::multicast(
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
-        group,
-        Ipv4Addr::LOCALHOST,
-    );
-    // Each datagram crosses one knob: the sender's.
-    config.drop = DropKnob {
-        inbound_permille: 0,
-        outbound_permille: loss_permille,
-        seed: n.wrapping_mul(31).wrapping_add(u64::from(loss_permille)),
-    };
-    Ok(WalletNode::new(wallet, store, config)?)
+    Ok(WalletNode::new(
+        wallet,
+        store,
+        node_config(group, loss_permille, n),
+    )?)
 }
 
 fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<RunResult> {
@@ -105,12 +114,7 @@ fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<
     let now = wall_clock_now();
     let office = Office::new(Suite::Ed25519X25519, now, &mut rng);
     let currency = Currency::EUR;
-    let limits = Limits {
-        offline_balance_max: Amount::new(1_000_000_000, currency),
-        payment_max: Amount::new(100_000, currency),
-        days_between_syncs_max: 30,
-        payments_between_syncs_max: 1_000_000,
-    };
+    let limits = super::bench_limits(currency);
     // A multicast port of this process's own, so concurrent runs do not
     // hear each other's LOOKUPs.
     let port = 40_000 + u16::try_from(std::process::id() % 10_000).unwrap_or(0) + round;
@@ -255,19 +259,7 @@ pub fn buyer_process(
     crate::office::getrandom_seed(&mut seed)?;
     let wallet =
         Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
-    let mut config = NodeConfig::multicast(
-        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
-        group,
-        Ipv4Addr::LOCALHOST,
-    );
-    config.drop = DropKnob {
-        inbound_permille: 0,
-        outbound_permille: loss_permille,
-        seed: 2_u64
-            .wrapping_mul(31)
-            .wrapping_add(u64::from(loss_permille)),
-    };
-    let mut buyer = WalletNode::new(wallet, store, config)?;
+    let mut buyer = WalletNode::new(wallet, store, node_config(group, loss_permille, 2))?;
     let price = Amount::new(price_minor, buyer.wallet().currency());
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
