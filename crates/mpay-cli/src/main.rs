@@ -8,6 +8,7 @@ mod bench;
 mod demo;
 mod office;
 mod sim;
+mod wallet;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,12 @@ enum Command {
         #[command(subcommand)]
         what: office::OfficeCommand,
     },
+    /// The offline wallet on this device: create, charge, sell, buy, sync.
+    #[command(after_help = wallet::EXIT_CODES_HELP)]
+    Wallet {
+        #[command(subcommand)]
+        what: wallet::WalletCommand,
+    },
     /// Benchmarks, each with its baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
         Command::Sim { what } => sim::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Office { what } => office::run(what),
+        Command::Wallet { what } => wallet::run(what),
     };
     match result {
         Ok(code) => code,

@@ -249,7 +249,12 @@ impl Office {
         } else {
             Suite::Ed25519X25519
         };
-        let seed_rng = &rng;
+        // The identity draws from an RNG of its own, seeded from the main
+        // one, so nothing the office later draws (tokens, ids, nonces) comes
+        // from the stream its keys were made from. (Cloning the RNG here
+        // would repeat that stream.)
+        let identity_rng = ChaCha20Rng::from_rng(&mut rng);
+        let seed_rng = &identity_rng;
         let (keys, certificate) = db
             .with_retry(move |tx| {
                 Box::pin(async move {
@@ -258,8 +263,6 @@ impl Office {
                 })
             })
             .await?;
-        // Advance the RNG past what identity creation may have used.
-        let _ = rng.next_u64();
         let mut trust = if config.simulation {
             TrustStore::for_simulation()
         } else {

@@ -530,3 +530,39 @@ fn permutations() -> Vec<[usize; 4]> {
     }
     out
 }
+
+/// The office's secret keys come from a random stream that nothing it later
+/// hands out (tokens, wallet ids, charge ids) is drawn from.
+#[tokio::test]
+async fn nothing_the_office_hands_out_reveals_its_keys() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        use mpay_sql::sqlx::{self, Row};
+        let mut w = World::new(db).await;
+        let secret: Vec<u8> = sqlx::query("SELECT secret_keys FROM identity")
+            .fetch_one(w.office.db().pool())
+            .await
+            .unwrap()
+            .try_get("secret_keys")
+            .unwrap();
+        let mut handed_out = Vec::new();
+        for n in 0..3 {
+            let token = w.owner(&format!("o{n}"), 1_000).await;
+            handed_out.extend(mpay_identity::hex_bytes(&token).unwrap());
+            let phone = w.phone(&format!("o{n}")).await;
+            handed_out.extend_from_slice(&phone.wallet.id().0);
+            let voucher = w
+                .office
+                .charge(&format!("o{n}"), phone.wallet.id(), eur(10), &format!("k{n}"), T0)
+                .await
+                .unwrap();
+            handed_out.extend_from_slice(&voucher.charge_id);
+        }
+        for window in secret[1..].windows(6) {
+            assert!(
+                !handed_out.windows(6).any(|w| w == window),
+                "secret key bytes appear in what the office handed out"
+            );
+        }
+    })
+    .await;
+}
