@@ -552,7 +552,13 @@ async fn nothing_the_office_hands_out_reveals_its_keys() {
             handed_out.extend_from_slice(&phone.wallet.id().0);
             let voucher = w
                 .office
-                .charge(&format!("o{n}"), phone.wallet.id(), eur(10), &format!("k{n}"), T0)
+                .charge(
+                    &format!("o{n}"),
+                    phone.wallet.id(),
+                    eur(10),
+                    &format!("k{n}"),
+                    T0,
+                )
                 .await
                 .unwrap();
             handed_out.extend_from_slice(&voucher.charge_id);
