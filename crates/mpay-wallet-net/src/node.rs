@@ -99,12 +99,12 @@ impl WalletNode {
         path: &Path,
         pin: &str,
         engine: Config,
-        rng_seed: u64,
+        rng_seed: [u8; 32],
         config: NodeConfig,
     ) -> Result<WalletNode, NodeError> {
         let store = WalletStore::open(path, pin).map_err(NodeError::Store)?;
         let snapshot = store.load().map_err(NodeError::Store)?;
-        let wallet = Wallet::recover(engine, &snapshot, rng_seed, wall_clock_now())?;
+        let wallet = Wallet::recover_with_seed(engine, &snapshot, rng_seed, wall_clock_now())?;
         WalletNode::new(wallet, store, config)
     }
 

@@ -292,11 +292,11 @@ impl WalletNode {
     }
 }
 
-/// The error for a sale the engine aborted. `SellerDecided` is what the
-/// engine records when the buyer never answered (presumed abort); every other
+/// The error for a sale the engine aborted. `NoAnswer` is what the engine
+/// records when the buyer never answered (presumed abort); every other
 /// reason is the buyer's refusal or a failed check of its authorization.
 fn sale_aborted(tx: TxId, reason: AbortReason) -> NodeError {
-    if reason == AbortReason::SellerDecided {
+    if reason == AbortReason::NoAnswer {
         NodeError::BuyerSilent { tx }
     } else {
         NodeError::BuyerRefused { tx, reason }

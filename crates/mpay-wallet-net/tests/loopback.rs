@@ -303,7 +303,7 @@ fn buyer_restarted_mid_transfer_completes() {
             SocketAddr::V6(_) => unreachable!("bound to 127.0.0.1"),
         };
         let mut restarted =
-            WalletNode::open(&buyer_path, PIN, engine_config(), 22, config).expect("restart");
+            WalletNode::open(&buyer_path, PIN, engine_config(), [22; 32], config).expect("restart");
         let (tx, _, _) = restarted
             .wallet()
             .prepared_txs()
@@ -371,9 +371,14 @@ fn seller_restarted_after_commit_reaches_buyer_via_broadcast_route() {
 
     // Back on a new port with no address book: the COMMIT it resends for the
     // committed sale goes via the group, sealed to the buyer, which answers.
-    let mut restarted =
-        WalletNode::open(&fx.store_path(1), PIN, engine_config(), 33, seller_config)
-            .expect("restart");
+    let mut restarted = WalletNode::open(
+        &fx.store_path(1),
+        PIN,
+        engine_config(),
+        [33; 32],
+        seller_config,
+    )
+    .expect("restart");
     assert_eq!(
         restarted.wallet().committing_txs().collect::<Vec<_>>(),
         vec![tx]
