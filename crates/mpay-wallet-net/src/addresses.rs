@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 
 use mpay_identity::PartyId;
 
-/// A peer's address, and when (in learn order) it was last heard.
+/// A peer's address, when (in learn order) it was last heard, and how many
+/// frames were sent to it since.
 struct Entry {
     addr: SocketAddr,
     heard: u64,
+    unanswered: u32,
 }
 
 /// At most `max` peers; when full, the peer heard from longest ago is
@@ -34,6 +36,18 @@ impl PeerAddresses {
         self.entries.get(&peer).map(|e| e.addr)
     }
 
+    /// Notes a frame sent to `peer`; returns how many were sent since it was
+    /// last heard from (0 if the peer is unknown).
+    pub fn sent(&mut self, peer: PartyId) -> u32 {
+        match self.entries.get_mut(&peer) {
+            Some(entry) => {
+                entry.unanswered = entry.unanswered.saturating_add(1);
+                entry.unanswered
+            }
+            None => 0,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -45,6 +59,7 @@ impl PeerAddresses {
         if let Some(known) = self.entries.get_mut(&peer) {
             known.addr = addr;
             known.heard = heard;
+            known.unanswered = 0;
             return;
         }
         if self.entries.len() >= self.max
@@ -56,7 +71,14 @@ impl PeerAddresses {
         {
             self.entries.remove(&oldest);
         }
-        self.entries.insert(peer, Entry { addr, heard });
+        self.entries.insert(
+            peer,
+            Entry {
+                addr,
+                heard,
+                unanswered: 0,
+            },
+        );
         assert!(
             self.entries.len() <= self.max,
             "peer address book over its limit"

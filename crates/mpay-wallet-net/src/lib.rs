@@ -114,3 +114,8 @@ pub use error::NodeError;
 pub use node::{WalletNode, wall_clock_now};
 pub use ops::{BUYERS_LISTED_MAX, PaymentRequest, PurchaseOutcome, SaleOutcome};
 pub use stats::{NodeStats, RefusalKind, Refusals};
+
+/// Frames sent to a peer without hearing back before the node, with
+/// [`UnknownPeerRoute::ViaBroadcast`], also sends them to the broadcast
+/// destination: the peer may have restarted on another address.
+pub const STALE_PEER_SENDS: u32 = 3;

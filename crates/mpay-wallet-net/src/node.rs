@@ -355,7 +355,19 @@ impl WalletNode {
             return;
         }
         match self.peers.get(transmit.to) {
-            Some(addr) => self.send_datagram(&transmit.frame, addr),
+            Some(addr) => {
+                self.send_datagram(&transmit.frame, addr);
+                // A peer that stopped answering may have restarted on another
+                // address: with the broadcast route, also try the group.
+                let unanswered = self.peers.sent(transmit.to);
+                if self.config.unknown_peer == UnknownPeerRoute::ViaBroadcast
+                    && unanswered > crate::STALE_PEER_SENDS
+                {
+                    self.stats.routed_via_broadcast =
+                        self.stats.routed_via_broadcast.saturating_add(1);
+                    self.send_broadcast(&transmit.frame);
+                }
+            }
             None => match self.config.unknown_peer {
                 UnknownPeerRoute::Drop => {
                     self.stats.unroutable = self.stats.unroutable.saturating_add(1);

@@ -627,3 +627,59 @@ fn purchase_with(fx: &mut Fixture, seller_config: NodeConfig, buyer_config: Node
     );
     fx.assert_conserved(&[&seller, &buyer]);
 }
+
+#[test]
+fn uncertain_buyer_reaches_a_seller_restarted_on_a_new_port() {
+    let mut fx = Fixture::new(15);
+    let seller_config = loopback(47_731);
+    let mut seller = fx.node(1, seller_config.clone());
+    let mut buyer_config = loopback(47_731);
+    buyer_config.unknown_peer = UnknownPeerRoute::ViaBroadcast;
+    let mut buyer = fx.node(2, buyer_config);
+    fx.charge(&mut buyer, eur(2_000));
+    let seller_id = seller.id();
+    let buyer_id = buyer.id();
+    let buyer_thread = thread::spawn(move || {
+        let outcome = buyer.buy(intent(1_000, Some(seller_id)), secs(10.0), |_| {});
+        (buyer, outcome)
+    });
+    let lookup_until = Instant::now() + LOOKUP_WAIT;
+    while !seller.wallet().nearby_buyers().contains(&buyer_id) {
+        assert!(Instant::now() < lookup_until, "buyer not found");
+        seller.command(|w, now| w.lookup(now)).expect("lookup");
+        seller.step(Duration::from_millis(100)).expect("step");
+    }
+    // The seller sends its COMMIT-REQUEST and dies before hearing AGREED.
+    seller
+        .command(|w, now| w.sell(now, buyer_id, eur(300), "lamp"))
+        .expect("command")
+        .expect("sell");
+    drop(seller);
+    // It comes back on a new port and has forgotten the sale (presumed
+    // abort). The buyer's STATUS to the old port goes unanswered, so after a
+    // few the buyer also sends it to the group, and learns the new address.
+    let mut restarted = WalletNode::open(
+        &fx.store_path(1),
+        PIN,
+        engine_config(),
+        [44; 32],
+        seller_config,
+    )
+    .expect("restart");
+    let deadline = secs(10.0);
+    while !buyer_thread.is_finished() && Instant::now() < deadline {
+        restarted.step(Duration::from_millis(50)).expect("step");
+    }
+    let (buyer, outcome) = buyer_thread.join().expect("buyer thread");
+    assert!(
+        matches!(outcome, Ok(PurchaseOutcome::Aborted { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(buyer.wallet().locked(), eur(0));
+    assert!(
+        buyer.stats().routed_via_broadcast >= 1,
+        "{:?}",
+        buyer.stats()
+    );
+    fx.assert_conserved(&[&restarted, &buyer]);
+}
