@@ -572,3 +572,61 @@ async fn nothing_the_office_hands_out_reveals_its_keys() {
     })
     .await;
 }
+
+/// A seller whose buyer never acknowledged keeps its COMMIT record (and
+/// keeps answering COMMIT) until its claim is synced and the claim deadline
+/// passed; then the office settles the buyer and the seller may forget.
+#[tokio::test]
+async fn an_unacknowledged_sale_is_forgotten_once_the_office_holds_the_claim() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("bea", 10_000).await;
+        w.owner("seth", 0).await;
+        let mut bea = w.phone("bea").await;
+        let mut seth = w.phone("seth").await;
+        w.charge("bea", &mut bea, 3_000, "c").await;
+        bea.sync(&w.office, T0).await.unwrap();
+        bea.wallet.set_buy_intent(BuyIntent {
+            max_amount: eur(700),
+            seller: Some(seth.wallet.id()),
+            expires_at: T0.saturating_add_ms(60_000),
+        });
+        seth.wallet.lookup(T0);
+        let lookup = seth.pump();
+        let reply = bea.deliver(T0, &lookup);
+        seth.deliver(T0, &reply);
+        let tx = seth
+            .wallet
+            .sell(T0, bea.wallet.id(), eur(700), "x")
+            .unwrap();
+        let request = seth.pump();
+        let agreed = bea.deliver(T0, &request);
+        let commit = seth.deliver(T0, &agreed);
+        let _lost_ack = bea.deliver(T0, &commit);
+        assert_eq!(seth.wallet.committing_txs().collect::<Vec<_>>(), vec![tx]);
+        // Past the deadline but not synced: kept.
+        let late = T0.saturating_add_ms(8 * DAY);
+        seth.wallet.handle_timeout(late);
+        seth.pump();
+        assert_eq!(seth.wallet.committing_txs().count(), 1, "not synced yet");
+        // Synced before the deadline: kept until the deadline passes.
+        seth.sync(&w.office, T0.saturating_add_ms(DAY))
+            .await
+            .unwrap();
+        assert_eq!(
+            seth.wallet.committing_txs().count(),
+            1,
+            "deadline not passed"
+        );
+        assert_eq!(seth.wallet.poll_timeout().map(|t| t > T0), Some(true));
+        seth.wallet.handle_timeout(late);
+        seth.pump();
+        assert_eq!(seth.wallet.committing_txs().count(), 0);
+        assert!(seth.events.contains(&Event::SaleSettledByOffice { tx }));
+        assert!(seth.store.txs.is_empty(), "the COMMIT record is gone");
+        assert!(bea.wallet.paid(&tx));
+        assert_eq!(w.float().await, eur(held(&bea) + held(&seth)));
+        w.books_balance().await;
+    })
+    .await;
+}

@@ -130,6 +130,9 @@ pub enum Event {
     SaleCompleted { tx: TxId },
     /// Seller: the sale did not happen.
     SaleAborted { tx: TxId, reason: AbortReason },
+    /// Seller: the buyer never acknowledged, but the claim deadline passed
+    /// with the claim at the office, which settles the buyer; forgotten.
+    SaleSettledByOffice { tx: TxId },
     /// Buyer: a seller asks for a payment (shown to the owner).
     PaymentRequested {
         tx: TxId,
@@ -282,6 +285,10 @@ enum Sale {
         attempts: u32,
         retry_at: Timestamp,
         claim_deadline: Timestamp,
+        /// The sale's `Receive` entry: once the office attests it and the
+        /// claim deadline passed, the office settles the buyer and the sale
+        /// may be forgotten without an acknowledgement.
+        receive_seq: u64,
     },
 }
 
@@ -516,7 +523,7 @@ impl Wallet {
                 TxRecord::SellerCommitted {
                     buyer,
                     authorization,
-                    ..
+                    receive_seq,
                 } => {
                     let claim_deadline = match authorization.kind {
                         EntryKind::Pay { claim_deadline, .. } => claim_deadline,
@@ -533,6 +540,7 @@ impl Wallet {
                             attempts: 0,
                             retry_at: now,
                             claim_deadline,
+                            receive_seq,
                         },
                     );
                 }
@@ -694,8 +702,15 @@ impl Wallet {
             Sale::Committing {
                 retry_at,
                 claim_deadline,
+                receive_seq,
                 ..
-            } => (retry_at < claim_deadline).then_some(*retry_at),
+            } => {
+                if retry_at < claim_deadline {
+                    Some(*retry_at)
+                } else {
+                    self.attested(*receive_seq).then_some(*claim_deadline)
+                }
+            }
         });
         let prepared = self.prepared.values().filter_map(|p| {
             if p.awaiting_office {
@@ -823,6 +838,37 @@ impl Wallet {
         } else {
             self.attestation.seq.saturating_add(1)
         }
+    }
+
+    /// True when the office has attested this wallet's chain up to `seq`.
+    fn attested(&self, seq: u64) -> bool {
+        self.attestation.head_hash != GENESIS_PREV_HASH && seq <= self.attestation.seq
+    }
+
+    /// Forgets committed sales whose buyer never acknowledged, once the
+    /// claim deadline passed and the office holds the claim: from then on the
+    /// buyer learns the outcome from the office (Settled), never from us, so
+    /// no STATUS can reach a seller that forgot and be answered ABORT.
+    fn forget_settled_sales(&mut self, now: Timestamp) {
+        let settled: Vec<TxId> = self
+            .sales
+            .iter()
+            .filter(|(_, s)| {
+                matches!(s, Sale::Committing { claim_deadline, receive_seq, .. }
+                    if *claim_deadline <= now && self.attested(*receive_seq))
+            })
+            .map(|(tx, _)| *tx)
+            .collect();
+        if settled.is_empty() {
+            return;
+        }
+        let mut batch = WriteBatch::new();
+        for tx in settled {
+            self.sales.remove(&tx);
+            batch.push(Write::DeleteTx { tx_id: tx.0 });
+            self.push_event(Event::SaleSettledByOffice { tx });
+        }
+        self.issue_write(batch);
     }
 
     /// The office's latest attestation of this wallet.
@@ -978,6 +1024,7 @@ impl Wallet {
             self.apply_resolution(now, &mut batch, resolution, &mut summary);
         }
         self.issue_write(batch);
+        self.forget_settled_sales(now);
         self.check_invariants();
         Ok(summary)
     }
@@ -1125,6 +1172,7 @@ impl Wallet {
         for tx in due_sales {
             self.sale_timeout(now, tx);
         }
+        self.forget_settled_sales(now);
         let due_prepared: Vec<TxId> = self
             .prepared
             .iter()
@@ -1345,6 +1393,7 @@ impl Wallet {
                 attempts: 1,
                 retry_at,
                 claim_deadline,
+                receive_seq,
             },
         );
         self.send(now, buyer, tx, &Message::Commit);

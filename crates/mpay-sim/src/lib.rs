@@ -946,6 +946,12 @@ fn describe(n: usize, event: &Event) -> String {
         Event::SaleCompleted { tx } => {
             format!("{who}: sale {} complete (buyer acknowledged)", tx.short())
         }
+        Event::SaleSettledByOffice { tx } => {
+            format!(
+                "{who}: sale {} settled by the office (never acknowledged)",
+                tx.short()
+            )
+        }
         Event::SaleAborted { tx, reason } => {
             format!("{who}: sale {} aborted ({reason:?})", tx.short())
         }

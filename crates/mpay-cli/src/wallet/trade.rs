@@ -125,6 +125,10 @@ fn describe(event: &Event) -> Option<String> {
         Event::SaleCompleted { tx } => {
             format!("sale {} complete (the buyer acknowledged)", tx.short())
         }
+        Event::SaleSettledByOffice { tx } => format!(
+            "sale {} closed: never acknowledged, but the office holds the claim",
+            tx.short()
+        ),
         Event::SaleAborted { tx, reason } => format!(
             "sale {} aborted: {}",
             tx.short(),
