@@ -663,14 +663,18 @@ impl Office {
         };
         let currency = self.config.currency;
         let owner_account = accounts::owner(&record.owner);
-        for entry in &effects.new_entries {
-            sqlx::query("INSERT INTO chain (wallet, seq, entry) VALUES ($1, $2, $3)")
-                .bind(wallet.0.to_vec())
-                .bind(seq_i64(entry.seq)?)
-                .bind(entry.to_wire())
-                .execute(&mut **tx)
-                .await?;
-        }
+        let rows = effects
+            .new_entries
+            .iter()
+            .map(|e| {
+                Ok(vec![
+                    Value::Blob(wallet.0.to_vec()),
+                    Value::Int(seq_i64(e.seq)?),
+                    Value::Blob(e.to_wire()),
+                ])
+            })
+            .collect::<Result<Vec<_>, OfficeError>>()?;
+        insert_many(tx, "INSERT INTO chain (wallet, seq, entry) VALUES", rows).await?;
         if let Some(head) = effects.new_entries.last() {
             sqlx::query("UPDATE wallets SET head = $2, synced_at = $3 WHERE wallet = $1")
                 .bind(wallet.0.to_vec())
@@ -685,22 +689,37 @@ impl Office {
                 .execute(&mut **tx)
                 .await?;
         }
-        for pay in &effects.pays {
-            insert_pay(tx, pay, now).await?;
-        }
-        for claim in &effects.claims {
-            sqlx::query(
-                "INSERT INTO claims (buyer, pay_seq, seller, tx, amount, claimed_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(claim.buyer.0.to_vec())
-            .bind(seq_i64(claim.pay_seq)?)
-            .bind(claim.claim.seller.0.to_vec())
-            .bind(claim.claim.tx.0.to_vec())
-            .bind(claim.claim.amount.minor_units())
-            .bind(now_ms(now))
-            .execute(&mut **tx)
-            .await?;
-        }
+        let rows = effects
+            .pays
+            .iter()
+            .map(|p| pay_row(p, now))
+            .collect::<Result<Vec<_>, OfficeError>>()?;
+        insert_many(
+            tx,
+            "INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES",
+            rows,
+        )
+        .await?;
+        let rows = effects
+            .claims
+            .iter()
+            .map(|c| {
+                Ok(vec![
+                    Value::Blob(c.buyer.0.to_vec()),
+                    Value::Int(seq_i64(c.pay_seq)?),
+                    Value::Blob(c.claim.seller.0.to_vec()),
+                    Value::Blob(c.claim.tx.0.to_vec()),
+                    Value::Int(c.claim.amount.minor_units()),
+                    Value::Int(now_ms(now)),
+                ])
+            })
+            .collect::<Result<Vec<_>, OfficeError>>()?;
+        insert_many(
+            tx,
+            "INSERT INTO claims (buyer, pay_seq, seller, tx, amount, claimed_at) VALUES",
+            rows,
+        )
+        .await?;
         for (buyer, pay_seq) in &effects.voided_by_seller {
             sqlx::query("INSERT INTO seller_voids (buyer, pay_seq) VALUES ($1, $2)")
                 .bind(buyer.0.to_vec())
@@ -835,37 +854,48 @@ impl Office {
                     .insert(*party_id, Certificate::from_wire(&bytes)?);
             }
         }
-        for (pay_wallet, seq) in &lookups.pay_keys {
-            let seq_db = seq_i64(*seq)?;
-            let rows = sqlx::query(
-                "SELECT entry FROM pays WHERE wallet = $1 AND seq = $2 ORDER BY seen_at, hash",
+        // Pay entries, claims, resolutions and seller voids for every
+        // (wallet, seq) the request touches: four queries per chunk of keys,
+        // not four per key.
+        let keys: Vec<(PartyId, u64)> = lookups.pay_keys.iter().copied().collect();
+        for chunk in keys.chunks(LOOKUP_KEYS_PER_QUERY) {
+            let pairs = chunk
+                .iter()
+                .map(|(w, seq)| Ok((w.0.to_vec(), seq_i64(*seq)?)))
+                .collect::<Result<Vec<_>, OfficeError>>()?;
+            let rows = keyed_query(
+                tx,
+                "SELECT wallet, seq, entry FROM pays WHERE (wallet, seq) IN",
+                " ORDER BY seen_at, hash",
+                &pairs,
             )
-            .bind(pay_wallet.0.to_vec())
-            .bind(seq_db)
-            .fetch_all(&mut **tx)
             .await?;
-            let mut pays = Vec::with_capacity(rows.len());
             for row in rows {
-                let bytes: Vec<u8> = row.try_get("entry")?;
-                pays.push(ChainEntry::from_wire(&bytes)?);
+                let key = (
+                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
+                    row_seq(&row)?,
+                );
+                let entry = ChainEntry::from_wire(&row.try_get::<Vec<u8>, _>("entry")?)?;
+                ctx.pays.entry(key).or_default().push(entry);
             }
-            if !pays.is_empty() {
-                ctx.pays.insert((*pay_wallet, *seq), pays);
-            }
-            let claim = sqlx::query(
-                "SELECT seller, tx, amount FROM claims WHERE buyer = $1 AND pay_seq = $2",
+            let rows = keyed_query(
+                tx,
+                "SELECT buyer AS wallet, pay_seq AS seq, seller, tx, amount FROM claims WHERE (buyer, pay_seq) IN",
+                "",
+                &pairs,
             )
-            .bind(pay_wallet.0.to_vec())
-            .bind(seq_db)
-            .fetch_optional(&mut **tx)
             .await?;
-            if let Some(row) = claim {
+            for row in rows {
+                let key = (
+                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
+                    row_seq(&row)?,
+                );
                 let tx_bytes: Vec<u8> = row.try_get("tx")?;
                 let tx_id: [u8; 16] = tx_bytes
                     .try_into()
                     .map_err(|_| OfficeError::Books("stored tx id is not 16 bytes"))?;
                 ctx.claims.insert(
-                    (*pay_wallet, *seq),
+                    key,
                     ClaimRecord {
                         seller: party(&row.try_get::<Vec<u8>, _>("seller")?)?,
                         tx: TxId(tx_id),
@@ -873,25 +903,35 @@ impl Office {
                     },
                 );
             }
-            let released =
-                sqlx::query("SELECT outcome FROM resolutions WHERE buyer = $1 AND pay_seq = $2")
-                    .bind(pay_wallet.0.to_vec())
-                    .bind(seq_db)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some(row) = released
-                && outcome_from_str(&row.try_get::<String, _>("outcome")?)? == Outcome::Released
-            {
-                ctx.released.insert((*pay_wallet, *seq));
+            let rows = keyed_query(
+                tx,
+                "SELECT buyer AS wallet, pay_seq AS seq, outcome FROM resolutions WHERE (buyer, pay_seq) IN",
+                "",
+                &pairs,
+            )
+            .await?;
+            for row in rows {
+                let key = (
+                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
+                    row_seq(&row)?,
+                );
+                if outcome_from_str(&row.try_get::<String, _>("outcome")?)? == Outcome::Released {
+                    ctx.released.insert(key);
+                }
             }
-            let voided =
-                sqlx::query("SELECT buyer FROM seller_voids WHERE buyer = $1 AND pay_seq = $2")
-                    .bind(pay_wallet.0.to_vec())
-                    .bind(seq_db)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if voided.is_some() {
-                ctx.voided_by_seller.insert((*pay_wallet, *seq));
+            let rows = keyed_query(
+                tx,
+                "SELECT buyer AS wallet, pay_seq AS seq FROM seller_voids WHERE (buyer, pay_seq) IN",
+                "",
+                &pairs,
+            )
+            .await?;
+            for row in rows {
+                let key = (
+                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
+                    row_seq(&row)?,
+                );
+                ctx.voided_by_seller.insert(key);
             }
         }
         for charge_id in &lookups.charge_ids {
@@ -1292,15 +1332,114 @@ fn outcome_from_str(s: &str) -> Result<Outcome, OfficeError> {
     }
 }
 
+/// Most (wallet, seq) keys in one lookup query (two parameters each).
+const LOOKUP_KEYS_PER_QUERY: usize = 200;
+
+/// Runs `head (($1, $2), ($3, $4), …) tail` with `pairs` bound in order:
+/// one round trip for many (wallet, seq) keys. Row values in `IN` work on
+/// SQLite and PostgreSQL alike.
+async fn keyed_query(
+    tx: &mut Tx<'_>,
+    head: &str,
+    tail: &str,
+    pairs: &[(Vec<u8>, i64)],
+) -> Result<Vec<sqlx::any::AnyRow>, OfficeError> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::with_capacity(head.len() + tail.len() + pairs.len() * 12);
+    sql.push_str(head);
+    sql.push_str(" (");
+    for i in 0..pairs.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+    }
+    sql.push(')');
+    sql.push_str(tail);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (wallet, seq) in pairs {
+        query = query.bind(wallet.clone()).bind(*seq);
+    }
+    Ok(query.fetch_all(&mut **tx).await?)
+}
+
+fn row_seq(row: &sqlx::any::AnyRow) -> Result<u64, OfficeError> {
+    u64::try_from(row.try_get::<i64, _>("seq")?)
+        .map_err(|_| OfficeError::Books("stored sequence number is negative"))
+}
+
 async fn insert_pay(tx: &mut Tx<'_>, pay: &ChainEntry, now: Timestamp) -> Result<(), OfficeError> {
-    sqlx::query("INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(pay.wallet.0.to_vec())
-        .bind(seq_i64(pay.seq)?)
-        .bind(pay.hash().to_vec())
-        .bind(pay.to_wire())
-        .bind(now_ms(now))
-        .execute(&mut **tx)
-        .await?;
+    insert_many(
+        tx,
+        "INSERT INTO pays (wallet, seq, hash, entry, seen_at) VALUES",
+        vec![pay_row(pay, now)?],
+    )
+    .await
+}
+
+fn pay_row(pay: &ChainEntry, now: Timestamp) -> Result<Vec<Value>, OfficeError> {
+    Ok(vec![
+        Value::Blob(pay.wallet.0.to_vec()),
+        Value::Int(seq_i64(pay.seq)?),
+        Value::Blob(pay.hash().to_vec()),
+        Value::Blob(pay.to_wire()),
+        Value::Int(now_ms(now)),
+    ])
+}
+
+/// A value bound into a batched statement.
+enum Value {
+    Blob(Vec<u8>),
+    Int(i64),
+}
+
+/// Most parameters one batched statement binds (well under both backends'
+/// limits).
+const BATCH_PARAMS_MAX: usize = 900;
+
+/// `head ($1, …), ($n, …), …` for `rows` (all the same width), in as few
+/// statements as the parameter limit allows.
+async fn insert_many(
+    tx: &mut Tx<'_>,
+    head: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<(), OfficeError> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    if width == 0 || rows.iter().any(|r| r.len() != width) {
+        return Err(OfficeError::Books("batched rows of different widths"));
+    }
+    let per_statement = (BATCH_PARAMS_MAX / width).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Value>> = rows.by_ref().take(per_statement).collect();
+        let mut sql = String::from(head);
+        let mut n = 0;
+        for (i, _) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { " (" } else { ", (" });
+            for column in 0..width {
+                n += 1;
+                if column > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${n}"));
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            for value in row {
+                query = match value {
+                    Value::Blob(b) => query.bind(b),
+                    Value::Int(i) => query.bind(i),
+                };
+            }
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

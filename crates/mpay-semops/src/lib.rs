@@ -1,0 +1,139 @@
+//! The SEMOPS protocol types (DESIGN §3, paper 002): what the customer,
+//! merchant, CPP, DC and MPP say to each other, their wire encodings and the
+//! checks on them. Pure: no I/O, no clock (time is a [`mpay_identity::Timestamp`] argument),
+//! no global RNG (randomness is an RNG argument). The CPP/DC/MPP services
+//! only move these values around.
+//!
+//! # One payment
+//!
+//! ```text
+//! merchant ──TRANS (signed, mpay: URI / QR)──────────────▶ customer
+//! customer ──PR  0x0401 (TRANS + customer + CPP + PIN, sealed)──▶ CPP
+//! CPP ──PN 0x0402 (signed; pseudonym, amount class, deadline)──▶ DC ──▶ (DC) ──▶ MPP
+//! MPP ──▶ merchant; merchant ──MERCHANT_DECISION 0x0403 (signed)──▶ MPP ──▶ DC ──▶ CPP
+//! CPP ──CONFIRMATION 0x0404 (signed: T, DT, rejected, expired, refunded)──▶ customer, DC ──▶ MPP ──▶ merchant
+//! merchant ──REFUND_REQUEST 0x0405 (signed)──▶ MPP ──▶ DC ──▶ CPP
+//! ```
+//!
+//! | kind | value | payload | signed inside by |
+//! |---|---|---|---|
+//! | [`kind::PAYMENT_REQUEST`] | `0x0401` | [`PaymentRequest`] | (PIN; envelope by the customer device) |
+//! | [`kind::PAYMENT_NOTICE`] | `0x0402` | [`RoutedNotice`] | CPP ([`SignedPaymentNotice`]) |
+//! | [`kind::MERCHANT_DECISION`] | `0x0403` | [`SignedMerchantDecision`] | merchant |
+//! | [`kind::CONFIRMATION`] | `0x0404` | [`SignedConfirmation`] | CPP |
+//! | [`kind::REFUND_REQUEST`] | `0x0405` | [`SignedRefundRequest`] | merchant |
+//!
+//! Every message between parties travels in the `mpay-envelope` envelope
+//! (signed by the hop that sends it, sealed to the hop that receives it);
+//! the objects signed *inside* the payload ([`Signed`]) are what lets a party
+//! two hops away check who said what: the MPP checks the CPP's PN, the CPP
+//! checks the merchant's decision. Every inner signature starts with one of
+//! this crate's domain-separation [`tags`].
+//!
+//! The customer stays anonymous to the merchant: the PN carries a
+//! [`pseudonym`] the CPP derives per (customer, merchant), never the
+//! customer's identity. The PIN travels only inside the PR, which is sealed
+//! to the CPP; [`Pin`] never prints and is zeroized on drop.
+//!
+//! # Wire layouts
+//!
+//! `mpay-wire` rules (big-endian, `text` = `u16` length + UTF-8, enums one
+//! tag byte). `id` is a 16-byte party id, `amount` is the currency code and
+//! an `i64`, `ts` a `u64` of milliseconds, `sig` 64 bytes.
+//!
+//! - `Trans` = merchant id ‖ mpp id ‖ amount ‖ text reference (≤ 64) ‖
+//!   ts expires_at ‖ text description (≤ 1024) ‖ 16-byte nonce
+//! - `Signed<T>` = T ‖ sig over `tag ‖ T`
+//! - `PaymentRequest` = `Signed<Trans>` ‖ text customer (1–64) ‖ cpp id ‖
+//!   text PIN (4–12 digits) ‖ 16-byte idempotency key
+//! - `PaymentNotice` = 16-byte payment id ‖ `Signed<Trans>` ‖ 16-byte
+//!   pseudonym ‖ cpp id ‖ class (1 macro, 2 micro) ‖ ts deadline
+//! - `RoutedNotice` = `Signed<PaymentNotice>` ‖ ts hop deadline (≤ PN deadline)
+//! - `MerchantDecision` = payment id ‖ merchant id ‖ 1 (approve) | 2 ‖ text reason (≤ 256)
+//! - `Confirmation` = payment id ‖ cpp id ‖ outcome (1 T, 2 DT, 3 rejected ‖
+//!   reason byte, 4 expired, 5 refunded) ‖ amount ‖ ts
+//! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key
+//! - `PinHash` = 16-byte salt ‖ u32 memory KiB ‖ u32 iterations ‖ u32 lanes ‖ 32-byte hash
+//! - `PinGuard` = u32 failures ‖ u32 failures max
+//!
+//! Amounts of TRANS, confirmations and refunds are positive; decoders
+//! refuse anything else, and every text over its limit.
+
+mod base64url;
+mod decision;
+mod error;
+mod notice;
+mod pin;
+mod request;
+mod signed;
+mod trans;
+
+pub use base64url::{decode as base64url_decode, encode as base64url_encode};
+pub use decision::{
+    Confirmation, ConfirmationOutcome, Decision, MerchantDecision, REASON_LEN_MAX, RefundRequest,
+    RejectReason, SignedConfirmation, SignedMerchantDecision, SignedRefundRequest,
+};
+pub use error::SemopsError;
+pub use notice::{
+    AmountClass, PaymentId, PaymentNotice, RoutedNotice, SignedPaymentNotice, hop_deadline,
+    pseudonym,
+};
+pub use pin::{
+    PIN_DIGITS_MAX, PIN_DIGITS_MIN, PIN_FAILURES_MAX_DEFAULT, PIN_HASH_LEN, PIN_SALT_LEN, Pin,
+    PinError, PinGuard, PinHash, PinParams,
+};
+pub use request::{
+    CUSTOMER_REF_LEN_MAX, CustomerRef, PaymentRequest, open_payload, open_pr, seal_payload, seal_pr,
+};
+pub use signed::{Signable, Signed};
+pub use trans::{
+    REFERENCE_LEN_MAX, SignedTrans, TRANS_URI_PREFIX, TRANS_URI_VERSION, Trans, URI_LEN_MAX,
+};
+
+/// The SEMOPS message kinds (envelope header), all in `0x04xx`.
+pub mod kind {
+    use mpay_envelope::MessageKind;
+    /// Customer → CPP: the payment request, sealed, with the PIN.
+    pub const PAYMENT_REQUEST: MessageKind = MessageKind(0x0401);
+    /// CPP → DC → (DC) → MPP: the signed payment notice and this hop's deadline.
+    pub const PAYMENT_NOTICE: MessageKind = MessageKind(0x0402);
+    /// Merchant → MPP → DC → CPP: the merchant's signed approval or rejection.
+    pub const MERCHANT_DECISION: MessageKind = MessageKind(0x0403);
+    /// CPP → customer, and CPP → DC → MPP → merchant: T / DT confirmation or
+    /// the payment's other end.
+    pub const CONFIRMATION: MessageKind = MessageKind(0x0404);
+    /// Merchant → MPP → DC → CPP: refund (part of) a completed payment.
+    pub const REFUND_REQUEST: MessageKind = MessageKind(0x0405);
+
+    /// Every SEMOPS kind, for dispatch tables and tests.
+    pub const ALL: [MessageKind; 5] = [
+        PAYMENT_REQUEST,
+        PAYMENT_NOTICE,
+        MERCHANT_DECISION,
+        CONFIRMATION,
+        REFUND_REQUEST,
+    ];
+}
+
+/// Domain-separation tags of the signatures made inside SEMOPS payloads.
+/// Each starts every signed message of its type, so a signature made for
+/// one type can never be passed off as another.
+pub mod tags {
+    pub const TRANS: &[u8] = b"mpay/v1/semops-trans\0";
+    pub const PAYMENT_NOTICE: &[u8] = b"mpay/v1/semops-payment-notice\0";
+    pub const MERCHANT_DECISION: &[u8] = b"mpay/v1/semops-merchant-decision\0";
+    pub const CONFIRMATION: &[u8] = b"mpay/v1/semops-confirmation\0";
+    pub const REFUND_REQUEST: &[u8] = b"mpay/v1/semops-refund-request\0";
+    /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
+    pub const PSEUDONYM: &[u8] = b"mpay/v1/semops-pseudonym\0";
+
+    /// Every tag, to test that none is a prefix of another.
+    pub const ALL: [&[u8]; 6] = [
+        TRANS,
+        PAYMENT_NOTICE,
+        MERCHANT_DECISION,
+        CONFIRMATION,
+        REFUND_REQUEST,
+        PSEUDONYM,
+    ];
+}
