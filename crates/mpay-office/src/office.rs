@@ -871,10 +871,7 @@ impl Office {
             )
             .await?;
             for row in rows {
-                let key = (
-                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
-                    row_seq(&row)?,
-                );
+                let key = row_key(&row)?;
                 let entry = ChainEntry::from_wire(&row.try_get::<Vec<u8>, _>("entry")?)?;
                 ctx.pays.entry(key).or_default().push(entry);
             }
@@ -886,10 +883,7 @@ impl Office {
             )
             .await?;
             for row in rows {
-                let key = (
-                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
-                    row_seq(&row)?,
-                );
+                let key = row_key(&row)?;
                 let tx_bytes: Vec<u8> = row.try_get("tx")?;
                 let tx_id: [u8; 16] = tx_bytes
                     .try_into()
@@ -911,10 +905,7 @@ impl Office {
             )
             .await?;
             for row in rows {
-                let key = (
-                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
-                    row_seq(&row)?,
-                );
+                let key = row_key(&row)?;
                 if outcome_from_str(&row.try_get::<String, _>("outcome")?)? == Outcome::Released {
                     ctx.released.insert(key);
                 }
@@ -927,10 +918,7 @@ impl Office {
             )
             .await?;
             for row in rows {
-                let key = (
-                    party(&row.try_get::<Vec<u8>, _>("wallet")?)?,
-                    row_seq(&row)?,
-                );
+                let key = row_key(&row)?;
                 ctx.voided_by_seller.insert(key);
             }
         }
@@ -1365,9 +1353,12 @@ async fn keyed_query(
     Ok(query.fetch_all(&mut **tx).await?)
 }
 
-fn row_seq(row: &sqlx::any::AnyRow) -> Result<u64, OfficeError> {
-    u64::try_from(row.try_get::<i64, _>("seq")?)
-        .map_err(|_| OfficeError::Books("stored sequence number is negative"))
+/// The (wallet, seq) key of a row from [`keyed_query`].
+fn row_key(row: &sqlx::any::AnyRow) -> Result<(PartyId, u64), OfficeError> {
+    let wallet = party(&row.try_get::<Vec<u8>, _>("wallet")?)?;
+    let seq = u64::try_from(row.try_get::<i64, _>("seq")?)
+        .map_err(|_| OfficeError::Books("stored sequence number is negative"))?;
+    Ok((wallet, seq))
 }
 
 async fn insert_pay(tx: &mut Tx<'_>, pay: &ChainEntry, now: Timestamp) -> Result<(), OfficeError> {
