@@ -1379,12 +1379,7 @@ impl Wallet {
             authorization: Box::new(authorization),
             receive_seq,
         };
-        batch.push(Write::PutTx {
-            tx_id: tx.0,
-            record: record.to_wire(),
-        });
-        self.persist_peer(&mut batch, buyer);
-        self.issue_write(batch);
+        self.write_tx_record(batch, tx, &record, buyer);
         let retry_at = now.saturating_add_ms(self.retry_interval(0));
         self.sales.insert(
             tx,
@@ -1588,12 +1583,7 @@ impl Wallet {
             pay_seq,
             claim_deadline,
         };
-        batch.push(Write::PutTx {
-            tx_id: tx.0,
-            record: record.to_wire(),
-        });
-        self.persist_peer(&mut batch, seller);
-        self.issue_write(batch);
+        self.write_tx_record(batch, tx, &record, seller);
         self.prepared.insert(
             tx,
             Prepared {
@@ -1802,6 +1792,23 @@ impl Wallet {
         self.index_entry(&entry);
         self.chain.push(entry);
         seq
+    }
+
+    /// Completes `batch` with the transaction's log record and the peer's
+    /// certificate, and issues it.
+    fn write_tx_record(
+        &mut self,
+        mut batch: WriteBatch,
+        tx: TxId,
+        record: &TxRecord,
+        peer: PartyId,
+    ) {
+        batch.push(Write::PutTx {
+            tx_id: tx.0,
+            record: record.to_wire(),
+        });
+        self.persist_peer(&mut batch, peer);
+        self.issue_write(batch);
     }
 
     /// Adds the peer's certificate to `batch` unless the store already holds
