@@ -25,6 +25,7 @@
 //! `{"error": code, "message": text}`: 4xx when the caller is at fault, 500
 //! (`internal`, logged, details withheld) when the bank is.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -73,6 +74,7 @@ pub fn router(bank: Arc<Bank>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/bank", get(bank_info))
+        .route("/v1/books", get(books))
         .route("/v1/accounts", post(open_account))
         .route("/v1/accounts/{id}", get(account))
         .route("/v1/accounts/{id}/notifications", get(notifications))
@@ -262,6 +264,62 @@ async fn bank_info(State(bank): State<Arc<Bank>>) -> Json<BankInfo> {
         certificate: hex_string(&bank.certificate().to_wire()),
         currency: bank.currency().to_string(),
     })
+}
+
+/// What `GET /v1/books` answers (operator): the books' check and every
+/// balance, for reconciliation across banks.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct BooksJson {
+    /// The bank's id (hex).
+    pub bank: String,
+    /// Its currency.
+    pub currency: String,
+    /// Whether [`Bank::check_books`] passed.
+    pub balanced: bool,
+    /// What it found wrong, if anything.
+    pub problem: Option<String>,
+    /// Every account's balance, `"12.50 EUR"`.
+    pub balances: BTreeMap<String, String>,
+    /// Holds still pending.
+    pub holds_pending: i64,
+    /// Interbank messages not yet acknowledged by their peer.
+    pub outbox_pending: i64,
+}
+
+async fn books(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+) -> Result<Json<BooksJson>, HttpError> {
+    let who = caller(&bank, &headers)?;
+    if !who.is_operator() {
+        return Err(HttpError(BankError::Forbidden {
+            caller: who.name().to_owned(),
+            action: "read the books".to_owned(),
+        }));
+    }
+    let problem = match bank.check_books().await {
+        Ok(()) => None,
+        Err(BankError::Books(problem)) => Some(problem),
+        Err(other) => return Err(other.into()),
+    };
+    let balances = bank
+        .balances()
+        .await?
+        .into_iter()
+        .map(|(account, balance)| (account.to_string(), balance.to_string()))
+        .collect();
+    let outbox_pending = mpay_sql::outbox::pending_count(bank.db())
+        .await
+        .map_err(BankError::from)?;
+    Ok(Json(BooksJson {
+        bank: bank.id().to_hex(),
+        currency: bank.currency().to_string(),
+        balanced: problem.is_none(),
+        problem,
+        balances,
+        holds_pending: bank.pending_holds().await?,
+        outbox_pending,
+    }))
 }
 
 /// `POST /v1/accounts`.
@@ -984,6 +1042,11 @@ impl BankClient {
         self.json(self.http.get(self.url("/v1/bank"))).await
     }
 
+    /// `GET /v1/books` (operator).
+    pub async fn books(&self) -> Result<BooksJson, ClientError> {
+        self.json(self.http.get(self.url("/v1/books"))).await
+    }
+
     /// `POST /v1/accounts` (operator).
     pub async fn open_account(
         &self,
@@ -1200,6 +1263,7 @@ pub fn openapi_document() -> serde_json::Value {
             "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "text/plain; version=0.0.4" } } } },
             "/openapi.json": { "get": { "security": [], "summary": "This document", "responses": { "200": { "description": "OK" } } } },
             "/v1/bank": { "get": { "security": [], "summary": "The bank's id, certificate and currency", "responses": { "200": answer("BankInfo") } } },
+            "/v1/books": { "get": { "summary": "Check the books and list every balance (operator)", "responses": { "200": answer("Books"), "4XX": error } } },
             "/v1/accounts": { "post": { "summary": "Open a holder account (operator)", "parameters": [key], "requestBody": json_body("OpenAccount"), "responses": { "200": answer("Account"), "4XX": error } } },
             "/v1/accounts/{id}": { "get": { "summary": "An account", "parameters": [path_id], "responses": { "200": answer("Account"), "4XX": error } } },
             "/v1/accounts/{id}/notifications": { "get": {
@@ -1228,6 +1292,7 @@ pub fn openapi_document() -> serde_json::Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": text, "message": text } },
                 "BankInfo": { "type": "object", "properties": { "bank": text, "certificate": text, "currency": text } },
+                "Books": { "type": "object", "properties": { "bank": text, "currency": text, "balanced": { "type": "boolean" }, "problem": text, "balances": { "type": "object", "additionalProperties": text }, "holds_pending": { "type": "integer" }, "outbox_pending": { "type": "integer" } } },
                 "OpenAccount": { "type": "object", "required": ["id", "holder"], "properties": { "id": { "type": "string", "example": "cust:alice" }, "holder": text, "floor": amount } },
                 "Account": { "type": "object", "properties": { "id": text, "holder": text, "balance": amount, "held": amount, "available": amount, "floor": amount } },
                 "Deposit": { "type": "object", "required": ["account", "amount"], "properties": { "account": text, "amount": amount, "reference": text } },

@@ -267,6 +267,27 @@ async fn a_transfer_arrives_once_though_the_receiver_starts_late() {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+        // The operator's view over HTTP: balanced books, every balance, and
+        // nothing left in the outbox; a holder may not read it.
+        let books = pair
+            .client_b(crate::OPERATOR_TOKEN)
+            .books()
+            .await
+            .expect("books");
+        assert!(books.balanced, "{:?}", books.problem);
+        assert_eq!(
+            books.balances.get("shop:bob").map(String::as_str),
+            Some("30.00 EUR")
+        );
+        assert_eq!((books.holds_pending, books.outbox_pending), (0, 0));
+        let refused = pair.client_b(SHOP_TOKEN).books().await;
+        assert_eq!(
+            refused
+                .err()
+                .and_then(|e| e.code().map(str::to_owned))
+                .as_deref(),
+            Some("forbidden")
+        );
         pair.check_conservation().await;
         pair.finish().await;
     })
