@@ -22,6 +22,8 @@
 //! | [`kind::MERCHANT_DECISION`] | `0x0403` | [`SignedMerchantDecision`] | merchant |
 //! | [`kind::CONFIRMATION`] | `0x0404` | [`SignedConfirmation`] | CPP |
 //! | [`kind::REFUND_REQUEST`] | `0x0405` | [`SignedRefundRequest`] | merchant |
+//! | [`kind::DECISION_RELAY`] | `0x0406` | [`SignedDecisionRelay`] | MPP (decision inside: merchant) |
+//! | [`kind::REFUND_RELAY`] | `0x0407` | [`SignedRefundRelay`] | MPP (request inside: merchant) |
 //!
 //! Every message between parties travels in the `mpay-envelope` envelope
 //! (signed by the hop that sends it, sealed to the hop that receives it);
@@ -53,6 +55,9 @@
 //! - `Confirmation` = payment id ‖ cpp id ‖ outcome (1 T, 2 DT, 3 rejected ‖
 //!   reason byte, 4 expired, 5 refunded) ‖ amount ‖ ts
 //! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key
+//! - `DecisionRelay` = `Signed<MerchantDecision>` ‖ mpp id ‖ payout bank id ‖
+//!   text payout account (1–128)
+//! - `RefundRelay` = `Signed<RefundRequest>` ‖ mpp id ‖ text transfer reference (1–128)
 //! - `PinHash` = 16-byte salt ‖ u32 memory KiB ‖ u32 iterations ‖ u32 lanes ‖ 32-byte hash
 //! - `PinGuard` = u32 failures ‖ u32 failures max
 //!
@@ -64,6 +69,7 @@ mod decision;
 mod error;
 mod notice;
 mod pin;
+mod relay;
 mod request;
 mod signed;
 mod trans;
@@ -81,6 +87,9 @@ pub use notice::{
 pub use pin::{
     PIN_DIGITS_MAX, PIN_DIGITS_MIN, PIN_FAILURES_MAX_DEFAULT, PIN_HASH_LEN, PIN_SALT_LEN, Pin,
     PinError, PinGuard, PinHash, PinParams,
+};
+pub use relay::{
+    DecisionRelay, RELAY_TEXT_LEN_MAX, RefundRelay, SignedDecisionRelay, SignedRefundRelay,
 };
 pub use request::{
     CUSTOMER_REF_LEN_MAX, CustomerRef, PaymentRequest, open_payload, open_pr, seal_payload, seal_pr,
@@ -104,14 +113,22 @@ pub mod kind {
     pub const CONFIRMATION: MessageKind = MessageKind(0x0404);
     /// Merchant → MPP → DC → CPP: refund (part of) a completed payment.
     pub const REFUND_REQUEST: MessageKind = MessageKind(0x0405);
+    /// MPP → DC → (DC) → CPP: the merchant's decision relayed by its MPP with
+    /// the payout account ([`crate::SignedDecisionRelay`]).
+    pub const DECISION_RELAY: MessageKind = MessageKind(0x0406);
+    /// MPP → DC → (DC) → CPP: the merchant's refund request relayed by its MPP
+    /// after it funded the refund ([`crate::SignedRefundRelay`]).
+    pub const REFUND_RELAY: MessageKind = MessageKind(0x0407);
 
     /// Every SEMOPS kind, for dispatch tables and tests.
-    pub const ALL: [MessageKind; 5] = [
+    pub const ALL: [MessageKind; 7] = [
         PAYMENT_REQUEST,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
         CONFIRMATION,
         REFUND_REQUEST,
+        DECISION_RELAY,
+        REFUND_RELAY,
     ];
 }
 
@@ -124,16 +141,20 @@ pub mod tags {
     pub const MERCHANT_DECISION: &[u8] = b"mpay/v1/semops-merchant-decision\0";
     pub const CONFIRMATION: &[u8] = b"mpay/v1/semops-confirmation\0";
     pub const REFUND_REQUEST: &[u8] = b"mpay/v1/semops-refund-request\0";
+    pub const DECISION_RELAY: &[u8] = b"mpay/v1/semops-decision-relay\0";
+    pub const REFUND_RELAY: &[u8] = b"mpay/v1/semops-refund-relay\0";
     /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
     pub const PSEUDONYM: &[u8] = b"mpay/v1/semops-pseudonym\0";
 
     /// Every tag, to test that none is a prefix of another.
-    pub const ALL: [&[u8]; 6] = [
+    pub const ALL: [&[u8]; 8] = [
         TRANS,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
         CONFIRMATION,
         REFUND_REQUEST,
+        DECISION_RELAY,
+        REFUND_RELAY,
         PSEUDONYM,
     ];
 }

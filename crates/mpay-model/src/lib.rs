@@ -1,0 +1,754 @@
+//! A model of the offline two-phase commit as `mpay-offline` implements it,
+//! checked exhaustively with [stateright](https://docs.rs/stateright/0.31.0).
+//!
+//! # What is modelled
+//!
+//! One seller (the coordinator) and two buyers (participants); transfer `t`
+//! is a sale by the seller to buyer `t` of `AMOUNT[t]`. Each party is the
+//! engine of `crates/mpay-offline/src/wallet.rs` reduced to what decides an
+//! outcome, with its driver's write contract:
+//!
+//! - **Durable log vs. memory.** Every party has a durable log
+//!   ([`SellerLog`], [`BuyerLog`]) and a memory view of it. Handling an input
+//!   may issue one write batch and queue frames; the frames that depend on
+//!   the batch are *held* until the driver flushes it ([`Action::Flush`]),
+//!   exactly as `Wallet::poll_transmit` holds a frame until
+//!   `write_completed`. The driver (`mpay-wallet-net`) flushes before it
+//!   takes the next input, so a party with a pending batch takes no input.
+//! - **Seller.** `sell` sends COMMIT-REQUEST and keeps the sale in memory
+//!   only (`Requesting`). On AGREED it writes the `Receive` chain entry and
+//!   the `SellerCommitted` record in one batch, then COMMIT (held until the
+//!   batch is durable). It resends COMMIT-REQUEST on timeout up to
+//!   [`COMMIT_REQUEST_ATTEMPTS_MAX`] times, then aborts (ABORT, forgets).
+//!   In `Committing` it resends COMMIT on timeout, on a duplicate AGREED and
+//!   on STATUS; on COMMITTED it deletes the record (COMPLETE). With no record
+//!   of a transaction it answers AGREED and STATUS with ABORT (presumed
+//!   abort) — also after it completed, as the engine does.
+//! - **Buyer.** On COMMIT-REQUEST, if its owner's buy intent is active, it
+//!   writes the `Pay` entry (REDO) and the `BuyerPrepared` record (UNDO and
+//!   lock) in one batch, then AGREED; otherwise it answers ABORT. The intent
+//!   lives in memory only, so a buyer that restarts refuses. Prepared, it
+//!   resends AGREED on a duplicate COMMIT-REQUEST and asks with STATUS on
+//!   timeout; on COMMIT it deletes the record (the `Pay` entry stands) and
+//!   answers COMMITTED, on ABORT it writes a `Void` entry and deletes the
+//!   record.
+//! - **Network.** A set of messages in flight. Delivering a message leaves it
+//!   in the set, so every message may be delivered any number of times
+//!   (duplication) in any order (reordering); [`Action::Drop`] loses one. A
+//!   set is exact here: with unbounded duplication two copies of one message
+//!   allow nothing that one copy does not.
+//! - **Crash.** Any party may crash at any time, as often as the checker
+//!   likes: its memory (sales in phase 1, buy intent, held frames, a batch
+//!   not yet flushed) is lost and it recovers from its durable log as
+//!   `Wallet::recover` does: prepared buyers stay prepared (and ask),
+//!   committed sellers resend COMMIT, sales never committed are forgotten.
+//! - **Time.** Timeouts are untimed: any retransmission or give-up may fire
+//!   at any moment, including too early. This covers every real timing.
+//!
+//! Left out, on purpose: LOOKUP / LOOKUP-REPLY (they decide no outcome; the
+//! model starts with the seller knowing both buyers), ABORTED (the engine
+//! ignores it: `Message::Aborted => {}`), signatures and the envelope (a
+//! frame in the model is genuine; forgeries and replays are refused by the
+//! envelope, see `docs/security.md`), and the money office's resolution
+//! after the claim deadline (seven days; the model's buyers keep asking).
+//!
+//! # Properties
+//!
+//! Checked in every reachable state (`always`), over the durable logs:
+//!
+//! - **atomicity** — per transfer, the buyer's `Pay` entry standing final
+//!   implies the seller holds its `Receive` entry, and the seller holding
+//!   its `Receive` entry implies the buyer holds its `Pay` entry and did not
+//!   void it;
+//! - **conservation** — the sum of the durable balances plus the amounts
+//!   locked by prepared buyers whose seller has not yet written `Receive`
+//!   equals the money at the start;
+//! - **resolves once the network heals** — from the state, the
+//!   deterministic schedule of [`heal`] (no more loss or crashes: flush every
+//!   pending batch, deliver every message in flight, fire every timeout,
+//!   repeat) reaches a state where every transfer that started is resolved
+//!   (both sides committed or neither, every log record deleted, nothing
+//!   pending) within [`HEAL_ROUNDS_MAX`] rounds.
+//!
+//! The third is how liveness is checked, rather than with stateright's
+//! `eventually`: that operator only judges paths that end (no successor, or
+//! the depth bound), and here every state has successors (a message in
+//! flight can always be delivered again), so it would judge nothing. Instead
+//! the check asserts, for every reachable state, that a resolved state is
+//! reachable from it without loss and without crash, by exhibiting the path.
+//!
+//! `sometimes` properties make sure the interesting outcomes are reachable
+//! at all (a check that reaches nothing proves nothing).
+//!
+//! # Broken variants
+//!
+//! [`Variant::CommitBeforeSellerRecord`] releases COMMIT before the seller's
+//! batch is durable; [`Variant::AgreedBeforeBuyerRedo`] releases AGREED before
+//! the buyer's `Pay` entry and record are durable. The checker must find a
+//! counterexample to atomicity and conservation in each.
+
+use std::fmt;
+
+use stateright::{Checker, Model, Property};
+
+/// Transfers in the model: transfer `t` is a sale to buyer `t`.
+pub const TRANSFERS: usize = 2;
+/// What each transfer moves (minor units).
+pub const AMOUNT: [i64; TRANSFERS] = [2, 3];
+/// What each buyer holds at the start; the seller starts with nothing.
+pub const BUYER_BALANCE_START: i64 = 5;
+/// COMMIT-REQUESTs the seller sends before giving up. The engine's default
+/// is 6, and so is the model's.
+pub const COMMIT_REQUEST_ATTEMPTS_MAX: u8 = 6;
+/// Rounds the healing schedule may take. A round delivers every message and
+/// fires every timeout; a transfer needs at most about six.
+pub const HEAL_ROUNDS_MAX: usize = 16;
+
+/// Money in the model at every moment.
+pub const TOTAL: i64 = BUYER_BALANCE_START * TRANSFERS as i64;
+
+/// Which protocol the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// The protocol as implemented.
+    Correct,
+    /// Bug: the seller's COMMIT leaves before its `Receive` entry and
+    /// `SellerCommitted` record are durable.
+    CommitBeforeSellerRecord,
+    /// Bug: the buyer's AGREED leaves before its `Pay` entry (REDO) and
+    /// `BuyerPrepared` record (UNDO) are durable.
+    AgreedBeforeBuyerRedo,
+    /// Bug: a seller with no record of a transaction ignores AGREED and
+    /// STATUS instead of answering ABORT (no presumed abort).
+    NoPresumedAbort,
+}
+
+/// The wallet messages that decide an outcome. The direction follows from
+/// the kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// seller → buyer
+    CommitRequest = 0,
+    /// buyer → seller
+    Agreed = 1,
+    /// seller → buyer
+    AbortToBuyer = 2,
+    /// buyer → seller
+    AbortToSeller = 3,
+    /// seller → buyer
+    Commit = 4,
+    /// buyer → seller
+    Committed = 5,
+    /// buyer → seller
+    Status = 6,
+}
+
+const KINDS: [Kind; 7] = [
+    Kind::CommitRequest,
+    Kind::Agreed,
+    Kind::AbortToBuyer,
+    Kind::AbortToSeller,
+    Kind::Commit,
+    Kind::Committed,
+    Kind::Status,
+];
+const KIND_COUNT: usize = KINDS.len();
+
+/// A message of transfer `tx`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Msg {
+    pub tx: u8,
+    pub kind: Kind,
+}
+
+impl Msg {
+    fn bit(self) -> u16 {
+        1 << (usize::from(self.tx) * KIND_COUNT + self.kind as usize)
+    }
+
+    fn to_seller(self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Agreed | Kind::AbortToSeller | Kind::Committed | Kind::Status
+        )
+    }
+}
+
+/// A set of messages (one bit per transfer and kind).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct MsgSet(u16);
+
+impl MsgSet {
+    fn insert(&mut self, m: Msg) {
+        self.0 |= m.bit();
+    }
+    fn remove(&mut self, m: Msg) {
+        self.0 &= !m.bit();
+    }
+    fn contains(self, m: Msg) -> bool {
+        self.0 & m.bit() != 0
+    }
+    fn union(&mut self, other: MsgSet) {
+        self.0 |= other.0;
+    }
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// The messages in the set, in a fixed order.
+    pub fn iter(self) -> impl Iterator<Item = Msg> {
+        (0..TRANSFERS as u8)
+            .flat_map(|tx| KINDS.iter().map(move |&kind| Msg { tx, kind }))
+            .filter(move |m| self.contains(*m))
+    }
+}
+
+impl fmt::Debug for MsgSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// The seller's durable log, per transfer: its `Receive` chain entry and its
+/// `SellerCommitted` record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SellerLog {
+    pub receive: [bool; TRANSFERS],
+    pub committed_record: [bool; TRANSFERS],
+}
+
+/// A sale in the seller's memory (`Sale` in the engine).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Sale {
+    /// No sale in memory: presumed abort for anything that asks.
+    #[default]
+    None,
+    /// Phase 1, in memory only.
+    Requesting { attempts: u8 },
+    /// Phase 2: the record is durable (or being written).
+    Committing,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Seller {
+    pub durable: SellerLog,
+    /// The engine's view: `durable` plus the batch not yet flushed.
+    pub mem: SellerLog,
+    pub sales: [Sale; TRANSFERS],
+    /// Frames held until the pending batch is durable.
+    pub held: MsgSet,
+}
+
+/// A buyer's durable log for its one transfer: the `Pay` entry (REDO), the
+/// `Void` entry, and the `BuyerPrepared` record (UNDO and lock).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BuyerLog {
+    pub pay: bool,
+    pub void: bool,
+    pub prepared_record: bool,
+}
+
+impl BuyerLog {
+    fn balance(self, tx: usize) -> i64 {
+        let paid = self.pay && !self.void;
+        BUYER_BALANCE_START - if paid { AMOUNT[tx] } else { 0 }
+    }
+    /// The `Pay` entry stands and the lock is gone: the payment is final.
+    pub fn committed(self) -> bool {
+        self.pay && !self.void && !self.prepared_record
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Buyer {
+    pub durable: BuyerLog,
+    pub mem: BuyerLog,
+    /// The owner's buy intent (memory only, consumed by one payment).
+    pub intent: bool,
+    pub held: MsgSet,
+}
+
+impl Default for Buyer {
+    fn default() -> Self {
+        Buyer {
+            durable: BuyerLog::default(),
+            mem: BuyerLog::default(),
+            intent: true,
+            held: MsgSet::default(),
+        }
+    }
+}
+
+/// Party index: 0 is the seller, `1 + t` is buyer `t`.
+pub type Party = u8;
+pub const SELLER: Party = 0;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct State {
+    pub seller: Seller,
+    pub buyers: [Buyer; TRANSFERS],
+    pub network: MsgSet,
+    /// Which transfers the seller's owner started (a fact about the world,
+    /// not the seller's memory: a sale forgotten in a crash stays started).
+    pub started: [bool; TRANSFERS],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The seller's owner starts sale `t` (`Wallet::sell`).
+    Start(u8),
+    /// The network delivers a message (it stays in flight: it may come again).
+    Deliver(Msg),
+    /// The network loses a message.
+    Drop(Msg),
+    /// The party's driver makes its pending batch durable and releases the
+    /// frames it held.
+    Flush(Party),
+    /// The party crashes and restarts from its durable log.
+    Crash(Party),
+    /// Retransmission timer of transfer `t` at the seller.
+    SellerTimeout(u8),
+    /// STATUS timer of buyer `t`.
+    BuyerTimeout(u8),
+    /// Buyer `t`'s owner enters buyer mode again (`Wallet::set_buy_intent`),
+    /// e.g. after a restart.
+    SetIntent(u8),
+}
+
+/// The model: which variant runs.
+#[derive(Clone, Debug)]
+pub struct TwoPhaseCommit {
+    pub variant: Variant,
+}
+
+impl State {
+    fn pending(&self, party: Party) -> bool {
+        match party {
+            SELLER => self.seller.mem != self.seller.durable || !self.seller.held.is_empty(),
+            b => {
+                let b = &self.buyers[usize::from(b - 1)];
+                b.mem != b.durable || !b.held.is_empty()
+            }
+        }
+    }
+
+    /// Per-transfer atomicity over the durable logs.
+    pub fn atomic(&self) -> bool {
+        (0..TRANSFERS).all(|t| {
+            let buyer = self.buyers[t].durable;
+            let received = self.seller.durable.receive[t];
+            (!buyer.committed() || received) && (!received || (buyer.pay && !buyer.void))
+        })
+    }
+
+    /// Money in the durable logs, with locked amounts counted while their
+    /// seller has not written `Receive`.
+    pub fn money(&self) -> i64 {
+        let seller: i64 = (0..TRANSFERS)
+            .filter(|&t| self.seller.durable.receive[t])
+            .map(|t| AMOUNT[t])
+            .sum();
+        let buyers: i64 = (0..TRANSFERS)
+            .map(|t| self.buyers[t].durable.balance(t))
+            .sum();
+        let in_flight: i64 = (0..TRANSFERS)
+            .filter(|&t| {
+                let b = self.buyers[t].durable;
+                b.prepared_record && b.pay && !b.void && !self.seller.durable.receive[t]
+            })
+            .map(|t| AMOUNT[t])
+            .sum();
+        seller + buyers + in_flight
+    }
+
+    /// Every started transfer decided the same way on both sides, every log
+    /// record gone, no batch pending.
+    pub fn resolved(&self) -> bool {
+        (0..TRANSFERS).all(|t| {
+            if !self.started[t] {
+                return true;
+            }
+            let buyer = self.buyers[t].durable;
+            let both_committed = self.seller.durable.receive[t] && buyer.committed();
+            let both_aborted = !self.seller.durable.receive[t]
+                && matches!(self.seller.sales[t], Sale::None)
+                && !buyer.prepared_record
+                && (!buyer.pay || buyer.void);
+            (both_committed || both_aborted)
+                && !self.seller.durable.committed_record[t]
+                && !self.pending(SELLER)
+                && !self.pending(t as u8 + 1)
+        })
+    }
+}
+
+impl TwoPhaseCommit {
+    pub fn new(variant: Variant) -> Self {
+        TwoPhaseCommit { variant }
+    }
+
+    /// Applies `action` to `s` in place. Returns false when the action is not
+    /// enabled.
+    pub fn apply(&self, s: &mut State, action: Action) -> bool {
+        match action {
+            Action::Start(t) => {
+                let ti = usize::from(t);
+                if s.started[ti] || s.pending(SELLER) {
+                    return false;
+                }
+                s.started[ti] = true;
+                s.seller.sales[ti] = Sale::Requesting { attempts: 1 };
+                s.network.insert(Msg {
+                    tx: t,
+                    kind: Kind::CommitRequest,
+                });
+            }
+            Action::Deliver(m) => {
+                if !s.network.contains(m) {
+                    return false;
+                }
+                let to = if m.to_seller() { SELLER } else { m.tx + 1 };
+                if s.pending(to) {
+                    return false;
+                }
+                if to == SELLER {
+                    self.seller_receive(s, m);
+                } else {
+                    self.buyer_receive(s, m);
+                }
+            }
+            Action::Drop(m) => {
+                if !s.network.contains(m) {
+                    return false;
+                }
+                s.network.remove(m);
+            }
+            Action::Flush(p) => {
+                if !s.pending(p) {
+                    return false;
+                }
+                if p == SELLER {
+                    s.seller.durable = s.seller.mem;
+                    s.network.union(s.seller.held);
+                    s.seller.held = MsgSet::default();
+                } else {
+                    let b = &mut s.buyers[usize::from(p - 1)];
+                    b.durable = b.mem;
+                    s.network.union(b.held);
+                    b.held = MsgSet::default();
+                }
+            }
+            Action::Crash(p) => {
+                if p == SELLER {
+                    let log = s.seller.durable;
+                    s.seller = Seller {
+                        durable: log,
+                        mem: log,
+                        sales: std::array::from_fn(|t| {
+                            if log.committed_record[t] {
+                                Sale::Committing
+                            } else {
+                                Sale::None
+                            }
+                        }),
+                        held: MsgSet::default(),
+                    };
+                } else {
+                    let b = &mut s.buyers[usize::from(p - 1)];
+                    *b = Buyer {
+                        durable: b.durable,
+                        mem: b.durable,
+                        intent: false,
+                        held: MsgSet::default(),
+                    };
+                }
+            }
+            Action::SellerTimeout(t) => {
+                let ti = usize::from(t);
+                if s.pending(SELLER) {
+                    return false;
+                }
+                match s.seller.sales[ti] {
+                    Sale::None => return false,
+                    Sale::Requesting { attempts } if attempts >= COMMIT_REQUEST_ATTEMPTS_MAX => {
+                        s.seller.sales[ti] = Sale::None;
+                        s.network.insert(Msg {
+                            tx: t,
+                            kind: Kind::AbortToBuyer,
+                        });
+                    }
+                    Sale::Requesting { attempts } => {
+                        s.seller.sales[ti] = Sale::Requesting {
+                            attempts: attempts + 1,
+                        };
+                        s.network.insert(Msg {
+                            tx: t,
+                            kind: Kind::CommitRequest,
+                        });
+                    }
+                    Sale::Committing => s.network.insert(Msg {
+                        tx: t,
+                        kind: Kind::Commit,
+                    }),
+                }
+            }
+            Action::SetIntent(t) => {
+                let b = &mut s.buyers[usize::from(t)];
+                if b.intent {
+                    return false;
+                }
+                b.intent = true;
+            }
+            Action::BuyerTimeout(t) => {
+                let b = &s.buyers[usize::from(t)];
+                if s.pending(t + 1) || !b.mem.prepared_record {
+                    return false;
+                }
+                s.network.insert(Msg {
+                    tx: t,
+                    kind: Kind::Status,
+                });
+            }
+        }
+        true
+    }
+
+    fn seller_receive(&self, s: &mut State, m: Msg) {
+        let t = usize::from(m.tx);
+        let reply = |kind| Msg { tx: m.tx, kind };
+        match (m.kind, s.seller.sales[t]) {
+            (Kind::Agreed, Sale::Requesting { .. }) => {
+                // Writes Receive + SellerCommitted in one batch, then COMMIT.
+                s.seller.mem.receive[t] = true;
+                s.seller.mem.committed_record[t] = true;
+                s.seller.sales[t] = Sale::Committing;
+                if self.variant == Variant::CommitBeforeSellerRecord {
+                    s.network.insert(reply(Kind::Commit));
+                } else {
+                    s.seller.held.insert(reply(Kind::Commit));
+                }
+            }
+            (Kind::Agreed | Kind::Status, Sale::Committing) => {
+                s.network.insert(reply(Kind::Commit));
+            }
+            (Kind::Agreed | Kind::Status, Sale::None) => {
+                if self.variant != Variant::NoPresumedAbort {
+                    s.network.insert(reply(Kind::AbortToBuyer));
+                }
+            }
+            (Kind::Status, Sale::Requesting { .. }) => {}
+            (Kind::AbortToSeller, Sale::Requesting { .. }) => {
+                s.seller.sales[t] = Sale::None;
+            }
+            (Kind::AbortToSeller, _) => {}
+            (Kind::Committed, Sale::Committing) => {
+                s.seller.sales[t] = Sale::None;
+                s.seller.mem.committed_record[t] = false;
+            }
+            (Kind::Committed, _) => {}
+            (Kind::CommitRequest | Kind::AbortToBuyer | Kind::Commit, _) => {
+                unreachable!("{m:?} is not addressed to the seller")
+            }
+        }
+    }
+
+    fn buyer_receive(&self, s: &mut State, m: Msg) {
+        let b = &mut s.buyers[usize::from(m.tx)];
+        let reply = |kind| Msg { tx: m.tx, kind };
+        match m.kind {
+            Kind::CommitRequest => {
+                if b.mem.prepared_record {
+                    s.network.insert(reply(Kind::Agreed));
+                } else if b.mem.pay {
+                    if b.mem.void {
+                        s.network.insert(reply(Kind::AbortToSeller));
+                    }
+                } else if b.intent {
+                    // Writes Pay + BuyerPrepared in one batch, then AGREED.
+                    b.intent = false;
+                    b.mem.pay = true;
+                    b.mem.prepared_record = true;
+                    if self.variant == Variant::AgreedBeforeBuyerRedo {
+                        s.network.insert(reply(Kind::Agreed));
+                    } else {
+                        b.held.insert(reply(Kind::Agreed));
+                    }
+                } else {
+                    s.network.insert(reply(Kind::AbortToSeller));
+                }
+            }
+            Kind::Commit => {
+                if b.mem.prepared_record {
+                    b.mem.prepared_record = false;
+                    b.held.insert(reply(Kind::Committed));
+                } else if b.mem.pay && !b.mem.void {
+                    s.network.insert(reply(Kind::Committed));
+                }
+            }
+            Kind::AbortToBuyer => {
+                if b.mem.prepared_record {
+                    b.mem.void = true;
+                    b.mem.prepared_record = false;
+                }
+            }
+            Kind::Agreed | Kind::AbortToSeller | Kind::Committed | Kind::Status => {
+                unreachable!("{m:?} is not addressed to a buyer")
+            }
+        }
+    }
+
+    fn timeouts() -> impl Iterator<Item = Action> {
+        (0..TRANSFERS as u8).flat_map(|t| [Action::SellerTimeout(t), Action::BuyerTimeout(t)])
+    }
+}
+
+/// The healing schedule: no loss and no crash from `s` on. Each round makes
+/// every pending batch durable, delivers every message in flight once, and
+/// fires every timeout. Returns the number of rounds after which every
+/// started transfer is resolved, or `None` if it is not within
+/// [`HEAL_ROUNDS_MAX`].
+pub fn heal(model: &TwoPhaseCommit, s: &State) -> Option<usize> {
+    let mut s = *s;
+    for round in 0..=HEAL_ROUNDS_MAX {
+        for p in 0..=TRANSFERS as u8 {
+            model.apply(&mut s, Action::Flush(p));
+        }
+        if s.resolved() {
+            return Some(round);
+        }
+        let in_flight = s.network;
+        s.network = MsgSet::default();
+        for m in in_flight.iter() {
+            s.network.insert(m);
+            let to = if m.to_seller() { SELLER } else { m.tx + 1 };
+            model.apply(&mut s, Action::Flush(to));
+            model.apply(&mut s, Action::Deliver(m));
+            s.network.remove(m);
+        }
+        for p in 0..=TRANSFERS as u8 {
+            model.apply(&mut s, Action::Flush(p));
+        }
+        for a in TwoPhaseCommit::timeouts() {
+            model.apply(&mut s, a);
+        }
+    }
+    None
+}
+
+impl Model for TwoPhaseCommit {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State::default()]
+    }
+
+    fn actions(&self, s: &State, actions: &mut Vec<Action>) {
+        for t in 0..TRANSFERS as u8 {
+            actions.push(Action::Start(t));
+        }
+        for m in s.network.iter() {
+            actions.push(Action::Deliver(m));
+            actions.push(Action::Drop(m));
+        }
+        for p in 0..=TRANSFERS as u8 {
+            actions.push(Action::Flush(p));
+            actions.push(Action::Crash(p));
+        }
+        actions.extend(Self::timeouts());
+        for t in 0..TRANSFERS as u8 {
+            actions.push(Action::SetIntent(t));
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let mut next = *last;
+        if !self.apply(&mut next, action) || next == *last {
+            return None;
+        }
+        Some(next)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always("atomicity", |_, s: &State| s.atomic()),
+            Property::always("conservation", |_, s: &State| s.money() == TOTAL),
+            Property::always(
+                "resolves once the network heals",
+                |m: &TwoPhaseCommit, s: &State| heal(m, s).is_some(),
+            ),
+            Property::sometimes("both transfers committed", |_, s: &State| {
+                s.resolved() && (0..TRANSFERS).all(|t| s.seller.durable.receive[t])
+            }),
+            Property::sometimes("a prepared buyer voided its payment", |_, s: &State| {
+                s.buyers.iter().any(|b| b.durable.void)
+            }),
+            Property::sometimes(
+                "one transfer committed, the other voided",
+                |_, s: &State| {
+                    s.resolved() && s.seller.durable.receive[0] && s.buyers[1].durable.void
+                },
+            ),
+            Property::sometimes("a restarted buyer still prepared", |_, s: &State| {
+                s.buyers
+                    .iter()
+                    .any(|b| b.durable.prepared_record && !b.intent && b.held.is_empty())
+                    && !s.resolved()
+            }),
+        ]
+    }
+}
+
+/// What one exhaustive run found.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Distinct states visited.
+    pub unique_states: usize,
+    /// States generated, counting revisits.
+    pub states: usize,
+    /// Longest path from the initial state explored.
+    pub max_depth: usize,
+    /// Names of the `always` properties with a counterexample.
+    pub violated: Vec<&'static str>,
+    /// Names of the `sometimes` properties with an example.
+    pub reached: Vec<&'static str>,
+    /// The first counterexample, rendered action by action.
+    pub counterexample: Option<String>,
+}
+
+/// Runs the breadth-first checker over every reachable state of `variant`
+/// (the state space is finite, so the search is exhaustive) on `threads`
+/// threads.
+pub fn check(variant: Variant, threads: usize) -> CheckReport {
+    let model = TwoPhaseCommit::new(variant);
+    let properties = model.properties();
+    let checker = model.checker().threads(threads).spawn_bfs().join();
+    let mut violated = Vec::new();
+    let mut reached = Vec::new();
+    let mut counterexample = None;
+    for p in &properties {
+        let found = checker.discovery(p.name);
+        match p.expectation {
+            stateright::Expectation::Always | stateright::Expectation::Eventually => {
+                if let Some(path) = found {
+                    violated.push(p.name);
+                    if counterexample.is_none() {
+                        counterexample = Some(format!("{}: {:?}", p.name, path.into_actions()));
+                    }
+                }
+            }
+            stateright::Expectation::Sometimes => {
+                if found.is_some() {
+                    reached.push(p.name);
+                }
+            }
+        }
+    }
+    CheckReport {
+        unique_states: checker.unique_state_count(),
+        states: checker.state_count(),
+        max_depth: checker.max_depth(),
+        violated,
+        reached,
+        counterexample,
+    }
+}

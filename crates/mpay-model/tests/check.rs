@@ -1,0 +1,170 @@
+//! Runs the model checker over the offline two-phase commit (see the crate
+//! docs for what is modelled and how each property is checked).
+
+use mpay_model::{Action, Kind, Msg, SELLER, State, TOTAL, TwoPhaseCommit, Variant, check, heal};
+use stateright::Model;
+
+/// One thread: the search order, the depth reported and the counterexample
+/// found are then the same on every run.
+fn threads() -> usize {
+    1
+}
+
+/// Fewest distinct states the correct model has; a change that shrinks the
+/// space below this (a property that stopped exploring) fails the test.
+const CORRECT_UNIQUE_STATES_MIN: usize = 1_000_000;
+
+#[test]
+fn correct_protocol_holds_in_every_reachable_state() {
+    let started = std::time::Instant::now();
+    let report = check(Variant::Correct, threads());
+    println!(
+        "two-phase commit model: {} distinct states ({} generated), max depth {}, {:.1} s",
+        report.unique_states,
+        report.states,
+        report.max_depth,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        report.violated.is_empty(),
+        "counterexample: {:?}",
+        report.counterexample
+    );
+    assert!(report.unique_states >= CORRECT_UNIQUE_STATES_MIN);
+    for name in [
+        "both transfers committed",
+        "a prepared buyer voided its payment",
+        "one transfer committed, the other voided",
+        "a restarted buyer still prepared",
+    ] {
+        assert!(report.reached.contains(&name), "never reached: {name}");
+    }
+}
+
+#[test]
+fn commit_before_the_seller_record_is_caught() {
+    let report = check(Variant::CommitBeforeSellerRecord, threads());
+    println!("{:?}", report.counterexample);
+    assert!(report.violated.contains(&"atomicity"), "{report:?}");
+    assert!(report.violated.contains(&"conservation"), "{report:?}");
+}
+
+#[test]
+fn agreed_before_the_buyer_redo_is_caught() {
+    let report = check(Variant::AgreedBeforeBuyerRedo, threads());
+    println!("{:?}", report.counterexample);
+    assert!(report.violated.contains(&"atomicity"), "{report:?}");
+    assert!(report.violated.contains(&"conservation"), "{report:?}");
+}
+
+#[test]
+fn without_presumed_abort_a_buyer_waits_for_ever() {
+    let report = check(Variant::NoPresumedAbort, threads());
+    println!("{:?}", report.counterexample);
+    assert_eq!(
+        report.violated,
+        vec!["resolves once the network heals"],
+        "{report:?}"
+    );
+}
+
+fn run(model: &TwoPhaseCommit, actions: &[Action]) -> State {
+    let mut s = model.init_states()[0];
+    for &a in actions {
+        s = model
+            .next_state(&s, a)
+            .unwrap_or_else(|| panic!("{a:?} not enabled in {s:?}"));
+        assert!(s.atomic(), "atomicity broken after {a:?}: {s:?}");
+        assert_eq!(s.money(), TOTAL, "money changed after {a:?}");
+    }
+    s
+}
+
+fn msg(tx: u8, kind: Kind) -> Msg {
+    Msg { tx, kind }
+}
+
+#[test]
+fn a_clean_transfer_commits_both_sides() {
+    let model = TwoPhaseCommit::new(Variant::Correct);
+    let s = run(
+        &model,
+        &[
+            Action::Start(0),
+            Action::Deliver(msg(0, Kind::CommitRequest)),
+            Action::Flush(1),
+            Action::Deliver(msg(0, Kind::Agreed)),
+            Action::Flush(SELLER),
+            Action::Deliver(msg(0, Kind::Commit)),
+            Action::Flush(1),
+            Action::Deliver(msg(0, Kind::Committed)),
+            Action::Flush(SELLER),
+        ],
+    );
+    assert!(s.resolved());
+    assert!(s.seller.durable.receive[0] && s.buyers[0].durable.committed());
+    assert_eq!(heal(&model, &s), Some(0));
+}
+
+#[test]
+fn a_seller_crash_before_its_record_is_durable_aborts_the_uncertain_buyer() {
+    let model = TwoPhaseCommit::new(Variant::Correct);
+    let s = run(
+        &model,
+        &[
+            Action::Start(0),
+            Action::Deliver(msg(0, Kind::CommitRequest)),
+            Action::Flush(1),
+            Action::Deliver(msg(0, Kind::Agreed)),
+            // The COMMIT is held: the seller dies before its batch is durable.
+            Action::Crash(SELLER),
+            Action::BuyerTimeout(0),
+            Action::Deliver(msg(0, Kind::Status)),
+            Action::Deliver(msg(0, Kind::AbortToBuyer)),
+            Action::Flush(1),
+        ],
+    );
+    assert!(!s.seller.durable.receive[0]);
+    assert!(s.buyers[0].durable.void);
+    assert!(s.resolved());
+}
+
+#[test]
+fn a_lost_commit_is_resolved_by_healing() {
+    let model = TwoPhaseCommit::new(Variant::Correct);
+    let s = run(
+        &model,
+        &[
+            Action::Start(1),
+            Action::Deliver(msg(1, Kind::CommitRequest)),
+            Action::Flush(2),
+            Action::Deliver(msg(1, Kind::Agreed)),
+            Action::Flush(SELLER),
+            Action::Drop(msg(1, Kind::Commit)),
+        ],
+    );
+    assert!(!s.resolved());
+    let rounds = heal(&model, &s).expect("heals");
+    assert!(rounds >= 1);
+}
+
+#[test]
+fn the_broken_seller_loses_money_on_a_crash() {
+    let model = TwoPhaseCommit::new(Variant::CommitBeforeSellerRecord);
+    let mut s = model.init_states()[0];
+    for a in [
+        Action::Start(0),
+        Action::Deliver(msg(0, Kind::CommitRequest)),
+        Action::Flush(1),
+        Action::Deliver(msg(0, Kind::Agreed)),
+        Action::Deliver(msg(0, Kind::Commit)),
+        Action::Flush(1),
+        Action::Crash(SELLER),
+    ] {
+        s = model.next_state(&s, a).expect("enabled");
+    }
+    assert!(s.buyers[0].durable.committed());
+    assert!(!s.seller.durable.receive[0]);
+    assert!(!s.atomic());
+    assert_eq!(s.money(), TOTAL - 2);
+}

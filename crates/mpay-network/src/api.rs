@@ -1,0 +1,283 @@
+//! What the three services share at their HTTP edge: the error type and
+//! how it maps to `{error, message}` JSON, bearer-token checks, the wall
+//! clock, hex helpers, and the OpenAPI skeleton.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mpay_identity::{Timestamp, hex_bytes, hex_string};
+use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
+use serde::{Deserialize, Serialize};
+
+/// Largest request body a service reads.
+pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
+
+/// Reads the wall clock: the services' drivers are the only callers.
+pub fn wall_clock() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A timestamp as a database column.
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A database column as a timestamp.
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp(u64::try_from(ms).unwrap_or(0))
+}
+
+/// An error as a client sees it.
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// A stable code (`wrong_pin`, `account_locked`, `insufficient_funds`, …).
+    pub error: String,
+    /// For people.
+    pub message: String,
+}
+
+/// Why a request or a step failed. [`NetError::status`] tells whose fault:
+/// 4xx the caller's (or the peer's), 5xx this service's or a dependency's.
+/// Never carries a PIN, a token or a key.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// No or an unknown bearer token.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// What was asked for does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What.
+        what: &'static str,
+    },
+    /// The PIN is wrong; `left` tries before the account locks.
+    #[error("wrong PIN; {left} tries left before the account locks")]
+    WrongPin {
+        /// Tries left.
+        left: u32,
+    },
+    /// Too many wrong PINs: an operator must unlock the account.
+    #[error("account locked after too many wrong PINs; an operator must unlock it")]
+    Locked,
+    /// The same idempotency key with another request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyConflict,
+    /// The customer's bank refused the hold for lack of funds.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// A conflict with the current state, with a stable code.
+    #[error("{message}")]
+    Conflict {
+        /// The code.
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+    /// A message from a peer (or a customer device) was refused: bad
+    /// envelope, signature, certificate, role or content.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// An exact copy of a frame already received.
+    #[error("frame already received (replay)")]
+    Replay,
+    /// A bank or service this one depends on did not answer; the step is
+    /// kept and resumed later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// The outbox failed.
+    #[error("outbox: {0}")]
+    Outbox(#[from] OutboxError),
+    /// This service's own fault.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<mpay_sql::sqlx::Error> for NetError {
+    fn from(e: mpay_sql::sqlx::Error) -> Self {
+        NetError::Db(DbError::from(e))
+    }
+}
+
+impl From<IdempotencyError> for NetError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::KeyReusedWithDifferentRequest { .. } => NetError::IdempotencyConflict,
+            IdempotencyError::Db(db) => NetError::Db(db),
+            other => NetError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl Retryable for NetError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            NetError::Db(e) => e.is_retryable(),
+            NetError::Outbox(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl NetError {
+    /// The HTTP status and stable code.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            NetError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            NetError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            NetError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            NetError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            NetError::WrongPin { .. } => (StatusCode::UNAUTHORIZED, "wrong_pin"),
+            NetError::Locked => (StatusCode::LOCKED, "account_locked"),
+            NetError::IdempotencyConflict => (StatusCode::CONFLICT, "idempotency_conflict"),
+            NetError::InsufficientFunds => (StatusCode::PAYMENT_REQUIRED, "insufficient_funds"),
+            NetError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            NetError::Refused(_) => (StatusCode::BAD_REQUEST, "refused"),
+            NetError::Replay => (StatusCode::CONFLICT, "replay"),
+            NetError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            NetError::Db(_) | NetError::Outbox(_) | NetError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+
+    pub(crate) fn conflict(code: &'static str, message: impl Into<String>) -> NetError {
+        NetError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for NetError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed");
+            "the service could not complete the request; it is logged".to_owned()
+        } else {
+            self.to_string()
+        };
+        (
+            status,
+            Json(ApiError {
+                error: code.to_owned(),
+                message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The bearer token of a request, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Compares in time that depends only on the lengths.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (blake3::hash(a.as_bytes()), blake3::hash(b.as_bytes()));
+    // blake3::Hash equality is constant-time.
+    a == b
+}
+
+/// 16 bytes from 32 hex digits.
+pub(crate) fn id16(text: &str) -> Result<[u8; 16], NetError> {
+    hex_bytes(text)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .ok_or_else(|| NetError::Invalid("ids are 32 hex digits".into()))
+}
+
+/// Hex of bytes.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    hex_string(bytes)
+}
+
+/// Decodes a hex-encoded wire value.
+pub(crate) fn from_hex_wire<T: mpay_wire::Decode>(what: &str, text: &str) -> Result<T, NetError> {
+    let bytes = hex_bytes(text).ok_or_else(|| NetError::Invalid(format!("{what}: not hex")))?;
+    T::from_wire(&bytes).map_err(|e| NetError::Invalid(format!("{what}: {e}")))
+}
+
+/// `GET /health`.
+pub(crate) async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// An OpenAPI 3.0 document of `routes` (method, path, summary, security):
+/// enough for a client to find every route, its parameters and who may call it.
+pub(crate) fn openapi_document(
+    title: &str,
+    description: &str,
+    routes: &[(&str, &str, &str, Security)],
+) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let mut paths = Map::new();
+    for (method, path, summary, security) in routes {
+        let security = match security {
+            Security::None => json!([]),
+            Security::Operator => json!([{ "operator": [] }]),
+            Security::Merchant => json!([{ "merchant": [] }]),
+        };
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .collect();
+        let operation = json!({
+            "summary": summary,
+            "security": security,
+            "parameters": params,
+            "responses": {
+                "200": { "description": "OK" },
+                "4XX": { "$ref": "#/components/responses/Error" },
+                "5XX": { "$ref": "#/components/responses/Error" }
+            }
+        });
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(methods) = entry {
+            methods.insert(method.to_string(), operation);
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": title, "version": env!("CARGO_PKG_VERSION"), "description": description },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "operator": { "type": "http", "scheme": "bearer", "description": "the service's operator token" },
+                "merchant": { "type": "http", "scheme": "bearer", "description": "a merchant's token from enrolment" }
+            },
+            "responses": { "Error": { "description": "Refused or failed", "content": { "application/json": { "schema": {
+                "type": "object", "required": ["error", "message"],
+                "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } } }
+        }
+    })
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Security {
+    None,
+    Operator,
+    Merchant,
+}

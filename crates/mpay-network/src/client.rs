@@ -1,0 +1,772 @@
+//! The JSON shapes of the three services' APIs and their reqwest clients
+//! ([`CppClient`], [`MppClient`], [`DcClient`]), used by the CLI, the tests,
+//! the benchmark, and by the CPP to fetch merchant certificates.
+//!
+//! Binary values travel as hex: certificates and signed objects as hex of
+//! their `mpay-wire` encoding, ids as 32 hex digits. Amounts are text like
+//! `"12.50 EUR"`, times ms since the epoch.
+
+use std::time::Duration;
+
+use mpay_identity::{Certificate, PartyId, PublicKeys, hex_bytes, hex_string};
+use mpay_semops::{SignedConfirmation, SignedMerchantDecision, SignedRefundRequest};
+use mpay_wire::{Decode, Encode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+
+/// Default time limit of one client request (a long-poll adds its wait).
+pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// `POST /v1/customers` (CPP operator): enrol a customer and their device.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct EnrolCustomer {
+    /// The customer's reference at the CPP (what a PR names), 1–64 bytes.
+    pub name: String,
+    /// Name of the customer's bank (in the directory).
+    pub bank: String,
+    /// The customer's account there, e.g. `cust:alice`.
+    pub account: String,
+    /// The PIN, 4–12 digits; the CPP keeps only its Argon2id hash.
+    pub pin: String,
+    /// Hex of the device's `PublicKeys` wire encoding.
+    pub device_keys: String,
+}
+
+impl std::fmt::Debug for EnrolCustomer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolCustomer")
+            .field("name", &self.name)
+            .field("bank", &self.bank)
+            .field("account", &self.account)
+            .field("pin", &"<secret>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrolCustomer {
+    /// The request for a device with public keys `device_keys`.
+    pub fn new(name: &str, bank: &str, account: &str, pin: &str, device_keys: &PublicKeys) -> Self {
+        EnrolCustomer {
+            name: name.into(),
+            bank: bank.into(),
+            account: account.into(),
+            pin: pin.into(),
+            device_keys: hex_string(&device_keys.to_wire()),
+        }
+    }
+}
+
+/// What enrolment answers.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Enrolled {
+    /// The new party id (device or merchant), hex.
+    pub id: String,
+    /// Hex of the certificate issued.
+    pub certificate: String,
+    /// MPP: the merchant's bearer token (shown once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `POST /v1/merchants` (MPP operator): enrol a merchant.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct EnrolMerchant {
+    /// The merchant's name at the MPP.
+    pub name: String,
+    /// Name of the merchant's bank (in the directory).
+    pub bank: String,
+    /// The merchant's payout account there, e.g. `shop:bob`.
+    pub account: String,
+    /// Hex of the merchant's `PublicKeys` wire encoding.
+    pub keys: String,
+}
+
+impl EnrolMerchant {
+    /// The request for a merchant with public keys `keys`.
+    pub fn new(name: &str, bank: &str, account: &str, keys: &PublicKeys) -> Self {
+        EnrolMerchant {
+            name: name.into(),
+            bank: bank.into(),
+            account: account.into(),
+            keys: hex_string(&keys.to_wire()),
+        }
+    }
+}
+
+/// A service's identity (`GET /v1/identity`).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Identity {
+    /// Its directory name.
+    pub name: String,
+    /// Its party id, hex.
+    pub id: String,
+    /// `cpp`, `mpp` or `dc`.
+    pub role: String,
+    /// Its region.
+    pub region: String,
+    /// Hex of its certificate.
+    pub certificate: String,
+}
+
+/// A payment as its customer sees it at the CPP.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PaymentStatus {
+    /// Hex.
+    pub payment_id: String,
+    /// One of the CPP states (see [`crate::cpp::PaymentState`]).
+    pub state: String,
+    /// True once the state will not change any more (refunds aside).
+    pub is_final: bool,
+    /// The payment's amount.
+    pub amount: String,
+    /// The merchant's reference from the TRANS.
+    pub merchant_reference: String,
+    /// The merchant's decision deadline (ms).
+    pub deadline: u64,
+    /// How much was refunded so far.
+    pub refunded: String,
+    /// Why it was declined or rejected (a stable code), if it was.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Hex of the CPP's signed confirmation, once there is one.
+    #[serde(default)]
+    pub confirmation: Option<String>,
+}
+
+impl PaymentStatus {
+    /// The CPP's signed confirmation, decoded (check it with the CPP's
+    /// certificate before trusting it).
+    pub fn confirmation(&self) -> Option<SignedConfirmation> {
+        let bytes = hex_bytes(self.confirmation.as_deref()?)?;
+        SignedConfirmation::from_wire(&bytes).ok()
+    }
+}
+
+/// One payment in the CPP's operator listing (for reconciliation).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PaymentRecord {
+    /// Listing order; pass the last one as `after` for the next page.
+    pub seq: i64,
+    /// Hex.
+    pub payment_id: String,
+    /// The customer's reference.
+    pub customer: String,
+    /// The MPP of the TRANS (directory name).
+    pub mpp: String,
+    /// The amount.
+    pub amount: String,
+    /// The CPP state.
+    pub state: String,
+    /// The customer's bank (directory name).
+    pub bank: String,
+    /// The customer's account there.
+    pub account: String,
+    /// The hold at that bank, once placed.
+    pub hold_id: Option<i64>,
+    /// Refunded so far.
+    pub refunded: String,
+    /// Why declined or rejected.
+    pub reason: Option<String>,
+    /// Decision deadline (ms).
+    pub deadline: u64,
+    /// Created (ms).
+    pub created_at: u64,
+    /// Last changed (ms).
+    pub updated_at: u64,
+}
+
+/// A PN awaiting a merchant's decision (`GET /v1/notices`). The customer is
+/// a pseudonym only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// Hex.
+    pub payment_id: String,
+    /// The amount.
+    pub amount: String,
+    /// The merchant's reference from its TRANS.
+    pub merchant_reference: String,
+    /// Hex of the TRANS nonce (which TRANS was paid).
+    pub trans_nonce: String,
+    /// Hex of the customer's pseudonym for this merchant.
+    pub customer_pseudonym: String,
+    /// Decide before this (ms).
+    pub deadline: u64,
+}
+
+/// A refund as the MPP records it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RefundView {
+    /// Hex.
+    pub payment_id: String,
+    /// Hex of the merchant's refund idempotency key.
+    pub refund_key: String,
+    /// The amount.
+    pub amount: String,
+    /// `funding`, `relayed`, `refunded` or `failed`.
+    pub state: String,
+    /// The bank transfer that moved the money to the CPP's account.
+    pub transfer_reference: Option<String>,
+    /// Hex of the CPP's signed confirmation (outcome refunded), once back.
+    pub confirmation: Option<String>,
+}
+
+/// A payment as its merchant sees it at the MPP.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MerchantPaymentView {
+    /// Hex.
+    pub payment_id: String,
+    /// One of the MPP states (see [`crate::mpp::MerchantState`]).
+    pub state: String,
+    /// The amount.
+    pub amount: String,
+    /// The merchant's reference.
+    pub merchant_reference: String,
+    /// Hex of the customer's pseudonym.
+    pub customer_pseudonym: String,
+    /// The merchant's decision deadline (ms).
+    pub deadline: u64,
+    /// Refunded so far (confirmed or in flight).
+    pub refunded: String,
+    /// Hex of the CPP's signed T confirmation (or other end), once back.
+    pub confirmation: Option<String>,
+    /// The refunds.
+    pub refunds: Vec<RefundView>,
+}
+
+impl MerchantPaymentView {
+    /// The CPP's signed confirmation, decoded.
+    pub fn confirmation(&self) -> Option<SignedConfirmation> {
+        let bytes = hex_bytes(self.confirmation.as_deref()?)?;
+        SignedConfirmation::from_wire(&bytes).ok()
+    }
+}
+
+/// One payment in the MPP's operator listing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MppPaymentRecord {
+    /// Listing order.
+    pub seq: i64,
+    /// Hex.
+    pub payment_id: String,
+    /// Hex of the merchant's id.
+    pub merchant: String,
+    /// The CPP (directory name).
+    pub cpp: String,
+    /// The amount.
+    pub amount: String,
+    /// The MPP state.
+    pub state: String,
+    /// Refunded so far.
+    pub refunded: String,
+    /// Created (ms).
+    pub created_at: u64,
+    /// Last changed (ms).
+    pub updated_at: u64,
+}
+
+/// One route at a DC.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RouteRecord {
+    /// Listing order.
+    pub seq: i64,
+    /// Hex.
+    pub payment_id: String,
+    /// The CPP that signed the PN (directory name).
+    pub cpp: String,
+    /// The hop the PN came from (CPP or DC).
+    pub from: String,
+    /// The hop it went to (MPP or DC); none when refused.
+    pub to: Option<String>,
+    /// `forwarded` or `late` (hop deadline passed: not forwarded).
+    pub state: String,
+    /// Messages passed along this route (PN, decision, confirmations, refunds).
+    pub messages: i64,
+    /// Created (ms).
+    pub created_at: u64,
+    /// Last changed (ms).
+    pub updated_at: u64,
+}
+
+/// `?after=&limit=` of the operator listings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Page {
+    /// Only entries with a larger `seq`.
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many (capped by the service).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// `?wait_ms=` of the long-polls.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Wait {
+    /// Wait up to this long for a change (capped by the service).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// A signed object in a JSON body: hex of its wire encoding.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct SignedBody {
+    /// Hex.
+    pub signed: String,
+}
+
+/// What `/v1/inbox` answers: `applied`, `duplicate`, `late`, `refused`, …
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct InboxAnswer {
+    /// What the receiver did with it.
+    pub outcome: String,
+}
+
+/// Why a call to a service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No answer (connection refused, timeout).
+    #[error("cannot reach {url}: {source}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// What reqwest said.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The service answered with an error.
+    #[error("refused ({status}): {} — {}", .error.error, .error.message)]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The service's error.
+        error: ApiError,
+    },
+    /// The answer does not parse.
+    #[error("unexpected answer: {0}")]
+    BadAnswer(String),
+}
+
+impl ClientError {
+    /// The service's error code (`wrong_pin`, …), if it refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { error, .. } => Some(&error.error),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Http {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Http {
+    fn new(base: &str) -> Http {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))
+            .build()
+            .unwrap_or_default();
+        Http::with_http(base, http)
+    }
+
+    fn with_http(base: &str, http: reqwest::Client) -> Http {
+        Http {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
+        } else {
+            let error = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiError {
+                error: "http".into(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+            Err(ClientError::Refused {
+                status: status.as_u16(),
+                error,
+            })
+        }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.http.get(self.url(path));
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    fn post<B: Serialize>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &B,
+    ) -> reqwest::RequestBuilder {
+        let request = self.http.post(self.url(path)).json(body);
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    fn long(&self, request: reqwest::RequestBuilder, wait_ms: u64) -> reqwest::RequestBuilder {
+        request.timeout(Duration::from_millis(
+            CLIENT_TIMEOUT_MS_DEFAULT.saturating_add(wait_ms),
+        ))
+    }
+
+    async fn health(&self) -> Result<(), ClientError> {
+        let _: serde_json::Value = self.json(self.get("/health", None)).await?;
+        Ok(())
+    }
+
+    async fn identity(&self) -> Result<Identity, ClientError> {
+        self.json(self.get("/v1/identity", None)).await
+    }
+
+    async fn metrics(&self) -> Result<String, ClientError> {
+        let response =
+            self.get("/metrics", None)
+                .send()
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    url: self.base.clone(),
+                    source,
+                })?;
+        response
+            .text()
+            .await
+            .map_err(|e| ClientError::BadAnswer(e.to_string()))
+    }
+
+    async fn post_inbox(&self, frame: Vec<u8>) -> Result<InboxAnswer, ClientError> {
+        self.json(
+            self.http
+                .post(self.url("/v1/inbox"))
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(frame),
+        )
+        .await
+    }
+}
+
+fn certificate_from_hex(text: &str) -> Result<Certificate, ClientError> {
+    let bytes =
+        hex_bytes(text).ok_or_else(|| ClientError::BadAnswer("certificate: not hex".into()))?;
+    Certificate::from_wire(&bytes).map_err(|e| ClientError::BadAnswer(format!("certificate: {e}")))
+}
+
+/// A client of a CPP.
+#[derive(Clone, Debug)]
+pub struct CppClient(Http);
+
+impl CppClient {
+    /// The CPP at `base` (e.g. `http://127.0.0.1:7811`).
+    pub fn new(base: &str) -> CppClient {
+        CppClient(Http::new(base))
+    }
+
+    /// Sharing `http`'s pool and time limit.
+    pub fn with_http(base: &str, http: reqwest::Client) -> CppClient {
+        CppClient(Http::with_http(base, http))
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.0.health().await
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.0.metrics().await
+    }
+
+    /// `GET /v1/identity`.
+    pub async fn identity(&self) -> Result<Identity, ClientError> {
+        self.0.identity().await
+    }
+
+    /// The CPP's certificate (what a customer device seals PRs to).
+    pub async fn certificate(&self) -> Result<Certificate, ClientError> {
+        certificate_from_hex(&self.identity().await?.certificate)
+    }
+
+    /// `POST /v1/customers` (operator): enrols a customer and device;
+    /// returns the device's certificate (role Customer, issued by the CPP).
+    pub async fn enroll_customer(
+        &self,
+        operator_token: &str,
+        request: &EnrolCustomer,
+    ) -> Result<Certificate, ClientError> {
+        let answer: Enrolled = self
+            .0
+            .json(self.0.post("/v1/customers", Some(operator_token), request))
+            .await?;
+        certificate_from_hex(&answer.certificate)
+    }
+
+    /// `POST /v1/customers/{name}/unlock` (operator).
+    pub async fn unlock(&self, operator_token: &str, customer: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .0
+            .json(self.0.post(
+                &format!("/v1/customers/{customer}/unlock"),
+                Some(operator_token),
+                &serde_json::json!({}),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/payments`: a PR frame made by `mpay_semops::seal_pr`.
+    pub async fn submit(&self, pr_frame: Vec<u8>) -> Result<PaymentStatus, ClientError> {
+        self.0
+            .json(
+                self.0
+                    .http
+                    .post(self.0.url("/v1/payments"))
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(pr_frame),
+            )
+            .await
+    }
+
+    /// `GET /v1/payments/{id}?wait_ms=`: answers once the payment is final
+    /// or after `wait_ms`.
+    pub async fn status(
+        &self,
+        payment_id: &str,
+        wait_ms: u64,
+    ) -> Result<PaymentStatus, ClientError> {
+        let request = self.0.get(
+            &format!("/v1/payments/{payment_id}?wait_ms={wait_ms}"),
+            None,
+        );
+        self.0.json(self.0.long(request, wait_ms)).await
+    }
+
+    /// `GET /v1/admin/payments?after=&limit=` (operator).
+    pub async fn payments(
+        &self,
+        operator_token: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<PaymentRecord>, ClientError> {
+        self.0
+            .json(self.0.get(
+                &format!("/v1/admin/payments?after={after}&limit={limit}"),
+                Some(operator_token),
+            ))
+            .await
+    }
+
+    /// `POST /v1/inbox` (services only: a sealed frame).
+    pub async fn post_inbox(&self, frame: Vec<u8>) -> Result<InboxAnswer, ClientError> {
+        self.0.post_inbox(frame).await
+    }
+}
+
+/// A client of an MPP.
+#[derive(Clone, Debug)]
+pub struct MppClient(Http);
+
+impl MppClient {
+    /// The MPP at `base`.
+    pub fn new(base: &str) -> MppClient {
+        MppClient(Http::new(base))
+    }
+
+    /// Sharing `http`'s pool and time limit.
+    pub fn with_http(base: &str, http: reqwest::Client) -> MppClient {
+        MppClient(Http::with_http(base, http))
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.0.health().await
+    }
+
+    /// `GET /metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.0.metrics().await
+    }
+
+    /// `GET /v1/identity`.
+    pub async fn identity(&self) -> Result<Identity, ClientError> {
+        self.0.identity().await
+    }
+
+    /// `POST /v1/merchants` (operator): the merchant's certificate (role
+    /// Merchant, issued by the MPP) and its bearer token.
+    pub async fn enroll_merchant(
+        &self,
+        operator_token: &str,
+        request: &EnrolMerchant,
+    ) -> Result<(Certificate, String), ClientError> {
+        let answer: Enrolled = self
+            .0
+            .json(self.0.post("/v1/merchants", Some(operator_token), request))
+            .await?;
+        let token = answer
+            .token
+            .ok_or_else(|| ClientError::BadAnswer("no merchant token".into()))?;
+        Ok((certificate_from_hex(&answer.certificate)?, token))
+    }
+
+    /// `GET /v1/merchants/{id}`: a merchant's certificate (public).
+    pub async fn merchant_certificate(&self, id: PartyId) -> Result<Certificate, ClientError> {
+        let answer: Enrolled = self
+            .0
+            .json(self.0.get(&format!("/v1/merchants/{}", id.to_hex()), None))
+            .await?;
+        certificate_from_hex(&answer.certificate)
+    }
+
+    /// `GET /v1/notices?wait_ms=` (merchant): PNs awaiting this merchant's
+    /// decision; waits up to `wait_ms` for one if there is none.
+    pub async fn notices(
+        &self,
+        merchant_token: &str,
+        wait_ms: u64,
+    ) -> Result<Vec<Notice>, ClientError> {
+        let request = self.0.get(
+            &format!("/v1/notices?wait_ms={wait_ms}"),
+            Some(merchant_token),
+        );
+        self.0.json(self.0.long(request, wait_ms)).await
+    }
+
+    /// `POST /v1/decisions` (merchant).
+    pub async fn decide(
+        &self,
+        merchant_token: &str,
+        decision: &SignedMerchantDecision,
+    ) -> Result<MerchantPaymentView, ClientError> {
+        let body = SignedBody {
+            signed: hex_string(&decision.to_wire()),
+        };
+        self.0
+            .json(self.0.post("/v1/decisions", Some(merchant_token), &body))
+            .await
+    }
+
+    /// `POST /v1/refunds` (merchant).
+    pub async fn refund(
+        &self,
+        merchant_token: &str,
+        request: &SignedRefundRequest,
+    ) -> Result<RefundView, ClientError> {
+        let body = SignedBody {
+            signed: hex_string(&request.to_wire()),
+        };
+        self.0
+            .json(self.0.post("/v1/refunds", Some(merchant_token), &body))
+            .await
+    }
+
+    /// `GET /v1/payments/{id}?wait_ms=` (merchant): the payment, with the T
+    /// confirmation once it came back; waits up to `wait_ms` for one.
+    pub async fn payment(
+        &self,
+        merchant_token: &str,
+        payment_id: &str,
+        wait_ms: u64,
+    ) -> Result<MerchantPaymentView, ClientError> {
+        let request = self.0.get(
+            &format!("/v1/payments/{payment_id}?wait_ms={wait_ms}"),
+            Some(merchant_token),
+        );
+        self.0.json(self.0.long(request, wait_ms)).await
+    }
+
+    /// `GET /v1/admin/payments?after=&limit=` (operator).
+    pub async fn payments(
+        &self,
+        operator_token: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<MppPaymentRecord>, ClientError> {
+        self.0
+            .json(self.0.get(
+                &format!("/v1/admin/payments?after={after}&limit={limit}"),
+                Some(operator_token),
+            ))
+            .await
+    }
+
+    /// `POST /v1/inbox` (services only).
+    pub async fn post_inbox(&self, frame: Vec<u8>) -> Result<InboxAnswer, ClientError> {
+        self.0.post_inbox(frame).await
+    }
+}
+
+/// A client of a DC.
+#[derive(Clone, Debug)]
+pub struct DcClient(Http);
+
+impl DcClient {
+    /// The DC at `base`.
+    pub fn new(base: &str) -> DcClient {
+        DcClient(Http::new(base))
+    }
+
+    /// `GET /health`.
+    pub async fn health(&self) -> Result<(), ClientError> {
+        self.0.health().await
+    }
+
+    /// `GET /metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        self.0.metrics().await
+    }
+
+    /// `GET /v1/identity`.
+    pub async fn identity(&self) -> Result<Identity, ClientError> {
+        self.0.identity().await
+    }
+
+    /// `GET /v1/admin/routes?after=&limit=` (operator).
+    pub async fn routes(
+        &self,
+        operator_token: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<RouteRecord>, ClientError> {
+        self.0
+            .json(self.0.get(
+                &format!("/v1/admin/routes?after={after}&limit={limit}"),
+                Some(operator_token),
+            ))
+            .await
+    }
+
+    /// `POST /v1/inbox` (services only).
+    pub async fn post_inbox(&self, frame: Vec<u8>) -> Result<InboxAnswer, ClientError> {
+        self.0.post_inbox(frame).await
+    }
+}

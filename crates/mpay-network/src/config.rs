@@ -1,0 +1,498 @@
+//! One TOML file per service process (CPP, MPP or DC), with environment
+//! overrides for what differs between a developer's machine and a
+//! deployment: `MPAY_LISTEN`, `MPAY_DB`, `MPAY_OPERATOR_TOKEN`.
+//!
+//! ```toml
+//! name = "cpp1"                       # a service of the directory
+//! listen = "127.0.0.1:7811"
+//! db = "sqlite:///var/lib/mpay/cpp1.db" # or postgres://…
+//! keys = "/etc/mpay/cpp1.keys"        # hex of SecretKeys::to_secret_bytes
+//! directory = "/etc/mpay/directory.toml"
+//! operator_token = "…at least 16 characters…"
+//! pin_failures_max = 5                # CPP only
+//!
+//! [bank_tokens]                       # bank name → this service's token there
+//! bank1 = "…"
+//!
+//! [timing]                            # every field optional (defaults below)
+//! decision_timeout_ms = 120000
+//! ```
+//!
+//! Secrets (the operator token, bank tokens) never print: `Debug` redacts
+//! them, and no error carries them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mpay_identity::{SecretKeys, hex_bytes, hex_string};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// Environment variable overriding [`ServiceConfig::listen`].
+pub const ENV_LISTEN: &str = "MPAY_LISTEN";
+/// Environment variable overriding [`ServiceConfig::db`].
+pub const ENV_DB: &str = "MPAY_DB";
+/// Environment variable overriding [`ServiceConfig::operator_token`].
+pub const ENV_OPERATOR_TOKEN: &str = "MPAY_OPERATOR_TOKEN";
+/// Shortest operator or bank token accepted.
+pub const TOKEN_LEN_MIN: usize = 16;
+/// Largest configuration or directory file read, bytes.
+pub const CONFIG_FILE_LEN_MAX: u64 = 4 << 20;
+
+/// A configuration or directory file is missing, unreadable or wrong (the
+/// operator's fault). Never carries a token or a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+/// Reads a text file of at most [`CONFIG_FILE_LEN_MAX`] bytes.
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > CONFIG_FILE_LEN_MAX {
+        return Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!("larger than {CONFIG_FILE_LEN_MAX} bytes"),
+        });
+    }
+    std::fs::read_to_string(path).map_err(io)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a
+/// reader never sees half a file.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Named intervals, budgets and time limits of a service, all in
+/// milliseconds. Every field has a default, so a config file may leave out
+/// the table or any field of it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// Pause of the outbox sweep that retries failed deliveries. New
+    /// messages do not wait for it: every commit that enqueues one wakes the
+    /// delivery loop at once.
+    pub delivery_interval_ms: u64,
+    /// What each forwarding hop keeps for itself out of a PN's deadline
+    /// ([`mpay_semops::RoutedNotice::forward`]).
+    pub hop_budget_ms: u64,
+    /// CPP: how long the merchant has to decide (the PN deadline is the
+    /// earlier of this and the TRANS's expiry).
+    pub decision_timeout_ms: u64,
+    /// CPP: pause of the sweep that expires pending payments past their
+    /// deadline.
+    pub expiry_interval_ms: u64,
+    /// CPP, MPP: pause of the sweep that resumes saga steps left half done
+    /// (bank unreachable, crash).
+    pub recovery_interval_ms: u64,
+    /// CPP: how long after the payment's deadline the bank keeps the hold,
+    /// so that an approval right at the deadline can still post it.
+    pub hold_grace_ms: u64,
+    /// Time limit of one HTTP request to a bank or another service.
+    pub http_timeout_ms: u64,
+    /// Longest a long-poll (`status`, `notices`) waits.
+    pub long_poll_max_ms: u64,
+    /// Validity of the certificates a CPP issues to customer devices and an
+    /// MPP to merchants.
+    pub certificate_validity_ms: u64,
+}
+
+/// Default [`Timing::delivery_interval_ms`].
+pub const DELIVERY_INTERVAL_MS_DEFAULT: u64 = 500;
+/// Default [`Timing::hop_budget_ms`].
+pub const HOP_BUDGET_MS_DEFAULT: u64 = 2_000;
+/// Default [`Timing::decision_timeout_ms`].
+pub const DECISION_TIMEOUT_MS_DEFAULT: u64 = 120_000;
+/// Default [`Timing::expiry_interval_ms`].
+pub const EXPIRY_INTERVAL_MS_DEFAULT: u64 = 500;
+/// Default [`Timing::recovery_interval_ms`].
+pub const RECOVERY_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default [`Timing::hold_grace_ms`].
+pub const HOLD_GRACE_MS_DEFAULT: u64 = 10 * 60 * 1_000;
+/// Default [`Timing::http_timeout_ms`].
+pub const HTTP_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default [`Timing::long_poll_max_ms`].
+pub const LONG_POLL_MAX_MS_DEFAULT: u64 = 30_000;
+/// Default [`Timing::certificate_validity_ms`].
+pub const CERTIFICATE_VALIDITY_MS_DEFAULT: u64 = 365 * mpay_identity::MILLIS_PER_DAY;
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            delivery_interval_ms: DELIVERY_INTERVAL_MS_DEFAULT,
+            hop_budget_ms: HOP_BUDGET_MS_DEFAULT,
+            decision_timeout_ms: DECISION_TIMEOUT_MS_DEFAULT,
+            expiry_interval_ms: EXPIRY_INTERVAL_MS_DEFAULT,
+            recovery_interval_ms: RECOVERY_INTERVAL_MS_DEFAULT,
+            hold_grace_ms: HOLD_GRACE_MS_DEFAULT,
+            http_timeout_ms: HTTP_TIMEOUT_MS_DEFAULT,
+            long_poll_max_ms: LONG_POLL_MAX_MS_DEFAULT,
+            certificate_validity_ms: CERTIFICATE_VALIDITY_MS_DEFAULT,
+        }
+    }
+}
+
+impl Timing {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (name, value) in [
+            ("delivery_interval_ms", self.delivery_interval_ms),
+            ("hop_budget_ms", self.hop_budget_ms),
+            ("decision_timeout_ms", self.decision_timeout_ms),
+            ("expiry_interval_ms", self.expiry_interval_ms),
+            ("recovery_interval_ms", self.recovery_interval_ms),
+            ("http_timeout_ms", self.http_timeout_ms),
+            ("certificate_validity_ms", self.certificate_validity_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(format!("timing.{name} must be positive")));
+            }
+        }
+        if self.hop_budget_ms.saturating_mul(4) > self.decision_timeout_ms {
+            return Err(invalid(
+                "timing.decision_timeout_ms must leave room for four hop budgets",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Argon2id cost of the PIN hashes a CPP makes at enrolment (stored with
+/// each hash, so changing it affects only new enrolments).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PinCost {
+    /// Memory, KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for PinCost {
+    fn default() -> Self {
+        let p = mpay_semops::PinParams::DEFAULT;
+        PinCost {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+        }
+    }
+}
+
+impl PinCost {
+    /// The cheapest accepted cost: for tests only.
+    pub fn fast_for_tests() -> PinCost {
+        let p = mpay_semops::PinParams::FAST_FOR_TESTS;
+        PinCost {
+            memory_kib: p.memory_kib,
+            iterations: p.iterations,
+            parallelism: p.parallelism,
+        }
+    }
+
+    /// As Argon2id parameters.
+    pub fn params(&self) -> mpay_semops::PinParams {
+        mpay_semops::PinParams {
+            memory_kib: self.memory_kib,
+            iterations: self.iterations,
+            parallelism: self.parallelism,
+        }
+    }
+}
+
+/// The configuration of one CPP, MPP or DC process.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Must match a [`crate::ServiceEntry`] of the directory.
+    pub name: String,
+    /// Address to listen on, e.g. `127.0.0.1:7811`.
+    pub listen: String,
+    /// `sqlite:///abs/path/cpp1.db` or `postgres://…`.
+    pub db: String,
+    /// Path of a file holding hex(`SecretKeys::to_secret_bytes`).
+    pub keys: String,
+    /// Path of the directory TOML.
+    pub directory: String,
+    /// Bearer token of the operator routes (at least [`TOKEN_LEN_MIN`]
+    /// characters; never printed).
+    pub operator_token: String,
+    /// Bank name → this service's token at that bank.
+    #[serde(default)]
+    pub bank_tokens: BTreeMap<String, String>,
+    /// Named intervals and time limits.
+    #[serde(default)]
+    pub timing: Timing,
+    /// CPP: lock a customer after this many wrong PINs in a row (default
+    /// [`mpay_semops::PIN_FAILURES_MAX_DEFAULT`]).
+    #[serde(default)]
+    pub pin_failures_max: Option<u32>,
+    /// CPP: Argon2id cost of new PIN hashes.
+    #[serde(default)]
+    pub pin_cost: PinCost,
+}
+
+impl fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .field("db", &redact_url(&self.db))
+            .field("keys", &self.keys)
+            .field("directory", &self.directory)
+            .field("operator_token", &"<secret>")
+            .field("bank_tokens", &self.bank_tokens.keys().collect::<Vec<_>>())
+            .field("timing", &self.timing)
+            .field("pin_failures_max", &self.pin_failures_max)
+            .field("pin_cost", &self.pin_cost)
+            .finish()
+    }
+}
+
+/// A database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    match (rest.find('@'), rest.find(':')) {
+        (Some(at), Some(colon)) if colon < at => {
+            format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl ServiceConfig {
+    /// Reads `path`, applies the environment overrides ([`ENV_LISTEN`],
+    /// [`ENV_DB`], [`ENV_OPERATOR_TOKEN`]) and checks the values.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let mut config = Self::from_toml(&read_text(path)?).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        config.apply_env(|name| std::env::var(name).ok());
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (no environment, no checks).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the configuration as TOML (for provisioning; the file holds
+    /// secrets, so give it restrictive permissions).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
+        let text = toml::to_string(self).map_err(|e| invalid(format!("encoding: {e}")))?;
+        write_text(path.as_ref(), &text)
+    }
+
+    /// Applies the overrides `env` finds (a function, so tests need not
+    /// touch the process environment).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(listen) = env(ENV_LISTEN) {
+            self.listen = listen;
+        }
+        if let Some(db) = env(ENV_DB) {
+            self.db = db;
+        }
+        if let Some(token) = env(ENV_OPERATOR_TOKEN) {
+            self.operator_token = token;
+        }
+    }
+
+    /// Checks every value that can be checked without the directory.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(invalid("name is empty"));
+        }
+        if self.listen.is_empty() || self.db.is_empty() || self.keys.is_empty() {
+            return Err(invalid("listen, db and keys must be set"));
+        }
+        check_token("operator_token", &self.operator_token)?;
+        for (bank, token) in &self.bank_tokens {
+            check_token(&format!("bank_tokens.{bank}"), token)?;
+        }
+        if self.pin_failures_max == Some(0) {
+            return Err(invalid("pin_failures_max must be at least 1"));
+        }
+        self.timing.check()
+    }
+
+    /// Wrong PINs in a row that lock a customer.
+    pub fn pin_failures_max(&self) -> u32 {
+        self.pin_failures_max
+            .unwrap_or(mpay_semops::PIN_FAILURES_MAX_DEFAULT)
+    }
+
+    /// Reads the service's secret keys from [`ServiceConfig::keys`].
+    pub fn load_keys(&self) -> Result<SecretKeys, ConfigError> {
+        read_keys(Path::new(&self.keys))
+    }
+
+    /// Reads the directory named by [`ServiceConfig::directory`].
+    pub fn load_directory(&self) -> Result<crate::Directory, ConfigError> {
+        crate::Directory::load(&self.directory)
+    }
+
+    /// This service's token at bank `bank`.
+    pub fn bank_token(&self, bank: &str) -> Result<&str, ConfigError> {
+        self.bank_tokens
+            .get(bank)
+            .map(String::as_str)
+            .ok_or_else(|| invalid(format!("no bank_tokens entry for bank `{bank}`")))
+    }
+}
+
+fn check_token(what: &str, token: &str) -> Result<(), ConfigError> {
+    if token.len() < TOKEN_LEN_MIN || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(invalid(format!(
+            "{what} must be at least {TOKEN_LEN_MIN} visible ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads secret keys stored as hex of `SecretKeys::to_secret_bytes`
+/// (surrounding whitespace ignored). The error never shows the file's text.
+pub fn read_keys(path: &Path) -> Result<SecretKeys, ConfigError> {
+    let text = Zeroizing::new(read_text(path)?);
+    let bytes = Zeroizing::new(hex_bytes(text.trim()).ok_or_else(|| ConfigError::Parse {
+        path: path.to_owned(),
+        message: "not hex".into(),
+    })?);
+    SecretKeys::from_secret_bytes(&bytes).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: format!("secret keys: {e}"),
+    })
+}
+
+/// Writes `keys` as hex to `path` (mode 0600 on Unix), for provisioning.
+pub fn write_keys(path: &Path, keys: &SecretKeys) -> Result<(), ConfigError> {
+    let text = Zeroizing::new(hex_string(&keys.to_secret_bytes()));
+    write_text(path, &text)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| ConfigError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+name = "cpp1"
+listen = "127.0.0.1:7811"
+db = "postgres://u:pw@h/db"
+keys = "/k"
+directory = "/d"
+operator_token = "operator-token-0000001"
+[bank_tokens]
+bank1 = "bank1-token-00000000001"
+[timing]
+decision_timeout_ms = 60000
+"#;
+
+    #[test]
+    fn parses_with_defaults_and_env_overrides() {
+        let mut config = ServiceConfig::from_toml(TEXT).unwrap();
+        assert_eq!(config.timing.decision_timeout_ms, 60_000);
+        assert_eq!(config.timing.hop_budget_ms, HOP_BUDGET_MS_DEFAULT);
+        assert_eq!(config.pin_failures_max(), 5);
+        config.check().unwrap();
+        config.apply_env(|name| match name {
+            ENV_LISTEN => Some("0.0.0.0:1".into()),
+            ENV_OPERATOR_TOKEN => Some("short".into()),
+            _ => None,
+        });
+        assert_eq!(config.listen, "0.0.0.0:1");
+        assert_eq!(config.db, "postgres://u:pw@h/db");
+        assert!(config.check().is_err(), "a short operator token is refused");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = ServiceConfig::from_toml(TEXT).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("operator-token"));
+        assert!(!shown.contains("bank1-token"));
+        assert!(!shown.contains("pw@"));
+        assert!(shown.contains("bank1"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_timing_are_refused() {
+        assert!(ServiceConfig::from_toml(&format!("{TEXT}\nsurprise = 1")).is_err());
+        let mut config = ServiceConfig::from_toml(TEXT).unwrap();
+        config.timing.decision_timeout_ms = config.timing.hop_budget_ms;
+        assert!(config.check().is_err());
+    }
+
+    #[test]
+    fn round_trips_and_keys_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServiceConfig::from_toml(TEXT).unwrap();
+        let path = dir.path().join("c.toml");
+        config.save(&path).unwrap();
+        let loaded = ServiceConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(loaded, config);
+        let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
+        let keys = SecretKeys::generate(mpay_identity::Suite::Ed25519X25519, &mut rng);
+        let key_path = dir.path().join("k");
+        write_keys(&key_path, &keys).unwrap();
+        assert_eq!(read_keys(&key_path).unwrap().public(), keys.public());
+        std::fs::write(&key_path, "zz").unwrap();
+        let error = read_keys(&key_path).unwrap_err().to_string();
+        assert!(!error.contains("zz"));
+    }
+}

@@ -1,0 +1,1660 @@
+//! The customer payment processor (DESIGN §3.2 steps 2–3, 6–7).
+//!
+//! # Routes
+//!
+//! | method and path | who | body → answer |
+//! |---|---|---|
+//! | `POST /v1/customers` | operator | [`EnrolCustomer`] → `{id, certificate}` |
+//! | `POST /v1/customers/{name}/unlock` | operator | `{}` → `{}` |
+//! | `POST /v1/payments` | customer device | PR frame (`seal_pr`) → [`PaymentStatus`] |
+//! | `GET /v1/payments/{id}?wait_ms=` | anyone holding the id | → [`PaymentStatus`] (long-poll until final) |
+//! | `GET /v1/admin/payments?after=&limit=` | operator | → `[PaymentRecord]` |
+//! | `POST /v1/inbox` | the region's DC | sealed DECISION_RELAY / REFUND_RELAY → [`InboxAnswer`] |
+//! | `GET /v1/identity`, `/health`, `/metrics`, `/openapi.json` | anyone | |
+//!
+//! # A payment's states
+//!
+//! ```text
+//! received ──hold placed──▶ pending ──approval──▶ approving ──hold posted──▶ completed ──refunds──▶ refunded
+//!    │                         ├──rejection──▶ rejecting ──hold voided──▶ rejected
+//!    │                         └──deadline───▶ expiring ──hold voided──▶ expired
+//!    └──hold refused (insufficient funds, …)──▶ declined
+//! ```
+//!
+//! Every step that calls a bank is a saga step: the state that names it
+//! (`received`, `approving`, `rejecting`, `expiring`, refund `refunding`) is
+//! committed before the call, the call carries an idempotency key derived
+//! from the payment (`hold-<id>`, `post-<id>`, `void-<id>`,
+//! `refund-<id>-<key>`), and the recovery sweep resumes any step left half
+//! done, so a crash at any point ends with the hold posted or voided
+//! exactly once. The transition after the call, the signed confirmation and
+//! the outbox message toward the MPP are one transaction.
+//!
+//! Micropayments: [`Cpp::classify`] is where `mpay-micro` plugs in; today
+//! every payment is macro.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpay_bank::{
+    AccountId, Destination, HoldId, HoldState, InterbankTransfer, PlaceHold, PostHold, Transfer,
+    VoidHold,
+};
+use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
+use mpay_money::Amount;
+use mpay_semops::{
+    AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
+    PinGuard, PinHash, RejectReason, RoutedNotice, SemopsError, Signed, SignedDecisionRelay,
+    SignedRefundRelay, SignedTrans, kind, open_pr,
+};
+use mpay_sql::sqlx::{self, Row, any::AnyRow};
+use mpay_sql::{Db, Migrations};
+use mpay_wire::{Decode, Encode};
+use tokio::net::TcpListener;
+
+use crate::api::{
+    NetError, REQUEST_BODY_LEN_MAX, Security, from_hex_wire, hex, id16, ms, openapi_document, ts,
+    wall_clock,
+};
+use crate::client::{
+    EnrolCustomer, Enrolled, Identity, InboxAnswer, MppClient, Page, PaymentRecord, PaymentStatus,
+    Wait,
+};
+use crate::config::ServiceConfig;
+use crate::directory::ServiceRole;
+use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
+
+/// The CPP's tables.
+pub const MIGRATIONS: Migrations = Migrations::new(
+    "cpp",
+    &[("0001_cpp", include_str!("../migrations/0001_cpp.sql"))],
+);
+
+/// Most payments one expiry or recovery sweep takes on.
+pub const SWEEP_BATCH_MAX: i64 = 256;
+/// Most entries of one operator listing page.
+pub const PAGE_MAX: u32 = 1_000;
+/// How far back the validity of an issued certificate starts (clocks differ).
+pub const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
+
+/// A payment's state at the CPP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PaymentState {
+    /// PIN checked, recorded; the hold is being placed.
+    Received,
+    /// Hold placed, PN sent; awaiting the merchant's decision.
+    Pending,
+    /// Approved; the hold is being posted.
+    Approving,
+    /// Hold posted (T confirmation).
+    Completed,
+    /// Rejected by the merchant; the hold is being voided.
+    Rejecting,
+    /// Hold voided after the merchant's rejection.
+    Rejected,
+    /// Past its deadline without a decision; the hold is being voided.
+    Expiring,
+    /// Hold voided after the deadline.
+    Expired,
+    /// No hold: the bank refused it (e.g. insufficient funds).
+    Declined,
+    /// Completed, then refunded in full.
+    Refunded,
+}
+
+impl PaymentState {
+    /// Every state.
+    pub const ALL: [PaymentState; 10] = [
+        PaymentState::Received,
+        PaymentState::Pending,
+        PaymentState::Approving,
+        PaymentState::Completed,
+        PaymentState::Rejecting,
+        PaymentState::Rejected,
+        PaymentState::Expiring,
+        PaymentState::Expired,
+        PaymentState::Declined,
+        PaymentState::Refunded,
+    ];
+
+    /// Its name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Received => "received",
+            PaymentState::Pending => "pending",
+            PaymentState::Approving => "approving",
+            PaymentState::Completed => "completed",
+            PaymentState::Rejecting => "rejecting",
+            PaymentState::Rejected => "rejected",
+            PaymentState::Expiring => "expiring",
+            PaymentState::Expired => "expired",
+            PaymentState::Declined => "declined",
+            PaymentState::Refunded => "refunded",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(text: &str) -> Option<PaymentState> {
+        PaymentState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// True when no saga step is left (refunds aside).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            PaymentState::Completed
+                | PaymentState::Rejected
+                | PaymentState::Expired
+                | PaymentState::Declined
+                | PaymentState::Refunded
+        )
+    }
+
+    /// True for the states that name a bank call in progress.
+    pub fn is_saga_step(self) -> bool {
+        matches!(
+            self,
+            PaymentState::Received
+                | PaymentState::Approving
+                | PaymentState::Rejecting
+                | PaymentState::Expiring
+        )
+    }
+}
+
+/// A refund's state at the CPP: `refunding` (money at the CPP's account,
+/// being paid to the customer), `refunded`, `refused` (not applicable to
+/// the payment: recorded for the operator), `failed` (the bank refused the
+/// transfer for good).
+pub const REFUND_STATES: [&str; 4] = ["refunding", "refunded", "refused", "failed"];
+
+struct PaymentRow {
+    seq: i64,
+    id: [u8; 16],
+    customer: String,
+    request_hash: Vec<u8>,
+    trans: SignedTrans,
+    merchant_cert: Certificate,
+    mpp: String,
+    amount: Amount,
+    state: PaymentState,
+    bank: String,
+    account: String,
+    hold_id: Option<i64>,
+    notice_sent: bool,
+    hold_expires_at: Timestamp,
+    deadline: Timestamp,
+    decision: Option<Vec<u8>>,
+    confirmation: Option<Vec<u8>>,
+    reason: Option<String>,
+    refunded: Amount,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+fn corrupt(what: &str) -> NetError {
+    NetError::Internal(format!("stored payment: {what}"))
+}
+
+impl PaymentRow {
+    fn from_row(row: &AnyRow, currency: mpay_money::Currency) -> Result<PaymentRow, NetError> {
+        let id: Vec<u8> = row.try_get("id")?;
+        let trans: Vec<u8> = row.try_get("trans")?;
+        let cert: Vec<u8> = row.try_get("merchant_certificate")?;
+        let state: String = row.try_get("state")?;
+        Ok(PaymentRow {
+            seq: row.try_get("seq")?,
+            id: id.try_into().map_err(|_| corrupt("id"))?,
+            customer: row.try_get("customer")?,
+            request_hash: row.try_get("request_hash")?,
+            trans: SignedTrans::from_wire(&trans).map_err(|_| corrupt("trans"))?,
+            merchant_cert: Certificate::from_wire(&cert).map_err(|_| corrupt("certificate"))?,
+            mpp: row.try_get("mpp")?,
+            amount: Amount::new(row.try_get("amount")?, currency),
+            state: PaymentState::parse(&state).ok_or_else(|| corrupt("state"))?,
+            bank: row.try_get("bank")?,
+            account: row.try_get("account")?,
+            hold_id: row.try_get("hold_id")?,
+            notice_sent: row.try_get::<i64, _>("notice_sent")? == 1,
+            hold_expires_at: ts(row.try_get("hold_expires_at")?),
+            deadline: ts(row.try_get("deadline")?),
+            decision: row.try_get("decision")?,
+            confirmation: row.try_get("confirmation")?,
+            reason: row.try_get("reason")?,
+            refunded: Amount::new(row.try_get("refunded")?, currency),
+            created_at: ts(row.try_get("created_at")?),
+            updated_at: ts(row.try_get("updated_at")?),
+        })
+    }
+
+    fn status(&self) -> PaymentStatus {
+        PaymentStatus {
+            payment_id: hex(&self.id),
+            state: self.state.as_str().to_owned(),
+            is_final: self.state.is_final(),
+            amount: self.amount.to_string(),
+            merchant_reference: self.trans.unverified_body().merchant_reference.clone(),
+            deadline: self.deadline.as_millis(),
+            refunded: self.refunded.to_string(),
+            reason: self.reason.clone(),
+            confirmation: self.confirmation.as_deref().map(hex),
+        }
+    }
+
+    fn record(&self) -> PaymentRecord {
+        PaymentRecord {
+            seq: self.seq,
+            payment_id: hex(&self.id),
+            customer: self.customer.clone(),
+            mpp: self.mpp.clone(),
+            amount: self.amount.to_string(),
+            state: self.state.as_str().to_owned(),
+            bank: self.bank.clone(),
+            account: self.account.clone(),
+            hold_id: self.hold_id,
+            refunded: self.refunded.to_string(),
+            reason: self.reason.clone(),
+            deadline: self.deadline.as_millis(),
+            created_at: self.created_at.as_millis(),
+            updated_at: self.updated_at.as_millis(),
+        }
+    }
+}
+
+struct CustomerRow {
+    name: String,
+    certificate: Certificate,
+    pin_hash: PinHash,
+}
+
+/// A bank call's result, sorted for the saga.
+enum BankAnswer<T> {
+    Done(T),
+    /// The bank refused for good, with its code.
+    Refused(String),
+    /// No answer or the bank's own failure: try again later.
+    Retry(String),
+}
+
+fn sort_answer<T>(result: Result<T, mpay_bank::ClientError>) -> BankAnswer<T> {
+    match result {
+        Ok(value) => BankAnswer::Done(value),
+        Err(e) if e.is_retryable() => BankAnswer::Retry(e.to_string()),
+        Err(e) => BankAnswer::Refused(e.code().unwrap_or("refused").to_owned()),
+    }
+}
+
+/// The CPP service.
+pub struct Cpp {
+    node: Arc<Node>,
+    merchant_certs: Mutex<HashMap<PartyId, Certificate>>,
+}
+
+/// Runs a CPP until the process is killed: opens `config.db`, serves on
+/// `listener`, runs the delivery, expiry and recovery loops.
+pub async fn serve(config: ServiceConfig, listener: TcpListener) -> Result<(), ServeError> {
+    let db = Db::connect(&config.db).await?;
+    start(config, db, listener).await?.wait().await
+}
+
+/// Starts a CPP on an open database; returns the running handle.
+pub async fn start(
+    config: ServiceConfig,
+    db: Db,
+    listener: TcpListener,
+) -> Result<Running, ServeError> {
+    let node = Arc::new(Node::open(config, db, ServiceRole::Cpp, MIGRATIONS).await?);
+    let cpp = Arc::new(Cpp {
+        node: Arc::clone(&node),
+        merchant_certs: Mutex::new(HashMap::new()),
+    });
+    let timing = node.config.timing.clone();
+    let mut tasks = vec![node.spawn_delivery()];
+    let expiry = Arc::clone(&cpp);
+    tasks.push(spawn_loop(
+        "cpp expiry",
+        Duration::from_millis(timing.expiry_interval_ms),
+        move || {
+            let cpp = Arc::clone(&expiry);
+            async move { cpp.expire_due(wall_clock()).await }
+        },
+    ));
+    let recovery = Arc::clone(&cpp);
+    tasks.push(spawn_loop(
+        "cpp recovery",
+        Duration::from_millis(timing.recovery_interval_ms),
+        move || {
+            let cpp = Arc::clone(&recovery);
+            async move { cpp.recover().await }
+        },
+    ));
+    Running::start(listener, router(cpp), tasks)
+}
+
+/// The CPP's routes.
+pub fn router(cpp: Arc<Cpp>) -> Router {
+    Router::new()
+        .route("/health", get(crate::api::health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/identity", get(identity))
+        .route("/v1/customers", post(enrol))
+        .route("/v1/customers/{name}/unlock", post(unlock))
+        .route("/v1/payments", post(submit))
+        .route("/v1/payments/{id}", get(status))
+        .route("/v1/admin/payments", get(admin_payments))
+        .route("/v1/inbox", post(inbox))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
+        .with_state(cpp)
+}
+
+fn spawn_drive(cpp: &Arc<Cpp>, id: [u8; 16]) {
+    let cpp = Arc::clone(cpp);
+    tokio::spawn(async move { cpp.drive(id).await });
+}
+
+fn spawn_refund(cpp: &Arc<Cpp>, id: [u8; 16], key: [u8; 16]) {
+    let cpp = Arc::clone(cpp);
+    tokio::spawn(async move { cpp.drive_refund(id, key).await });
+}
+
+impl Cpp {
+    fn currency(&self) -> mpay_money::Currency {
+        self.node.directory.currency
+    }
+
+    /// Macro or micro. Every payment is macro until `mpay-micro` provides
+    /// the CPP's aggregation (DESIGN §3.3); a micro payment would take the
+    /// pending-total path here instead of a hold.
+    pub fn classify(&self, _amount: Amount) -> AmountClass {
+        AmountClass::Macro
+    }
+
+    async fn load(&self, id: &[u8; 16]) -> Result<Option<PaymentRow>, NetError> {
+        let row = sqlx::query("SELECT * FROM cpp_payments WHERE id = $1")
+            .bind(&id[..])
+            .fetch_optional(self.node.db.pool())
+            .await?;
+        row.map(|r| PaymentRow::from_row(&r, self.currency()))
+            .transpose()
+    }
+
+    async fn load_in(
+        &self,
+        tx: &mut mpay_sql::Tx<'_>,
+        id: &[u8; 16],
+    ) -> Result<PaymentRow, NetError> {
+        let row = sqlx::query("SELECT * FROM cpp_payments WHERE id = $1")
+            .bind(&id[..])
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(NetError::NotFound { what: "payment" })?;
+        PaymentRow::from_row(&row, self.currency())
+    }
+
+    fn sign_confirmation(
+        &self,
+        id: [u8; 16],
+        outcome: ConfirmationOutcome,
+        amount: Amount,
+        now: Timestamp,
+    ) -> Result<Vec<u8>, NetError> {
+        Signed::sign(
+            Confirmation {
+                payment_id: id,
+                cpp: self.node.me.id,
+                outcome,
+                amount,
+                at: now,
+            },
+            &self.node.keys,
+        )
+        .map(|c| c.to_wire())
+        .map_err(|e| NetError::Internal(e.to_string()))
+    }
+
+    /// The merchant's certificate, from the cache or its MPP; checked: a
+    /// Merchant certificate issued by that MPP, trusted, valid at `now`.
+    async fn merchant_certificate(
+        &self,
+        mpp: &crate::directory::ResolvedService,
+        merchant: PartyId,
+        now: Timestamp,
+    ) -> Result<Certificate, NetError> {
+        let cached = self
+            .merchant_certs
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&merchant).cloned());
+        let cert = match cached {
+            Some(cert) => cert,
+            None => MppClient::with_http(&mpp.url, self.node.http.clone())
+                .merchant_certificate(merchant)
+                .await
+                .map_err(|e| match e.code() {
+                    Some(_) => NetError::Refused(format!("merchant unknown at its MPP: {e}")),
+                    None => NetError::Unavailable(format!("merchant's MPP: {e}")),
+                })?,
+        };
+        if cert.subject() != merchant || cert.body.issuer != mpp.id {
+            return Err(NetError::Refused(
+                "merchant certificate is not the TRANS's merchant's, issued by its MPP".into(),
+            ));
+        }
+        self.node
+            .trust
+            .check_role(&cert, Role::Merchant, now)
+            .map_err(|e| NetError::Refused(format!("merchant certificate: {e}")))?;
+        if let Ok(mut cache) = self.merchant_certs.lock() {
+            cache.insert(merchant, cert.clone());
+        }
+        Ok(cert)
+    }
+
+    async fn customer_by_device(&self, device: PartyId) -> Result<CustomerRow, NetError> {
+        let row = sqlx::query("SELECT * FROM cpp_customers WHERE device = $1")
+            .bind(&device.0[..])
+            .fetch_optional(self.node.db.pool())
+            .await?
+            .ok_or_else(|| NetError::Refused("unknown customer device".into()))?;
+        let cert: Vec<u8> = row.try_get("certificate")?;
+        let pin: Vec<u8> = row.try_get("pin_hash")?;
+        Ok(CustomerRow {
+            name: row.try_get("name")?,
+            certificate: Certificate::from_wire(&cert).map_err(|_| corrupt("customer"))?,
+            pin_hash: PinHash::from_wire(&pin).map_err(|_| corrupt("PIN hash"))?,
+        })
+    }
+
+    /// Opens a PR and records its payment (`received`); returns the payment
+    /// id. A repeat of the same PR returns the same id; a wrong PIN, a
+    /// locked account or a changed PR under the same key is an error.
+    async fn accept_pr(&self, frame: &[u8], now: Timestamp) -> Result<[u8; 16], NetError> {
+        let node = &self.node;
+        let header =
+            mpay_envelope::peek_header(frame).map_err(|e| NetError::Refused(e.to_string()))?;
+        let customer = self.customer_by_device(header.sender).await?;
+        if customer.certificate.body.issuer != node.me.id {
+            return Err(NetError::Refused(
+                "device certificate not issued here".into(),
+            ));
+        }
+        let (_, pr) = node
+            .with_replay(|guard| {
+                open_pr(
+                    frame,
+                    &node.keys,
+                    node.me.id,
+                    &customer.certificate,
+                    &node.trust,
+                    guard,
+                    now,
+                )
+            })
+            .map_err(|e| match e {
+                SemopsError::Envelope(mpay_envelope::EnvelopeError::Replay) => NetError::Replay,
+                other => NetError::Refused(other.to_string()),
+            })?;
+        if pr.customer.as_str() != customer.name {
+            return Err(NetError::Forbidden(
+                "the PR names another customer than the device's".into(),
+            ));
+        }
+        let trans = pr.trans.unverified_body().clone();
+        let mpp = node
+            .directory
+            .service_by_id(trans.mpp)
+            .filter(|s| s.role == ServiceRole::Mpp)
+            .ok_or_else(|| NetError::Refused("the TRANS names an unknown MPP".into()))?
+            .clone();
+        if trans.amount.currency() != self.currency() {
+            return Err(NetError::Refused("the TRANS is in another currency".into()));
+        }
+        let merchant_cert = self.merchant_certificate(&mpp, trans.merchant, now).await?;
+        pr.trans
+            .verify(&merchant_cert, now)
+            .map_err(|e| NetError::Refused(format!("TRANS: {e}")))?;
+        let timing = &node.config.timing;
+        if trans.expires_at <= now.saturating_add_ms(timing.hop_budget_ms.saturating_mul(4)) {
+            return Err(NetError::Refused(
+                "the TRANS expires before the merchant could decide".into(),
+            ));
+        }
+        let request_hash = node.keyed_hash("cpp pr", &[&pr.to_wire()]);
+        let id_hash = node.keyed_hash(
+            "cpp payment id",
+            &[customer.name.as_bytes(), &pr.idempotency_key],
+        );
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&id_hash[..16]);
+        if let Some(existing) = self.load(&id).await? {
+            return if existing.request_hash == request_hash {
+                Ok(id)
+            } else {
+                Err(NetError::IdempotencyConflict)
+            };
+        }
+        let pin_hash = customer.pin_hash.clone();
+        let pin: Pin = pr.pin.clone();
+        let pin_ok = tokio::task::spawn_blocking(move || pin_hash.verify(&pin))
+            .await
+            .map_err(|e| NetError::Internal(format!("PIN check: {e}")))?;
+        let deadline = trans
+            .expires_at
+            .min(now.saturating_add_ms(timing.decision_timeout_ms));
+        let hold_expires_at = deadline.saturating_add_ms(timing.hold_grace_ms);
+        enum Outcome {
+            Recorded,
+            Wrong(u32),
+            Locked,
+        }
+        let name = customer.name.as_str();
+        let (request_hash, trans_wire, cert_wire) = (
+            &request_hash[..],
+            pr.trans.to_wire(),
+            merchant_cert.to_wire(),
+        );
+        let (trans_wire, cert_wire) = (&trans_wire, &cert_wire);
+        let idem = &pr.idempotency_key[..];
+        let mpp_name = mpp.name.as_str();
+        let amount = trans.amount.minor_units();
+        let class = match self.classify(trans.amount) {
+            AmountClass::Macro => "macro",
+            AmountClass::Micro => "micro",
+        };
+        let outcome = node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT pin_guard, bank, account FROM cpp_customers WHERE name = $1",
+                    )
+                    .bind(name)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let guard: Vec<u8> = row.try_get("pin_guard")?;
+                    let bank: String = row.try_get("bank")?;
+                    let account: String = row.try_get("account")?;
+                    let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
+                    let existing =
+                        sqlx::query("SELECT request_hash FROM cpp_payments WHERE id = $1")
+                            .bind(&id[..])
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if let Some(existing) = existing {
+                        let hash: Vec<u8> = existing.try_get("request_hash")?;
+                        return if hash == request_hash {
+                            Ok(Outcome::Recorded)
+                        } else {
+                            Err(NetError::IdempotencyConflict)
+                        };
+                    }
+                    let checked = guard.check(pin_ok);
+                    sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
+                        .bind(name)
+                        .bind(guard.to_wire())
+                        .execute(&mut **tx)
+                        .await?;
+                    match checked {
+                        Err(mpay_semops::PinError::Locked) => return Ok(Outcome::Locked),
+                        Err(mpay_semops::PinError::Wrong { left }) => {
+                            return Ok(Outcome::Wrong(left));
+                        }
+                        Err(_) => return Ok(Outcome::Wrong(0)),
+                        Ok(()) => {}
+                    }
+                    sqlx::query(
+                        "INSERT INTO cpp_payments (id, customer, idempotency_key, request_hash,
+                            trans, merchant_certificate, mpp, amount, class, state, bank, account,
+                            hold_expires_at, deadline, refunded, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, $12,
+                            $13, 0, $14, $14)",
+                    )
+                    .bind(&id[..])
+                    .bind(name)
+                    .bind(idem)
+                    .bind(request_hash)
+                    .bind(&trans_wire[..])
+                    .bind(&cert_wire[..])
+                    .bind(mpp_name)
+                    .bind(amount)
+                    .bind(class)
+                    .bind(bank)
+                    .bind(account)
+                    .bind(ms(hold_expires_at))
+                    .bind(ms(deadline))
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok(Outcome::Recorded)
+                })
+            })
+            .await?;
+        match outcome {
+            Outcome::Recorded => Ok(id),
+            Outcome::Wrong(left) => Err(NetError::WrongPin { left }),
+            Outcome::Locked => Err(NetError::Locked),
+        }
+    }
+
+    /// Drives the payment's saga step, if it is in one (at most one driver
+    /// per payment in this process).
+    async fn drive(self: &Arc<Self>, id: [u8; 16]) {
+        if !self.node.begin_step(&id) {
+            return;
+        }
+        // A step leads to at most two more (received → expiring → expired).
+        for _ in 0..3 {
+            match self.step(id).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(NetError::Unavailable(reason)) => {
+                    tracing::debug!(payment = hex(&id), %reason, "bank unavailable; will resume");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(payment = hex(&id), %error, "saga step failed; will resume");
+                    break;
+                }
+            }
+        }
+        self.node.end_step(&id);
+    }
+
+    /// One saga step; `Ok(true)` if the state moved on to another step.
+    async fn step(self: &Arc<Self>, id: [u8; 16]) -> Result<bool, NetError> {
+        let Some(row) = self.load(&id).await? else {
+            return Ok(false);
+        };
+        match row.state {
+            PaymentState::Received => self.place_hold(row).await,
+            PaymentState::Approving => self.post_hold(row).await,
+            PaymentState::Rejecting | PaymentState::Expiring => self.void_hold(row).await,
+            _ => Ok(false),
+        }
+    }
+
+    async fn place_hold(self: &Arc<Self>, row: PaymentRow) -> Result<bool, NetError> {
+        let node = &self.node;
+        let bank = node.bank(&row.bank)?;
+        let account = AccountId::parse(&row.account).map_err(|_| corrupt("account"))?;
+        let request = PlaceHold {
+            account,
+            amount: row.amount,
+            expires_at: row.hold_expires_at,
+            reference: format!("payment {}", hex(&row.id)),
+        };
+        let answer = sort_answer(
+            bank.place_hold(&format!("hold-{}", hex(&row.id)), &request)
+                .await,
+        );
+        let now = wall_clock();
+        let id = row.id;
+        match answer {
+            BankAnswer::Retry(reason) => Err(NetError::Unavailable(reason)),
+            BankAnswer::Done(hold) => {
+                let routed = self.notice(&row, now)?;
+                let dc = node.my_dc()?.name.clone();
+                let (dc, hold_id) = (&dc, hold.id.0);
+                let routed = routed.as_ref().map(|r| r.to_wire());
+                let routed = &routed;
+                let moved = node
+                    .db
+                    .with_retry(move |tx| {
+                        Box::pin(async move {
+                            let current = self.load_in(tx, &id).await?;
+                            if current.state != PaymentState::Received {
+                                return Ok(false);
+                            }
+                            let next = match routed {
+                                Some(routed) => {
+                                    Node::enqueue(
+                                        tx,
+                                        dc,
+                                        kind::PAYMENT_NOTICE,
+                                        id,
+                                        routed,
+                                        &format!("pn-{}", hex(&id)),
+                                        now,
+                                    )
+                                    .await?;
+                                    PaymentState::Pending
+                                }
+                                None => PaymentState::Expiring,
+                            };
+                            sqlx::query(
+                                "UPDATE cpp_payments SET state = $2, hold_id = $3, notice_sent = $4,
+                                    updated_at = $5 WHERE id = $1",
+                            )
+                            .bind(&id[..])
+                            .bind(next.as_str())
+                            .bind(hold_id)
+                            .bind(i64::from(routed.is_some()))
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            Ok::<_, NetError>(next == PaymentState::Expiring)
+                        })
+                    })
+                    .await?;
+                node.kick.notify_one();
+                node.waiters.wake(id);
+                Ok(moved)
+            }
+            BankAnswer::Refused(code) => {
+                let reason = match code.as_str() {
+                    "insufficient_funds" => RejectReason::InsufficientFunds,
+                    "unknown_account" => RejectReason::UnknownCustomer,
+                    _ => RejectReason::OverLimit,
+                };
+                let confirmation = self.sign_confirmation(
+                    id,
+                    ConfirmationOutcome::Rejected { reason },
+                    row.amount,
+                    now,
+                )?;
+                let (code, confirmation) = (&code, &confirmation);
+                node.db
+                    .with_retry(move |tx| {
+                        Box::pin(async move {
+                            sqlx::query(
+                                "UPDATE cpp_payments SET state = 'declined', reason = $2,
+                                    confirmation = $3, updated_at = $4
+                                 WHERE id = $1 AND state = 'received'",
+                            )
+                            .bind(&id[..])
+                            .bind(code.as_str())
+                            .bind(&confirmation[..])
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            Ok::<_, NetError>(())
+                        })
+                    })
+                    .await?;
+                node.waiters.wake(id);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The PN for `row` and its first hop's deadline; `None` when no time
+    /// is left to route it.
+    fn notice(&self, row: &PaymentRow, now: Timestamp) -> Result<Option<RoutedNotice>, NetError> {
+        let node = &self.node;
+        if now >= row.deadline {
+            return Ok(None);
+        }
+        let pseudonym_key = node.keyed_hash("cpp pseudonym key", &[]);
+        let merchant = row.trans.unverified_body().merchant;
+        let notice = Signed::sign(
+            PaymentNotice {
+                payment_id: row.id,
+                trans: row.trans.clone(),
+                customer_pseudonym: mpay_semops::pseudonym(&pseudonym_key, &row.customer, merchant),
+                cpp: node.me.id,
+                class: AmountClass::Macro,
+                deadline: row.deadline,
+            },
+            &node.keys,
+        )
+        .map_err(|e| NetError::Internal(e.to_string()))?;
+        Ok(RoutedNotice {
+            deadline: row.deadline,
+            notice,
+        }
+        .forward(now, node.config.timing.hop_budget_ms))
+    }
+
+    async fn post_hold(self: &Arc<Self>, row: PaymentRow) -> Result<bool, NetError> {
+        let node = &self.node;
+        let relay_bytes = row
+            .decision
+            .as_deref()
+            .ok_or_else(|| corrupt("no decision"))?;
+        let relay = SignedDecisionRelay::from_wire(relay_bytes).map_err(|_| corrupt("decision"))?;
+        let relay = relay.unverified_body();
+        let hold = HoldId(row.hold_id.ok_or_else(|| corrupt("no hold"))?);
+        let customer_bank = node
+            .directory
+            .bank(&row.bank)
+            .ok_or_else(|| corrupt("customer bank"))?;
+        let account =
+            AccountId::parse(&relay.payout_account).map_err(|_| corrupt("payout account"))?;
+        let destination = if relay.payout_bank == customer_bank.id {
+            Destination::Account(account)
+        } else {
+            Destination::Interbank {
+                bank: relay.payout_bank,
+                account,
+            }
+        };
+        let bank = node.bank(&row.bank)?;
+        let answer = sort_answer(
+            bank.post_hold(
+                &format!("post-{}", hex(&row.id)),
+                &PostHold { hold, destination },
+            )
+            .await,
+        );
+        let ended = match answer {
+            BankAnswer::Done(_) => HoldState::Posted,
+            BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
+            BankAnswer::Refused(code) => {
+                let view = bank
+                    .hold(hold)
+                    .await
+                    .map_err(|e| NetError::Unavailable(format!("hold after `{code}`: {e}")))?;
+                view.state
+            }
+        };
+        match ended {
+            HoldState::Posted => {
+                self.finish(
+                    &row,
+                    PaymentState::Completed,
+                    ConfirmationOutcome::Transferred,
+                    None,
+                )
+                .await
+            }
+            HoldState::Voided | HoldState::Expired => {
+                tracing::error!(
+                    payment = hex(&row.id),
+                    "approved payment's hold ended unposted; payment expires"
+                );
+                self.finish(
+                    &row,
+                    PaymentState::Expired,
+                    ConfirmationOutcome::Expired,
+                    Some("hold_ended"),
+                )
+                .await
+            }
+            HoldState::Pending => Err(NetError::Unavailable("hold still pending".into())),
+        }
+    }
+
+    async fn void_hold(self: &Arc<Self>, row: PaymentRow) -> Result<bool, NetError> {
+        let node = &self.node;
+        let bank = node.bank(&row.bank)?;
+        let hold = HoldId(row.hold_id.ok_or_else(|| corrupt("no hold"))?);
+        let answer = sort_answer(
+            bank.void_hold(&format!("void-{}", hex(&row.id)), &VoidHold { hold })
+                .await,
+        );
+        let ended = match answer {
+            BankAnswer::Done(_) => HoldState::Voided,
+            BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
+            BankAnswer::Refused(code) => {
+                bank.hold(hold)
+                    .await
+                    .map_err(|e| NetError::Unavailable(format!("hold after `{code}`: {e}")))?
+                    .state
+            }
+        };
+        if ended == HoldState::Posted {
+            return Err(NetError::Internal(
+                "a hold to void was posted: invariant broken".into(),
+            ));
+        }
+        if ended == HoldState::Pending {
+            return Err(NetError::Unavailable("hold still pending".into()));
+        }
+        match row.state {
+            PaymentState::Rejecting => {
+                self.finish(
+                    &row,
+                    PaymentState::Rejected,
+                    ConfirmationOutcome::Rejected {
+                        reason: RejectReason::MerchantRejected,
+                    },
+                    None,
+                )
+                .await
+            }
+            _ => {
+                self.finish(
+                    &row,
+                    PaymentState::Expired,
+                    ConfirmationOutcome::Expired,
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Ends a saga step: moves `row` from its state to `next`, signs the
+    /// confirmation, and (if a PN went out) sends it toward the MPP, all in
+    /// one transaction.
+    async fn finish(
+        &self,
+        row: &PaymentRow,
+        next: PaymentState,
+        outcome: ConfirmationOutcome,
+        reason: Option<&str>,
+    ) -> Result<bool, NetError> {
+        let node = &self.node;
+        let now = wall_clock();
+        let confirmation = self.sign_confirmation(row.id, outcome, row.amount, now)?;
+        let dc = node.my_dc()?.name.clone();
+        let (id, from, notice_sent) = (row.id, row.state, row.notice_sent);
+        let (confirmation, dc) = (&confirmation, &dc);
+        let reason = reason.or(match next {
+            PaymentState::Rejected => Some("merchant_rejected"),
+            _ => None,
+        });
+        node.db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                        "UPDATE cpp_payments SET state = $3, confirmation = $4, reason = $5,
+                            updated_at = $6 WHERE id = $1 AND state = $2",
+                    )
+                    .bind(&id[..])
+                    .bind(from.as_str())
+                    .bind(next.as_str())
+                    .bind(&confirmation[..])
+                    .bind(reason)
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    if updated.rows_affected() == 1 && notice_sent {
+                        Node::enqueue(
+                            tx,
+                            dc,
+                            kind::CONFIRMATION,
+                            id,
+                            confirmation,
+                            &format!("conf-{}", hex(&id)),
+                            now,
+                        )
+                        .await?;
+                    }
+                    Ok::<_, NetError>(())
+                })
+            })
+            .await?;
+        node.kick.notify_one();
+        node.waiters.wake(id);
+        Ok(false)
+    }
+
+    /// Moves pending payments past their deadline to `expiring` and drives
+    /// them (the hold is voided).
+    pub(crate) async fn expire_due(self: &Arc<Self>, now: Timestamp) -> Result<(), NetError> {
+        let rows = sqlx::query(
+            "UPDATE cpp_payments SET state = 'expiring', updated_at = $1
+             WHERE id IN (SELECT id FROM cpp_payments WHERE state = 'pending' AND deadline < $1
+                          LIMIT $2)
+             RETURNING id",
+        )
+        .bind(ms(now))
+        .bind(SWEEP_BATCH_MAX)
+        .fetch_all(self.node.db.pool())
+        .await?;
+        for row in rows {
+            let id: Vec<u8> = row.try_get("id")?;
+            if let Ok(id) = <[u8; 16]>::try_from(id) {
+                self.node.waiters.wake(id);
+                spawn_drive(self, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resumes every saga step left half done (bank unreachable, crash).
+    pub(crate) async fn recover(self: &Arc<Self>) -> Result<(), NetError> {
+        let rows = sqlx::query(
+            "SELECT id FROM cpp_payments
+             WHERE state IN ('received', 'approving', 'rejecting', 'expiring') LIMIT $1",
+        )
+        .bind(SWEEP_BATCH_MAX)
+        .fetch_all(self.node.db.pool())
+        .await?;
+        for row in rows {
+            let id: Vec<u8> = row.try_get("id")?;
+            if let Ok(id) = <[u8; 16]>::try_from(id) {
+                spawn_drive(self, id);
+            }
+        }
+        let refunds = sqlx::query(
+            "SELECT payment_id, refund_key FROM cpp_refunds WHERE state = 'refunding' LIMIT $1",
+        )
+        .bind(SWEEP_BATCH_MAX)
+        .fetch_all(self.node.db.pool())
+        .await?;
+        for row in refunds {
+            let id: Vec<u8> = row.try_get("payment_id")?;
+            let key: Vec<u8> = row.try_get("refund_key")?;
+            if let (Ok(id), Ok(key)) = (<[u8; 16]>::try_from(id), <[u8; 16]>::try_from(key)) {
+                spawn_refund(self, id, key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_inbox(
+        self: &Arc<Self>,
+        inbound: Inbound,
+        now: Timestamp,
+    ) -> Result<String, NetError> {
+        self.node
+            .check_sender(&inbound.sender, &[ServiceRole::Dc], true)?;
+        match inbound.header.kind {
+            k if k == kind::DECISION_RELAY => self.on_decision(&inbound.payload, now).await,
+            k if k == kind::REFUND_RELAY => self.on_refund(&inbound.payload, now).await,
+            other => Err(NetError::Refused(format!(
+                "a CPP does not take kind {:#06x}",
+                other.0
+            ))),
+        }
+    }
+
+    fn mpp_of(&self, row: &PaymentRow) -> Result<crate::directory::ResolvedService, NetError> {
+        self.node
+            .directory
+            .service(&row.mpp)
+            .cloned()
+            .ok_or_else(|| corrupt("MPP no longer in the directory"))
+    }
+
+    async fn on_decision(
+        self: &Arc<Self>,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Result<String, NetError> {
+        let refused = |e: SemopsError| NetError::Refused(e.to_string());
+        let relay = SignedDecisionRelay::from_wire(payload).map_err(|e| refused(e.into()))?;
+        let id = relay
+            .unverified_body()
+            .decision
+            .unverified_body()
+            .payment_id;
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or_else(|| NetError::Refused("decision for an unknown payment".into()))?;
+        let mpp = self.mpp_of(&row)?;
+        let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        let decision = body
+            .decision
+            .verify(&row.merchant_cert, now)
+            .map_err(refused)?;
+        if decision.merchant != row.trans.unverified_body().merchant {
+            return Err(NetError::Refused("decision by another merchant".into()));
+        }
+        if self.node.directory.bank_by_id(body.payout_bank).is_none()
+            || AccountId::parse(&body.payout_account).is_err()
+        {
+            return Err(NetError::Refused("payout account unknown".into()));
+        }
+        let next = match decision.decision {
+            Decision::Approve => PaymentState::Approving,
+            Decision::Reject { .. } => PaymentState::Rejecting,
+        };
+        let outcome = self
+            .node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let current = self.load_in(tx, &id).await?;
+                    if current.decision.as_deref() == Some(payload) {
+                        return Ok("duplicate");
+                    }
+                    if current.state == PaymentState::Pending && now <= current.deadline {
+                        sqlx::query(
+                            "UPDATE cpp_payments SET state = $2, decision = $3, updated_at = $4
+                             WHERE id = $1",
+                        )
+                        .bind(&id[..])
+                        .bind(next.as_str())
+                        .bind(payload)
+                        .bind(ms(now))
+                        .execute(&mut **tx)
+                        .await?;
+                        return Ok("applied");
+                    }
+                    sqlx::query(
+                        "INSERT INTO cpp_late_decisions (payment_id, relay, state_then, received_at)
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&id[..])
+                    .bind(payload)
+                    .bind(current.state.as_str())
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok::<_, NetError>("late")
+                })
+            })
+            .await?;
+        if outcome == "applied" {
+            self.node.waiters.wake(id);
+            spawn_drive(self, id);
+        } else if outcome == "late" {
+            tracing::warn!(payment = hex(&id), "late decision recorded, not applied");
+        }
+        Ok(outcome.to_owned())
+    }
+
+    async fn on_refund(
+        self: &Arc<Self>,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Result<String, NetError> {
+        let refused = |e: SemopsError| NetError::Refused(e.to_string());
+        let relay = SignedRefundRelay::from_wire(payload).map_err(|e| refused(e.into()))?;
+        let id = relay.unverified_body().refund.unverified_body().payment_id;
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or_else(|| NetError::Refused("refund for an unknown payment".into()))?;
+        let mpp = self.mpp_of(&row)?;
+        let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        let request = body
+            .refund
+            .verify(&row.merchant_cert, now)
+            .map_err(refused)?
+            .clone();
+        if request.merchant != row.trans.unverified_body().merchant {
+            return Err(NetError::Refused("refund by another merchant".into()));
+        }
+        if request.amount.currency() != self.currency() {
+            return Err(NetError::Refused("refund in another currency".into()));
+        }
+        let key = request.idempotency_key;
+        let amount = request.amount.minor_units();
+        let outcome = self
+            .node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let existing = sqlx::query(
+                        "SELECT state FROM cpp_refunds WHERE payment_id = $1 AND refund_key = $2",
+                    )
+                    .bind(&id[..])
+                    .bind(&key[..])
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if existing.is_some() {
+                        return Ok("duplicate");
+                    }
+                    let current = self.load_in(tx, &id).await?;
+                    let room = current
+                        .amount
+                        .minor_units()
+                        .checked_sub(current.refunded.minor_units())
+                        .unwrap_or(0);
+                    let applicable = matches!(current.state, PaymentState::Completed)
+                        && amount <= room;
+                    let (state, reason) = if applicable {
+                        ("refunding", None)
+                    } else {
+                        ("refused", Some("payment not completed or refund exceeds it"))
+                    };
+                    sqlx::query(
+                        "INSERT INTO cpp_refunds (payment_id, refund_key, amount, state, relay,
+                            reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                    )
+                    .bind(&id[..])
+                    .bind(&key[..])
+                    .bind(amount)
+                    .bind(state)
+                    .bind(payload)
+                    .bind(reason)
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    if !applicable {
+                        return Ok("refused");
+                    }
+                    sqlx::query(
+                        "UPDATE cpp_payments SET refunded = refunded + $2, updated_at = $3
+                         WHERE id = $1",
+                    )
+                    .bind(&id[..])
+                    .bind(amount)
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok::<_, NetError>("applied")
+                })
+            })
+            .await?;
+        match outcome {
+            "applied" => spawn_refund(self, id, key),
+            "refused" => tracing::error!(
+                payment = hex(&id),
+                "refund refused after the MPP funded it: the operator must return it"
+            ),
+            _ => {}
+        }
+        Ok(outcome.to_owned())
+    }
+
+    /// Pays a recorded refund from the CPP's account to the customer's.
+    async fn drive_refund(self: &Arc<Self>, id: [u8; 16], key: [u8; 16]) {
+        let mut step_key = id.to_vec();
+        step_key.extend_from_slice(&key);
+        if !self.node.begin_step(&step_key) {
+            return;
+        }
+        if let Err(error) = self.refund_step(id, key).await {
+            tracing::debug!(payment = hex(&id), %error, "refund step not done; will resume");
+        }
+        self.node.end_step(&step_key);
+    }
+
+    async fn refund_step(&self, id: [u8; 16], key: [u8; 16]) -> Result<(), NetError> {
+        let node = &self.node;
+        let refund = sqlx::query(
+            "SELECT amount, state FROM cpp_refunds WHERE payment_id = $1 AND refund_key = $2",
+        )
+        .bind(&id[..])
+        .bind(&key[..])
+        .fetch_optional(node.db.pool())
+        .await?
+        .ok_or(NetError::NotFound { what: "refund" })?;
+        let state: String = refund.try_get("state")?;
+        if state != "refunding" {
+            return Ok(());
+        }
+        let amount = Amount::new(refund.try_get("amount")?, self.currency());
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or(NetError::NotFound { what: "payment" })?;
+        let (home_bank, home_account) = node
+            .me
+            .home
+            .clone()
+            .ok_or_else(|| NetError::Internal("CPP without a home account".into()))?;
+        let from = AccountId::parse(&home_account).map_err(|_| corrupt("home account"))?;
+        let to = AccountId::parse(&row.account).map_err(|_| corrupt("account"))?;
+        let bank = node.bank(&home_bank)?;
+        let idem = format!("refund-{}-{}", hex(&id), hex(&key));
+        let reference = format!("refund of payment {}", hex(&id));
+        let answer = if row.bank == home_bank {
+            sort_answer(
+                bank.transfer(
+                    &idem,
+                    &Transfer {
+                        from,
+                        to,
+                        amount,
+                        reference,
+                    },
+                )
+                .await
+                .map(|_| ()),
+            )
+        } else {
+            let customer_bank = node
+                .directory
+                .bank(&row.bank)
+                .ok_or_else(|| corrupt("customer bank"))?;
+            sort_answer(
+                bank.interbank_transfer(
+                    &idem,
+                    &InterbankTransfer {
+                        from,
+                        bank: customer_bank.id,
+                        to,
+                        amount,
+                        reference,
+                    },
+                )
+                .await
+                .map(|_| ()),
+            )
+        };
+        let now = wall_clock();
+        let (state, confirmation) = match answer {
+            BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
+            // The MPP's transfer to our account may still be on its way
+            // between banks: try again later.
+            BankAnswer::Refused(code) if code == "insufficient_funds" => {
+                return Err(NetError::Unavailable("refund not yet funded".into()));
+            }
+            BankAnswer::Refused(code) => {
+                tracing::error!(payment = hex(&id), %code, "refund transfer refused");
+                ("failed", None)
+            }
+            BankAnswer::Done(()) => (
+                "refunded",
+                Some(self.sign_confirmation(id, ConfirmationOutcome::Refunded, amount, now)?),
+            ),
+        };
+        let dc = node.my_dc()?.name.clone();
+        let (dc, confirmation) = (&dc, &confirmation);
+        node.db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                        "UPDATE cpp_refunds SET state = $3, confirmation = $4, updated_at = $5
+                         WHERE payment_id = $1 AND refund_key = $2 AND state = 'refunding'",
+                    )
+                    .bind(&id[..])
+                    .bind(&key[..])
+                    .bind(state)
+                    .bind(confirmation.as_deref())
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Ok(());
+                    }
+                    match confirmation {
+                        Some(confirmation) => {
+                            sqlx::query(
+                                "UPDATE cpp_payments SET state = 'refunded', updated_at = $2
+                                 WHERE id = $1 AND state = 'completed' AND refunded = amount",
+                            )
+                            .bind(&id[..])
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            Node::enqueue(
+                                tx,
+                                dc,
+                                kind::CONFIRMATION,
+                                id,
+                                confirmation,
+                                &format!("conf-{}-refund-{}", hex(&id), hex(&key)),
+                                now,
+                            )
+                            .await?;
+                        }
+                        None => {
+                            sqlx::query(
+                                "UPDATE cpp_payments SET refunded = refunded - $2, updated_at = $3
+                                 WHERE id = $1",
+                            )
+                            .bind(&id[..])
+                            .bind(amount.minor_units())
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                    Ok::<_, NetError>(())
+                })
+            })
+            .await?;
+        node.kick.notify_one();
+        node.waiters.wake(id);
+        Ok(())
+    }
+}
+
+async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetError> {
+    let by_state = cpp.node.count_by("cpp_payments", "state").await?;
+    let mut text = cpp.node.metrics_text("mpay_cpp", &by_state).await?;
+    let refunds = cpp.node.count_by("cpp_refunds", "state").await?;
+    text.push_str("# TYPE mpay_cpp_refunds gauge\n");
+    for (state, n) in refunds {
+        text.push_str(&format!("mpay_cpp_refunds{{state=\"{state}\"}} {n}\n"));
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    ))
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(openapi_document(
+        "mpay CPP",
+        "The customer payment processor of the SEMOPS network: customer enrolment, payment requests (sealed PR frames), status long-polls, and the sealed inbox for decisions and refunds routed by the DC.",
+        &[
+            ("get", "/health", "Liveness", Security::None),
+            ("get", "/metrics", "Prometheus metrics", Security::None),
+            ("get", "/openapi.json", "This document", Security::None),
+            (
+                "get",
+                "/v1/identity",
+                "The CPP's id and certificate",
+                Security::None,
+            ),
+            (
+                "post",
+                "/v1/customers",
+                "Enrol a customer and device (JSON EnrolCustomer) → {id, certificate}",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/customers/{name}/unlock",
+                "Unlock a customer locked after wrong PINs",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/payments",
+                "Submit a PR frame (application/octet-stream) → PaymentStatus; 401 wrong_pin, 423 account_locked, 402 insufficient_funds, 409 idempotency_conflict",
+                Security::None,
+            ),
+            (
+                "get",
+                "/v1/payments/{id}",
+                "A payment's status; ?wait_ms= long-polls until final",
+                Security::None,
+            ),
+            (
+                "get",
+                "/v1/admin/payments",
+                "Every payment, by seq (?after=&limit=)",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/inbox",
+                "A sealed envelope from the region's DC (DECISION_RELAY 0x0406, REFUND_RELAY 0x0407)",
+                Security::None,
+            ),
+        ],
+    ))
+}
+
+async fn identity(State(cpp): State<Arc<Cpp>>) -> Json<Identity> {
+    let me = &cpp.node.me;
+    Json(Identity {
+        name: me.name.clone(),
+        id: me.id.to_hex(),
+        role: me.role.as_str().to_owned(),
+        region: me.region.clone(),
+        certificate: hex(&me.certificate.to_wire()),
+    })
+}
+
+async fn enrol(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+    body: Result<Json<EnrolCustomer>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Enrolled>, NetError> {
+    let node = &cpp.node;
+    node.check_operator(&headers)?;
+    let Json(request) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let name =
+        CustomerRef::new(&request.name).map_err(|e| NetError::Invalid(format!("name: {e}")))?;
+    if node.directory.bank(&request.bank).is_none() {
+        return Err(NetError::Invalid(format!(
+            "unknown bank `{}`",
+            request.bank
+        )));
+    }
+    AccountId::parse(&request.account).map_err(|e| NetError::Invalid(format!("account: {e}")))?;
+    let pin = Pin::new(&request.pin).map_err(|e| NetError::Invalid(e.to_string()))?;
+    let keys: PublicKeys = from_hex_wire("device_keys", &request.device_keys)?;
+    let now = wall_clock();
+    let device = node.with_rng(PartyId::random);
+    let certificate = Certificate::issue(
+        CertificateBody {
+            subject: device,
+            role: Role::Customer,
+            keys,
+            limits: None,
+            issued_at: now.saturating_sub_ms(CERTIFICATE_BACKDATE_MS),
+            expires_at: now.saturating_add_ms(node.config.timing.certificate_validity_ms),
+            issuer: node.me.id,
+        },
+        &node.keys,
+    );
+    let salt = node.random16();
+    let params = node.config.pin_cost.params();
+    let pin_hash = tokio::task::spawn_blocking(move || PinHash::new(&pin, salt, params))
+        .await
+        .map_err(|e| NetError::Internal(e.to_string()))?
+        .map_err(|e| NetError::Invalid(format!("PIN cost: {e}")))?;
+    let guard = PinGuard::new(node.config.pin_failures_max());
+    let (cert_wire, hash_wire, guard_wire) =
+        (certificate.to_wire(), pin_hash.to_wire(), guard.to_wire());
+    let (name, request, cert_wire, hash_wire, guard_wire) =
+        (&name, &request, &cert_wire, &hash_wire, &guard_wire);
+    node.db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let exists = sqlx::query("SELECT name FROM cpp_customers WHERE name = $1")
+                    .bind(name.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if exists.is_some() {
+                    return Err(NetError::conflict(
+                        "customer_exists",
+                        "a customer of this name is enrolled",
+                    ));
+                }
+                sqlx::query(
+                    "INSERT INTO cpp_customers (name, device, bank, account, certificate, pin_hash,
+                        pin_guard, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(name.as_str())
+                .bind(&device.0[..])
+                .bind(&request.bank)
+                .bind(&request.account)
+                .bind(&cert_wire[..])
+                .bind(&hash_wire[..])
+                .bind(&guard_wire[..])
+                .bind(ms(now))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(Json(Enrolled {
+        id: device.to_hex(),
+        certificate: hex(&certificate.to_wire()),
+        token: None,
+    }))
+}
+
+async fn unlock(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    let name = &name;
+    cpp.node
+        .db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query("SELECT pin_guard FROM cpp_customers WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or(NetError::NotFound { what: "customer" })?;
+                let guard: Vec<u8> = row.try_get("pin_guard")?;
+                let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
+                guard.unlock();
+                sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(guard.to_wire())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok::<_, NetError>(())
+            })
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "unlocked": name })))
+}
+
+async fn submit(
+    State(cpp): State<Arc<Cpp>>,
+    frame: Bytes,
+) -> Result<Json<PaymentStatus>, NetError> {
+    let id = cpp.accept_pr(&frame, wall_clock()).await?;
+    cpp.drive(id).await;
+    let row = cpp
+        .load(&id)
+        .await?
+        .ok_or(NetError::NotFound { what: "payment" })?;
+    if row.state == PaymentState::Declined && row.reason.as_deref() == Some("insufficient_funds") {
+        return Err(NetError::InsufficientFunds);
+    }
+    Ok(Json(row.status()))
+}
+
+async fn status(
+    State(cpp): State<Arc<Cpp>>,
+    Path(id): Path<String>,
+    Query(wait): Query<Wait>,
+) -> Result<Json<PaymentStatus>, NetError> {
+    let id = id16(&id)?;
+    let wait_ms = wait.wait_ms.min(cpp.node.config.timing.long_poll_max_ms);
+    let cpp2 = Arc::clone(&cpp);
+    let status = cpp
+        .node
+        .waiters
+        .wait(id, Duration::from_millis(wait_ms), move || {
+            let cpp = Arc::clone(&cpp2);
+            async move {
+                let row = cpp
+                    .load(&id)
+                    .await?
+                    .ok_or(NetError::NotFound { what: "payment" })?;
+                let done = row.state.is_final();
+                Ok((row.status(), done))
+            }
+        })
+        .await?;
+    Ok(Json(status))
+}
+
+async fn admin_payments(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<PaymentRecord>>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    let limit = i64::from(page.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX));
+    let rows = sqlx::query("SELECT * FROM cpp_payments WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(page.after)
+        .bind(limit)
+        .fetch_all(cpp.node.db.pool())
+        .await?;
+    let records = rows
+        .iter()
+        .map(|r| PaymentRow::from_row(r, cpp.currency()).map(|p| p.record()))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(records))
+}
+
+async fn inbox(State(cpp): State<Arc<Cpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+    let now = wall_clock();
+    let inbound = cpp.node.open_inbox(&frame, now)?;
+    let outcome = cpp.on_inbox(inbound, now).await?;
+    Ok(Json(InboxAnswer { outcome }))
+}

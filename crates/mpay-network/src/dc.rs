@@ -1,0 +1,393 @@
+//! The data center (DESIGN §3.2 step 4): routes PNs from the CPPs of its
+//! region to the merchant's MPP, through the DC of the MPP's region when
+//! that is another, and sends decisions, refunds and confirmations back
+//! along the recorded route. It keeps routing data only: for each payment,
+//! where its PN came from and where it went.
+//!
+//! | kind | from | to |
+//! |---|---|---|
+//! | PAYMENT_NOTICE | a CPP of this region, or another region's DC | the MPP (this region) or the MPP's region's DC; refused if its hop deadline passed (route `late`) |
+//! | DECISION_RELAY, REFUND_RELAY | the route's next hop | the route's previous hop |
+//! | CONFIRMATION | the route's previous hop | the route's next hop |
+//!
+//! Route states: `forwarded` (the PN went on), `late` (its hop deadline had
+//! passed: recorded, not forwarded).
+//!
+//! Routes: `POST /v1/inbox`, `GET /v1/admin/routes?after=&limit=`
+//! (operator), `GET /v1/identity`, `/health`, `/metrics`, `/openapi.json`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpay_identity::Timestamp;
+use mpay_semops::{
+    RoutedNotice, SemopsError, SignedConfirmation, SignedDecisionRelay, SignedRefundRelay, kind,
+};
+use mpay_sql::sqlx::{self, Row};
+use mpay_sql::{Db, Migrations};
+use mpay_wire::{Decode, Encode};
+use tokio::net::TcpListener;
+
+use crate::api::{NetError, REQUEST_BODY_LEN_MAX, Security, hex, ms, openapi_document, wall_clock};
+use crate::client::{Identity, InboxAnswer, Page, RouteRecord};
+use crate::config::ServiceConfig;
+use crate::directory::ServiceRole;
+use crate::node::{Inbound, Node, Running, ServeError};
+
+/// The DC's tables.
+pub const MIGRATIONS: Migrations = Migrations::new(
+    "dc",
+    &[("0001_dc", include_str!("../migrations/0001_dc.sql"))],
+);
+
+/// Most entries of one operator listing page.
+pub const PAGE_MAX: u32 = 1_000;
+
+/// The DC service.
+pub struct Dc {
+    node: Arc<Node>,
+}
+
+/// Runs a DC until the process is killed.
+pub async fn serve(config: ServiceConfig, listener: TcpListener) -> Result<(), ServeError> {
+    let db = Db::connect(&config.db).await?;
+    start(config, db, listener).await?.wait().await
+}
+
+/// Starts a DC on an open database.
+pub async fn start(
+    config: ServiceConfig,
+    db: Db,
+    listener: TcpListener,
+) -> Result<Running, ServeError> {
+    let node = Arc::new(Node::open(config, db, ServiceRole::Dc, MIGRATIONS).await?);
+    let dc = Arc::new(Dc {
+        node: Arc::clone(&node),
+    });
+    Running::start(listener, router(dc), vec![node.spawn_delivery()])
+}
+
+/// The DC's routes.
+pub fn router(dc: Arc<Dc>) -> Router {
+    Router::new()
+        .route("/health", get(crate::api::health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/identity", get(identity))
+        .route("/v1/admin/routes", get(routes))
+        .route("/v1/inbox", post(inbox))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
+        .with_state(dc)
+}
+
+/// Which way a message goes along a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// From the MPP's side toward the CPP (decisions, refunds).
+    Back,
+    /// From the CPP's side toward the MPP (confirmations).
+    Forth,
+}
+
+impl Dc {
+    async fn on_inbox(&self, inbound: Inbound, now: Timestamp) -> Result<String, NetError> {
+        let k = inbound.header.kind;
+        if k == kind::PAYMENT_NOTICE {
+            self.on_notice(&inbound, now).await
+        } else if k == kind::DECISION_RELAY {
+            let relay = SignedDecisionRelay::from_wire(&inbound.payload)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
+            let id = relay
+                .unverified_body()
+                .decision
+                .unverified_body()
+                .payment_id;
+            self.pass(&inbound, id, Direction::Back, now).await
+        } else if k == kind::REFUND_RELAY {
+            let relay = SignedRefundRelay::from_wire(&inbound.payload)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
+            let id = relay.unverified_body().refund.unverified_body().payment_id;
+            self.pass(&inbound, id, Direction::Back, now).await
+        } else if k == kind::CONFIRMATION {
+            let confirmation = SignedConfirmation::from_wire(&inbound.payload)
+                .map_err(|e| NetError::Refused(e.to_string()))?;
+            let id = confirmation.unverified_body().payment_id;
+            self.pass(&inbound, id, Direction::Forth, now).await
+        } else {
+            Err(NetError::Refused(format!(
+                "a DC does not take kind {:#06x}",
+                k.0
+            )))
+        }
+    }
+
+    async fn on_notice(&self, inbound: &Inbound, now: Timestamp) -> Result<String, NetError> {
+        let node = &self.node;
+        let sender = &inbound.sender;
+        match sender.role {
+            ServiceRole::Cpp => node.check_sender(sender, &[ServiceRole::Cpp], true)?,
+            _ => node.check_sender(sender, &[ServiceRole::Dc], false)?,
+        }
+        let routed = RoutedNotice::from_wire(&inbound.payload)
+            .map_err(|e| NetError::Refused(e.to_string()))?;
+        let pn = routed.notice.unverified_body();
+        let cpp = node
+            .directory
+            .service_by_id(pn.cpp)
+            .filter(|s| s.role == ServiceRole::Cpp)
+            .ok_or_else(|| NetError::Refused("PN of an unknown CPP".into()))?;
+        // The DC checks the CPP's signature on what it passes on. A PN past
+        // its deadline (checked after the signature) is recorded as late
+        // below, not refused as invalid.
+        let expired = match routed.notice.verify(&cpp.certificate, now) {
+            Ok(_) => false,
+            Err(SemopsError::Expired { .. }) => true,
+            Err(e) => return Err(NetError::Refused(format!("PN: {e}"))),
+        };
+        if sender.role == ServiceRole::Cpp && sender.id != cpp.id {
+            return Err(NetError::Refused("a CPP forwards only its own PNs".into()));
+        }
+        let trans = pn.trans.unverified_body();
+        let mpp = node
+            .directory
+            .service_by_id(trans.mpp)
+            .filter(|s| s.role == ServiceRole::Mpp)
+            .ok_or_else(|| NetError::Refused("TRANS of an unknown MPP".into()))?;
+        let next = if mpp.region == node.me.region {
+            mpp.name.clone()
+        } else if sender.role == ServiceRole::Dc {
+            return Err(NetError::Refused(
+                "a DC forwards to the MPP's region only once".into(),
+            ));
+        } else {
+            node.directory
+                .dc_of_region(&mpp.region)
+                .ok_or_else(|| NetError::Refused("the MPP's region has no DC".into()))?
+                .name
+                .clone()
+        };
+        let forwarded = if expired {
+            None
+        } else {
+            routed.forward(now, node.config.timing.hop_budget_ms)
+        };
+        let id = pn.payment_id;
+        let (from, cpp_name, next) = (&sender.name, &cpp.name, &next);
+        let payload = forwarded.as_ref().map(|r| r.to_wire());
+        let payload = &payload;
+        let hop_deadline = routed.deadline;
+        let outcome = node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let existing = sqlx::query("SELECT state FROM dc_routes WHERE payment_id = $1")
+                        .bind(&id[..])
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    if existing.is_some() {
+                        return Ok("duplicate");
+                    }
+                    let (state, to) = match payload {
+                        Some(_) => ("forwarded", Some(next.as_str())),
+                        None => ("late", None),
+                    };
+                    sqlx::query(
+                        "INSERT INTO dc_routes (payment_id, cpp, from_hop, to_hop, state,
+                            hop_deadline, messages, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
+                    )
+                    .bind(&id[..])
+                    .bind(cpp_name.as_str())
+                    .bind(from.as_str())
+                    .bind(to)
+                    .bind(state)
+                    .bind(ms(hop_deadline))
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    let Some(payload) = payload else {
+                        return Ok("late");
+                    };
+                    Node::enqueue(
+                        tx,
+                        next,
+                        kind::PAYMENT_NOTICE,
+                        id,
+                        payload,
+                        &format!("pn-{}", hex(&id)),
+                        now,
+                    )
+                    .await?;
+                    Ok::<_, NetError>("applied")
+                })
+            })
+            .await?;
+        if outcome == "applied" {
+            node.kick.notify_one();
+        } else if outcome == "late" {
+            tracing::warn!(
+                payment = hex(&id),
+                "PN past its hop deadline: recorded, not forwarded"
+            );
+        }
+        Ok(outcome.to_owned())
+    }
+
+    /// Passes a decision, refund or confirmation along the payment's route:
+    /// it must come from the hop on the other side.
+    async fn pass(
+        &self,
+        inbound: &Inbound,
+        id: [u8; 16],
+        direction: Direction,
+        now: Timestamp,
+    ) -> Result<String, NetError> {
+        let node = &self.node;
+        let row = sqlx::query("SELECT from_hop, to_hop FROM dc_routes WHERE payment_id = $1")
+            .bind(&id[..])
+            .fetch_optional(node.db.pool())
+            .await?
+            .ok_or_else(|| NetError::Refused("no route for this payment".into()))?;
+        let from_hop: String = row.try_get("from_hop")?;
+        let to_hop: Option<String> = row.try_get("to_hop")?;
+        let to_hop = to_hop.ok_or_else(|| NetError::Refused("the PN was not forwarded".into()))?;
+        let (expected, next) = match direction {
+            Direction::Back => (to_hop, from_hop),
+            Direction::Forth => (from_hop, to_hop),
+        };
+        if inbound.sender.name != expected {
+            return Err(NetError::Refused(format!(
+                "{} is not on this payment's route",
+                inbound.sender.name
+            )));
+        }
+        let digest = blake3::hash(&inbound.payload);
+        let key = format!(
+            "{:04x}-{}-{}",
+            inbound.header.kind.0,
+            hex(&id),
+            hex(&digest.as_bytes()[..8])
+        );
+        let (next, key, payload, k) = (&next, &key, &inbound.payload, inbound.header.kind);
+        let queued = node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let queued = Node::enqueue(tx, next, k, id, payload, key, now).await?;
+                    if queued {
+                        sqlx::query(
+                            "UPDATE dc_routes SET messages = messages + 1, updated_at = $2
+                             WHERE payment_id = $1",
+                        )
+                        .bind(&id[..])
+                        .bind(ms(now))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Ok::<_, NetError>(queued)
+                })
+            })
+            .await?;
+        if queued {
+            node.kick.notify_one();
+            Ok("applied".into())
+        } else {
+            Ok("duplicate".into())
+        }
+    }
+}
+
+async fn inbox(State(dc): State<Arc<Dc>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+    let now = wall_clock();
+    let inbound = dc.node.open_inbox(&frame, now)?;
+    let outcome = dc.on_inbox(inbound, now).await?;
+    Ok(Json(InboxAnswer { outcome }))
+}
+
+async fn routes(
+    State(dc): State<Arc<Dc>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<RouteRecord>>, NetError> {
+    dc.node.check_operator(&headers)?;
+    let limit = i64::from(page.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX));
+    let rows = sqlx::query("SELECT * FROM dc_routes WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(page.after)
+        .bind(limit)
+        .fetch_all(dc.node.db.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let id: Vec<u8> = r.try_get("payment_id")?;
+        out.push(RouteRecord {
+            seq: r.try_get("seq")?,
+            payment_id: hex(&id),
+            cpp: r.try_get("cpp")?,
+            from: r.try_get("from_hop")?,
+            to: r.try_get("to_hop")?,
+            state: r.try_get("state")?,
+            messages: r.try_get("messages")?,
+            created_at: crate::api::ts(r.try_get("created_at")?).as_millis(),
+            updated_at: crate::api::ts(r.try_get("updated_at")?).as_millis(),
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn metrics(State(dc): State<Arc<Dc>>) -> Result<impl IntoResponse, NetError> {
+    let by_state = dc.node.count_by("dc_routes", "state").await?;
+    let text = dc.node.metrics_text("mpay_dc", &by_state).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    ))
+}
+
+async fn identity(State(dc): State<Arc<Dc>>) -> Json<Identity> {
+    let me = &dc.node.me;
+    Json(Identity {
+        name: me.name.clone(),
+        id: me.id.to_hex(),
+        role: me.role.as_str().to_owned(),
+        region: me.region.clone(),
+        certificate: hex(&me.certificate.to_wire()),
+    })
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(openapi_document(
+        "mpay DC",
+        "The data center of a SEMOPS region: routes PNs to the merchant's MPP (through the MPP's region's DC) and passes decisions, refunds and confirmations back along the recorded route.",
+        &[
+            ("get", "/health", "Liveness", Security::None),
+            ("get", "/metrics", "Prometheus metrics", Security::None),
+            ("get", "/openapi.json", "This document", Security::None),
+            (
+                "get",
+                "/v1/identity",
+                "The DC's id and certificate",
+                Security::None,
+            ),
+            (
+                "get",
+                "/v1/admin/routes",
+                "Every route, by seq (?after=&limit=)",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/inbox",
+                "A sealed envelope from a CPP, MPP or DC (PAYMENT_NOTICE, DECISION_RELAY, REFUND_RELAY, CONFIRMATION)",
+                Security::None,
+            ),
+        ],
+    ))
+}

@@ -1,0 +1,48 @@
+//! The SEMOPS network services (DESIGN §3.1–3.2, paper 002 §II): the
+//! customer payment processor ([`cpp`]), the data center ([`dc`]) and the
+//! merchant payment processor ([`mpp`]), each its own process with its own
+//! database, talking over HTTP in sealed `mpay-envelope` frames.
+//!
+//! - [`directory`]: who the banks and services are (a TOML file);
+//! - [`config`]: one TOML file per service process, with env overrides;
+//! - [`client`]: the JSON shapes of the APIs and the reqwest clients;
+//! - `node` (private): what every service is made of: the checked
+//!   directory and identity, the envelope inbox, the transactional outbox
+//!   and its delivery loop (kicked after each commit), long-poll waiters;
+//! - [`cpp`], [`dc`], [`mpp`]: the services, each with `serve` (the
+//!   process entry point) and `start` (on an open database, for tests).
+//!
+//! # Between services
+//!
+//! Every message is an envelope frame signed by the sending hop and sealed
+//! to the next, POSTed to the receiver's `/v1/inbox`. The receiver checks
+//! that the sender is a directory service of a role allowed for that kind,
+//! applies the message idempotently in one transaction and answers 200 only
+//! after the commit; a repeat changes nothing and is acknowledged.
+//! Whatever a service sends is written to its outbox in the transaction of
+//! the state change and delivered until acknowledged, sealed afresh at each
+//! attempt.
+//!
+//! ```text
+//! customer ─PR─▶ CPP ─PN (RoutedNotice)─▶ DC ─▶ (DC of the MPP's region) ─▶ MPP ─▶ merchant
+//! merchant ─decision─▶ MPP ─DecisionRelay─▶ DC ─▶ (DC) ─▶ CPP: hold posted / voided
+//! CPP ─Confirmation (T, rejected, expired, refunded)─▶ DC ─▶ (DC) ─▶ MPP
+//! merchant ─refund─▶ MPP (shop → cpp account) ─RefundRelay─▶ DC ─▶ (DC) ─▶ CPP (cpp → customer)
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod cpp;
+pub mod dc;
+pub mod directory;
+pub mod mpp;
+mod node;
+
+pub use api::{ApiError, NetError, wall_clock};
+pub use client::{ClientError, CppClient, DcClient, MppClient};
+pub use config::{ConfigError, PinCost, ServiceConfig, Timing};
+pub use directory::{BankEntry, Directory, ResolvedDirectory, ServiceEntry, ServiceRole};
+pub use node::{Running, ServeError};

@@ -1,0 +1,1225 @@
+//! The merchant payment processor (DESIGN §3.2 steps 5–7).
+//!
+//! # Routes
+//!
+//! | method and path | who | body → answer |
+//! |---|---|---|
+//! | `POST /v1/merchants` | operator | [`EnrolMerchant`] → `{id, certificate, token}` |
+//! | `GET /v1/merchants/{id}` | anyone (CPPs) | → `{id, certificate}` |
+//! | `GET /v1/notices?wait_ms=` | merchant | → `[Notice]` awaiting its decision (long-poll) |
+//! | `POST /v1/decisions` | merchant | `{signed: hex SignedMerchantDecision}` → [`MerchantPaymentView`] |
+//! | `POST /v1/refunds` | merchant | `{signed: hex SignedRefundRequest}` → [`RefundView`] |
+//! | `GET /v1/payments/{id}?wait_ms=` | its merchant | → [`MerchantPaymentView`] (long-poll until final) |
+//! | `GET /v1/admin/payments?after=&limit=` | operator | → `[MppPaymentRecord]` |
+//! | `POST /v1/inbox` | the region's DC | sealed PAYMENT_NOTICE / CONFIRMATION → [`InboxAnswer`] |
+//! | `GET /v1/identity`, `/health`, `/metrics`, `/openapi.json` | anyone | |
+//!
+//! # A payment's states at the MPP ([`MerchantState`])
+//!
+//! ```text
+//! awaiting_decision ──approve──▶ approved ──T confirmation──▶ completed ──refunds──▶ refunded
+//!        │          ──reject───▶ rejected
+//!        └─(CPP's expired confirmation, from any of these)──▶ expired
+//! late: the PN reached the MPP past its hop deadline (recorded, never shown)
+//! ```
+//!
+//! The merchant sees the CPP's pseudonym of the customer, never who it is.
+//! A refund (`funding` → `relayed` → `refunded`, or `failed`) first moves
+//! the money from the merchant's account to the CPP's (at the CPP's home
+//! bank; idempotency key `mpp-refund-<payment>-<key>`), then relays the
+//! merchant's signed request to the CPP, which pays the customer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpay_bank::{AccountId, InterbankTransfer, Transfer};
+use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
+use mpay_money::Amount;
+use mpay_semops::{
+    ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice, SemopsError, Signed,
+    SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice, SignedRefundRequest, kind,
+};
+use mpay_sql::sqlx::{self, Row, any::AnyRow};
+use mpay_sql::{Db, Migrations};
+use mpay_wire::{Decode, Encode};
+use tokio::net::TcpListener;
+
+use crate::api::{
+    NetError, REQUEST_BODY_LEN_MAX, Security, bearer, from_hex_wire, hex, id16, ms,
+    openapi_document, ts, wall_clock,
+};
+use crate::client::{
+    EnrolMerchant, Enrolled, Identity, InboxAnswer, MerchantPaymentView, MppPaymentRecord, Notice,
+    Page, RefundView, SignedBody, Wait,
+};
+use crate::config::ServiceConfig;
+use crate::directory::ServiceRole;
+use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
+
+/// The MPP's tables.
+pub const MIGRATIONS: Migrations = Migrations::new(
+    "mpp",
+    &[("0001_mpp", include_str!("../migrations/0001_mpp.sql"))],
+);
+
+/// Most notices one `GET /v1/notices` returns.
+pub const NOTICES_MAX: i64 = 100;
+/// Most entries of one operator listing page.
+pub const PAGE_MAX: u32 = 1_000;
+/// Most refunds one recovery sweep takes on.
+pub const SWEEP_BATCH_MAX: i64 = 256;
+
+/// A payment's state at the MPP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MerchantState {
+    /// Shown to the merchant, awaiting its decision.
+    AwaitingDecision,
+    /// Approved; the decision is on its way to the CPP.
+    Approved,
+    /// Rejected by the merchant (or the CPP confirmed a rejection).
+    Rejected,
+    /// The CPP's T confirmation arrived: the money was transferred.
+    Completed,
+    /// The CPP confirmed that the deadline passed without a decision.
+    Expired,
+    /// The PN arrived past its hop deadline; never shown.
+    Late,
+    /// Completed, then refunded in full.
+    Refunded,
+}
+
+impl MerchantState {
+    /// Every state.
+    pub const ALL: [MerchantState; 7] = [
+        MerchantState::AwaitingDecision,
+        MerchantState::Approved,
+        MerchantState::Rejected,
+        MerchantState::Completed,
+        MerchantState::Expired,
+        MerchantState::Late,
+        MerchantState::Refunded,
+    ];
+
+    /// Its name in the database and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MerchantState::AwaitingDecision => "awaiting_decision",
+            MerchantState::Approved => "approved",
+            MerchantState::Rejected => "rejected",
+            MerchantState::Completed => "completed",
+            MerchantState::Expired => "expired",
+            MerchantState::Late => "late",
+            MerchantState::Refunded => "refunded",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(text: &str) -> Option<MerchantState> {
+        MerchantState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+struct Merchant {
+    id: PartyId,
+    bank: String,
+    account: String,
+    certificate: Certificate,
+}
+
+fn merchant_from_row(row: &AnyRow) -> Result<Merchant, NetError> {
+    let id: Vec<u8> = row.try_get("id")?;
+    let cert: Vec<u8> = row.try_get("certificate")?;
+    Ok(Merchant {
+        id: PartyId(id.try_into().map_err(|_| corrupt("merchant id"))?),
+        bank: row.try_get("bank")?,
+        account: row.try_get("account")?,
+        certificate: Certificate::from_wire(&cert).map_err(|_| corrupt("certificate"))?,
+    })
+}
+
+fn corrupt(what: &str) -> NetError {
+    NetError::Internal(format!("stored MPP data: {what}"))
+}
+
+struct PaymentRow {
+    seq: i64,
+    id: [u8; 16],
+    merchant: PartyId,
+    cpp: String,
+    notice: SignedPaymentNotice,
+    amount: Amount,
+    reference: String,
+    pseudonym: Vec<u8>,
+    hop_deadline: Timestamp,
+    state: MerchantState,
+    confirmation: Option<Vec<u8>>,
+    refunded: Amount,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl PaymentRow {
+    fn from_row(row: &AnyRow, currency: mpay_money::Currency) -> Result<PaymentRow, NetError> {
+        let id: Vec<u8> = row.try_get("id")?;
+        let merchant: Vec<u8> = row.try_get("merchant")?;
+        let notice: Vec<u8> = row.try_get("notice")?;
+        let state: String = row.try_get("state")?;
+        Ok(PaymentRow {
+            seq: row.try_get("seq")?,
+            id: id.try_into().map_err(|_| corrupt("id"))?,
+            merchant: PartyId(merchant.try_into().map_err(|_| corrupt("merchant"))?),
+            cpp: row.try_get("cpp")?,
+            notice: SignedPaymentNotice::from_wire(&notice).map_err(|_| corrupt("notice"))?,
+            amount: Amount::new(row.try_get("amount")?, currency),
+            reference: row.try_get("reference")?,
+            pseudonym: row.try_get("pseudonym")?,
+            hop_deadline: ts(row.try_get("hop_deadline")?),
+            state: MerchantState::parse(&state).ok_or_else(|| corrupt("state"))?,
+            confirmation: row.try_get("confirmation")?,
+            refunded: Amount::new(row.try_get("refunded")?, currency),
+            created_at: ts(row.try_get("created_at")?),
+            updated_at: ts(row.try_get("updated_at")?),
+        })
+    }
+
+    fn notice(&self) -> Notice {
+        Notice {
+            payment_id: hex(&self.id),
+            amount: self.amount.to_string(),
+            merchant_reference: self.reference.clone(),
+            trans_nonce: hex(&self.notice.unverified_body().trans.unverified_body().nonce),
+            customer_pseudonym: hex(&self.pseudonym),
+            deadline: self.hop_deadline.as_millis(),
+        }
+    }
+}
+
+fn refund_view(row: &AnyRow, currency: mpay_money::Currency) -> Result<RefundView, NetError> {
+    let id: Vec<u8> = row.try_get("payment_id")?;
+    let key: Vec<u8> = row.try_get("refund_key")?;
+    let confirmation: Option<Vec<u8>> = row.try_get("confirmation")?;
+    Ok(RefundView {
+        payment_id: hex(&id),
+        refund_key: hex(&key),
+        amount: Amount::new(row.try_get("amount")?, currency).to_string(),
+        state: row.try_get("state")?,
+        transfer_reference: row.try_get("transfer_reference")?,
+        confirmation: confirmation.as_deref().map(hex),
+    })
+}
+
+/// The MPP service.
+pub struct Mpp {
+    node: Arc<Node>,
+}
+
+/// Runs an MPP until the process is killed.
+pub async fn serve(config: ServiceConfig, listener: TcpListener) -> Result<(), ServeError> {
+    let db = Db::connect(&config.db).await?;
+    start(config, db, listener).await?.wait().await
+}
+
+/// Starts an MPP on an open database.
+pub async fn start(
+    config: ServiceConfig,
+    db: Db,
+    listener: TcpListener,
+) -> Result<Running, ServeError> {
+    let node = Arc::new(Node::open(config, db, ServiceRole::Mpp, MIGRATIONS).await?);
+    let mpp = Arc::new(Mpp {
+        node: Arc::clone(&node),
+    });
+    let recovery = Arc::clone(&mpp);
+    let tasks = vec![
+        node.spawn_delivery(),
+        spawn_loop(
+            "mpp recovery",
+            Duration::from_millis(node.config.timing.recovery_interval_ms),
+            move || {
+                let mpp = Arc::clone(&recovery);
+                async move { mpp.recover().await }
+            },
+        ),
+    ];
+    Running::start(listener, router(mpp), tasks)
+}
+
+/// The MPP's routes.
+pub fn router(mpp: Arc<Mpp>) -> Router {
+    Router::new()
+        .route("/health", get(crate::api::health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/identity", get(identity))
+        .route("/v1/merchants", post(enrol))
+        .route("/v1/merchants/{id}", get(merchant_certificate))
+        .route("/v1/notices", get(notices))
+        .route("/v1/decisions", post(decide))
+        .route("/v1/refunds", post(refund))
+        .route("/v1/payments/{id}", get(payment))
+        .route("/v1/admin/payments", get(admin_payments))
+        .route("/v1/inbox", post(inbox))
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
+        .with_state(mpp)
+}
+
+impl Mpp {
+    fn currency(&self) -> mpay_money::Currency {
+        self.node.directory.currency
+    }
+
+    fn token_hash(&self, token: &str) -> [u8; 32] {
+        self.node
+            .keyed_hash("mpp merchant token", &[token.as_bytes()])
+    }
+
+    async fn merchant_by_token(&self, headers: &HeaderMap) -> Result<Merchant, NetError> {
+        let token = bearer(headers).ok_or(NetError::Unauthenticated)?;
+        let row = sqlx::query("SELECT * FROM mpp_merchants WHERE token_hash = $1")
+            .bind(&self.token_hash(token)[..])
+            .fetch_optional(self.node.db.pool())
+            .await?
+            .ok_or(NetError::Unauthenticated)?;
+        merchant_from_row(&row)
+    }
+
+    async fn merchant_by_id(&self, id: PartyId) -> Result<Option<Merchant>, NetError> {
+        let row = sqlx::query("SELECT * FROM mpp_merchants WHERE id = $1")
+            .bind(&id.0[..])
+            .fetch_optional(self.node.db.pool())
+            .await?;
+        row.as_ref().map(merchant_from_row).transpose()
+    }
+
+    async fn load(&self, id: &[u8; 16]) -> Result<Option<PaymentRow>, NetError> {
+        let row = sqlx::query("SELECT * FROM mpp_payments WHERE id = $1")
+            .bind(&id[..])
+            .fetch_optional(self.node.db.pool())
+            .await?;
+        row.map(|r| PaymentRow::from_row(&r, self.currency()))
+            .transpose()
+    }
+
+    async fn view(&self, id: &[u8; 16]) -> Result<(MerchantPaymentView, bool), NetError> {
+        let row = self
+            .load(id)
+            .await?
+            .ok_or(NetError::NotFound { what: "payment" })?;
+        let refunds = sqlx::query(
+            "SELECT * FROM mpp_refunds WHERE payment_id = $1 ORDER BY created_at, refund_key",
+        )
+        .bind(&id[..])
+        .fetch_all(self.node.db.pool())
+        .await?;
+        let refunds = refunds
+            .iter()
+            .map(|r| refund_view(r, self.currency()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refunds_done = refunds
+            .iter()
+            .all(|r| r.state == "refunded" || r.state == "failed");
+        let done = matches!(
+            row.state,
+            MerchantState::Completed
+                | MerchantState::Rejected
+                | MerchantState::Expired
+                | MerchantState::Refunded
+        ) && row.confirmation.is_some()
+            && refunds_done;
+        Ok((
+            MerchantPaymentView {
+                payment_id: hex(&row.id),
+                state: row.state.as_str().to_owned(),
+                amount: row.amount.to_string(),
+                merchant_reference: row.reference.clone(),
+                customer_pseudonym: hex(&row.pseudonym),
+                deadline: row.hop_deadline.as_millis(),
+                refunded: row.refunded.to_string(),
+                confirmation: row.confirmation.as_deref().map(hex),
+                refunds,
+            },
+            done,
+        ))
+    }
+
+    async fn on_inbox(&self, inbound: Inbound, now: Timestamp) -> Result<String, NetError> {
+        self.node
+            .check_sender(&inbound.sender, &[ServiceRole::Dc], true)?;
+        let k = inbound.header.kind;
+        if k == kind::PAYMENT_NOTICE {
+            self.on_notice(&inbound.payload, now).await
+        } else if k == kind::CONFIRMATION {
+            self.on_confirmation(&inbound.payload, now).await
+        } else {
+            Err(NetError::Refused(format!(
+                "an MPP does not take kind {:#06x}",
+                k.0
+            )))
+        }
+    }
+
+    async fn on_notice(&self, payload: &[u8], now: Timestamp) -> Result<String, NetError> {
+        let node = &self.node;
+        let routed =
+            RoutedNotice::from_wire(payload).map_err(|e| NetError::Refused(e.to_string()))?;
+        let pn = routed.notice.unverified_body().clone();
+        let cpp = node
+            .directory
+            .service_by_id(pn.cpp)
+            .filter(|s| s.role == ServiceRole::Cpp)
+            .ok_or_else(|| NetError::Refused("PN of an unknown CPP".into()))?
+            .clone();
+        let mut late = match routed.notice.verify(&cpp.certificate, now) {
+            Ok(_) => false,
+            Err(SemopsError::Expired { .. }) => true,
+            Err(e) => return Err(NetError::Refused(format!("PN: {e}"))),
+        };
+        let trans = pn.trans.unverified_body();
+        if trans.mpp != node.me.id {
+            return Err(NetError::Refused("the TRANS names another MPP".into()));
+        }
+        let merchant = self
+            .merchant_by_id(trans.merchant)
+            .await?
+            .ok_or_else(|| NetError::Refused("the TRANS names no merchant of this MPP".into()))?;
+        match pn.trans.verify(&merchant.certificate, now) {
+            Ok(_) => {}
+            Err(SemopsError::Expired { .. }) => late = true,
+            Err(e) => return Err(NetError::Refused(format!("TRANS: {e}"))),
+        }
+        if now >= routed.deadline {
+            late = true;
+        }
+        let state = if late {
+            MerchantState::Late
+        } else {
+            MerchantState::AwaitingDecision
+        };
+        let id = pn.payment_id;
+        let notice = routed.notice.to_wire();
+        let (notice, cpp_name) = (&notice, &cpp.name);
+        let (merchant_id, amount, reference, pseudonym) = (
+            merchant.id,
+            trans.amount.minor_units(),
+            trans.merchant_reference.as_str(),
+            &pn.customer_pseudonym[..],
+        );
+        let outcome = node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let existing = sqlx::query("SELECT state FROM mpp_payments WHERE id = $1")
+                        .bind(&id[..])
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                    if existing.is_some() {
+                        return Ok("duplicate");
+                    }
+                    sqlx::query(
+                        "INSERT INTO mpp_payments (id, merchant, cpp, notice, amount, reference,
+                            pseudonym, hop_deadline, state, refunded, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)",
+                    )
+                    .bind(&id[..])
+                    .bind(&merchant_id.0[..])
+                    .bind(cpp_name.as_str())
+                    .bind(&notice[..])
+                    .bind(amount)
+                    .bind(reference)
+                    .bind(pseudonym)
+                    .bind(ms(routed.deadline))
+                    .bind(state.as_str())
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    Ok::<_, NetError>(if late { "late" } else { "applied" })
+                })
+            })
+            .await?;
+        node.waiters.wake(merchant.id.0);
+        Ok(outcome.to_owned())
+    }
+
+    async fn on_confirmation(&self, payload: &[u8], now: Timestamp) -> Result<String, NetError> {
+        let node = &self.node;
+        let confirmation =
+            SignedConfirmation::from_wire(payload).map_err(|e| NetError::Refused(e.to_string()))?;
+        let id = confirmation.unverified_body().payment_id;
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or_else(|| NetError::Refused("confirmation of an unknown payment".into()))?;
+        let cpp = node
+            .directory
+            .service(&row.cpp)
+            .ok_or_else(|| corrupt("CPP no longer in the directory"))?;
+        let body = confirmation
+            .verify(&cpp.certificate, now)
+            .map_err(|e| NetError::Refused(format!("confirmation: {e}")))?
+            .clone();
+        let next = match body.outcome {
+            ConfirmationOutcome::Transferred | ConfirmationOutcome::DelayedTransfer => {
+                Some(MerchantState::Completed)
+            }
+            ConfirmationOutcome::Rejected { .. } => Some(MerchantState::Rejected),
+            ConfirmationOutcome::Expired => Some(MerchantState::Expired),
+            ConfirmationOutcome::Refunded => None,
+        };
+        let amount = body.amount.minor_units();
+        let outcome = node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    match next {
+                        Some(state) => {
+                            let updated = sqlx::query(
+                                "UPDATE mpp_payments SET state = $2, confirmation = $3,
+                                    updated_at = $4 WHERE id = $1 AND confirmation IS NULL",
+                            )
+                            .bind(&id[..])
+                            .bind(state.as_str())
+                            .bind(payload)
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            Ok::<_, NetError>(if updated.rows_affected() == 1 {
+                                "applied"
+                            } else {
+                                "duplicate"
+                            })
+                        }
+                        None => {
+                            let same = sqlx::query(
+                                "SELECT refund_key FROM mpp_refunds
+                                 WHERE payment_id = $1 AND confirmation = $2",
+                            )
+                            .bind(&id[..])
+                            .bind(payload)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                            if same.is_some() {
+                                return Ok("duplicate");
+                            }
+                            // The oldest relayed refund of this amount.
+                            let refund = sqlx::query(
+                                "SELECT refund_key FROM mpp_refunds
+                                 WHERE payment_id = $1 AND state = 'relayed' AND amount = $2
+                                 ORDER BY created_at, refund_key LIMIT 1",
+                            )
+                            .bind(&id[..])
+                            .bind(amount)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                            .ok_or_else(|| {
+                                NetError::Refused("refund confirmation without a refund".into())
+                            })?;
+                            let key: Vec<u8> = refund.try_get("refund_key")?;
+                            sqlx::query(
+                                "UPDATE mpp_refunds SET state = 'refunded', confirmation = $3,
+                                    updated_at = $4 WHERE payment_id = $1 AND refund_key = $2",
+                            )
+                            .bind(&id[..])
+                            .bind(&key[..])
+                            .bind(payload)
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            sqlx::query(
+                                "UPDATE mpp_payments SET state = 'refunded', updated_at = $2
+                                 WHERE id = $1 AND state = 'completed' AND refunded = amount
+                                   AND NOT EXISTS (SELECT 1 FROM mpp_refunds
+                                       WHERE payment_id = $1 AND state IN ('funding', 'relayed'))",
+                            )
+                            .bind(&id[..])
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                            Ok("applied")
+                        }
+                    }
+                })
+            })
+            .await?;
+        node.waiters.wake(id);
+        Ok(outcome.to_owned())
+    }
+
+    async fn recover(self: &Arc<Self>) -> Result<(), NetError> {
+        let rows = sqlx::query(
+            "SELECT payment_id, refund_key FROM mpp_refunds WHERE state = 'funding' LIMIT $1",
+        )
+        .bind(SWEEP_BATCH_MAX)
+        .fetch_all(self.node.db.pool())
+        .await?;
+        for row in rows {
+            let id: Vec<u8> = row.try_get("payment_id")?;
+            let key: Vec<u8> = row.try_get("refund_key")?;
+            if let (Ok(id), Ok(key)) = (<[u8; 16]>::try_from(id), <[u8; 16]>::try_from(key)) {
+                let mpp = Arc::clone(self);
+                tokio::spawn(async move { mpp.drive_refund(id, key).await });
+            }
+        }
+        Ok(())
+    }
+
+    async fn drive_refund(&self, id: [u8; 16], key: [u8; 16]) {
+        let mut step = id.to_vec();
+        step.extend_from_slice(&key);
+        if !self.node.begin_step(&step) {
+            return;
+        }
+        if let Err(error) = self.refund_step(id, key).await {
+            tracing::debug!(payment = hex(&id), %error, "refund step not done; will resume");
+        }
+        self.node.end_step(&step);
+    }
+
+    /// Moves the refund from the merchant's account to the CPP's, then
+    /// relays the merchant's request toward the CPP.
+    async fn refund_step(&self, id: [u8; 16], key: [u8; 16]) -> Result<(), NetError> {
+        let node = &self.node;
+        let refund = sqlx::query(
+            "SELECT amount, state, request FROM mpp_refunds
+             WHERE payment_id = $1 AND refund_key = $2",
+        )
+        .bind(&id[..])
+        .bind(&key[..])
+        .fetch_optional(node.db.pool())
+        .await?
+        .ok_or(NetError::NotFound { what: "refund" })?;
+        let state: String = refund.try_get("state")?;
+        if state != "funding" {
+            return Ok(());
+        }
+        let amount = Amount::new(refund.try_get("amount")?, self.currency());
+        let request: Vec<u8> = refund.try_get("request")?;
+        let request = SignedRefundRequest::from_wire(&request).map_err(|_| corrupt("request"))?;
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or(NetError::NotFound { what: "payment" })?;
+        let merchant = self
+            .merchant_by_id(row.merchant)
+            .await?
+            .ok_or_else(|| corrupt("merchant"))?;
+        let cpp = node
+            .directory
+            .service(&row.cpp)
+            .ok_or_else(|| corrupt("CPP no longer in the directory"))?;
+        let (cpp_bank, cpp_account) = cpp.home.clone().ok_or_else(|| corrupt("CPP home"))?;
+        let from = AccountId::parse(&merchant.account).map_err(|_| corrupt("account"))?;
+        let to = AccountId::parse(&cpp_account).map_err(|_| corrupt("CPP account"))?;
+        let bank = node.bank(&merchant.bank)?;
+        let idem = format!("mpp-refund-{}-{}", hex(&id), hex(&key));
+        let reference = format!("refund of payment {}", hex(&id));
+        let result = if merchant.bank == cpp_bank {
+            bank.transfer(
+                &idem,
+                &Transfer {
+                    from,
+                    to,
+                    amount,
+                    reference,
+                },
+            )
+            .await
+            .map(|r| format!("posting:{}", r.posting.0))
+        } else {
+            let bank_id = node
+                .directory
+                .bank(&cpp_bank)
+                .ok_or_else(|| corrupt("CPP bank"))?
+                .id;
+            bank.interbank_transfer(
+                &idem,
+                &InterbankTransfer {
+                    from,
+                    bank: bank_id,
+                    to,
+                    amount,
+                    reference,
+                },
+            )
+            .await
+            .map(|r| format!("interbank:{}", r.message.to_hex()))
+        };
+        let now = wall_clock();
+        let dc = node.my_dc()?.name.clone();
+        let (state, reference, relay) = match result {
+            Ok(reference) => {
+                let relay = Signed::sign(
+                    RefundRelay {
+                        refund: request,
+                        mpp: node.me.id,
+                        transfer_reference: reference.clone(),
+                    },
+                    &node.keys,
+                )
+                .map_err(|e| NetError::Internal(e.to_string()))?
+                .to_wire();
+                ("relayed", Some(reference), Some(relay))
+            }
+            Err(e) if e.is_retryable() => return Err(NetError::Unavailable(e.to_string())),
+            // The payment may still be on its way to the merchant's account
+            // between banks: the refund waits (`funding`) until it is covered.
+            Err(e) if e.code() == Some("insufficient_funds") => {
+                return Err(NetError::Unavailable(
+                    "merchant's account does not cover it yet".into(),
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(payment = hex(&id), error = %e, "refund transfer refused");
+                (
+                    "failed",
+                    Some(e.code().unwrap_or("refused").to_owned()),
+                    None,
+                )
+            }
+        };
+        let (dc, reference, relay) = (&dc, &reference, &relay);
+        node.db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let updated = sqlx::query(
+                        "UPDATE mpp_refunds SET state = $3, transfer_reference = $4,
+                            reason = $5, updated_at = $6
+                         WHERE payment_id = $1 AND refund_key = $2 AND state = 'funding'",
+                    )
+                    .bind(&id[..])
+                    .bind(&key[..])
+                    .bind(state)
+                    .bind(relay.as_ref().and(reference.as_deref()))
+                    .bind(relay.is_none().then_some(reference.as_deref()).flatten())
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        return Ok(());
+                    }
+                    match relay {
+                        Some(relay) => {
+                            Node::enqueue(
+                                tx,
+                                dc,
+                                kind::REFUND_RELAY,
+                                id,
+                                relay,
+                                &format!("refund-{}-{}", hex(&id), hex(&key)),
+                                now,
+                            )
+                            .await?;
+                        }
+                        None => {
+                            sqlx::query(
+                                "UPDATE mpp_payments SET refunded = refunded - $2, updated_at = $3
+                                 WHERE id = $1",
+                            )
+                            .bind(&id[..])
+                            .bind(amount.minor_units())
+                            .bind(ms(now))
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                    Ok::<_, NetError>(())
+                })
+            })
+            .await?;
+        node.kick.notify_one();
+        node.waiters.wake(id);
+        Ok(())
+    }
+}
+
+async fn inbox(State(mpp): State<Arc<Mpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+    let now = wall_clock();
+    let inbound = mpp.node.open_inbox(&frame, now)?;
+    let outcome = mpp.on_inbox(inbound, now).await?;
+    Ok(Json(InboxAnswer { outcome }))
+}
+
+async fn enrol(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    body: Result<Json<EnrolMerchant>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Enrolled>, NetError> {
+    let node = &mpp.node;
+    node.check_operator(&headers)?;
+    let Json(request) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    if request.name.is_empty() || request.name.len() > crate::directory::NAME_LEN_MAX {
+        return Err(NetError::Invalid("merchant names are 1..=48 bytes".into()));
+    }
+    if node.directory.bank(&request.bank).is_none() {
+        return Err(NetError::Invalid(format!(
+            "unknown bank `{}`",
+            request.bank
+        )));
+    }
+    AccountId::parse(&request.account).map_err(|e| NetError::Invalid(format!("account: {e}")))?;
+    if request.account.len() > mpay_semops::RELAY_TEXT_LEN_MAX {
+        return Err(NetError::Invalid("account name too long".into()));
+    }
+    let keys: PublicKeys = from_hex_wire("keys", &request.keys)?;
+    let now = wall_clock();
+    let id = node.with_rng(PartyId::random);
+    let certificate = Certificate::issue(
+        CertificateBody {
+            subject: id,
+            role: Role::Merchant,
+            keys,
+            limits: None,
+            issued_at: now.saturating_sub_ms(crate::cpp::CERTIFICATE_BACKDATE_MS),
+            expires_at: now.saturating_add_ms(node.config.timing.certificate_validity_ms),
+            issuer: node.me.id,
+        },
+        &node.keys,
+    );
+    let token = format!("m-{}{}", hex(&node.random16()), hex(&node.random16()));
+    let token_hash = mpp.token_hash(&token);
+    let cert_wire = certificate.to_wire();
+    let (request, cert_wire, token_hash) = (&request, &cert_wire, &token_hash);
+    node.db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let exists = sqlx::query("SELECT id FROM mpp_merchants WHERE name = $1")
+                    .bind(&request.name)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if exists.is_some() {
+                    return Err(NetError::conflict(
+                        "merchant_exists",
+                        "a merchant of this name is enrolled",
+                    ));
+                }
+                sqlx::query(
+                    "INSERT INTO mpp_merchants (id, name, bank, account, certificate, token_hash,
+                        created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&id.0[..])
+                .bind(&request.name)
+                .bind(&request.bank)
+                .bind(&request.account)
+                .bind(&cert_wire[..])
+                .bind(&token_hash[..])
+                .bind(ms(now))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(Json(Enrolled {
+        id: id.to_hex(),
+        certificate: hex(&certificate.to_wire()),
+        token: Some(token),
+    }))
+}
+
+async fn merchant_certificate(
+    State(mpp): State<Arc<Mpp>>,
+    Path(id): Path<String>,
+) -> Result<Json<Enrolled>, NetError> {
+    let id = PartyId(id16(&id)?);
+    let merchant = mpp
+        .merchant_by_id(id)
+        .await?
+        .ok_or(NetError::NotFound { what: "merchant" })?;
+    Ok(Json(Enrolled {
+        id: id.to_hex(),
+        certificate: hex(&merchant.certificate.to_wire()),
+        token: None,
+    }))
+}
+
+async fn notices(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    Query(wait): Query<Wait>,
+) -> Result<Json<Vec<Notice>>, NetError> {
+    let merchant = mpp.merchant_by_token(&headers).await?;
+    let wait_ms = wait.wait_ms.min(mpp.node.config.timing.long_poll_max_ms);
+    let mpp2 = Arc::clone(&mpp);
+    let merchant_id = merchant.id;
+    let list = mpp
+        .node
+        .waiters
+        .wait(merchant_id.0, Duration::from_millis(wait_ms), move || {
+            let mpp = Arc::clone(&mpp2);
+            async move {
+                let rows = sqlx::query(
+                    "SELECT * FROM mpp_payments
+                     WHERE merchant = $1 AND state = 'awaiting_decision' AND hop_deadline > $2
+                     ORDER BY seq LIMIT $3",
+                )
+                .bind(&merchant_id.0[..])
+                .bind(ms(wall_clock()))
+                .bind(NOTICES_MAX)
+                .fetch_all(mpp.node.db.pool())
+                .await?;
+                let list = rows
+                    .iter()
+                    .map(|r| PaymentRow::from_row(r, mpp.currency()).map(|p| p.notice()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let done = !list.is_empty();
+                Ok((list, done))
+            }
+        })
+        .await?;
+    Ok(Json(list))
+}
+
+async fn decide(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    body: Result<Json<SignedBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<MerchantPaymentView>, NetError> {
+    let node = &mpp.node;
+    let merchant = mpp.merchant_by_token(&headers).await?;
+    let Json(body) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let decision: SignedMerchantDecision = from_hex_wire("decision", &body.signed)?;
+    let now = wall_clock();
+    let verified = decision
+        .verify(&merchant.certificate, now)
+        .map_err(|e| NetError::Refused(format!("decision: {e}")))?
+        .clone();
+    let id = verified.payment_id;
+    let row = mpp
+        .load(&id)
+        .await?
+        .ok_or(NetError::NotFound { what: "payment" })?;
+    if row.merchant != merchant.id {
+        return Err(NetError::NotFound { what: "payment" });
+    }
+    let relay = Signed::sign(
+        DecisionRelay {
+            decision: decision.clone(),
+            mpp: node.me.id,
+            payout_bank: node
+                .directory
+                .bank(&merchant.bank)
+                .ok_or_else(|| corrupt("merchant bank"))?
+                .id,
+            payout_account: merchant.account.clone(),
+        },
+        &node.keys,
+    )
+    .map_err(|e| NetError::Internal(e.to_string()))?
+    .to_wire();
+    let next = match verified.decision {
+        Decision::Approve => MerchantState::Approved,
+        Decision::Reject { .. } => MerchantState::Rejected,
+    };
+    let dc = node.my_dc()?.name.clone();
+    let decision_wire = decision.to_wire();
+    let (dc, relay, decision_wire) = (&dc, &relay, &decision_wire);
+    node.db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query("SELECT state, decision, hop_deadline FROM mpp_payments WHERE id = $1")
+                    .bind(&id[..])
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let stored: Option<Vec<u8>> = row.try_get("decision")?;
+                if stored.as_deref() == Some(&decision_wire[..]) {
+                    return Ok(());
+                }
+                if stored.is_some() {
+                    return Err(NetError::conflict("already_decided", "the payment was decided"));
+                }
+                let hop_deadline: i64 = row.try_get("hop_deadline")?;
+                if ms(now) >= hop_deadline {
+                    return Err(NetError::conflict(
+                        "deadline_passed",
+                        "the decision deadline has passed",
+                    ));
+                }
+                let state: String = row.try_get("state")?;
+                if state != MerchantState::AwaitingDecision.as_str() {
+                    return Err(NetError::conflict(
+                        "not_awaiting_decision",
+                        format!("the payment is {state}"),
+                    ));
+                }
+                sqlx::query(
+                    "UPDATE mpp_payments SET state = $2, decision = $3, updated_at = $4 WHERE id = $1",
+                )
+                .bind(&id[..])
+                .bind(next.as_str())
+                .bind(&decision_wire[..])
+                .bind(ms(now))
+                .execute(&mut **tx)
+                .await?;
+                Node::enqueue(
+                    tx,
+                    dc,
+                    kind::DECISION_RELAY,
+                    id,
+                    relay,
+                    &format!("decision-{}", hex(&id)),
+                    now,
+                )
+                .await?;
+                Ok::<_, NetError>(())
+            })
+        })
+        .await?;
+    node.kick.notify_one();
+    node.waiters.wake(id);
+    Ok(Json(mpp.view(&id).await?.0))
+}
+
+async fn refund(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    body: Result<Json<SignedBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<RefundView>, NetError> {
+    let node = &mpp.node;
+    let merchant = mpp.merchant_by_token(&headers).await?;
+    let Json(body) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let request: SignedRefundRequest = from_hex_wire("refund", &body.signed)?;
+    let now = wall_clock();
+    let verified = request
+        .verify(&merchant.certificate, now)
+        .map_err(|e| NetError::Refused(format!("refund: {e}")))?
+        .clone();
+    if verified.amount.currency() != mpp.currency() {
+        return Err(NetError::Invalid("refund in another currency".into()));
+    }
+    let (id, key) = (verified.payment_id, verified.idempotency_key);
+    let row = mpp
+        .load(&id)
+        .await?
+        .ok_or(NetError::NotFound { what: "payment" })?;
+    if row.merchant != merchant.id {
+        return Err(NetError::NotFound { what: "payment" });
+    }
+    let wire = request.to_wire();
+    let wire = &wire;
+    let amount = verified.amount.minor_units();
+    node.db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let existing = sqlx::query(
+                    "SELECT request FROM mpp_refunds WHERE payment_id = $1 AND refund_key = $2",
+                )
+                .bind(&id[..])
+                .bind(&key[..])
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(existing) = existing {
+                    let stored: Vec<u8> = existing.try_get("request")?;
+                    return if stored == *wire {
+                        Ok(())
+                    } else {
+                        Err(NetError::IdempotencyConflict)
+                    };
+                }
+                let row = sqlx::query(
+                    "SELECT state, amount, refunded, confirmation FROM mpp_payments WHERE id = $1",
+                )
+                .bind(&id[..])
+                .fetch_one(&mut **tx)
+                .await?;
+                let state: String = row.try_get("state")?;
+                let paid: i64 = row.try_get("amount")?;
+                let refunded: i64 = row.try_get("refunded")?;
+                if state != MerchantState::Completed.as_str() {
+                    return Err(NetError::conflict(
+                        "not_completed",
+                        "only a completed payment (T confirmation received) can be refunded",
+                    ));
+                }
+                let total = refunded.checked_add(amount).filter(|t| *t <= paid);
+                let Some(total) = total else {
+                    return Err(NetError::conflict(
+                        "refund_exceeds_payment",
+                        "refunds would exceed the payment",
+                    ));
+                };
+                sqlx::query(
+                    "INSERT INTO mpp_refunds (payment_id, refund_key, amount, state, request,
+                        created_at, updated_at) VALUES ($1, $2, $3, 'funding', $4, $5, $5)",
+                )
+                .bind(&id[..])
+                .bind(&key[..])
+                .bind(amount)
+                .bind(&wire[..])
+                .bind(ms(now))
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE mpp_payments SET refunded = $2, updated_at = $3 WHERE id = $1")
+                    .bind(&id[..])
+                    .bind(total)
+                    .bind(ms(now))
+                    .execute(&mut **tx)
+                    .await?;
+                Ok::<_, NetError>(())
+            })
+        })
+        .await?;
+    mpp.drive_refund(id, key).await;
+    let row = sqlx::query("SELECT * FROM mpp_refunds WHERE payment_id = $1 AND refund_key = $2")
+        .bind(&id[..])
+        .bind(&key[..])
+        .fetch_one(node.db.pool())
+        .await?;
+    Ok(Json(refund_view(&row, mpp.currency())?))
+}
+
+async fn payment(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(wait): Query<Wait>,
+) -> Result<Json<MerchantPaymentView>, NetError> {
+    let merchant = mpp.merchant_by_token(&headers).await?;
+    let id = id16(&id)?;
+    let row = mpp
+        .load(&id)
+        .await?
+        .ok_or(NetError::NotFound { what: "payment" })?;
+    if row.merchant != merchant.id {
+        return Err(NetError::NotFound { what: "payment" });
+    }
+    let wait_ms = wait.wait_ms.min(mpp.node.config.timing.long_poll_max_ms);
+    let mpp2 = Arc::clone(&mpp);
+    let view = mpp
+        .node
+        .waiters
+        .wait(id, Duration::from_millis(wait_ms), move || {
+            let mpp = Arc::clone(&mpp2);
+            async move { mpp.view(&id).await }
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+async fn admin_payments(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<MppPaymentRecord>>, NetError> {
+    mpp.node.check_operator(&headers)?;
+    let limit = i64::from(page.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX));
+    let rows = sqlx::query("SELECT * FROM mpp_payments WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(page.after)
+        .bind(limit)
+        .fetch_all(mpp.node.db.pool())
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let p = PaymentRow::from_row(r, mpp.currency())?;
+        out.push(MppPaymentRecord {
+            seq: p.seq,
+            payment_id: hex(&p.id),
+            merchant: p.merchant.to_hex(),
+            cpp: p.cpp.clone(),
+            amount: p.amount.to_string(),
+            state: p.state.as_str().to_owned(),
+            refunded: p.refunded.to_string(),
+            created_at: p.created_at.as_millis(),
+            updated_at: p.updated_at.as_millis(),
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetError> {
+    let by_state = mpp.node.count_by("mpp_payments", "state").await?;
+    let mut text = mpp.node.metrics_text("mpay_mpp", &by_state).await?;
+    let refunds = mpp.node.count_by("mpp_refunds", "state").await?;
+    text.push_str("# TYPE mpay_mpp_refunds gauge\n");
+    for (state, n) in refunds {
+        text.push_str(&format!("mpay_mpp_refunds{{state=\"{state}\"}} {n}\n"));
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    ))
+}
+
+async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
+    let me = &mpp.node.me;
+    Json(Identity {
+        name: me.name.clone(),
+        id: me.id.to_hex(),
+        role: me.role.as_str().to_owned(),
+        region: me.region.clone(),
+        certificate: hex(&me.certificate.to_wire()),
+    })
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(openapi_document(
+        "mpay MPP",
+        "The merchant payment processor of the SEMOPS network: merchant enrolment and certificates, PNs awaiting decisions (long-poll), signed decisions and refunds, payment views with the CPP's confirmations.",
+        &[
+            ("get", "/health", "Liveness", Security::None),
+            ("get", "/metrics", "Prometheus metrics", Security::None),
+            ("get", "/openapi.json", "This document", Security::None),
+            (
+                "get",
+                "/v1/identity",
+                "The MPP's id and certificate",
+                Security::None,
+            ),
+            (
+                "post",
+                "/v1/merchants",
+                "Enrol a merchant (JSON EnrolMerchant) → {id, certificate, token}",
+                Security::Operator,
+            ),
+            (
+                "get",
+                "/v1/merchants/{id}",
+                "A merchant's certificate",
+                Security::None,
+            ),
+            (
+                "get",
+                "/v1/notices",
+                "PNs awaiting the merchant's decision (?wait_ms= long-polls)",
+                Security::Merchant,
+            ),
+            (
+                "post",
+                "/v1/decisions",
+                "The merchant's signed decision ({signed: hex})",
+                Security::Merchant,
+            ),
+            (
+                "post",
+                "/v1/refunds",
+                "The merchant's signed refund request ({signed: hex})",
+                Security::Merchant,
+            ),
+            (
+                "get",
+                "/v1/payments/{id}",
+                "A payment as its merchant sees it (?wait_ms= long-polls until final)",
+                Security::Merchant,
+            ),
+            (
+                "get",
+                "/v1/admin/payments",
+                "Every payment, by seq (?after=&limit=)",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/inbox",
+                "A sealed envelope from the region's DC (PAYMENT_NOTICE, CONFIRMATION)",
+                Security::None,
+            ),
+        ],
+    ))
+}

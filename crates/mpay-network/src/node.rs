@@ -1,0 +1,711 @@
+//! What every service process is made of: its identity and the checked
+//! directory, its database, the envelope inbox (open, verify, replay guard),
+//! the transactional outbox and its delivery loop, long-poll waiters, the
+//! bank clients, counters, and the running server handle.
+//!
+//! Delivery: a message to another service is written with [`Node::enqueue`]
+//! in the transaction of the state change it reports; its payload is the
+//! *unsealed* inner message, because the envelope refuses frames older than
+//! its freshness window, so the loop seals it afresh at every attempt
+//! ([`Node::deliver_due`]). The loop is woken by [`Node::kick`] right after
+//! the commit; its periodic sweep (`timing.delivery_interval_ms`) only
+//! serves retries. A message counts as delivered only on a 2xx answer,
+//! which the receiver gives after its own commit; anything else is retried
+//! with the outbox's backoff, forever (`outbox_pending` shows it).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mpay_bank::BankClient;
+use mpay_envelope::{FRAME_LEN_MAX, Header, MessageKind, ReplayGuard};
+use mpay_identity::{SecretKeys, Timestamp, TrustStore};
+use mpay_sql::outbox::{self, OutboxMessage};
+use mpay_sql::sqlx::{self, Row};
+use mpay_sql::{Db, Migrations, Tx};
+use mpay_wire::{Encode, Writer};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::api::{NetError, ms, wall_clock};
+use crate::config::{ConfigError, ServiceConfig};
+use crate::directory::{ResolvedDirectory, ResolvedService, ServiceRole};
+
+/// Most outbox messages one delivery run claims (and sends concurrently).
+pub const DELIVERY_BATCH_MAX: u32 = 128;
+/// Most long-poll waiters keyed at once; past it a waiter polls on its
+/// timer only.
+pub const WAITER_KEYS_MAX: usize = 65_536;
+
+/// Why a service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration or directory is wrong (the operator's fault).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Db(#[from] mpay_sql::DbError),
+    /// Migrations failed.
+    #[error("migrations: {0}")]
+    Migrate(#[from] mpay_sql::MigrateError),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes bytes as they are (a payload already encoded).
+pub(crate) struct Raw<'a>(pub &'a [u8]);
+
+impl Encode for Raw<'_> {
+    fn encode(&self, w: &mut Writer) {
+        w.raw(self.0);
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub inbox_accepted: AtomicU64,
+    pub inbox_refused: AtomicU64,
+    pub outbox_delivered: AtomicU64,
+    pub outbox_failures: AtomicU64,
+}
+
+/// A verified message from another service.
+pub(crate) struct Inbound {
+    pub header: Header,
+    pub sender: ResolvedService,
+    pub payload: Vec<u8>,
+}
+
+/// One service process's shared state.
+pub(crate) struct Node {
+    pub config: ServiceConfig,
+    pub me: ResolvedService,
+    pub keys: SecretKeys,
+    /// Keyed-hash secret derived from the keys (payment ids, pseudonyms,
+    /// request hashes): stable across restarts, never stored.
+    pub secret: [u8; 32],
+    pub directory: ResolvedDirectory,
+    pub trust: TrustStore,
+    pub db: Db,
+    pub http: reqwest::Client,
+    replay: Mutex<ReplayGuard>,
+    rng: Mutex<ChaCha20Rng>,
+    /// Wakes the delivery loop (after a commit that enqueued something).
+    pub kick: Notify,
+    pub waiters: Waiters,
+    pub metrics: Metrics,
+    /// Saga steps being driven now, so a sweep does not start a second
+    /// driver of the same step (a second one would be harmless, only wasted).
+    in_flight: Mutex<HashSet<Vec<u8>>>,
+}
+
+impl Node {
+    /// Loads the directory and keys named by `config`, checks that this
+    /// service is in the directory with `role` and these keys, and migrates
+    /// `db`.
+    pub async fn open(
+        config: ServiceConfig,
+        db: Db,
+        role: ServiceRole,
+        migrations: Migrations,
+    ) -> Result<Node, ServeError> {
+        config.check()?;
+        let now = wall_clock();
+        let directory = config.load_directory()?.resolve(now)?;
+        let me = directory
+            .service(&config.name)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("`{}` is not in the directory", config.name))
+            })?
+            .clone();
+        if me.role != role {
+            return Err(ConfigError::Invalid(format!(
+                "`{}` is a {} in the directory, not a {}",
+                me.name,
+                me.role.as_str(),
+                role.as_str()
+            ))
+            .into());
+        }
+        let keys = config.load_keys()?;
+        if keys.public() != *me.certificate.keys() {
+            return Err(ConfigError::Invalid(format!(
+                "the keys in {} are not those of {}'s certificate",
+                config.keys, me.name
+            ))
+            .into());
+        }
+        db.migrate(&[mpay_sql::MIGRATIONS, migrations]).await?;
+        let secret = blake3::derive_key(
+            "mpay/v1/network service secret",
+            &keys.to_secret_bytes()[..],
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timing.http_timeout_ms))
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
+        let seed: [u8; 32] = rand::random();
+        let trust = directory.trust_store();
+        Ok(Node {
+            config,
+            me,
+            keys,
+            secret,
+            directory,
+            trust,
+            db,
+            http,
+            replay: Mutex::new(ReplayGuard::new()),
+            rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
+            kick: Notify::new(),
+            waiters: Waiters::default(),
+            metrics: Metrics::default(),
+            in_flight: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Keyed BLAKE3 under this service's secret of `context` and the
+    /// length-prefixed `parts`.
+    pub fn keyed_hash(&self, context: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.secret);
+        hasher.update(context.as_bytes());
+        hasher.update(&[0]);
+        for part in parts {
+            hasher.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+            hasher.update(part);
+        }
+        *hasher.finalize().as_bytes()
+    }
+
+    /// 16 fresh random bytes.
+    pub fn random16(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        match self.rng.lock() {
+            Ok(mut rng) => rng.fill_bytes(&mut out),
+            Err(poisoned) => poisoned.into_inner().fill_bytes(&mut out),
+        }
+        out
+    }
+
+    /// Runs `f` with the RNG.
+    pub fn with_rng<T>(&self, f: impl FnOnce(&mut ChaCha20Rng) -> T) -> T {
+        match self.rng.lock() {
+            Ok(mut rng) => f(&mut rng),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Runs `f` with the replay guard.
+    pub fn with_replay<T>(&self, f: impl FnOnce(&mut ReplayGuard) -> T) -> T {
+        match self.replay.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Marks `key` as being driven; `false` if it already is.
+    pub fn begin_step(&self, key: &[u8]) -> bool {
+        self.in_flight
+            .lock()
+            .map(|mut set| set.insert(key.to_vec()))
+            .unwrap_or(true)
+    }
+
+    /// Ends what [`Node::begin_step`] began.
+    pub fn end_step(&self, key: &[u8]) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(key);
+        }
+    }
+
+    /// The client of bank `name`, with this service's token there.
+    pub fn bank(&self, name: &str) -> Result<BankClient, NetError> {
+        let bank = self
+            .directory
+            .bank(name)
+            .ok_or_else(|| NetError::Internal(format!("bank `{name}` is not in the directory")))?;
+        let token = self
+            .config
+            .bank_token(name)
+            .map_err(|e| NetError::Internal(e.to_string()))?;
+        Ok(BankClient::with_http(&bank.url, self.http.clone()).with_token(token))
+    }
+
+    /// The DC of this service's region.
+    pub fn my_dc(&self) -> Result<&ResolvedService, NetError> {
+        self.directory
+            .dc_of_region(&self.me.region)
+            .ok_or_else(|| NetError::Internal("no DC in this region".into()))
+    }
+
+    /// Checks an operator's bearer token.
+    pub fn check_operator(&self, headers: &axum::http::HeaderMap) -> Result<(), NetError> {
+        match crate::api::bearer(headers) {
+            Some(token) if crate::api::same_secret(token, &self.config.operator_token) => Ok(()),
+            _ => Err(NetError::Unauthenticated),
+        }
+    }
+
+    /// Opens and verifies a frame POSTed to `/v1/inbox`: the sender must be
+    /// a service of the directory (its certificate under the scheme root),
+    /// the frame sealed to this service, signed, fresh and new. Which
+    /// senders may send which kinds is the caller's check.
+    pub fn open_inbox(&self, frame: &[u8], now: Timestamp) -> Result<Inbound, NetError> {
+        let opened = self.open_inbox_inner(frame, now);
+        match &opened {
+            Ok(_) => self.metrics.inbox_accepted.fetch_add(1, Relaxed),
+            Err(_) => self.metrics.inbox_refused.fetch_add(1, Relaxed),
+        };
+        opened
+    }
+
+    fn open_inbox_inner(&self, frame: &[u8], now: Timestamp) -> Result<Inbound, NetError> {
+        if frame.len() > FRAME_LEN_MAX {
+            return Err(NetError::Refused("frame too large".into()));
+        }
+        let refused = |e: mpay_envelope::EnvelopeError| NetError::Refused(e.to_string());
+        let header = mpay_envelope::peek_header(frame).map_err(refused)?;
+        let sender = self
+            .directory
+            .service_by_id(header.sender)
+            .ok_or_else(|| NetError::Refused("sender is not a service of the directory".into()))?
+            .clone();
+        let unverified = mpay_envelope::open(frame, &self.keys, self.me.id, &self.trust, now)
+            .map_err(refused)?;
+        let verified = self
+            .with_replay(|guard| unverified.verify(&sender.certificate, &self.trust, guard, now))
+            .map_err(|e| match e {
+                mpay_envelope::EnvelopeError::Replay => NetError::Replay,
+                other => refused(other),
+            })?;
+        Ok(Inbound {
+            header: *verified.header(),
+            sender,
+            payload: verified.into_payload(),
+        })
+    }
+
+    /// Puts a message for `destination` in the outbox, in the caller's
+    /// transaction, unless one with this key is there already (a repeat).
+    /// `tx_id` becomes the envelope's transaction id (the payment id).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enqueue(
+        tx: &mut Tx<'_>,
+        destination: &str,
+        kind: MessageKind,
+        tx_id: [u8; 16],
+        payload: &[u8],
+        key: &str,
+        now: Timestamp,
+    ) -> Result<bool, NetError> {
+        let exists =
+            sqlx::query("SELECT id FROM outbox WHERE destination = $1 AND idempotency_key = $2")
+                .bind(destination)
+                .bind(key)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        let mut body = Vec::with_capacity(16 + payload.len());
+        body.extend_from_slice(&tx_id);
+        body.extend_from_slice(payload);
+        let kind = format!("{:04x}", kind.0);
+        outbox::enqueue(
+            tx,
+            &outbox::NewMessage {
+                destination,
+                kind: &kind,
+                payload: &body,
+                idempotency_key: key,
+            },
+            ms(now),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Seals and sends one outbox message; `Ok` only on a 2xx answer.
+    async fn send(&self, message: &OutboxMessage, now: Timestamp) -> Result<(), String> {
+        let destination = self
+            .directory
+            .service(&message.destination)
+            .ok_or_else(|| format!("`{}` is not in the directory", message.destination))?;
+        let kind = u16::from_str_radix(&message.kind, 16)
+            .map(MessageKind)
+            .map_err(|_| format!("outbox kind `{}`", message.kind))?;
+        if message.payload.len() < 16 {
+            return Err("outbox payload shorter than its transaction id".into());
+        }
+        let (tx_id, inner) = message.payload.split_at(16);
+        let mut tx = [0u8; 16];
+        tx.copy_from_slice(tx_id);
+        let frame = self
+            .with_rng(|rng| {
+                mpay_semops::seal_payload(
+                    kind,
+                    &Raw(inner),
+                    &self.keys,
+                    self.me.id,
+                    destination.id,
+                    destination.certificate.keys(),
+                    tx,
+                    now,
+                    rng,
+                )
+            })
+            .map_err(|e| format!("seal: {e}"))?;
+        let response = self
+            .http
+            .post(format!("{}/v1/inbox", destination.url))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(frame)
+            .send()
+            .await
+            .map_err(|e| format!("unreachable: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Err(format!("{status}: {text}"))
+        }
+    }
+
+    /// One delivery run: claims what is due and sends it all at once.
+    /// Returns how many messages were claimed.
+    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, NetError> {
+        let now = wall_clock();
+        let due = outbox::due(&self.db, ms(now), DELIVERY_BATCH_MAX).await?;
+        let claimed = due.len();
+        let mut sends = JoinSet::new();
+        for message in due {
+            let node = Arc::clone(self);
+            sends.spawn(async move {
+                let sent = node.send(&message, wall_clock()).await;
+                let now_ms = ms(wall_clock());
+                match sent {
+                    Ok(()) => {
+                        node.metrics.outbox_delivered.fetch_add(1, Relaxed);
+                        outbox::mark_delivered(&node.db, message.id, now_ms).await
+                    }
+                    Err(error) => {
+                        node.metrics.outbox_failures.fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            service = node.me.name,
+                            destination = message.destination,
+                            key = message.idempotency_key,
+                            attempts = message.attempts,
+                            %error,
+                            "delivery failed; will retry"
+                        );
+                        outbox::mark_failed(&node.db, message.id, now_ms)
+                            .await
+                            .map(|_| ())
+                    }
+                }
+            });
+        }
+        while let Some(done) = sends.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "outbox bookkeeping failed"),
+                Err(error) => tracing::error!(%error, "delivery task failed"),
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// The delivery loop: runs at every kick and every
+    /// `delivery_interval_ms`, and again at once while batches come full.
+    pub fn spawn_delivery(self: &Arc<Self>) -> JoinHandle<()> {
+        let node = Arc::clone(self);
+        tokio::spawn(async move {
+            let pause = Duration::from_millis(node.config.timing.delivery_interval_ms);
+            loop {
+                let kicked = node.kick.notified();
+                tokio::pin!(kicked);
+                kicked.as_mut().enable();
+                match node.deliver_due().await {
+                    Ok(claimed) if claimed >= DELIVERY_BATCH_MAX as usize => continue,
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "delivery run failed"),
+                }
+                tokio::select! {
+                    _ = &mut kicked => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        })
+    }
+
+    /// Counts of `column` values in `table` (payments by state), for metrics.
+    pub async fn count_by(
+        &self,
+        table: &str,
+        column: &str,
+    ) -> Result<Vec<(String, i64)>, NetError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {column} AS k, COUNT(*) AS n FROM {table} GROUP BY {column} ORDER BY {column}"
+        )))
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("k")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// The Prometheus text common to all services, plus `by_state`
+    /// (`<prefix>_payments{state=…}`).
+    pub async fn metrics_text(
+        &self,
+        prefix: &str,
+        by_state: &[(String, i64)],
+    ) -> Result<String, NetError> {
+        let pending = outbox::pending_count(&self.db).await?;
+        let m = &self.metrics;
+        let mut text = String::new();
+        for (name, value) in [
+            ("inbox_accepted_total", m.inbox_accepted.load(Relaxed)),
+            ("inbox_refused_total", m.inbox_refused.load(Relaxed)),
+            ("outbox_delivered_total", m.outbox_delivered.load(Relaxed)),
+            (
+                "outbox_delivery_failures_total",
+                m.outbox_failures.load(Relaxed),
+            ),
+        ] {
+            text.push_str(&format!(
+                "# TYPE {prefix}_{name} counter\n{prefix}_{name} {value}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "# TYPE {prefix}_outbox_pending gauge\n{prefix}_outbox_pending {pending}\n"
+        ));
+        text.push_str(&format!("# TYPE {prefix}_payments gauge\n"));
+        for (state, n) in by_state {
+            text.push_str(&format!("{prefix}_payments{{state=\"{state}\"}} {n}\n"));
+        }
+        Ok(text)
+    }
+
+    /// Checks that `sender` has `role`, and for a CPP or MPP that it is of
+    /// this service's region.
+    pub fn check_sender(
+        &self,
+        sender: &ResolvedService,
+        allowed: &[ServiceRole],
+        same_region: bool,
+    ) -> Result<(), NetError> {
+        if !allowed.contains(&sender.role) {
+            return Err(NetError::Refused(format!(
+                "a {} may not send this kind",
+                sender.role.as_str()
+            )));
+        }
+        if same_region && sender.region != self.me.region {
+            return Err(NetError::Refused(format!(
+                "{} is not of region {}",
+                sender.name, self.me.region
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Long-poll waiters keyed by a payment or merchant id: a waiter registers
+/// before it checks the state, so a change committed between its check and
+/// its wait still wakes it.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    map: Mutex<HashMap<[u8; 16], Arc<Notify>>>,
+}
+
+impl Waiters {
+    fn entry(&self, key: [u8; 16]) -> Option<Arc<Notify>> {
+        let mut map = self.map.lock().ok()?;
+        if let Some(n) = map.get(&key) {
+            return Some(Arc::clone(n));
+        }
+        if map.len() >= WAITER_KEYS_MAX {
+            return None;
+        }
+        let n = Arc::new(Notify::new());
+        map.insert(key, Arc::clone(&n));
+        Some(n)
+    }
+
+    fn release(&self, key: [u8; 16], notify: Option<&Arc<Notify>>) {
+        if let (Some(notify), Ok(mut map)) = (notify, self.map.lock()) {
+            // The map's and ours: nobody else waits on it.
+            if Arc::strong_count(notify) <= 2 {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// Wakes every waiter on `key`.
+    pub fn wake(&self, key: [u8; 16]) {
+        let notify = self.map.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some(n) = notify {
+            n.notify_waiters();
+        }
+    }
+
+    /// Calls `check` until it says done or `wait` has passed, waiting for a
+    /// wake between calls; returns its last value.
+    pub async fn wait<T, F, Fut>(
+        &self,
+        key: [u8; 16],
+        wait: Duration,
+        mut check: F,
+    ) -> Result<T, NetError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(T, bool), NetError>>,
+    {
+        /// A waiter without a key (table full) re-checks this often.
+        const POLL_MS_UNKEYED: u64 = 50;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let notify = self.entry(key);
+            let fallback = Notify::new();
+            let n = notify.as_deref().unwrap_or(&fallback);
+            let notified = n.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (value, done) = match check().await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.release(key, notify.as_ref());
+                    return Err(e);
+                }
+            };
+            if done || tokio::time::Instant::now() >= until {
+                self.release(key, notify.as_ref());
+                return Ok(value);
+            }
+            let nap = if notify.is_some() {
+                until
+            } else {
+                (tokio::time::Instant::now() + Duration::from_millis(POLL_MS_UNKEYED)).min(until)
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(nap) => {}
+            }
+            self.release(key, notify.as_ref());
+        }
+    }
+}
+
+/// A running service: its address and tasks. [`Running::stop`] shuts the
+/// server down (open connections are closed once idle) and stops the
+/// background loops; dropping it aborts everything.
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), std::io::Error>>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub(crate) fn start(
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Result<Running, ServeError> {
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Running {
+            addr,
+            shutdown: Some(tx),
+            server: Some(server),
+            tasks,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL on loopback.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving and the background loops; waits (at most
+    /// [`STOP_WAIT_MS_MAX`]) for requests in flight to finish.
+    pub async fn stop(mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_millis(STOP_WAIT_MS_MAX), server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+
+    /// Runs until the server fails (or forever).
+    pub async fn wait(mut self) -> Result<(), ServeError> {
+        match self.server.take() {
+            Some(server) => match server.await {
+                Ok(result) => Ok(result?),
+                Err(e) => Err(ServeError::Io(std::io::Error::other(e.to_string()))),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+/// Longest [`Running::stop`] waits for requests in flight.
+pub const STOP_WAIT_MS_MAX: u64 = 5_000;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}
+
+/// Spawns a loop that calls `step` every `pause`.
+pub(crate) fn spawn_loop<F, Fut>(name: &'static str, pause: Duration, mut step: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), NetError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = step().await {
+                tracing::error!(loop_name = name, %error, "background run failed");
+            }
+            tokio::time::sleep(pause).await;
+        }
+    })
+}

@@ -1,0 +1,489 @@
+//! The self-contained HTML page: header with the verdict, the phases, the
+//! charts (inline SVG), the tables, and a few lines of plain script that
+//! record whether every chart rendered. No external fonts, styles, images
+//! or scripts: the file works offline.
+
+use std::fmt::Write as _;
+
+use crate::charts::{self, Chart};
+use crate::format::{abbreviate_hex, escape, latency, money, money_delta, seconds, utc_datetime};
+use crate::model::DemoReport;
+use crate::stats::{OutcomeTable, balance_totals, row_currency, row_delta, summarize};
+
+/// Every chart the page can hold, in page order (the `data-chart` names).
+pub const CHART_NAMES: [&str; 6] = [
+    charts::phases::NAME,
+    charts::money::NAME,
+    charts::outcomes::NAME,
+    charts::latency::NAME,
+    charts::micro::NAME,
+    charts::fraud::NAME,
+];
+
+/// The charts of a report, in page order; a chart with nothing to draw is a
+/// no-data note.
+pub fn charts(report: &DemoReport) -> [Chart; 6] {
+    [
+        charts::phases::render(report),
+        charts::money::render(report),
+        charts::outcomes::render(report),
+        charts::latency::render(report),
+        charts::micro::render(report),
+        charts::fraud::render(report),
+    ]
+}
+
+/// The whole report as one self-contained HTML page.
+pub fn render_html(report: &DemoReport) -> String {
+    let [phases, money_chart, outcomes, latency_chart, micro, fraud] = charts(report);
+    let mut page = String::with_capacity(256 * 1024);
+    let title = escape(&report.title);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · seed {}</title><style>{STYLE}</style></head>\n<body>\n",
+        report.seed
+    );
+    header(&mut page, report);
+
+    section_open(&mut page, "phases", "The day, phase by phase");
+    page.push_str(&phases.html);
+    phase_list(&mut page, report);
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "money", "Money held by each party over the day");
+    lede(
+        &mut page,
+        "Each line is one party's balance, held until it changes. Shaded bands are the phases; \
+         a panel with many parties draws the largest and sums the rest.",
+    );
+    page.push_str(&money_chart.html);
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "payments", "Payments by kind and outcome");
+    page.push_str(&outcomes.html);
+    outcome_table(&mut page, report);
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "latency", "Latency per payment kind");
+    lede(
+        &mut page,
+        "Dots are payments; the box spans p25 to p75, the thick mark is the median, \
+         thin marks are p90 and p99, whiskers reach min and max. Log scale.",
+    );
+    page.push_str(&latency_chart.html);
+    latency_table(&mut page, report);
+    page.push_str("</section>\n");
+
+    section_open(
+        &mut page,
+        "micro",
+        "Micropayments: pending totals against θ",
+    );
+    lede(
+        &mut page,
+        "Below θ a micropayment is confirmed with a delayed transfer (DT) and no bank call; \
+         at θ, or when the window runs out, the CPP makes one bank transfer for the pending total.",
+    );
+    page.push_str(&micro.html);
+    let hidden = report.micro.len().saturating_sub(charts::micro::PANELS_MAX);
+    if hidden > 0 {
+        let _ = write!(
+            page,
+            "<p class=\"note\">{hidden} more series not drawn (the chart shows the first {}).</p>",
+            charts::micro::PANELS_MAX
+        );
+    }
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "fraud", "Double spend caught");
+    lede(
+        &mut page,
+        "Two different signed entries of one wallet with one sequence number are a fraud proof: \
+         the money office names the owner, charges them and revokes the certificate.",
+    );
+    page.push_str(&fraud.html);
+    fraud_table(&mut page, report);
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "balances", "Money per party, before and after");
+    balance_table(&mut page, report);
+    page.push_str("</section>\n");
+
+    section_open(&mut page, "invariants", "Invariants");
+    invariant_list(&mut page, report);
+    page.push_str("</section>\n");
+
+    let _ = write!(
+        page,
+        "<footer>mpay demo report · format {} · seed {} · replay with <code>mpay demo --seed {}</code></footer>\n\
+         <script>{CHECK_SCRIPT}</script>\n</body></html>\n",
+        report.format_version, report.seed, report.seed
+    );
+    page
+}
+
+fn header(page: &mut String, report: &DemoReport) {
+    let _ = write!(
+        page,
+        "<header><h1>{}</h1><p class=\"meta\">",
+        escape(&report.title)
+    );
+    let mut meta = vec![
+        format!("seed {}", report.seed),
+        format!("started {}", utc_datetime(report.started_at_ms)),
+        format!("ran {}", seconds(report.duration_ms)),
+        report.currency.to_string(),
+    ];
+    if !report.backend.is_empty() {
+        meta.push(report.backend.clone());
+    }
+    page.push_str(&escape(&meta.join(" · ")));
+    page.push_str("</p>");
+    let failed: Vec<&str> = report
+        .failed_invariants()
+        .map(|c| c.name.as_str())
+        .collect();
+    if report.invariants.is_empty() {
+        page.push_str(
+            "<div class=\"verdict none\" data-verdict=\"none\">No invariants were checked.</div>",
+        );
+    } else if failed.is_empty() {
+        let _ = write!(
+            page,
+            "<div class=\"verdict ok\" data-verdict=\"held\">✔ All {} invariants held.</div>",
+            report.invariants.len()
+        );
+    } else {
+        let _ = write!(
+            page,
+            "<div class=\"verdict fail\" data-verdict=\"failed\">✘ {} of {} invariants failed: {}</div>",
+            failed.len(),
+            report.invariants.len(),
+            escape(&failed.join(", "))
+        );
+    }
+    page.push_str(
+        "<nav><a href=\"#phases\">Phases</a><a href=\"#money\">Money</a>\
+         <a href=\"#payments\">Payments</a><a href=\"#latency\">Latency</a>\
+         <a href=\"#micro\">Micropayments</a><a href=\"#fraud\">Double spend</a>\
+         <a href=\"#balances\">Balances</a><a href=\"#invariants\">Invariants</a></nav></header>\n",
+    );
+}
+
+fn section_open(page: &mut String, id: &str, heading: &str) {
+    let _ = write!(page, "<section id=\"{id}\"><h2>{}</h2>", escape(heading));
+}
+
+fn lede(page: &mut String, text: &str) {
+    let _ = write!(page, "<p class=\"lede\">{}</p>", escape(text));
+}
+
+fn phase_list(page: &mut String, report: &DemoReport) {
+    if report.phases.is_empty() {
+        return;
+    }
+    page.push_str("<ol class=\"phases\">");
+    for phase in &report.phases {
+        let _ = write!(
+            page,
+            "<li><h3>{} <span class=\"when\">{} – {}</span></h3>",
+            escape(&phase.name),
+            seconds(phase.started_ms),
+            seconds(phase.started_ms.saturating_add(phase.duration_ms))
+        );
+        for line in &phase.lines {
+            let _ = write!(page, "<p>{}</p>", escape(line));
+        }
+        page.push_str("</li>");
+    }
+    page.push_str("</ol>");
+}
+
+fn outcome_table(page: &mut String, report: &DemoReport) {
+    let t = OutcomeTable::build(report);
+    if t.kinds.is_empty() {
+        return;
+    }
+    page.push_str("<div class=\"scroll\"><table class=\"num\"><thead><tr><th>kind</th>");
+    for o in &t.outcomes {
+        let _ = write!(page, "<th>{}</th>", escape(o));
+    }
+    page.push_str("<th>total</th></tr></thead><tbody>");
+    for (k, kind) in t.kinds.iter().enumerate() {
+        let _ = write!(page, "<tr><th>{}</th>", escape(kind));
+        for o in 0..t.outcomes.len() {
+            let c = t.counts.get(k).and_then(|c| c.get(o)).copied().unwrap_or(0);
+            if c == 0 {
+                page.push_str("<td class=\"zero\">0</td>");
+            } else {
+                let _ = write!(page, "<td>{c}</td>");
+            }
+        }
+        let _ = write!(page, "<td class=\"strong\">{}</td></tr>", t.kind_total(k));
+    }
+    page.push_str("</tbody><tfoot><tr><th>total</th>");
+    for o in 0..t.outcomes.len() {
+        let _ = write!(page, "<td>{}</td>", t.outcome_total(o));
+    }
+    let _ = write!(
+        page,
+        "<td class=\"strong\">{}</td></tr></tfoot></table></div>",
+        t.total()
+    );
+}
+
+fn latency_table(page: &mut String, report: &DemoReport) {
+    if report.latencies.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<table class=\"num\"><thead><tr><th>kind</th><th>n</th><th>min</th><th>p50</th>\
+         <th>p90</th><th>p99</th><th>max</th></tr></thead><tbody>",
+    );
+    for series in &report.latencies {
+        let _ = write!(page, "<tr><th>{}</th>", escape(&series.kind));
+        match summarize(series) {
+            Some(s) => {
+                let _ = write!(
+                    page,
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    s.count,
+                    latency(s.min_ms),
+                    latency(s.p50_ms),
+                    latency(s.p90_ms),
+                    latency(s.p99_ms),
+                    latency(s.max_ms)
+                );
+            }
+            None => {
+                page.push_str("<td>0</td><td colspan=\"5\" class=\"zero\">no samples</td></tr>")
+            }
+        }
+    }
+    page.push_str("</tbody></table>");
+}
+
+fn fraud_table(page: &mut String, report: &DemoReport) {
+    if report.frauds.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<table class=\"fraud\"><thead><tr><th>wallet</th><th>owner</th><th>seq</th>\
+         <th>conflicting entries</th><th>charged</th><th>caught</th></tr></thead><tbody>",
+    );
+    for case in &report.frauds {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>",
+            escape(&case.wallet),
+            escape(&case.owner),
+            case.seq
+        );
+        for (label, entry) in [("first", &case.first), ("second", &case.second)] {
+            let _ = write!(
+                page,
+                "<details><summary>{label}: <code>{}</code> {}</summary><code class=\"hex\">{}</code></details>",
+                escape(&abbreviate_hex(&entry.hex)),
+                escape(&entry.summary),
+                escape(&entry.hex)
+            );
+        }
+        let _ = write!(
+            page,
+            "</td><td class=\"n\">{}</td><td>{} by {}{}</td></tr>",
+            money(case.charged_minor, report.currency),
+            seconds(case.caught_at_ms),
+            escape(&case.caught_by),
+            if case.revoked {
+                "; certificate revoked"
+            } else {
+                "; <strong class=\"bad\">certificate not revoked</strong>"
+            }
+        );
+    }
+    page.push_str("</tbody></table>");
+}
+
+fn balance_table(page: &mut String, report: &DemoReport) {
+    if report.balances.is_empty() {
+        page.push_str("<p class=\"no-data\">No balances were recorded.</p>");
+        return;
+    }
+    page.push_str(
+        "<table class=\"num\"><thead><tr><th>party</th><th>kind</th><th>before</th>\
+         <th>after</th><th>change</th></tr></thead><tbody>",
+    );
+    for row in &report.balances {
+        let currency = row_currency(report, row);
+        let (delta, class) = match row_delta(row) {
+            Some(d) if d > 0 => (money_delta(d, currency), "up"),
+            Some(d) if d < 0 => (money_delta(d, currency), "down"),
+            Some(d) => (money_delta(d, currency), "zero"),
+            None => ("overflow".to_owned(), "bad"),
+        };
+        let _ = write!(
+            page,
+            "<tr><th>{}</th><td class=\"kind\">{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td></tr>",
+            escape(&row.party),
+            row.kind.label(),
+            money(row.before_minor, currency),
+            money(row.after_minor, currency),
+            delta
+        );
+    }
+    page.push_str("</tbody><tfoot>");
+    for total in balance_totals(report) {
+        let show =
+            |a: Option<mpay_money::Amount>| a.map_or("overflow".to_owned(), |a| a.to_string());
+        let verdict = if total.conserved() {
+            "<span class=\"good\">✔ conserved</span>".to_owned()
+        } else {
+            match total.delta() {
+                Some(d) => format!(
+                    "<span class=\"bad\">✘ {}</span>",
+                    escape(&money_delta(d.minor_units(), d.currency()))
+                ),
+                None => "<span class=\"bad\">✘ overflow</span>".to_owned(),
+            }
+        };
+        let _ = write!(
+            page,
+            "<tr><th>total {} ({} parties)</th><td></td><td>{}</td><td>{}</td><td>{verdict}</td></tr>",
+            total.currency,
+            total.rows,
+            show(total.before),
+            show(total.after),
+        );
+    }
+    page.push_str("</tfoot></table>");
+}
+
+fn invariant_list(page: &mut String, report: &DemoReport) {
+    if report.invariants.is_empty() {
+        page.push_str("<p class=\"no-data\">No invariants were checked.</p>");
+        return;
+    }
+    page.push_str("<ul class=\"invariants\">");
+    for check in &report.invariants {
+        let (class, mark) = if check.ok {
+            ("good", "✔")
+        } else {
+            ("bad", "✘")
+        };
+        let _ = write!(
+            page,
+            "<li class=\"{class}\"><span class=\"mark-sign\">{mark}</span> <strong>{}</strong> <span class=\"detail\">{}</span></li>",
+            escape(&check.name),
+            escape(&check.detail)
+        );
+    }
+    page.push_str("</ul>");
+}
+
+/// Runs once the page is parsed: every `<svg data-chart>` must have a
+/// non-empty box and at least one `.mark` with a non-empty box inside its
+/// view box. The result goes to `data-charts-rendered`,
+/// `data-charts-failed`, `data-charts-failed-names` and `data-charts-empty`
+/// on `<body>`, for `chromium --headless --dump-dom` to show.
+pub const CHECK_SCRIPT: &str = r#"
+(function () {
+  var ok = 0, failed = [], empty = 0;
+  var charts = document.querySelectorAll('[data-chart]');
+  for (var i = 0; i < charts.length; i++) {
+    var el = charts[i], name = el.getAttribute('data-chart');
+    if (el.tagName.toLowerCase() !== 'svg') { empty++; continue; }
+    var box = el.getBoundingClientRect(), vb = el.viewBox.baseVal, drawn = 0;
+    var marks = el.querySelectorAll('.mark');
+    for (var j = 0; j < marks.length; j++) {
+      var b = marks[j].getBBox();
+      var inside = b.x <= vb.width && b.x + b.width >= 0 && b.y <= vb.height && b.y + b.height >= 0;
+      if (b.width + b.height > 0 && inside) drawn++;
+    }
+    if (box.width > 0 && box.height > 0 && drawn > 0) ok++; else failed.push(name);
+  }
+  document.body.dataset.chartsRendered = String(ok);
+  document.body.dataset.chartsFailed = String(failed.length);
+  document.body.dataset.chartsFailedNames = failed.join(' ');
+  document.body.dataset.chartsEmpty = String(empty);
+})();
+"#;
+
+const STYLE: &str = r#"
+:root { --ink:#1d2330; --muted:#5b6474; --line:#e3e6ec; --good:#2e7d32; --bad:#c62828; --warn:#b26a00; }
+* { box-sizing: border-box; }
+body { margin:0 auto; max-width:1020px; padding:24px 30px 60px; color:var(--ink); background:#fff;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", "Liberation Sans", Arial, sans-serif; }
+header h1 { margin:0 0 4px; font-size:28px; letter-spacing:-.01em; }
+.meta { margin:0 0 14px; color:var(--muted); }
+.verdict { padding:12px 16px; border-radius:8px; font-weight:650; font-size:17px; }
+.verdict.ok { background:#e8f5e9; color:var(--good); border:1px solid #a5d6a7; }
+.verdict.fail { background:#ffebee; color:var(--bad); border:1px solid #ef9a9a; }
+.verdict.none { background:#fff8e1; color:var(--warn); border:1px solid #ffe082; }
+nav { margin:14px 0 0; display:flex; flex-wrap:wrap; gap:4px 16px; font-size:14px; }
+nav a { color:#3461a8; text-decoration:none; }
+section { margin-top:38px; }
+h2 { font-size:20px; margin:0 0 6px; padding-bottom:4px; border-bottom:1px solid var(--line); }
+.lede { margin:4px 0 10px; color:var(--muted); font-size:14px; }
+.note, .no-data { color:var(--muted); font-style:italic; }
+.no-data { padding:18px; background:#fafbfc; border:1px dashed var(--line); border-radius:6px; text-align:center; }
+ol.phases { list-style:none; counter-reset:phase; padding:0; display:grid; grid-template-columns:repeat(auto-fill,minmax(300px,1fr)); gap:10px 18px; margin:14px 0 0; }
+ol.phases li { counter-increment:phase; border-left:3px solid #4e79a7; padding:2px 0 2px 10px; }
+ol.phases h3 { margin:0; font-size:14.5px; }
+ol.phases h3::before { content:counter(phase) ". "; color:var(--muted); }
+ol.phases .when { color:var(--muted); font-weight:400; font-size:12.5px; margin-left:4px; }
+ol.phases p { margin:0; font-size:13.5px; color:#38404e; }
+div.scroll { overflow-x:auto; }
+table { border-collapse:collapse; margin:14px 0 0; font-size:13.5px; min-width:50%; }
+th, td { padding:5px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
+thead th { font-weight:600; vertical-align:bottom; color:var(--muted); border-bottom:2px solid var(--line); }
+table.num td { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+table.num td.kind { text-align:left; color:var(--muted); }
+tbody th { font-weight:500; }
+tfoot th, tfoot td { font-weight:650; border-top:2px solid var(--line); }
+td.zero { color:#b7bdc8; } td.up { color:var(--good); } td.down { color:var(--bad); }
+.strong { font-weight:650; } .good { color:var(--good); } .bad { color:var(--bad); }
+td.n { text-align:right; white-space:nowrap; }
+details summary { cursor:pointer; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; font-size:12.5px; }
+code.hex { display:block; word-break:break-all; background:#f6f7f9; padding:6px 8px; border-radius:4px; margin:4px 0 8px; }
+ul.invariants { list-style:none; padding:0; margin:10px 0 0; }
+ul.invariants li { padding:6px 0; border-bottom:1px solid var(--line); }
+ul.invariants .detail { color:var(--muted); margin-left:6px; }
+ul.invariants li.bad strong { color:var(--bad); }
+.mark-sign { display:inline-block; width:1.2em; font-weight:700; }
+footer { margin-top:40px; color:var(--muted); font-size:12.5px; }
+svg.chart { display:block; width:100%; height:auto; margin:8px 0 0; overflow:visible; }
+svg text { font-size:11px; fill:#3a4150; }
+svg .tick { fill:#6b7383; }
+svg .axis-title { fill:#6b7383; font-size:11.5px; }
+svg .label { font-size:12.5px; fill:var(--ink); }
+svg .panel-title { font-size:13px; font-weight:650; fill:var(--ink); }
+svg .legend.value { fill:#6b7383; font-variant-numeric:tabular-nums; }
+svg .grid { stroke:#eceef2; stroke-width:1; }
+svg .axis { stroke:#9aa1ad; stroke-width:1; }
+svg .band { fill:#f3f5f9; } svg .band.alt { fill:#fbfcfd; }
+svg .line { fill:none; stroke-width:2; stroke-linejoin:round; }
+svg .line.group { stroke-dasharray:5 3; }
+svg .note { fill:#8a93a3; font-style:italic; }
+svg .dot { opacity:.35; }
+svg .whisker { stroke-width:1.5; }
+svg .box { opacity:.55; }
+svg .p50 { stroke:#111; stroke-width:3; }
+svg .pct { stroke:#111; stroke-width:1.5; }
+svg .pct-label { font-size:9.5px; fill:#5b6474; }
+svg .stat { font-size:12.5px; font-variant-numeric:tabular-nums; }
+svg .in-bar { fill:#fff; font-weight:650; }
+svg .total { font-weight:650; }
+svg .theta { stroke-width:1.6; stroke-dasharray:6 4; }
+svg .settlement { stroke-width:1; opacity:.55; stroke-dasharray:2 3; }
+svg .chain { stroke:#888; stroke-width:2; fill:none; }
+svg .fork { fill:none; stroke-width:2; }
+svg .entry { fill:#fff; stroke-width:1.5; }
+svg .entry-title { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:11.5px; font-weight:650; }
+svg .verdict { font-weight:650; font-size:12.5px; fill:var(--ink); }
+svg .detail { font-size:12px; }
+svg .alarm { fill:var(--bad); font-weight:700; font-size:12px; }
+svg .sep { stroke:#eceef2; }
+"#;

@@ -1,0 +1,232 @@
+//! What the MPP adds, signed by itself, when it passes a merchant's signed
+//! object on toward the CPP: the merchant's payout account with a decision
+//! ([`DecisionRelay`]), and the bank transfer that funded a refund
+//! ([`RefundRelay`]). The CPP checks both signatures: the merchant's on the
+//! inner object, the MPP's on the relay.
+
+use mpay_identity::{PartyId, Role};
+use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
+
+use crate::decision::{SignedMerchantDecision, SignedRefundRequest};
+use crate::signed::{Signable, Signed};
+use crate::tags;
+
+/// Longest payout account name or transfer reference in a relay, bytes
+/// (a bank account id is at most 128).
+pub const RELAY_TEXT_LEN_MAX: usize = 128;
+
+fn check_text(what: &'static str, text: &str) -> Result<(), DecodeError> {
+    if text.is_empty() {
+        return Err(DecodeError::Invalid {
+            what,
+            reason: "empty",
+        });
+    }
+    if text.len() > RELAY_TEXT_LEN_MAX {
+        return Err(DecodeError::TooLong {
+            what,
+            len: text.len(),
+            max: RELAY_TEXT_LEN_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The MPP's relay of a merchant's decision, with where an approved
+/// payment is to be paid.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DecisionRelay {
+    /// The merchant's signed decision, unchanged.
+    pub decision: SignedMerchantDecision,
+    /// The relaying MPP, the TRANS's MPP; signs the relay.
+    pub mpp: PartyId,
+    /// The merchant's bank.
+    pub payout_bank: PartyId,
+    /// The merchant's account there (`shop:<name>`).
+    pub payout_account: String,
+}
+
+/// A decision relay signed by its MPP.
+pub type SignedDecisionRelay = Signed<DecisionRelay>;
+
+impl Signable for DecisionRelay {
+    const TAG: &'static [u8] = tags::DECISION_RELAY;
+    const SIGNER_ROLE: Role = Role::Mpp;
+    const WHAT: &'static str = "decision relay";
+
+    fn signer(&self) -> PartyId {
+        self.mpp
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        check_text("payout account", &self.payout_account)
+    }
+}
+
+impl Encode for DecisionRelay {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.decision)
+            .put(&self.mpp)
+            .put(&self.payout_bank)
+            .text(&self.payout_account);
+    }
+}
+
+impl Decode for DecisionRelay {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let relay = DecisionRelay {
+            decision: r.get()?,
+            mpp: r.get()?,
+            payout_bank: r.get()?,
+            payout_account: r.text("payout account", RELAY_TEXT_LEN_MAX)?,
+        };
+        relay.validate()?;
+        Ok(relay)
+    }
+}
+
+/// The MPP's relay of a merchant's refund request, after it moved the
+/// refund from the merchant's account to the CPP's.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RefundRelay {
+    /// The merchant's signed refund request, unchanged.
+    pub refund: SignedRefundRequest,
+    /// The relaying MPP; signs the relay.
+    pub mpp: PartyId,
+    /// The bank's reference of the transfer that moved the money to the
+    /// CPP's account (a posting id or an interbank message id).
+    pub transfer_reference: String,
+}
+
+/// A refund relay signed by its MPP.
+pub type SignedRefundRelay = Signed<RefundRelay>;
+
+impl Signable for RefundRelay {
+    const TAG: &'static [u8] = tags::REFUND_RELAY;
+    const SIGNER_ROLE: Role = Role::Mpp;
+    const WHAT: &'static str = "refund relay";
+
+    fn signer(&self) -> PartyId {
+        self.mpp
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        check_text("transfer reference", &self.transfer_reference)
+    }
+}
+
+impl Encode for RefundRelay {
+    fn encode(&self, w: &mut Writer) {
+        w.put(&self.refund)
+            .put(&self.mpp)
+            .text(&self.transfer_reference);
+    }
+}
+
+impl Decode for RefundRelay {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let relay = RefundRelay {
+            refund: r.get()?,
+            mpp: r.get()?,
+            transfer_reference: r.text("transfer reference", RELAY_TEXT_LEN_MAX)?,
+        };
+        relay.validate()?;
+        Ok(relay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, MerchantDecision, RefundRequest, SemopsError};
+    use mpay_identity::{Certificate, CertificateBody, SecretKeys, Suite, Timestamp};
+    use mpay_money::{Amount, Currency};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn party(rng: &mut ChaCha20Rng, n: u64, role: Role) -> (SecretKeys, Certificate) {
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, rng);
+        let id = PartyId::from_u64(n);
+        let cert = Certificate::issue(
+            CertificateBody {
+                subject: id,
+                role,
+                keys: keys.public(),
+                limits: None,
+                issued_at: Timestamp(0),
+                expires_at: Timestamp(1_000),
+                issuer: id,
+            },
+            &keys,
+        );
+        (keys, cert)
+    }
+
+    #[test]
+    fn relays_round_trip_and_verify() {
+        let mut rng = ChaCha20Rng::seed_from_u64(9);
+        let (merchant_keys, merchant) = party(&mut rng, 1, Role::Merchant);
+        let (mpp_keys, mpp) = party(&mut rng, 2, Role::Mpp);
+        let decision = Signed::sign(
+            MerchantDecision {
+                payment_id: [7; 16],
+                merchant: merchant.subject(),
+                decision: Decision::Approve,
+            },
+            &merchant_keys,
+        )
+        .unwrap();
+        let relay = Signed::sign(
+            DecisionRelay {
+                decision,
+                mpp: mpp.subject(),
+                payout_bank: PartyId::from_u64(3),
+                payout_account: "shop:bob".into(),
+            },
+            &mpp_keys,
+        )
+        .unwrap();
+        let decoded = SignedDecisionRelay::from_wire(&relay.to_wire()).unwrap();
+        assert_eq!(decoded, relay);
+        let body = decoded.verify(&mpp, Timestamp(1)).unwrap();
+        body.decision.verify(&merchant, Timestamp(1)).unwrap();
+        // The merchant cannot sign a relay.
+        assert!(matches!(
+            decoded.verify(&merchant, Timestamp(1)),
+            Err(SemopsError::WrongSigner { .. })
+        ));
+
+        let refund = Signed::sign(
+            RefundRequest {
+                payment_id: [7; 16],
+                merchant: merchant.subject(),
+                amount: Amount::new(5, Currency::EUR),
+                idempotency_key: [1; 16],
+            },
+            &merchant_keys,
+        )
+        .unwrap();
+        let relay = Signed::sign(
+            RefundRelay {
+                refund,
+                mpp: mpp.subject(),
+                transfer_reference: "posting:12".into(),
+            },
+            &mpp_keys,
+        )
+        .unwrap();
+        let mut bytes = relay.to_wire();
+        assert_eq!(SignedRefundRelay::from_wire(&bytes).unwrap(), relay);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = SignedRefundRelay::from_wire(&bytes).unwrap();
+        assert!(tampered.verify(&mpp, Timestamp(1)).is_err());
+    }
+
+    #[test]
+    fn empty_or_long_texts_are_refused() {
+        assert!(check_text("x", "").is_err());
+        assert!(check_text("x", &"a".repeat(RELAY_TEXT_LEN_MAX)).is_ok());
+        assert!(check_text("x", &"a".repeat(RELAY_TEXT_LEN_MAX + 1)).is_err());
+    }
+}
