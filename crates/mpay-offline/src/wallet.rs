@@ -39,6 +39,13 @@ use crate::sync::{
     SyncResponse, Uncertain,
 };
 
+/// Default [`Config::lookups_per_window_max`]: a seller looking for buyers
+/// sends about one LOOKUP per 150 ms, so this leaves room for two sellers at
+/// once and little for a flood.
+pub const LOOKUPS_PER_WINDOW_MAX: u32 = 16;
+/// Default [`Config::lookup_window_ms`].
+pub const LOOKUP_WINDOW_MS: u64 = 1_000;
+
 /// Timing and capacity limits of the protocol. Every retry, queue and table
 /// has a bound here.
 #[derive(Clone, Debug)]
@@ -65,6 +72,13 @@ pub struct Config {
     pub nearby_buyers_max: usize,
     /// Most events queued for the owner before the oldest are dropped.
     pub events_max: usize,
+    /// Most LOOKUPs this wallet takes in per [`Config::lookup_window_ms`];
+    /// past it a LOOKUP is refused ([`InboundError::RateLimited`]) before its
+    /// signature is checked, so a flood costs a header parse, not a
+    /// signature check, a seal and a reply each.
+    pub lookups_per_window_max: u32,
+    /// The window of [`Config::lookups_per_window_max`].
+    pub lookup_window_ms: u64,
     /// Accept the insecure simulation suite (simulator only).
     pub simulation: bool,
 }
@@ -82,6 +96,8 @@ impl Default for Config {
             sales_max: 64,
             nearby_buyers_max: 32,
             events_max: 1024,
+            lookups_per_window_max: LOOKUPS_PER_WINDOW_MAX,
+            lookup_window_ms: LOOKUP_WINDOW_MS,
             simulation: false,
         }
     }
@@ -171,6 +187,8 @@ pub enum InboundError {
     NotAWallet,
     #[error("message from ourselves")]
     FromSelf,
+    #[error("too many LOOKUPs: more than {0} in the window")]
+    RateLimited(u32),
 }
 
 /// Why the owner's sale could not start.
@@ -341,6 +359,8 @@ pub struct Wallet {
     write_completed: u64,
     outbox: VecDeque<Outgoing>,
     events: VecDeque<Event>,
+    /// Start of the current LOOKUP window and the LOOKUPs taken in it.
+    lookup_window: (Timestamp, u32),
 }
 
 impl Wallet {
@@ -477,6 +497,7 @@ impl Wallet {
             write_completed: 0,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            lookup_window: (now, 0),
             config,
         };
         for entry in chain {
@@ -1110,6 +1131,11 @@ impl Wallet {
         if header.sender == self.me.id {
             return Err(InboundError::FromSelf);
         }
+        if header.kind == kind::LOOKUP && self.lookups_exhausted(now) {
+            return Err(InboundError::RateLimited(
+                self.config.lookups_per_window_max,
+            ));
+        }
         // Messages that introduce their sender carry its certificate; for the
         // rest the sender must be a peer we already know.
         let carried = match header.kind {
@@ -1137,6 +1163,9 @@ impl Wallet {
         }
         let verified = unverified.verify(&certificate, &self.trust, &mut self.replay, now)?;
         let message = Message::decode(header.kind, verified.payload())?;
+        if header.kind == kind::LOOKUP {
+            self.take_lookup(now);
+        }
         let tx = TxId(header.tx_id);
         let from = header.sender;
         match message {
@@ -1733,6 +1762,25 @@ impl Wallet {
     }
 
     // ---- plumbing ------------------------------------------------------------
+
+    /// True when the current LOOKUP window is used up (a window that ended
+    /// counts as empty).
+    fn lookups_exhausted(&self, now: Timestamp) -> bool {
+        let (start, taken) = self.lookup_window;
+        now.millis_since(start) < self.config.lookup_window_ms
+            && taken >= self.config.lookups_per_window_max
+    }
+
+    /// Counts a verified LOOKUP in the window, opening a new window when the
+    /// last one ended.
+    fn take_lookup(&mut self, now: Timestamp) {
+        let (start, taken) = self.lookup_window;
+        self.lookup_window = if now.millis_since(start) >= self.config.lookup_window_ms {
+            (now, 1)
+        } else {
+            (start, taken.saturating_add(1))
+        };
+    }
 
     fn random_bytes(&mut self) -> [u8; 16] {
         let mut bytes = [0u8; 16];

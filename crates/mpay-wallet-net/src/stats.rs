@@ -28,6 +28,8 @@ pub enum RefusalKind {
     UnknownPeer,
     NotAWallet,
     FromSelf,
+    /// Over the engine's LOOKUP rate limit.
+    RateLimited,
     /// A refusal kind this driver does not know yet (the engine grew one).
     Other,
 }
@@ -50,6 +52,8 @@ impl RefusalKind {
             RefusalKind::NotAWallet
         } else if let InboundError::FromSelf = error {
             RefusalKind::FromSelf
+        } else if let InboundError::RateLimited(_) = error {
+            RefusalKind::RateLimited
         } else {
             RefusalKind::Other
         }
