@@ -4,9 +4,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bank;
 mod bench;
 mod demo;
+mod network;
 mod office;
+mod reconcile;
+mod semops;
 mod sim;
 mod wallet;
 
@@ -41,6 +45,35 @@ enum Command {
         #[command(subcommand)]
         what: wallet::WalletCommand,
     },
+    /// Run one process of the SEMOPS network from its configuration file.
+    Serve {
+        #[command(subcommand)]
+        what: network::ServeCommand,
+    },
+    /// Provision or run a whole SEMOPS network (two regions) on this machine.
+    Network {
+        #[command(subcommand)]
+        what: network::NetworkCommand,
+    },
+    /// A bank operator's commands: accounts, deposits, the books.
+    Bank {
+        #[command(subcommand)]
+        what: bank::BankCommand,
+    },
+    /// A SEMOPS customer: enrol, pay a merchant's TRANS, follow a payment.
+    #[command(after_help = semops::EXIT_CODES_HELP)]
+    Customer {
+        #[command(subcommand)]
+        what: semops::CustomerCommand,
+    },
+    /// A SEMOPS merchant: enrol, request a payment, approve, reject, refund.
+    Merchant {
+        #[command(subcommand)]
+        what: semops::MerchantCommand,
+    },
+    /// Check a whole SEMOPS network: books, money across banks, every
+    /// payment's end state; exit 2 on any mismatch.
+    Reconcile(reconcile::ReconcileArgs),
     /// Benchmarks, each with its baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -63,6 +96,12 @@ fn main() -> ExitCode {
         Command::Bench { what } => bench::run(what),
         Command::Office { what } => office::run(what),
         Command::Wallet { what } => wallet::run(what),
+        Command::Serve { what } => network::run_serve(what),
+        Command::Network { what } => network::run_network(what),
+        Command::Bank { what } => bank::run(what),
+        Command::Customer { what } => semops::run_customer(what),
+        Command::Merchant { what } => semops::run_merchant(what),
+        Command::Reconcile(args) => reconcile::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,8 +8,10 @@ use std::time::Duration;
 use clap::Subcommand;
 
 mod envelope;
+mod micro;
 mod office_sync;
 mod offline;
+mod semops;
 mod udp;
 
 #[derive(Subcommand)]
@@ -56,6 +58,21 @@ pub enum BenchCommand {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Micropayment aggregation: the three policies on a synthetic workload
+    /// and the in-process aggregator's adds per second.
+    Micro {
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Micropayments per throughput round.
+        #[arg(long, default_value_t = 2_000_000)]
+        adds: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// The buyer process of `bench udp` (started by it).
     #[command(hide = true)]
     UdpBuyer {
@@ -69,6 +86,33 @@ pub enum BenchCommand {
         price_minor: i64,
         #[arg(long)]
         loss_permille: u32,
+    },
+    /// Macro payments per second through the real multi-process SEMOPS
+    /// network on PostgreSQL, against pgbench on the same server.
+    Semops {
+        /// PostgreSQL server (each process gets a database of its own).
+        #[arg(
+            long,
+            env = "MPAY_BENCH_POSTGRES",
+            default_value = "postgres://postgres@127.0.0.1:5432/test"
+        )]
+        postgres: String,
+        /// Concurrent customers, each paying in a closed loop.
+        #[arg(long, default_value_t = 32)]
+        workers: usize,
+        /// Measured seconds (pgbench runs as long).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Seconds of load before measuring.
+        #[arg(long, default_value_t = 3)]
+        warmup_seconds: u64,
+        /// pgbench clients.
+        #[arg(long, default_value_t = 32)]
+        pgbench_clients: u32,
+        /// Cheap PIN hashes at the CPP (the default is Argon2id's
+        /// interactive cost, which bounds payments per second by itself).
+        #[arg(long)]
+        fast_pins: bool,
     },
     /// Simulator seeds per second.
     Sim {
@@ -90,6 +134,29 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         } => envelope::run(rounds, iterations, payload_bytes),
         BenchCommand::Offline { rounds, transfers } => offline::run(rounds, transfers),
         BenchCommand::Sim { seeds, rounds } => sim_seeds(seeds, rounds),
+        BenchCommand::Semops {
+            postgres,
+            workers,
+            seconds,
+            warmup_seconds,
+            pgbench_clients,
+            fast_pins,
+        } => semops::run(semops::Settings {
+            postgres,
+            workers,
+            seconds,
+            warmup_seconds,
+            pgbench_clients,
+            fast_pins,
+        }),
+
+        BenchCommand::Micro {
+            customers,
+            seed,
+            threads,
+            adds,
+            rounds,
+        } => micro::run(customers, seed, threads, adds, rounds),
         BenchCommand::Office { entries, db } => office_sync::run(entries, db),
         BenchCommand::UdpBuyer {
             store,

@@ -397,3 +397,4 @@ pub fn minor(amount: &str) -> i64 {
         .expect("amount")
         .minor_units()
 }
+pub mod network;

@@ -1,0 +1,204 @@
+//! `mpay bank …`: a bank operator's commands against a running bank of a
+//! provisioned network — open an account, deposit, read an account, check
+//! the books. The bank's URL and the operator's token come from the network
+//! folder (`network.toml`, `operators.toml`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
+use mpay_money::Amount;
+use mpay_network::Directory;
+
+use crate::network::provision::{DIRECTORY_FILE, Operators};
+
+#[derive(Args, Clone)]
+pub struct BankTarget {
+    /// The network folder (`mpay network init --dir`).
+    #[arg(long, env = "MPAY_NETWORK")]
+    pub network: PathBuf,
+    /// The bank's name in the directory (e.g. bank1).
+    #[arg(long)]
+    pub bank: String,
+}
+
+impl BankTarget {
+    /// The bank's client with the operator's token.
+    pub fn operator_client(&self) -> anyhow::Result<BankClient> {
+        let directory = Directory::load(self.network.join(DIRECTORY_FILE))?;
+        let entry = directory
+            .bank(&self.bank)
+            .with_context(|| format!("no bank `{}` in the directory", self.bank))?;
+        let operators = Operators::load(&self.network)?;
+        Ok(BankClient::new(&entry.url).with_token(operators.token(&self.bank)?))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum BankCommand {
+    /// Open a holder account (`cust:<name>`, `shop:<name>`, …), optionally
+    /// with a first deposit.
+    OpenAccount {
+        #[command(flatten)]
+        target: BankTarget,
+        /// The account id, e.g. cust:alice.
+        #[arg(long)]
+        account: String,
+        /// The holder's name (default: the part after the colon).
+        #[arg(long)]
+        holder: Option<String>,
+        /// A first deposit, e.g. "100.00 EUR".
+        #[arg(long)]
+        deposit: Option<String>,
+    },
+    /// Credit an account from outside the bank.
+    Deposit {
+        #[command(flatten)]
+        target: BankTarget,
+        #[arg(long)]
+        account: String,
+        /// e.g. "25.00 EUR".
+        #[arg(long)]
+        amount: String,
+        /// Idempotency key (default: fresh): repeat it to retry safely.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// An account's balance, held sum and floor.
+    Account {
+        #[command(flatten)]
+        target: BankTarget,
+        #[arg(long)]
+        account: String,
+    },
+    /// Check the bank's books and list every balance; exit 2 if they do not
+    /// balance.
+    Books {
+        #[command(flatten)]
+        target: BankTarget,
+    },
+}
+
+/// A fresh idempotency key.
+pub fn fresh_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    Ok(mpay_identity::hex_string(&bytes))
+}
+
+pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match what {
+            BankCommand::OpenAccount {
+                target,
+                account,
+                holder,
+                deposit,
+            } => {
+                let client = target.operator_client()?;
+                let id = AccountId::parse(&account)?;
+                let holder = holder.unwrap_or_else(|| {
+                    account
+                        .split_once(':')
+                        .map_or(account.as_str(), |(_, name)| name)
+                        .to_owned()
+                });
+                let currency = client.bank_info().await?.currency;
+                let floor = Amount::parse(&format!("0.00 {currency}"))?;
+                let view = client
+                    .open_account(
+                        &format!("open:{account}"),
+                        &OpenAccount {
+                            account: id.clone(),
+                            holder,
+                            floor,
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("opening {account}"))?;
+                println!("opened {} at {}", view.id, target.bank);
+                let deposit = match deposit {
+                    Some(text) if Amount::parse(&text)?.is_zero() => None,
+                    other => other,
+                };
+                if let Some(amount) = deposit {
+                    let receipt = client
+                        .deposit(
+                            &format!("first-deposit:{account}"),
+                            &Deposit {
+                                account: id,
+                                amount: Amount::parse(&amount)?,
+                                reference: "first deposit".to_owned(),
+                            },
+                        )
+                        .await
+                        .context("depositing")?;
+                    println!("deposited {} into {}", receipt.amount, receipt.to);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            BankCommand::Deposit {
+                target,
+                account,
+                amount,
+                key,
+            } => {
+                let client = target.operator_client()?;
+                let key = match key {
+                    Some(key) => key,
+                    None => fresh_key()?,
+                };
+                client
+                    .deposit(
+                        &key,
+                        &Deposit {
+                            account: AccountId::parse(&account)?,
+                            amount: Amount::parse(&amount)?,
+                            reference: "deposit".to_owned(),
+                        },
+                    )
+                    .await
+                    .context("depositing")?;
+                let view = client.account(&AccountId::parse(&account)?).await?;
+                println!("{account}: balance {}", view.funds.balance);
+                Ok(ExitCode::SUCCESS)
+            }
+            BankCommand::Account { target, account } => {
+                let client = target.operator_client()?;
+                let view = client.account(&AccountId::parse(&account)?).await?;
+                println!(
+                    "{}: balance {}, held {}, available {}",
+                    view.id,
+                    view.funds.balance,
+                    view.funds.held,
+                    view.funds.available()?
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            BankCommand::Books { target } => {
+                let client = target.operator_client()?;
+                let books = client.books().await?;
+                for (account, balance) in &books.balances {
+                    println!("{account:<48} {balance:>16}");
+                }
+                println!(
+                    "holds pending: {}, interbank messages in flight: {}",
+                    books.holds_pending, books.outbox_pending
+                );
+                match books.problem {
+                    None => {
+                        println!("books balance");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some(problem) => {
+                        println!("BOOKS DO NOT BALANCE: {problem}");
+                        Ok(ExitCode::from(2))
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,399 @@
+//! `mpay bench semops`: a closed-loop load of macro payments through the
+//! real multi-process SEMOPS network (3 banks, 2 DCs, 2 CPPs, 2 MPPs as
+//! child processes on loopback) on PostgreSQL at full durability, and, in
+//! the same run, pgbench's TPC-B-like transactions per second on the same
+//! server. Half the payments are domestic, half international.
+//!
+//! Each worker is one customer paying in a loop: the merchant's TRANS is
+//! signed in-process, the PR sealed and submitted to the CPP, and the worker
+//! long-polls its status until the T confirmation; one approver task per
+//! merchant long-polls its MPP's notices and approves each (signed). A
+//! payment's latency is from submitting the PR to seeing the confirmation.
+
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
+use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
+use mpay_money::Amount;
+use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
+use mpay_network::{Directory, Timing};
+use mpay_semops::{
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, Trans, seal_pr,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::percentile;
+use crate::network::provision::{self, DIRECTORY_FILE, Operators};
+use crate::network::{supervisor, wall_clock};
+
+const PIN: &str = "4321";
+/// Long-poll of a worker waiting for its payment's end.
+const STATUS_WAIT_MS: u64 = 5_000;
+/// Long-poll of a merchant's approver.
+const NOTICES_WAIT_MS: u64 = 1_000;
+
+/// The run's settings.
+pub struct Settings {
+    pub postgres: String,
+    pub workers: usize,
+    pub seconds: u64,
+    pub warmup_seconds: u64,
+    pub pgbench_clients: u32,
+    pub fast_pins: bool,
+}
+
+/// pgbench's TPC-B-like transactions per second on `server`, in a database
+/// of its own: scale 10, `-c clients -j 2 -T seconds`, default (full)
+/// durability.
+pub fn pgbench_tps(
+    server: &str,
+    database: &str,
+    clients: u32,
+    seconds: u64,
+) -> anyhow::Result<f64> {
+    let url = provision::postgres_database_url(server, database)?;
+    let admin = Command::new("psql")
+        .args([
+            server,
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {database}"),
+        ])
+        .output()
+        .context("running psql (is the PostgreSQL client installed?)")?;
+    if !admin.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&admin.stderr));
+    }
+    let admin = Command::new("psql")
+        .args([server, "-qc", &format!("CREATE DATABASE {database}")])
+        .output()
+        .context("running psql")?;
+    if !admin.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&admin.stderr));
+    }
+    let init = Command::new("pgbench")
+        .args(["-i", "-q", "-s", "10", &url])
+        .stdout(Stdio::null())
+        .output()
+        .context("running pgbench -i (is pgbench installed?)")?;
+    if !init.status.success() {
+        bail!("pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+    }
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            &url,
+        ])
+        .output()
+        .context("running pgbench")?;
+    if !out.status.success() {
+        bail!("pgbench: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix("tps = ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no `tps = ` line in pgbench's output:\n{text}"))
+}
+
+struct Merchant {
+    id: PartyId,
+    mpp: PartyId,
+    keys: SecretKeys,
+    mpp_url: String,
+    token: String,
+}
+
+struct Customer {
+    name: String,
+    id: PartyId,
+    keys: SecretKeys,
+    cpp: PartyId,
+    cpp_cert: Certificate,
+    cpp_url: String,
+}
+
+fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    Ok(ChaCha20Rng::from_seed(seed))
+}
+
+fn random16(rng: &mut ChaCha20Rng) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    rand_core::Rng::fill_bytes(rng, &mut bytes);
+    bytes
+}
+
+async fn open_account(
+    bank: &BankClient,
+    account: &str,
+    deposit: Option<&str>,
+) -> anyhow::Result<()> {
+    let id = AccountId::parse(account)?;
+    bank.open_account(
+        &format!("open:{account}"),
+        &OpenAccount {
+            account: id.clone(),
+            holder: account.to_owned(),
+            floor: Amount::parse("0.00 EUR")?,
+        },
+    )
+    .await
+    .with_context(|| format!("opening {account}"))?;
+    if let Some(amount) = deposit {
+        bank.deposit(
+            &format!("deposit:{account}"),
+            &Deposit {
+                account: id,
+                amount: Amount::parse(amount)?,
+                reference: "bench".into(),
+            },
+        )
+        .await
+        .with_context(|| format!("depositing into {account}"))?;
+    }
+    Ok(())
+}
+
+/// One payment from submit to confirmation; its latency.
+async fn pay_once(
+    customer: &Customer,
+    merchant: &Merchant,
+    rng: &mut ChaCha20Rng,
+    client: &CppClient,
+) -> anyhow::Result<Duration> {
+    let now = wall_clock();
+    let trans = Signed::sign(
+        Trans {
+            merchant: merchant.id,
+            mpp: merchant.mpp,
+            amount: Amount::parse("1.00 EUR")?,
+            merchant_reference: "bench".into(),
+            expires_at: now.saturating_add_ms(120_000),
+            description: String::new(),
+            nonce: random16(rng),
+        },
+        &merchant.keys,
+    )?;
+    let request = PaymentRequest {
+        trans,
+        customer: CustomerRef::new(&customer.name)?,
+        cpp: customer.cpp,
+        pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
+        idempotency_key: random16(rng),
+    };
+    let frame = seal_pr(
+        &request,
+        &customer.keys,
+        customer.id,
+        &customer.cpp_cert.body.keys,
+        now,
+        rng,
+    )?;
+    let started = Instant::now();
+    let mut status = client.submit(frame).await?;
+    while !status.is_final {
+        status = client.status(&status.payment_id, STATUS_WAIT_MS).await?;
+    }
+    if status.state != "completed" {
+        bail!("payment ended `{}` ({:?})", status.state, status.reason);
+    }
+    Ok(started.elapsed())
+}
+
+async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
+    let client = MppClient::new(&merchant.mpp_url);
+    let mut approved = 0;
+    while !stop.load(Ordering::Relaxed) {
+        for notice in client.notices(&merchant.token, NOTICES_WAIT_MS).await? {
+            let id = hex_bytes(&notice.payment_id)
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .context("notice id")?;
+            let decision = Signed::sign(
+                MerchantDecision {
+                    payment_id: id,
+                    merchant: merchant.id,
+                    decision: Decision::Approve,
+                },
+                &merchant.keys,
+            )?;
+            client.decide(&merchant.token, &decision).await?;
+            approved += 1;
+        }
+    }
+    Ok(approved)
+}
+
+pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let options = provision::Options {
+        dir: dir.path().to_owned(),
+        postgres: Some(settings.postgres.clone()),
+        base_port: None,
+        fast_pins: settings.fast_pins,
+        timing: Timing::default(),
+        seed: None,
+    };
+    let processes = runtime.block_on(provision::provision(&options))?;
+    let mut network = supervisor::Network::start(dir.path(), processes)?;
+    runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
+    let result = runtime.block_on(load(dir.path(), &settings));
+    network.stop();
+    let (rate, samples, failures) = result?;
+    let pgbench = pgbench_tps(
+        &settings.postgres,
+        "mpay_bench_pgbench",
+        settings.pgbench_clients,
+        settings.seconds,
+    )?;
+    let p50 = percentile(&samples, 50).as_secs_f64() * 1e3;
+    let p99 = percentile(&samples, 99).as_secs_f64() * 1e3;
+    println!(
+        "workers={} seconds={} payments={} failures={} pin_cost={}",
+        settings.workers,
+        settings.seconds,
+        samples.len(),
+        failures,
+        if settings.fast_pins {
+            "fast"
+        } else {
+            "default"
+        }
+    );
+    println!(
+        "pgbench_clients={} pgbench_tps={pgbench:.0}",
+        settings.pgbench_clients
+    );
+    println!(
+        "payments_per_s={rate:.1} p50_ms={p50:.1} p99_ms={p99:.1} pgbench_tps={pgbench:.0} ratio={:.4}",
+        rate / pgbench
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load(
+    dir: &std::path::Path,
+    settings: &Settings,
+) -> anyhow::Result<(f64, Vec<Duration>, u64)> {
+    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
+    let resolved = directory.resolve(wall_clock())?;
+    let operators = Operators::load(dir)?;
+    let bank = |name: &str| -> anyhow::Result<BankClient> {
+        let entry = directory
+            .bank(name)
+            .with_context(|| format!("bank {name}"))?;
+        Ok(BankClient::new(&entry.url).with_token(operators.token(name)?))
+    };
+    let mut rng = fresh_rng()?;
+    // Two merchants: one at home (mpp1, bank2), one abroad (mpp2, bank3).
+    let mut merchants = Vec::new();
+    for (name, mpp, bank_name) in [
+        ("bench-shop1", "mpp1", "bank2"),
+        ("bench-shop2", "mpp2", "bank3"),
+    ] {
+        let account = format!("shop:{name}");
+        open_account(&bank(bank_name)?, &account, None).await?;
+        let service = resolved.service(mpp).context("mpp")?;
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+        let (cert, token) = MppClient::new(&service.url)
+            .enroll_merchant(
+                operators.token(mpp)?,
+                &EnrolMerchant::new(name, bank_name, &account, &keys.public()),
+            )
+            .await?;
+        merchants.push(Arc::new(Merchant {
+            id: cert.subject(),
+            mpp: service.id,
+            keys,
+            mpp_url: service.url.clone(),
+            token,
+        }));
+    }
+    // One customer per worker, all at cpp1 (bank1).
+    let cpp = resolved.service("cpp1").context("cpp1")?;
+    let mut customers = Vec::new();
+    for i in 0..settings.workers {
+        let name = format!("bench{i}");
+        let account = format!("cust:{name}");
+        open_account(&bank("bank1")?, &account, Some("1000000.00 EUR")).await?;
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+        let cert = CppClient::new(&cpp.url)
+            .enroll_customer(
+                operators.token("cpp1")?,
+                &EnrolCustomer::new(&name, "bank1", &account, PIN, &keys.public()),
+            )
+            .await?;
+        customers.push(Customer {
+            name,
+            id: cert.subject(),
+            keys,
+            cpp: cpp.id,
+            cpp_cert: cpp.certificate.clone(),
+            cpp_url: cpp.url.clone(),
+        });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let approvers: Vec<_> = merchants
+        .iter()
+        .map(|m| tokio::spawn(approver(Arc::clone(m), Arc::clone(&stop))))
+        .collect();
+    let warmup_end = Instant::now() + Duration::from_secs(settings.warmup_seconds);
+    let end = warmup_end + Duration::from_secs(settings.seconds);
+    let mut workers = Vec::new();
+    for (i, customer) in customers.into_iter().enumerate() {
+        let merchants = merchants.clone();
+        workers.push(tokio::spawn(async move {
+            let mut rng = fresh_rng()?;
+            let client = CppClient::new(&customer.cpp_url);
+            let mut samples = Vec::new();
+            let mut failures = 0u64;
+            let mut n = i;
+            while Instant::now() < end {
+                let merchant = &merchants[n % merchants.len()];
+                n += 1;
+                let before = Instant::now();
+                match pay_once(&customer, merchant, &mut rng, &client).await {
+                    Ok(latency) if before >= warmup_end && Instant::now() <= end => {
+                        samples.push(latency)
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, "bench payment failed");
+                    }
+                }
+            }
+            anyhow::Ok((samples, failures))
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut failures = 0;
+    for worker in workers {
+        let (s, f) = worker.await.context("worker")??;
+        samples.extend(s);
+        failures += f;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for a in approvers {
+        let _ = a.await;
+    }
+    let rate = samples.len() as f64 / settings.seconds as f64;
+    Ok((rate, samples, failures))
+}

@@ -1,0 +1,219 @@
+//! The SEMOPS network from the command line: provision a two-region network
+//! (`mpay network init`), run one process of it (`mpay serve …`), or run all
+//! of it as child processes (`mpay network up`).
+
+pub mod bank_file;
+pub mod provision;
+pub mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mpay_identity::Timestamp;
+use mpay_network::{ServiceConfig, Timing};
+
+use bank_file::BankFile;
+
+/// Reads the wall clock: the one place the CLI's network commands do.
+pub fn wall_clock() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+#[derive(Subcommand)]
+pub enum ServeCommand {
+    /// A bank: ledger, holds, interbank transfers.
+    Bank(ServeArgs),
+    /// A customer payment processor.
+    Cpp(ServeArgs),
+    /// A merchant payment processor.
+    Mpp(ServeArgs),
+    /// A data center.
+    Dc(ServeArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The process's configuration file (TOML; `mpay network init` writes
+    /// one per process). `MPAY_LISTEN`, `MPAY_DB` and (services)
+    /// `MPAY_OPERATOR_TOKEN` override what it says.
+    #[arg(long, env = "MPAY_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct InitArgs {
+    /// Folder to provision (created if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Run every process on this PostgreSQL server, a database each
+    /// (e.g. postgres://postgres@127.0.0.1:5432/test). Default: SQLite files
+    /// in the folder.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// First port of a fixed layout (banks base+1…, DCs base+11…, CPPs
+    /// base+21…, MPPs base+31…). Default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Cheap PIN hashes: for tests and benchmarks only.
+    #[arg(long, hide = true)]
+    pub fast_pins: bool,
+    /// Decision timeout of a payment at the CPP, ms.
+    #[arg(long)]
+    pub decision_timeout_ms: Option<u64>,
+}
+
+impl InitArgs {
+    pub fn options(&self) -> provision::Options {
+        let mut timing = Timing::default();
+        if let Some(ms) = self.decision_timeout_ms {
+            timing.decision_timeout_ms = ms;
+        }
+        provision::Options {
+            dir: self.dir.clone(),
+            postgres: self.postgres.clone(),
+            base_port: self.base_port,
+            fast_pins: self.fast_pins,
+            timing,
+            seed: None,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Provision a two-region network (3 banks, 2 DCs, 2 CPPs, 2 MPPs) in a
+    /// folder: keys, certificates, the directory, a configuration per
+    /// process and the operators' tokens.
+    Init(InitArgs),
+    /// Start every process of a network folder (provisioning it first if
+    /// it is empty) and keep them running until interrupted; a process that
+    /// dies is restarted.
+    Up(InitArgs),
+}
+
+pub fn run_serve(what: ServeCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match what {
+            ServeCommand::Bank(args) => serve_bank(&args.config).await,
+            ServeCommand::Cpp(args) => {
+                let (config, listener) = service(&args.config).await?;
+                mpay_network::cpp::serve(config, listener).await?;
+                Ok(())
+            }
+            ServeCommand::Mpp(args) => {
+                let (config, listener) = service(&args.config).await?;
+                mpay_network::mpp::serve(config, listener).await?;
+                Ok(())
+            }
+            ServeCommand::Dc(args) => {
+                let (config, listener) = service(&args.config).await?;
+                mpay_network::dc::serve(config, listener).await?;
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn service(path: &Path) -> anyhow::Result<(ServiceConfig, tokio::net::TcpListener)> {
+    let config = ServiceConfig::load(path)?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(name = %config.name, listen = %config.listen, "serving");
+    Ok((config, listener))
+}
+
+async fn serve_bank(path: &Path) -> anyhow::Result<()> {
+    let now = wall_clock();
+    let loaded = BankFile::load(path)?.resolve(now)?;
+    let db = mpay_sql::Db::connect(&loaded.db)
+        .await
+        .with_context(|| format!("opening {}", mpay_network::config::redact_url(&loaded.db)))?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    let bank = Arc::new(
+        mpay_bank::Bank::open(db, loaded.config, Some(loaded.identity), seed, now)
+            .await
+            .context("opening the bank")?,
+    );
+    open_configured_accounts(&bank, &loaded.accounts, now).await?;
+    let _background = mpay_bank::spawn_background(Arc::clone(&bank));
+    let listener = tokio::net::TcpListener::bind(&loaded.listen)
+        .await
+        .with_context(|| format!("listening on {}", loaded.listen))?;
+    tracing::info!(listen = %loaded.listen, "bank serving");
+    mpay_bank::service::serve(bank, listener)
+        .await
+        .context("serving")
+}
+
+/// Opens the configured holder accounts that do not exist yet.
+async fn open_configured_accounts(
+    bank: &mpay_bank::Bank,
+    accounts: &[mpay_bank::AccountId],
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let operator = mpay_bank::Caller::operator("configuration")?;
+    for account in accounts {
+        let request = mpay_bank::OpenAccount {
+            account: account.clone(),
+            holder: account.to_string(),
+            floor: mpay_money::Amount::new(0, bank.currency()),
+        };
+        match bank
+            .open_account(&operator, &format!("configured:{account}"), &request, now)
+            .await
+        {
+            Ok(_) | Err(mpay_bank::BankError::AccountExists(_)) => {}
+            Err(error) => return Err(error).with_context(|| format!("opening {account}")),
+        }
+    }
+    Ok(())
+}
+
+pub fn run_network(what: NetworkCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    match what {
+        NetworkCommand::Init(args) => {
+            let processes = runtime.block_on(provision::provision(&args.options()))?;
+            print_processes(&args.dir, &processes);
+            Ok(ExitCode::SUCCESS)
+        }
+        NetworkCommand::Up(args) => {
+            let processes = if args.dir.join(provision::DIRECTORY_FILE).exists() {
+                provision::processes(&args.dir)?
+            } else {
+                runtime.block_on(provision::provision(&args.options()))?
+            };
+            let mut network = supervisor::Network::start(&args.dir, processes)?;
+            runtime.block_on(network.wait_healthy(std::time::Duration::from_secs(60)))?;
+            print_processes(&args.dir, network.processes());
+            println!("running; Ctrl-C stops every process");
+            runtime.block_on(network.supervise_until_interrupted())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_processes(dir: &Path, processes: &[provision::Process]) {
+    println!("network in {}", dir.display());
+    println!("{:<6} {:<7} url", "role", "name");
+    for p in processes {
+        println!("{:<6} {:<7} {}", p.role, p.name, p.url);
+    }
+    println!(
+        "directory: {}  operators' tokens: {}",
+        dir.join(provision::DIRECTORY_FILE).display(),
+        dir.join(provision::OPERATORS_FILE).display()
+    );
+}

@@ -1,0 +1,514 @@
+//! `mpay network init`: everything a two-region SEMOPS network needs in one
+//! directory — the scheme root, each bank's and service's keys and
+//! certificate, the directory file, one configuration file per process,
+//! and the operators' tokens.
+//!
+//! The default topology (DESIGN §3.1):
+//!
+//! | region | banks | DC | CPP (home bank) | MPP (home bank) |
+//! |---|---|---|---|---|
+//! | `eu` | `bank1`, `bank2` | `dc1` | `cpp1` (`bank1`) | `mpp1` (`bank2`) |
+//! | `us` | `bank3` | `dc2` | `cpp2` (`bank3`) | `mpp2` (`bank3`) |
+//!
+//! Every bank peers with every other. Each CPP and MPP gets a token at every
+//! bank: a CPP may act on `cust:*` and its own `cpp:<name>`, an MPP on
+//! `shop:*` and its own `mpp:<name>`.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mpay_identity::{
+    Certificate, CertificateBody, PartyId, Role, SecretKeys, Suite, Timestamp, hex_string,
+};
+use mpay_network::config::{PinCost, write_keys};
+use mpay_network::{BankEntry, Directory, ServiceConfig, ServiceEntry, ServiceRole, Timing};
+use mpay_wire::Encode;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::bank_file::{BankFile, TokenEntry};
+
+/// The directory file's name inside a network folder.
+pub const DIRECTORY_FILE: &str = "network.toml";
+/// The operators' tokens (service or bank name → token).
+pub const OPERATORS_FILE: &str = "operators.toml";
+/// The scheme root's secret keys.
+const ROOT_KEYS_FILE: &str = "scheme-root.keys";
+/// Validity of every certificate provisioning issues.
+const CERTIFICATE_VALIDITY_MS: u64 = 365 * mpay_identity::MILLIS_PER_DAY;
+/// Backdating of issued certificates, for clocks a little behind.
+const CERTIFICATE_BACKDATE_MS: u64 = 60 * 60 * 1_000;
+/// The network's one currency.
+pub const CURRENCY: &str = "EUR";
+
+/// A bank of the topology.
+struct BankSpec {
+    name: &'static str,
+}
+
+/// A service of the topology.
+struct ServiceSpec {
+    name: &'static str,
+    role: ServiceRole,
+    region: &'static str,
+    home_bank: Option<&'static str>,
+}
+
+const BANKS: [BankSpec; 3] = [
+    BankSpec { name: "bank1" },
+    BankSpec { name: "bank2" },
+    BankSpec { name: "bank3" },
+];
+
+const SERVICES: [ServiceSpec; 6] = [
+    ServiceSpec {
+        name: "dc1",
+        role: ServiceRole::Dc,
+        region: "eu",
+        home_bank: None,
+    },
+    ServiceSpec {
+        name: "dc2",
+        role: ServiceRole::Dc,
+        region: "us",
+        home_bank: None,
+    },
+    ServiceSpec {
+        name: "cpp1",
+        role: ServiceRole::Cpp,
+        region: "eu",
+        home_bank: Some("bank1"),
+    },
+    ServiceSpec {
+        name: "cpp2",
+        role: ServiceRole::Cpp,
+        region: "us",
+        home_bank: Some("bank3"),
+    },
+    ServiceSpec {
+        name: "mpp1",
+        role: ServiceRole::Mpp,
+        region: "eu",
+        home_bank: Some("bank2"),
+    },
+    ServiceSpec {
+        name: "mpp2",
+        role: ServiceRole::Mpp,
+        region: "us",
+        home_bank: Some("bank3"),
+    },
+];
+
+/// How to provision.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The folder; created if missing, must not hold a network already.
+    pub dir: PathBuf,
+    /// PostgreSQL server URL (`postgres://user@host:port/db`): each process
+    /// gets a database of its own there. None: a SQLite file each.
+    pub postgres: Option<String>,
+    /// First port of a fixed layout (banks +1.., DCs +11.., CPPs +21..,
+    /// MPPs +31..); None: free ports chosen now.
+    pub base_port: Option<u16>,
+    /// Cheap Argon2id PIN hashes (tests and benchmarks only).
+    pub fast_pins: bool,
+    /// Overrides of the services' timing.
+    pub timing: Timing,
+    /// Seed of the keys (None: OS randomness).
+    pub seed: Option<[u8; 32]>,
+}
+
+/// What `init` made: each process's role, name and configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Process {
+    pub role: String,
+    pub name: String,
+    pub config: PathBuf,
+    pub url: String,
+}
+
+/// Operators' tokens, by service or bank name.
+#[derive(Clone, Serialize, Deserialize, Default)]
+pub struct Operators {
+    pub tokens: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Operators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operators")
+            .field("names", &self.tokens.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Operators {
+    pub fn load(dir: &Path) -> anyhow::Result<Operators> {
+        let path = dir.join(OPERATORS_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn token(&self, name: &str) -> anyhow::Result<&str> {
+        self.tokens
+            .get(name)
+            .map(String::as_str)
+            .with_context(|| format!("no operator token for `{name}`"))
+    }
+}
+
+/// Writes `text` to `path`, readable by the owner only.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn token(rng: &mut ChaCha20Rng) -> String {
+    let mut bytes = [0u8; 24];
+    rand_core::Rng::fill_bytes(rng, &mut bytes);
+    hex_string(&bytes)
+}
+
+fn issue(
+    root_keys: &SecretKeys,
+    root: PartyId,
+    subject: PartyId,
+    role: Role,
+    keys: &SecretKeys,
+    now: Timestamp,
+) -> Certificate {
+    Certificate::issue(
+        CertificateBody {
+            subject,
+            role,
+            keys: keys.public(),
+            limits: None,
+            issued_at: now.saturating_sub_ms(CERTIFICATE_BACKDATE_MS),
+            expires_at: now.saturating_add_ms(CERTIFICATE_VALIDITY_MS),
+            issuer: root,
+        },
+        root_keys,
+    )
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A PostgreSQL URL naming database `name` on the same server.
+pub fn postgres_database_url(server: &str, name: &str) -> anyhow::Result<String> {
+    let Some(scheme_end) = server.find("://") else {
+        bail!("`{server}` is not a postgres:// URL");
+    };
+    let (path_part, query) = match server.find('?') {
+        Some(q) => (&server[..q], &server[q..]),
+        None => (server, ""),
+    };
+    let host_start = scheme_end + 3;
+    let base = match path_part[host_start..].find('/') {
+        Some(slash) => &path_part[..host_start + slash],
+        None => path_part,
+    };
+    Ok(format!("{base}/{name}{query}"))
+}
+
+/// Creates database `name` on the server (dropping an older one).
+async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
+    let db = mpay_sql::Db::connect(server)
+        .await
+        .with_context(|| format!("connecting to {}", mpay_network::config::redact_url(server)))?;
+    sqlx_execute(&db, &format!("DROP DATABASE IF EXISTS {name}")).await?;
+    sqlx_execute(&db, &format!("CREATE DATABASE {name}")).await?;
+    db.close().await;
+    Ok(())
+}
+
+async fn sqlx_execute(db: &mpay_sql::Db, sql: &str) -> anyhow::Result<()> {
+    // Names made here from a random hex prefix and fixed process names.
+    mpay_sql::sqlx::raw_sql(mpay_sql::sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(db.pool())
+        .await
+        .map(|_| ())
+        .with_context(|| format!("`{sql}`"))
+}
+
+/// Provisions a network in `options.dir`; returns its processes in start
+/// order (banks, DCs, MPPs, CPPs).
+pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
+    let dir = &options.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    if dir.join(DIRECTORY_FILE).exists() {
+        bail!(
+            "{} already holds a network ({DIRECTORY_FILE}); use another folder",
+            dir.display()
+        );
+    }
+    let seed = match options.seed {
+        Some(seed) => seed,
+        None => {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+            seed
+        }
+    };
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let now = crate::network::wall_clock();
+    let root_keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+    let root_id = PartyId::random(&mut rng);
+    let root_cert = Certificate::issue(
+        CertificateBody {
+            subject: root_id,
+            role: Role::SchemeRoot,
+            keys: root_keys.public(),
+            limits: None,
+            issued_at: now.saturating_sub_ms(CERTIFICATE_BACKDATE_MS),
+            expires_at: now.saturating_add_ms(10 * CERTIFICATE_VALIDITY_MS),
+            issuer: root_id,
+        },
+        &root_keys,
+    );
+    write_keys(&dir.join(ROOT_KEYS_FILE), &root_keys)?;
+
+    let db_prefix = format!("mpay_{}", &token(&mut rng)[..8]);
+    let path_of = |file: String| dir.join(file);
+    let port_of = |index: usize, offset: u16| -> anyhow::Result<u16> {
+        match options.base_port {
+            Some(base) => Ok(base + offset + u16::try_from(index).unwrap_or(0)),
+            None => free_port(),
+        }
+    };
+    let mut db_url = Vec::new();
+    let mut db_of = |name: &str| -> anyhow::Result<String> {
+        match &options.postgres {
+            Some(server) => {
+                let database = format!("{db_prefix}_{name}");
+                db_url.push((server.clone(), database.clone()));
+                postgres_database_url(server, &database)
+            }
+            None => Ok(format!(
+                "sqlite://{}",
+                path_of(format!("{name}.db")).display()
+            )),
+        }
+    };
+
+    let mut operators = Operators::default();
+    let mut directory = Directory {
+        currency: CURRENCY.to_owned(),
+        scheme_root: hex_string(&root_cert.to_wire()),
+        banks: Vec::new(),
+        services: Vec::new(),
+    };
+    let mut processes = Vec::new();
+    let mut bank_files = Vec::new();
+    for (i, spec) in BANKS.iter().enumerate() {
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+        let id = PartyId::random(&mut rng);
+        let cert = issue(&root_keys, root_id, id, Role::Bank, &keys, now);
+        let keys_path = path_of(format!("{}.keys", spec.name));
+        write_keys(&keys_path, &keys)?;
+        let url = format!("http://127.0.0.1:{}", port_of(i, 1)?);
+        directory.banks.push(BankEntry {
+            name: spec.name.to_owned(),
+            id: id.to_hex(),
+            url: url.clone(),
+            certificate: hex_string(&cert.to_wire()),
+        });
+        let operator = token(&mut rng);
+        operators
+            .tokens
+            .insert(spec.name.to_owned(), operator.clone());
+        bank_files.push(BankFile {
+            name: spec.name.to_owned(),
+            listen: url.trim_start_matches("http://").to_owned(),
+            db: db_of(spec.name)?,
+            keys: keys_path.display().to_string(),
+            certificate: hex_string(&cert.to_wire()),
+            directory: path_of(DIRECTORY_FILE.to_owned()).display().to_string(),
+            accounts: SERVICES
+                .iter()
+                .filter(|s| s.home_bank == Some(spec.name))
+                .map(|s| format!("{}:{}", s.role.as_str(), s.name))
+                .collect(),
+            tokens: vec![TokenEntry {
+                token: operator,
+                caller: "operator".to_owned(),
+                accounts: Vec::new(),
+                operator: true,
+            }],
+        });
+    }
+
+    let mut service_configs = Vec::new();
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for spec in &SERVICES {
+        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+        let id = PartyId::random(&mut rng);
+        let cert = issue(
+            &root_keys,
+            root_id,
+            id,
+            spec.role.certificate_role(),
+            &keys,
+            now,
+        );
+        let keys_path = path_of(format!("{}.keys", spec.name));
+        write_keys(&keys_path, &keys)?;
+        let role = spec.role.as_str();
+        let index = counts.entry(role).or_default();
+        let offset = match spec.role {
+            ServiceRole::Dc => 11,
+            ServiceRole::Cpp => 21,
+            ServiceRole::Mpp => 31,
+        };
+        let url = format!("http://127.0.0.1:{}", port_of(*index, offset)?);
+        *index += 1;
+        let account = spec.home_bank.map(|_| format!("{role}:{}", spec.name));
+        directory.services.push(ServiceEntry {
+            name: spec.name.to_owned(),
+            id: id.to_hex(),
+            role: spec.role,
+            region: spec.region.to_owned(),
+            url: url.clone(),
+            certificate: hex_string(&cert.to_wire()),
+            bank: spec.home_bank.map(str::to_owned),
+            account,
+        });
+        let mut bank_tokens = BTreeMap::new();
+        if spec.role != ServiceRole::Dc {
+            let own = format!("{role}:{}", spec.name);
+            let holders = match spec.role {
+                ServiceRole::Cpp => "cust:*",
+                _ => "shop:*",
+            };
+            for bank in &mut bank_files {
+                let secret = token(&mut rng);
+                bank.tokens.push(TokenEntry {
+                    token: secret.clone(),
+                    caller: spec.name.to_owned(),
+                    accounts: vec![holders.to_owned(), own.clone()],
+                    operator: false,
+                });
+                bank_tokens.insert(bank.name.clone(), secret);
+            }
+        }
+        let operator = token(&mut rng);
+        operators
+            .tokens
+            .insert(spec.name.to_owned(), operator.clone());
+        let config = ServiceConfig {
+            name: spec.name.to_owned(),
+            listen: url.trim_start_matches("http://").to_owned(),
+            db: db_of(spec.name)?,
+            keys: keys_path.display().to_string(),
+            directory: path_of(DIRECTORY_FILE.to_owned()).display().to_string(),
+            operator_token: operator,
+            bank_tokens,
+            timing: options.timing.clone(),
+            pin_failures_max: None,
+            pin_cost: if options.fast_pins {
+                PinCost::fast_for_tests()
+            } else {
+                PinCost::default()
+            },
+        };
+        config.check()?;
+        service_configs.push((spec.role, config, url));
+    }
+
+    directory.save(path_of(DIRECTORY_FILE.to_owned()))?;
+    for bank in &bank_files {
+        let config = path_of(format!("{}.toml", bank.name));
+        bank.save(&config)?;
+        processes.push(Process {
+            role: "bank".to_owned(),
+            name: bank.name.clone(),
+            config,
+            url: format!("http://{}", bank.listen),
+        });
+    }
+    for wanted in [ServiceRole::Dc, ServiceRole::Mpp, ServiceRole::Cpp] {
+        for (role, config, url) in &service_configs {
+            if *role != wanted {
+                continue;
+            }
+            let path = path_of(format!("{}.toml", config.name));
+            config.save(&path)?;
+            processes.push(Process {
+                role: role.as_str().to_owned(),
+                name: config.name.clone(),
+                config: path,
+                url: url.clone(),
+            });
+        }
+    }
+    write_private(
+        &path_of(OPERATORS_FILE.to_owned()),
+        &toml::to_string(&operators).context("encoding the operators' tokens")?,
+    )?;
+    for (server, database) in db_url {
+        create_database(&server, &database).await?;
+    }
+    Ok(processes)
+}
+
+/// The processes of a provisioned folder, in start order.
+pub fn processes(dir: &Path) -> anyhow::Result<Vec<Process>> {
+    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
+    let mut out = Vec::new();
+    for bank in &directory.banks {
+        out.push(Process {
+            role: "bank".to_owned(),
+            name: bank.name.clone(),
+            config: dir.join(format!("{}.toml", bank.name)),
+            url: bank.url.clone(),
+        });
+    }
+    for wanted in [ServiceRole::Dc, ServiceRole::Mpp, ServiceRole::Cpp] {
+        for service in directory.services.iter().filter(|s| s.role == wanted) {
+            out.push(Process {
+                role: wanted.as_str().to_owned(),
+                name: service.name.clone(),
+                config: dir.join(format!("{}.toml", service.name)),
+                url: service.url.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_name_a_database() {
+        assert_eq!(
+            postgres_database_url("postgres://postgres@127.0.0.1:5432/test", "mpay_x_bank1")
+                .unwrap(),
+            "postgres://postgres@127.0.0.1:5432/mpay_x_bank1"
+        );
+        assert_eq!(
+            postgres_database_url("postgres://u:p@h/db?sslmode=disable", "n").unwrap(),
+            "postgres://u:p@h/n?sslmode=disable"
+        );
+        assert_eq!(
+            postgres_database_url("postgres://h", "n").unwrap(),
+            "postgres://h/n"
+        );
+        assert!(postgres_database_url("nonsense", "n").is_err());
+    }
+}

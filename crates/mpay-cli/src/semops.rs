@@ -1,0 +1,798 @@
+//! `mpay customer …` and `mpay merchant …`: the two ends of a SEMOPS
+//! payment from the command line, against a running network.
+//!
+//! Each party keeps a file of its own (TOML, readable by its owner only):
+//! its name, its processor, the network folder, its keys and the
+//! certificate its processor issued. `enroll` makes it.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes, hex_string};
+use mpay_money::Amount;
+use mpay_network::client::{
+    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
+    PaymentStatus,
+};
+use mpay_network::{Directory, config::read_keys, config::write_keys};
+use mpay_semops::{
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, Signed,
+    SignedTrans, Trans, seal_pr,
+};
+use mpay_wire::Encode;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::network::provision::{DIRECTORY_FILE, Operators, write_private};
+use crate::network::wall_clock;
+
+/// Exit codes of `mpay customer pay` (and the merchant's waits).
+pub const EXIT_CODES_HELP: &str = "Exit codes: 0 completed (T or DT confirmation), 1 error, \
+3 wrong PIN, 4 declined (insufficient funds or refused by the CPP), 5 account locked, \
+6 rejected by the merchant, 7 expired, 10 not final within the wait.";
+
+const EXIT_WRONG_PIN: u8 = 3;
+const EXIT_DECLINED: u8 = 4;
+const EXIT_LOCKED: u8 = 5;
+const EXIT_REJECTED: u8 = 6;
+const EXIT_EXPIRED: u8 = 7;
+const EXIT_TIMEOUT: u8 = 10;
+/// Pause before asking an unreachable processor again.
+const UNREACHABLE_RETRY_MS: u64 = 200;
+/// Longest single long-poll.
+const POLL_MS_MAX: u64 = 10_000;
+
+/// A customer's or merchant's own file.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PartyFile {
+    pub name: String,
+    /// Its processor's directory name (CPP for a customer, MPP for a merchant).
+    pub processor: String,
+    /// The network folder.
+    pub network: PathBuf,
+    /// Hex party id.
+    pub id: String,
+    /// Path of its secret keys (hex).
+    pub keys: PathBuf,
+    /// Hex of its certificate.
+    pub certificate: String,
+    /// Merchant: its bearer token at the MPP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl PartyFile {
+    pub fn load(path: &Path) -> anyhow::Result<PartyFile> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_private(path, &toml::to_string(self).context("encoding")?)
+    }
+
+    fn id(&self) -> anyhow::Result<PartyId> {
+        PartyId::from_hex(&self.id).context("party id: not 32 hex digits")
+    }
+
+    fn keys(&self) -> anyhow::Result<SecretKeys> {
+        Ok(read_keys(&self.keys)?)
+    }
+
+    fn directory(&self) -> anyhow::Result<Directory> {
+        Ok(Directory::load(self.network.join(DIRECTORY_FILE))?)
+    }
+
+    fn processor_url(&self) -> anyhow::Result<String> {
+        let directory = self.directory()?;
+        let entry = directory
+            .service(&self.processor)
+            .with_context(|| format!("no `{}` in the directory", self.processor))?;
+        Ok(entry.url.clone())
+    }
+
+    fn token(&self) -> anyhow::Result<&str> {
+        self.token
+            .as_deref()
+            .context("this file holds no merchant token")
+    }
+}
+
+fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    Ok(ChaCha20Rng::from_seed(seed))
+}
+
+fn random16() -> anyhow::Result<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    Ok(bytes)
+}
+
+fn payment_id(text: &str) -> anyhow::Result<[u8; 16]> {
+    hex_bytes(text)
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .context("a payment id is 32 hex digits")
+}
+
+fn key16(text: Option<&str>) -> anyhow::Result<[u8; 16]> {
+    match text {
+        Some(text) => payment_id(text).context("an idempotency key is 32 hex digits"),
+        None => random16(),
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct Enrol {
+    /// The network folder.
+    #[arg(long, env = "MPAY_NETWORK")]
+    network: PathBuf,
+    /// The processor to enrol with (a CPP for a customer, an MPP for a merchant).
+    #[arg(long)]
+    processor: String,
+    /// The party's name (its account at the processor).
+    #[arg(long)]
+    name: String,
+    /// Its bank (directory name).
+    #[arg(long)]
+    bank: String,
+    /// Its account at that bank (default: cust:<name> or shop:<name>).
+    #[arg(long)]
+    account: Option<String>,
+    /// Where to write the party's file.
+    #[arg(long)]
+    out: PathBuf,
+    /// The processor operator's token (default: from the folder's operators.toml).
+    #[arg(long, env = "MPAY_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
+}
+
+impl Enrol {
+    fn operator_token(&self) -> anyhow::Result<String> {
+        match &self.operator_token {
+            Some(token) => Ok(token.clone()),
+            None => Ok(Operators::load(&self.network)?
+                .token(&self.processor)?
+                .to_owned()),
+        }
+    }
+
+    fn url(&self) -> anyhow::Result<String> {
+        let directory = Directory::load(self.network.join(DIRECTORY_FILE))?;
+        Ok(directory
+            .service(&self.processor)
+            .with_context(|| format!("no `{}` in the directory", self.processor))?
+            .url
+            .clone())
+    }
+
+    fn write(
+        &self,
+        keys: &SecretKeys,
+        certificate: &Certificate,
+        token: Option<String>,
+    ) -> anyhow::Result<()> {
+        let keys_path = self.out.with_extension("keys");
+        write_keys(&keys_path, keys)?;
+        let network = self
+            .network
+            .canonicalize()
+            .with_context(|| format!("resolving {}", self.network.display()))?;
+        PartyFile {
+            name: self.name.clone(),
+            processor: self.processor.clone(),
+            network,
+            id: certificate.subject().to_hex(),
+            keys: keys_path
+                .canonicalize()
+                .with_context(|| format!("resolving {}", keys_path.display()))?,
+            certificate: hex_string(&certificate.to_wire()),
+            token,
+        }
+        .save(&self.out)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CustomerCommand {
+    /// Enrol a customer and this device at a CPP; writes the customer's file.
+    Enroll {
+        #[command(flatten)]
+        enrol: Enrol,
+        /// The PIN to set (4–12 digits). Default: read from MPAY_PIN.
+        #[arg(long, env = "MPAY_PIN", hide_env_values = true)]
+        pin: String,
+    },
+    /// Pay a merchant's TRANS (the `mpay:` URI from its terminal), and wait
+    /// for the confirmation.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Pay {
+        /// The `mpay:trans?…` URI.
+        uri: String,
+        /// The customer's file.
+        #[arg(long, env = "MPAY_CUSTOMER")]
+        customer: PathBuf,
+        /// The PIN (default: MPAY_PIN).
+        #[arg(long, env = "MPAY_PIN", hide_env_values = true)]
+        pin: String,
+        /// Idempotency key (32 hex digits) to retry a payment safely; default fresh.
+        #[arg(long)]
+        key: Option<String>,
+        /// How long to wait for the merchant and the banks, seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+        /// Print the final status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A payment's state at the CPP.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status {
+        payment_id: String,
+        #[arg(long, env = "MPAY_CUSTOMER")]
+        customer: PathBuf,
+        /// Wait this long for it to become final, seconds.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unlock a customer locked out by wrong PINs (the CPP's operator).
+    Unlock {
+        #[arg(long, env = "MPAY_NETWORK")]
+        network: PathBuf,
+        #[arg(long)]
+        cpp: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MerchantCommand {
+    /// Enrol a merchant at an MPP; writes the merchant's file.
+    Enroll {
+        #[command(flatten)]
+        enrol: Enrol,
+    },
+    /// Make a signed TRANS and print it as an `mpay:` URI (and a QR code).
+    Request {
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        /// e.g. "12.50 EUR".
+        #[arg(long)]
+        amount: String,
+        /// The merchant's reference (order number).
+        #[arg(long, default_value = "")]
+        reference: String,
+        /// For the customer.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Payable for this long, seconds.
+        #[arg(long, default_value_t = 300)]
+        expires_in_secs: u64,
+        /// Also draw the URI as a QR code.
+        #[arg(long)]
+        qr: bool,
+        /// Then wait for the payment's notice and approve or reject it, and
+        /// wait for its confirmation.
+        #[arg(long, value_parser = ["approve", "reject"])]
+        then: Option<String>,
+        /// How long to wait with --then, seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
+    /// Payment notices awaiting this merchant's decision.
+    Pending {
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        /// Wait up to this long for one, seconds.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a payment (signed by the merchant).
+    Approve {
+        payment_id: String,
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+    },
+    /// Reject a payment (signed by the merchant).
+    Reject {
+        payment_id: String,
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        #[arg(long, default_value = "rejected by the merchant")]
+        reason: String,
+    },
+    /// Refund (part of) a completed payment; the money goes back the way it came.
+    Refund {
+        payment_id: String,
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        /// e.g. "5.00 EUR".
+        #[arg(long)]
+        amount: String,
+        /// Idempotency key (32 hex digits); default fresh.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// A payment as the merchant sees it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Status {
+        payment_id: String,
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The exit code of a payment state at the CPP.
+fn exit_of_state(status: &PaymentStatus) -> ExitCode {
+    if !status.is_final {
+        return ExitCode::from(EXIT_TIMEOUT);
+    }
+    match status.state.as_str() {
+        "completed" | "deferred" | "refunded" => ExitCode::SUCCESS,
+        "rejected" => ExitCode::from(EXIT_REJECTED),
+        "expired" => ExitCode::from(EXIT_EXPIRED),
+        _ => ExitCode::from(EXIT_DECLINED),
+    }
+}
+
+fn exit_of_refusal(error: &ClientError) -> Option<ExitCode> {
+    match error.code()? {
+        "wrong_pin" => Some(ExitCode::from(EXIT_WRONG_PIN)),
+        "account_locked" => Some(ExitCode::from(EXIT_LOCKED)),
+        "insufficient_funds" | "declined" => Some(ExitCode::from(EXIT_DECLINED)),
+        _ => None,
+    }
+}
+
+async fn wait_final(
+    client: &CppClient,
+    mut status: PaymentStatus,
+    wait: Duration,
+) -> anyhow::Result<PaymentStatus> {
+    let started = Instant::now();
+    while !status.is_final {
+        let left = wait.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let wait_ms = u64::try_from(left.as_millis())
+            .unwrap_or(POLL_MS_MAX)
+            .min(POLL_MS_MAX);
+        match client.status(&status.payment_id, wait_ms).await {
+            Ok(next) => status = next,
+            // The CPP may be restarting: the payment is durable there, ask again.
+            Err(ClientError::Unreachable { .. }) => {
+                tokio::time::sleep(Duration::from_millis(UNREACHABLE_RETRY_MS)).await;
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(status)
+}
+
+fn print_status(
+    status: &PaymentStatus,
+    cpp_cert: Option<&Certificate>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(status)?);
+        return Ok(());
+    }
+    println!(
+        "payment {}: {} ({}, reference `{}`{})",
+        status.payment_id,
+        status.state,
+        status.amount,
+        status.merchant_reference,
+        status
+            .reason
+            .as_deref()
+            .map(|r| format!(", reason {r}"))
+            .unwrap_or_default()
+    );
+    if let (Some(signed), Some(cert)) = (status.confirmation(), cpp_cert) {
+        match signed.verify(cert, wall_clock()) {
+            Ok(c) => println!(
+                "confirmation {:?} for {} signed by the CPP: verified",
+                c.outcome, c.amount
+            ),
+            Err(e) => println!("confirmation does NOT verify: {e}"),
+        }
+    }
+    Ok(())
+}
+
+pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match what {
+            CustomerCommand::Enroll { enrol, pin } => {
+                let mut rng = fresh_rng()?;
+                let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+                let account = enrol
+                    .account
+                    .clone()
+                    .unwrap_or_else(|| format!("cust:{}", enrol.name));
+                let client = CppClient::new(&enrol.url()?);
+                let certificate = client
+                    .enroll_customer(
+                        &enrol.operator_token()?,
+                        &EnrolCustomer::new(
+                            &enrol.name,
+                            &enrol.bank,
+                            &account,
+                            &pin,
+                            &keys.public(),
+                        ),
+                    )
+                    .await
+                    .context("enrolling the customer")?;
+                enrol.write(&keys, &certificate, None)?;
+                println!(
+                    "enrolled customer {} at {} (device {}); file {}",
+                    enrol.name,
+                    enrol.processor,
+                    certificate.subject(),
+                    enrol.out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            CustomerCommand::Pay {
+                uri,
+                customer,
+                pin,
+                key,
+                wait_secs,
+                json,
+            } => {
+                let me = PartyFile::load(&customer)?;
+                let trans = SignedTrans::from_uri(uri.trim()).context("the TRANS URI")?;
+                let resolved = me.directory()?.resolve(wall_clock())?;
+                let cpp = resolved
+                    .service(&me.processor)
+                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let request = PaymentRequest {
+                    trans,
+                    customer: CustomerRef::new(&me.name)?,
+                    cpp: cpp.id,
+                    pin: Pin::new(&pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
+                    idempotency_key: key16(key.as_deref())?,
+                };
+                let frame = seal_pr(
+                    &request,
+                    &me.keys()?,
+                    me.id()?,
+                    &cpp.certificate.body.keys,
+                    wall_clock(),
+                    &mut fresh_rng()?,
+                )?;
+                let client = CppClient::new(&cpp.url);
+                let status = match client.submit(frame).await {
+                    Ok(status) => status,
+                    Err(error) => {
+                        eprintln!("payment refused: {error}");
+                        return Ok(exit_of_refusal(&error).unwrap_or(ExitCode::from(1)));
+                    }
+                };
+                if !json {
+                    println!("payment {} submitted: {}", status.payment_id, status.state);
+                }
+                let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
+                print_status(&status, Some(&cpp.certificate), json)?;
+                Ok(exit_of_state(&status))
+            }
+            CustomerCommand::Status {
+                payment_id,
+                customer,
+                wait_secs,
+                json,
+            } => {
+                let me = PartyFile::load(&customer)?;
+                let resolved = me.directory()?.resolve(wall_clock())?;
+                let cpp = resolved
+                    .service(&me.processor)
+                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let client = CppClient::new(&cpp.url);
+                let status = client.status(&payment_id, 0).await?;
+                let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
+                print_status(&status, Some(&cpp.certificate), json)?;
+                Ok(exit_of_state(&status))
+            }
+            CustomerCommand::Unlock { network, cpp, name } => {
+                let directory = Directory::load(network.join(DIRECTORY_FILE))?;
+                let url = &directory
+                    .service(&cpp)
+                    .with_context(|| format!("no `{cpp}` in the directory"))?
+                    .url;
+                CppClient::new(url)
+                    .unlock(Operators::load(&network)?.token(&cpp)?, &name)
+                    .await?;
+                println!("unlocked {name} at {cpp}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+fn print_merchant_view(view: &MerchantPaymentView, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(view)?);
+        return Ok(());
+    }
+    println!(
+        "payment {}: {} ({}, reference `{}`, customer {}, refunded {})",
+        view.payment_id,
+        view.state,
+        view.amount,
+        view.merchant_reference,
+        view.customer_pseudonym,
+        view.refunded
+    );
+    if let Some(c) = view.confirmation() {
+        println!(
+            "confirmation {:?} for {}",
+            c.unverified_body().outcome,
+            c.unverified_body().amount
+        );
+    }
+    Ok(())
+}
+
+fn merchant_exit(view: &MerchantPaymentView) -> ExitCode {
+    match view.state.as_str() {
+        "completed" | "deferred" | "refunded" => ExitCode::SUCCESS,
+        "rejected" => ExitCode::from(EXIT_REJECTED),
+        "expired" => ExitCode::from(EXIT_EXPIRED),
+        _ if view.confirmation.is_none() => ExitCode::from(EXIT_TIMEOUT),
+        _ => ExitCode::from(EXIT_DECLINED),
+    }
+}
+
+async fn wait_merchant_final(
+    client: &MppClient,
+    token: &str,
+    payment: &str,
+    wait: Duration,
+) -> anyhow::Result<MerchantPaymentView> {
+    let started = Instant::now();
+    loop {
+        let left = wait.saturating_sub(started.elapsed());
+        let wait_ms = u64::try_from(left.as_millis())
+            .unwrap_or(POLL_MS_MAX)
+            .min(POLL_MS_MAX);
+        let view = client.payment(token, payment, wait_ms).await?;
+        if view.confirmation.is_some() || left.is_zero() {
+            return Ok(view);
+        }
+    }
+}
+
+async fn decide(
+    me: &PartyFile,
+    payment: &str,
+    decision: Decision,
+) -> anyhow::Result<MerchantPaymentView> {
+    let signed = Signed::sign(
+        MerchantDecision {
+            payment_id: payment_id(payment)?,
+            merchant: me.id()?,
+            decision,
+        },
+        &me.keys()?,
+    )?;
+    Ok(MppClient::new(&me.processor_url()?)
+        .decide(me.token()?, &signed)
+        .await?)
+}
+
+pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        match what {
+            MerchantCommand::Enroll { enrol } => {
+                let mut rng = fresh_rng()?;
+                let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
+                let account = enrol
+                    .account
+                    .clone()
+                    .unwrap_or_else(|| format!("shop:{}", enrol.name));
+                let client = MppClient::new(&enrol.url()?);
+                let (certificate, token) = client
+                    .enroll_merchant(
+                        &enrol.operator_token()?,
+                        &EnrolMerchant::new(&enrol.name, &enrol.bank, &account, &keys.public()),
+                    )
+                    .await
+                    .context("enrolling the merchant")?;
+                enrol.write(&keys, &certificate, Some(token))?;
+                println!(
+                    "enrolled merchant {} at {} ({}); file {}",
+                    enrol.name,
+                    enrol.processor,
+                    certificate.subject(),
+                    enrol.out.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            MerchantCommand::Request {
+                merchant,
+                amount,
+                reference,
+                description,
+                expires_in_secs,
+                qr,
+                then,
+                wait_secs,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let resolved = me.directory()?.resolve(wall_clock())?;
+                let mpp = resolved
+                    .service(&me.processor)
+                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let nonce = random16()?;
+                let trans = Signed::sign(
+                    Trans {
+                        merchant: me.id()?,
+                        mpp: mpp.id,
+                        amount: Amount::parse(&amount)?,
+                        merchant_reference: reference,
+                        expires_at: wall_clock()
+                            .saturating_add_ms(expires_in_secs.saturating_mul(1_000)),
+                        description,
+                        nonce,
+                    },
+                    &me.keys()?,
+                )?;
+                println!("{}", trans.to_uri());
+                if qr {
+                    println!("{}", trans.to_terminal_qr()?);
+                }
+                std::io::stdout().flush()?;
+                let Some(then) = then else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let client = MppClient::new(&mpp.url);
+                let token = me.token()?;
+                let wait = Duration::from_secs(wait_secs);
+                let started = Instant::now();
+                let nonce_hex = hex_string(&nonce);
+                let notice = loop {
+                    let left = wait.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        eprintln!("no payment arrived for this TRANS within {wait_secs} s");
+                        return Ok(ExitCode::from(EXIT_TIMEOUT));
+                    }
+                    let wait_ms = u64::try_from(left.as_millis())
+                        .unwrap_or(POLL_MS_MAX)
+                        .min(POLL_MS_MAX);
+                    let notices = client.notices(token, wait_ms).await?;
+                    if let Some(n) = notices.into_iter().find(|n| n.trans_nonce == nonce_hex) {
+                        break n;
+                    }
+                };
+                println!(
+                    "notice {}: {} from customer {}",
+                    notice.payment_id, notice.amount, notice.customer_pseudonym
+                );
+                let decision = if then == "approve" {
+                    Decision::Approve
+                } else {
+                    Decision::Reject {
+                        reason: "rejected by the merchant".into(),
+                    }
+                };
+                decide(&me, &notice.payment_id, decision).await?;
+                println!("{then}d {}", notice.payment_id);
+                let left = wait.saturating_sub(started.elapsed());
+                let view = wait_merchant_final(&client, token, &notice.payment_id, left).await?;
+                print_merchant_view(&view, false)?;
+                Ok(merchant_exit(&view))
+            }
+            MerchantCommand::Pending {
+                merchant,
+                wait_secs,
+                json,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let client = MppClient::new(&me.processor_url()?);
+                let notices = client
+                    .notices(me.token()?, wait_secs.saturating_mul(1_000))
+                    .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&notices)?);
+                } else if notices.is_empty() {
+                    println!("no payments await a decision");
+                } else {
+                    for n in &notices {
+                        println!(
+                            "{}  {:>14}  ref `{}`  customer {}  decide by {}",
+                            n.payment_id,
+                            n.amount,
+                            n.merchant_reference,
+                            n.customer_pseudonym,
+                            n.deadline
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            MerchantCommand::Approve {
+                payment_id,
+                merchant,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let view = decide(&me, &payment_id, Decision::Approve).await?;
+                print_merchant_view(&view, false)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            MerchantCommand::Reject {
+                payment_id,
+                merchant,
+                reason,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let view = decide(&me, &payment_id, Decision::Reject { reason }).await?;
+                print_merchant_view(&view, false)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            MerchantCommand::Refund {
+                payment_id: id,
+                merchant,
+                amount,
+                key,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let signed = Signed::sign(
+                    RefundRequest {
+                        payment_id: payment_id(&id)?,
+                        merchant: me.id()?,
+                        amount: Amount::parse(&amount)?,
+                        idempotency_key: key16(key.as_deref())?,
+                    },
+                    &me.keys()?,
+                )?;
+                let refund = MppClient::new(&me.processor_url()?)
+                    .refund(me.token()?, &signed)
+                    .await?;
+                println!("refund of {} for {}: {}", refund.amount, id, refund.state);
+                Ok(ExitCode::SUCCESS)
+            }
+            MerchantCommand::Status {
+                payment_id,
+                merchant,
+                wait_secs,
+                json,
+            } => {
+                let me = PartyFile::load(&merchant)?;
+                let client = MppClient::new(&me.processor_url()?);
+                let view = wait_merchant_final(
+                    &client,
+                    me.token()?,
+                    &payment_id,
+                    Duration::from_secs(wait_secs),
+                )
+                .await?;
+                print_merchant_view(&view, json)?;
+                Ok(merchant_exit(&view))
+            }
+        }
+    })
+}

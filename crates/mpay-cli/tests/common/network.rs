@@ -1,0 +1,401 @@
+//! A whole SEMOPS network as real processes for the end-to-end tests:
+//! `mpay network init` in a temporary folder, then one `mpay serve …` per
+//! bank and service, so a test can SIGKILL and restart any one of them.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{Run, mpay, run};
+
+pub const PIN: &str = "1357";
+pub const WRONG_PIN: &str = "9999";
+
+/// One process of the network.
+pub struct Process {
+    pub role: String,
+    pub name: String,
+    pub url: String,
+    child: Option<Child>,
+}
+
+pub struct Network {
+    pub dir: tempfile::TempDir,
+    pub processes: Vec<Process>,
+}
+
+/// True if `url`/health answers 200 (a plain HTTP/1.1 GET over TCP).
+fn healthy(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(host) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+fn wait_health(url: &str, secs: u64, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !healthy(url) {
+        assert!(
+            Instant::now() < deadline,
+            "{url} not healthy within {secs} s; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Network {
+    /// Provisions and starts a network; `extra` are more `network init` flags.
+    pub fn start(extra: &[&str]) -> Network {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut init = mpay();
+        init.args(["network", "init", "--fast-pins", "--dir"])
+            .arg(dir.path())
+            .args(extra);
+        let out = run(init, "network init");
+        assert_eq!(out.code, 0, "network init: {out:?}");
+        let mut processes = Vec::new();
+        for line in out.stdout.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() == 3 && ["bank", "dc", "cpp", "mpp"].contains(&fields[0]) {
+                processes.push(Process {
+                    role: fields[0].to_owned(),
+                    name: fields[1].to_owned(),
+                    url: fields[2].to_owned(),
+                    child: None,
+                });
+            }
+        }
+        assert_eq!(
+            processes.len(),
+            9,
+            "3 banks, 2 DCs, 2 MPPs, 2 CPPs: {out:?}"
+        );
+        let mut network = Network { dir, processes };
+        for i in 0..network.processes.len() {
+            network.spawn(i);
+        }
+        for p in &network.processes {
+            wait_health(
+                &p.url,
+                60,
+                &network.dir.path().join(format!("{}.log", p.name)),
+            );
+        }
+        network
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.processes
+            .iter()
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let dir = self.dir.path().to_owned();
+        let p = &mut self.processes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.log", p.name)))
+            .expect("log file");
+        let child = mpay()
+            .args(["serve", &p.role, "--config"])
+            .arg(dir.join(format!("{}.toml", p.name)))
+            .env("MPAY_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("serve starts");
+        p.child = Some(child);
+    }
+
+    /// SIGKILLs one process (no chance to clean up).
+    pub fn kill(&mut self, name: &str) {
+        let i = self.index(name);
+        if let Some(mut child) = self.processes[i].child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
+    }
+
+    /// Starts a killed process again and waits until it is healthy.
+    pub fn restart(&mut self, name: &str) {
+        let i = self.index(name);
+        self.spawn(i);
+        let log = self.dir.path().join(format!("{name}.log"));
+        wait_health(&self.processes[i].url, 60, &log);
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    fn network_arg(&self, command: &mut Command) {
+        command.arg("--network").arg(self.dir.path());
+    }
+
+    /// `mpay bank open-account` with a first deposit.
+    pub fn open_account(&self, bank: &str, account: &str, deposit: &str) {
+        let mut c = mpay();
+        c.args([
+            "bank",
+            "open-account",
+            "--bank",
+            bank,
+            "--account",
+            account,
+            "--deposit",
+            deposit,
+        ]);
+        self.network_arg(&mut c);
+        let out = run(c, "bank open-account");
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// An account's balance in minor units, from `mpay bank account`.
+    pub fn balance_minor(&self, bank: &str, account: &str) -> i64 {
+        let mut c = mpay();
+        c.args(["bank", "account", "--bank", bank, "--account", account]);
+        self.network_arg(&mut c);
+        let out = run(c, "bank account");
+        assert_eq!(out.code, 0, "{out:?}");
+        let text = out
+            .stdout
+            .split("balance ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no balance in {out:?}"));
+        minor(text)
+    }
+
+    pub fn party_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.party"))
+    }
+
+    /// Enrols a customer at `cpp` with an account at `bank`.
+    pub fn customer(&self, name: &str, cpp: &str, bank: &str, deposit: &str) -> PathBuf {
+        self.open_account(bank, &format!("cust:{name}"), deposit);
+        let file = self.party_file(name);
+        let mut c = mpay();
+        c.args([
+            "customer",
+            "enroll",
+            "--processor",
+            cpp,
+            "--name",
+            name,
+            "--bank",
+            bank,
+            "--pin",
+            PIN,
+            "--out",
+        ])
+        .arg(&file);
+        self.network_arg(&mut c);
+        let out = run(c, "customer enroll");
+        assert_eq!(out.code, 0, "{out:?}");
+        file
+    }
+
+    /// Enrols a merchant at `mpp` with an empty account at `bank`.
+    pub fn merchant(&self, name: &str, mpp: &str, bank: &str) -> PathBuf {
+        self.open_account(bank, &format!("shop:{name}"), "0.00 EUR");
+        let file = self.party_file(name);
+        let mut c = mpay();
+        c.args([
+            "merchant",
+            "enroll",
+            "--processor",
+            mpp,
+            "--name",
+            name,
+            "--bank",
+            bank,
+            "--out",
+        ])
+        .arg(&file);
+        self.network_arg(&mut c);
+        let out = run(c, "merchant enroll");
+        assert_eq!(out.code, 0, "{out:?}");
+        file
+    }
+
+    /// `mpay reconcile`; returns its run.
+    pub fn reconcile(&self) -> Run {
+        let mut c = mpay();
+        c.args(["reconcile", "--wait-secs", "30"]);
+        self.network_arg(&mut c);
+        run(c, "reconcile")
+    }
+
+    /// Σ over every bank of every account but settlement, which must stay 0
+    /// (every deposit came from `external`), and the total held by holders.
+    pub fn books(&self) -> BTreeMap<String, i64> {
+        let mut all = BTreeMap::new();
+        for bank in ["bank1", "bank2", "bank3"] {
+            let mut c = mpay();
+            c.args(["bank", "books", "--bank", bank]);
+            self.network_arg(&mut c);
+            let out = run(c, "bank books");
+            assert_eq!(out.code, 0, "books of {bank}: {out:?}");
+            for line in out.stdout.lines() {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() == 3 && fields[2] == "EUR" {
+                    all.insert(
+                        format!("{bank}/{}", fields[0]),
+                        minor(&format!("{} EUR", fields[1])),
+                    );
+                }
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            if let Some(mut child) = p.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// "12.50 EUR" → 1250.
+pub fn minor(text: &str) -> i64 {
+    let number = text.split_whitespace().next().expect("an amount");
+    let (units, cents) = number.split_once('.').unwrap_or((number, "0"));
+    let negative = units.starts_with('-');
+    let units: i64 = units.trim_start_matches('-').parse().expect("units");
+    let cents: i64 = format!("{cents:0<2}")[..2].parse().expect("cents");
+    let value = units * 100 + cents;
+    if negative { -value } else { value }
+}
+
+/// A merchant terminal: `mpay merchant request --then …` running, with the
+/// URI it printed.
+pub struct Terminal {
+    pub child: Child,
+    pub uri: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Terminal {
+    pub fn start(merchant: &Path, amount: &str, then: Option<&str>) -> Terminal {
+        let mut c = mpay();
+        c.args([
+            "merchant",
+            "request",
+            "--amount",
+            amount,
+            "--reference",
+            "order-1",
+            "--merchant",
+        ])
+        .arg(merchant)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if let Some(then) = then {
+            c.args(["--then", then, "--wait-secs", "40"]);
+        }
+        let mut child = c.spawn().expect("merchant request starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let uri = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the terminal prints its URI");
+        assert!(uri.starts_with("mpay:trans?"), "{uri}");
+        Terminal { child, uri, lines }
+    }
+
+    /// Waits for the terminal to exit; its exit code and every line.
+    pub fn finish(self) -> (i32, Vec<String>) {
+        let run = super::finish(self.child, 60, "merchant terminal");
+        let mut lines: Vec<String> = self.lines.try_iter().collect();
+        lines.extend(run.stdout.lines().map(str::to_owned));
+        (run.code, lines)
+    }
+
+    /// The payment id from the terminal's "notice <id>: …" line.
+    pub fn wait_notice(&self, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200))
+                && let Some(rest) = line.strip_prefix("notice ")
+            {
+                return rest.split(':').next().expect("id").to_owned();
+            }
+        }
+        panic!("no notice within {secs} s");
+    }
+}
+
+/// `mpay customer pay`, JSON status out.
+pub fn pay(customer: &Path, uri: &str, pin: &str, extra: &[&str]) -> Run {
+    let mut c = mpay();
+    c.args([
+        "customer",
+        "pay",
+        uri,
+        "--json",
+        "--wait-secs",
+        "30",
+        "--pin",
+        pin,
+        "--customer",
+    ])
+    .arg(customer)
+    .args(extra);
+    run(c, "customer pay")
+}
+
+/// Starts `mpay customer pay` without waiting for it.
+pub fn spawn_pay(customer: &Path, uri: &str, extra: &[&str]) -> Child {
+    let mut c = mpay();
+    c.args([
+        "customer",
+        "pay",
+        uri,
+        "--json",
+        "--wait-secs",
+        "40",
+        "--pin",
+        PIN,
+        "--customer",
+    ])
+    .arg(customer)
+    .args(extra)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c.spawn().expect("customer pay starts")
+}
