@@ -64,7 +64,7 @@
 //!    at each attempt — signed by A, sealed to B, kind `0x0301`
 //!    INTERBANK_TRANSFER, envelope transaction id = message id — and POSTs
 //!    it to B's `/v1/interbank`, retrying with the outbox's backoff
-//!    (1 s doubling to 5 min, forever) until B acknowledges. A fresh frame
+//!    (1 s doubling to 10 s, forever) until B acknowledges. A fresh frame
 //!    per attempt, because the envelope refuses frames older than 5 minutes.
 //! 3. B opens and verifies the frame (a configured peer, a `Bank`
 //!    certificate under a trusted scheme root, the signature, the receiver,

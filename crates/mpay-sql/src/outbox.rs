@@ -35,8 +35,11 @@ use crate::db::{Db, DbError, Retryable, Tx, is_unique_violation};
 
 /// Wait after the first failed attempt.
 pub const RETRY_FIRST_MS: i64 = 1_000;
-/// Cap on the wait between two attempts (the doubling stops here).
-pub const RETRY_INTERVAL_MAX_MS: i64 = 5 * 60 * 1_000;
+/// Cap on the wait between two attempts (the doubling stops here). Short,
+/// because what waits in an outbox is usually a step of a payment with a
+/// deadline of minutes, and a peer that restarts is back within seconds:
+/// waiting minutes after a few failures would expire payments for nothing.
+pub const RETRY_INTERVAL_MAX_MS: i64 = 10 * 1_000;
 /// How long a message returned by [`due`] stays claimed by that caller.
 pub const CLAIM_LEASE_MS: i64 = 60_000;
 /// Most messages one [`due`] call returns.
