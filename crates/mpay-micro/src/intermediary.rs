@@ -92,6 +92,63 @@ pub enum IntermediaryError {
     Money(#[from] MoneyError),
 }
 
+/// The credit rule of one intermediary: `used + amount` must stay within
+/// `limit` (all minor units), or the step is refused with
+/// [`IntermediaryError::CreditLimit`]. The services call it with what their
+/// database says is in use.
+pub fn check_credit(
+    processor: PartyId,
+    used: i64,
+    amount: i64,
+    limit: i64,
+) -> Result<(), IntermediaryError> {
+    if amount <= 0 {
+        return Err(IntermediaryError::Invalid("amounts must be positive"));
+    }
+    if used.checked_add(amount).ok_or(MoneyError::Overflow)? > limit {
+        return Err(IntermediaryError::CreditLimit {
+            processor,
+            used,
+            amount,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Nets gross debts between processors: `owed` lists (debtor, creditor,
+/// minor units); the answer has one entry per unordered pair whose debts do
+/// not cancel, (payer, payee, net > 0), in the pairs' order. A processor's
+/// debt to itself moves nothing and is left out.
+pub fn net_pairs(
+    owed: impl IntoIterator<Item = (PartyId, PartyId, i64)>,
+) -> Result<Vec<(PartyId, PartyId, i64)>, IntermediaryError> {
+    let mut pairs: BTreeMap<(PartyId, PartyId), i64> = BTreeMap::new();
+    for (from, to, amount) in owed {
+        if from == to {
+            continue;
+        }
+        let (key, signed) = if from < to {
+            ((from, to), amount)
+        } else {
+            (
+                (to, from),
+                amount.checked_neg().ok_or(MoneyError::Overflow)?,
+            )
+        };
+        let slot = pairs.entry(key).or_insert(0);
+        *slot = slot.checked_add(signed).ok_or(MoneyError::Overflow)?;
+    }
+    Ok(pairs
+        .into_iter()
+        .filter_map(|((a, b), net)| match net.cmp(&0) {
+            std::cmp::Ordering::Greater => Some((a, b, net)),
+            std::cmp::Ordering::Less => Some((b, a, -net)),
+            std::cmp::Ordering::Equal => None,
+        })
+        .collect())
+}
+
 /// The books of one aggregation network (module docs).
 #[derive(Debug, Clone)]
 pub struct Network {
@@ -256,15 +313,7 @@ impl Network {
             .get(&merchant)
             .ok_or(IntermediaryError::Unknown(merchant))?;
         let limit = self.processor(&cpp)?;
-        let used = self.cpp_credit_used(&cpp);
-        if used.checked_add(a).ok_or(MoneyError::Overflow)? > limit {
-            return Err(IntermediaryError::CreditLimit {
-                processor: cpp,
-                used,
-                amount: a,
-                limit,
-            });
-        }
+        check_credit(cpp, self.cpp_credit_used(&cpp), a, limit)?;
         Self::bump(&mut self.owed_by_customer, customer, a)?;
         Self::bump(&mut self.owed_between, (cpp, mpp), a)?;
         Self::bump(&mut self.owed_to_merchant, merchant, a)?;
@@ -298,44 +347,24 @@ impl Network {
     /// pair, of the difference. In [`Mode::One`] each MPP then pays its
     /// merchants everything it owes them.
     pub fn net_settle(&mut self) -> Result<Vec<Transfer>, IntermediaryError> {
-        let mut pairs: BTreeMap<(PartyId, PartyId), i64> = BTreeMap::new();
-        for (&(cpp, mpp), &owed) in &self.owed_between {
-            if cpp == mpp {
-                // A processor that is both sides owes itself: nothing moves,
-                // but its merchants' money is now funded.
-                Self::bump(&mut self.advanced, mpp, -owed)?;
-                continue;
-            }
-            let (key, signed) = if cpp < mpp {
-                ((cpp, mpp), owed)
-            } else {
-                ((mpp, cpp), -owed)
-            };
-            Self::bump(&mut pairs, key, signed)?;
-            // The MPP has now been paid (gross) for these payments.
+        for (&(_, mpp), &owed) in &self.owed_between {
+            // The MPP has now been paid (gross) for these payments; a
+            // processor that is both sides owes itself and nothing moves.
             Self::bump(&mut self.advanced, mpp, -owed)?;
         }
+        let owed: Vec<_> = self
+            .owed_between
+            .iter()
+            .map(|(&(cpp, mpp), &owed)| (cpp, mpp, owed))
+            .collect();
         self.owed_between.clear();
         let mut transfers = Vec::new();
-        for ((a, b), net) in pairs {
-            // net > 0: a owes b.
-            match net.cmp(&0) {
-                std::cmp::Ordering::Greater => {
-                    transfers.push(self.move_money(
-                        Account::Processor(a),
-                        Account::Processor(b),
-                        net,
-                    )?);
-                }
-                std::cmp::Ordering::Less => {
-                    transfers.push(self.move_money(
-                        Account::Processor(b),
-                        Account::Processor(a),
-                        -net,
-                    )?);
-                }
-                std::cmp::Ordering::Equal => {}
-            }
+        for (payer, payee, net) in net_pairs(owed)? {
+            transfers.push(self.move_money(
+                Account::Processor(payer),
+                Account::Processor(payee),
+                net,
+            )?);
         }
         if self.mode == Mode::One {
             let merchants: Vec<PartyId> = self.owed_to_merchant.keys().copied().collect();
@@ -382,7 +411,7 @@ impl Network {
         let owed = self.owed_to_merchant.get(&merchant).copied().unwrap_or(0);
         let limit = self.processor(&mpp)?;
         let advanced = self.advanced.get(&mpp).copied().unwrap_or(0);
-        if advanced.checked_add(owed).ok_or(MoneyError::Overflow)? > limit {
+        if owed > 0 && advanced.checked_add(owed).ok_or(MoneyError::Overflow)? > limit {
             return Err(IntermediaryError::CreditLimit {
                 processor: mpp,
                 used: advanced.max(0),
@@ -626,5 +655,32 @@ mod tests {
             assert_eq!(n.balance(Account::Processor(id(1))), 0);
             assert_eq!(n.balance(Account::Processor(id(2))), 0);
         }
+    }
+
+    #[test]
+    fn net_pairs_cancel_and_credit_holds_at_its_edge() {
+        let (a, b, c) = (id(1), id(2), id(3));
+        let nets = net_pairs([
+            (a, b, 500),
+            (b, a, 200),
+            (c, a, 100),
+            (a, a, 9),
+            (b, c, 50),
+            (c, b, 50),
+        ])
+        .unwrap();
+        assert_eq!(nets, vec![(a, b, 300), (c, a, 100)]);
+        assert_eq!(check_credit(a, 900, 100, 1_000), Ok(()));
+        assert!(matches!(
+            check_credit(a, 900, 101, 1_000),
+            Err(IntermediaryError::CreditLimit {
+                used: 900,
+                amount: 101,
+                limit: 1_000,
+                ..
+            })
+        ));
+        assert!(check_credit(a, 0, 0, 1_000).is_err());
+        assert!(check_credit(a, i64::MAX, 1, i64::MAX).is_err());
     }
 }

@@ -23,6 +23,10 @@
 //!    moves money once per key; a payment number enters the log once).
 //! 5. A periodic sweep: [`due_for_window`] then [`start_settlement`] per
 //!    customer (commit), then steps 2-3.
+//! 6. A micropayment the merchant rejected (or that expired undecided):
+//!    [`take_back`] removes it from the pending total (log kind `rejected`
+//!    without a batch), or says it is in the batch in flight (ask again
+//!    after it ends) or already collected (the CPP pays it back).
 //!
 //! [`load`] rebuilds the in-memory [`Aggregator`] from the tables;
 //! [`check_log`] replays the log and checks the index against it.
@@ -58,6 +62,10 @@ pub enum StoreError {
     /// No such batch (the caller's fault).
     #[error("no settlement batch {0}")]
     UnknownBatch(BatchId),
+    /// No micropayment of that number and customer was aggregated (the
+    /// caller's fault).
+    #[error("no micropayment {0} of this customer")]
+    UnknownPayment(u64),
     /// The batch ended already the other way (the caller's fault: a
     /// transfer cannot both succeed and fail).
     #[error("settlement batch {batch} already ended as {state}")]
@@ -97,6 +105,7 @@ impl StoreError {
             self,
             StoreError::DuplicatePayment(_)
                 | StoreError::UnknownBatch(_)
+                | StoreError::UnknownPayment(_)
                 | StoreError::BatchEnded { .. }
                 | StoreError::Aggregator(AggregatorError::Policy(policy::PolicyError::NotPositive))
         )
@@ -430,6 +439,15 @@ async fn read_batch(
     batch_row(&row, currency)
 }
 
+/// One batch and its state (`started`, `settled`, `failed`).
+pub async fn batch(
+    tx: &mut Tx<'_>,
+    batch: BatchId,
+    currency: Currency,
+) -> Result<(Batch, String), StoreError> {
+    read_batch(tx, batch, currency).await
+}
+
 /// How [`settled`] / [`failed`] found the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -564,6 +582,109 @@ pub async fn failed(
     }
     write_customer(tx, &found.customer, &row).await?;
     Ok(Ended::Now(found))
+}
+
+/// What [`take_back`] found for a micropayment the merchant rejected (or
+/// that expired undecided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakeBack {
+    /// It was open and is now out of the pending total (logged `rejected`
+    /// without a batch), which is now `total`.
+    Removed {
+        /// The customer's pending total after the removal.
+        total: Amount,
+    },
+    /// It is part of the settlement batch in flight: the transfer's amount
+    /// is fixed at the bank, so ask again once the batch has ended.
+    InFlight(BatchId),
+    /// A settled batch collected it already: the customer paid it, so the
+    /// CPP owes the customer its amount back (the caller's transfer).
+    Collected,
+    /// It left the pending total before (taken back earlier, or the trigger
+    /// of a failed transfer): nothing to do.
+    Gone,
+}
+
+/// Takes micropayment `payment` of `customer` back out of the pending total
+/// after the merchant rejected it or it expired (module docs: the DT
+/// confirmation is never sent for it). Idempotent: a repeat answers
+/// [`TakeBack::Gone`] (or [`TakeBack::Collected`] again, which the caller
+/// makes idempotent by its transfer's key). A blocked customer left with
+/// nothing pending is open again; the window's due time follows the oldest
+/// remaining item.
+pub async fn take_back(
+    tx: &mut Tx<'_>,
+    customer: &CustomerId,
+    payment: u64,
+    limits: &MicroLimits,
+    now: Timestamp,
+) -> Result<TakeBack, StoreError> {
+    let currency = limits.currency();
+    let payment_i64 = to_i64(payment, "payment")?;
+    let item = sqlx::query("SELECT customer, amount FROM micro_items WHERE payment = $1")
+        .bind(payment_i64)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(item) = item else {
+        let logged = sqlx::query(
+            "SELECT kind FROM micro_log WHERE payment = $1 AND customer = $2 ORDER BY seq",
+        )
+        .bind(payment_i64)
+        .bind(&customer.0[..])
+        .fetch_all(&mut **tx)
+        .await?;
+        let kinds: Vec<String> = logged
+            .iter()
+            .map(|r| r.try_get("kind"))
+            .collect::<Result<_, _>>()?;
+        return if kinds.is_empty() {
+            Err(StoreError::UnknownPayment(payment))
+        } else if kinds.iter().any(|k| k == "rejected") {
+            Ok(TakeBack::Gone)
+        } else {
+            Ok(TakeBack::Collected)
+        };
+    };
+    if party(item.try_get("customer")?)? != *customer {
+        return Err(StoreError::UnknownPayment(payment));
+    }
+    let amount = Amount::new(item.try_get("amount")?, currency);
+    let mut row = read_customer(tx, customer, currency)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("an item of {customer} without its row")))?;
+    if let Standing::Settling { batch } = row.pending.standing {
+        return Ok(TakeBack::InFlight(batch));
+    }
+    sqlx::query("DELETE FROM micro_items WHERE payment = $1")
+        .bind(payment_i64)
+        .execute(&mut **tx)
+        .await?;
+    log(tx, customer, "rejected", Some(payment), amount, None, now).await?;
+    row.pending.total = row.pending.total.checked_sub(amount)?;
+    row.pending.count = row
+        .pending
+        .count
+        .checked_sub(1)
+        .ok_or_else(|| StoreError::Corrupt("an item beyond the count".into()))?;
+    if row.pending.count == 0 {
+        row.pending.oldest = None;
+        // Nothing owed: a blocked customer is open again (policy docs).
+        row.pending.standing = Standing::Open;
+        row.due = None;
+    } else {
+        let oldest: Option<i64> =
+            sqlx::query("SELECT MIN(at) AS oldest FROM micro_items WHERE customer = $1")
+                .bind(&customer.0[..])
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("oldest")?;
+        row.pending.oldest = ts(oldest, "oldest_at")?;
+        row.due = policy::window_due_at(&row.pending, limits);
+    }
+    write_customer(tx, customer, &row).await?;
+    Ok(TakeBack::Removed {
+        total: row.pending.total,
+    })
 }
 
 /// Batches started and not ended: after a crash the CPP repeats their

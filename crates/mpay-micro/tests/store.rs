@@ -434,3 +434,140 @@ async fn ends_are_idempotent_and_exclusive_and_payments_unique() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rejected_micropayment_is_taken_back_out_of_the_pending_total() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        db.migrate(&[mpay_sql::MIGRATIONS, store::MIGRATIONS])
+            .await
+            .unwrap();
+        let c = customer(4);
+        let add = |payment: u64, amount: i64, at: u64| {
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                let out = store::add(&mut tx, &c, payment, eur(amount), &limits(), Timestamp(at))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                out
+            }
+        };
+        let take = |payment: u64, at: u64| {
+            let db = db.clone();
+            async move {
+                let mut tx = db.begin().await.unwrap();
+                let out = store::take_back(&mut tx, &c, payment, &limits(), Timestamp(at)).await;
+                tx.commit().await.unwrap();
+                out
+            }
+        };
+        assert_eq!(
+            add(1, 300, 10).await,
+            AddOutcome::Deferred { total: eur(300) }
+        );
+        assert_eq!(
+            add(2, 200, 20).await,
+            AddOutcome::Deferred { total: eur(500) }
+        );
+        // The oldest is taken back: the total and the window follow.
+        assert_eq!(
+            take(1, 30).await.unwrap(),
+            store::TakeBack::Removed { total: eur(200) }
+        );
+        assert_eq!(take(1, 31).await.unwrap(), store::TakeBack::Gone);
+        let mut tx = db.begin().await.unwrap();
+        let (pending, items) = store::customer(&mut tx, &c, EUR).await.unwrap().unwrap();
+        assert_eq!((pending.total, pending.count), (eur(200), 1));
+        assert_eq!(items.iter().map(|i| i.payment).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(pending.oldest, Some(Timestamp(20)));
+        assert_eq!(
+            store::due_for_window(&mut tx, Timestamp(20 + W - 1), 10)
+                .await
+                .unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            store::due_for_window(&mut tx, Timestamp(20 + W), 10)
+                .await
+                .unwrap(),
+            vec![c]
+        );
+        drop(tx);
+        // A payment that was never aggregated, or another customer's, is unknown.
+        let mut tx = db.begin().await.unwrap();
+        assert!(matches!(
+            store::take_back(&mut tx, &c, 99, &limits(), Timestamp(40)).await,
+            Err(StoreError::UnknownPayment(99))
+        ));
+        assert!(matches!(
+            store::take_back(&mut tx, &customer(5), 2, &limits(), Timestamp(40)).await,
+            Err(StoreError::UnknownPayment(2))
+        ));
+        drop(tx);
+        // While a batch is in flight its items cannot leave it.
+        assert_eq!(
+            add(3, 400, 50).await,
+            AddOutcome::Deferred { total: eur(600) }
+        );
+        let AddOutcome::SettleNeeded(batch) = add(8, 400, 51).await else {
+            panic!("600 + 400 reaches θ")
+        };
+        assert_eq!(batch.total, eur(1_000));
+        assert_eq!(
+            take(2, 60).await.unwrap(),
+            store::TakeBack::InFlight(batch.id)
+        );
+        let mut tx = db.begin().await.unwrap();
+        assert!(matches!(
+            store::settled(&mut tx, batch.id, EUR, Timestamp(70))
+                .await
+                .unwrap(),
+            Ended::Now(_)
+        ));
+        tx.commit().await.unwrap();
+        // Once collected, the customer paid it: the CPP owes it back.
+        assert_eq!(take(2, 80).await.unwrap(), store::TakeBack::Collected);
+        // A failed trigger is gone; a blocked customer left with nothing is open.
+        assert_eq!(
+            add(4, 300, 90).await,
+            AddOutcome::Deferred { total: eur(300) }
+        );
+        assert_eq!(
+            add(5, 400, 91).await,
+            AddOutcome::Deferred { total: eur(700) }
+        );
+        let AddOutcome::SettleNeeded(batch) = add(6, 300, 92).await else {
+            panic!("1000 reaches θ")
+        };
+        let mut tx = db.begin().await.unwrap();
+        store::failed(&mut tx, batch.id, &limits(), Timestamp(93))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(take(6, 94).await.unwrap(), store::TakeBack::Gone);
+        assert_eq!(
+            take(4, 95).await.unwrap(),
+            store::TakeBack::Removed { total: eur(400) }
+        );
+        let mut tx = db.begin().await.unwrap();
+        let (pending, _) = store::customer(&mut tx, &c, EUR).await.unwrap().unwrap();
+        assert!(matches!(
+            pending.standing,
+            mpay_micro::policy::Standing::Blocked { .. }
+        ));
+        drop(tx);
+        assert_eq!(
+            take(5, 96).await.unwrap(),
+            store::TakeBack::Removed { total: eur(0) }
+        );
+        assert_eq!(
+            add(7, 10, 97).await,
+            AddOutcome::Deferred { total: eur(10) }
+        );
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(store::check_log(&mut tx, EUR).await.unwrap(), 1);
+        store::load(&mut tx, EUR).await.unwrap();
+    })
+    .await;
+}

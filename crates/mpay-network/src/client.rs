@@ -175,6 +175,151 @@ pub struct PaymentRecord {
     pub created_at: u64,
     /// Last changed (ms).
     pub updated_at: u64,
+    /// `macro` (a hold) or `micro` (aggregated, no hold).
+    #[serde(default)]
+    pub class: String,
+    /// A micropayment's settlement batch, when it was the one that reached θ.
+    #[serde(default)]
+    pub micro_batch: Option<i64>,
+    /// What the CPP paid back for a rejected micropayment it had collected.
+    #[serde(default)]
+    pub micro_returned: String,
+}
+
+/// One customer's micropayment books at a CPP (`GET /v1/admin/micro`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MicroCustomerRecord {
+    /// The customer's name.
+    pub name: String,
+    /// Pending total (DT-confirmed or awaiting a decision, not collected).
+    pub pending: String,
+    /// Open micropayments.
+    pub count: i64,
+    /// `open`, `settling` or `blocked`.
+    pub state: String,
+    /// Aggregated transfers of this customer that failed, ever.
+    pub failed_transfers: i64,
+    /// Σ settled batches: what the customer's bank paid the CPP.
+    pub collected: String,
+    /// Σ paid back for rejected micropayments already collected.
+    pub returned: String,
+    /// Σ micropayments confirmed (DT or T).
+    pub confirmed: String,
+    /// The customer's θ.
+    pub theta: String,
+    /// The customer's W.
+    pub window_ms: u64,
+}
+
+/// What a CPP owes and paid one MPP for micropayments.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MicroMppRecord {
+    /// The MPP (directory name).
+    pub mpp: String,
+    /// Paid by net settlement runs.
+    pub paid: String,
+    /// Owed, not yet paid (no run yet, or its run still `started`).
+    pub unpaid: String,
+    /// Σ micropayments to this MPP's merchants confirmed.
+    pub confirmed: String,
+    /// Runs paid.
+    pub runs_paid: i64,
+}
+
+/// A CPP's micropayment books (`GET /v1/admin/micro`, operator).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CppMicroSummary {
+    /// `none`, `one` or `two`.
+    pub mode: String,
+    /// Σ pending totals.
+    pub credit_used: String,
+    /// The CPP's credit limit.
+    pub credit_limit: String,
+    /// Settlement batches still `started`.
+    pub batches_started: i64,
+    /// Net settlement runs still `started`.
+    pub runs_started: i64,
+    /// What replaying the append-only log found wrong, if anything.
+    pub log_problem: Option<String>,
+    /// Per customer with micropayments.
+    pub customers: Vec<MicroCustomerRecord>,
+    /// Per MPP owed.
+    pub mpps: Vec<MicroMppRecord>,
+}
+
+/// One cluster of a recluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ReclusterCluster {
+    /// Its number.
+    pub cluster: usize,
+    /// Customers placed in it.
+    pub customers: usize,
+    /// Of the training customers in it, blocked after a failed transfer.
+    pub defaults: usize,
+    /// Estimated default rate (Beta prior).
+    pub default_rate: f64,
+    /// Its θ.
+    pub theta: String,
+    /// Its W.
+    pub window_ms: u64,
+}
+
+/// What `POST /v1/admin/micro/recluster` did.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ReclusterReport {
+    /// Customers placed.
+    pub customers: usize,
+    /// The cluster new customers get.
+    pub default_cluster: usize,
+    /// When (ms).
+    pub fitted_at: u64,
+    /// The clusters.
+    pub clusters: Vec<ReclusterCluster>,
+}
+
+/// What an MPP holds for one merchant's micropayments.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MicroMerchantRecord {
+    /// Hex of the merchant's id.
+    pub merchant: String,
+    /// The merchant's name.
+    pub name: String,
+    /// Σ micropayments confirmed to it.
+    pub confirmed: String,
+    /// Σ paid out to it (payouts `paid`).
+    pub paid_out: String,
+    /// Σ in payouts still `started`.
+    pub paying: String,
+    /// Σ confirmed, in no payout yet.
+    pub owed: String,
+}
+
+/// What an MPP received from one CPP's net settlements.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MicroCppRecord {
+    /// The CPP (directory name).
+    pub cpp: String,
+    /// Σ of its statements.
+    pub received: String,
+    /// Statements received.
+    pub statements: i64,
+}
+
+/// An MPP's micropayment books (`GET /v1/admin/micro`, operator).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MppMicroSummary {
+    /// `none`, `one` or `two`.
+    pub mode: String,
+    /// Paid out to merchants and not yet funded by a CPP (credit in use).
+    pub advanced: String,
+    /// The MPP's credit limit (mode two).
+    pub credit_limit: String,
+    /// Payouts still `started`.
+    pub payouts_started: i64,
+    /// Per CPP.
+    pub cpps: Vec<MicroCppRecord>,
+    /// Per merchant with micropayments.
+    pub merchants: Vec<MicroMerchantRecord>,
 }
 
 /// A PN awaiting a merchant's decision (`GET /v1/notices`). The customer is
@@ -264,6 +409,16 @@ pub struct MppPaymentRecord {
     pub created_at: u64,
     /// Last changed (ms).
     pub updated_at: u64,
+    /// A micropayment (paid to the merchant by a payout, not by the CPP's
+    /// transfer).
+    #[serde(default)]
+    pub micro: bool,
+    /// A CPP's net settlement has paid the MPP for it.
+    #[serde(default)]
+    pub funded: bool,
+    /// The payout that paid the merchant for it.
+    #[serde(default)]
+    pub payout: Option<i64>,
 }
 
 /// One route at a DC.
@@ -589,6 +744,27 @@ impl CppClient {
     pub async fn post_inbox(&self, frame: Vec<u8>) -> Result<InboxAnswer, ClientError> {
         self.0.post_inbox(frame).await
     }
+
+    /// `GET /v1/admin/micro` (operator): the micropayment books.
+    pub async fn micro_summary(
+        &self,
+        operator_token: &str,
+    ) -> Result<CppMicroSummary, ClientError> {
+        self.0
+            .json(self.0.get("/v1/admin/micro", Some(operator_token)))
+            .await
+    }
+
+    /// `POST /v1/admin/micro/recluster` (operator): k-means θ/W per customer.
+    pub async fn recluster(&self, operator_token: &str) -> Result<ReclusterReport, ClientError> {
+        self.0
+            .json(self.0.post(
+                "/v1/admin/micro/recluster",
+                Some(operator_token),
+                &serde_json::json!({}),
+            ))
+            .await
+    }
 }
 
 /// A client of an MPP.
@@ -596,6 +772,16 @@ impl CppClient {
 pub struct MppClient(Http);
 
 impl MppClient {
+    /// `GET /v1/admin/micro` (operator): the micropayment books.
+    pub async fn micro_summary(
+        &self,
+        operator_token: &str,
+    ) -> Result<MppMicroSummary, ClientError> {
+        self.0
+            .json(self.0.get("/v1/admin/micro", Some(operator_token)))
+            .await
+    }
+
     /// The MPP at `base`.
     pub fn new(base: &str) -> MppClient {
         MppClient(Http::new(base))

@@ -236,6 +236,130 @@ impl PinCost {
     }
 }
 
+/// Who aggregates micropayments (DESIGN §3.3, paper 002 §III).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MicroMode {
+    /// No aggregation: every payment is a macro payment with a hold.
+    #[default]
+    None,
+    /// One intermediary: the CPP aggregates customers' micropayments and
+    /// pays the merchants' MPPs by net settlement; an MPP passes each
+    /// settlement straight on to its merchants.
+    One,
+    /// Two intermediaries: as [`MicroMode::One`], and the MPP also
+    /// aggregates what it owes each merchant and pays out in batches,
+    /// advancing money within its credit limit.
+    Two,
+}
+
+/// Micropayment aggregation of a CPP or MPP: the `[micro]` table. Amounts
+/// are written as "1.00 EUR" in the network's currency. Every field has a
+/// default, so a file may leave out the table or any field of it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MicroConfig {
+    /// Who aggregates; `none` switches micropayments off.
+    pub mode: MicroMode,
+    /// CPP: the largest micropayment; above it a payment is macro.
+    pub limit: String,
+    /// CPP: θ of the default cluster (customers `mpay cpp recluster` has
+    /// not placed).
+    pub theta: String,
+    /// CPP: W of the default cluster, the longest a pending total waits.
+    pub window_ms: u64,
+    /// CPP: the most its customers may owe it at once (Σ pending totals);
+    /// a micropayment beyond it is taken as a macro payment. MPP (mode
+    /// two): the most it pays merchants ahead of the CPPs' settlements.
+    pub credit_limit: String,
+    /// CPP: the fixed fee of one bank transfer, which `mpay cpp recluster`
+    /// weighs against expected losses.
+    pub transfer_fee: String,
+    /// CPP: pause of the window sweep (and of the retry of settlement
+    /// batches left unfinished).
+    pub sweep_interval_ms: u64,
+    /// CPP: pause between net settlement runs toward the MPPs. MPP (mode
+    /// two): pause between payout runs to the merchants.
+    pub settle_interval_ms: u64,
+}
+
+/// Default [`MicroConfig::limit`].
+pub const MICRO_LIMIT_DEFAULT: &str = "1.00 EUR";
+/// Default [`MicroConfig::theta`].
+pub const MICRO_THETA_DEFAULT: &str = "10.00 EUR";
+/// Default [`MicroConfig::window_ms`]: one day.
+pub const MICRO_WINDOW_MS_DEFAULT: u64 = mpay_identity::MILLIS_PER_DAY;
+/// Default [`MicroConfig::credit_limit`].
+pub const MICRO_CREDIT_LIMIT_DEFAULT: &str = "10000.00 EUR";
+/// Default [`MicroConfig::transfer_fee`].
+pub const MICRO_TRANSFER_FEE_DEFAULT: &str = "0.20 EUR";
+/// Default [`MicroConfig::sweep_interval_ms`].
+pub const MICRO_SWEEP_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default [`MicroConfig::settle_interval_ms`].
+pub const MICRO_SETTLE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+
+impl Default for MicroConfig {
+    fn default() -> Self {
+        MicroConfig {
+            mode: MicroMode::None,
+            limit: MICRO_LIMIT_DEFAULT.to_owned(),
+            theta: MICRO_THETA_DEFAULT.to_owned(),
+            window_ms: MICRO_WINDOW_MS_DEFAULT,
+            credit_limit: MICRO_CREDIT_LIMIT_DEFAULT.to_owned(),
+            transfer_fee: MICRO_TRANSFER_FEE_DEFAULT.to_owned(),
+            sweep_interval_ms: MICRO_SWEEP_INTERVAL_MS_DEFAULT,
+            settle_interval_ms: MICRO_SETTLE_INTERVAL_MS_DEFAULT,
+        }
+    }
+}
+
+/// [`MicroConfig`] parsed and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MicroSettings {
+    /// Who aggregates.
+    pub mode: MicroMode,
+    /// The default cluster's limits (micro limit, θ, W).
+    pub limits: mpay_micro::policy::MicroLimits,
+    /// The credit limit.
+    pub credit_limit: mpay_money::Amount,
+    /// The fee of one bank transfer.
+    pub transfer_fee: mpay_money::Amount,
+}
+
+impl MicroConfig {
+    /// Parses the amounts and checks every value.
+    pub fn settings(&self) -> Result<MicroSettings, ConfigError> {
+        let amount = |what: &str, text: &str| {
+            mpay_money::Amount::parse(text)
+                .map_err(|e| invalid(format!("micro.{what} `{text}`: {e}")))
+        };
+        let limit = amount("limit", &self.limit)?;
+        let theta = amount("theta", &self.theta)?;
+        let credit_limit = amount("credit_limit", &self.credit_limit)?;
+        let transfer_fee = amount("transfer_fee", &self.transfer_fee)?;
+        let limits = mpay_micro::policy::MicroLimits::new(limit, theta, self.window_ms)
+            .map_err(|e| invalid(format!("micro limits: {e}")))?;
+        if credit_limit.currency() != limit.currency()
+            || transfer_fee.currency() != limit.currency()
+            || credit_limit.is_negative()
+            || transfer_fee.is_negative()
+        {
+            return Err(invalid(
+                "micro amounts must be of one currency, and not negative",
+            ));
+        }
+        if self.sweep_interval_ms == 0 || self.settle_interval_ms == 0 {
+            return Err(invalid("micro intervals must be positive"));
+        }
+        Ok(MicroSettings {
+            mode: self.mode,
+            limits,
+            credit_limit,
+            transfer_fee,
+        })
+    }
+}
+
 /// The configuration of one CPP, MPP or DC process.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +390,9 @@ pub struct ServiceConfig {
     /// CPP: Argon2id cost of new PIN hashes.
     #[serde(default)]
     pub pin_cost: PinCost,
+    /// CPP, MPP: micropayment aggregation (off by default).
+    #[serde(default)]
+    pub micro: MicroConfig,
 }
 
 impl fmt::Debug for ServiceConfig {
@@ -281,6 +408,7 @@ impl fmt::Debug for ServiceConfig {
             .field("timing", &self.timing)
             .field("pin_failures_max", &self.pin_failures_max)
             .field("pin_cost", &self.pin_cost)
+            .field("micro", &self.micro)
             .finish()
     }
 }
@@ -358,6 +486,7 @@ impl ServiceConfig {
         if self.pin_failures_max == Some(0) {
             return Err(invalid("pin_failures_max must be at least 1"));
         }
+        self.micro.settings()?;
         self.timing.check()
     }
 
@@ -468,6 +597,25 @@ decision_timeout_ms = 60000
         assert!(!shown.contains("bank1-token"));
         assert!(!shown.contains("pw@"));
         assert!(shown.contains("bank1"));
+    }
+
+    #[test]
+    fn micro_table_has_defaults_and_is_checked() {
+        let config = ServiceConfig::from_toml(TEXT).unwrap();
+        assert_eq!(config.micro.mode, MicroMode::None);
+        let text = format!("{TEXT}\n[micro]\nmode = \"two\"\ntheta = \"5.00 EUR\"\n");
+        let config = ServiceConfig::from_toml(&text).unwrap();
+        let settings = config.micro.settings().unwrap();
+        assert_eq!(settings.mode, MicroMode::Two);
+        assert_eq!(settings.limits.theta().minor_units(), 500);
+        assert_eq!(settings.limits.micro_max().minor_units(), 100);
+        let mut bad = config.clone();
+        bad.micro.theta = "5.00 USD".into();
+        assert!(bad.check().is_err(), "θ in another currency");
+        let mut bad = config;
+        bad.micro.window_ms = 0;
+        assert!(bad.check().is_err(), "a zero window");
+        assert!(ServiceConfig::from_toml(&format!("{TEXT}\n[micro]\nmode = \"three\"\n")).is_err());
     }
 
     #[test]

@@ -30,8 +30,13 @@
 //! exactly once. The transition after the call, the signed confirmation and
 //! the outbox message toward the MPP are one transaction.
 //!
-//! Micropayments: [`Cpp::classify`] is where `mpay-micro` plugs in; today
-//! every payment is macro.
+//! Micropayments (`[micro] mode = "one" | "two"`): [`Cpp::classify`] sends a
+//! payment at or below the micro limit down the pending-total path of
+//! `micro` (no hold; DT confirmation on approval; one bank transfer per
+//! pending total at θ or after W; net settlement toward the MPPs).
+//! Operator routes: `GET /v1/admin/micro` (the micropayment books, for
+//! `mpay reconcile`) and `POST /v1/admin/micro/recluster` (k-means θ/W per
+//! customer, for `mpay cpp recluster`; never on the payment path).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -67,14 +72,24 @@ use crate::client::{
     EnrolCustomer, Enrolled, Identity, InboxAnswer, MppClient, Page, PaymentRecord, PaymentStatus,
     Wait,
 };
-use crate::config::ServiceConfig;
+use crate::config::{MicroMode, MicroSettings, ServiceConfig};
 use crate::directory::ServiceRole;
 use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
 
-/// The CPP's tables.
+mod micro;
+
+pub use micro::RECLUSTER_CUSTOMERS_MIN;
+
+/// The CPP's tables (mpay-micro's `micro_*` tables beside them).
 pub const MIGRATIONS: Migrations = Migrations::new(
     "cpp",
-    &[("0001_cpp", include_str!("../migrations/0001_cpp.sql"))],
+    &[
+        ("0001_cpp", include_str!("../migrations/0001_cpp.sql")),
+        (
+            "0002_cpp_micro",
+            include_str!("../migrations/0002_cpp_micro.sql"),
+        ),
+    ],
 );
 
 /// Most payments one expiry or recovery sweep takes on.
@@ -197,6 +212,9 @@ struct PaymentRow {
     refunded: Amount,
     created_at: Timestamp,
     updated_at: Timestamp,
+    class: String,
+    micro_batch: Option<i64>,
+    micro_returned: Amount,
 }
 
 fn corrupt(what: &str) -> NetError {
@@ -231,7 +249,14 @@ impl PaymentRow {
             refunded: Amount::new(row.try_get("refunded")?, currency),
             created_at: ts(row.try_get("created_at")?),
             updated_at: ts(row.try_get("updated_at")?),
+            class: row.try_get("class")?,
+            micro_batch: row.try_get("micro_batch")?,
+            micro_returned: Amount::new(row.try_get("micro_returned")?, currency),
         })
+    }
+
+    fn is_micro(&self) -> bool {
+        self.class == "micro"
     }
 
     fn status(&self) -> PaymentStatus {
@@ -264,8 +289,21 @@ impl PaymentRow {
             deadline: self.deadline.as_millis(),
             created_at: self.created_at.as_millis(),
             updated_at: self.updated_at.as_millis(),
+            class: self.class.clone(),
+            micro_batch: self.micro_batch,
+            micro_returned: self.micro_returned.to_string(),
         }
     }
+}
+
+/// What ending a micropayment's saga step records beside the state.
+enum MicroEnd {
+    /// Nothing.
+    None,
+    /// Approved: the CPP owes the MPP `amount` (net settlement).
+    Owed { mpp: String, amount: i64 },
+    /// Rejected after a settled batch collected it: `amount` paid back.
+    Returned(i64),
 }
 
 struct CustomerRow {
@@ -295,6 +333,8 @@ fn sort_answer<T>(result: Result<T, mpay_bank::ClientError>) -> BankAnswer<T> {
 pub struct Cpp {
     node: Arc<Node>,
     merchant_certs: Mutex<HashMap<PartyId, Certificate>>,
+    /// Micropayment aggregation; `None` when `[micro] mode = "none"`.
+    micro: Option<MicroSettings>,
 }
 
 /// Runs a CPP until the process is killed: opens `config.db`, serves on
@@ -310,13 +350,44 @@ pub async fn start(
     db: Db,
     listener: TcpListener,
 ) -> Result<Running, ServeError> {
+    db.migrate(&[mpay_sql::MIGRATIONS, mpay_micro::store::MIGRATIONS])
+        .await?;
     let node = Arc::new(Node::open(config, db, ServiceRole::Cpp, MIGRATIONS).await?);
+    let settings = node.config.micro.settings()?;
+    let micro = (settings.mode != MicroMode::None).then_some(settings);
+    if micro.is_some_and(|m| m.limits.currency() != node.directory.currency) {
+        return Err(crate::ConfigError::Invalid(
+            "micro amounts are not in the network's currency".into(),
+        )
+        .into());
+    }
     let cpp = Arc::new(Cpp {
         node: Arc::clone(&node),
         merchant_certs: Mutex::new(HashMap::new()),
+        micro,
     });
     let timing = node.config.timing.clone();
     let mut tasks = vec![node.spawn_delivery()];
+    if micro.is_some() {
+        let sweep = Arc::clone(&cpp);
+        tasks.push(spawn_loop(
+            "cpp micro sweep",
+            Duration::from_millis(node.config.micro.sweep_interval_ms),
+            move || {
+                let cpp = Arc::clone(&sweep);
+                async move { cpp.sweep_micro(wall_clock()).await }
+            },
+        ));
+        let settle = Arc::clone(&cpp);
+        tasks.push(spawn_loop(
+            "cpp micro net settlement",
+            Duration::from_millis(node.config.micro.settle_interval_ms),
+            move || {
+                let cpp = Arc::clone(&settle);
+                async move { cpp.settle_runs(wall_clock()).await }
+            },
+        ));
+    }
     let expiry = Arc::clone(&cpp);
     tasks.push(spawn_loop(
         "cpp expiry",
@@ -350,6 +421,8 @@ pub fn router(cpp: Arc<Cpp>) -> Router {
         .route("/v1/payments", post(submit))
         .route("/v1/payments/{id}", get(status))
         .route("/v1/admin/payments", get(admin_payments))
+        .route("/v1/admin/micro", get(admin_micro))
+        .route("/v1/admin/micro/recluster", post(admin_recluster))
         .route("/v1/inbox", post(inbox))
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
         .with_state(cpp)
@@ -370,11 +443,19 @@ impl Cpp {
         self.node.directory.currency
     }
 
-    /// Macro or micro. Every payment is macro until `mpay-micro` provides
-    /// the CPP's aggregation (DESIGN §3.3); a micro payment would take the
-    /// pending-total path here instead of a hold.
-    pub fn classify(&self, _amount: Amount) -> AmountClass {
-        AmountClass::Macro
+    /// Macro or micro by amount (DESIGN §3.3): micro when aggregation is on
+    /// and `amount` is at most the micro limit. A micropayment may still be
+    /// taken as macro when it is recorded (credit limit, batch in flight).
+    pub fn classify(&self, amount: Amount) -> AmountClass {
+        match self.micro {
+            Some(m)
+                if amount.currency() == m.limits.currency()
+                    && amount.minor_units() <= m.limits.micro_max().minor_units() =>
+            {
+                AmountClass::Micro
+            }
+            _ => AmountClass::Macro,
+        }
     }
 
     async fn load(&self, id: &[u8; 16]) -> Result<Option<PaymentRow>, NetError> {
@@ -569,6 +650,37 @@ impl Cpp {
             AmountClass::Macro => "macro",
             AmountClass::Micro => "micro",
         };
+        let micro_ctx = if class == "micro" {
+            let routed = RoutedNotice {
+                deadline,
+                notice: self.sign_notice(
+                    id,
+                    &pr.trans,
+                    &customer.name,
+                    deadline,
+                    AmountClass::Micro,
+                )?,
+            }
+            .forward(now, timing.hop_budget_ms)
+            .map(|r| r.to_wire());
+            Some(micro::MicroCtx {
+                device: customer.certificate.subject(),
+                routed,
+                dc: node.my_dc()?.name.clone(),
+                blocked: self.sign_confirmation(
+                    id,
+                    ConfirmationOutcome::Rejected {
+                        reason: RejectReason::AggregateTransferFailed,
+                    },
+                    trans.amount,
+                    now,
+                )?,
+            })
+        } else {
+            None
+        };
+        let micro_ctx = micro_ctx.as_ref();
+        let total = trans.amount;
         let outcome = node
             .db
             .with_retry(move |tx| {
@@ -610,12 +722,12 @@ impl Cpp {
                         Err(_) => return Ok(Outcome::Wrong(0)),
                         Ok(()) => {}
                     }
-                    sqlx::query(
+                    let seq: i64 = sqlx::query(
                         "INSERT INTO cpp_payments (id, customer, idempotency_key, request_hash,
                             trans, merchant_certificate, mpp, amount, class, state, bank, account,
                             hold_expires_at, deadline, refunded, created_at, updated_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, $12,
-                            $13, 0, $14, $14)",
+                            $13, 0, $14, $14) RETURNING seq",
                     )
                     .bind(&id[..])
                     .bind(name)
@@ -631,12 +743,20 @@ impl Cpp {
                     .bind(ms(hold_expires_at))
                     .bind(ms(deadline))
                     .bind(ms(now))
-                    .execute(&mut **tx)
-                    .await?;
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("seq")?;
+                    if let Some(ctx) = micro_ctx {
+                        self.record_micro(tx, ctx, id, seq, total, now).await?;
+                    }
                     Ok(Outcome::Recorded)
                 })
             })
             .await?;
+        if micro_ctx.is_some() {
+            // A deferred micropayment's PN went into the outbox with it.
+            node.kick.notify_one();
+        }
         match outcome {
             Outcome::Recorded => Ok(id),
             Outcome::Wrong(left) => Err(NetError::WrongPin { left }),
@@ -674,8 +794,13 @@ impl Cpp {
             return Ok(false);
         };
         match row.state {
+            PaymentState::Received if row.is_micro() => self.micro_trigger(row).await,
             PaymentState::Received => self.place_hold(row).await,
+            PaymentState::Approving if row.is_micro() => self.micro_approve(row).await,
             PaymentState::Approving => self.post_hold(row).await,
+            PaymentState::Rejecting | PaymentState::Expiring if row.is_micro() => {
+                self.micro_take_back(row).await
+            }
             PaymentState::Rejecting | PaymentState::Expiring => self.void_hold(row).await,
             _ => Ok(false),
         }
@@ -700,7 +825,7 @@ impl Cpp {
         match answer {
             BankAnswer::Retry(reason) => Err(NetError::Unavailable(reason)),
             BankAnswer::Done(hold) => {
-                let routed = self.notice(&row, now)?;
+                let routed = self.notice(&row, AmountClass::Macro, now)?;
                 let dc = node.my_dc()?.name.clone();
                 let (dc, hold_id) = (&dc, hold.id.0);
                 let routed = routed.as_ref().map(|r| r.to_wire());
@@ -787,30 +912,46 @@ impl Cpp {
 
     /// The PN for `row` and its first hop's deadline; `None` when no time
     /// is left to route it.
-    fn notice(&self, row: &PaymentRow, now: Timestamp) -> Result<Option<RoutedNotice>, NetError> {
-        let node = &self.node;
+    fn notice(
+        &self,
+        row: &PaymentRow,
+        class: AmountClass,
+        now: Timestamp,
+    ) -> Result<Option<RoutedNotice>, NetError> {
         if now >= row.deadline {
             return Ok(None);
         }
-        let pseudonym_key = node.keyed_hash("cpp pseudonym key", &[]);
-        let merchant = row.trans.unverified_body().merchant;
-        let notice = Signed::sign(
-            PaymentNotice {
-                payment_id: row.id,
-                trans: row.trans.clone(),
-                customer_pseudonym: mpay_semops::pseudonym(&pseudonym_key, &row.customer, merchant),
-                cpp: node.me.id,
-                class: AmountClass::Macro,
-                deadline: row.deadline,
-            },
-            &node.keys,
-        )
-        .map_err(|e| NetError::Internal(e.to_string()))?;
+        let notice = self.sign_notice(row.id, &row.trans, &row.customer, row.deadline, class)?;
         Ok(RoutedNotice {
             deadline: row.deadline,
             notice,
         }
-        .forward(now, node.config.timing.hop_budget_ms))
+        .forward(now, self.node.config.timing.hop_budget_ms))
+    }
+
+    fn sign_notice(
+        &self,
+        id: [u8; 16],
+        trans: &SignedTrans,
+        customer: &str,
+        deadline: Timestamp,
+        class: AmountClass,
+    ) -> Result<Signed<PaymentNotice>, NetError> {
+        let node = &self.node;
+        let pseudonym_key = node.keyed_hash("cpp pseudonym key", &[]);
+        let merchant = trans.unverified_body().merchant;
+        Signed::sign(
+            PaymentNotice {
+                payment_id: id,
+                trans: trans.clone(),
+                customer_pseudonym: mpay_semops::pseudonym(&pseudonym_key, customer, merchant),
+                cpp: node.me.id,
+                class,
+                deadline,
+            },
+            &node.keys,
+        )
+        .map_err(|e| NetError::Internal(e.to_string()))
     }
 
     async fn post_hold(self: &Arc<Self>, row: PaymentRow) -> Result<bool, NetError> {
@@ -942,7 +1083,21 @@ impl Cpp {
         outcome: ConfirmationOutcome,
         reason: Option<&str>,
     ) -> Result<bool, NetError> {
+        self.finish_micro(row, next, outcome, reason, MicroEnd::None)
+            .await
+    }
+
+    /// [`Cpp::finish`], recording `micro` in the same transaction.
+    async fn finish_micro(
+        &self,
+        row: &PaymentRow,
+        next: PaymentState,
+        outcome: ConfirmationOutcome,
+        reason: Option<&str>,
+        micro: MicroEnd,
+    ) -> Result<bool, NetError> {
         let node = &self.node;
+        let micro = &micro;
         let now = wall_clock();
         let confirmation = self.sign_confirmation(row.id, outcome, row.amount, now)?;
         let dc = node.my_dc()?.name.clone();
@@ -967,6 +1122,32 @@ impl Cpp {
                     .bind(ms(now))
                     .execute(&mut **tx)
                     .await?;
+                    if updated.rows_affected() == 1 {
+                        match micro {
+                            MicroEnd::None => {}
+                            MicroEnd::Owed { mpp, amount } => {
+                                sqlx::query(
+                                    "INSERT INTO cpp_micro_owed (payment_id, mpp, amount, approved_at)
+                                     VALUES ($1, $2, $3, $4)",
+                                )
+                                .bind(&id[..])
+                                .bind(mpp.as_str())
+                                .bind(*amount)
+                                .bind(ms(now))
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                            MicroEnd::Returned(amount) => {
+                                sqlx::query(
+                                    "UPDATE cpp_payments SET micro_returned = $2 WHERE id = $1",
+                                )
+                                .bind(&id[..])
+                                .bind(*amount)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                        }
+                    }
                     if updated.rows_affected() == 1 && notice_sent {
                         Node::enqueue(
                             tx,
@@ -1404,6 +1585,17 @@ async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetEr
     for (state, n) in refunds {
         text.push_str(&format!("mpay_cpp_refunds{{state=\"{state}\"}} {n}\n"));
     }
+    if cpp.micro.is_some() {
+        for (table, name) in [
+            ("micro_batches", "mpay_cpp_micro_batches"),
+            ("cpp_micro_runs", "mpay_cpp_micro_runs"),
+        ] {
+            text.push_str(&format!("# TYPE {name} gauge\n"));
+            for (state, n) in cpp.node.count_by(table, "state").await? {
+                text.push_str(&format!("{name}{{state=\"{state}\"}} {n}\n"));
+            }
+        }
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -1455,6 +1647,18 @@ async fn openapi() -> impl IntoResponse {
                 "get",
                 "/v1/admin/payments",
                 "Every payment, by seq (?after=&limit=)",
+                Security::Operator,
+            ),
+            (
+                "get",
+                "/v1/admin/micro",
+                "The micropayment books: pending totals, collected, returned, confirmed, owed to and paid to each MPP",
+                Security::Operator,
+            ),
+            (
+                "post",
+                "/v1/admin/micro/recluster",
+                "Fit k-means over the customers' micropayments and store each one's θ and W",
                 Security::Operator,
             ),
             (
@@ -1650,6 +1854,22 @@ async fn admin_payments(
         .map(|r| PaymentRow::from_row(r, cpp.currency()).map(|p| p.record()))
         .collect::<Result<_, _>>()?;
     Ok(Json(records))
+}
+
+async fn admin_micro(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::CppMicroSummary>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    Ok(Json(cpp.micro_summary().await?))
+}
+
+async fn admin_recluster(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::ReclusterReport>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    Ok(Json(cpp.recluster(wall_clock()).await?))
 }
 
 async fn inbox(State(cpp): State<Arc<Cpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {

@@ -38,11 +38,12 @@ pub mod config;
 pub mod cpp;
 pub mod dc;
 pub mod directory;
+pub mod micro;
 pub mod mpp;
 mod node;
 
 pub use api::{ApiError, NetError, wall_clock};
 pub use client::{ClientError, CppClient, DcClient, MppClient};
-pub use config::{ConfigError, PinCost, ServiceConfig, Timing};
+pub use config::{ConfigError, MicroConfig, MicroMode, PinCost, ServiceConfig, Timing};
 pub use directory::{BankEntry, Directory, ResolvedDirectory, ServiceEntry, ServiceRole};
 pub use node::{Running, ServeError};

@@ -28,6 +28,12 @@
 //! the money from the merchant's account to the CPP's (at the CPP's home
 //! bank; idempotency key `mpp-refund-<payment>-<key>`), then relays the
 //! merchant's signed request to the CPP, which pays the customer.
+//!
+//! Micropayments (`[micro] mode = "one" | "two"`, module `micro`): the CPPs
+//! pay for them by net settlement with a signed statement to this inbox
+//! (kind [`crate::micro::MICRO_SETTLEMENT`], from any CPP), and the MPP
+//! pays its merchants by payouts. `GET /v1/admin/micro` (operator) shows
+//! those books.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,14 +64,22 @@ use crate::client::{
     EnrolMerchant, Enrolled, Identity, InboxAnswer, MerchantPaymentView, MppPaymentRecord, Notice,
     Page, RefundView, SignedBody, Wait,
 };
-use crate::config::ServiceConfig;
+use crate::config::{MicroMode, MicroSettings, ServiceConfig};
 use crate::directory::ServiceRole;
 use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
+
+mod micro;
 
 /// The MPP's tables.
 pub const MIGRATIONS: Migrations = Migrations::new(
     "mpp",
-    &[("0001_mpp", include_str!("../migrations/0001_mpp.sql"))],
+    &[
+        ("0001_mpp", include_str!("../migrations/0001_mpp.sql")),
+        (
+            "0002_mpp_micro",
+            include_str!("../migrations/0002_mpp_micro.sql"),
+        ),
+    ],
 );
 
 /// Most notices one `GET /v1/notices` returns.
@@ -217,6 +231,8 @@ fn refund_view(row: &AnyRow, currency: mpay_money::Currency) -> Result<RefundVie
 /// The MPP service.
 pub struct Mpp {
     node: Arc<Node>,
+    /// Micropayment payouts; `None` when `[micro] mode = "none"`.
+    micro: Option<MicroSettings>,
 }
 
 /// Runs an MPP until the process is killed.
@@ -232,11 +248,14 @@ pub async fn start(
     listener: TcpListener,
 ) -> Result<Running, ServeError> {
     let node = Arc::new(Node::open(config, db, ServiceRole::Mpp, MIGRATIONS).await?);
+    let settings = node.config.micro.settings()?;
+    let micro = (settings.mode != MicroMode::None).then_some(settings);
     let mpp = Arc::new(Mpp {
         node: Arc::clone(&node),
+        micro,
     });
     let recovery = Arc::clone(&mpp);
-    let tasks = vec![
+    let mut tasks = vec![
         node.spawn_delivery(),
         spawn_loop(
             "mpp recovery",
@@ -247,6 +266,22 @@ pub async fn start(
             },
         ),
     ];
+    if micro.is_some() {
+        let payouts = Arc::clone(&mpp);
+        let pause = match node.config.micro.mode {
+            // Mode one pays out as statements arrive; this only retries.
+            MicroMode::One => node.config.timing.recovery_interval_ms,
+            _ => node.config.micro.settle_interval_ms,
+        };
+        tasks.push(spawn_loop(
+            "mpp micro payouts",
+            Duration::from_millis(pause),
+            move || {
+                let mpp = Arc::clone(&payouts);
+                async move { mpp.pay_out(wall_clock()).await }
+            },
+        ));
+    }
     Running::start(listener, router(mpp), tasks)
 }
 
@@ -264,6 +299,7 @@ pub fn router(mpp: Arc<Mpp>) -> Router {
         .route("/v1/refunds", post(refund))
         .route("/v1/payments/{id}", get(payment))
         .route("/v1/admin/payments", get(admin_payments))
+        .route("/v1/admin/micro", get(admin_micro))
         .route("/v1/inbox", post(inbox))
         .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
         .with_state(mpp)
@@ -348,10 +384,22 @@ impl Mpp {
         ))
     }
 
-    async fn on_inbox(&self, inbound: Inbound, now: Timestamp) -> Result<String, NetError> {
+    async fn on_inbox(
+        self: &Arc<Self>,
+        inbound: Inbound,
+        now: Timestamp,
+    ) -> Result<String, NetError> {
+        let k = inbound.header.kind;
+        if k == crate::micro::MICRO_SETTLEMENT {
+            // Any region's CPP pays this MPP directly.
+            self.node
+                .check_sender(&inbound.sender, &[ServiceRole::Cpp], false)?;
+            return self
+                .on_statement(&inbound.sender, &inbound.payload, now)
+                .await;
+        }
         self.node
             .check_sender(&inbound.sender, &[ServiceRole::Dc], true)?;
-        let k = inbound.header.kind;
         if k == kind::PAYMENT_NOTICE {
             self.on_notice(&inbound.payload, now).await
         } else if k == kind::CONFIRMATION {
@@ -410,6 +458,7 @@ impl Mpp {
             trans.merchant_reference.as_str(),
             &pn.customer_pseudonym[..],
         );
+        let micro = i64::from(pn.class == mpay_semops::AmountClass::Micro);
         let outcome = node
             .db
             .with_retry(move |tx| {
@@ -423,8 +472,8 @@ impl Mpp {
                     }
                     sqlx::query(
                         "INSERT INTO mpp_payments (id, merchant, cpp, notice, amount, reference,
-                            pseudonym, hop_deadline, state, refunded, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10)",
+                            pseudonym, hop_deadline, state, refunded, created_at, updated_at, micro)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)",
                     )
                     .bind(&id[..])
                     .bind(&merchant_id.0[..])
@@ -436,6 +485,7 @@ impl Mpp {
                     .bind(ms(routed.deadline))
                     .bind(state.as_str())
                     .bind(ms(now))
+                    .bind(micro)
                     .execute(&mut **tx)
                     .await?;
                     Ok::<_, NetError>(if late { "late" } else { "applied" })
@@ -737,6 +787,14 @@ impl Mpp {
     }
 }
 
+async fn admin_micro(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::MppMicroSummary>, NetError> {
+    mpp.node.check_operator(&headers)?;
+    Ok(Json(mpp.micro_summary().await?))
+}
+
 async fn inbox(State(mpp): State<Arc<Mpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = mpp.node.open_inbox(&frame, now)?;
@@ -1021,7 +1079,8 @@ async fn refund(
                     };
                 }
                 let row = sqlx::query(
-                    "SELECT state, amount, refunded, confirmation FROM mpp_payments WHERE id = $1",
+                    "SELECT state, amount, refunded, confirmation, micro FROM mpp_payments
+                     WHERE id = $1",
                 )
                 .bind(&id[..])
                 .fetch_one(&mut **tx)
@@ -1029,6 +1088,12 @@ async fn refund(
                 let state: String = row.try_get("state")?;
                 let paid: i64 = row.try_get("amount")?;
                 let refunded: i64 = row.try_get("refunded")?;
+                if row.try_get::<i64, _>("micro")? == 1 {
+                    return Err(NetError::conflict(
+                        "micropayment_not_refundable",
+                        "a micropayment cannot be refunded through the network",
+                    ));
+                }
                 if state != MerchantState::Completed.as_str() {
                     return Err(NetError::conflict(
                         "not_completed",
@@ -1125,6 +1190,9 @@ async fn admin_payments(
             refunded: p.refunded.to_string(),
             created_at: p.created_at.as_millis(),
             updated_at: p.updated_at.as_millis(),
+            micro: r.try_get::<i64, _>("micro")? == 1,
+            funded: r.try_get::<i64, _>("funded")? == 1,
+            payout: r.try_get("payout")?,
         });
     }
     Ok(Json(out))
@@ -1137,6 +1205,14 @@ async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetEr
     text.push_str("# TYPE mpay_mpp_refunds gauge\n");
     for (state, n) in refunds {
         text.push_str(&format!("mpay_mpp_refunds{{state=\"{state}\"}} {n}\n"));
+    }
+    if mpp.micro.is_some() {
+        text.push_str("# TYPE mpay_mpp_micro_payouts gauge\n");
+        for (state, n) in mpp.node.count_by("mpp_micro_payouts", "state").await? {
+            text.push_str(&format!(
+                "mpay_mpp_micro_payouts{{state=\"{state}\"}} {n}\n"
+            ));
+        }
     }
     Ok((
         [(

@@ -116,7 +116,11 @@ async fn misaddressed_and_wrongly_signed_prs_are_refused() {
         )
         .expect("seals");
         assert_eq!(
-            net.cpp.submit(frame).await.expect_err("sealed to another").code(),
+            net.cpp
+                .submit(frame)
+                .await
+                .expect_err("sealed to another")
+                .code(),
             Some("refused")
         );
         // Signed by a key that is not the device's certificate's.

@@ -78,7 +78,7 @@ pub struct Network {
     bank_tasks: Vec<JoinHandle<()>>,
     _bank_background: Vec<mpay_bank::Background>,
     pub services: BTreeMap<String, Option<Running>>,
-    configs: BTreeMap<String, ServiceConfig>,
+    pub configs: BTreeMap<String, ServiceConfig>,
     dbs: BTreeMap<String, Db>,
     test_dbs: Vec<TestDb>,
     pub addrs: BTreeMap<String, std::net::SocketAddr>,
@@ -91,6 +91,8 @@ pub struct Network {
     pub bob: Merchant,
     pub carol: Merchant,
     rng: ChaCha20Rng,
+    /// Σ deposited into holder accounts (conservation expects it).
+    deposited: i64,
 }
 
 async fn fresh_db(first: &Db) -> TestDb {
@@ -141,6 +143,20 @@ impl Network {
     /// Builds and starts the network; `db` (from `for_each_backend`) is the
     /// CPP's, the others are fresh databases of the same backend.
     pub async fn start(db: Db, decision_timeout_ms: u64) -> Network {
+        Self::start_with_micro(
+            db,
+            decision_timeout_ms,
+            mpay_network::MicroConfig::default(),
+        )
+        .await
+    }
+
+    /// [`Network::start`] with `micro` as the CPP's and the MPPs' `[micro]`.
+    pub async fn start_with_micro(
+        db: Db,
+        decision_timeout_ms: u64,
+        micro: mpay_network::MicroConfig,
+    ) -> Network {
         let now = wall_clock();
         let mut rng = ChaCha20Rng::seed_from_u64(now.as_millis());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -352,6 +368,11 @@ impl Network {
                 timing: timing(decision_timeout_ms),
                 pin_failures_max: Some(3),
                 pin_cost: PinCost::fast_for_tests(),
+                micro: if name.starts_with("dc") {
+                    mpay_network::MicroConfig::default()
+                } else {
+                    micro.clone()
+                },
             };
             let service_db = if name == "cpp1" {
                 db.clone()
@@ -384,6 +405,7 @@ impl Network {
             carol: placeholder_merchant(&mut rng),
             keys: keys_by_name,
             rng,
+            deposited: ALICE_DEPOSIT + CPP_DEPOSIT,
         };
         for (name, listener) in listeners {
             network.start_service(&name, Some(listener)).await;
@@ -757,11 +779,26 @@ impl Network {
                 }
             }
         }
-        assert_eq!(
-            holders,
-            ALICE_DEPOSIT + CPP_DEPOSIT,
-            "money was made or lost"
-        );
+        assert_eq!(holders, self.deposited, "money was made or lost");
+    }
+
+    /// An operator's deposit of `cents` into `account_id` at bank `bank`
+    /// (0 or 1), counted in what conservation expects.
+    pub async fn deposit(&mut self, bank: usize, account_id: &str, cents: i64) {
+        self.banks[bank]
+            .deposit(
+                &Caller::operator("ops").expect("op"),
+                &format!("deposit-{account_id}-{}", self.deposited),
+                &Deposit {
+                    account: account(account_id),
+                    amount: eur(cents),
+                    reference: "cash".into(),
+                },
+                wall_clock(),
+            )
+            .await
+            .expect("deposit");
+        self.deposited += cents;
     }
 
     /// Stops everything and removes the extra databases.
