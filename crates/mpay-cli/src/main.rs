@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod bank;
 mod bench;
+mod chaos;
+mod cpp;
 mod demo;
 mod network;
 mod office;
@@ -71,9 +73,17 @@ enum Command {
         #[command(subcommand)]
         what: semops::MerchantCommand,
     },
+    /// A CPP operator's commands (micropayment limits).
+    Cpp {
+        #[command(subcommand)]
+        what: cpp::CppCommand,
+    },
     /// Check a whole SEMOPS network: books, money across banks, every
     /// payment's end state; exit 2 on any mismatch.
     Reconcile(reconcile::ReconcileArgs),
+    /// Load through the SEMOPS network while processes are SIGKILLed and
+    /// restarted; then check that nothing was lost or doubled.
+    Chaos(chaos::ChaosArgs),
     /// Benchmarks, each with its baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -102,6 +112,8 @@ fn main() -> ExitCode {
         Command::Customer { what } => semops::run_customer(what),
         Command::Merchant { what } => semops::run_merchant(what),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Cpp { what } => cpp::run(what),
+        Command::Chaos(args) => chaos::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,16 @@
 //! is quiet — every bank's books, money across banks, and every payment's
 //! end state against its hold at the customer's bank and its record at the
 //! merchant's MPP. Exits 2 on any mismatch, and says which.
+//!
+//! Micropayments (class `micro`) have no hold; instead their books must add
+//! up: per customer at each CPP, Σ confirmed (DT or T) = Σ collected by
+//! aggregated transfers − Σ paid back + pending total, and the append-only
+//! log replays to the index; per MPP, what the CPP confirmed = paid by net
+//! settlement + still owed, and what the CPP paid = what the MPP received;
+//! per merchant at each MPP, Σ confirmed = paid out + being paid + owed,
+//! and an MPP's advance stays within its credit limit (0 in mode one).
+//! Batches, net settlement runs and payouts still `started` count as in
+//! flight.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +22,9 @@ use anyhow::Context;
 use clap::Args;
 use mpay_bank::{BankClient, HoldId, HoldState};
 use mpay_money::Amount;
-use mpay_network::client::{CppClient, MppClient, MppPaymentRecord, PaymentRecord};
+use mpay_network::client::{
+    CppClient, CppMicroSummary, MppClient, MppMicroSummary, MppPaymentRecord, PaymentRecord,
+};
 use mpay_network::{Directory, ServiceRole};
 use serde::Serialize;
 
@@ -54,6 +66,8 @@ pub struct Report {
     pub money_outside_settlement_minor: i64,
     /// Σ over banks of the settlement accounts (0 once nothing is in flight).
     pub settlement_minor: i64,
+    /// Micropayment books checked (CPPs and MPPs with aggregation on).
+    pub micro_books: usize,
     /// Every mismatch, in words.
     pub mismatches: Vec<String>,
 }
@@ -78,19 +92,133 @@ fn minor(text: &str) -> anyhow::Result<i64> {
 }
 
 /// Refunds still moving (`refunding` at a CPP; `funding` or `relayed` at an
-/// MPP), from a service's Prometheus text.
+/// MPP) and micropayment transfers still `started` (settlement batches, net
+/// settlement runs, payouts), from a service's Prometheus text.
 fn refunds_moving(metrics: &str) -> i64 {
     metrics
         .lines()
         .filter_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;
-            let moving = name.contains("_refunds{")
+            let refund = name.contains("_refunds{")
                 && ["\"refunding\"", "\"funding\"", "\"relayed\""]
                     .iter()
                     .any(|s| name.contains(s));
-            moving.then(|| value.trim().parse::<i64>().ok()).flatten()
+            let micro = name.contains("_micro_") && name.contains("\"started\"");
+            (refund || micro)
+                .then(|| value.trim().parse::<i64>().ok())
+                .flatten()
         })
         .sum()
+}
+
+/// The micropayment books of every CPP and MPP with aggregation on.
+async fn micro_books(
+    network: &Network,
+) -> anyhow::Result<(
+    Vec<(String, CppMicroSummary)>,
+    Vec<(String, MppMicroSummary)>,
+)> {
+    let mut cpps = Vec::new();
+    for cpp in network.directory.services_of_role(ServiceRole::Cpp) {
+        let token = network.operators.token(&cpp.name)?;
+        let summary = CppClient::new(&cpp.url)
+            .micro_summary(token)
+            .await
+            .with_context(|| format!("{}'s micropayment books", cpp.name))?;
+        if summary.mode != "none" {
+            cpps.push((cpp.name.clone(), summary));
+        }
+    }
+    let mut mpps = Vec::new();
+    for mpp in network.directory.services_of_role(ServiceRole::Mpp) {
+        let token = network.operators.token(&mpp.name)?;
+        let summary = MppClient::new(&mpp.url)
+            .micro_summary(token)
+            .await
+            .with_context(|| format!("{}'s micropayment books", mpp.name))?;
+        if summary.mode != "none" {
+            mpps.push((mpp.name.clone(), summary));
+        }
+    }
+    Ok((cpps, mpps))
+}
+
+/// The micropayment mismatches, in words (module docs).
+fn micro_mismatches(
+    cpps: &[(String, CppMicroSummary)],
+    mpps: &[(String, MppMicroSummary)],
+) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (cpp, books) in cpps {
+        if let Some(problem) = &books.log_problem {
+            out.push(format!(
+                "{cpp}: the micropayment log does not replay: {problem}"
+            ));
+        }
+        if minor(&books.credit_used)? > minor(&books.credit_limit)? {
+            out.push(format!(
+                "{cpp}: credit in use {} beyond its limit {}",
+                books.credit_used, books.credit_limit
+            ));
+        }
+        for c in &books.customers {
+            let expected = minor(&c.collected)? - minor(&c.returned)? + minor(&c.pending)?;
+            if minor(&c.confirmed)? != expected {
+                out.push(format!(
+                    "{cpp}: customer {} has {} of micropayments confirmed, but collected {} − returned {} + pending {}",
+                    c.name, c.confirmed, c.collected, c.returned, c.pending
+                ));
+            }
+        }
+        for m in &books.mpps {
+            if minor(&m.confirmed)? != minor(&m.paid)? + minor(&m.unpaid)? {
+                out.push(format!(
+                    "{cpp}: {} confirmed to {}'s merchants, but paid {} + owed {}",
+                    m.confirmed, m.mpp, m.paid, m.unpaid
+                ));
+            }
+            if let Some((_, mpp)) = mpps.iter().find(|(name, _)| *name == m.mpp) {
+                let received = mpp
+                    .cpps
+                    .iter()
+                    .find(|r| &r.cpp == cpp)
+                    .map_or(Ok(0), |r| minor(&r.received))?;
+                if received != minor(&m.paid)? {
+                    out.push(format!(
+                        "{cpp} paid {} {} by net settlement, {} received {}",
+                        m.mpp,
+                        m.paid,
+                        m.mpp,
+                        Amount::new(received, mpay_money::Currency::EUR)
+                    ));
+                }
+            }
+        }
+    }
+    for (mpp, books) in mpps {
+        let advanced = minor(&books.advanced)?;
+        if books.mode == "one" && advanced != 0 {
+            out.push(format!(
+                "{mpp}: advanced {} in one-intermediary mode",
+                books.advanced
+            ));
+        }
+        if advanced > minor(&books.credit_limit)? {
+            out.push(format!(
+                "{mpp}: advanced {} beyond its credit limit {}",
+                books.advanced, books.credit_limit
+            ));
+        }
+        for m in &books.merchants {
+            if minor(&m.confirmed)? != minor(&m.paid_out)? + minor(&m.paying)? + minor(&m.owed)? {
+                out.push(format!(
+                    "{mpp}: merchant {} has {} confirmed, but paid out {} + paying {} + owed {}",
+                    m.name, m.confirmed, m.paid_out, m.paying, m.owed
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn outbox_pending(metrics: &str) -> i64 {
@@ -270,6 +398,13 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
         ));
     }
 
+    // Micropayment books.
+    let (cpp_books, mpp_books) = micro_books(&network).await?;
+    report.micro_books = cpp_books.len() + mpp_books.len();
+    report
+        .mismatches
+        .extend(micro_mismatches(&cpp_books, &mpp_books)?);
+
     // Every payment's end state against its hold and its MPP record.
     report
         .mismatches
@@ -297,6 +432,12 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
         if hold_state == Some(HoldState::Pending) {
             open_holds += 1;
         }
+        let micro = payment.class == "micro";
+        if micro && hold_state.is_some() {
+            report
+                .mismatches
+                .push(format!("{what} is a micropayment with a hold"));
+        }
         let expected: &[HoldState] = match payment.state.as_str() {
             "completed" | "refunded" => &[HoldState::Posted],
             "rejected" | "expired" => &[HoldState::Voided, HoldState::Expired],
@@ -308,7 +449,8 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
                 "{what} is `{}` but its hold is {state:?}",
                 payment.state
             )),
-            None if payment.state != "declined"
+            None if !micro
+                && payment.state != "declined"
                 && payment.state != "received"
                 && payment.state != "expired" =>
             {
@@ -389,6 +531,12 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<ExitCode> {
             "money: holder and external accounts sum to {} (0 expected); settlement accounts sum to {}",
             report.money_outside_settlement_minor, report.settlement_minor
         );
+        if report.micro_books > 0 {
+            println!(
+                "micropayment books checked: {} (CPPs and MPPs aggregating)",
+                report.micro_books
+            );
+        }
         if report.is_clean() {
             println!("reconciled: nothing lost, nothing doubled");
         } else {
@@ -414,6 +562,8 @@ mod tests {
         assert_eq!(outbox_pending(text), 5);
         assert_eq!(outbox_pending(""), 0);
         let text = "mpay_mpp_refunds{state=\"relayed\"} 2\nmpay_mpp_refunds{state=\"refunded\"} 7\nmpay_cpp_refunds{state=\"refunding\"} 1\n";
+        assert_eq!(refunds_moving(text), 3);
+        let text = "mpay_cpp_micro_batches{state=\"started\"} 2\nmpay_cpp_micro_batches{state=\"settled\"} 9\nmpay_mpp_micro_payouts{state=\"started\"} 1\n";
         assert_eq!(refunds_moving(text), 3);
     }
 }

@@ -11,7 +11,7 @@ mod envelope;
 mod micro;
 mod office_sync;
 mod offline;
-mod semops;
+pub mod semops;
 mod udp;
 
 #[derive(Subcommand)]
@@ -72,6 +72,16 @@ pub enum BenchCommand {
         adds: u64,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Also measure micro and macro payments per second through the
+        /// real multi-process network for this many seconds each (0: not).
+        #[arg(long, default_value_t = 0)]
+        services_seconds: u64,
+        /// Closed-loop customers of the services run.
+        #[arg(long, default_value_t = 8)]
+        services_workers: usize,
+        /// PostgreSQL server for the services run (default: SQLite files).
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// The buyer process of `bench udp` (started by it).
     #[command(hide = true)]
@@ -156,7 +166,17 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             threads,
             adds,
             rounds,
-        } => micro::run(customers, seed, threads, adds, rounds),
+            services_seconds,
+            services_workers,
+            postgres,
+        } => micro::run_with(
+            customers,
+            seed,
+            threads,
+            adds,
+            rounds,
+            (services_seconds > 0).then_some((services_seconds, services_workers, postgres)),
+        ),
         BenchCommand::Office { entries, db } => office_sync::run(entries, db),
         BenchCommand::UdpBuyer {
             store,

@@ -22,7 +22,8 @@ use mpay_money::Amount;
 use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
 use mpay_network::{Directory, Timing};
 use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, Trans, seal_pr,
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, SignedTrans, Trans,
+    seal_pr,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -36,6 +37,12 @@ const PIN: &str = "4321";
 const STATUS_WAIT_MS: u64 = 5_000;
 /// Long-poll of a merchant's approver.
 const NOTICES_WAIT_MS: u64 = 1_000;
+/// What each load customer starts with.
+pub const CUSTOMER_DEPOSIT: &str = "1000000.00 EUR";
+/// Pause before asking an unreachable service again.
+pub const RETRY_MS: u64 = 200;
+/// How long a load TRANS stays payable.
+const TRANS_VALIDITY_MS: u64 = 120_000;
 
 /// The run's settings.
 pub struct Settings {
@@ -111,30 +118,33 @@ pub fn pgbench_tps(
         .with_context(|| format!("no `tps = ` line in pgbench's output:\n{text}"))
 }
 
-struct Merchant {
-    id: PartyId,
-    mpp: PartyId,
-    keys: SecretKeys,
-    mpp_url: String,
-    token: String,
+/// A merchant of the load, its keys in this process.
+pub struct Merchant {
+    pub id: PartyId,
+    pub mpp: PartyId,
+    pub keys: SecretKeys,
+    pub mpp_url: String,
+    pub token: String,
 }
 
-struct Customer {
-    name: String,
-    id: PartyId,
-    keys: SecretKeys,
-    cpp: PartyId,
-    cpp_cert: Certificate,
-    cpp_url: String,
+/// A customer of the load, its device keys in this process.
+pub struct Customer {
+    pub name: String,
+    pub account: String,
+    pub id: PartyId,
+    pub keys: SecretKeys,
+    pub cpp: PartyId,
+    pub cpp_cert: Certificate,
+    pub cpp_url: String,
 }
 
-fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
+pub fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
     Ok(ChaCha20Rng::from_seed(seed))
 }
 
-fn random16(rng: &mut ChaCha20Rng) -> [u8; 16] {
+pub fn random16(rng: &mut ChaCha20Rng) -> [u8; 16] {
     let mut bytes = [0u8; 16];
     rand_core::Rng::fill_bytes(rng, &mut bytes);
     bytes
@@ -171,6 +181,47 @@ async fn open_account(
     Ok(())
 }
 
+/// A TRANS of 1.00 EUR from `merchant`, signed.
+pub fn load_trans(merchant: &Merchant, nonce: [u8; 16]) -> anyhow::Result<SignedTrans> {
+    Ok(Signed::sign(
+        Trans {
+            merchant: merchant.id,
+            mpp: merchant.mpp,
+            amount: Amount::parse("1.00 EUR")?,
+            merchant_reference: "bench".into(),
+            expires_at: wall_clock().saturating_add_ms(TRANS_VALIDITY_MS),
+            description: String::new(),
+            nonce,
+        },
+        &merchant.keys,
+    )?)
+}
+
+/// `customer`'s PR for `trans` under idempotency key `key`, sealed afresh
+/// (a retry must carry the same TRANS and key, in a new frame).
+pub fn pr_frame(
+    customer: &Customer,
+    trans: &SignedTrans,
+    key: [u8; 16],
+    rng: &mut ChaCha20Rng,
+) -> anyhow::Result<Vec<u8>> {
+    let request = PaymentRequest {
+        trans: trans.clone(),
+        customer: CustomerRef::new(&customer.name)?,
+        cpp: customer.cpp,
+        pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
+        idempotency_key: key,
+    };
+    Ok(seal_pr(
+        &request,
+        &customer.keys,
+        customer.id,
+        &customer.cpp_cert.body.keys,
+        wall_clock(),
+        rng,
+    )?)
+}
+
 /// One payment from submit to confirmation; its latency.
 async fn pay_once(
     customer: &Customer,
@@ -178,34 +229,9 @@ async fn pay_once(
     rng: &mut ChaCha20Rng,
     client: &CppClient,
 ) -> anyhow::Result<Duration> {
-    let now = wall_clock();
-    let trans = Signed::sign(
-        Trans {
-            merchant: merchant.id,
-            mpp: merchant.mpp,
-            amount: Amount::parse("1.00 EUR")?,
-            merchant_reference: "bench".into(),
-            expires_at: now.saturating_add_ms(120_000),
-            description: String::new(),
-            nonce: random16(rng),
-        },
-        &merchant.keys,
-    )?;
-    let request = PaymentRequest {
-        trans,
-        customer: CustomerRef::new(&customer.name)?,
-        cpp: customer.cpp,
-        pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
-        idempotency_key: random16(rng),
-    };
-    let frame = seal_pr(
-        &request,
-        &customer.keys,
-        customer.id,
-        &customer.cpp_cert.body.keys,
-        now,
-        rng,
-    )?;
+    let trans = load_trans(merchant, random16(rng))?;
+    let key = random16(rng);
+    let frame = pr_frame(customer, &trans, key, rng)?;
     let started = Instant::now();
     let mut status = client.submit(frame).await?;
     while !status.is_final {
@@ -217,11 +243,21 @@ async fn pay_once(
     Ok(started.elapsed())
 }
 
-async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
+/// Approves every notice of `merchant` until `stop`; an unreachable MPP is
+/// asked again after a pause.
+pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
     let client = MppClient::new(&merchant.mpp_url);
     let mut approved = 0;
     while !stop.load(Ordering::Relaxed) {
-        for notice in client.notices(&merchant.token, NOTICES_WAIT_MS).await? {
+        let notices = match client.notices(&merchant.token, NOTICES_WAIT_MS).await {
+            Ok(notices) => notices,
+            Err(error) => {
+                tracing::debug!(%error, "notices");
+                tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+                continue;
+            }
+        };
+        for notice in notices {
             let id = hex_bytes(&notice.payment_id)
                 .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
                 .context("notice id")?;
@@ -233,8 +269,12 @@ async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Res
                 },
                 &merchant.keys,
             )?;
-            client.decide(&merchant.token, &decision).await?;
-            approved += 1;
+            match client.decide(&merchant.token, &decision).await {
+                Ok(_) => approved += 1,
+                // The notice comes back on the next poll if the decision
+                // did not land.
+                Err(error) => tracing::debug!(%error, "decide"),
+            }
         }
     }
     Ok(approved)
@@ -249,6 +289,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         base_port: None,
         fast_pins: settings.fast_pins,
         timing: Timing::default(),
+        micro: mpay_network::MicroConfig::default(),
         seed: None,
     };
     let processes = runtime.block_on(provision::provision(&options))?;
@@ -288,10 +329,13 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn load(
+/// What a load runs with: merchants (one at home: mpp1 at bank2, one abroad:
+/// mpp2 at bank3) and `customers` customers at cpp1 (bank1), each with
+/// [`CUSTOMER_DEPOSIT`].
+pub async fn setup(
     dir: &std::path::Path,
-    settings: &Settings,
-) -> anyhow::Result<(f64, Vec<Duration>, u64)> {
+    customers_count: usize,
+) -> anyhow::Result<(Vec<Arc<Merchant>>, Vec<Customer>)> {
     let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
     let resolved = directory.resolve(wall_clock())?;
     let operators = Operators::load(dir)?;
@@ -329,10 +373,10 @@ async fn load(
     // One customer per worker, all at cpp1 (bank1).
     let cpp = resolved.service("cpp1").context("cpp1")?;
     let mut customers = Vec::new();
-    for i in 0..settings.workers {
+    for i in 0..customers_count {
         let name = format!("bench{i}");
         let account = format!("cust:{name}");
-        open_account(&bank("bank1")?, &account, Some("1000000.00 EUR")).await?;
+        open_account(&bank("bank1")?, &account, Some(CUSTOMER_DEPOSIT)).await?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let cert = CppClient::new(&cpp.url)
             .enroll_customer(
@@ -342,6 +386,7 @@ async fn load(
             .await?;
         customers.push(Customer {
             name,
+            account,
             id: cert.subject(),
             keys,
             cpp: cpp.id,
@@ -349,6 +394,14 @@ async fn load(
             cpp_url: cpp.url.clone(),
         });
     }
+    Ok((merchants, customers))
+}
+
+async fn load(
+    dir: &std::path::Path,
+    settings: &Settings,
+) -> anyhow::Result<(f64, Vec<Duration>, u64)> {
+    let (merchants, customers) = setup(dir, settings.workers).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let approvers: Vec<_> = merchants
         .iter()

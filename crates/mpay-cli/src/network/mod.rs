@@ -68,6 +68,28 @@ pub struct InitArgs {
     /// Decision timeout of a payment at the CPP, ms.
     #[arg(long)]
     pub decision_timeout_ms: Option<u64>,
+    /// Micropayments: `none` (every payment macro), `one` (the CPP
+    /// aggregates and pays the MPPs by net settlement) or `two` (the MPPs
+    /// also aggregate what they owe merchants).
+    #[arg(long, default_value = "none", value_parser = ["none", "one", "two"])]
+    pub micro_mode: String,
+    /// Largest micropayment, e.g. "1.00 EUR".
+    #[arg(long)]
+    pub micro_limit: Option<String>,
+    /// θ of the default cluster: a customer's pending total that triggers
+    /// one bank transfer, e.g. "10.00 EUR".
+    #[arg(long)]
+    pub micro_theta: Option<String>,
+    /// W of the default cluster: the longest a pending total waits, ms.
+    #[arg(long)]
+    pub micro_window_ms: Option<u64>,
+    /// Pause between net settlement runs (CPP) and payout runs (MPP), ms.
+    #[arg(long)]
+    pub micro_settle_interval_ms: Option<u64>,
+    /// Credit limit of the CPPs (Σ pending totals) and, in mode two, of
+    /// the MPPs (paid ahead), e.g. "10000.00 EUR".
+    #[arg(long)]
+    pub micro_credit_limit: Option<String>,
 }
 
 impl InitArgs {
@@ -76,12 +98,36 @@ impl InitArgs {
         if let Some(ms) = self.decision_timeout_ms {
             timing.decision_timeout_ms = ms;
         }
+        let mut micro = mpay_network::MicroConfig {
+            mode: match self.micro_mode.as_str() {
+                "one" => mpay_network::MicroMode::One,
+                "two" => mpay_network::MicroMode::Two,
+                _ => mpay_network::MicroMode::None,
+            },
+            ..mpay_network::MicroConfig::default()
+        };
+        if let Some(limit) = &self.micro_limit {
+            micro.limit = limit.clone();
+        }
+        if let Some(theta) = &self.micro_theta {
+            micro.theta = theta.clone();
+        }
+        if let Some(ms) = self.micro_window_ms {
+            micro.window_ms = ms;
+        }
+        if let Some(ms) = self.micro_settle_interval_ms {
+            micro.settle_interval_ms = ms;
+        }
+        if let Some(limit) = &self.micro_credit_limit {
+            micro.credit_limit = limit.clone();
+        }
         provision::Options {
             dir: self.dir.clone(),
             postgres: self.postgres.clone(),
             base_port: self.base_port,
             fast_pins: self.fast_pins,
             timing,
+            micro,
             seed: None,
         }
     }

@@ -117,6 +117,8 @@ pub struct Options {
     pub fast_pins: bool,
     /// Overrides of the services' timing.
     pub timing: Timing,
+    /// Micropayments at the CPPs and MPPs (mode `none`: every payment macro).
+    pub micro: mpay_network::MicroConfig,
     /// Seed of the keys (None: OS randomness).
     pub seed: Option<[u8; 32]>,
 }
@@ -223,7 +225,7 @@ pub fn postgres_database_url(server: &str, name: &str) -> anyhow::Result<String>
 }
 
 /// Creates database `name` on the server (dropping an older one).
-async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
+pub async fn create_database(server: &str, name: &str) -> anyhow::Result<()> {
     let db = mpay_sql::Db::connect(server)
         .await
         .with_context(|| format!("connecting to {}", mpay_network::config::redact_url(server)))?;
@@ -423,6 +425,11 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
                 PinCost::fast_for_tests()
             } else {
                 PinCost::default()
+            },
+            micro: if spec.role == ServiceRole::Dc {
+                mpay_network::MicroConfig::default()
+            } else {
+                options.micro.clone()
             },
         };
         config.check()?;

@@ -92,6 +92,25 @@ impl Network {
         &self.processes
     }
 
+    /// SIGKILLs process `i` (no chance to clean up) and reaps it.
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        if let Some(mut child) = self.children.get_mut(i).and_then(Option::take) {
+            child.kill().context("SIGKILL")?;
+            child.wait().context("reaping")?;
+        }
+        Ok(())
+    }
+
+    /// Starts process `i` again if it is not running.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        if self.children.get(i).is_some_and(Option::is_none) {
+            let process = self.processes[i].clone();
+            self.children[i] = Some(spawn(&self.dir, &process)?);
+            self.write_pids()?;
+        }
+        Ok(())
+    }
+
     pub async fn wait_healthy(&mut self, limit: Duration) -> anyhow::Result<()> {
         for process in &self.processes {
             wait_health(&process.url, limit).await.with_context(|| {
