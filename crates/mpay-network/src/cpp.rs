@@ -1596,13 +1596,7 @@ async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetEr
             }
         }
     }
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    ))
+    Ok(crate::node::prometheus(text))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -1672,14 +1666,7 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn identity(State(cpp): State<Arc<Cpp>>) -> Json<Identity> {
-    let me = &cpp.node.me;
-    Json(Identity {
-        name: me.name.clone(),
-        id: me.id.to_hex(),
-        role: me.role.as_str().to_owned(),
-        region: me.region.clone(),
-        certificate: hex(&me.certificate.to_wire()),
-    })
+    Json(cpp.node.identity())
 }
 
 async fn enrol(

@@ -342,24 +342,11 @@ async fn routes(
 async fn metrics(State(dc): State<Arc<Dc>>) -> Result<impl IntoResponse, NetError> {
     let by_state = dc.node.count_by("dc_routes", "state").await?;
     let text = dc.node.metrics_text("mpay_dc", &by_state).await?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    ))
+    Ok(crate::node::prometheus(text))
 }
 
 async fn identity(State(dc): State<Arc<Dc>>) -> Json<Identity> {
-    let me = &dc.node.me;
-    Json(Identity {
-        name: me.name.clone(),
-        id: me.id.to_hex(),
-        role: me.role.as_str().to_owned(),
-        region: me.region.clone(),
-        certificate: hex(&me.certificate.to_wire()),
-    })
+    Json(dc.node.identity())
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -1214,24 +1214,11 @@ async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetEr
             ));
         }
     }
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    ))
+    Ok(crate::node::prometheus(text))
 }
 
 async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
-    let me = &mpp.node.me;
-    Json(Identity {
-        name: me.name.clone(),
-        id: me.id.to_hex(),
-        role: me.role.as_str().to_owned(),
-        region: me.region.clone(),
-        certificate: hex(&me.certificate.to_wire()),
-    })
+    Json(mpp.node.identity())
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -464,6 +464,18 @@ impl Node {
 
     /// The Prometheus text common to all services, plus `by_state`
     /// (`<prefix>_payments{state=…}`).
+    /// What `GET /v1/identity` answers.
+    pub fn identity(&self) -> crate::client::Identity {
+        let me = &self.me;
+        crate::client::Identity {
+            name: me.name.clone(),
+            id: me.id.to_hex(),
+            role: me.role.as_str().to_owned(),
+            region: me.region.clone(),
+            certificate: mpay_identity::hex_string(&me.certificate.to_wire()),
+        }
+    }
+
     pub async fn metrics_text(
         &self,
         prefix: &str,
@@ -708,4 +720,15 @@ where
             tokio::time::sleep(pause).await;
         }
     })
+}
+
+/// Prometheus text as an HTTP answer.
+pub fn prometheus(text: String) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
 }
