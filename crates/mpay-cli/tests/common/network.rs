@@ -147,6 +147,39 @@ impl Network {
         wait_health(&self.processes[i].url, 60, &log);
     }
 
+    /// The lines of every process's `/metrics` that count something still
+    /// moving (outboxes, `started` transfers), for a failure message.
+    pub fn moving(&self) -> String {
+        use std::io::{Read, Write};
+        let mut out = String::new();
+        for p in &self.processes {
+            let Some(host) = p.url.strip_prefix("http://") else {
+                continue;
+            };
+            let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+                continue;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let request =
+                format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).is_err() {
+                continue;
+            }
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            for line in answer.lines() {
+                if ((line.contains("outbox") && !line.contains("delivered"))
+                    || line.contains("started"))
+                    && !line.starts_with('#')
+                    && !line.ends_with(" 0")
+                {
+                    out.push_str(&format!("{}: {line}\n", p.name));
+                }
+            }
+        }
+        out
+    }
+
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
@@ -187,6 +220,53 @@ impl Network {
             .and_then(|rest| rest.split(',').next())
             .unwrap_or_else(|| panic!("no balance in {out:?}"));
         minor(text)
+    }
+
+    /// `mpay bank deposit` into an existing account.
+    pub fn deposit(&self, bank: &str, account: &str, amount: &str) {
+        let mut c = mpay();
+        c.args([
+            "bank",
+            "deposit",
+            "--bank",
+            bank,
+            "--account",
+            account,
+            "--amount",
+            amount,
+        ]);
+        self.network_arg(&mut c);
+        let out = run(c, "bank deposit");
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// An account's held sum in minor units, from `mpay bank account`.
+    pub fn held_minor(&self, bank: &str, account: &str) -> i64 {
+        let mut c = mpay();
+        c.args(["bank", "account", "--bank", bank, "--account", account]);
+        self.network_arg(&mut c);
+        let out = run(c, "bank account");
+        assert_eq!(out.code, 0, "{out:?}");
+        let text = out
+            .stdout
+            .split("held ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no held sum in {out:?}"));
+        minor(text)
+    }
+
+    /// Polls `balance_minor` until it equals `want` (at most `secs`); the
+    /// last balance seen.
+    pub fn wait_balance(&self, bank: &str, account: &str, want: i64, secs: u64) -> i64 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let now = self.balance_minor(bank, account);
+            if now == want || Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     pub fn party_file(&self, name: &str) -> PathBuf {
@@ -344,6 +424,12 @@ impl Terminal {
         let mut lines: Vec<String> = self.lines.try_iter().collect();
         lines.extend(run.stdout.lines().map(str::to_owned));
         (run.code, lines)
+    }
+
+    /// The lines printed so far (without waiting); they are not seen again
+    /// by [`Terminal::finish`].
+    pub fn lines_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     /// The payment id from the terminal's "notice <id>: …" line.
