@@ -8,9 +8,11 @@
 //! 3. a phone is SIGKILLed mid-purchase and resumes;
 //! 4. a copied wallet spends the same money twice and is caught at sync;
 //! 5. online payments at home and abroad, a CPP SIGKILLed mid-payment;
-//! 6. a rejection, an expiry, a refund, a duplicated submission and a
+//! 6. streams of micropayments: DT below θ, one transfer at θ, the
+//!    window, net settlement to the MPPs and the shops;
+//! 7. a rejection, an expiry, a refund, a duplicated submission and a
 //!    wrong-PIN lockout;
-//! 7. sync and settlement, then `reconcile` and the office's books.
+//! 8. sync and settlement, then `reconcile` and the office's books.
 //!
 //! Every number in the summary and in `report.html` is read back from the
 //! parties (banks' books, the office's accounts and fraud records, the
@@ -28,6 +30,7 @@
 //! wallet (copies included), and the total over all parties must equal
 //! what the banks were given.
 
+mod micro;
 mod money;
 mod offline;
 mod online;
@@ -115,6 +118,7 @@ struct Record {
     ledger: Ledger,
     frauds: Vec<mpay_report::FraudCase>,
     invariants: Vec<InvariantCheck>,
+    micro: Vec<mpay_report::PendingSeries>,
 }
 
 impl Record {
@@ -266,6 +270,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ledger: Ledger::default(),
             frauds: Vec::new(),
             invariants: Vec::new(),
+            micro: Vec::new(),
         },
         crash_settled: None,
         copy_sync_code: None,
@@ -362,6 +367,7 @@ impl Day {
         self.phone_crash()?;
         self.clone_scene()?;
         self.online_payments()?;
+        self.micropayments()?;
         self.twists()?;
         self.settle()?;
         self.books()?;
@@ -391,7 +397,7 @@ impl Day {
             base_port: None,
             fast_pins: false,
             timing,
-            micro: mpay_network::MicroConfig::default(),
+            micro: micro::config(),
             seed: Some(seed),
         };
         let processes = self.rt.block_on(provision::provision(&options))?;
@@ -1168,6 +1174,7 @@ impl Day {
                 count: *count,
             })
             .collect();
+        report.micro = self.rec.micro.clone();
         report.frauds = self.rec.frauds.clone();
         report.balances = self.rec.ledger.balances(0);
         report.invariants = self.rec.invariants.clone();

@@ -158,6 +158,7 @@ pub struct Customer {
     pub cpp: String,
     cpp_id: PartyId,
     cpp_keys: mpay_identity::PublicKeys,
+    cpp_certificate: mpay_identity::Certificate,
     pub client: CppClient,
     keys: SecretKeys,
     id: PartyId,
@@ -243,6 +244,7 @@ impl People {
             cpp: cpp.to_owned(),
             cpp_id: service.id,
             cpp_keys: service.certificate.body.keys,
+            cpp_certificate: service.certificate.clone(),
             client,
             keys,
             id: certificate.subject(),
@@ -393,6 +395,16 @@ impl Customer {
             status,
             latency_ms: started.elapsed().as_secs_f64() * 1_000.0,
         })
+    }
+
+    /// The outcome of a final status's confirmation, checked against the
+    /// CPP's certificate; `None` without a valid one.
+    pub fn outcome(&self, status: &PaymentStatus) -> Option<mpay_semops::ConfirmationOutcome> {
+        let confirmation = status.confirmation()?;
+        confirmation
+            .verify(&self.cpp_certificate, wall_clock())
+            .ok()
+            .map(|c| c.outcome)
     }
 
     /// The CPP's operator unlocks this customer.

@@ -58,6 +58,16 @@ pub const PURCHASES_MAX: usize = 64;
 pub const PAYMENTS_MAX: usize = 24;
 /// Draws of a payer with enough money before taking the richest one.
 const DRAW_TRIES_MAX: usize = 32;
+/// Customers who pay a stream of micropayments, each its own stream.
+pub const MICRO_CUSTOMERS: usize = 4;
+/// Micropayments in one customer's stream.
+pub const MICRO_PER_CUSTOMER: usize = 20;
+/// A micropayment, minor units (under the CPP's micro limit of 1.00).
+const MICRO_MINOR_MIN: i64 = 20;
+const MICRO_MINOR_MAX: i64 = 100;
+/// The CPPs' θ in the demo: a customer's pending total that makes the CPP
+/// collect it in one bank transfer.
+pub const MICRO_THETA_MINOR: i64 = 5_00;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shop {
@@ -168,6 +178,57 @@ pub struct Payment {
     pub twist: Twist,
 }
 
+/// A micropayment of a customer's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Micro {
+    /// Index into [`SHOPS`].
+    pub shop: usize,
+    pub amount_minor: i64,
+}
+
+/// One customer's micropayments, paid one after the other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MicroStream {
+    /// Index into [`Plan::people`].
+    pub customer: usize,
+    pub payments: Vec<Micro>,
+}
+
+impl MicroStream {
+    #[cfg(test)]
+    /// How many times the pending total reaches `theta_minor` if no window
+    /// settles it first (the payment that reaches it is collected with it).
+    pub fn crossings(&self, theta_minor: i64) -> usize {
+        let mut pending = 0;
+        let mut n = 0;
+        for p in &self.payments {
+            pending += p.amount_minor;
+            if pending >= theta_minor {
+                pending = 0;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    #[cfg(test)]
+    /// What is left pending after the stream (the window settles it).
+    pub fn remainder(&self, theta_minor: i64) -> i64 {
+        self.payments.iter().fold(0, |pending, p| {
+            if pending + p.amount_minor >= theta_minor {
+                0
+            } else {
+                pending + p.amount_minor
+            }
+        })
+    }
+
+    #[cfg(test)]
+    pub fn total_minor(&self) -> i64 {
+        self.payments.iter().map(|p| p.amount_minor).sum()
+    }
+}
+
 /// The whole day.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -192,6 +253,8 @@ pub struct Plan {
     /// The customer who types wrong PINs until locked, then is unlocked
     /// and pays `lockout` .
     pub lockout: Payment,
+    /// Streams of micropayments, run side by side.
+    pub micro: Vec<MicroStream>,
 }
 
 fn between(rng: &mut ChaCha20Rng, lo: i64, hi: i64) -> i64 {
@@ -406,6 +469,26 @@ impl Plan {
         let expired = draw(&mut rng, Twist::Ignore, &mut bank);
         let duplicated = draw(&mut rng, Twist::Approve, &mut bank);
         let lockout = draw(&mut rng, Twist::Approve, &mut bank);
+
+        // Micropayments from customers with money left at the bank for
+        // the whole stream.
+        let mut micro: Vec<MicroStream> = Vec::new();
+        let stream_max = MICRO_MINOR_MAX * i64::try_from(MICRO_PER_CUSTOMER).unwrap_or(0);
+        let mut candidates: Vec<usize> = customers
+            .iter()
+            .copied()
+            .filter(|&c| bank[c] >= stream_max)
+            .collect();
+        while micro.len() < MICRO_CUSTOMERS && !candidates.is_empty() {
+            let customer = candidates.remove(pick(&mut rng, candidates.len()));
+            let payments = (0..MICRO_PER_CUSTOMER)
+                .map(|_| Micro {
+                    shop: pick(&mut rng, SHOPS.len()),
+                    amount_minor: price(&mut rng, MICRO_MINOR_MIN, MICRO_MINOR_MAX),
+                })
+                .collect();
+            micro.push(MicroStream { customer, payments });
+        }
         Plan {
             seed,
             people,
@@ -419,6 +502,7 @@ impl Plan {
             refund: (refunded, refund_minor),
             duplicated,
             lockout,
+            micro,
         }
     }
 
@@ -479,6 +563,28 @@ mod tests {
                 plan.refund.1 > 0 && plan.refund.1 <= plan.payments[plan.refund.0].amount_minor
             );
             assert!(plan.crash.amount_minor > 0);
+            // Micropayments: several customers, θ crossed several times,
+            // something left for the window to settle.
+            assert_eq!(plan.micro.len(), MICRO_CUSTOMERS, "seed {seed}");
+            let crossings: usize = plan
+                .micro
+                .iter()
+                .map(|s| s.crossings(MICRO_THETA_MINOR))
+                .sum();
+            assert!(crossings >= MICRO_CUSTOMERS, "seed {seed}: {crossings}");
+            assert!(
+                plan.micro
+                    .iter()
+                    .any(|s| s.remainder(MICRO_THETA_MINOR) > 0),
+                "seed {seed}"
+            );
+            assert!(
+                plan.micro
+                    .iter()
+                    .flat_map(|s| &s.payments)
+                    .all(|p| (MICRO_MINOR_MIN..=MICRO_MINOR_MAX).contains(&p.amount_minor)),
+                "seed {seed}"
+            );
         }
     }
 
@@ -513,6 +619,10 @@ mod tests {
             {
                 bank[p.customer] -= p.amount_minor;
                 assert!(bank[p.customer] >= 0, "seed {seed}");
+            }
+            for s in &plan.micro {
+                bank[s.customer] -= s.total_minor();
+                assert!(bank[s.customer] >= 0, "seed {seed}");
             }
         }
     }
