@@ -12,6 +12,7 @@ use harness::{ALICE_DEPOSIT, Network, OPERATOR_TOKEN, PIN, Which, eur};
 use mpay_identity::{PartyId, SecretKeys, Suite};
 use mpay_semops::{CustomerRef, PaymentRequest, Pin, Signed, Trans, seal_pr};
 use mpay_sql::testing::for_each_backend;
+use mpay_wire::Decode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -196,6 +197,241 @@ async fn oversized_and_malformed_requests_are_refused() {
             .expect("answers");
         assert!(answer.status().is_client_error(), "{}", answer.status());
         nothing_changed(&net).await;
+        net.shutdown().await;
+    })
+    .await;
+}
+
+/// Reads one blob column of the row of `payment` in `table` of `service`.
+async fn stored_blob(net: &Network, service: &str, sql: &str, payment: &[u8; 16]) -> Vec<u8> {
+    use mpay_sql::sqlx::Row;
+    mpay_sql::sqlx::query(mpay_sql::sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(&payment[..])
+        .fetch_one(net.db(service).pool())
+        .await
+        .expect("stored row")
+        .try_get::<Vec<u8>, _>(0)
+        .expect("blob")
+}
+
+/// `payload` of `kind` sealed by dc-eu to `receiver`, as dc-eu's outbox
+/// would deliver it (a fresh frame each call).
+fn from_dc(
+    net: &Network,
+    kind: mpay_envelope::MessageKind,
+    payload: &[u8],
+    receiver: &str,
+    tx_id: [u8; 16],
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
+    struct Raw<'a>(&'a [u8]);
+    impl mpay_wire::Encode for Raw<'_> {
+        fn encode(&self, w: &mut mpay_wire::Writer) {
+            w.raw(self.0);
+        }
+    }
+    let service = |name: &str| net.directory.service(name).expect("in the directory");
+    let dc = PartyId::from_hex(&service("dc-eu").id).expect("id");
+    let to = service(receiver);
+    let to_id = PartyId::from_hex(&to.id).expect("id");
+    let cert = to.parse_certificate().expect("certificate");
+    mpay_semops::seal_payload(
+        kind,
+        &Raw(payload),
+        &net.keys["dc-eu"],
+        dc,
+        to_id,
+        &cert.body.keys,
+        tx_id,
+        mpay_network::wall_clock(),
+        rng,
+    )
+    .expect("seals")
+}
+
+/// The PN, the confirmation and the refund relay delivered again — as a
+/// fresh frame (a DC's retry) and as the exact same frame (a replay) —
+/// change nothing: the first is acknowledged as a duplicate, the second
+/// refused by the replay guard; no second notice, no second refund, no
+/// money moves.
+#[tokio::test]
+async fn replayed_notices_confirmations_and_refunds_change_nothing() {
+    for_each_backend(|db| async move {
+        let mut net = Network::start(db, 10_000).await;
+        let status = net.pay(Which::Bob, 6_00, [41; 16]).await;
+        net.notice(Which::Bob, &status.payment_id).await;
+        let decision = net.decision(Which::Bob, &status.payment_id, true);
+        net.bob
+            .client
+            .decide(&net.bob.token, &decision)
+            .await
+            .expect("decides");
+        assert_eq!(
+            net.final_status(&status.payment_id).await.state,
+            "completed"
+        );
+        // The merchant's view shows the T confirmation before a refund.
+        net.eventually("the T confirmation at the MPP", || async {
+            net.bob
+                .client
+                .payment(&net.bob.token, &status.payment_id, 1_000)
+                .await
+                .expect("view")
+                .confirmation
+                .is_some()
+        })
+        .await;
+        let refund = net.refund(Which::Bob, &status.payment_id, 2_00, 9);
+        net.bob
+            .client
+            .refund(&net.bob.token, &refund)
+            .await
+            .expect("refund");
+        net.eventually("the refund reaches alice", || async {
+            net.balance(0, "cust:alice").await == ALICE_DEPOSIT - 6_00 + 2_00
+        })
+        .await;
+        let id = harness::hex_id(&status.payment_id);
+        let mut rng = ChaCha20Rng::seed_from_u64(17);
+
+        // The PN again at the MPP.
+        let notice = stored_blob(
+            &net,
+            "mpp1",
+            "SELECT notice FROM mpp_payments WHERE id = $1",
+            &id,
+        )
+        .await;
+        let pn = mpay_semops::SignedPaymentNotice::from_wire(&notice).expect("stored PN");
+        let routed = mpay_semops::RoutedNotice {
+            deadline: pn.unverified_body().deadline,
+            notice: pn,
+        };
+        use mpay_wire::Encode;
+        let frame = from_dc(
+            &net,
+            mpay_semops::kind::PAYMENT_NOTICE,
+            &routed.to_wire(),
+            "mpp1",
+            id,
+            &mut rng,
+        );
+        let answer = net
+            .bob
+            .client
+            .post_inbox(frame.clone())
+            .await
+            .expect("acknowledged");
+        assert_eq!(answer.outcome, "duplicate");
+        let replay = net.bob.client.post_inbox(frame).await.expect_err("replay");
+        assert_eq!(replay.code(), Some("replay"));
+        // A PN whose amount was changed after the CPP signed it.
+        let (mut body, signature) = routed.notice.clone().into_parts();
+        let (mut trans, trans_sig) = body.trans.into_parts();
+        trans.amount = eur(1_00);
+        body.trans = Signed::from_parts(trans, trans_sig).expect("parts");
+        body.payment_id = [42; 16];
+        let forged = mpay_semops::RoutedNotice {
+            deadline: routed.deadline,
+            notice: Signed::from_parts(body, signature).expect("parts"),
+        };
+        let frame = from_dc(
+            &net,
+            mpay_semops::kind::PAYMENT_NOTICE,
+            &forged.to_wire(),
+            "mpp1",
+            [42; 16],
+            &mut rng,
+        );
+        assert_eq!(
+            net.bob
+                .client
+                .post_inbox(frame)
+                .await
+                .expect_err("forged PN")
+                .code(),
+            Some("refused")
+        );
+
+        // The T confirmation again at the MPP.
+        let confirmation = stored_blob(
+            &net,
+            "mpp1",
+            "SELECT confirmation FROM mpp_payments WHERE id = $1",
+            &id,
+        )
+        .await;
+        let frame = from_dc(
+            &net,
+            mpay_semops::kind::CONFIRMATION,
+            &confirmation,
+            "mpp1",
+            id,
+            &mut rng,
+        );
+        let answer = net
+            .bob
+            .client
+            .post_inbox(frame.clone())
+            .await
+            .expect("acknowledged");
+        assert_eq!(answer.outcome, "duplicate");
+        assert_eq!(
+            net.bob
+                .client
+                .post_inbox(frame)
+                .await
+                .expect_err("replay")
+                .code(),
+            Some("replay")
+        );
+
+        // The refund relay again at the CPP.
+        let relay = stored_blob(
+            &net,
+            "cpp1",
+            "SELECT relay FROM cpp_refunds WHERE payment_id = $1",
+            &id,
+        )
+        .await;
+        let frame = from_dc(
+            &net,
+            mpay_semops::kind::REFUND_RELAY,
+            &relay,
+            "cpp1",
+            id,
+            &mut rng,
+        );
+        let answer = net
+            .cpp
+            .post_inbox(frame.clone())
+            .await
+            .expect("acknowledged");
+        assert_eq!(answer.outcome, "duplicate");
+        assert_eq!(
+            net.cpp.post_inbox(frame).await.expect_err("replay").code(),
+            Some("replay")
+        );
+
+        // Nothing moved: one notice, one refund, the same balances.
+        let notices = net
+            .bob
+            .client
+            .notices(&net.bob.token, 0)
+            .await
+            .expect("notices");
+        assert!(notices.is_empty(), "{notices:?}");
+        let view = net
+            .bob
+            .client
+            .payment(&net.bob.token, &status.payment_id, 0)
+            .await
+            .expect("view");
+        assert_eq!(view.refunds.len(), 1);
+        assert_eq!(view.refunded, "2.00 EUR");
+        assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT - 4_00);
+        assert_eq!(net.balance(1, "shop:bob").await, 4_00);
+        net.check_conservation().await;
         net.shutdown().await;
     })
     .await;
