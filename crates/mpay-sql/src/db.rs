@@ -101,8 +101,9 @@ pub enum DbError {
         /// The journal mode SQLite reported.
         mode: String,
     },
-    /// An error from the driver or the database.
-    #[error("database error: {0}")]
+    /// An error from the driver or the database. Transparent: sqlx's own
+    /// text already says where it failed, and every caller frames it.
+    #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
 }
 
