@@ -30,13 +30,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+pub use mpay_http::ApiError;
+use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{PartyId, Timestamp, hex_string};
 use mpay_money::Amount;
 use mpay_sql::IdempotencyError;
@@ -69,7 +69,7 @@ pub fn wall_clock() -> Timestamp {
 
 /// The bank's HTTP routes.
 pub fn router(bank: Arc<Bank>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -86,34 +86,40 @@ pub fn router(bank: Arc<Bank>) -> Router {
         .route("/v1/holds/{id}/void", post(void_hold))
         .route("/v1/interbank-transfers", post(interbank_transfer))
         .route("/v1/interbank", post(interbank))
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
-        .with_state(bank)
+        .with_state(bank);
+    mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
-/// An error as the client sees it.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// A stable code (`insufficient_funds`, `hold_not_pending`, …).
-    pub error: String,
-    /// For people.
-    pub message: String,
+/// Why a request was refused: by the HTTP edge (a body, path or query that
+/// could not be read) or by the bank.
+enum HttpError {
+    Request(Problem),
+    Bank(BankError),
 }
-
-struct HttpError(BankError);
 
 impl From<BankError> for HttpError {
     fn from(e: BankError) -> Self {
-        HttpError(e)
+        HttpError::Bank(e)
+    }
+}
+
+impl From<Problem> for HttpError {
+    fn from(p: Problem) -> Self {
+        HttpError::Request(p)
     }
 }
 
 fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError(BankError::Invalid(message.into()))
+    HttpError::Bank(BankError::Invalid(message.into()))
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self.0 {
+        let error = match self {
+            HttpError::Request(problem) => return problem.into_response(),
+            HttpError::Bank(error) => error,
+        };
+        let (status, code) = match &error {
             BankError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BankError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             BankError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
@@ -144,22 +150,15 @@ impl IntoResponse for HttpError {
             | BankError::Books(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "bank failure");
+            tracing::error!(%error, "bank failure");
             "the bank could not complete the request; it is logged".to_owned()
         } else {
-            if self.0.is_peer_fault() {
-                tracing::warn!(error = %self.0, "interbank frame refused");
+            if error.is_peer_fault() {
+                tracing::warn!(%error, "interbank frame refused");
             }
-            self.0.to_string()
+            error.to_string()
         };
-        (
-            status,
-            Json(ApiError {
-                error: code.to_owned(),
-                message,
-            }),
-        )
-            .into_response()
+        ApiError::new(code, message).into_response_with(status)
     }
 }
 
@@ -168,9 +167,9 @@ fn caller<'a>(bank: &'a Bank, headers: &HeaderMap) -> Result<&'a Caller, HttpErr
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(HttpError(BankError::Unauthenticated))?;
+        .ok_or(HttpError::Bank(BankError::Unauthenticated))?;
     bank.caller(token)
-        .ok_or(HttpError(BankError::Unauthenticated))
+        .ok_or(HttpError::Bank(BankError::Unauthenticated))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<&str, HttpError> {
@@ -180,13 +179,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<&str, HttpError> {
         .ok_or_else(|| bad_request("an Idempotency-Key header is required"))
 }
 
-fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, HttpError> {
-    json.map(|Json(value)| value)
-        .map_err(|e| bad_request(format!("body: {}", e.body_text())))
+/// The body, read after the caller is known (so an unauthenticated request
+/// is refused as such, whatever its body).
+fn body<T>(json: Result<Json<T>, Problem>) -> Result<T, HttpError> {
+    Ok(json.map(|Json(value)| value)?)
 }
 
 fn account_id(text: &str) -> Result<AccountId, HttpError> {
-    AccountId::parse(text).map_err(|e| bad_request(e.to_string()))
+    Ok(AccountId::parse(text).map_err(BankError::from)?)
 }
 
 fn amount(text: &str) -> Result<Amount, HttpError> {
@@ -276,7 +276,8 @@ pub struct BooksJson {
     pub currency: String,
     /// Whether [`Bank::check_books`] passed.
     pub balanced: bool,
-    /// What it found wrong, if anything.
+    /// What it found wrong; absent when the books balance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
     /// Every account's balance, `"12.50 EUR"`.
     pub balances: BTreeMap<String, String>,
@@ -292,7 +293,7 @@ async fn books(
 ) -> Result<Json<BooksJson>, HttpError> {
     let who = caller(&bank, &headers)?;
     if !who.is_operator() {
-        return Err(HttpError(BankError::Forbidden {
+        return Err(HttpError::Bank(BankError::Forbidden {
             caller: who.name().to_owned(),
             action: "read the books".to_owned(),
         }));
@@ -348,6 +349,7 @@ pub struct AccountJson {
     /// `balance - held`.
     pub available: String,
     /// Its floor; absent for the bank's own accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub floor: Option<String>,
 }
 
@@ -388,7 +390,7 @@ fn parse_amount(text: &str) -> Result<Amount, String> {
 async fn open_account(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<OpenAccountBody>, JsonRejection>,
+    json: Result<Json<OpenAccountBody>, Problem>,
 ) -> Result<Json<AccountJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -490,10 +492,10 @@ async fn notifications(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    query: Result<Query<NotificationsQuery>, QueryRejection>,
+    query: Result<Query<NotificationsQuery>, Problem>,
 ) -> Result<Json<NotificationsJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
-    let Query(query) = query.map_err(|e| bad_request(format!("query: {}", e.body_text())))?;
+    let Query(query) = query?;
     let page = bank
         .notifications(
             caller,
@@ -564,7 +566,7 @@ impl TransferReceiptJson {
 async fn deposit(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<DepositBody>, JsonRejection>,
+    json: Result<Json<DepositBody>, Problem>,
 ) -> Result<Json<TransferReceiptJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -595,7 +597,7 @@ pub struct TransferBody {
 async fn transfer(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<TransferBody>, JsonRejection>,
+    json: Result<Json<TransferBody>, Problem>,
 ) -> Result<Json<TransferReceiptJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -680,12 +682,16 @@ pub struct HoldJson {
     /// When it was placed.
     pub created_at: u64,
     /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<u64>,
     /// The posting that paid it (posted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub posting: Option<i64>,
     /// Where it was paid (posted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<DestinationJson>,
     /// The interbank message that carries it (posted to another bank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -738,7 +744,7 @@ impl HoldJson {
 async fn place_hold(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<HoldBody>, JsonRejection>,
+    json: Result<Json<HoldBody>, Problem>,
 ) -> Result<Json<HoldJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -767,7 +773,7 @@ async fn post_hold(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    json: Result<Json<DestinationJson>, JsonRejection>,
+    json: Result<Json<DestinationJson>, Problem>,
 ) -> Result<Json<HoldJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -863,7 +869,7 @@ impl InterbankReceiptJson {
 async fn interbank_transfer(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<InterbankTransferBody>, JsonRejection>,
+    json: Result<Json<InterbankTransferBody>, Problem>,
 ) -> Result<Json<InterbankReceiptJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let key = idempotency_key(&headers)?;
@@ -881,7 +887,10 @@ async fn interbank_transfer(
     Ok(Json(InterbankReceiptJson::from_value(&receipt)))
 }
 
-async fn interbank(State(bank): State<Arc<Bank>>, frame: Bytes) -> Result<Response, HttpError> {
+async fn interbank(
+    State(bank): State<Arc<Bank>>,
+    Body(frame): Body,
+) -> Result<Response, HttpError> {
     let ack = bank.receive_interbank(&frame, wall_clock()).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], ack).into_response())
 }
@@ -1292,15 +1301,15 @@ pub fn openapi_document() -> serde_json::Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error", "message"], "properties": { "error": text, "message": text } },
                 "BankInfo": { "type": "object", "properties": { "bank": text, "certificate": text, "currency": text } },
-                "Books": { "type": "object", "properties": { "bank": text, "currency": text, "balanced": { "type": "boolean" }, "problem": text, "balances": { "type": "object", "additionalProperties": text }, "holds_pending": { "type": "integer" }, "outbox_pending": { "type": "integer" } } },
+                "Books": { "type": "object", "required": ["bank", "currency", "balanced", "balances", "holds_pending", "outbox_pending"], "properties": { "bank": text, "currency": text, "balanced": { "type": "boolean" }, "problem": { "type": "string", "description": "what is wrong; absent when the books balance" }, "balances": { "type": "object", "additionalProperties": text }, "holds_pending": { "type": "integer" }, "outbox_pending": { "type": "integer" } } },
                 "OpenAccount": { "type": "object", "required": ["id", "holder"], "properties": { "id": { "type": "string", "example": "cust:alice" }, "holder": text, "floor": amount } },
-                "Account": { "type": "object", "properties": { "id": text, "holder": text, "balance": amount, "held": amount, "available": amount, "floor": amount } },
+                "Account": { "type": "object", "required": ["id", "holder", "balance", "held", "available"], "properties": { "id": text, "holder": text, "balance": amount, "held": amount, "available": amount, "floor": { "type": "string", "example": "-100.00 EUR", "description": "absent for the bank's own accounts" } } },
                 "Deposit": { "type": "object", "required": ["account", "amount"], "properties": { "account": text, "amount": amount, "reference": text } },
                 "Transfer": { "type": "object", "required": ["from", "to", "amount"], "properties": { "from": text, "to": text, "amount": amount, "reference": text } },
                 "TransferReceipt": { "type": "object", "properties": { "posting": { "type": "integer" }, "from": text, "to": text, "amount": amount, "from_balance_after": amount, "at": ms } },
                 "PlaceHold": { "type": "object", "required": ["account", "amount", "expires_at"], "properties": { "account": text, "amount": amount, "expires_at": ms, "reference": text } },
                 "Destination": { "type": "object", "required": ["to"], "properties": { "to": text, "bank": { "type": "string", "description": "peer bank id (hex); absent for this bank" } } },
-                "Hold": { "type": "object", "properties": {
+                "Hold": { "type": "object", "required": ["id", "account", "amount", "reference", "placed_by", "expires_at", "state", "created_at"], "description": "resolved_at, posting, destination and message are absent until they apply", "properties": {
                     "id": { "type": "integer" }, "account": text, "amount": amount, "reference": text, "placed_by": text,
                     "expires_at": ms, "state": { "type": "string", "enum": ["pending", "posted", "voided", "expired"] },
                     "created_at": ms, "resolved_at": ms, "posting": { "type": "integer" },

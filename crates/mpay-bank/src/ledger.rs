@@ -37,8 +37,9 @@ pub mod system_accounts {
 /// [`LedgerError::Broken`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
-    /// A field is malformed or out of its limits.
-    #[error("invalid request: {0}")]
+    /// A field is malformed or out of its limits. The text says what is
+    /// wrong with the value; the layer that took the request frames it.
+    #[error("{0}")]
     Invalid(String),
     /// The account cannot pay `requested`: only `available` is above its
     /// floor and not held.
