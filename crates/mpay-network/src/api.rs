@@ -4,12 +4,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+pub use mpay_http::ApiError;
+use mpay_http::{Json, Problem};
 use mpay_identity::{Timestamp, hex_bytes, hex_string};
 use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
-use serde::{Deserialize, Serialize};
 
 /// Largest request body a service reads.
 pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
@@ -33,20 +33,14 @@ pub(crate) fn ts(ms: i64) -> Timestamp {
     Timestamp(u64::try_from(ms).unwrap_or(0))
 }
 
-/// An error as a client sees it.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// A stable code (`wrong_pin`, `account_locked`, `insufficient_funds`, …).
-    pub error: String,
-    /// For people.
-    pub message: String,
-}
-
 /// Why a request or a step failed. [`NetError::status`] tells whose fault:
 /// 4xx the caller's (or the peer's), 5xx this service's or a dependency's.
 /// Never carries a PIN, a token or a key.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    /// The HTTP edge could not read the request (body, path or query).
+    #[error(transparent)]
+    Request(#[from] Problem),
     /// No or an unknown bearer token.
     #[error("authentication required")]
     Unauthenticated,
@@ -137,6 +131,7 @@ impl NetError {
     /// The HTTP status and stable code.
     pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
+            NetError::Request(problem) => (problem.status, problem.code),
             NetError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             NetError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             NetError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
@@ -172,14 +167,7 @@ impl IntoResponse for NetError {
         } else {
             self.to_string()
         };
-        (
-            status,
-            Json(ApiError {
-                error: code.to_owned(),
-                message,
-            }),
-        )
-            .into_response()
+        ApiError::new(code, message).into_response_with(status)
     }
 }
 
@@ -196,6 +184,18 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (blake3::hash(a.as_bytes()), blake3::hash(b.as_bytes()));
     // blake3::Hash equality is constant-time.
     a == b
+}
+
+/// A name from a request (a customer's, a merchant's): 1 to `max` bytes,
+/// no control characters (PostgreSQL cannot store a NUL in text, so one
+/// would fail the query instead of being refused).
+pub(crate) fn checked_name<'a>(what: &str, text: &'a str, max: usize) -> Result<&'a str, NetError> {
+    if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        return Err(NetError::Invalid(format!(
+            "{what}: 1 to {max} bytes without control characters"
+        )));
+    }
+    Ok(text)
 }
 
 /// 16 bytes from 32 hex digits.

@@ -42,16 +42,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use mpay_bank::{
     AccountId, Destination, HoldId, HoldState, InterbankTransfer, PlaceHold, PostHold, Transfer,
     VoidHold,
 };
+use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
 use mpay_semops::{
@@ -411,7 +411,7 @@ pub async fn start(
 
 /// The CPP's routes.
 pub fn router(cpp: Arc<Cpp>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/health", get(crate::api::health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -424,8 +424,8 @@ pub fn router(cpp: Arc<Cpp>) -> Router {
         .route("/v1/admin/micro", get(admin_micro))
         .route("/v1/admin/micro/recluster", post(admin_recluster))
         .route("/v1/inbox", post(inbox))
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
-        .with_state(cpp)
+        .with_state(cpp);
+    mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
 fn spawn_drive(cpp: &Arc<Cpp>, id: [u8; 16]) {
@@ -1672,11 +1672,11 @@ async fn identity(State(cpp): State<Arc<Cpp>>) -> Json<Identity> {
 async fn enrol(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
-    body: Result<Json<EnrolCustomer>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<EnrolCustomer>, Problem>,
 ) -> Result<Json<Enrolled>, NetError> {
     let node = &cpp.node;
     node.check_operator(&headers)?;
-    let Json(request) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let Json(request) = body?;
     let name =
         CustomerRef::new(&request.name).map_err(|e| NetError::Invalid(format!("name: {e}")))?;
     if node.directory.bank(&request.bank).is_none() {
@@ -1757,7 +1757,8 @@ async fn unlock(
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, NetError> {
     cpp.node.check_operator(&headers)?;
-    let name = &name;
+    let name = CustomerRef::new(&name).map_err(|e| NetError::Invalid(format!("name: {e}")))?;
+    let name = name.as_str();
     cpp.node
         .db
         .with_retry(move |tx| {
@@ -1784,7 +1785,7 @@ async fn unlock(
 
 async fn submit(
     State(cpp): State<Arc<Cpp>>,
-    frame: Bytes,
+    Body(frame): Body,
 ) -> Result<Json<PaymentStatus>, NetError> {
     let id = cpp.accept_pr(&frame, wall_clock()).await?;
     cpp.drive(id).await;
@@ -1859,7 +1860,10 @@ async fn admin_recluster(
     Ok(Json(cpp.recluster(wall_clock()).await?))
 }
 
-async fn inbox(State(cpp): State<Arc<Cpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+async fn inbox(
+    State(cpp): State<Arc<Cpp>>,
+    Body(frame): Body,
+) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = cpp.node.open_inbox(&frame, now)?;
     let outcome = cpp.on_inbox(inbound, now).await?;

@@ -18,12 +18,12 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use mpay_http::{Body, Json, Query};
 use mpay_identity::Timestamp;
 use mpay_semops::{
     RoutedNotice, SemopsError, SignedConfirmation, SignedDecisionRelay, SignedRefundRelay, kind,
@@ -74,15 +74,15 @@ pub async fn start(
 
 /// The DC's routes.
 pub fn router(dc: Arc<Dc>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/health", get(crate::api::health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/identity", get(identity))
         .route("/v1/admin/routes", get(routes))
         .route("/v1/inbox", post(inbox))
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
-        .with_state(dc)
+        .with_state(dc);
+    mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
 /// Which way a message goes along a route.
@@ -302,7 +302,10 @@ impl Dc {
     }
 }
 
-async fn inbox(State(dc): State<Arc<Dc>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+async fn inbox(
+    State(dc): State<Arc<Dc>>,
+    Body(frame): Body,
+) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = dc.node.open_inbox(&frame, now)?;
     let outcome = dc.on_inbox(inbound, now).await?;

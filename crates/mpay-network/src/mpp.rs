@@ -38,13 +38,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use mpay_bank::{AccountId, InterbankTransfer, Transfer};
+use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
 use mpay_semops::{
@@ -287,7 +287,7 @@ pub async fn start(
 
 /// The MPP's routes.
 pub fn router(mpp: Arc<Mpp>) -> Router {
-    Router::new()
+    let app = Router::new()
         .route("/health", get(crate::api::health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -301,8 +301,8 @@ pub fn router(mpp: Arc<Mpp>) -> Router {
         .route("/v1/admin/payments", get(admin_payments))
         .route("/v1/admin/micro", get(admin_micro))
         .route("/v1/inbox", post(inbox))
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
-        .with_state(mpp)
+        .with_state(mpp);
+    mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
 impl Mpp {
@@ -795,7 +795,10 @@ async fn admin_micro(
     Ok(Json(mpp.micro_summary().await?))
 }
 
-async fn inbox(State(mpp): State<Arc<Mpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
+async fn inbox(
+    State(mpp): State<Arc<Mpp>>,
+    Body(frame): Body,
+) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = mpp.node.open_inbox(&frame, now)?;
     let outcome = mpp.on_inbox(inbound, now).await?;
@@ -805,14 +808,16 @@ async fn inbox(State(mpp): State<Arc<Mpp>>, frame: Bytes) -> Result<Json<InboxAn
 async fn enrol(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
-    body: Result<Json<EnrolMerchant>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<EnrolMerchant>, Problem>,
 ) -> Result<Json<Enrolled>, NetError> {
     let node = &mpp.node;
     node.check_operator(&headers)?;
-    let Json(request) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
-    if request.name.is_empty() || request.name.len() > crate::directory::NAME_LEN_MAX {
-        return Err(NetError::Invalid("merchant names are 1..=48 bytes".into()));
-    }
+    let Json(request) = body?;
+    crate::api::checked_name(
+        "merchant name",
+        &request.name,
+        crate::directory::NAME_LEN_MAX,
+    )?;
     if node.directory.bank(&request.bank).is_none() {
         return Err(NetError::Invalid(format!(
             "unknown bank `{}`",
@@ -935,11 +940,11 @@ async fn notices(
 async fn decide(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
-    body: Result<Json<SignedBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SignedBody>, Problem>,
 ) -> Result<Json<MerchantPaymentView>, NetError> {
     let node = &mpp.node;
     let merchant = mpp.merchant_by_token(&headers).await?;
-    let Json(body) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let Json(body) = body?;
     let decision: SignedMerchantDecision = from_hex_wire("decision", &body.signed)?;
     let now = wall_clock();
     let verified = decision
@@ -1035,11 +1040,11 @@ async fn decide(
 async fn refund(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
-    body: Result<Json<SignedBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<SignedBody>, Problem>,
 ) -> Result<Json<RefundView>, NetError> {
     let node = &mpp.node;
     let merchant = mpp.merchant_by_token(&headers).await?;
-    let Json(body) = body.map_err(|e| NetError::Invalid(e.body_text()))?;
+    let Json(body) = body?;
     let request: SignedRefundRequest = from_hex_wire("refund", &body.signed)?;
     let now = wall_clock();
     let verified = request

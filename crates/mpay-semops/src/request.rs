@@ -22,12 +22,20 @@ pub const CUSTOMER_REF_LEN_MAX: usize = 64;
 pub struct CustomerRef(String);
 
 impl CustomerRef {
-    /// Checks the length (1 to [`CUSTOMER_REF_LEN_MAX`] bytes).
+    /// Checks the length (1 to [`CUSTOMER_REF_LEN_MAX`] bytes) and that it
+    /// has no control characters (a NUL cannot even be stored in
+    /// PostgreSQL text).
     pub fn new(text: &str) -> Result<Self, DecodeError> {
         if text.is_empty() {
             return Err(DecodeError::Invalid {
                 what: "customer reference",
                 reason: "empty",
+            });
+        }
+        if text.chars().any(char::is_control) {
+            return Err(DecodeError::Invalid {
+                what: "customer reference",
+                reason: "has control characters",
             });
         }
         if text.len() > CUSTOMER_REF_LEN_MAX {
