@@ -22,12 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+pub use mpay_http::ApiError;
+use mpay_http::{Body, Json, Problem};
 use mpay_identity::{
     Certificate, PartyId, PublicKeys, Signature, Timestamp, hex_bytes, hex_string,
 };
@@ -64,7 +65,7 @@ pub fn router(office: Office, admin_token: Option<String>) -> Router {
         office,
         admin_token,
     });
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/office", get(office_info))
@@ -75,32 +76,40 @@ pub fn router(office: Office, admin_token: Option<String>) -> Router {
         .route("/v1/sync", post(sync))
         .route("/v1/revocations", get(revocations))
         .route("/v1/frauds", get(frauds))
-        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BODY_LEN_MAX))
-        .with_state(state)
+        .with_state(state);
+    mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
-/// An error as the client sees it.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub error: String,
-    pub message: String,
+/// Why a request was refused: by the HTTP edge (a body that could not be
+/// read) or by the office.
+enum HttpError {
+    Request(Problem),
+    Office(OfficeError),
 }
-
-struct HttpError(OfficeError);
 
 impl From<OfficeError> for HttpError {
     fn from(e: OfficeError) -> Self {
-        HttpError(e)
+        HttpError::Office(e)
+    }
+}
+
+impl From<Problem> for HttpError {
+    fn from(p: Problem) -> Self {
+        HttpError::Request(p)
     }
 }
 
 fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError(OfficeError::Invalid(message.into()))
+    HttpError::Office(OfficeError::Invalid(message.into()))
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self.0 {
+        let error = match self {
+            HttpError::Request(problem) => return problem.into_response(),
+            HttpError::Office(error) => error,
+        };
+        let (status, code) = match &error {
             OfficeError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             OfficeError::UnknownOwner(_) => (StatusCode::NOT_FOUND, "unknown_owner"),
             OfficeError::UnknownWallet(_) => (StatusCode::NOT_FOUND, "unknown_wallet"),
@@ -123,19 +132,12 @@ impl IntoResponse for HttpError {
             }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self.0, "office failure");
+            tracing::error!(%error, "office failure");
             "the office could not complete the request; it is logged".to_owned()
         } else {
-            self.0.to_string()
+            error.to_string()
         };
-        (
-            status,
-            Json(ApiError {
-                error: code.to_owned(),
-                message,
-            }),
-        )
-            .into_response()
+        ApiError::new(code, message).into_response_with(status)
     }
 }
 
@@ -148,7 +150,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn owner_of(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
-    let token = bearer(headers).ok_or(HttpError(OfficeError::Unauthorized))?;
+    let token = bearer(headers).ok_or(HttpError::Office(OfficeError::Unauthorized))?;
     Ok(state.office.authenticate(token).await?)
 }
 
@@ -159,7 +161,7 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError>
         {
             Ok(())
         }
-        _ => Err(HttpError(OfficeError::Unauthorized)),
+        _ => Err(HttpError::Office(OfficeError::Unauthorized)),
     }
 }
 
@@ -219,9 +221,10 @@ pub struct OpenAccountResponse {
 async fn open_account(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<OpenAccountRequest>,
+    json: Result<Json<OpenAccountRequest>, Problem>,
 ) -> Result<Json<OpenAccountResponse>, HttpError> {
     require_admin(&state, &headers)?;
+    let Json(request) = json?;
     let deposit = Amount::parse(&request.deposit).map_err(|e| bad_request(e.to_string()))?;
     let token = state
         .office
@@ -272,9 +275,10 @@ pub struct EnrollResponse {
 async fn enroll(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<EnrollRequest>,
+    json: Result<Json<EnrollRequest>, Problem>,
 ) -> Result<Json<EnrollResponse>, HttpError> {
     let owner = owner_of(&state, &headers).await?;
+    let Json(request) = json?;
     let keys: PublicKeys = decode_hex(&request.keys, "keys")?;
     let proof: Signature = decode_hex(&request.proof, "proof")?;
     let enrolment = state
@@ -312,9 +316,10 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 async fn charge(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(request): Json<ChargeRequest>,
+    json: Result<Json<ChargeRequest>, Problem>,
 ) -> Result<Json<ChargeResponse>, HttpError> {
     let owner = owner_of(&state, &headers).await?;
+    let Json(request) = json?;
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .and_then(|v| v.to_str().ok())
@@ -331,7 +336,7 @@ async fn charge(
     }))
 }
 
-async fn sync(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, HttpError> {
+async fn sync(State(state): State<Arc<AppState>>, Body(body): Body) -> Result<Response, HttpError> {
     let frame = state.office.sync(&body, wall_clock()).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame).into_response())
 }
