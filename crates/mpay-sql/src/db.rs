@@ -403,6 +403,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_driver_error_is_not_framed_twice() {
+        // Callers frame a DbError ("database: …"); sqlx's text already says
+        // what failed, so the variant adds nothing of its own.
+        let text = DbError::from(sqlx::Error::RowNotFound).to_string();
+        assert_eq!(text, sqlx::Error::RowNotFound.to_string());
+        assert!(!text.starts_with("database"), "{text}");
+    }
+
+    #[test]
     fn backend_from_url() {
         assert_eq!(
             Backend::from_url("sqlite://a.db").ok(),
