@@ -2,16 +2,20 @@
 //! enrolment, charge, purchases, sync, redemption, double spends, and the
 //! buyer whose seller vanished.
 
+use mpay_envelope::{ENVELOPE_VERSION, Header, ReplayGuard};
 use mpay_identity::{PartyId, SecretKeys, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
 use mpay_office::{Office, OfficeConfig, OfficeError, accounts, sign_enrolment};
-use mpay_offline::chain::{EntryKind, VoidProof};
-use mpay_offline::durable::Snapshot;
+use mpay_offline::chain::{AbortEvidence, ChainEntry, EntryKind, VoidProof};
+use mpay_offline::durable::{Snapshot, Write, WriteBatch};
+use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Status, kind as wallet_kind};
+use mpay_offline::records::meta;
 use mpay_offline::sync::Outcome;
 use mpay_offline::{BuyIntent, Config, Event, SyncSummary, Transmit, TxId, Wallet};
 use mpay_sql::Db;
+use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 const T0: Timestamp = Timestamp(1_767_225_600_000);
 const DAY: u64 = mpay_identity::MILLIS_PER_DAY;
@@ -620,6 +624,258 @@ async fn an_unacknowledged_sale_is_forgotten_once_the_office_holds_the_claim() {
         assert!(bea.wallet.paid(&tx));
         assert_eq!(w.float().await, eur(held(&bea) + held(&seth)));
         w.books_balance().await;
+    })
+    .await;
+}
+
+/// A frame `from` signs with its genuine keys and seals to `to` with a fresh
+/// nonce: what a modified client can send at any time.
+fn forged(from: &Phone, to: &Phone, now: Timestamp, tx: TxId, message: &Message) -> Transmit {
+    let keys = SecretKeys::from_secret_bytes(&from.store.meta[meta::SECRET_KEYS]).unwrap();
+    let receiver = to.wallet.certificate();
+    let mut rng = ChaCha20Rng::seed_from_u64(now.0 ^ u64::from(message.kind().0));
+    let header = Header {
+        version: ENVELOPE_VERSION,
+        suite: keys.suite(),
+        kind: message.kind(),
+        sender: from.wallet.id(),
+        receiver: receiver.subject(),
+        tx_id: tx.0,
+        nonce: rng.next_u64(),
+        sent_at: now,
+    };
+    let frame = mpay_envelope::seal(
+        &keys,
+        &header,
+        &message.payload(),
+        receiver.keys(),
+        &mut rng,
+    )
+    .unwrap();
+    Transmit {
+        to: receiver.subject(),
+        frame,
+    }
+}
+
+/// The signed ABORTs among `frames` sent by `from` to `to`, as the evidence
+/// a buyer would carry in a `Void` entry.
+fn aborts_in(frames: &[Transmit], from: &Phone, to: &Phone, now: Timestamp) -> Vec<AbortEvidence> {
+    let keys = SecretKeys::from_secret_bytes(&to.store.meta[meta::SECRET_KEYS]).unwrap();
+    frames
+        .iter()
+        .filter(|t| t.to == to.wallet.id())
+        .filter_map(|t| {
+            let unverified =
+                mpay_envelope::open(&t.frame, &keys, to.wallet.id(), to.wallet.trust(), now)
+                    .ok()?;
+            let verified = unverified
+                .verify(
+                    from.wallet.certificate(),
+                    to.wallet.trust(),
+                    &mut ReplayGuard::new(),
+                    now,
+                )
+                .ok()?;
+            (verified.header().kind == wallet_kind::ABORT).then(|| AbortEvidence {
+                header: *verified.header(),
+                payload: verified.payload().to_vec(),
+                signature: *verified.signature(),
+            })
+        })
+        .collect()
+}
+
+/// A modified client voids its own `Pay` for `tx` with `evidence`: it signs
+/// the `Void` entry itself and restarts from its edited store.
+fn void_with(phone: &mut Phone, now: Timestamp, tx: TxId, evidence: AbortEvidence) {
+    let keys = SecretKeys::from_secret_bytes(&phone.store.meta[meta::SECRET_KEYS]).unwrap();
+    let chain = phone.wallet.chain();
+    let (paid_seq, amount) = chain
+        .iter()
+        .find_map(|e| match &e.kind {
+            EntryKind::Pay { tx: t, amount, .. } if *t == tx => Some((e.seq, *amount)),
+            _ => None,
+        })
+        .expect("the Pay entry");
+    let last = chain.last().unwrap();
+    let entry = ChainEntry::sign(
+        &keys,
+        phone.wallet.id(),
+        last.seq + 1,
+        last.hash(),
+        EntryKind::Void {
+            tx,
+            paid_seq,
+            amount,
+            proof: VoidProof::SellerAbort(evidence),
+        },
+        last.balance_after.checked_add(amount).unwrap(),
+        now,
+    );
+    let mut batch = WriteBatch::new();
+    batch.push(Write::AppendChain {
+        seq: entry.seq,
+        entry: entry.to_wire(),
+    });
+    phone.store.apply(&batch).unwrap();
+    phone.wallet = Wallet::recover(Config::default(), &phone.store, now.0, now).unwrap();
+}
+
+/// Issue 11 item 1, through the office: a buyer that completed a purchase
+/// asks the seller again (STATUS, a fresh AGREED) for a signed ABORT to void
+/// its `Pay` with. The honest seller signs none, is never charged, keeps
+/// the sale; the books and the float stay exact, whatever the sync order.
+#[tokio::test]
+async fn a_buyer_cannot_void_a_completed_purchase_with_its_sellers_word() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        // What the wallets of every round hold: the float.
+        let mut earlier = 0;
+        for (round, seller_first) in [false, true].into_iter().enumerate() {
+            let (m, s) = (format!("mallory{round}"), format!("sam{round}"));
+            w.owner(&m, 10_000).await;
+            w.owner(&s, 5_000).await;
+            let mut mallory = w.phone(&m).await;
+            let mut sam = w.phone(&s).await;
+            w.charge(&m, &mut mallory, 3_000, &format!("c{round}"))
+                .await;
+            mallory.sync(&w.office, T0).await.unwrap();
+            let t = T0.saturating_add_ms(1_000);
+            let tx = purchase(&mut sam, &mut mallory, 1_200, t);
+            assert!(sam.wallet.received(&tx) && mallory.wallet.paid(&tx));
+            assert!(sam.store.txs.is_empty(), "the sale completed");
+
+            // The modified client asks again after completion.
+            let pay = mallory
+                .wallet
+                .chain()
+                .iter()
+                .rfind(|e| matches!(e.kind, EntryKind::Pay { .. }))
+                .unwrap()
+                .clone();
+            let later = t.saturating_add_ms(5_000);
+            let status = forged(
+                &mallory,
+                &sam,
+                later,
+                tx,
+                &Message::Status(Status {
+                    buyer_certificate: mallory.wallet.certificate().clone(),
+                }),
+            );
+            let agreed = forged(
+                &mallory,
+                &sam,
+                later.saturating_add_ms(1),
+                tx,
+                &Message::Agreed(Agreed { authorization: pay }),
+            );
+            let answers = sam.deliver(later, &[status, agreed]);
+            let aborts = aborts_in(&answers, &sam, &mallory, later);
+            if let Some(evidence) = aborts.first() {
+                void_with(&mut mallory, later, tx, evidence.clone());
+            }
+            if seller_first {
+                sam.sync(&w.office, later).await.unwrap();
+                mallory.sync(&w.office, later).await.unwrap();
+            } else {
+                mallory.sync(&w.office, later).await.unwrap();
+                sam.sync(&w.office, later).await.unwrap();
+            }
+
+            assert_eq!(
+                w.office.owner_balance(&s).await.unwrap(),
+                eur(5_000),
+                "round {round}: the honest seller's owner was charged"
+            );
+            assert_eq!(held(&sam), 1_200, "round {round}");
+            assert_eq!(w.office.balances().await.unwrap()[accounts::LOSS], eur(0));
+            assert_eq!(
+                aborts.len(),
+                0,
+                "round {round}: the seller signed an ABORT for a sale it committed"
+            );
+            assert_eq!(held(&mallory), 1_800, "round {round}");
+            earlier += held(&mallory) + held(&sam);
+            assert_eq!(w.float().await, eur(earlier), "round {round}");
+            w.books_balance().await;
+        }
+    })
+    .await;
+}
+
+/// The office's rule for a `Void` whose ABORT contradicts the seller's own
+/// `Receive`: the seller signed both, which an honest seller never does, so
+/// the seller's owner pays for the value; the honest buyer, who voided on
+/// its seller's signed word, keeps its money. Whatever the sync order.
+#[tokio::test]
+async fn a_seller_that_signs_abort_for_a_sale_it_committed_pays_for_it() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        // What the wallets of every round hold: the float.
+        let mut earlier = 0;
+        for (round, seller_first) in [false, true].into_iter().enumerate() {
+            let (b, s) = (format!("bea{round}"), format!("sly{round}"));
+            w.owner(&b, 10_000).await;
+            w.owner(&s, 5_000).await;
+            let mut bea = w.phone(&b).await;
+            let mut sly = w.phone(&s).await;
+            w.charge(&b, &mut bea, 3_000, &format!("c{round}")).await;
+            bea.sync(&w.office, T0).await.unwrap();
+            let t = T0.saturating_add_ms(1_000);
+            bea.wallet.set_buy_intent(BuyIntent {
+                max_amount: eur(1_200),
+                seller: Some(sly.wallet.id()),
+                expires_at: t.saturating_add_ms(60_000),
+            });
+            sly.wallet.lookup(t);
+            let lookup = sly.pump();
+            let reply = bea.deliver(t, &lookup);
+            sly.deliver(t, &reply);
+            let tx = sly
+                .wallet
+                .sell(t, bea.wallet.id(), eur(1_200), "x")
+                .unwrap();
+            let request = sly.pump();
+            let agreed = bea.deliver(t, &request);
+            // Sly commits (its Receive is in its chain) but sends a signed
+            // ABORT instead of the COMMIT.
+            let _withheld_commit = sly.deliver(t, &agreed);
+            assert!(sly.wallet.received(&tx));
+            let abort = forged(
+                &sly,
+                &bea,
+                t.saturating_add_ms(1),
+                tx,
+                &Message::Abort(Abort {
+                    reason: AbortReason::NoAnswer,
+                }),
+            );
+            bea.deliver(t, &[abort]);
+            assert!(bea.wallet.voided(&tx), "the honest buyer undoes on ABORT");
+            assert_eq!(held(&bea), 3_000);
+            if seller_first {
+                sly.sync(&w.office, t).await.unwrap();
+                bea.sync(&w.office, t).await.unwrap();
+            } else {
+                bea.sync(&w.office, t).await.unwrap();
+                sly.sync(&w.office, t).await.unwrap();
+            }
+            assert_eq!(
+                w.office.owner_balance(&b).await.unwrap(),
+                eur(7_000),
+                "round {round}: the honest buyer's owner was charged"
+            );
+            assert_eq!(
+                w.office.owner_balance(&s).await.unwrap(),
+                eur(3_800),
+                "round {round}: the seller that signed both pays"
+            );
+            earlier += held(&bea) + held(&sly);
+            assert_eq!(w.float().await, eur(earlier), "round {round}");
+            w.books_balance().await;
+        }
     })
     .await;
 }

@@ -339,8 +339,10 @@ pub struct Wallet {
     /// tx → seq of its `Pay` entry (buyer side).
     pay_seq_by_tx: HashMap<TxId, u64>,
     voided: HashSet<TxId>,
-    /// txs this wallet was paid for as seller (`Receive` entries).
-    received: HashSet<TxId>,
+    /// tx → buyer of every `Receive` entry in the chain: the sales this
+    /// wallet committed, forever (rebuilt from the chain at recovery, one
+    /// entry per chain entry, so bounded by the chain).
+    received: HashMap<TxId, PartyId>,
     charge_ids: HashSet<[u8; 16]>,
     redeem_ids: HashSet<[u8; 16]>,
 
@@ -482,7 +484,7 @@ impl Wallet {
             chain: Vec::new(),
             pay_seq_by_tx: HashMap::new(),
             voided: HashSet::new(),
-            received: HashSet::new(),
+            received: HashMap::new(),
             charge_ids: HashSet::new(),
             redeem_ids: HashSet::new(),
             sales: BTreeMap::new(),
@@ -582,8 +584,8 @@ impl Wallet {
             EntryKind::Charge { voucher } => {
                 self.charge_ids.insert(voucher.charge_id);
             }
-            EntryKind::Receive { tx, .. } => {
-                self.received.insert(*tx);
+            EntryKind::Receive { tx, buyer, .. } => {
+                self.received.insert(*tx, *buyer);
             }
             EntryKind::Redeem { redeem_id, .. } => {
                 self.redeem_ids.insert(*redeem_id);
@@ -665,7 +667,7 @@ impl Wallet {
     /// True when this wallet, as seller, committed `tx` (it holds the
     /// `Receive` entry).
     pub fn received(&self, tx: &TxId) -> bool {
-        self.received.contains(tx)
+        self.received.contains_key(tx)
     }
 
     /// True when this wallet, as buyer, aborted `tx` after agreeing.
@@ -1310,10 +1312,21 @@ impl Wallet {
                 self.send(now, from, tx, &Message::Commit);
             }
             Some(_) => {}
-            None => {
-                // No record: presumed abort (we gave up, or restarted).
-                self.send_abort(now, from, tx, AbortReason::UnknownTransaction);
-            }
+            None => self.answer_from_chain(now, tx, from),
+        }
+    }
+
+    /// Answers a buyer asking about a sale this wallet holds no record of
+    /// (COMPLETE erased it, or it was never committed): from the chain. A
+    /// `Receive` entry means COMMIT, forever; a signed ABORT goes only to a
+    /// transaction this wallet never committed (presumed abort: we gave up,
+    /// or restarted in phase 1). Another party asking about a committed sale
+    /// gets nothing signed.
+    fn answer_from_chain(&mut self, now: Timestamp, tx: TxId, from: PartyId) {
+        match self.received.get(&tx) {
+            Some(buyer) if *buyer == from => self.send(now, from, tx, &Message::Commit),
+            Some(_) => {}
+            None => self.send_abort(now, from, tx, AbortReason::UnknownTransaction),
         }
     }
 
@@ -1453,7 +1466,7 @@ impl Wallet {
             // fetch the AGREED again.
             Some(Sale::Requesting { buyer, .. }) if *buyer == from => {}
             Some(_) => {}
-            None => self.send_abort(now, from, tx, AbortReason::UnknownTransaction),
+            None => self.answer_from_chain(now, tx, from),
         }
     }
 
@@ -1695,6 +1708,11 @@ impl Wallet {
                 tx,
                 reason: abort.reason,
             });
+            return;
+        }
+        // A sale we committed stays committed: an ABORT for it is not
+        // acknowledged (nothing signed may say it aborted).
+        if self.received.contains_key(&tx) {
             return;
         }
         // Buyer side: UNDO.
