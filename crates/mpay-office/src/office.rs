@@ -114,7 +114,7 @@ pub enum OfficeError {
     #[error("sync refused: {0}")]
     SyncRefused(SyncRefusal),
     #[error(
-        "double spend: wallet {wallet} wrote two entries with sequence {seq}; certificate revoked, owner {owner} charged {charged}"
+        "double spend: wallet {wallet} wrote two entries with sequence {seq}; certificate revoked, owner {owner} charged {charged} for this wallet's double spends"
     )]
     Fraud {
         wallet: PartyId,
@@ -161,6 +161,9 @@ pub struct FraudRecord {
     pub seq: u64,
     pub proof: FraudProof,
     pub detected_at: Timestamp,
+    /// Listed by [`Office::frauds`]: what this detection charged. Returned
+    /// with a sync refusal: the recorded sum for the wallet, so the wallet
+    /// and the office's list tell one figure.
     pub charged: Amount,
 }
 
@@ -1054,13 +1057,26 @@ impl Office {
         }
         self.revoke(tx, wallet, RevocationReason::DoubleSpend, now)
             .await?;
+        // One truth for what was charged: the figure the office recorded for
+        // this wallet's double spends (what `frauds` lists), not only what
+        // this detection added (nothing, when the branch was charged before).
+        let rows = sqlx::query("SELECT charged FROM frauds WHERE wallet = $1")
+            .bind(wallet.0.to_vec())
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut total = Amount::zero(self.config.currency);
+        for row in rows {
+            total = total
+                .checked_add(self.amount(row.try_get("charged")?))
+                .map_err(|_| OfficeError::Books("overflow"))?;
+        }
         Ok(FraudRecord {
             wallet,
             owner,
             seq: proof.seq,
             proof,
             detected_at: now,
-            charged,
+            charged: total,
         })
     }
 

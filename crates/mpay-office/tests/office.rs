@@ -326,10 +326,26 @@ async fn a_copied_wallet_spending_twice_is_caught_revoked_and_charged() {
         // no second charge for the same two branches.
         copy.sync(&w.office, t).await.unwrap();
         let refused = mallory.sync(&w.office, t).await;
-        assert!(
-            matches!(refused, Err(OfficeError::Fraud { .. })),
-            "{refused:?}"
-        );
+        // One truth for what was charged: the refusal names the figure the
+        // office recorded for this wallet (what `frauds` lists), not the
+        // nothing this second detection added.
+        let recorded = w
+            .office
+            .frauds()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|f| f.wallet == mallory.wallet.id())
+            .try_fold(eur(0), |sum, f| sum.checked_add(f.charged))
+            .unwrap();
+        assert_eq!(recorded, eur(8_000));
+        match &refused {
+            Err(e @ OfficeError::Fraud { charged, .. }) => {
+                assert_eq!(*charged, recorded, "{e}");
+                assert!(e.to_string().contains("80.00 EUR"), "{e}");
+            }
+            other => panic!("expected a fraud refusal, got {other:?}"),
+        }
         assert_eq!(
             w.office.owner_balance("mallory").await.unwrap(),
             before_owner.checked_sub(eur(8_000)).unwrap()
