@@ -895,3 +895,64 @@ async fn a_seller_that_signs_abort_for_a_sale_it_committed_pays_for_it() {
     })
     .await;
 }
+
+/// A phone restored from a backup taken before it spent, then synced before
+/// it spends again: a prefix of the attested chain, not a fork. The office
+/// brings it up to date (its own entries after its head), its balance is
+/// the attested one, and its next payment continues the chain: no fraud,
+/// no charge. A restored seller also learns its `Receive` entries back, so
+/// it answers a completed sale COMMIT.
+#[tokio::test]
+async fn a_restored_wallet_is_brought_up_to_date_not_called_a_cheat() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("rita", 10_000).await;
+        w.owner("sven", 0).await;
+        let mut rita = w.phone("rita").await;
+        let mut sven = w.phone("sven").await;
+        w.charge("rita", &mut rita, 3_000, "c").await;
+        rita.sync(&w.office, T0).await.unwrap();
+        let rita_backup = rita.clone_device(501, T0);
+        let sven_backup = sven.clone_device(502, T0);
+
+        let t = T0.saturating_add_ms(1_000);
+        let first = purchase(&mut sven, &mut rita, 500, t);
+        rita.sync(&w.office, t).await.unwrap();
+        sven.sync(&w.office, t).await.unwrap();
+        let attested_head = rita.wallet.chain().len();
+
+        // Both phones are lost; the owners restore their backups and sync
+        // before anything else.
+        let mut rita = rita_backup;
+        let mut sven = sven_backup;
+        let later = t.saturating_add_ms(1_000);
+        let summary = rita.sync(&w.office, later).await.unwrap();
+        assert_eq!(summary.entries_left, 0);
+        assert_eq!(rita.wallet.chain().len(), attested_head);
+        assert_eq!(rita.wallet.balance(), eur(2_500));
+        sven.sync(&w.office, later).await.unwrap();
+        assert_eq!(sven.wallet.balance(), eur(500));
+        assert!(sven.wallet.received(&first), "the Receive came back");
+        // Restarted from the store, they are the same wallets.
+        for phone in [&rita, &sven] {
+            let again = Wallet::recover(Config::default(), &phone.store, 77, later).unwrap();
+            assert_eq!(again.chain(), phone.wallet.chain());
+            assert_eq!(again.attestation(), phone.wallet.attestation());
+        }
+
+        // The next payment continues the chain: no fork, no fraud.
+        let t2 = later.saturating_add_ms(1_000);
+        let second = purchase(&mut sven, &mut rita, 700, t2);
+        assert!(rita.wallet.paid(&second) && sven.wallet.received(&second));
+        rita.sync(&w.office, t2).await.unwrap();
+        sven.sync(&w.office, t2).await.unwrap();
+        assert!(w.office.frauds().await.unwrap().is_empty());
+        assert_eq!(w.office.owner_balance("rita").await.unwrap(), eur(7_000));
+        assert_eq!(w.office.owner_balance("sven").await.unwrap(), eur(0));
+        assert_eq!(held(&rita), 1_800);
+        assert_eq!(held(&sven), 1_200);
+        assert_eq!(w.float().await, eur(held(&rita) + held(&sven)));
+        w.books_balance().await;
+    })
+    .await;
+}

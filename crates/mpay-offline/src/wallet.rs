@@ -243,6 +243,10 @@ pub enum SyncError {
     ForkedChain,
     #[error("a resolution is not signed by the office or not for this wallet")]
     BadResolution,
+    #[error(
+        "the office sent entries that are not this wallet's own, continuing its chain up to the attested head"
+    )]
+    BadCatchUp,
     #[error("local error: {0}")]
     Local(&'static str),
 }
@@ -252,7 +256,8 @@ pub enum SyncError {
 pub struct SyncSummary {
     /// Sequence the office has verified up to.
     pub attested_seq: u64,
-    /// Entries still to upload (sync again when not zero).
+    /// Entries still to upload, or still to receive from the office when
+    /// this wallet is behind it (sync again when not zero).
     pub entries_left: u64,
     pub settled: Vec<TxId>,
     pub released: Vec<TxId>,
@@ -962,6 +967,7 @@ impl Wallet {
             entries,
             uncertain,
             revocation_version: self.revocation_list().map_or(0, |l| l.version),
+            head_seq: self.chain.last().map_or(0, |e| e.seq),
         };
         let header = Header {
             version: ENVELOPE_VERSION,
@@ -1007,17 +1013,40 @@ impl Wallet {
         {
             return Err(SyncError::BadAttestation);
         }
-        let attested = usize::try_from(attestation.seq)
-            .ok()
-            .and_then(|i| self.chain.get(i));
-        let nothing_attested = attestation.seq == 0 && attestation.head_hash == GENESIS_PREV_HASH;
-        match attested {
-            _ if nothing_attested => {}
-            Some(entry) if entry.hash() == attestation.head_hash => {}
-            _ => return Err(SyncError::ForkedChain),
+        // A wallet restored from a backup is behind what the office attested:
+        // the office sends the entries after our head. They must be our own
+        // signed entries continuing our chain, up to at most the attested
+        // head; then we continue from them (a prefix, not a fork).
+        let catch_up = response.entries;
+        if !catch_up.is_empty()
+            && (crate::chain::verify_chain(&self.me.keys.public(), self.chain.last(), &catch_up)
+                .is_err()
+                || catch_up.iter().any(|e| e.seq > attestation.seq))
+        {
+            return Err(SyncError::BadCatchUp);
         }
-        if attestation.seq < self.attestation.seq {
-            return Err(SyncError::BadAttestation);
+        let head_after = catch_up.last().or(self.chain.last()).map_or(0, |e| e.seq);
+        let entry_at = |seq: u64| {
+            usize::try_from(seq)
+                .ok()
+                .and_then(|i| self.chain.get(i))
+                .or_else(|| catch_up.iter().find(|e| e.seq == seq))
+        };
+        let nothing_attested = attestation.seq == 0 && attestation.head_hash == GENESIS_PREV_HASH;
+        // Caught up: the attested head is in our chain (with what the office
+        // sent). Otherwise this round adopts what came and the next goes on.
+        let caught_up = nothing_attested || attestation.seq <= head_after;
+        if caught_up {
+            match entry_at(attestation.seq) {
+                _ if nothing_attested => {}
+                Some(entry) if entry.hash() == attestation.head_hash => {}
+                _ => return Err(SyncError::ForkedChain),
+            }
+            if attestation.seq < self.attestation.seq {
+                return Err(SyncError::BadAttestation);
+            }
+        } else if catch_up.is_empty() {
+            return Err(SyncError::ForkedChain);
         }
         for resolution in &response.resolutions {
             if resolution.wallet != self.me.id
@@ -1028,21 +1057,48 @@ impl Wallet {
             }
         }
         // Checked; now apply.
+        let mut batch = WriteBatch::new();
+        for entry in catch_up {
+            batch.push(Write::AppendChain {
+                seq: entry.seq,
+                entry: entry.to_wire(),
+            });
+            self.index_entry(&entry);
+            self.chain.push(entry);
+        }
+        // A payment the adopted entries voided is no longer prepared.
+        let over: Vec<TxId> = self
+            .prepared
+            .keys()
+            .filter(|tx| self.voided.contains(tx))
+            .copied()
+            .collect();
+        for tx in over {
+            self.prepared.remove(&tx);
+            batch.push(Write::DeleteTx { tx_id: tx.0 });
+        }
+        let head = self.chain.last().map_or(0, |e| e.seq);
         let mut summary = SyncSummary {
-            attested_seq: attestation.seq,
-            entries_left: self
-                .chain
-                .last()
-                .map_or(0, |e| e.seq.saturating_sub(attestation.seq)),
+            attested_seq: if caught_up {
+                attestation.seq
+            } else {
+                self.attestation.seq
+            },
+            entries_left: if caught_up {
+                head.saturating_sub(attestation.seq)
+            } else {
+                attestation.seq.saturating_sub(head)
+            },
             ..SyncSummary::default()
         };
         summary.revocation_version = self.offer_revocation_list(response.revocation_list);
-        let mut batch = WriteBatch::new();
-        batch.push(Write::PutMeta {
-            key: meta::ATTESTATION.into(),
-            value: attestation.to_wire(),
-        });
-        self.attestation = attestation;
+        if caught_up {
+            batch.push(Write::PutMeta {
+                key: meta::ATTESTATION.into(),
+                value: attestation.to_wire(),
+            });
+            self.attestation = attestation;
+        }
         for resolution in response.resolutions {
             self.apply_resolution(now, &mut batch, resolution, &mut summary);
         }
