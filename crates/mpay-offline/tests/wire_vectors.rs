@@ -1863,6 +1863,7 @@ fn wallet_syncs_in_a_sealed_envelope() {
     assert_eq!(request.entries[0].seq, 0);
     assert!(request.uncertain.is_empty());
     assert_eq!(request.revocation_version, 0);
+    assert_eq!(request.head_seq, 1);
 
     // SYNC_RESPONSE: the checks of §7.5, in order; a failure changes nothing.
     let head = alice.chain()[1].hash();
@@ -1887,6 +1888,15 @@ fn wallet_syncs_in_a_sealed_envelope() {
         .to_wire()
     };
     let good = response(attest(w.alice.id, 1, head), vec![]);
+    // 5a. Catch-up entries that do not continue alice's chain (her own
+    // entry 1 again, after her head 1).
+    let not_continuing = SyncResponse {
+        attestation: attest(w.alice.id, 2, head),
+        revocation_list: None,
+        resolutions: vec![],
+        entries: vec![alice.chain()[1].clone()],
+    }
+    .to_wire();
     let for_bob = Resolution {
         wallet: w.bob.id,
         ..release(&w)
@@ -1945,6 +1955,16 @@ fn wallet_syncs_in_a_sealed_envelope() {
                 15,
             ),
             SyncError::ForkedChain,
+        ),
+        (
+            seal_to(
+                &w.office,
+                &w.alice,
+                sync::kind::SYNC_RESPONSE,
+                &not_continuing,
+                21,
+            ),
+            SyncError::BadCatchUp,
         ),
         // 8. A resolution for another wallet.
         (
