@@ -402,6 +402,40 @@ fn a_copied_wallet_is_caught_at_sync_and_its_owner_pays() {
         office.owner_balance_minor(&cheat.token),
         minor("100.00 EUR")
     );
+
+    // Redeem on the revoked copy: the office never accepts its chain, so a
+    // credit could never come; nothing moves.
+    let redeem = copy.run("redeem", &["5.00"]);
+    assert_eq!(redeem.code, 9, "{redeem:?}");
+    assert!(redeem.text().contains("nothing was redeemed"), "{redeem:?}");
+    assert_eq!(copy.holding_minor(), minor("10.00 EUR"));
+    assert_eq!(
+        office.owner_balance_minor(&cheat.token),
+        minor("100.00 EUR")
+    );
+
+    // The copy never synced since: it learns it is revoked from a seller's
+    // LOOKUP (the seller holds the new revocation list) and says so with
+    // the revoked exit code, not "no seller asked".
+    s1.ok_json("sync", &[]);
+    let buy = copy.spawn_buy("1.00", &["--wait", "6"]);
+    let sell = s1.spawn_sell("1.00", &copy.id, &["--wait", "4"]);
+    let sold = finish(sell, 30, "sell to a revoked copy");
+    let bought = finish(buy, 30, "a revoked copy buys");
+    assert_ne!(sold.code, 0, "the seller refuses a revoked buyer: {sold:?}");
+    assert_eq!(bought.code, 9, "{bought:?}");
+    assert!(bought.text().contains("REVOKED"), "{bought:?}");
+    assert_eq!(copy.holding_minor(), minor("10.00 EUR"));
+
+    // The original is revoked too, but the office holds its chain: what it
+    // holds is redeemed to the owner, not stranded.
+    let redeemed = cheat.run("redeem", &["--json", "20.00"]);
+    assert_eq!(redeemed.code, 0, "{redeemed:?}");
+    assert_eq!(cheat.holding_minor(), 0);
+    assert_eq!(
+        office.owner_balance_minor(&cheat.token),
+        minor("120.00 EUR")
+    );
     let tokens = [cheat.token.as_str(), s1.token.as_str(), s2.token.as_str()];
     assert_eq!(
         total_money(&office, &tokens, &[&cheat, &copy, &s1, &s2]),
@@ -411,6 +445,57 @@ fn a_copied_wallet_is_caught_at_sync_and_its_owner_pays() {
         "double spend test: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Scenario 5: an honest owner restores a backup taken before a purchase
+/// and syncs before spending: not a double spend. The office brings the
+/// wallet up to date (balance as attested), the next purchase continues the
+/// chain, and no fraud is recorded; money is conserved.
+#[test]
+fn a_restored_backup_is_brought_up_to_date_and_spends_without_a_fork() {
+    let started = Instant::now();
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let port = 47_805;
+    let alice = Wallet::create(&office, root.path(), "alice", "100.00 EUR", port);
+    let shop = Wallet::create(&office, root.path(), "shop", "1.00 EUR", port);
+    alice.charge("50.00");
+    let deposits = minor("101.00 EUR");
+    let backup = root.path().join("alice-backup");
+    alice.ok_json("backup", &[backup.to_str().expect("utf-8 path")]);
+
+    let buy_and_sell = |amount: &str| {
+        let buy = alice.spawn_buy(amount, &["--wait", "20"]);
+        let sell = shop.spawn_sell(amount, &alice.id, &["--wait", "15"]);
+        let sold = finish(sell, 30, "sell");
+        let bought = finish(buy, 30, "buy");
+        assert_eq!(sold.code, 0, "{sold:?}");
+        assert_eq!(bought.code, 0, "{bought:?}");
+    };
+    buy_and_sell("10.00");
+    alice.ok_json("sync", &[]);
+    shop.ok_json("sync", &[]);
+
+    // The phone is lost; the owner restores the backup and syncs first.
+    alice.ok_json(
+        "restore",
+        &[backup.to_str().expect("utf-8 path"), "--force"],
+    );
+    assert_eq!(alice.holding_minor(), minor("50.00 EUR"), "the backup's");
+    let synced = alice.run("sync", &["--json"]);
+    assert_eq!(synced.code, 0, "not a double spend: {synced:?}");
+    assert_eq!(alice.holding_minor(), minor("40.00 EUR"), "as attested");
+
+    // The next purchase continues the attested chain: no fork.
+    buy_and_sell("5.00");
+    sync_all(&[&alice, &shop]);
+    let frauds = office.frauds();
+    assert_eq!(frauds.as_array().map(Vec::len), Some(0), "{frauds}");
+    assert_eq!(alice.holding_minor(), minor("35.00 EUR"));
+    assert_eq!(shop.holding_minor(), minor("15.00 EUR"));
+    let tokens = [alice.token.as_str(), shop.token.as_str()];
+    assert_eq!(total_money(&office, &tokens, &[&alice, &shop]), deposits);
+    eprintln!("restore test: {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// Scenario 4: the CLI's errors and their exit codes.

@@ -349,6 +349,16 @@ pub fn redeem(out: &Out, args: RedeemArgs) -> Result<(), Failure> {
     let common = &args.common;
     let mut s = Session::open(common, Access::Write)?;
     let amount = parse_amount(&args.amount, s.wallet.currency())?;
+    let office = s.office_url(common);
+    let rt = runtime()?;
+    let client = OfficeClient::new(&office);
+    // A Redeem entry is credited only through a sync the office accepts. A
+    // wallet whose chain the office refuses (a revoked copy) would lose the
+    // value for a credit that never comes: sync first, and write nothing
+    // unless the office takes this chain.
+    s.sync(&client, &rt).map_err(|e| {
+        e.context("nothing was redeemed: the money office must accept this wallet's chain first")
+    })?;
     let redeem_id = s.wallet.redeem(wall_clock_now(), amount)?;
     s.pump()?;
     out.line(format!(
@@ -357,9 +367,6 @@ pub fn redeem(out: &Out, args: RedeemArgs) -> Result<(), Failure> {
         hex_string(&redeem_id),
         s.wallet.balance()
     ));
-    let office = s.office_url(common);
-    let rt = runtime()?;
-    let client = OfficeClient::new(&office);
     let report = s.sync(&client, &rt).map_err(|e| {
         e.context(&format!(
             "redeemed {amount} locally; the owner is credited at the next successful sync"
@@ -387,7 +394,8 @@ fn revoked_check(s: &Session) -> Result<(), Failure> {
             Exit::DoubleSpend,
             format!(
                 "wallet {} is REVOKED by the money office: a double spend by this wallet (or a \
-                 copy of it) was caught. Peers refuse it; its value can only be redeemed.",
+                 copy of it) was caught. Peers refuse it; what the office holds of its chain \
+                 can be redeemed (`mpay wallet redeem`).",
                 s.wallet.id()
             ),
         ))

@@ -465,6 +465,19 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
                 ),
             ));
         }
+        Err(NodeError::Timeout { tx: None, .. }) if node.wallet().trust().is_revoked(&id) => {
+            // A seller's LOOKUP carried the revocation list that names this
+            // wallet: sellers refuse it, so say that, not "no seller asked".
+            return Err(Failure::new(
+                Exit::DoubleSpend,
+                format!(
+                    "wallet {id} is REVOKED by the money office (learned from a seller's \
+                     revocation list): a double spend by this wallet or a copy of it was caught, \
+                     and sellers refuse it; no payment was made"
+                ),
+            )
+            .with_details(json!({ "revoked": true, "requests": requests })));
+        }
         Err(NodeError::Timeout { tx: None, .. }) => {
             return Err(match last_refusal {
                 Some((exit, why)) => Failure::new(
