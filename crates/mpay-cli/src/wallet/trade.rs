@@ -283,10 +283,13 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
 
 fn several_buyers(buyers: &[PartyId]) -> Failure {
     let list: Vec<String> = buyers.iter().map(|b| b.to_hex()).collect();
-    Failure::other(format!(
-        "several buyers nearby: {}; pass --buyer ID",
-        list.join(", ")
-    ))
+    Failure::new(
+        Exit::SeveralBuyers,
+        format!(
+            "several buyers nearby: {}; pass --buyer ID",
+            list.join(", ")
+        ),
+    )
     .with_details(json!({ "buyers": list }))
 }
 
