@@ -29,11 +29,9 @@ fn wallet(dir: &std::path::Path, sub: &str, args: &[&str]) -> std::process::Comm
 }
 
 #[test]
-fn the_office_and_wallet_commands_as_the_readme_writes_them() {
+fn office_open_account_takes_an_amount_without_its_currency() {
     let office = Office::start();
-    let root = tempfile::tempdir().expect("temp dir");
-
-    // An amount without its currency, the token alone on stdout.
+    // The token alone on stdout: `token=$(mpay office open-account …)`.
     let opened = open_account_text(&office, "alice", "200.00");
     assert_eq!(opened.code, 0, "{opened:?}");
     assert!(
@@ -42,48 +40,63 @@ fn the_office_and_wallet_commands_as_the_readme_writes_them() {
             .contains("opened account alice with 200.00 EUR"),
         "{opened:?}"
     );
-    let token = opened.stdout.trim().to_owned();
     assert_eq!(opened.stdout.lines().count(), 1, "{opened:?}");
+    let token = opened.stdout.trim().to_owned();
     assert_eq!(office.owner_balance_minor(&token), 20_000);
+}
 
+#[test]
+fn wallet_options_go_before_the_subcommand() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let token = office.open_account("alice", "200.00 EUR");
     let dir = root.path().join("alice");
-    let init = run(
-        {
-            let mut c = wallet(&dir, "init", &["--kdf", "fast", "--owner", "alice"]);
-            c.args(["--office", &office.url])
-                .env("MPAY_OWNER_TOKEN", &token);
-            c
-        },
-        "init",
-    );
+    let mut c = wallet(&dir, "init", &["--kdf", "fast", "--owner", "alice"]);
+    c.args(["--office", &office.url])
+        .env("MPAY_OWNER_TOKEN", &token);
+    let init = run(c, "init");
     assert_eq!(init.code, 0, "{init:?}");
     let charge = run(wallet(&dir, "charge", &["50.00"]), "charge");
     assert_eq!(charge.code, 0, "{charge:?}");
-
-    // The owner sees their office account from the CLI.
-    let account = run(
-        {
-            let mut c = mpay();
-            c.args(["office", "account", "--office", &office.url])
-                .env("MPAY_OWNER_TOKEN", &token);
-            c
-        },
-        "office account",
-    );
-    assert_eq!(account.code, 0, "{account:?}");
-    assert_eq!(account.stdout.trim(), "owner alice: balance 150.00 EUR");
-
     // Conservation: the account and the wallet hold what was paid in.
     let balance = run(wallet(&dir, "balance", &["--json"]), "balance");
     assert_eq!(balance.code, 0, "{balance:?}");
     let held = balance.json()["balance_minor"].as_i64().expect("balance");
+    assert_eq!(held, 5_000);
     assert_eq!(office.owner_balance_minor(&token) + held, 20_000);
+}
 
-    // A second sync has nothing new to upload, and says so.
-    let sync = run(wallet(&dir, "sync", &[]), "sync");
+#[test]
+fn an_owner_sees_their_office_account() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    alice.charge("50.00");
+    let mut c = mpay();
+    c.args(["office", "account", "--office", &office.url])
+        .env("MPAY_OWNER_TOKEN", &alice.token);
+    let account = run(c, "office account");
+    assert_eq!(account.code, 0, "{account:?}");
+    assert_eq!(account.stdout.trim(), "owner alice: balance 150.00 EUR");
+    assert_eq!(
+        office.owner_balance_minor(&alice.token) + alice.holding_minor(),
+        20_000
+    );
+}
+
+#[test]
+fn a_sync_with_nothing_new_says_so() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    alice.charge("50.00");
+    let sync = alice.run("sync", &[]);
     assert_eq!(sync.code, 0, "{sync:?}");
-    assert!(sync.stdout.contains("(nothing new to upload)"), "{sync:?}");
-    assert!(!sync.stdout.contains("uploaded from"), "{sync:?}");
+    assert!(
+        sync.stdout
+            .contains("office attests entry 1 with balance 50.00 EUR (nothing new to upload)"),
+        "{sync:?}"
+    );
 }
 
 #[test]
@@ -91,13 +104,13 @@ fn a_token_of_another_owner_is_named_at_init() {
     let office = Office::start();
     let root = tempfile::tempdir().expect("temp dir");
     let alice = office.open_account("alice", "10.00 EUR");
-    office.open_account("sam", "0.00");
-    let mut c = wallet(
-        &root.path().join("sam"),
-        "init",
-        &["--kdf", "fast", "--owner", "sam"],
-    );
-    c.args(["--office", &office.url])
+    office.open_account("sam", "0.00 EUR");
+    let mut c = mpay();
+    c.args(["wallet", "init", "--kdf", "fast", "--owner", "sam"])
+        .arg("--dir")
+        .arg(root.path().join("sam"))
+        .args(["--office", &office.url])
+        .env("MPAY_PIN", common::PIN)
         .env("MPAY_OWNER_TOKEN", &alice);
     let init = run(c, "init with alice's token");
     assert_eq!(init.code, 1, "{init:?}");
@@ -125,37 +138,43 @@ fn an_unreachable_office_is_said_once() {
 }
 
 #[test]
-fn semops_messages_say_what_happened() {
+fn bank_open_account_again_says_nothing_changed() {
     let net = Network::start(&[]);
-    let customer = net.customer("carol", "cpp1", "bank1", "20.00");
-    let shop = net.merchant("dora", "mpp1", "bank2");
-
-    // Opening the same account again changes nothing, and says so.
+    net.open_account("bank1", "cust:carol", "20.00 EUR");
     let mut c = mpay();
     c.args(["bank", "open-account", "--bank", "bank1"])
-        .args(["--account", "cust:carol", "--deposit", "20.00"])
+        .args(["--account", "cust:carol", "--deposit", "20.00 EUR"])
         .arg("--network")
         .arg(net.path());
     let again = run(c, "bank open-account again");
     assert_eq!(again.code, 0, "{again:?}");
-    assert!(
-        again
-            .stdout
-            .contains("was already open at bank1 (balance 20.00 EUR); nothing changed"),
-        "{again:?}"
+    assert_eq!(
+        again.stdout.trim(),
+        "cust:carol was already open at bank1 (balance 20.00 EUR); nothing changed"
     );
-    assert!(!again.stdout.contains("deposited"), "{again:?}");
     assert_eq!(net.balance_minor("bank1", "cust:carol"), 2_000);
+}
 
-    // A refused payment with --json prints its JSON error on stdout.
-    let terminal = Terminal::start(&shop, "5.00", None);
+#[test]
+fn a_refused_payment_prints_its_json() {
+    let net = Network::start(&[]);
+    let customer = net.customer("carol", "cpp1", "bank1", "20.00 EUR");
+    let shop = net.merchant("dora", "mpp1", "bank2");
+    let terminal = Terminal::start(&shop, "5.00 EUR", None);
     let refused = pay(&customer, &terminal.uri, WRONG_PIN, &[]);
     assert_eq!(refused.code, 3, "{refused:?}");
     let error = refused.json();
     assert_eq!(error["error"], "wrong_pin", "{refused:?}");
     assert_eq!(error["state"], "refused", "{refused:?}");
+    assert_eq!(net.balance_minor("bank1", "cust:carol"), 2_000);
+}
 
-    // The decision deadline is a time, not epoch milliseconds.
+#[test]
+fn pending_shows_a_time_and_a_refund_right_after_completion_succeeds() {
+    let net = Network::start(&[]);
+    let customer = net.customer("carol", "cpp1", "bank1", "20.00 EUR");
+    let shop = net.merchant("dora", "mpp1", "bank2");
+    let terminal = Terminal::start(&shop, "5.00 EUR", None);
     let payer = spawn_pay(&customer, &terminal.uri, &[]);
     let mut c = mpay();
     c.args(["merchant", "pending", "--wait-secs", "20", "--merchant"])
@@ -163,6 +182,7 @@ fn semops_messages_say_what_happened() {
     let pending = run(c, "merchant pending");
     assert_eq!(pending.code, 0, "{pending:?}");
     let line = pending.stdout.lines().next().unwrap_or_default().to_owned();
+    // The decision deadline is a time, not epoch milliseconds.
     assert!(line.contains(" UTC (in "), "{pending:?}");
     assert!(
         !line
@@ -184,14 +204,14 @@ fn semops_messages_say_what_happened() {
     let paid = finish(payer, 60, "customer pay");
     assert_eq!(paid.code, 0, "{paid:?}");
 
-    // A refund right after the customer saw "completed" succeeds.
+    // Refunded as soon as the customer saw "completed".
     let mut c = mpay();
     c.args([
         "merchant",
         "refund",
         &payment,
         "--amount",
-        "2.00",
+        "2.00 EUR",
         "--merchant",
     ])
     .arg(&shop);
