@@ -278,7 +278,7 @@ pub fn legend_line(out: &mut String, x: f64, y: f64, colour: &str, dash: bool, l
 pub fn legend_box(out: &mut String, x: f64, y: f64, colour: &str, label: &str) {
     let _ = write!(
         out,
-        "<rect x=\"{}\" y=\"{}\" width=\"11\" height=\"11\" fill=\"{colour}\"/>",
+        "<rect class=\"swatch\" x=\"{}\" y=\"{}\" width=\"11\" height=\"11\" fill=\"{colour}\"/>",
         px(x),
         px(y - 10.0)
     );
