@@ -226,3 +226,33 @@ fn pending_shows_a_time_and_a_refund_right_after_completion_succeeds() {
     let reconciled = net.reconcile();
     assert_eq!(reconciled.code, 0, "{reconciled:?}");
 }
+
+#[test]
+fn resume_stay_stops_cleanly_on_sigint_and_speaks_only_of_its_own() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "20.00 EUR", 47_791);
+    let mut c = alice.net_command("resume", &["--stay", "--wait", "40"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("resume starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("serving on UDP"), "{first}");
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let done = finish(child, 20, "resume --stay");
+    assert_eq!(done.code, 0, "{rest:?} {done:?}");
+    assert!(rest.iter().any(|l| l == "nothing pending"), "{rest:?}");
+    assert!(
+        !rest.iter().any(|l| l.contains("answered")),
+        "resume sells nothing: {rest:?}"
+    );
+    assert_eq!(alice.holding_minor(), 0);
+}
