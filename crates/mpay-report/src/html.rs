@@ -526,6 +526,7 @@ svg .legend.value { fill:#6b7383; font-variant-numeric:tabular-nums; }
 svg .grid { stroke:#eceef2; stroke-width:1; }
 svg .axis { stroke:#9aa1ad; stroke-width:1; }
 svg .band { fill:#f3f5f9; } svg .band.alt { fill:#fbfcfd; }
+svg .band-label { font-size:9.5px; fill:#8a93a3; }
 svg .line { fill:none; stroke-width:2; stroke-linejoin:round; }
 svg .line.group { stroke-dasharray:5 3; }
 svg .note { fill:#8a93a3; font-style:italic; }
