@@ -216,3 +216,32 @@ fn the_shell_splitter_reads_what_a_shell_reads() {
     assert_eq!(args, vec!["a".to_owned(), "b".to_owned()]);
     assert_eq!(line_env.get("X").map(String::as_str), Some("1"));
 }
+
+/// Every option and argument of every command says what it is in `--help`.
+#[test]
+fn every_option_has_a_description() {
+    fn walk(command: &Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+            if sub.get_about().is_none() && sub.get_name() != "help" {
+                missing.push(format!("{path} {} (no description)", sub.get_name()));
+            }
+            walk(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&Cli::command(), "mpay", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "options without a description:\n{}",
+        missing.join("\n")
+    );
+}

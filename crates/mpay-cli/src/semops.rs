@@ -258,12 +258,15 @@ pub enum CustomerCommand {
     /// A payment's state at the CPP.
     #[command(after_help = EXIT_CODES_HELP)]
     Status {
+        /// The payment's id (32 hex digits, printed by `pay`).
         payment_id: String,
+        /// The customer's file (from `customer enroll`).
         #[arg(long, env = "MPAY_CUSTOMER")]
         customer: PathBuf,
         /// Wait this long for it to become final, seconds.
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
+        /// Print the payment's status as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -300,6 +303,7 @@ pub enum MerchantCommand {
     },
     /// Make a signed TRANS and print it as an `mpay:` URI (and a QR code).
     Request {
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
         /// Like `12.50` or `12.50 EUR`.
@@ -327,31 +331,40 @@ pub enum MerchantCommand {
     },
     /// Payment notices awaiting this merchant's decision.
     Pending {
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
         /// Wait up to this long for one, seconds.
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
+        /// Print the notices as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Approve a payment (signed by the merchant).
     Approve {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
     },
     /// Reject a payment (signed by the merchant).
     Reject {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
+        /// Why, for the customer.
         #[arg(long, default_value = "rejected by the merchant")]
         reason: String,
     },
     /// Refund (part of) a completed payment; the money goes back the way it came.
     Refund {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
         /// Like `5.00` or `5.00 EUR`.
