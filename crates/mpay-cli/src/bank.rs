@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
-use mpay_money::Amount;
+use mpay_money::{Amount, Currency};
+
+use crate::amount::{self, Zero};
 use mpay_network::Directory;
 
 use crate::network::provision::{DIRECTORY_FILE, Operators};
@@ -25,6 +27,12 @@ pub struct BankTarget {
 }
 
 impl BankTarget {
+    /// The network's one currency (from `network.toml`).
+    pub fn currency(&self) -> anyhow::Result<Currency> {
+        let directory = Directory::load(self.network.join(DIRECTORY_FILE))?;
+        Ok(directory.currency.parse()?)
+    }
+
     /// The bank's client with the operator's token.
     pub fn operator_client(&self) -> anyhow::Result<BankClient> {
         let directory = Directory::load(self.network.join(DIRECTORY_FILE))?;
@@ -49,7 +57,7 @@ pub enum BankCommand {
         /// The holder's name (default: the part after the colon).
         #[arg(long)]
         holder: Option<String>,
-        /// A first deposit, e.g. "100.00 EUR".
+        /// A first deposit, like `100.00` or `100.00 EUR`.
         #[arg(long)]
         deposit: Option<String>,
     },
@@ -57,9 +65,10 @@ pub enum BankCommand {
     Deposit {
         #[command(flatten)]
         target: BankTarget,
+        /// The account to credit, e.g. cust:alice.
         #[arg(long)]
         account: String,
-        /// e.g. "25.00 EUR".
+        /// Like `25.00` or `25.00 EUR`.
         #[arg(long)]
         amount: String,
         /// Idempotency key (default: fresh): repeat it to retry safely.
@@ -70,6 +79,7 @@ pub enum BankCommand {
     Account {
         #[command(flatten)]
         target: BankTarget,
+        /// The account, e.g. cust:alice.
         #[arg(long)]
         account: String,
     },
@@ -99,15 +109,23 @@ pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
                 deposit,
             } => {
                 let client = target.operator_client()?;
+                let currency = target.currency()?;
+                let deposit = match deposit {
+                    Some(text) => Some(amount::parse(&text, currency, Zero::Allowed)?),
+                    None => None,
+                };
                 let id = AccountId::parse(&account)?;
+                // Both steps are idempotent (a re-run finishes an interrupted
+                // one); what was there before tells whether this run changed
+                // anything.
+                let before = client.account(&id).await.ok();
                 let holder = holder.unwrap_or_else(|| {
                     account
                         .split_once(':')
                         .map_or(account.as_str(), |(_, name)| name)
                         .to_owned()
                 });
-                let currency = client.bank_info().await?.currency;
-                let floor = Amount::parse(&format!("0.00 {currency}"))?;
+                let floor = Amount::zero(currency);
                 let view = client
                     .open_account(
                         &format!("open:{account}"),
@@ -119,24 +137,38 @@ pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
                     )
                     .await
                     .with_context(|| format!("opening {account}"))?;
-                println!("opened {} at {}", view.id, target.bank);
-                let deposit = match deposit {
-                    Some(text) if Amount::parse(&text)?.is_zero() => None,
-                    other => other,
+                let receipt = match deposit.filter(|d| !d.is_zero()) {
+                    Some(amount) => Some(
+                        client
+                            .deposit(
+                                &format!("first-deposit:{account}"),
+                                &Deposit {
+                                    account: id.clone(),
+                                    amount,
+                                    reference: "first deposit".to_owned(),
+                                },
+                            )
+                            .await
+                            .context("depositing")?,
+                    ),
+                    None => None,
                 };
-                if let Some(amount) = deposit {
-                    let receipt = client
-                        .deposit(
-                            &format!("first-deposit:{account}"),
-                            &Deposit {
-                                account: id,
-                                amount: Amount::parse(&amount)?,
-                                reference: "first deposit".to_owned(),
-                            },
-                        )
-                        .await
-                        .context("depositing")?;
-                    println!("deposited {} into {}", receipt.amount, receipt.to);
+                let after = client.account(&id).await?;
+                match before {
+                    Some(before) if before.funds.balance == after.funds.balance => println!(
+                        "{} was already open at {} (balance {}); nothing changed",
+                        view.id, target.bank, after.funds.balance
+                    ),
+                    Some(_) => println!(
+                        "{} was already open at {}; its first deposit is now made: balance {}",
+                        view.id, target.bank, after.funds.balance
+                    ),
+                    None => {
+                        println!("opened {} at {}", view.id, target.bank);
+                        if let Some(receipt) = receipt {
+                            println!("deposited {} into {}", receipt.amount, receipt.to);
+                        }
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -147,6 +179,7 @@ pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
                 key,
             } => {
                 let client = target.operator_client()?;
+                let amount = amount::parse(&amount, target.currency()?, Zero::Refused)?;
                 let key = match key {
                     Some(key) => key,
                     None => fresh_key()?,
@@ -156,7 +189,7 @@ pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
                         &key,
                         &Deposit {
                             account: AccountId::parse(&account)?,
-                            amount: Amount::parse(&amount)?,
+                            amount,
                             reference: "deposit".to_owned(),
                         },
                     )

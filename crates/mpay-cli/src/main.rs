@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod amount;
 mod bank;
 mod bench;
 mod chaos;
@@ -15,6 +16,9 @@ mod reconcile;
 mod semops;
 mod sim;
 mod wallet;
+
+#[cfg(test)]
+mod readme;
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +40,8 @@ enum Command {
         #[command(subcommand)]
         what: sim::SimCommand,
     },
-    /// The money office: run it, open owners' accounts, list frauds.
+    /// The money office: run it, open owners' accounts, show an owner's
+    /// account, list frauds.
     Office {
         #[command(subcommand)]
         what: office::OfficeCommand,
@@ -44,6 +49,8 @@ enum Command {
     /// The offline wallet on this device: create, charge, sell, buy, sync.
     #[command(after_help = wallet::EXIT_CODES_HELP)]
     Wallet {
+        #[command(flatten)]
+        common: wallet::Common,
         #[command(subcommand)]
         what: wallet::WalletCommand,
     },
@@ -105,7 +112,7 @@ fn main() -> ExitCode {
         Command::Sim { what } => sim::run(what),
         Command::Bench { what } => bench::run(what),
         Command::Office { what } => office::run(what),
-        Command::Wallet { what } => wallet::run(what),
+        Command::Wallet { common, what } => wallet::run(common, what),
         Command::Serve { what } => network::run_serve(what),
         Command::Network { what } => network::run_network(what),
         Command::Bank { what } => bank::run(what),
@@ -118,8 +125,45 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text
+/// the message before it already includes is not repeated.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let said = cause.to_string();
+        if text.is_empty() {
+            text = said;
+        } else if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot reach the office: {source}")]
+    struct Unreachable {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = anyhow::Error::new(Unreachable { source: refused() });
+        assert_eq!(error_text(&error), "cannot reach the office: refused");
+        let error = anyhow::Error::new(refused()).context("listing frauds");
+        assert_eq!(error_text(&error), "listing frauds: refused");
     }
 }

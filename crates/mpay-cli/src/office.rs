@@ -4,9 +4,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use mpay_money::{Amount, Currency};
+use mpay_money::Currency;
 use mpay_office::http::{OfficeClient, router, wall_clock};
 use mpay_office::{Office, OfficeConfig};
+
+use crate::amount::{self, Zero};
 
 /// Environment variable holding the operator's token.
 pub const ADMIN_TOKEN_ENV: &str = "MPAY_OFFICE_ADMIN_TOKEN";
@@ -33,10 +35,12 @@ pub enum OfficeCommand {
         /// routes are disabled).
         #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
         admin_token: Option<String>,
-        /// Offline balance limit of every enrolled wallet.
+        /// Offline balance limit of every enrolled wallet, like `500.00`
+        /// or `500.00 EUR`.
         #[arg(long, default_value = "500.00")]
         offline_balance_max: String,
-        /// Per-payment limit of every enrolled wallet.
+        /// Per-payment limit of every enrolled wallet, like `100.00` or
+        /// `100.00 EUR`.
         #[arg(long, default_value = "100.00")]
         payment_max: String,
         /// Most days a wallet may go between syncs.
@@ -46,26 +50,52 @@ pub enum OfficeCommand {
         #[arg(long, default_value_t = 200)]
         payments_between_syncs_max: u32,
     },
-    /// Open an owner's account with a deposit; prints the owner's token.
+    /// Open an owner's account with a deposit. Prints the owner's token
+    /// alone on stdout (`token=$(mpay office open-account …)`); it is shown
+    /// once.
     OpenAccount {
+        /// The money office's URL.
         #[arg(long, env = "MPAY_OFFICE_URL", default_value = "http://127.0.0.1:7700")]
         office: String,
+        /// The office operator's token (prefer the environment variable: a
+        /// command line is visible to other users of the machine).
         #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
         admin_token: String,
+        /// The owner's name, unique at the office.
         #[arg(long)]
         owner: String,
-        /// e.g. "250.00 EUR".
+        /// What the owner paid in, like `250.00` or `250.00 EUR` (may be 0).
         #[arg(long)]
         deposit: String,
+        /// The office's currency, for a deposit written without one.
+        #[arg(long, env = "MPAY_OFFICE_CURRENCY", default_value = "EUR")]
+        currency: String,
+        /// Print `{"owner", "token"}` as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An owner's own account at the office: its name and balance.
+    Account {
+        /// The money office's URL.
+        #[arg(long, env = "MPAY_OFFICE_URL", default_value = "http://127.0.0.1:7700")]
+        office: String,
+        /// The owner's token (prefer the environment variable: a command
+        /// line is visible to other users of the machine).
+        #[arg(long, env = "MPAY_OWNER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Print `{"owner", "balance"}` as one JSON object.
         #[arg(long)]
         json: bool,
     },
     /// List the double spends the office caught, with their owners.
     Frauds {
+        /// The money office's URL.
         #[arg(long, env = "MPAY_OFFICE_URL", default_value = "http://127.0.0.1:7700")]
         office: String,
+        /// The office operator's token (prefer the environment variable).
         #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
         admin_token: String,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -93,8 +123,9 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             let currency: Currency = currency.parse()?;
             let mut config = OfficeConfig::default_for(currency);
             config.wallet_limits.offline_balance_max =
-                Amount::parse_in(&offline_balance_max, currency)?;
-            config.wallet_limits.payment_max = Amount::parse_in(&payment_max, currency)?;
+                amount::parse(&offline_balance_max, currency, Zero::Refused)?;
+            config.wallet_limits.payment_max =
+                amount::parse(&payment_max, currency, Zero::Refused)?;
             config.wallet_limits.days_between_syncs_max = days_between_syncs_max;
             config.wallet_limits.payments_between_syncs_max = payments_between_syncs_max;
             let database = mpay_sql::Db::connect(&db).await?;
@@ -119,16 +150,33 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             admin_token,
             owner,
             deposit,
+            currency,
             json,
         } => {
             let client = OfficeClient::new(&office);
-            let deposit = Amount::parse(&deposit)?;
+            let deposit = amount::parse(&deposit, currency.parse()?, Zero::Allowed)?;
             let token = client.open_account(&admin_token, &owner, deposit).await?;
             if json {
                 println!("{}", serde_json::json!({ "owner": owner, "token": token }));
             } else {
-                println!("opened account {owner} with {deposit}");
-                println!("owner token (keep it secret; it is shown once): {token}");
+                eprintln!(
+                    "opened account {owner} with {deposit}; the owner's token follows on \
+                     stdout (keep it secret, it is shown once)"
+                );
+                println!("{token}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OfficeCommand::Account {
+            office,
+            token,
+            json,
+        } => {
+            let info = OfficeClient::new(&office).owner_balance(&token).await?;
+            if json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("owner {}: balance {}", info.owner, info.balance);
             }
             Ok(ExitCode::SUCCESS)
         }

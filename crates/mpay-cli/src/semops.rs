@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes, hex_string};
-use mpay_money::Amount;
+use mpay_money::{Amount, Currency};
 use mpay_network::client::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
     PaymentStatus,
@@ -35,6 +35,11 @@ use crate::network::wall_clock;
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 completed (T or DT confirmation), 1 error, \
 3 wrong PIN, 4 declined (insufficient funds or refused by the CPP), 5 account locked, \
 6 rejected by the merchant, 7 expired, 10 not final within the wait.";
+
+/// Exit codes of the merchant's commands that wait for a payment.
+pub const MERCHANT_EXIT_CODES_HELP: &str = "Exit codes: 0 completed (or refunded), 1 error, \
+4 declined (the CPP or the customer's bank refused it), 6 rejected, 7 expired, \
+10 not final within the wait.";
 
 const EXIT_WRONG_PIN: u8 = 3;
 const EXIT_DECLINED: u8 = 4;
@@ -88,6 +93,16 @@ impl PartyFile {
 
     fn directory(&self) -> anyhow::Result<Directory> {
         Ok(Directory::load(self.network.join(DIRECTORY_FILE))?)
+    }
+
+    /// `text` as an amount in the network's one currency.
+    fn amount(&self, text: &str) -> anyhow::Result<Amount> {
+        let currency: Currency = self.directory()?.currency.parse()?;
+        Ok(crate::amount::parse(
+            text,
+            currency,
+            crate::amount::Zero::Refused,
+        )?)
     }
 
     fn processor_url(&self) -> anyhow::Result<String> {
@@ -204,6 +219,13 @@ impl Enrol {
 #[derive(Subcommand)]
 pub enum CustomerCommand {
     /// Enrol a customer and this device at a CPP; writes the customer's file.
+    #[command(
+        mut_arg("processor", |a| a.help("The CPP to enrol with (its name in the directory)")),
+        mut_arg("name", |a| a.help("The customer's name (its account at the CPP)")),
+        mut_arg("bank", |a| a.help("The customer's bank (its name in the directory)")),
+        mut_arg("account", |a| a.help("The customer's account at that bank (default: cust:<name>)")),
+        mut_arg("out", |a| a.help("Where to write the customer's file")),
+    )]
     Enroll {
         #[command(flatten)]
         enrol: Enrol,
@@ -236,21 +258,29 @@ pub enum CustomerCommand {
     /// A payment's state at the CPP.
     #[command(after_help = EXIT_CODES_HELP)]
     Status {
+        /// The payment's id (32 hex digits, printed by `pay`).
         payment_id: String,
+        /// The customer's file (from `customer enroll`).
         #[arg(long, env = "MPAY_CUSTOMER")]
         customer: PathBuf,
         /// Wait this long for it to become final, seconds.
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
+        /// Print the payment's status as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Unlock a customer locked out by wrong PINs (the CPP's operator).
+    /// Unlock a customer locked out by wrong PINs. For the CPP's operator:
+    /// the operator's token is read from the network folder's
+    /// `operators.toml`.
     Unlock {
+        /// The network folder (holding `network.toml` and `operators.toml`).
         #[arg(long, env = "MPAY_NETWORK")]
         network: PathBuf,
+        /// The CPP the customer is enrolled at.
         #[arg(long)]
         cpp: String,
+        /// The customer's name.
         #[arg(long)]
         name: String,
     },
@@ -258,16 +288,25 @@ pub enum CustomerCommand {
 
 #[derive(Subcommand)]
 pub enum MerchantCommand {
-    /// Enrol a merchant at an MPP; writes the merchant's file.
+    /// Enrol a merchant at an MPP; writes the merchant's file (with its
+    /// token at the MPP).
+    #[command(
+        mut_arg("processor", |a| a.help("The MPP to enrol with (its name in the directory)")),
+        mut_arg("name", |a| a.help("The merchant's name (its account at the MPP)")),
+        mut_arg("bank", |a| a.help("The merchant's bank (its name in the directory)")),
+        mut_arg("account", |a| a.help("The merchant's account at that bank (default: shop:<name>)")),
+        mut_arg("out", |a| a.help("Where to write the merchant's file")),
+    )]
     Enroll {
         #[command(flatten)]
         enrol: Enrol,
     },
     /// Make a signed TRANS and print it as an `mpay:` URI (and a QR code).
     Request {
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
-        /// e.g. "12.50 EUR".
+        /// Like `12.50` or `12.50 EUR`.
         #[arg(long)]
         amount: String,
         /// The merchant's reference (order number).
@@ -292,48 +331,65 @@ pub enum MerchantCommand {
     },
     /// Payment notices awaiting this merchant's decision.
     Pending {
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
         /// Wait up to this long for one, seconds.
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
+        /// Print the notices as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Approve a payment (signed by the merchant).
     Approve {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
     },
     /// Reject a payment (signed by the merchant).
     Reject {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
+        /// Why, for the customer.
         #[arg(long, default_value = "rejected by the merchant")]
         reason: String,
     },
     /// Refund (part of) a completed payment; the money goes back the way it came.
     Refund {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
-        /// e.g. "5.00 EUR".
+        /// Like `5.00` or `5.00 EUR`.
         #[arg(long)]
         amount: String,
         /// Idempotency key (32 hex digits); default fresh.
         #[arg(long)]
         key: Option<String>,
+        /// If the MPP has not seen the payment complete yet, wait this long
+        /// for it, seconds.
+        #[arg(long, default_value_t = 10)]
+        wait_secs: u64,
     },
     /// A payment as the merchant sees it.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = MERCHANT_EXIT_CODES_HELP)]
     Status {
+        /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
+        /// The merchant's file (from `merchant enroll`).
         #[arg(long, env = "MPAY_MERCHANT")]
         merchant: PathBuf,
+        /// Wait this long for its T confirmation, seconds.
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
+        /// Print the payment as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -358,6 +414,34 @@ fn exit_of_refusal(error: &ClientError) -> Option<ExitCode> {
         "account_locked" => Some(ExitCode::from(EXIT_LOCKED)),
         "insufficient_funds" | "declined" => Some(ExitCode::from(EXIT_DECLINED)),
         _ => None,
+    }
+}
+
+/// A refused payment as the one JSON object `--json` prints.
+fn refusal_json(error: &ClientError) -> serde_json::Value {
+    let (status, code, message) = match error {
+        ClientError::Refused { status, error } => {
+            (Some(*status), error.error.clone(), error.message.clone())
+        }
+        ClientError::Unreachable { .. } => (None, "unreachable".to_owned(), error.to_string()),
+        ClientError::BadAnswer(_) => (None, "bad_answer".to_owned(), error.to_string()),
+    };
+    serde_json::json!({
+        "state": "refused",
+        "is_final": true,
+        "error": code,
+        "message": message,
+        "http_status": status,
+    })
+}
+
+/// A decision deadline for people: the UTC time and how far away it is.
+fn deadline_text(deadline_ms: u64, now_ms: u64) -> String {
+    let when = crate::wallet::output::utc(deadline_ms);
+    if deadline_ms >= now_ms {
+        format!("{when} (in {} s)", (deadline_ms - now_ms).div_ceil(1_000))
+    } else {
+        format!("{when} (passed)")
     }
 }
 
@@ -488,7 +572,11 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                 let status = match client.submit(frame).await {
                     Ok(status) => status,
                     Err(error) => {
-                        eprintln!("payment refused: {error}");
+                        if json {
+                            println!("{}", refusal_json(&error));
+                        } else {
+                            eprintln!("payment refused: {error}");
+                        }
                         return Ok(exit_of_refusal(&error).unwrap_or(ExitCode::from(1)));
                     }
                 };
@@ -652,7 +740,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     Trans {
                         merchant: me.id()?,
                         mpp: mpp.id,
-                        amount: Amount::parse(&amount)?,
+                        amount: me.amount(&amount)?,
                         merchant_reference: reference,
                         expires_at: wall_clock()
                             .saturating_add_ms(expires_in_secs.saturating_mul(1_000)),
@@ -728,7 +816,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                             n.amount,
                             n.merchant_reference,
                             n.customer_pseudonym,
-                            n.deadline
+                            deadline_text(n.deadline, wall_clock().0)
                         );
                     }
                 }
@@ -758,20 +846,44 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 merchant,
                 amount,
                 key,
+                wait_secs,
             } => {
                 let me = PartyFile::load(&merchant)?;
                 let signed = Signed::sign(
                     RefundRequest {
                         payment_id: payment_id(&id)?,
                         merchant: me.id()?,
-                        amount: Amount::parse(&amount)?,
+                        amount: me.amount(&amount)?,
                         idempotency_key: key16(key.as_deref())?,
                     },
                     &me.keys()?,
                 )?;
-                let refund = MppClient::new(&me.processor_url()?)
-                    .refund(me.token()?, &signed)
-                    .await?;
+                let client = MppClient::new(&me.processor_url()?);
+                let token = me.token()?;
+                let refund = match client.refund(token, &signed).await {
+                    Err(e) if e.code() == Some("not_completed") => {
+                        // The customer may see "completed" before the MPP
+                        // has the confirmation: wait for it (bounded), then
+                        // ask again with the same idempotency key.
+                        let view = wait_merchant_final(
+                            &client,
+                            token,
+                            &id,
+                            Duration::from_secs(wait_secs),
+                        )
+                        .await?;
+                        if view.confirmation.is_none() {
+                            anyhow::bail!(
+                                "payment {id} is not completed at the MPP yet ({}): wait for its \
+                                 confirmation (`mpay merchant status {id} --wait-secs 30`) and \
+                                 refund again",
+                                view.state
+                            );
+                        }
+                        client.refund(token, &signed).await?
+                    }
+                    other => other?,
+                };
                 println!("refund of {} for {}: {}", refund.amount, id, refund.state);
                 Ok(ExitCode::SUCCESS)
             }

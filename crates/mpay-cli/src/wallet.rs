@@ -24,7 +24,7 @@ mod exit;
 mod files;
 mod local;
 mod manage;
-mod output;
+pub(crate) mod output;
 mod trade;
 
 use exit::Failure;
@@ -34,40 +34,59 @@ use output::Out;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0   done
-  1   any other error (bad input, office refused, damaged files, …)
+  1   any other error (bad input, the office refused the request, damaged
+      files, …)
   2   command-line usage error
   3   wrong PIN
-  4   insufficient funds
+  4   insufficient funds in this wallet or the owner's office account
   5   no buyer nearby (or the named buyer did not answer)
-  6   refused: the peer or the office refused, a peer is revoked or expired,
-      the seller aborted
+  6   refused: the peer refused (the buyer lacks funds, …), a peer is
+      revoked or expired, the seller aborted
   7   limit exceeded (your --max, the per-payment or offline balance limit)
   8   money office unreachable (or unavailable)
   9   double spend detected: this wallet is revoked, or its chain forks from
       the office's (a copied or restored wallet)
   10  timeout: the deadline passed before the outcome was known
+  11  several buyers nearby and no terminal to choose: pass --buyer ID
 
 Environment: MPAY_WALLET_DIR, MPAY_PIN (the PIN, instead of a prompt),
 MPAY_OWNER_TOKEN (the owner's office token, for init/enroll/charge),
 MPAY_OFFICE_URL, MPAY_WALLET_BIND, MPAY_WALLET_BROADCAST.
 Secrets (PIN, token, keys) are never printed.";
 
-/// Options every wallet command takes.
+/// The wallet's directory when neither `--dir` nor `MPAY_WALLET_DIR` names one.
+const DIR_DEFAULT: &str = "./mpay-wallet";
+
+/// Options every wallet command takes. They belong to `mpay wallet` and are
+/// global, so they may stand before or after the subcommand
+/// (`mpay wallet --dir alice init …` and `mpay wallet init --dir alice …`).
 #[derive(Args, Clone, Debug)]
 pub struct Common {
     /// The wallet's directory.
-    #[arg(long, env = "MPAY_WALLET_DIR", default_value = "./mpay-wallet")]
+    #[arg(long, global = true, env = "MPAY_WALLET_DIR", default_value = DIR_DEFAULT)]
     pub dir: PathBuf,
     /// Print one JSON object on stdout instead of text for people.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// Money office URL, overriding the one the wallet was created with.
-    #[arg(long, env = "MPAY_OFFICE_URL")]
+    #[arg(long, global = true, env = "MPAY_OFFICE_URL")]
     pub office: Option<String>,
     /// Read the PIN from the first line of this file (otherwise env
     /// `MPAY_PIN`, otherwise a prompt).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub pin_file: Option<PathBuf>,
+}
+
+impl Default for Common {
+    /// Only a placeholder: [`run`] replaces it with the parsed options.
+    fn default() -> Common {
+        Common {
+            dir: PathBuf::from(DIR_DEFAULT),
+            json: false,
+            office: None,
+            pin_file: None,
+        }
+    }
 }
 
 /// Options of the commands that talk to wallets nearby over UDP.
@@ -110,7 +129,7 @@ pub enum WalletCommand {
     /// Load value from the owner's office account into the wallet, then sync.
     Charge(ChargeArgs),
     /// Balance, locked amount, last sync and revocation status.
-    Balance(Plain),
+    Balance,
     /// The wallet's chain entries, newest first.
     History(HistoryArgs),
     /// Sell to a wallet nearby that is in buyer mode.
@@ -121,7 +140,7 @@ pub enum WalletCommand {
     /// unacknowledged sales), answering wallets nearby meanwhile.
     Resume(ResumeArgs),
     /// Upload the chain to the money office and apply its answer.
-    Sync(Plain),
+    Sync,
     /// Hand value back to the owner's office account, then sync.
     Redeem(RedeemArgs),
     /// Write an encrypted copy of the wallet to a new directory.
@@ -133,14 +152,8 @@ pub enum WalletCommand {
 }
 
 #[derive(Args)]
-pub struct Plain {
-    #[command(flatten)]
-    pub common: Common,
-}
-
-#[derive(Args)]
 pub struct InitArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// The owner's name at the money office.
     #[arg(long)]
@@ -160,7 +173,7 @@ pub struct InitArgs {
 
 #[derive(Args)]
 pub struct EnrollArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// The owner's office token, if not the one stored at `init`.
     #[arg(long, env = "MPAY_OWNER_TOKEN", hide_env_values = true)]
@@ -169,7 +182,7 @@ pub struct EnrollArgs {
 
 #[derive(Args)]
 pub struct ChargeArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// Amount, like `20.00` (the wallet's currency) or `20.00 EUR`.
     #[arg(required = true, num_args = 1..=2)]
@@ -185,7 +198,7 @@ pub struct ChargeArgs {
 
 #[derive(Args)]
 pub struct HistoryArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// Show at most this many entries.
     #[arg(long)]
@@ -194,7 +207,7 @@ pub struct HistoryArgs {
 
 #[derive(Args)]
 pub struct SellArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     #[command(flatten)]
     pub net: NetArgs,
@@ -217,7 +230,7 @@ pub struct SellArgs {
 
 #[derive(Args)]
 pub struct BuyArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     #[command(flatten)]
     pub net: NetArgs,
@@ -240,7 +253,7 @@ pub struct BuyArgs {
 
 #[derive(Args)]
 pub struct ResumeArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     #[command(flatten)]
     pub net: NetArgs,
@@ -255,7 +268,7 @@ pub struct ResumeArgs {
 
 #[derive(Args)]
 pub struct RedeemArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// Amount, like `20.00` or `20.00 EUR`.
     #[arg(required = true, num_args = 1..=2)]
@@ -264,7 +277,7 @@ pub struct RedeemArgs {
 
 #[derive(Args)]
 pub struct BackupArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// New directory for the copy (must not exist or be empty).
     pub dest: PathBuf,
@@ -272,7 +285,7 @@ pub struct BackupArgs {
 
 #[derive(Args)]
 pub struct RestoreArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// A directory written by `mpay wallet backup`.
     pub src: PathBuf,
@@ -283,7 +296,7 @@ pub struct RestoreArgs {
 
 #[derive(Args)]
 pub struct ChangePinArgs {
-    #[command(flatten)]
+    #[arg(skip)]
     pub common: Common,
     /// Read the new PIN from the first line of this file (otherwise env
     /// `MPAY_NEW_PIN`, otherwise a prompt).
@@ -294,38 +307,58 @@ pub struct ChangePinArgs {
     pub kdf: Kdf,
 }
 
-/// Runs a wallet command. Failures are reported here (text on stderr, or
-/// one JSON object on stdout with `--json`) and become the exit code.
-pub fn run(command: WalletCommand) -> anyhow::Result<ExitCode> {
-    let json = match &command {
-        WalletCommand::Init(a) => a.common.json,
-        WalletCommand::Enroll(a) => a.common.json,
-        WalletCommand::Charge(a) => a.common.json,
-        WalletCommand::Balance(a) | WalletCommand::Sync(a) => a.common.json,
-        WalletCommand::History(a) => a.common.json,
-        WalletCommand::Sell(a) => a.common.json,
-        WalletCommand::Buy(a) => a.common.json,
-        WalletCommand::Resume(a) => a.common.json,
-        WalletCommand::Redeem(a) => a.common.json,
-        WalletCommand::Backup(a) => a.common.json,
-        WalletCommand::Restore(a) => a.common.json,
-        WalletCommand::ChangePin(a) => a.common.json,
-    };
-    let out = Out::new(json);
+/// Runs a wallet command with the options given to `mpay wallet`.
+/// Failures are reported here (text on stderr, or one JSON object on stdout
+/// with `--json`) and become the exit code.
+pub fn run(common: Common, command: WalletCommand) -> anyhow::Result<ExitCode> {
+    let out = Out::new(common.json);
     let result: Result<(), Failure> = match command {
-        WalletCommand::Init(a) => manage::init(&out, a),
-        WalletCommand::Enroll(a) => manage::enroll(&out, a),
-        WalletCommand::Charge(a) => manage::charge(&out, a),
-        WalletCommand::Balance(a) => manage::balance(&out, &a.common),
-        WalletCommand::History(a) => manage::history(&out, a),
-        WalletCommand::Sync(a) => manage::sync(&out, &a.common),
-        WalletCommand::Redeem(a) => manage::redeem(&out, a),
-        WalletCommand::Backup(a) => manage::backup(&out, a),
-        WalletCommand::Restore(a) => manage::restore(&out, a),
-        WalletCommand::ChangePin(a) => manage::change_pin(&out, a),
-        WalletCommand::Sell(a) => trade::sell(&out, a),
-        WalletCommand::Buy(a) => trade::buy(&out, a),
-        WalletCommand::Resume(a) => trade::resume(&out, a),
+        WalletCommand::Init(mut a) => {
+            a.common = common;
+            manage::init(&out, a)
+        }
+        WalletCommand::Enroll(mut a) => {
+            a.common = common;
+            manage::enroll(&out, a)
+        }
+        WalletCommand::Charge(mut a) => {
+            a.common = common;
+            manage::charge(&out, a)
+        }
+        WalletCommand::Balance => manage::balance(&out, &common),
+        WalletCommand::History(mut a) => {
+            a.common = common;
+            manage::history(&out, a)
+        }
+        WalletCommand::Sync => manage::sync(&out, &common),
+        WalletCommand::Redeem(mut a) => {
+            a.common = common;
+            manage::redeem(&out, a)
+        }
+        WalletCommand::Backup(mut a) => {
+            a.common = common;
+            manage::backup(&out, a)
+        }
+        WalletCommand::Restore(mut a) => {
+            a.common = common;
+            manage::restore(&out, a)
+        }
+        WalletCommand::ChangePin(mut a) => {
+            a.common = common;
+            manage::change_pin(&out, a)
+        }
+        WalletCommand::Sell(mut a) => {
+            a.common = common;
+            trade::sell(&out, a)
+        }
+        WalletCommand::Buy(mut a) => {
+            a.common = common;
+            trade::buy(&out, a)
+        }
+        WalletCommand::Resume(mut a) => {
+            a.common = common;
+            trade::resume(&out, a)
+        }
     };
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

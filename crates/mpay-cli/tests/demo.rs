@@ -216,7 +216,7 @@ fn the_demo_plays_the_day_conserves_money_and_writes_a_report_that_renders() {
         report
             .outcomes
             .iter()
-            .filter(|o| o.kind == "micro" && o.outcome == outcome)
+            .filter(|o| o.kind == "micropayment" && o.outcome == outcome)
             .map(|o| o.count)
             .sum::<u64>()
     };
@@ -228,7 +228,7 @@ fn the_demo_plays_the_day_conserves_money_and_writes_a_report_that_renders() {
     let micro_total: u64 = report
         .outcomes
         .iter()
-        .filter(|o| o.kind == "micro")
+        .filter(|o| o.kind == "micropayment")
         .map(|o| o.count)
         .sum();
     assert_eq!(

@@ -542,13 +542,18 @@ fn cli_errors_have_clear_messages_and_distinct_exit_codes() {
     assert!(out.stderr.contains("no buyer nearby"), "{out:?}");
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
 
-    // The buyer cannot cover the amount: 4 on both sides.
+    // The buyer cannot cover the amount: 4 for the buyer; for the seller a
+    // refusal (6) that says whose funds are short.
     let buy = w.spawn_buy("50.00", &["--wait", "4"]);
     let sell = other.spawn_sell("20.00", &w.id, &["--wait", "10"]);
     let sold = finish(sell, 30, "sell");
     let bought = finish(buy, 30, "buy");
-    assert_eq!(sold.code, 4, "{sold:?}");
-    assert_eq!(sold.json()["error"], "insufficient_funds");
+    assert_eq!(sold.code, 6, "{sold:?}");
+    assert_eq!(sold.json()["error"], "refused");
+    assert!(
+        sold.stdout.contains("the buyer has insufficient funds"),
+        "{sold:?}"
+    );
     assert_eq!(bought.code, 4, "{bought:?}");
 
     // Over the offline balance limit (500.00 by default): 7.

@@ -194,42 +194,67 @@ fn phase_list(page: &mut String, report: &DemoReport) {
             seconds(phase.started_ms.saturating_add(phase.duration_ms))
         );
         for line in &phase.lines {
-            let _ = write!(page, "<p>{}</p>", escape(line));
+            let _ = write!(page, "<p>{}</p>", inline_code(line));
         }
         page.push_str("</li>");
     }
     page.push_str("</ol>");
 }
 
+/// Escapes `text` and shows its `backticked` spans as code (the phase
+/// texts are written with Markdown's backticks).
+fn inline_code(text: &str) -> String {
+    let mut out = String::new();
+    let parts: Vec<&str> = text.split('`').collect();
+    // An odd number of parts: every backtick is paired.
+    let paired = parts.len() % 2 == 1;
+    for (i, part) in parts.iter().enumerate() {
+        if i % 2 == 1 && paired {
+            let _ = write!(out, "<code>{}</code>", escape(part));
+        } else {
+            if i > 0 && !paired {
+                out.push('`');
+            }
+            out.push_str(&escape(part));
+        }
+    }
+    out
+}
+
+/// Payments by kind and outcome, one row per pair that occurred (kinds as
+/// rows: the table stays narrow however many outcomes there are), each
+/// outcome with its colour from the chart.
 fn outcome_table(page: &mut String, report: &DemoReport) {
     let t = OutcomeTable::build(report);
     if t.kinds.is_empty() {
         return;
     }
-    page.push_str("<div class=\"scroll\"><table class=\"num\"><thead><tr><th>kind</th>");
-    for o in &t.outcomes {
-        let _ = write!(page, "<th>{}</th>", escape(o));
-    }
-    page.push_str("<th>total</th></tr></thead><tbody>");
+    let colours = charts::outcomes::outcome_colours(&t.outcomes);
+    page.push_str(
+        "<table class=\"num outcomes\"><thead><tr><th>kind</th><th>outcome</th>\
+         <th>count</th></tr></thead><tbody>",
+    );
     for (k, kind) in t.kinds.iter().enumerate() {
-        let _ = write!(page, "<tr><th>{}</th>", escape(kind));
-        for o in 0..t.outcomes.len() {
+        let mut first = true;
+        for (o, outcome) in t.outcomes.iter().enumerate() {
             let c = t.counts.get(k).and_then(|c| c.get(o)).copied().unwrap_or(0);
             if c == 0 {
-                page.push_str("<td class=\"zero\">0</td>");
-            } else {
-                let _ = write!(page, "<td>{c}</td>");
+                continue;
             }
+            let kind_cell = if first { escape(kind) } else { String::new() };
+            first = false;
+            let _ = write!(
+                page,
+                "<tr><td class=\"kind\">{kind_cell}</td><td class=\"kind\">\
+                 <span class=\"swatch\" style=\"background:{}\"></span>{}</td><td>{c}</td></tr>",
+                colours.get(o).copied().unwrap_or("#7f7f7f"),
+                escape(outcome)
+            );
         }
-        let _ = write!(page, "<td class=\"strong\">{}</td></tr>", t.kind_total(k));
-    }
-    page.push_str("</tbody><tfoot><tr><th>total</th>");
-    for o in 0..t.outcomes.len() {
-        let _ = write!(page, "<td>{}</td>", t.outcome_total(o));
     }
     let _ = write!(
         page,
-        "<td class=\"strong\">{}</td></tr></tfoot></table></div>",
+        "</tbody><tfoot><tr><th>total</th><th></th><td class=\"strong\">{}</td></tr></tfoot></table>",
         t.total()
     );
 }
@@ -407,6 +432,42 @@ pub const CHECK_SCRIPT: &str = r#"
   document.body.dataset.chartsFailed = String(failed.length);
   document.body.dataset.chartsFailedNames = failed.join(' ');
   document.body.dataset.chartsEmpty = String(empty);
+  // Elements wider than the page: their right edge past the page's.
+  var width = document.documentElement.clientWidth, over = [];
+  var all = document.body.querySelectorAll('*');
+  for (var k = 0; k < all.length; k++) {
+    var r = all[k].getBoundingClientRect();
+    if (r.width > 0 && (r.right > width + 0.5 || r.left < -0.5)) {
+      var e = all[k], id = e.tagName.toLowerCase();
+      if (e.id) id += '#' + e.id;
+      if (e.getAttribute('data-chart')) id += '[' + e.getAttribute('data-chart') + ']';
+      if (e.className && typeof e.className === 'string') id += '.' + e.className.split(' ').join('.');
+      over.push(id);
+    }
+  }
+  document.body.dataset.overflow = over.slice(0, 20).join(' ');
+  document.body.dataset.overflowCount = String(over.length);
+  // Legend colours: within one chart (or the outcome table) no colour
+  // stands for two different labels.
+  var same = [];
+  function legend(name, swatches, colourOf, labelOf) {
+    var seen = {};
+    for (var m = 0; m < swatches.length; m++) {
+      var c = colourOf(swatches[m]), l = labelOf(swatches[m]);
+      if (seen.hasOwnProperty(c) && seen[c] !== l) same.push(name + ':' + c);
+      seen[c] = l;
+    }
+  }
+  for (var n = 0; n < charts.length; n++) {
+    legend(charts[n].getAttribute('data-chart'), charts[n].querySelectorAll('rect.swatch'),
+      function (el) { return getComputedStyle(el).fill; },
+      function (el) { var t = el.nextElementSibling; return t ? t.textContent : ''; });
+  }
+  legend('outcome-table', document.querySelectorAll('table.outcomes span.swatch'),
+    function (el) { return getComputedStyle(el).backgroundColor; },
+    function (el) { return el.parentNode.textContent; });
+  document.body.dataset.legendSame = same.join(' ');
+  document.body.dataset.legendSwatches = String(document.querySelectorAll('rect.swatch, span.swatch').length);
 })();
 "#;
 
@@ -435,6 +496,7 @@ ol.phases h3::before { content:counter(phase) ". "; color:var(--muted); }
 ol.phases .when { color:var(--muted); font-weight:400; font-size:12.5px; margin-left:4px; }
 ol.phases p { margin:0; font-size:13.5px; color:#38404e; }
 div.scroll { overflow-x:auto; }
+span.swatch { display:inline-block; width:10px; height:10px; margin-right:6px; border-radius:2px; vertical-align:-1px; }
 table { border-collapse:collapse; margin:14px 0 0; font-size:13.5px; min-width:50%; }
 th, td { padding:5px 10px; border-bottom:1px solid var(--line); text-align:left; vertical-align:top; }
 thead th { font-weight:600; vertical-align:bottom; color:var(--muted); border-bottom:2px solid var(--line); }
@@ -464,6 +526,7 @@ svg .legend.value { fill:#6b7383; font-variant-numeric:tabular-nums; }
 svg .grid { stroke:#eceef2; stroke-width:1; }
 svg .axis { stroke:#9aa1ad; stroke-width:1; }
 svg .band { fill:#f3f5f9; } svg .band.alt { fill:#fbfcfd; }
+svg .band-label { font-size:9.5px; fill:#8a93a3; }
 svg .line { fill:none; stroke-width:2; stroke-linejoin:round; }
 svg .line.group { stroke-dasharray:5 3; }
 svg .note { fill:#8a93a3; font-style:italic; }
@@ -487,3 +550,41 @@ svg .detail { font-size:12px; }
 svg .alarm { fill:var(--bad); font-weight:700; font-size:12px; }
 svg .sep { stroke:#eceef2; }
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backticks_in_phase_texts_become_code() {
+        // Issue 16: raw Markdown backticks showed in the phase cards.
+        assert_eq!(
+            inline_code("keys from `mpay network init` & <certs>"),
+            "keys from <code>mpay network init</code> &amp; &lt;certs&gt;"
+        );
+        assert_eq!(inline_code("a lone ` stays"), "a lone ` stays");
+        let mut report = crate::sample::sample_report(7);
+        report.phases[0].lines = vec!["run `mpay demo`".to_owned()];
+        let page = render_html(&report);
+        let phases = page
+            .split("<ol class=\"phases\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</ol>").next())
+            .unwrap_or_default();
+        assert!(phases.contains("run <code>mpay demo</code>"), "{phases}");
+        assert!(!phases.contains('`'), "{phases}");
+    }
+
+    #[test]
+    fn the_outcome_table_has_kinds_as_rows() {
+        let page = render_html(&crate::sample::sample_report(7));
+        let table = page
+            .split("<table class=\"num outcomes\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</table>").next())
+            .unwrap_or_default();
+        let header = table.split("</thead>").next().unwrap_or_default();
+        assert_eq!(header.matches("<th>").count(), 3, "{header}");
+        assert!(!table.contains("class=\"zero\""), "no zero cells: {table}");
+    }
+}

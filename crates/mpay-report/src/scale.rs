@@ -125,6 +125,26 @@ pub fn time_ticks_s(end_ms: u64) -> Ticks {
     }
 }
 
+/// Time ticks in seconds inside `[lo_ms, hi_ms]` (a zoomed axis): nice
+/// multiples of a nice step, the first at or after `lo_ms`.
+pub fn time_ticks_between(lo_ms: u64, hi_ms: u64) -> Ticks {
+    let lo_s = u64_f64(lo_ms) / 1000.0;
+    let hi_s = u64_f64(hi_ms.max(lo_ms.saturating_add(1))) / 1000.0;
+    let step = nice_step((hi_s - lo_s) / usize_f64(TICKS_TARGET));
+    let mut ticks = Vec::new();
+    let mut i = (lo_s / step).ceil();
+    while i * step <= hi_s * (1.0 + 1e-9) && ticks.len() <= 4 * TICKS_TARGET {
+        ticks.push(i * step);
+        i += 1.0;
+    }
+    Ticks {
+        lo: lo_s,
+        hi: hi_s,
+        step,
+        ticks,
+    }
+}
+
 /// A money axis in minor units: whole-unit steps (1, 2, 5 × 10^k minor
 /// units), always including zero. Wide integers so that no tick overflows.
 #[derive(Debug, Clone, PartialEq, Eq)]

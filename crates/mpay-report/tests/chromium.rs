@@ -18,6 +18,9 @@ use mpay_report::{CHART_NAMES, DemoReport, render_html};
 const CHROMIUM_DEFAULT: &str = "/usr/bin/chromium";
 /// A page this size loads in well under a second; a hung browser is killed.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
+/// The browser window's width, px: a laptop's, a little wider than the
+/// page's widest (1020 px).
+const WINDOW_WIDTH: u32 = 1100;
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("MPAY_CHROMIUM")
@@ -61,6 +64,7 @@ fn dump_dom(chromium: &Path, html: &str) -> String {
             "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={WINDOW_WIDTH},2000"))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
@@ -159,5 +163,89 @@ fn the_page_check_reports_charts_that_draw_nothing() {
     assert_eq!(
         body_data(&dom, "charts-rendered"),
         Some(CHART_NAMES.len().to_string().as_str())
+    );
+}
+
+/// The demo's outcomes as issue 16 found them: 13 of them, two that used
+/// to share a pink, three greens.
+fn report_with_the_demo_outcomes() -> DemoReport {
+    let mut report = sample_report(7);
+    let pairs = [
+        ("macro domestic", "completed"),
+        ("macro domestic", "duplicate absorbed"),
+        ("macro domestic", "expired"),
+        ("macro international", "completed"),
+        ("macro international", "refused: account_locked"),
+        ("macro international", "refused: wrong_pin"),
+        ("macro international", "rejected"),
+        ("micropayment", "DT below θ"),
+        ("micropayment", "T at θ"),
+        ("offline purchase", "committed"),
+        ("offline purchase", "completed after a crash"),
+        ("offline purchase", "double spend"),
+        ("refund", "completed"),
+    ];
+    report.outcomes = pairs
+        .iter()
+        .map(|(kind, outcome)| mpay_report::OutcomeRow {
+            kind: (*kind).to_owned(),
+            outcome: (*outcome).to_owned(),
+            count: 3,
+        })
+        .collect();
+    report
+}
+
+#[test]
+fn no_element_overflows_the_page_and_legend_colours_are_distinct() {
+    let Some(chromium) = chromium() else { return };
+    for (name, report) in [
+        ("sample", sample_report(7)),
+        ("demo outcomes", report_with_the_demo_outcomes()),
+    ] {
+        let dom = dump_dom(&chromium, &render_html(&report));
+        assert_eq!(
+            body_data(&dom, "overflow"),
+            Some(""),
+            "{name}: elements past the page's width"
+        );
+        assert_eq!(body_data(&dom, "overflow-count"), Some("0"), "{name}");
+        assert_eq!(
+            body_data(&dom, "legend-same"),
+            Some(""),
+            "{name}: legend colours used twice"
+        );
+        let swatches: usize = body_data(&dom, "legend-swatches")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            swatches >= 13,
+            "{name}: only {swatches} legend swatches checked"
+        );
+    }
+}
+
+/// The width and colour checks can fail: a too-wide element and a legend
+/// colour used twice are reported.
+#[test]
+fn the_page_check_reports_overflow_and_repeated_legend_colours() {
+    let Some(chromium) = chromium() else { return };
+    let html = render_html(&sample_report(7)).replacen(
+        "<section id=\"phases\">",
+        "<section id=\"phases\"><div id=\"too-wide\" style=\"width:3000px;height:4px\"></div>\
+         <svg data-chart=\"twins\" width=\"100\" height=\"20\" viewBox=\"0 0 100 20\">\
+         <rect class=\"swatch mark\" x=\"0\" y=\"0\" width=\"10\" height=\"10\" fill=\"#ff9da7\"/><text>refused: wrong_pin</text>\
+         <rect class=\"swatch\" x=\"20\" y=\"0\" width=\"10\" height=\"10\" fill=\"#ff9da7\"/><text>double spend</text></svg>",
+        1,
+    );
+    let dom = dump_dom(&chromium, &html);
+    assert!(
+        body_data(&dom, "overflow").is_some_and(|o| o.contains("div#too-wide")),
+        "{:?}",
+        body_data(&dom, "overflow")
+    );
+    assert_eq!(
+        body_data(&dom, "legend-same"),
+        Some("twins:rgb(255, 157, 167)")
     );
 }

@@ -61,15 +61,19 @@ pub enum BenchCommand {
     /// Micropayment aggregation: the three policies on a synthetic workload
     /// and the in-process aggregator's adds per second.
     Micro {
+        /// Customers whose pending totals the aggregator keeps.
         #[arg(long, default_value_t = 100_000)]
         customers: usize,
+        /// Seed of the generated micropayments.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Threads adding micropayments.
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Micropayments per throughput round.
         #[arg(long, default_value_t = 2_000_000)]
         adds: u64,
+        /// Throughput rounds (the median is reported).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
         /// Also measure micro and macro payments per second through the
@@ -86,14 +90,19 @@ pub enum BenchCommand {
     /// The buyer process of `bench udp` (started by it).
     #[command(hide = true)]
     UdpBuyer {
+        /// The buyer's wallet store.
         #[arg(long)]
         store: std::path::PathBuf,
+        /// The multicast group of the run.
         #[arg(long)]
         group: std::net::SocketAddrV4,
+        /// The seller's wallet id.
         #[arg(long)]
         seller: String,
+        /// The most the buyer pays per purchase, minor units.
         #[arg(long)]
         price_minor: i64,
+        /// Share of received datagrams dropped, per mille.
         #[arg(long)]
         loss_permille: u32,
     },

@@ -297,7 +297,7 @@ impl Day {
             } else {
                 d.state.clone()
             };
-            self.rec.outcome("micro", &kind);
+            self.rec.outcome("micropayment", &kind);
             if d.state == "completed" {
                 self.rec.latency("micropayment", d.latency_ms);
             }

@@ -839,7 +839,10 @@ impl Day {
             && codes.iter().rev().skip(1).all(|c| c == "wrong_pin")
             && locked == "account_locked";
         self.scripted.push((
-            format!("wrong PINs {codes:?} then the right PIN {locked:?}"),
+            format!(
+                "wrong PINs ({}) then the right PIN ({locked})",
+                codes.join(", ")
+            ),
             lockout_ok,
         ));
         self.progress.step();
@@ -928,11 +931,10 @@ impl Day {
             && frauds[0].owner == cheat
             && frauds[0].first.hex != frauds[0].second.hex
             && self.copy_sync_code == Some(9);
-        let detail = format!(
-            "{} fraud record(s); owner named {:?}; the copy's sync exit code {:?} (9 = double spend)",
+        let detail = fraud_detail(
             frauds.len(),
-            frauds.first().map(|f| f.owner.clone()),
-            self.copy_sync_code
+            frauds.first().map(|f| f.owner.as_str()),
+            self.copy_sync_code,
         );
         self.rec.check("double spend caught", caught, detail);
         let syncs_ok = self.sync_failures.is_empty();
@@ -1219,4 +1221,44 @@ fn open(
         .with_context(|| format!("depositing into {account} at {bank}"))?;
     }
     Ok(())
+}
+
+/// The double-spend invariant's detail, in words.
+fn fraud_detail(records: usize, owner: Option<&str>, copy_exit: Option<i32>) -> String {
+    let records = match records {
+        1 => "1 fraud record".to_owned(),
+        n => format!("{n} fraud records"),
+    };
+    let owner = owner.map_or_else(
+        || "no owner named".to_owned(),
+        |o| format!("owner named {o}"),
+    );
+    let exit = match copy_exit {
+        Some(9) => "the copy's sync exited 9 (double spend)".to_owned(),
+        Some(code) => format!("the copy's sync exited {code}, not 9 (double spend)"),
+        None => "the copy never synced".to_owned(),
+    };
+    format!("{records}; {owner}; {exit}")
+}
+
+#[cfg(test)]
+mod words {
+    use super::fraud_detail;
+
+    #[test]
+    fn the_fraud_detail_has_no_debug_text() {
+        // Issue 16: `owner named Some("mallory")`, `exit code Some(9)`.
+        assert_eq!(
+            fraud_detail(1, Some("mallory"), Some(9)),
+            "1 fraud record; owner named mallory; the copy's sync exited 9 (double spend)"
+        );
+        assert_eq!(
+            fraud_detail(0, None, None),
+            "0 fraud records; no owner named; the copy never synced"
+        );
+        assert_eq!(
+            fraud_detail(2, Some("mallory"), Some(1)),
+            "2 fraud records; owner named mallory; the copy's sync exited 1, not 9 (double spend)"
+        );
+    }
 }

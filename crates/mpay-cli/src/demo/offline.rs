@@ -477,14 +477,12 @@ impl Day {
                 caught_by: by,
                 revoked: copy_sync.code == EXIT_DOUBLE_SPEND,
             };
-            self.progress.say(&format!(
-                "DOUBLE SPEND caught: wallet {}… of {} signed two entries #{}: {} / {}; charged {}",
-                &case.wallet[..8.min(case.wallet.len())],
-                case.owner,
+            self.progress.say(&double_spend_line(
+                &case.wallet,
+                &case.owner,
                 case.seq,
-                case.first.summary,
-                case.second.summary,
-                f.charged
+                [&case.first.summary, &case.second.summary],
+                &f.charged,
             ));
             self.rec.frauds.push(case);
         }
@@ -520,7 +518,27 @@ impl Day {
                         e.balance_after
                     )
                 }
-                other => format!("entry #{}: {other:?}", e.seq),
+                EntryKind::Genesis { .. } => format!("entry #{}: genesis", e.seq),
+                EntryKind::Charge { .. } => format!(
+                    "entry #{}: charge, balance after {}",
+                    e.seq, e.balance_after
+                ),
+                EntryKind::Receive { tx, amount, .. } => format!(
+                    "entry #{}: receive {amount} (tx {}), balance after {}",
+                    e.seq,
+                    tx.short(),
+                    e.balance_after
+                ),
+                EntryKind::Void { tx, amount, .. } => format!(
+                    "entry #{}: void {amount} (tx {}), balance after {}",
+                    e.seq,
+                    tx.short(),
+                    e.balance_after
+                ),
+                EntryKind::Redeem { amount, .. } => format!(
+                    "entry #{}: redeem {amount}, balance after {}",
+                    e.seq, e.balance_after
+                ),
             })
             .unwrap_or_else(|| "an entry that does not decode".to_owned());
         ForkEntry {
@@ -721,5 +739,49 @@ fn item_of(minor: i64) -> &'static str {
 impl Role {
     pub fn is_shop(self) -> bool {
         self == Role::Shop
+    }
+}
+
+/// The narration of a caught double spend: each entry's summary once,
+/// without the sequence number the line already gives.
+fn double_spend_line(
+    wallet: &str,
+    owner: &str,
+    seq: u64,
+    summaries: [&str; 2],
+    charged: &str,
+) -> String {
+    let prefix = format!("entry #{seq}: ");
+    let [first, second] = summaries.map(|s| s.strip_prefix(&prefix).unwrap_or(s));
+    format!(
+        "DOUBLE SPEND caught: wallet {}… of {owner} signed two entries #{seq}: {first} / {second}; \
+         charged {charged}",
+        wallet.get(..8).unwrap_or(wallet)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::double_spend_line;
+
+    #[test]
+    fn the_double_spend_line_says_each_entry_once() {
+        // Issue 16: "signed two entries #2: entry #2: pay …".
+        let line = double_spend_line(
+            "042e53f355f4edd6",
+            "mallory",
+            2,
+            [
+                "entry #2: pay 24.85 EUR to cafe (tx 94b6acc4), balance after 25.15 EUR",
+                "entry #2: pay 20.60 EUR to bakery (tx 72d5363f), balance after 29.40 EUR",
+            ],
+            "50.00 EUR",
+        );
+        assert_eq!(
+            line,
+            "DOUBLE SPEND caught: wallet 042e53f3… of mallory signed two entries #2: \
+             pay 24.85 EUR to cafe (tx 94b6acc4), balance after 25.15 EUR / \
+             pay 20.60 EUR to bakery (tx 72d5363f), balance after 29.40 EUR; charged 50.00 EUR"
+        );
     }
 }

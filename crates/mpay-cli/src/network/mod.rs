@@ -244,7 +244,11 @@ pub fn run_network(what: NetworkCommand) -> anyhow::Result<ExitCode> {
             let mut network = supervisor::Network::start(&args.dir, processes)?;
             runtime.block_on(network.wait_healthy(std::time::Duration::from_secs(60)))?;
             print_processes(&args.dir, network.processes());
-            println!("running; Ctrl-C stops every process");
+            println!(
+                "running; SIGTERM or Ctrl-C stops every process; logs in {}, pids in {}",
+                args.dir.join("logs").display(),
+                args.dir.join("pids.toml").display()
+            );
             runtime.block_on(network.supervise_until_interrupted())?;
             Ok(ExitCode::SUCCESS)
         }

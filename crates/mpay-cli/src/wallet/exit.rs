@@ -22,6 +22,7 @@ pub enum Exit {
     OfficeUnreachable,
     DoubleSpend,
     Timeout,
+    SeveralBuyers,
 }
 
 impl Exit {
@@ -36,6 +37,7 @@ impl Exit {
             Exit::OfficeUnreachable => 8,
             Exit::DoubleSpend => 9,
             Exit::Timeout => 10,
+            Exit::SeveralBuyers => 11,
         }
     }
 
@@ -51,6 +53,7 @@ impl Exit {
             Exit::OfficeUnreachable => "office_unreachable",
             Exit::DoubleSpend => "double_spend",
             Exit::Timeout => "timeout",
+            Exit::SeveralBuyers => "several_buyers",
         }
     }
 }
@@ -192,6 +195,15 @@ pub fn abort_exit(reason: AbortReason) -> Exit {
     }
 }
 
+/// Why a buyer refused, as the seller's exit code: what the buyer lacks
+/// (funds) is not the seller's, so it is a refusal (6), not 4.
+pub fn seller_exit(reason: AbortReason) -> Exit {
+    match abort_exit(reason) {
+        Exit::InsufficientFunds => Exit::Refused,
+        other => other,
+    }
+}
+
 /// An abort reason for people.
 pub fn abort_text(reason: AbortReason) -> &'static str {
     match reason {
@@ -245,7 +257,7 @@ impl From<NodeError> for Failure {
                 ),
             ),
             NodeError::BuyerRefused { tx, reason } => Failure::new(
-                abort_exit(reason),
+                seller_exit(reason),
                 format!(
                     "sale {} refused, nothing was paid: {}",
                     tx.short(),
@@ -275,5 +287,56 @@ impl From<NodeError> for Failure {
 impl From<SellError> for Failure {
     fn from(e: SellError) -> Failure {
         Failure::other(format!("sale refused: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buyer_without_funds_is_a_refusal_for_the_seller() {
+        // Issue 16: the seller exited 4 ("insufficient funds") when the buyer lacked funds.
+        let failure = Failure::from(NodeError::BuyerRefused {
+            tx: mpay_offline::TxId([7; 16]),
+            reason: AbortReason::InsufficientFunds,
+        });
+        assert_eq!(failure.exit, Exit::Refused);
+        assert_eq!(failure.exit.code(), 6);
+        assert!(
+            failure.message.contains("the buyer has insufficient funds"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(
+            seller_exit(AbortReason::OverLimit),
+            Exit::LimitExceeded,
+            "a limit stays a limit"
+        );
+    }
+
+    #[test]
+    fn several_buyers_have_their_own_exit_code() {
+        let codes: Vec<u8> = [
+            Exit::Other,
+            Exit::WrongPin,
+            Exit::InsufficientFunds,
+            Exit::NoBuyerNearby,
+            Exit::Refused,
+            Exit::LimitExceeded,
+            Exit::OfficeUnreachable,
+            Exit::DoubleSpend,
+            Exit::Timeout,
+            Exit::SeveralBuyers,
+        ]
+        .iter()
+        .map(|e| e.code())
+        .collect();
+        let mut distinct = codes.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), codes.len(), "{codes:?}");
+        assert_eq!(Exit::SeveralBuyers.code(), 11);
+        assert!(super::super::EXIT_CODES_HELP.contains("\n  11  several buyers nearby"));
     }
 }

@@ -274,23 +274,8 @@ impl<R: BufRead> TakeLine for R {
 /// Parses an amount given as one or two words: `12.50`, `12.50 EUR`,
 /// `EUR 12.50`. Without a currency, `currency` is meant.
 pub fn parse_amount(words: &[String], currency: Currency) -> Result<Amount, Failure> {
-    let text = words.join(" ");
-    let amount = if text.split_whitespace().count() == 1 {
-        Amount::parse_in(text.trim(), currency)
-    } else {
-        Amount::parse(&text)
-    }
-    .map_err(|e| Failure::other(format!("amount {text:?}: {e}")))?;
-    if amount.currency() != currency {
-        return Err(Failure::other(format!(
-            "this wallet holds {currency}, not {}",
-            amount.currency()
-        )));
-    }
-    if !amount.is_positive() {
-        return Err(Failure::other("the amount must be positive"));
-    }
-    Ok(amount)
+    crate::amount::parse(&words.join(" "), currency, crate::amount::Zero::Refused)
+        .map_err(|e| Failure::other(e.to_string()))
 }
 
 /// Asks a yes/no question on the terminal; false unless answered yes.

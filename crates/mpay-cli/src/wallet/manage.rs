@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use mpay_identity::{PartyId, SecretKeys, Suite, hex_string};
 use mpay_money::Amount;
-use mpay_office::http::OfficeClient;
+use mpay_office::http::{ClientError, OfficeClient};
 use mpay_office::sign_enrolment;
 use mpay_offline::chain::{ChainEntry, EntryKind};
 use mpay_offline::durable::{Write, WriteBatch};
@@ -168,7 +168,17 @@ fn enroll_store(
     let client = OfficeClient::new(office);
     let requested_at = wall_clock_now();
     let proof = sign_enrolment(owner, keys, requested_at);
-    let enrolment = rt.block_on(client.enroll(token, &keys.public(), requested_at, &proof))?;
+    let enrolment = match rt.block_on(client.enroll(token, &keys.public(), requested_at, &proof)) {
+        Ok(enrolment) => enrolment,
+        Err(refused @ ClientError::Refused { .. }) => {
+            // The proof names `owner`: a token of someone else fails it. Say so.
+            return Err(match rt.block_on(client.owner_balance(token)) {
+                Ok(info) if info.owner != owner => token_of_another_owner(&info.owner, owner),
+                _ => Failure::from(refused),
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
     if enrolment.certificate.keys() != &keys.public() {
         return Err(Failure::other(
             "the office issued a certificate for other keys; not installed",
@@ -190,6 +200,14 @@ fn enroll_store(
         os_random32()?,
         wall_clock_now(),
     )?)
+}
+
+/// `init`/`enroll` with a token the office knows as `holder`'s, not `owner`'s.
+fn token_of_another_owner(holder: &str, owner: &str) -> Failure {
+    Failure::other(format!(
+        "this owner token belongs to {holder:?}, not to {owner:?}: pass {owner}'s token \
+         (--token or MPAY_OWNER_TOKEN), or --owner {holder}"
+    ))
 }
 
 fn record_enrolment(
@@ -404,11 +422,31 @@ fn revoked_check(s: &Session) -> Result<(), Failure> {
     }
 }
 
+/// What a sync did with the chain, for people: the entries it uploaded,
+/// or that there was nothing new.
+fn sync_text(attested: u64, balance: &str, uploaded_from: u64, rounds: usize) -> String {
+    let uploaded = if uploaded_from > attested {
+        "nothing new to upload".to_owned()
+    } else if uploaded_from == attested {
+        format!("uploaded entry {attested}")
+    } else {
+        format!("uploaded entries {uploaded_from}–{attested}")
+    };
+    let rounds = if rounds == 1 {
+        String::new()
+    } else {
+        format!(" in {rounds} rounds")
+    };
+    format!("office attests entry {attested} with balance {balance} ({uploaded}{rounds})")
+}
+
 fn print_sync(out: &Out, s: &Session, report: &SyncReport) {
     if let Some(att) = &report.attestation {
-        out.line(format!(
-            "office attests entry {} with balance {} (uploaded from entry {} in {} round(s))",
-            att.seq, att.balance, report.uploaded_from, report.rounds
+        out.line(sync_text(
+            att.seq,
+            &att.balance.to_string(),
+            report.uploaded_from,
+            report.rounds,
         ));
     }
     for tx in &report.settled {
@@ -818,4 +856,39 @@ pub fn change_pin(out: &Out, args: ChangePinArgs) -> Result<(), Failure> {
     out.line("PIN changed");
     out.done("change-pin", json!({}));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_says_what_it_uploaded() {
+        // Issue 16: "uploaded from entry 2" when the office attested entry 1.
+        assert_eq!(
+            sync_text(1, "5.00 EUR", 2, 1),
+            "office attests entry 1 with balance 5.00 EUR (nothing new to upload)"
+        );
+        assert_eq!(
+            sync_text(1, "5.00 EUR", 1, 1),
+            "office attests entry 1 with balance 5.00 EUR (uploaded entry 1)"
+        );
+        assert_eq!(
+            sync_text(7, "5.00 EUR", 2, 2),
+            "office attests entry 7 with balance 5.00 EUR (uploaded entries 2–7 in 2 rounds)"
+        );
+    }
+
+    #[test]
+    fn a_token_of_another_owner_is_named() {
+        let failure = token_of_another_owner("alice", "sam");
+        assert_eq!(failure.exit, Exit::Other);
+        assert!(
+            failure
+                .message
+                .starts_with("this owner token belongs to \"alice\", not to \"sam\""),
+            "{}",
+            failure.message
+        );
+    }
 }

@@ -6,6 +6,8 @@
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mpay_identity::{Limits, PartyId, Timestamp};
@@ -153,9 +155,18 @@ fn describe(event: &Event) -> Option<String> {
 
 /// Prints and returns the events queued since the last call.
 fn drain_events(out: &Out, node: &mut WalletNode, log: &mut Vec<String>) {
+    drain_events_of(out, node, log, true);
+}
+
+/// Says what happened; `selling` false leaves out the answers to a LOOKUP
+/// (a wallet that is not selling has no buyer to speak of).
+fn drain_events_of(out: &Out, node: &mut WalletNode, log: &mut Vec<String>, selling: bool) {
     while let Some(event) = node.poll_event() {
         // Each repeated LOOKUP brings the same answers again: say it once.
         let repeats = matches!(event, Event::BuyerFound { .. } | Event::BuyerRefused { .. });
+        if repeats && !selling {
+            continue;
+        }
         if let Some(text) = describe(&event)
             && !(repeats && log.contains(&text))
         {
@@ -283,10 +294,13 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
 
 fn several_buyers(buyers: &[PartyId]) -> Failure {
     let list: Vec<String> = buyers.iter().map(|b| b.to_hex()).collect();
-    Failure::other(format!(
-        "several buyers nearby: {}; pass --buyer ID",
-        list.join(", ")
-    ))
+    Failure::new(
+        Exit::SeveralBuyers,
+        format!(
+            "several buyers nearby: {}; pass --buyer ID",
+            list.join(", ")
+        ),
+    )
     .with_details(json!({ "buyers": list }))
 }
 
@@ -542,7 +556,49 @@ fn pending(node: &WalletNode) -> (Vec<Value>, Vec<String>) {
     (prepared, committing)
 }
 
+/// A flag raised by SIGINT or SIGTERM, so that `resume` stops between two
+/// steps (every step's writes are durable) and reports, instead of dying.
+/// Unset (the signals keep their default) if the handler cannot start.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let raised = Arc::clone(&flag);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                let _ = ready_tx.send(());
+                return;
+            };
+            runtime.block_on(async move {
+                let terminate =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+                let interrupt =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+                let (Ok(mut terminate), Ok(mut interrupt)) = (terminate, interrupt) else {
+                    let _ = ready_tx.send(());
+                    return;
+                };
+                let _ = ready_tx.send(());
+                tokio::select! {
+                    _ = terminate.recv() => {},
+                    _ = interrupt.recv() => {},
+                }
+                raised.store(true, Ordering::SeqCst);
+            });
+        });
+    if spawned.is_ok() {
+        // The handlers are in place before the first step.
+        let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+    }
+    flag
+}
+
 pub fn resume(out: &Out, args: ResumeArgs) -> Result<(), Failure> {
+    let interrupted = interrupt_flag();
     let session = Session::open(&args.common, Access::Write)?;
     let (mut node, _lock) = open_node(session, &args.net)?;
     let (prepared, committing) = pending(&node);
@@ -556,18 +612,18 @@ pub fn resume(out: &Out, args: ResumeArgs) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     let mut log = Vec::new();
     loop {
-        drain_events(out, &mut node, &mut log);
+        drain_events_of(out, &mut node, &mut log, false);
         let wallet = node.wallet();
         let settled = wallet.prepared_txs().next().is_none()
             && wallet.committing_txs().next().is_none()
             && wallet.requesting_txs().next().is_none();
         let left = deadline.saturating_duration_since(Instant::now());
-        if (settled && !args.stay) || left.is_zero() {
+        if (settled && !args.stay) || left.is_zero() || interrupted.load(Ordering::SeqCst) {
             break;
         }
         node.step(left.min(Duration::from_millis(STEP_MS)))?;
     }
-    drain_events(out, &mut node, &mut log);
+    drain_events_of(out, &mut node, &mut log, false);
     let (prepared, committing) = pending(&node);
     let object = json!({
         "wallet": node.id().to_hex(),

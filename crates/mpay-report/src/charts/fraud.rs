@@ -15,7 +15,8 @@ const CASE_H: f64 = 170.0;
 const BOX_X: f64 = 210.0;
 const BOX_W: f64 = 430.0;
 const BOX_H: f64 = 40.0;
-const SUMMARY_CHARS_MAX: usize = 56;
+/// What fits in an entry's box (430 px at 11 px type).
+const SUMMARY_CHARS_MAX: usize = 68;
 const FIRST_COLOUR: &str = "#4e79a7";
 const SECOND_COLOUR: &str = "#e15759";
 
@@ -89,10 +90,16 @@ fn draw_case(out: &mut String, report: &DemoReport, case: &FraudCase, y0: f64) {
                 abbreviate_hex(&entry.hex)
             ),
         );
-        let summary = if entry.summary.is_empty() {
+        // The box's title gives the sequence: the summary need not.
+        let prefix = format!("entry #{}: ", case.seq);
+        let said = entry
+            .summary
+            .strip_prefix(&prefix)
+            .unwrap_or(&entry.summary);
+        let summary = if said.is_empty() {
             "(no summary)".to_owned()
         } else {
-            truncate(&entry.summary, SUMMARY_CHARS_MAX)
+            truncate(said, SUMMARY_CHARS_MAX)
         };
         text(out, BOX_X + 10.0, y + 32.0, "start", "tick", &summary);
     }
@@ -150,3 +157,29 @@ fn draw_case(out: &mut String, report: &DemoReport, case: &FraudCase, y0: f64) {
 /// the chart.
 pub const DEFS: &str = "<defs><marker id=\"fraud-arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" \
      markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0 0L10 5L0 10z\" fill=\"#555\"/></marker></defs>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: the demo's entry summaries were cut with an ellipsis.
+    #[test]
+    fn the_demos_entry_summaries_are_not_truncated() {
+        let mut report = crate::sample::sample_report(7);
+        let case = report
+            .frauds
+            .first_mut()
+            .expect("the sample has a double spend");
+        case.seq = 2;
+        case.first.summary =
+            "entry #2: pay 24.85 EUR to cafe (tx 94b6acc4), balance after 25.15 EUR".into();
+        case.second.summary =
+            "entry #2: pay 120.60 EUR to bakery (tx 72d5363f), balance after 129.40 EUR".into();
+        let svg = render(&report).html;
+        assert!(
+            svg.contains(">pay 24.85 EUR to cafe (tx 94b6acc4), balance after 25.15 EUR<"),
+            "{svg}"
+        );
+        assert!(svg.contains("balance after 129.40 EUR<"), "{svg}");
+    }
+}

@@ -145,11 +145,15 @@ pub fn render(report: &DemoReport) -> Chart {
             latency(s.p75_ms)
         );
         let mut last_label_x = f64::NEG_INFINITY;
-        for (name, v, class) in [
-            ("p50", s.p50_ms, "p50"),
-            ("p90", s.p90_ms, "pct"),
-            ("p99", s.p99_ms, "pct"),
+        for (name, v, class, n_min) in [
+            ("p50", s.p50_ms, "p50", 1),
+            ("p90", s.p90_ms, "pct", P90_SAMPLES_MIN),
+            ("p99", s.p99_ms, "pct", P99_SAMPLES_MIN),
         ] {
+            // A percentile of a handful of samples is only the largest.
+            if s.count < n_min {
+                continue;
+            }
             let xp = at(v);
             let _ = write!(
                 body,
@@ -173,22 +177,9 @@ pub fn render(report: &DemoReport) -> Chart {
             }
         }
         let sx = right + 18.0;
-        text(
-            &mut body,
-            sx,
-            mid - 2.0,
-            "start",
-            "stat",
-            &format!("p50 {} · p90 {}", latency(s.p50_ms), latency(s.p90_ms)),
-        );
-        text(
-            &mut body,
-            sx,
-            mid + 13.0,
-            "start",
-            "stat",
-            &format!("p99 {} · max {}", latency(s.p99_ms), latency(s.max_ms)),
-        );
+        let (first, second) = stat_lines(s);
+        text(&mut body, sx, mid - 2.0, "start", "stat", &first);
+        text(&mut body, sx, mid + 13.0, "start", "stat", &second);
     }
     Chart::svg(
         NAME,
@@ -212,6 +203,31 @@ pub fn pick_evenly(sorted: &[f64], max: usize) -> Vec<f64> {
         .collect()
 }
 
+/// Fewest samples for a p90 mark (below, p90 is the largest sample).
+const P90_SAMPLES_MIN: usize = 10;
+/// Fewest samples for a p99 mark.
+const P99_SAMPLES_MIN: usize = 100;
+
+/// The two lines of figures right of a row: only the percentiles its
+/// samples can tell.
+fn stat_lines(s: &crate::stats::LatencySummary) -> (String, String) {
+    let first = if s.count >= P90_SAMPLES_MIN {
+        format!("p50 {} · p90 {}", latency(s.p50_ms), latency(s.p90_ms))
+    } else if s.count == 1 {
+        format!("one payment: {}", latency(s.p50_ms))
+    } else {
+        format!("p50 {}", latency(s.p50_ms))
+    };
+    let second = if s.count >= P99_SAMPLES_MIN {
+        format!("p99 {} · max {}", latency(s.p99_ms), latency(s.max_ms))
+    } else if s.count == 1 {
+        String::new()
+    } else {
+        format!("max {}", latency(s.max_ms))
+    };
+    (first, second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +239,25 @@ mod tests {
         assert_eq!(p, vec![0.0, 249.0, 499.0, 749.0, 999.0]);
         assert_eq!(pick_evenly(&v[..3], 5), vec![0.0, 1.0, 2.0]);
         assert!(pick_evenly(&[], 5).is_empty());
+    }
+
+    #[test]
+    fn no_percentile_marks_a_handful_of_samples_cannot_tell() {
+        // Issue 16: a p90 mark for a row with n = 1.
+        let mut report = crate::sample::sample_report(7);
+        report.latencies = vec![
+            crate::model::LatencySeries {
+                kind: "refund".into(),
+                samples_ms: vec![52.6],
+            },
+            crate::model::LatencySeries {
+                kind: "micropayment".into(),
+                samples_ms: (1..=80).map(f64::from).collect(),
+            },
+        ];
+        let svg = render(&report).html;
+        assert_eq!(svg.matches("<title>p90 ").count(), 1, "only the row of 80");
+        assert_eq!(svg.matches("<title>p99 ").count(), 0, "no row has 100");
+        assert!(svg.contains("one payment: 52.6 ms"), "{svg}");
     }
 }

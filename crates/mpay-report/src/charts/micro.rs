@@ -10,7 +10,7 @@ use super::{
 };
 use crate::format::{escape, money, seconds, truncate};
 use crate::model::{DemoReport, PendingSeries};
-use crate::scale::{Linear, i128_f64, money_ticks, time_ticks_s, u64_f64};
+use crate::scale::{Linear, i128_f64, money_ticks, time_ticks_between, u64_f64};
 
 pub const NAME: &str = "micro";
 /// Panels drawn; the page notes how many series were left out.
@@ -35,7 +35,10 @@ pub fn render(report: &DemoReport) -> Chart {
     let shown = &report.micro[..report.micro.len().min(PANELS_MAX)];
     let panel_w =
         (WIDTH - GAP * crate::scale::usize_f64(COLUMNS - 1)) / crate::scale::usize_f64(COLUMNS);
-    let ticks = time_ticks_s(end_ms);
+    // Zoomed to the phase(s) of the micropayments, one window for every
+    // panel so that they compare.
+    let (lo_ms, hi_ms) = micro_window(report, shown, end_ms);
+    let ticks = time_ticks_between(lo_ms, hi_ms);
     let mut body = String::new();
     legend_line(&mut body, 8.0, 16.0, PENDING_COLOUR, false, "pending total");
     legend_line(&mut body, 150.0, 16.0, THETA_COLOUR, true, "threshold θ");
@@ -58,7 +61,16 @@ pub fn render(report: &DemoReport) -> Chart {
         let row = i / COLUMNS;
         let x0 = crate::scale::usize_f64(col) * (panel_w + GAP);
         let y0 = LEGEND_H + crate::scale::usize_f64(row) * row_h;
-        panel(&mut body, series, currency, end_ms, &ticks, x0, y0, panel_w);
+        panel(
+            &mut body,
+            series,
+            currency,
+            (lo_ms, hi_ms),
+            &ticks,
+            x0,
+            y0,
+            panel_w,
+        );
     }
     let rows = shown.len().div_ceil(COLUMNS);
     let height = LEGEND_H + crate::scale::usize_f64(rows) * row_h;
@@ -70,18 +82,69 @@ pub fn render(report: &DemoReport) -> Chart {
     )
 }
 
+/// The time window of the micropayments: from the start of the phase of
+/// the first one to the end of the phase of the last one (or the activity
+/// padded by a twentieth when no phase covers it), within `[0, end_ms]`.
+pub fn micro_window(report: &DemoReport, shown: &[PendingSeries], end_ms: u64) -> (u64, u64) {
+    // A series opens at zero: the activity starts with its first non-zero
+    // total.
+    let times = shown.iter().flat_map(|s| {
+        sorted_points(&s.points)
+            .into_iter()
+            .skip_while(|p| p.1 == 0)
+            .map(|p| p.0)
+            .chain(s.settlements.iter().copied())
+    });
+    let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
+        return (0, end_ms);
+    };
+    let phase_of = |t: u64| {
+        report
+            .phases
+            .iter()
+            .find(|p| (p.started_ms..=p.started_ms.saturating_add(p.duration_ms)).contains(&t))
+    };
+    let pad = (last - first) / 20 + 250;
+    let lo = phase_of(first).map_or(first.saturating_sub(pad), |p| p.started_ms);
+    let hi = phase_of(last).map_or(last.saturating_add(pad), |p| {
+        p.started_ms.saturating_add(p.duration_ms)
+    });
+    (
+        lo.min(end_ms),
+        hi.clamp(lo.saturating_add(1), end_ms.max(lo.saturating_add(1))),
+    )
+}
+
+/// A step series seen through `[lo_ms, hi_ms]`: the value held at `lo_ms`,
+/// then the points inside.
+fn clip_to(points: &[(u64, i64)], lo_ms: u64, hi_ms: u64) -> Vec<(u64, i64)> {
+    let held = points
+        .iter()
+        .rev()
+        .find(|p| p.0 <= lo_ms)
+        .map(|p| (lo_ms, p.1));
+    held.into_iter()
+        .chain(
+            points
+                .iter()
+                .copied()
+                .filter(|p| p.0 > lo_ms && p.0 <= hi_ms),
+        )
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn panel(
     out: &mut String,
     series: &PendingSeries,
     currency: mpay_money::Currency,
-    end_ms: u64,
+    (lo_ms, hi_ms): (u64, u64),
     ticks: &crate::scale::Ticks,
     x0: f64,
     y0: f64,
     width: f64,
 ) {
-    let points = sorted_points(&series.points);
+    let points = clip_to(&sorted_points(&series.points), lo_ms, hi_ms);
     let peak = points.iter().map(|p| p.1).max().unwrap_or(0);
     let floor = points.iter().map(|p| p.1).min().unwrap_or(0);
     // Room above θ so the line is not on the frame.
@@ -98,7 +161,7 @@ fn panel(
         seconds(series.window_ms)
     );
     text(out, left, y0 + 12.0, "start", "panel-title", &title);
-    let x = Linear::new((0.0, u64_f64(end_ms)), (left, right));
+    let x = Linear::new((u64_f64(lo_ms), u64_f64(hi_ms)), (left, right));
     let y = Linear::new((i128_f64(axis.lo), i128_f64(axis.hi)), (bottom, top));
     money_axis(out, &y, &axis, currency, left, right);
     time_axis(out, &x, ticks, top, bottom, true);
@@ -122,7 +185,11 @@ fn panel(
         escape(&money(series.theta_minor, currency)),
         ty = px(ty)
     );
-    for &t in &series.settlements {
+    for &t in series
+        .settlements
+        .iter()
+        .filter(|&&t| (lo_ms..=hi_ms).contains(&t))
+    {
         let xp = px(x.map(u64_f64(t)));
         let _ = write!(
             out,
@@ -135,12 +202,53 @@ fn panel(
         );
     }
     if !points.is_empty() {
-        let d = step_path(&points, &x, &y, end_ms);
+        let d = step_path(&points, &x, &y, hi_ms);
         let _ = write!(
             out,
             "<path class=\"mark line\" d=\"{d}\" stroke=\"{PENDING_COLOUR}\"><title>{}: peak {}</title></path>",
             escape(&series.label),
             money(peak, currency)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: all the activity sat in a fifth of each panel's width.
+    #[test]
+    fn the_panels_zoom_to_the_micropayment_phase() {
+        let report = crate::sample::sample_report(7);
+        let end_ms = time_end_ms(&report);
+        let shown = &report.micro[..report.micro.len().min(PANELS_MAX)];
+        let (lo, hi) = micro_window(&report, shown, end_ms);
+        assert!(lo > 0 && hi <= end_ms, "{lo}..{hi} of {end_ms}");
+        assert!(hi - lo < end_ms / 2, "{lo}..{hi} of {end_ms}");
+        for s in shown {
+            // After the opening zero: every change and every settlement.
+            let active = sorted_points(&s.points)
+                .into_iter()
+                .skip_while(|p| p.1 == 0)
+                .map(|p| p.0);
+            for t in active.chain(s.settlements.iter().copied()) {
+                assert!((lo..=hi).contains(&t), "{t} outside {lo}..{hi}");
+            }
+        }
+        let ticks = time_ticks_between(lo, hi);
+        assert!(ticks.ticks.len() >= 3, "{ticks:?}");
+        assert!(
+            ticks
+                .ticks
+                .iter()
+                .all(|&t| t * 1000.0 >= u64_f64(lo) - 1e-6)
+        );
+    }
+
+    #[test]
+    fn a_clipped_series_keeps_the_value_it_held() {
+        let points = [(0, 1), (100, 5), (300, 7), (900, 2)];
+        assert_eq!(clip_to(&points, 200, 800), vec![(200, 5), (300, 7)]);
+        assert_eq!(clip_to(&points, 0, 100), vec![(0, 1), (100, 5)]);
     }
 }

@@ -192,8 +192,19 @@ pub fn money_axis(
             yp + 4.0,
             "end",
             "tick",
-            &money_wide(t, currency),
+            &money_tick(t, ticks, currency),
         );
+    }
+}
+
+/// A money tick label: whole units (`200 EUR`) when every tick of the axis
+/// is a whole number of units, otherwise with the cents.
+pub fn money_tick(minor: i128, ticks: &MoneyTicks, currency: Currency) -> String {
+    let unit = 10i128.pow(currency.exponent());
+    let whole = ticks.ticks.iter().all(|t| t % unit == 0);
+    match (whole, i64::try_from(minor / unit)) {
+        (true, Ok(units)) => format!("{units} {currency}"),
+        _ => money_wide(minor, currency),
     }
 }
 
@@ -202,7 +213,7 @@ pub fn money_labels_width(ticks: &MoneyTicks, currency: Currency) -> f64 {
     ticks
         .ticks
         .iter()
-        .map(|&t| text_width(&money_wide(t, currency), FONT_SMALL))
+        .map(|&t| text_width(&money_tick(t, ticks, currency), FONT_SMALL))
         .fold(0.0, f64::max)
 }
 
@@ -278,7 +289,7 @@ pub fn legend_line(out: &mut String, x: f64, y: f64, colour: &str, dash: bool, l
 pub fn legend_box(out: &mut String, x: f64, y: f64, colour: &str, label: &str) {
     let _ = write!(
         out,
-        "<rect x=\"{}\" y=\"{}\" width=\"11\" height=\"11\" fill=\"{colour}\"/>",
+        "<rect class=\"swatch\" x=\"{}\" y=\"{}\" width=\"11\" height=\"11\" fill=\"{colour}\"/>",
         px(x),
         px(y - 10.0)
     );
@@ -288,6 +299,31 @@ pub fn legend_box(out: &mut String, x: f64, y: f64, colour: &str, label: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_money_ticks_have_no_cents() {
+        // Issue 16: "200.00 EUR" on an axis of whole euros.
+        let ticks = crate::scale::money_ticks(0, 50_000);
+        assert!(
+            ticks.ticks.iter().all(|t| t % 100 == 0),
+            "{:?}",
+            ticks.ticks
+        );
+        let labels: Vec<String> = ticks
+            .ticks
+            .iter()
+            .map(|&t| money_tick(t, &ticks, Currency::EUR))
+            .collect();
+        assert!(labels.iter().all(|l| !l.contains('.')), "{labels:?}");
+        assert!(labels.contains(&"0 EUR".to_owned()), "{labels:?}");
+        let small = crate::scale::money_ticks(0, 30);
+        let labels: Vec<String> = small
+            .ticks
+            .iter()
+            .map(|&t| money_tick(t, &small, Currency::EUR))
+            .collect();
+        assert!(labels.iter().any(|l| l.contains('.')), "{labels:?}");
+    }
 
     #[test]
     fn coordinates_are_short_and_finite() {

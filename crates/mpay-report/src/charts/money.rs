@@ -25,6 +25,8 @@ const AXIS_H: f64 = 40.0;
 const LEGEND_W: f64 = 285.0;
 const LEGEND_ROW_H: f64 = 17.0;
 const LEGEND_NAME_CHARS_MAX: usize = 25;
+/// Narrowest phase band that shows its number.
+const BAND_LABEL_W_MIN: f64 = 12.0;
 
 /// One line of a panel, after grouping.
 struct Line {
@@ -91,7 +93,7 @@ pub fn render(report: &DemoReport) -> Chart {
             ),
             (plot_bottom, plot_top),
         );
-        phase_bands(&mut body, report, &x, plot_top, plot_bottom);
+        phase_bands(&mut body, report, &x, plot_top, plot_bottom, top == 0.0);
         money_axis(&mut body, &y, axis, panel.currency, left, right);
         time_axis(&mut body, &x, &ticks, plot_top, plot_bottom, true);
         for (i, line) in panel.lines.iter().enumerate() {
@@ -131,11 +133,29 @@ pub fn render(report: &DemoReport) -> Chart {
     Chart::svg(NAME, "Money held by each party over the day", top, &body)
 }
 
-/// Light bands behind a plot, one per phase, alternating.
-fn phase_bands(out: &mut String, report: &DemoReport, x: &Linear, top: f64, bottom: f64) {
+/// Light bands behind a plot, one per phase, alternating; with `numbered`,
+/// each band wide enough shows its phase's number (as in the phase list).
+fn phase_bands(
+    out: &mut String,
+    report: &DemoReport,
+    x: &Linear,
+    top: f64,
+    bottom: f64,
+    numbered: bool,
+) {
     for (i, phase) in report.phases.iter().enumerate() {
         let x0 = x.map(u64_f64(phase.started_ms));
         let x1 = x.map(u64_f64(phase.started_ms.saturating_add(phase.duration_ms)));
+        if numbered && x1 - x0 >= BAND_LABEL_W_MIN {
+            text(
+                out,
+                (x0 + x1) / 2.0,
+                top + 10.0,
+                "middle",
+                "band-label",
+                &(i + 1).to_string(),
+            );
+        }
         let class = if i % 2 == 0 { "band" } else { "band alt" };
         let _ = write!(
             out,
@@ -159,13 +179,27 @@ fn panels(report: &DemoReport) -> Vec<Panel> {
         let currency = s.currency.unwrap_or(report.currency);
         groups.entry((s.kind, currency)).or_default().push(s);
     }
+    // The double spenders stay in sight: never summed into "other wallets".
+    let cheats: Vec<&str> = report.frauds.iter().map(|f| f.owner.as_str()).collect();
     groups
         .into_iter()
-        .map(|((kind, currency), series)| group_panel(kind, currency, series))
+        .map(|((kind, currency), series)| group_panel(kind, currency, series, &cheats))
         .collect()
 }
 
-fn group_panel(kind: PartyKind, currency: Currency, series: Vec<&PartySeries>) -> Panel {
+/// Whether a party's label names one of `owners` (as a word).
+fn names_one_of(label: &str, owners: &[&str]) -> bool {
+    label
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ':')
+        .any(|word| owners.contains(&word))
+}
+
+fn group_panel(
+    kind: PartyKind,
+    currency: Currency,
+    series: Vec<&PartySeries>,
+    pinned: &[&str],
+) -> Panel {
     let parties = series.len();
     let mut lines: Vec<Line> = series
         .into_iter()
@@ -177,8 +211,14 @@ fn group_panel(kind: PartyKind, currency: Currency, series: Vec<&PartySeries>) -
         .collect();
     let mut overflowed = None;
     if lines.len() > SERIES_PER_PANEL_MAX {
-        // Keep the parties with the largest peak; sum the rest.
-        lines.sort_by_key(|l| std::cmp::Reverse(l.points.iter().map(|p| p.1.unsigned_abs()).max()));
+        // Keep the pinned parties, then those with the largest peak; sum
+        // the rest.
+        lines.sort_by_key(|l| {
+            (
+                !names_one_of(&l.label, pinned),
+                std::cmp::Reverse(l.points.iter().map(|p| p.1.unsigned_abs()).max()),
+            )
+        });
         let rest = lines.split_off(SERIES_PER_PANEL_MAX - 1);
         let label = format!("{} other {}", rest.len(), kind.plural().to_lowercase());
         match sum_steps(rest.iter().map(|l| l.points.as_slice())) {
@@ -266,5 +306,55 @@ mod tests {
             .sum();
         let expected_end: i64 = (0..12).map(|i| 100 * i + 1).sum();
         assert_eq!(total_end, expected_end);
+    }
+
+    /// Issue 16: mallory and her copy were hidden in "6 other wallets".
+    #[test]
+    fn the_double_spenders_wallets_are_never_grouped() {
+        let mut r = crate::sample::sample_report(7);
+        r.money.retain(|s| s.kind != PartyKind::Wallet);
+        for i in 0..12i64 {
+            r.money.push(PartySeries {
+                party: format!("wallet w{i}"),
+                kind: PartyKind::Wallet,
+                currency: None,
+                points: vec![(0, 10_000 + i)],
+            });
+        }
+        for party in ["wallet mallory", "wallet mallory (copy)"] {
+            r.money.push(PartySeries {
+                party: party.into(),
+                kind: PartyKind::Wallet,
+                currency: None,
+                points: vec![(0, 5), (500, 1)],
+            });
+        }
+        let owner = r.frauds.first().map(|f| f.owner.clone());
+        assert!(owner.is_some(), "the sample has a double spend");
+        for f in &mut r.frauds {
+            f.owner = "mallory".into();
+        }
+        let p = panels(&r);
+        let wallets = p
+            .iter()
+            .find(|p| p.kind == PartyKind::Wallet)
+            .expect("a wallet panel");
+        let labels: Vec<&str> = wallets.lines.iter().map(|l| l.label.as_str()).collect();
+        assert!(labels.contains(&"wallet mallory"), "{labels:?}");
+        assert!(labels.contains(&"wallet mallory (copy)"), "{labels:?}");
+        assert_eq!(labels.len(), SERIES_PER_PANEL_MAX);
+    }
+
+    #[test]
+    fn the_phase_bands_are_numbered_like_the_phase_list() {
+        let r = crate::sample::sample_report(7);
+        let svg = render(&r).html;
+        let numbers = svg.matches("class=\"band-label\"").count();
+        assert!(
+            numbers >= r.phases.len() / 2,
+            "{numbers} of {}",
+            r.phases.len()
+        );
+        assert!(svg.contains(">1</text>"), "phase 1 is numbered");
     }
 }

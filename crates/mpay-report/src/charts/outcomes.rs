@@ -14,62 +14,112 @@ const LEGEND_H: f64 = 26.0; // also the wrapped legend's row pitch + 6
 const TOTAL_W: f64 = 70.0;
 const LABEL_CHARS_MAX: usize = 26;
 
-/// Shades per meaning: done, refused, timed out, reversed, waiting.
+/// Shades per meaning: done, refused, timed out, reversed, waiting. The
+/// shades of one meaning differ in lightness, far enough apart to tell.
 const FAMILIES: [(&[&str], [&str; 3]); 5] = [
     (
         &[
             "complete", "approve", "settle", "commit", "success", "confirm", "posted",
         ],
-        ["#59a14f", "#8cd17d", "#2f6b29"],
+        ["#59a14f", "#b6e39b", "#1d4f18"],
     ),
     (
         &[
-            "reject", "abort", "fail", "decline", "denied", "refuse", "lock", "fraud",
+            "reject", "abort", "fail", "decline", "denied", "refuse", "lock", "fraud", "double",
         ],
-        ["#e15759", "#ff9d9a", "#a03034"],
+        ["#e15759", "#ffb3b0", "#8e1f22"],
     ),
     (
         &["expire", "timeout", "timed out"],
-        ["#edc948", "#f1a33b", "#c9a227"],
+        ["#edc948", "#f28e2b", "#8c6d00"],
     ),
     (
         &["refund", "revers", "void"],
-        ["#b07aa1", "#d4a6c8", "#7b4f72"],
+        ["#b07aa1", "#e2c3da", "#6b3a60"],
     ),
     (
-        &["pending", "delay", "uncertain", "held"],
-        ["#4e79a7", "#a0cbe8", "#2d4f73"],
+        &["pending", "delay", "uncertain", "held", "dt "],
+        ["#4e79a7", "#b3d1ef", "#23405f"],
     ),
 ];
 
-/// One colour per outcome that says what it means when its words are
-/// familiar (green done, red refused, amber timed out, purple reversed,
-/// blue waiting; a second outcome of one meaning gets another shade), a
-/// neutral palette colour otherwise.
+/// Colours for outcomes of no familiar meaning, or past a meaning's shades.
+const OTHERS: [&str; 8] = [
+    "#76b7b2", "#9c755f", "#7f7f7f", "#17becf", "#bcbd22", "#393b79", "#d62728", "#000000",
+];
+
+/// Two colours closer than this (Euclidean distance in RGB, 0–441) are
+/// too alike to tell apart in a legend.
+pub const COLOUR_DISTANCE_MIN: f64 = 60.0;
+
+/// Red, green and blue of `#rrggbb`.
+fn rgb(colour: &str) -> Option<[f64; 3]> {
+    let hex = colour.strip_prefix('#')?;
+    if hex.len() != 6 {
+        return None;
+    }
+    let channel = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .map(f64::from)
+    };
+    Some([channel(0)?, channel(2)?, channel(4)?])
+}
+
+/// How far apart two `#rrggbb` colours are (0 when either does not parse).
+pub fn colour_distance(a: &str, b: &str) -> f64 {
+    match (rgb(a), rgb(b)) {
+        (Some(a), Some(b)) => a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f64>()
+            .sqrt(),
+        _ => 0.0,
+    }
+}
+
+/// One colour per outcome, every one distinct from the others: it says
+/// what the outcome means when its words are familiar (green done, red
+/// refused, amber timed out, purple reversed, blue waiting; a second
+/// outcome of one meaning gets another shade), a neutral colour otherwise
+/// or once a meaning's shades are used up.
 pub fn outcome_colours(outcomes: &[String]) -> Vec<&'static str> {
-    let mut used = [0usize; FAMILIES.len()];
-    let mut others = 0usize;
-    outcomes
-        .iter()
-        .map(|outcome| {
-            let o = outcome.to_ascii_lowercase();
-            // Refusals are checked first: "not completed" is not done.
-            let family = [1usize, 2, 3, 0, 4]
-                .into_iter()
-                .find(|&f| FAMILIES[f].0.iter().any(|w| o.contains(w)));
-            match family {
-                Some(f) => {
-                    let shade = FAMILIES[f].1[used[f] % 3];
-                    used[f] += 1;
-                    shade
-                }
-                None => {
-                    others += 1;
-                    ["#76b7b2", "#9c755f", "#bab0ac", "#ff9da7"][(others - 1) % 4]
-                }
-            }
-        })
-        .collect()
+    let mut used: Vec<&'static str> = Vec::new();
+    let mut shades_used = [0usize; FAMILIES.len()];
+    let apart = |c: &str, used: &[&str]| {
+        used.iter()
+            .all(|u| colour_distance(c, u) >= COLOUR_DISTANCE_MIN)
+    };
+    for outcome in outcomes {
+        let o = outcome.to_ascii_lowercase();
+        // Refusals are checked first: "not completed" is not done.
+        let family = [1usize, 2, 3, 0, 4]
+            .into_iter()
+            .find(|&f| FAMILIES[f].0.iter().any(|w| o.contains(w)));
+        let shade = family.and_then(|f| {
+            let shades = &FAMILIES[f].1;
+            let pick = shades
+                .iter()
+                .skip(shades_used[f])
+                .find(|c| apart(c, &used))
+                .copied();
+            shades_used[f] += 1;
+            pick
+        });
+        let colour = shade
+            .or_else(|| OTHERS.iter().find(|c| apart(c, &used)).copied())
+            .or_else(|| {
+                super::PALETTE
+                    .iter()
+                    .chain(OTHERS.iter())
+                    .find(|c| !used.contains(c))
+                    .copied()
+            })
+            .unwrap_or(OTHERS[used.len() % OTHERS.len()]);
+        used.push(colour);
+    }
+    used
 }
 
 pub fn render(report: &DemoReport) -> Chart {
@@ -222,8 +272,49 @@ mod tests {
         assert_eq!(c[3], "#b07aa1");
         assert_eq!(c[4], "#4e79a7");
         // A second "done" outcome gets another green; a refusal stays red.
-        assert_eq!(c[5], "#8cd17d");
-        assert_eq!(c[6], "#ff9d9a");
+        assert_eq!(c[5], "#b6e39b");
+        assert_eq!(c[6], "#ffb3b0");
         assert_eq!(c[7], "#76b7b2");
+    }
+
+    /// Issue 16: `refused: wrong_pin` and `double spend` were the same
+    /// pink; three greens were near-identical.
+    #[test]
+    fn the_demo_outcomes_get_colours_far_apart() {
+        let names: Vec<String> = [
+            "DT below θ",
+            "T at θ",
+            "committed",
+            "completed",
+            "completed after a crash",
+            "double spend",
+            "duplicate absorbed",
+            "expired",
+            "refused: account_locked",
+            "refused: wrong_pin",
+            "rejected",
+            "refunded",
+            "aborted",
+            "timed out",
+            "uncertain",
+            "x1",
+            "x2",
+            "x3",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let c = outcome_colours(&names);
+        for i in 0..c.len() {
+            for j in i + 1..c.len() {
+                assert!(
+                    colour_distance(c[i], c[j]) >= COLOUR_DISTANCE_MIN,
+                    "{} {} and {} {} are too alike",
+                    names[i],
+                    c[i],
+                    names[j],
+                    c[j]
+                );
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ use crate::scale::{Linear, time_ticks_s, u64_f64};
 
 pub const NAME: &str = "phases";
 const ROW_H: f64 = 22.0;
-const LABEL_CHARS_MAX: usize = 28;
+/// Longest phase name shown whole (the demo's longest has 34 characters).
+const LABEL_CHARS_MAX: usize = 40;
 
 pub fn render(report: &DemoReport) -> Chart {
     if report.phases.is_empty() {
@@ -61,4 +62,21 @@ pub fn render(report: &DemoReport) -> Chart {
         );
     }
     Chart::svg(NAME, "The day's phases over time", bottom + 36.0, &body)
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    /// Issue 16: "9. rejection, expiry, refund, …" in the phase timeline.
+    #[test]
+    fn the_demos_phase_names_are_shown_whole() {
+        let mut report = crate::sample::sample_report(7);
+        report.phases[0].name = "rejection, expiry, refund, lockout".into();
+        let svg = render(&report).html;
+        assert!(
+            svg.contains("1. rejection, expiry, refund, lockout<"),
+            "{svg}"
+        );
+    }
 }

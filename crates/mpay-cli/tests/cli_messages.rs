@@ -1,0 +1,258 @@
+//! What a person meets at the command line (issue 16): the README's way of
+//! writing options and amounts works, and each message says what happened.
+//! Real processes: a money office on SQLite, and the SEMOPS network.
+
+mod common;
+
+use common::network::{Network, Terminal, WRONG_PIN, pay, spawn_pay};
+use common::{ADMIN_TOKEN, Office, finish, mpay, run};
+
+fn open_account_text(office: &Office, owner: &str, deposit: &str) -> common::Run {
+    let mut c = mpay();
+    c.args(["office", "open-account", "--office", &office.url])
+        .args(["--owner", owner, "--deposit", deposit])
+        .env("MPAY_OFFICE_ADMIN_TOKEN", ADMIN_TOKEN);
+    run(c, "open-account")
+}
+
+/// `mpay wallet --dir D <sub> …`: the wallet options before the subcommand,
+/// as the README writes them.
+fn wallet(dir: &std::path::Path, sub: &str, args: &[&str]) -> std::process::Command {
+    let mut c = mpay();
+    c.arg("wallet")
+        .arg("--dir")
+        .arg(dir)
+        .arg(sub)
+        .args(args)
+        .env("MPAY_PIN", common::PIN);
+    c
+}
+
+#[test]
+fn office_open_account_takes_an_amount_without_its_currency() {
+    let office = Office::start();
+    // The token alone on stdout: `token=$(mpay office open-account …)`.
+    let opened = open_account_text(&office, "alice", "200.00");
+    assert_eq!(opened.code, 0, "{opened:?}");
+    assert!(
+        opened
+            .stderr
+            .contains("opened account alice with 200.00 EUR"),
+        "{opened:?}"
+    );
+    assert_eq!(opened.stdout.lines().count(), 1, "{opened:?}");
+    let token = opened.stdout.trim().to_owned();
+    assert_eq!(office.owner_balance_minor(&token), 20_000);
+}
+
+#[test]
+fn wallet_options_go_before_the_subcommand() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let token = office.open_account("alice", "200.00 EUR");
+    let dir = root.path().join("alice");
+    let mut c = wallet(&dir, "init", &["--kdf", "fast", "--owner", "alice"]);
+    c.args(["--office", &office.url])
+        .env("MPAY_OWNER_TOKEN", &token);
+    let init = run(c, "init");
+    assert_eq!(init.code, 0, "{init:?}");
+    let charge = run(wallet(&dir, "charge", &["50.00"]), "charge");
+    assert_eq!(charge.code, 0, "{charge:?}");
+    // Conservation: the account and the wallet hold what was paid in.
+    let balance = run(wallet(&dir, "balance", &["--json"]), "balance");
+    assert_eq!(balance.code, 0, "{balance:?}");
+    let held = balance.json()["balance_minor"].as_i64().expect("balance");
+    assert_eq!(held, 5_000);
+    assert_eq!(office.owner_balance_minor(&token) + held, 20_000);
+}
+
+#[test]
+fn an_owner_sees_their_office_account() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    alice.charge("50.00");
+    let mut c = mpay();
+    c.args(["office", "account", "--office", &office.url])
+        .env("MPAY_OWNER_TOKEN", &alice.token);
+    let account = run(c, "office account");
+    assert_eq!(account.code, 0, "{account:?}");
+    assert_eq!(account.stdout.trim(), "owner alice: balance 150.00 EUR");
+    assert_eq!(
+        office.owner_balance_minor(&alice.token) + alice.holding_minor(),
+        20_000
+    );
+}
+
+#[test]
+fn a_sync_with_nothing_new_says_so() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    alice.charge("50.00");
+    let sync = alice.run("sync", &[]);
+    assert_eq!(sync.code, 0, "{sync:?}");
+    assert!(
+        sync.stdout
+            .contains("office attests entry 1 with balance 50.00 EUR (nothing new to upload)"),
+        "{sync:?}"
+    );
+}
+
+#[test]
+fn a_token_of_another_owner_is_named_at_init() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = office.open_account("alice", "10.00 EUR");
+    office.open_account("sam", "0.00 EUR");
+    let mut c = mpay();
+    c.args(["wallet", "init", "--kdf", "fast", "--owner", "sam"])
+        .arg("--dir")
+        .arg(root.path().join("sam"))
+        .args(["--office", &office.url])
+        .env("MPAY_PIN", common::PIN)
+        .env("MPAY_OWNER_TOKEN", &alice);
+    let init = run(c, "init with alice's token");
+    assert_eq!(init.code, 1, "{init:?}");
+    assert!(
+        init.stderr
+            .contains("this owner token belongs to \"alice\", not to \"sam\""),
+        "{init:?}"
+    );
+    assert_eq!(office.owner_balance_minor(&alice), 1_000, "nothing moved");
+}
+
+#[test]
+fn an_unreachable_office_is_said_once() {
+    let mut c = mpay();
+    c.args(["office", "frauds", "--office", "http://127.0.0.1:9"])
+        .args(["--admin-token", ADMIN_TOKEN]);
+    let frauds = run(c, "frauds");
+    assert_eq!(frauds.code, 1, "{frauds:?}");
+    assert_eq!(
+        frauds.stderr.matches("error sending request").count(),
+        1,
+        "{frauds:?}"
+    );
+    assert_eq!(frauds.stderr.lines().count(), 1, "{frauds:?}");
+}
+
+#[test]
+fn bank_open_account_again_says_nothing_changed() {
+    let net = Network::start(&[]);
+    net.open_account("bank1", "cust:carol", "20.00 EUR");
+    let mut c = mpay();
+    c.args(["bank", "open-account", "--bank", "bank1"])
+        .args(["--account", "cust:carol", "--deposit", "20.00 EUR"])
+        .arg("--network")
+        .arg(net.path());
+    let again = run(c, "bank open-account again");
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        again.stdout.trim(),
+        "cust:carol was already open at bank1 (balance 20.00 EUR); nothing changed"
+    );
+    assert_eq!(net.balance_minor("bank1", "cust:carol"), 2_000);
+}
+
+#[test]
+fn a_refused_payment_prints_its_json() {
+    let net = Network::start(&[]);
+    let customer = net.customer("carol", "cpp1", "bank1", "20.00 EUR");
+    let shop = net.merchant("dora", "mpp1", "bank2");
+    let terminal = Terminal::start(&shop, "5.00 EUR", None);
+    let refused = pay(&customer, &terminal.uri, WRONG_PIN, &[]);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    let error = refused.json();
+    assert_eq!(error["error"], "wrong_pin", "{refused:?}");
+    assert_eq!(error["state"], "refused", "{refused:?}");
+    assert_eq!(net.balance_minor("bank1", "cust:carol"), 2_000);
+}
+
+#[test]
+fn pending_shows_a_time_and_a_refund_right_after_completion_succeeds() {
+    let net = Network::start(&[]);
+    let customer = net.customer("carol", "cpp1", "bank1", "20.00 EUR");
+    let shop = net.merchant("dora", "mpp1", "bank2");
+    let terminal = Terminal::start(&shop, "5.00 EUR", None);
+    let payer = spawn_pay(&customer, &terminal.uri, &[]);
+    let mut c = mpay();
+    c.args(["merchant", "pending", "--wait-secs", "20", "--merchant"])
+        .arg(&shop);
+    let pending = run(c, "merchant pending");
+    assert_eq!(pending.code, 0, "{pending:?}");
+    let line = pending.stdout.lines().next().unwrap_or_default().to_owned();
+    // The decision deadline is a time, not epoch milliseconds.
+    assert!(line.contains(" UTC (in "), "{pending:?}");
+    assert!(
+        !line
+            .split_whitespace()
+            .any(|w| w.len() >= 13 && w.bytes().all(|b| b.is_ascii_digit())),
+        "{pending:?}"
+    );
+    let payment = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    let mut c = mpay();
+    c.args(["merchant", "approve", &payment, "--merchant"])
+        .arg(&shop);
+    let approved = run(c, "approve");
+    assert_eq!(approved.code, 0, "{approved:?}");
+    let paid = finish(payer, 60, "customer pay");
+    assert_eq!(paid.code, 0, "{paid:?}");
+
+    // Refunded as soon as the customer saw "completed".
+    let mut c = mpay();
+    c.args([
+        "merchant",
+        "refund",
+        &payment,
+        "--amount",
+        "2.00 EUR",
+        "--merchant",
+    ])
+    .arg(&shop);
+    let refund = run(c, "refund");
+    assert_eq!(refund.code, 0, "{refund:?}");
+    assert!(refund.stdout.contains("refund of 2.00 EUR"), "{refund:?}");
+    drop(terminal);
+
+    // Conservation: carol paid 5.00 and got 2.00 back; dora holds the rest.
+    assert_eq!(net.wait_balance("bank1", "cust:carol", 1_700, 30), 1_700);
+    assert_eq!(net.wait_balance("bank2", "shop:dora", 300, 30), 300);
+    let reconciled = net.reconcile();
+    assert_eq!(reconciled.code, 0, "{reconciled:?}");
+}
+
+#[test]
+fn resume_stay_stops_cleanly_on_sigint_and_speaks_only_of_its_own() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "20.00 EUR", 47_791);
+    let mut c = alice.net_command("resume", &["--stay", "--wait", "40"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("resume starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("serving on UDP"), "{first}");
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let done = finish(child, 20, "resume --stay");
+    assert_eq!(done.code, 0, "{rest:?} {done:?}");
+    assert!(rest.iter().any(|l| l == "nothing pending"), "{rest:?}");
+    assert!(
+        !rest.iter().any(|l| l.contains("answered")),
+        "resume sells nothing: {rest:?}"
+    );
+    assert_eq!(alice.holding_minor(), 0);
+}
