@@ -2622,3 +2622,38 @@ fn every_vector_frame_opens_and_verifies() {
         );
     }
 }
+
+#[test]
+fn doc_timer_table_matches_the_engine_defaults() {
+    let c = Config::default();
+    let doc = doc_compact();
+    let rows = [
+        ("retry_interval_min_ms", c.retry_interval_min_ms.to_string()),
+        ("retry_interval_max_ms", c.retry_interval_max_ms.to_string()),
+        (
+            "commit_request_attempts_max",
+            c.commit_request_attempts_max.to_string(),
+        ),
+        ("status_after_ms", c.status_after_ms.to_string()),
+        (
+            "claim_window_ms",
+            format!("{}days", c.claim_window_ms / DAY_MS),
+        ),
+        (
+            "claim_window_min_ms",
+            format!("{}day", c.claim_window_min_ms / DAY_MS),
+        ),
+        (
+            "LOOKUPS_PER_WINDOW_MAX`/`LOOKUP_WINDOW_MS",
+            format!("{}/{}", c.lookups_per_window_max, c.lookup_window_ms),
+        ),
+        (
+            "MESSAGE_AGE_MAX_MS`/`CLOCK_SKEW_MAX_MS",
+            format!("{MESSAGE_AGE_MAX_MS}/{CLOCK_SKEW_MAX_MS}"),
+        ),
+    ];
+    for (name, value) in rows {
+        let row = format!("|`{name}`|{value}|");
+        assert!(doc.contains(&row), "docs/wire-format.md §5.1 lacks {row}");
+    }
+}
