@@ -13,12 +13,15 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
 use mpay_envelope::{self as envelope, HEADER_LEN, Header, MessageKind};
+use mpay_identity::RevocationList;
 use mpay_identity::{
     Certificate, PartyId, PublicKeys, SIGNATURE_LEN, SecretKeys, Signature, Timestamp, TrustStore,
     hex_bytes, hex_string, tags,
 };
+use mpay_money::Amount;
+use mpay_offline::chain::{ChainEntry, EntryKind, VoidProof};
 use mpay_offline::messages::Message;
-use mpay_offline::sync::{self, SyncRequest, SyncResponse};
+use mpay_offline::sync::{self, Resolution, SyncAttestation, SyncRequest, SyncResponse};
 use mpay_wire::{Decode, Reader};
 use serde_json::{Value, json};
 
@@ -240,18 +243,19 @@ fn kind_name(kind: MessageKind) -> &'static str {
     }
 }
 
-/// The payload decoded by kind: the message's fields by name, each nested
-/// object with its bytes in hex and its decoded form.
+/// The payload decoded by kind: every field by name, nested objects too.
 fn payload_json(kind: MessageKind, payload: &[u8]) -> Value {
     let decoded = if kind == sync::kind::SYNC_REQUEST {
-        SyncRequest::from_wire(payload).map(|m| format!("{m:?}"))
+        SyncRequest::from_wire(payload).map(|m| sync_request_json(&m))
     } else if kind == sync::kind::SYNC_RESPONSE {
-        SyncResponse::from_wire(payload).map(|m| format!("{m:?}"))
+        SyncResponse::from_wire(payload).map(|m| sync_response_json(&m))
     } else {
-        Message::decode(kind, payload).map(|m| format!("{m:?}"))
+        Message::decode(kind, payload).map(|m| message_json(&m))
     };
     match decoded {
-        Ok(text) => json!({ "len": payload.len(), "hex": hex_string(payload), "decoded": text }),
+        Ok(fields) => {
+            json!({ "len": payload.len(), "hex": hex_string(payload), "decoded": fields })
+        }
         Err(e) => {
             json!({ "len": payload.len(), "hex": hex_string(payload), "error": e.to_string() })
         }
@@ -430,4 +434,200 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow!("cannot seal: {e}"))?;
     let _ = writeln!(std::io::stdout(), "{}", hex_string(&frame));
     Ok(ExitCode::SUCCESS)
+}
+
+// ---- payloads as JSON, every field by name -------------------------------
+
+fn amount(a: &Amount) -> Value {
+    Value::String(a.to_string())
+}
+
+fn ms(t: Timestamp) -> Value {
+    json!(t.as_millis())
+}
+
+fn certificate_json(c: &Certificate) -> Value {
+    let b = &c.body;
+    json!({
+        "subject": b.subject.to_hex(),
+        "role": format!("{:?}", b.role),
+        "keys": {
+            "suite": format!("0x{:02x}", b.keys.suite.tag()),
+            "signing": hex_string(&b.keys.signing),
+            "sealing": hex_string(&b.keys.sealing),
+        },
+        "limits": b.limits.as_ref().map(|l| json!({
+            "offline_balance_max": amount(&l.offline_balance_max),
+            "payment_max": amount(&l.payment_max),
+            "days_between_syncs_max": l.days_between_syncs_max,
+            "payments_between_syncs_max": l.payments_between_syncs_max,
+        })),
+        "issued_at_ms": ms(b.issued_at),
+        "expires_at_ms": ms(b.expires_at),
+        "issuer": b.issuer.to_hex(),
+        "signature": hex_string(&c.signature.0),
+    })
+}
+
+fn revocation_list_json(l: &RevocationList) -> Value {
+    json!({
+        "issuer": l.issuer.to_hex(),
+        "version": l.version,
+        "issued_at_ms": ms(l.issued_at),
+        "entries": l.entries.iter().map(|e| json!({
+            "subject": e.subject.to_hex(),
+            "reason": format!("{:?}", e.reason),
+            "revoked_at_ms": ms(e.revoked_at),
+        })).collect::<Vec<_>>(),
+        "signature": hex_string(&l.signature.0),
+    })
+}
+
+fn attestation_json(a: &SyncAttestation) -> Value {
+    json!({
+        "office": a.office.to_hex(),
+        "wallet": a.wallet.to_hex(),
+        "seq": a.seq,
+        "head_hash": hex_string(&a.head_hash),
+        "balance": amount(&a.balance),
+        "synced_at_ms": ms(a.synced_at),
+        "signature": hex_string(&a.signature.0),
+    })
+}
+
+fn resolution_json(r: &Resolution) -> Value {
+    json!({
+        "office": r.office.to_hex(),
+        "wallet": r.wallet.to_hex(),
+        "tx": hex_string(&r.tx.0),
+        "pay_seq": r.pay_seq,
+        "outcome": format!("{:?}", r.outcome),
+        "resolved_at_ms": ms(r.resolved_at),
+        "signature": hex_string(&r.signature.0),
+    })
+}
+
+fn entry_json(e: &ChainEntry) -> Value {
+    let kind = match &e.kind {
+        EntryKind::Genesis { certificate } => {
+            json!({ "type": "Genesis", "certificate": certificate_json(certificate) })
+        }
+        EntryKind::Charge { voucher } => json!({ "type": "Charge", "voucher": {
+            "office": voucher.office.to_hex(),
+            "wallet": voucher.wallet.to_hex(),
+            "charge_id": hex_string(&voucher.charge_id),
+            "amount": amount(&voucher.amount),
+            "issued_at_ms": ms(voucher.issued_at),
+            "signature": hex_string(&voucher.signature.0),
+        }}),
+        EntryKind::Pay {
+            tx,
+            seller,
+            amount: a,
+            claim_deadline,
+        } => json!({
+            "type": "Pay",
+            "tx": hex_string(&tx.0),
+            "seller": seller.to_hex(),
+            "amount": amount(a),
+            "claim_deadline_ms": ms(*claim_deadline),
+        }),
+        EntryKind::Receive {
+            tx,
+            buyer,
+            amount: a,
+            authorization,
+        } => json!({
+            "type": "Receive",
+            "tx": hex_string(&tx.0),
+            "buyer": buyer.to_hex(),
+            "amount": amount(a),
+            "authorization": entry_json(authorization),
+        }),
+        EntryKind::Void {
+            tx,
+            paid_seq,
+            amount: a,
+            proof,
+        } => json!({
+            "type": "Void",
+            "tx": hex_string(&tx.0),
+            "paid_seq": paid_seq,
+            "amount": amount(a),
+            "proof": match proof {
+                VoidProof::SellerAbort(evidence) => json!({
+                    "type": "SellerAbort",
+                    "header": header_json(&evidence.header),
+                    "payload": hex_string(&evidence.payload),
+                    "signature": hex_string(&evidence.signature.0),
+                }),
+                VoidProof::OfficeRelease(r) => json!({
+                    "type": "OfficeRelease",
+                    "resolution": resolution_json(r),
+                }),
+            },
+        }),
+        EntryKind::Redeem {
+            redeem_id,
+            amount: a,
+        } => json!({
+            "type": "Redeem",
+            "redeem_id": hex_string(redeem_id),
+            "amount": amount(a),
+        }),
+    };
+    json!({
+        "wallet": e.wallet.to_hex(),
+        "seq": e.seq,
+        "prev_hash": hex_string(&e.prev_hash),
+        "kind": kind,
+        "balance_after": amount(&e.balance_after),
+        "created_at_ms": ms(e.created_at),
+        "signature": hex_string(&e.signature.0),
+        "hash": hex_string(&e.hash()),
+    })
+}
+
+fn message_json(m: &Message) -> Value {
+    match m {
+        Message::Lookup(l) => json!({
+            "seller_certificate": certificate_json(&l.seller_certificate),
+            "revocation_list": l.revocation_list.as_ref().map(revocation_list_json),
+        }),
+        Message::LookupReply(r) => json!({
+            "buyer_certificate": certificate_json(&r.buyer_certificate),
+            "attestation": attestation_json(&r.attestation),
+            "revocation_list": r.revocation_list.as_ref().map(revocation_list_json),
+        }),
+        Message::CommitRequest(c) => json!({
+            "amount": amount(&c.amount),
+            "description": c.description,
+            "seller_certificate": certificate_json(&c.seller_certificate),
+        }),
+        Message::Agreed(a) => json!({ "authorization": entry_json(&a.authorization) }),
+        Message::Abort(a) => json!({ "reason": format!("{:?}", a.reason) }),
+        Message::Status(s) => {
+            json!({ "buyer_certificate": certificate_json(&s.buyer_certificate) })
+        }
+        Message::Commit | Message::Committed | Message::Aborted => json!({}),
+    }
+}
+
+fn sync_request_json(r: &SyncRequest) -> Value {
+    json!({
+        "entries": r.entries.iter().map(entry_json).collect::<Vec<_>>(),
+        "uncertain": r.uncertain.iter().map(|u| json!({
+            "tx": hex_string(&u.tx.0),
+            "pay_seq": u.pay_seq,
+        })).collect::<Vec<_>>(),
+        "revocation_version": r.revocation_version,
+    })
+}
+
+fn sync_response_json(r: &SyncResponse) -> Value {
+    json!({
+        "attestation": attestation_json(&r.attestation),
+        "revocation_list": r.revocation_list.as_ref().map(revocation_list_json),
+        "resolutions": r.resolutions.iter().map(resolution_json).collect::<Vec<_>>(),
+    })
 }

@@ -156,7 +156,40 @@ fn every_sealed_vector_opens_and_its_signature_verifies() {
         let json: Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(json["payload"]["hex"], field(v, "payload"));
         assert_eq!(json["signature"], field(v, "signature"));
-        assert!(json["payload"].get("decoded").is_some(), "{json}");
+        let decoded = &json["payload"]["decoded"];
+        assert!(decoded.is_object(), "{}: {json}", field(v, "name"));
+        match field(v, "name") {
+            "Agreed" => {
+                let entry = &decoded["authorization"];
+                assert_eq!(entry["kind"]["type"], "Pay");
+                assert_eq!(entry["kind"]["amount"], "12.50 EUR");
+                assert_eq!(entry["seq"], 2);
+                assert_eq!(entry["wallet"], "000000000000000a0000000000000001");
+            }
+            "CommitRequest" => {
+                assert_eq!(decoded["amount"], "12.50 EUR");
+                assert_eq!(decoded["description"], "2 coffees");
+                assert_eq!(decoded["seller_certificate"]["role"], "Wallet");
+            }
+            "Abort" => assert_eq!(decoded["reason"], "SellerDecided"),
+            "SyncRequest" => {
+                let kinds: Vec<&str> = decoded["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["kind"]["type"].as_str().unwrap())
+                    .collect();
+                assert_eq!(kinds, ["Pay", "Void", "Pay", "Void", "Redeem"]);
+                assert_eq!(decoded["uncertain"][0]["pay_seq"], 5);
+                assert_eq!(decoded["revocation_version"], 7);
+            }
+            "SyncResponse" => {
+                assert_eq!(decoded["attestation"]["seq"], 2);
+                assert_eq!(decoded["resolutions"][0]["outcome"], "Released");
+                assert_eq!(decoded["revocation_list"]["version"], 7);
+            }
+            _ => {}
+        }
     }
 }
 
