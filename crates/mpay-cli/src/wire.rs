@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Args, Subcommand};
+use mpay_bank::interbank::{self, InterbankAck, InterbankMessage};
 use mpay_envelope::{self as envelope, HEADER_LEN, Header, MessageKind};
 use mpay_identity::RevocationList;
 use mpay_identity::{
@@ -239,6 +240,8 @@ fn kind_name(kind: MessageKind) -> &'static str {
         k::ABORTED => "ABORTED",
         sync::kind::SYNC_REQUEST => "SYNC_REQUEST",
         sync::kind::SYNC_RESPONSE => "SYNC_RESPONSE",
+        interbank::kind::INTERBANK_TRANSFER => "INTERBANK_TRANSFER",
+        interbank::kind::INTERBANK_ACK => "INTERBANK_ACK",
         _ => "unknown",
     }
 }
@@ -249,6 +252,21 @@ fn payload_json(kind: MessageKind, payload: &[u8]) -> Value {
         SyncRequest::from_wire(payload).map(|m| sync_request_json(&m))
     } else if kind == sync::kind::SYNC_RESPONSE {
         SyncResponse::from_wire(payload).map(|m| sync_response_json(&m))
+    } else if kind == interbank::kind::INTERBANK_TRANSFER {
+        InterbankMessage::from_wire(payload).map(|m| {
+            json!({
+                "id": m.id.to_hex(),
+                "from_account": m.from_account.as_str(),
+                "to_account": m.to_account.as_str(),
+                "amount": amount(&m.amount),
+                "reference": m.reference,
+                "reason": format!("{:?}", m.reason),
+                "returns": m.returns.map(|id| id.to_hex()),
+            })
+        })
+    } else if kind == interbank::kind::INTERBANK_ACK {
+        InterbankAck::from_wire(payload)
+            .map(|m| json!({ "id": m.id.to_hex(), "outcome": m.outcome.as_str() }))
     } else {
         Message::decode(kind, payload).map(|m| message_json(&m))
     };

@@ -130,6 +130,41 @@ fn decode_names_every_header_field_of_every_vector() {
 }
 
 #[test]
+fn the_interbank_vectors_open_and_decode() {
+    let all: Value =
+        serde_json::from_str(include_str!("../../../docs/wire-vectors-interbank.json")).unwrap();
+    let all = all["vectors"].as_array().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for p in all.iter().filter(|v| field(v, "type") == "party") {
+        let name = field(p, "name");
+        std::fs::write(
+            dir.path().join(format!("{name}.key")),
+            field(p, "secret_key_file"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}.cert")),
+            field(p, "certificate"),
+        )
+        .unwrap();
+    }
+    let mut outcomes = Vec::new();
+    for v in all.iter().filter(|v| field(v, "type") == "frame") {
+        let out = open(dir.path(), v, field(v, "frame"));
+        assert_eq!(out.code, 0, "{}: {}", field(v, "name"), out.stderr);
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["payload"]["hex"], field(v, "payload"));
+        outcomes.push(json["payload"]["decoded"].clone());
+    }
+    assert_eq!(outcomes[0]["to_account"], "cust:bob");
+    assert_eq!(outcomes[0]["amount"], "12.50 EUR");
+    assert_eq!(outcomes[0]["reason"], "Payment");
+    assert_eq!(outcomes[1]["outcome"], "credited");
+    assert_eq!(outcomes[2]["reason"], "Returned");
+    assert_eq!(outcomes[2]["returns"], outcomes[0]["id"]);
+}
+
+#[test]
 fn decode_reads_a_file_and_refuses_a_truncated_frame() {
     let dir = tempfile::tempdir().unwrap();
     let v = &frames()[1];
