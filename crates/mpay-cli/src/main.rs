@@ -16,6 +16,7 @@ mod reconcile;
 mod semops;
 mod sim;
 mod wallet;
+mod wire;
 
 #[cfg(test)]
 mod readme;
@@ -91,6 +92,12 @@ enum Command {
     /// Load through the SEMOPS network while processes are SIGKILLed and
     /// restarted; then check that nothing was lost or doubled.
     Chaos(chaos::ChaosArgs),
+    /// Envelope frames: decode, seal, open, verify (docs/wire-format.md).
+    #[command(after_help = wire::EXIT_CODES_HELP)]
+    Wire {
+        #[command(subcommand)]
+        what: wire::WireCommand,
+    },
     /// Benchmarks, each with its baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => reconcile::run(args),
         Command::Cpp { what } => cpp::run(what),
         Command::Chaos(args) => chaos::run(args),
+        Command::Wire { what } => wire::run(what),
     };
     match result {
         Ok(code) => code,

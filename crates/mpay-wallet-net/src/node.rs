@@ -434,6 +434,7 @@ impl WalletNode {
         let header = match mpay_envelope::peek_header(&bytes) {
             Ok(header) => header,
             Err(e) => {
+                tracing::debug!(%from, len = bytes.len(), reason = %e, "frame refused: header");
                 self.stats.refused.count(RefusalKind::of_envelope(&e));
                 return Ok(());
             }
@@ -453,7 +454,16 @@ impl WalletNode {
                 // Learned only now: the frame verified as the sender's.
                 self.peers.learn(header.sender, from);
             }
-            Err(e) => self.stats.refused.count(RefusalKind::of(&e)),
+            Err(e) => {
+                tracing::debug!(
+                    %from,
+                    kind = format_args!("{:#06x}", header.kind.0),
+                    sender = %header.sender,
+                    reason = %e,
+                    "frame refused"
+                );
+                self.stats.refused.count(RefusalKind::of(&e));
+            }
         }
         Ok(())
     }

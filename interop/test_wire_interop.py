@@ -1,0 +1,231 @@
+"""An independent implementation of mpay's envelope, written from
+docs/wire-format.md alone (PyNaCl for Ed25519 and X25519, pyhpke for RFC 9180).
+
+It checks mpay's vectors (docs/wire-vectors.json) byte for byte, opens every
+sealed frame, and seals frames of its own that `mpay wire open` must accept,
+and refuse once a bit is flipped. Run by .ci/run with pytest; MPAY_BIN names
+the mpay binary (default: target/debug/mpay).
+"""
+
+import json
+import os
+import secrets
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+import pytest
+from pyhpke import AEADId, CipherSuite, KDFId, KEMId
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = [
+    v
+    for name in ("wire-vectors.json", "wire-vectors-interbank.json")
+    for v in json.loads((ROOT / "docs" / name).read_text())["vectors"]
+]
+MPAY = os.environ.get(
+    "MPAY_BIN",
+    str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "mpay"),
+)
+
+# §4: header 68 bytes; HPKE info "mpay/v1/hpke" || version; tag for signatures.
+HEADER_LEN = 68
+ENVELOPE_VERSION = 1
+SUITE_ED25519_X25519 = 0x01
+HPKE_INFO = b"mpay/v1/hpke" + bytes([ENVELOPE_VERSION])
+ENVELOPE_TAG = b"mpay/v1/envelope\x00"
+BROADCAST_BIT = 0x8000
+SUITE = CipherSuite.new(
+    KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305
+)
+
+PARTIES = {v["name"]: v for v in VECTORS if v["type"] == "party"}
+FRAMES = [v for v in VECTORS if v["type"] == "frame"]
+SEALED = [v for v in FRAMES if v["receiver"] != "broadcast"]
+
+
+def h(text):
+    return bytes.fromhex(text)
+
+
+def parse_header(frame):
+    if len(frame) < HEADER_LEN:
+        raise ValueError("frame shorter than a header")
+    version, suite, kind = struct.unpack(">BBH", frame[0:4])
+    sender, receiver, tx_id = frame[4:20], frame[20:36], frame[36:52]
+    nonce, sent_at = struct.unpack(">QQ", frame[52:68])
+    return dict(version=version, suite=suite, kind=kind, sender=sender,
+                receiver=receiver, tx_id=tx_id, nonce=nonce, sent_at=sent_at)
+
+
+def header_bytes(version, suite, kind, sender, receiver, tx_id, nonce, sent_at):
+    return (struct.pack(">BBH", version, suite, kind) + sender + receiver + tx_id
+            + struct.pack(">QQ", nonce, sent_at))
+
+
+def clamp(sk):
+    """RFC 7748 clamping; RFC 9180 §7.1.2 serializes X25519 secrets clamped
+    (pyhpke returns them unclamped; the public key is the same)."""
+    b = bytearray(sk)
+    b[0] &= 248
+    b[31] &= 127
+    b[31] |= 64
+    return bytes(b)
+
+
+def signing_key(party):
+    return nacl.signing.SigningKey(h(party["ed25519_seed"]))
+
+
+def x25519_secret(party):
+    return SUITE.kem.deserialize_private_key(h(party["x25519_secret"]))
+
+
+def x25519_public(party):
+    return SUITE.kem.deserialize_public_key(h(party["x25519_public"]))
+
+
+def open_sealed(frame, receiver):
+    """§4.3: header || enc(32) || u32 L || ciphertext(L); AAD is the header."""
+    head = frame[:HEADER_LEN]
+    enc = frame[HEADER_LEN:HEADER_LEN + 32]
+    (length,) = struct.unpack(">I", frame[HEADER_LEN + 32:HEADER_LEN + 36])
+    ciphertext = frame[HEADER_LEN + 36:]
+    if len(ciphertext) != length:
+        raise ValueError("ciphertext length differs from L")
+    ctx = SUITE.create_recipient_context(enc, x25519_secret(receiver), info=HPKE_INFO)
+    plaintext = ctx.open(ciphertext, aad=head)
+    (plen,) = struct.unpack(">I", plaintext[:4])
+    payload = plaintext[4:4 + plen]
+    signature = plaintext[4 + plen:]
+    if len(payload) != plen or len(signature) != 64:
+        raise ValueError("plaintext is not u32 length || payload || signature")
+    return head, payload, signature, plaintext
+
+
+def verify(sender, head, payload, signature):
+    """Strict Ed25519 over ENVELOPE tag || header || payload (§4.2)."""
+    key = nacl.signing.VerifyKey(h(sender["ed25519_public"]))
+    key.verify(ENVELOPE_TAG + head + payload, signature)
+
+
+def seal(sender, receiver, kind, payload, sent_at, nonce, tx_id=bytes(16), eks=None):
+    head = header_bytes(ENVELOPE_VERSION, SUITE_ED25519_X25519, kind,
+                        h(sender["party_id"]), h(receiver["party_id"]), tx_id, nonce, sent_at)
+    signature = signing_key(sender).sign(ENVELOPE_TAG + head + payload).signature
+    plaintext = struct.pack(">I", len(payload)) + payload + signature
+    enc, ctx = SUITE.create_sender_context(x25519_public(receiver), info=HPKE_INFO, eks=eks)
+    ciphertext = ctx.seal(plaintext, aad=head)
+    return head + enc + struct.pack(">I", len(ciphertext)) + ciphertext
+
+
+@pytest.mark.parametrize("name", sorted(PARTIES))
+def test_party_keys_derive_as_documented(name):
+    p = PARTIES[name]
+    seed64 = h(p["seed64"])
+    assert h(p["ed25519_seed"]) == seed64[:32]
+    assert signing_key(p).verify_key.encode() == h(p["ed25519_public"])
+    pair = SUITE.kem.derive_key_pair(seed64[32:])
+    assert clamp(pair.private_key.to_private_bytes()) == h(p["x25519_secret"])
+    # The stored X25519 secret is clamped (RFC 7748): low 3 bits clear,
+    # bit 255 clear, bit 254 set.
+    sk = h(p["x25519_secret"])
+    assert sk[0] & 7 == 0 and sk[31] & 0x80 == 0 and sk[31] & 0x40
+    assert nacl.bindings.crypto_scalarmult_base(sk) == h(p["x25519_public"])
+    assert h(p["secret_key_file"]) == bytes([1]) + h(p["ed25519_seed"]) + sk
+    assert h(p["public_keys"]) == bytes([1]) + h(p["ed25519_public"]) + h(p["x25519_public"])
+
+
+@pytest.mark.parametrize("v", SEALED, ids=[v["name"] for v in SEALED])
+def test_sealed_vector_opens_and_verifies(v):
+    frame = h(v["frame"])
+    hd = parse_header(frame)
+    assert frame[:HEADER_LEN] == h(v["header"])
+    assert hd["version"] == ENVELOPE_VERSION and hd["suite"] == SUITE_ED25519_X25519
+    assert f"0x{hd['kind']:04x}" == v["kind"] and not hd["kind"] & BROADCAST_BIT
+    receiver, sender = PARTIES[v["receiver"]], PARTIES[v["sender"]]
+    assert hd["receiver"] == h(receiver["party_id"])
+    assert hd["sender"] == h(sender["party_id"])
+    head, payload, signature, plaintext = open_sealed(frame, receiver)
+    assert plaintext == h(v["plaintext"])
+    assert payload == h(v["payload"]) and signature == h(v["signature"])
+    verify(sender, head, payload, signature)
+    # The ephemeral key: DeriveKeyPair(ikm_e); enc is its public key.
+    eph = SUITE.kem.derive_key_pair(h(v["ikm_e"]))
+    if "sk_e" in v:
+        assert clamp(eph.private_key.to_private_bytes()) == h(v["sk_e"])
+    assert eph.public_key.to_public_bytes() == h(v["enc"])
+    # Sealing again with the same ephemeral key gives the same frame.
+    again = seal(sender, receiver, hd["kind"], payload, hd["sent_at"], hd["nonce"],
+                 hd["tx_id"], eks=eph)
+    assert again == frame
+
+
+def test_broadcast_vector_verifies():
+    [v] = [v for v in FRAMES if v["receiver"] == "broadcast"]
+    frame = h(v["frame"])
+    hd = parse_header(frame)
+    assert hd["kind"] & BROADCAST_BIT and hd["receiver"] == bytes(16)
+    (plen,) = struct.unpack(">I", frame[HEADER_LEN:HEADER_LEN + 4])
+    payload = frame[HEADER_LEN + 4:HEADER_LEN + 4 + plen]
+    signature = frame[HEADER_LEN + 4 + plen:]
+    assert len(signature) == 64 and payload == h(v["payload"])
+    verify(PARTIES[v["sender"]], frame[:HEADER_LEN], payload, signature)
+    with pytest.raises(nacl.exceptions.BadSignatureError):
+        verify(PARTIES[v["sender"]], frame[:HEADER_LEN], payload + b"\x00", signature)
+
+
+def test_a_flipped_bit_does_not_open():
+    v = SEALED[0]
+    frame = bytearray(h(v["frame"]))
+    frame[-1] ^= 1
+    with pytest.raises(Exception):
+        open_sealed(bytes(frame), PARTIES[v["receiver"]])
+
+
+def mpay_open(tmp_path, frame, receiver="bob", sender="alice"):
+    keys = tmp_path / f"{receiver}.key"
+    keys.write_text(PARTIES[receiver]["secret_key_file"])
+    pub = tmp_path / f"{sender}.pub"
+    pub.write_text(PARTIES[sender]["public_keys"])
+    return subprocess.run(
+        [MPAY, "wire", "open", "--keys", str(keys), "--sender", str(pub), frame.hex()],
+        capture_output=True, text=True, check=False,
+    )
+
+
+def fresh_abort():
+    """An ABORT (0x0105, reason 1 SellerDecided) from Alice to Bob, sent now."""
+    now = int(time.time() * 1000)
+    return seal(PARTIES["alice"], PARTIES["bob"], 0x0105, b"\x01", now,
+                secrets.randbits(64), secrets.token_bytes(16))
+
+
+def test_mpay_opens_a_frame_sealed_here(tmp_path):
+    frame = fresh_abort()
+    out = mpay_open(tmp_path, frame)
+    assert out.returncode == 0, out.stderr
+    opened = json.loads(out.stdout)
+    assert opened["payload"]["hex"] == "01"
+    assert opened["header"]["kind"] == "0x0105"
+    assert opened["signature_valid"] is True
+
+
+@pytest.mark.parametrize("byte", [30, 60 - 1, 70, 110, -1])
+def test_mpay_refuses_a_bit_flipped_frame_sealed_here(tmp_path, byte):
+    frame = bytearray(fresh_abort())
+    frame[byte] ^= 1
+    out = mpay_open(tmp_path, bytes(frame))
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.startswith("refused: "), out.stderr
+
+
+def test_mpay_refuses_a_frame_signed_by_someone_else(tmp_path):
+    frame = fresh_abort()
+    out = mpay_open(tmp_path, frame, sender="office")
+    assert out.returncode == 2
+    assert "signature does not verify" in out.stderr
