@@ -2552,6 +2552,7 @@ fn all_vectors() -> Vec<Vector> {
             pay_seq: 5,
         }],
         revocation_version: 7,
+        head_seq: c.alice.last().map_or(0, |e| e.seq),
     };
     v.push(frame_vector(
         n,
@@ -2565,6 +2566,7 @@ fn all_vectors() -> Vec<Vector> {
         attestation: attestation(&w),
         revocation_list: Some(revocation_list(&w)),
         resolutions: vec![release(&w)],
+        entries: vec![],
     };
     v.push(frame_vector(
         n + 1,
