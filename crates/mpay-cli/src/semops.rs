@@ -595,6 +595,10 @@ async fn decide(
             payment_id: payment_id(payment)?,
             merchant: me.id()?,
             decision,
+            validity: mpay_semops::Validity::starting(
+                mpay_network::wall_clock(),
+                mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+            ),
         },
         &me.keys()?,
     )?;
@@ -766,6 +770,10 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                         merchant: me.id()?,
                         amount: Amount::parse(&amount)?,
                         idempotency_key: key16(key.as_deref())?,
+                        validity: mpay_semops::Validity::starting(
+                            mpay_network::wall_clock(),
+                            mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                        ),
                     },
                     &me.keys()?,
                 )?;

@@ -51,10 +51,14 @@
 //! - `PaymentNotice` = 16-byte payment id ‖ `Signed<Trans>` ‖ 16-byte
 //!   pseudonym ‖ cpp id ‖ class (1 macro, 2 micro) ‖ ts deadline
 //! - `RoutedNotice` = `Signed<PaymentNotice>` ‖ ts hop deadline (≤ PN deadline)
-//! - `MerchantDecision` = payment id ‖ merchant id ‖ 1 (approve) | 2 ‖ text reason (≤ 256)
+//! - `Validity` = ts signed_at ‖ ts expires_at (expires_at after signed_at,
+//!   at most [`REQUEST_LIFETIME_MAX_MS`] later)
+//! - `MerchantDecision` = payment id ‖ merchant id ‖ 1 (approve) | 2 ‖ text reason (≤ 256) ‖
+//!   `Validity`
 //! - `Confirmation` = payment id ‖ cpp id ‖ outcome (1 T, 2 DT, 3 rejected ‖
 //!   reason byte, 4 expired, 5 refunded) ‖ amount ‖ ts
-//! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key
+//! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key ‖
+//!   `Validity`
 //! - `DecisionRelay` = `Signed<MerchantDecision>` ‖ mpp id ‖ payout bank id ‖
 //!   text payout account (1–128)
 //! - `RefundRelay` = `Signed<RefundRequest>` ‖ mpp id ‖ text transfer reference (1–128)
@@ -73,6 +77,7 @@ mod relay;
 mod request;
 mod signed;
 mod trans;
+mod validity;
 
 pub use base64url::{decode as base64url_decode, encode as base64url_encode};
 pub use decision::{
@@ -97,6 +102,9 @@ pub use request::{
 pub use signed::{Signable, Signed};
 pub use trans::{
     REFERENCE_LEN_MAX, SignedTrans, TRANS_URI_PREFIX, TRANS_URI_VERSION, Trans, URI_LEN_MAX,
+};
+pub use validity::{
+    REQUEST_CLOCK_SKEW_MAX_MS, REQUEST_LIFETIME_DEFAULT_MS, REQUEST_LIFETIME_MAX_MS, Validity,
 };
 
 /// The SEMOPS message kinds (envelope header), all in `0x04xx`.
