@@ -1266,9 +1266,11 @@ impl Cpp {
             .ok_or_else(|| NetError::Refused("decision for an unknown payment".into()))?;
         let mpp = self.mpp_of(&row)?;
         let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        // The MPP checked the decision's time when the merchant sent it; its
+        // outbox may deliver the relay later. Applying it is idempotent.
         let decision = body
             .decision
-            .verify(&row.merchant_cert, now)
+            .verify_relayed(&row.merchant_cert, now)
             .map_err(refused)?;
         if decision.merchant != row.trans.unverified_body().merchant {
             return Err(NetError::Refused("decision by another merchant".into()));
@@ -1341,9 +1343,11 @@ impl Cpp {
             .ok_or_else(|| NetError::Refused("refund for an unknown payment".into()))?;
         let mpp = self.mpp_of(&row)?;
         let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        // The MPP checked the request's time when the merchant sent it (and
+        // has moved the money since); applying it is idempotent by key.
         let request = body
             .refund
-            .verify(&row.merchant_cert, now)
+            .verify_relayed(&row.merchant_cert, now)
             .map_err(refused)?
             .clone();
         if request.merchant != row.trans.unverified_body().merchant {
@@ -1369,14 +1373,19 @@ impl Cpp {
                     if existing.is_some() {
                         return Ok("duplicate");
                     }
-                    let current = self.load_in(tx, &id).await?;
-                    let room = current
-                        .amount
-                        .minor_units()
-                        .checked_sub(current.refunded.minor_units())
-                        .unwrap_or(0);
-                    let applicable = matches!(current.state, PaymentState::Completed)
-                        && amount <= room;
+                    // One conditional update bounds the total refunded by
+                    // what was paid, whatever runs beside it.
+                    let updated = sqlx::query(
+                        "UPDATE cpp_payments SET refunded = refunded + $2, updated_at = $3
+                         WHERE id = $1 AND state = $4 AND refunded + $2 <= amount",
+                    )
+                    .bind(&id[..])
+                    .bind(amount)
+                    .bind(ms(now))
+                    .bind(PaymentState::Completed.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                    let applicable = updated.rows_affected() == 1;
                     let (state, reason) = if applicable {
                         ("refunding", None)
                     } else {
@@ -1395,19 +1404,7 @@ impl Cpp {
                     .bind(ms(now))
                     .execute(&mut **tx)
                     .await?;
-                    if !applicable {
-                        return Ok("refused");
-                    }
-                    sqlx::query(
-                        "UPDATE cpp_payments SET refunded = refunded + $2, updated_at = $3
-                         WHERE id = $1",
-                    )
-                    .bind(&id[..])
-                    .bind(amount)
-                    .bind(ms(now))
-                    .execute(&mut **tx)
-                    .await?;
-                    Ok::<_, NetError>("applied")
+                    Ok::<_, NetError>(if applicable { "applied" } else { "refused" })
                 })
             })
             .await?;
