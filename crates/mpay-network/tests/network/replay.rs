@@ -12,7 +12,7 @@ use mpay_sql::testing::for_each_backend;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use crate::harness::{ALICE_DEPOSIT, Network, Which, hex_id};
+use crate::harness::{ALICE_DEPOSIT, Network, PIN, Which, hex_id};
 
 /// Pays bob `cents` and waits until both the CPP and bob's MPP see the
 /// payment completed; returns its id.
@@ -227,6 +227,42 @@ async fn racing_refund_relays_at_the_cpp_never_exceed_the_payment() {
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT - 2_00);
         // The refused relay's money stays at the CPP for the operator.
         assert_eq!(net.balance(0, "cpp:cpp1").await, 4_00);
+        net.shutdown().await;
+    })
+    .await;
+}
+
+/// A PR's key is used up by its first answer, a wrong PIN included: the
+/// same PR again (a fresh frame, as a device retries) gets the stored
+/// `wrong_pin` and does not count another failure, so repeats cannot lock
+/// the account; the right PIN under that key is `idempotency_conflict`.
+#[tokio::test]
+async fn a_pr_refused_for_its_pin_answers_the_same_when_repeated() {
+    for_each_backend(|db| async move {
+        let mut net = Network::start(db, 10_000).await;
+        let trans = net.trans(Which::Bob, 1_00, "order-pin-repeat");
+        for attempt in 1..=4 {
+            let frame = net.pr_frame(&trans, "9999", [61; 16]);
+            let error = net.cpp.submit(frame).await.unwrap_err();
+            assert_eq!(error.code(), Some("wrong_pin"), "repeat {attempt}: {error}");
+        }
+        let frame = net.pr_frame(&trans, PIN, [61; 16]);
+        let error = net.cpp.submit(frame).await.unwrap_err();
+        assert_eq!(error.code(), Some("idempotency_conflict"), "{error}");
+        // One failure was counted: the right PIN under a new key pays.
+        let frame = net.pr_frame(&trans, PIN, [62; 16]);
+        let status = net.cpp.submit(frame).await.expect("not locked");
+        assert_eq!(status.state, "pending");
+        net.notice(Which::Bob, &status.payment_id).await;
+        let decision = net.decision(Which::Bob, &status.payment_id, false);
+        net.bob
+            .client
+            .decide(&net.bob.token, &decision)
+            .await
+            .expect("decides");
+        assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
+        net.check_conservation().await;
+        assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT);
         net.shutdown().await;
     })
     .await;
