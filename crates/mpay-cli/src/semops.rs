@@ -315,6 +315,7 @@ pub enum MerchantCommand {
         reason: String,
     },
     /// Refund (part of) a completed payment; the money goes back the way it came.
+    #[command(after_help = REFUND_HELP)]
     Refund {
         payment_id: String,
         #[arg(long, env = "MPAY_MERCHANT")]
@@ -322,9 +323,13 @@ pub enum MerchantCommand {
         /// e.g. "5.00 EUR".
         #[arg(long)]
         amount: String,
-        /// Idempotency key (32 hex digits); default fresh.
-        #[arg(long)]
-        key: Option<String>,
+        /// Your reference of this refund (a return slip number); with the
+        /// payment and the amount it makes the refund's idempotency key.
+        #[arg(long, default_value = "1")]
+        reference: String,
+        /// The refund's idempotency key (32 hex digits) instead of the derived one.
+        #[arg(long, alias = "key", conflicts_with = "reference")]
+        idempotency_key: Option<String>,
     },
     /// A payment as the merchant sees it.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -338,6 +343,15 @@ pub enum MerchantCommand {
         json: bool,
     },
 }
+
+const REFUND_HELP: &str = "\
+A refund's idempotency key is derived from the payment, the amount and \
+--reference (or given with --idempotency-key). Running the same command again \
+(a retry after a timeout or a lost answer) is the same refund: it gets the \
+first answer again and never refunds twice. That first answer is final, a \
+refusal too: a refund refused because the payment was still pending stays \
+refused under its key. To make another refund (of the same amount, or after \
+a refusal) give another --reference.";
 
 /// The exit code of a payment state at the CPP.
 fn exit_of_state(status: &PaymentStatus) -> ExitCode {
@@ -761,15 +775,22 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 payment_id: id,
                 merchant,
                 amount,
-                key,
+                reference,
+                idempotency_key,
             } => {
                 let me = PartyFile::load(&merchant)?;
+                let (payment, merchant, amount) =
+                    (payment_id(&id)?, me.id()?, Amount::parse(&amount)?);
+                let key = match idempotency_key {
+                    Some(text) => key16(Some(&text))?,
+                    None => RefundRequest::derive_key(merchant, &payment, amount, &reference)?,
+                };
                 let signed = Signed::sign(
                     RefundRequest {
-                        payment_id: payment_id(&id)?,
-                        merchant: me.id()?,
-                        amount: Amount::parse(&amount)?,
-                        idempotency_key: key16(key.as_deref())?,
+                        payment_id: payment,
+                        merchant,
+                        amount,
+                        idempotency_key: key,
                         validity: mpay_semops::Validity::starting(
                             mpay_network::wall_clock(),
                             mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
@@ -780,7 +801,10 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 let refund = MppClient::new(&me.processor_url()?)
                     .refund(me.token()?, &signed)
                     .await?;
-                println!("refund of {} for {}: {}", refund.amount, id, refund.state);
+                println!(
+                    "refund of {} for {}: {} (idempotency key {})",
+                    refund.amount, id, refund.state, refund.refund_key
+                );
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Status {

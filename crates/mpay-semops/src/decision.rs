@@ -278,7 +278,42 @@ pub struct RefundRequest {
 /// A refund request signed by its merchant.
 pub type SignedRefundRequest = Signed<RefundRequest>;
 
+/// Longest merchant's reference of a refund ([`RefundRequest::derive_key`]), bytes.
+pub const REFUND_REFERENCE_LEN_MAX: usize = 128;
+
 impl RefundRequest {
+    /// The idempotency key of one logical refund, derived from what the
+    /// merchant says about it: the same (merchant, payment, amount,
+    /// reference) gives the same key, so a retry is the same refund and
+    /// cannot refund twice; a second refund of the same amount needs another
+    /// `reference` (a return slip number). References longer than
+    /// [`REFUND_REFERENCE_LEN_MAX`] are refused.
+    pub fn derive_key(
+        merchant: PartyId,
+        payment_id: &PaymentId,
+        amount: Amount,
+        reference: &str,
+    ) -> Result<[u8; 16], SemopsError> {
+        if reference.len() > REFUND_REFERENCE_LEN_MAX {
+            return Err(SemopsError::InvalidField(DecodeError::TooLong {
+                what: "refund reference",
+                len: reference.len(),
+                max: REFUND_REFERENCE_LEN_MAX,
+            }));
+        }
+        let mut w = Writer::new();
+        w.put(&merchant)
+            .raw(payment_id)
+            .put(&amount)
+            .text(reference);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(tags::REFUND_KEY);
+        hasher.update(&w.into_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        Ok(key)
+    }
+
     /// What a repeat under the same idempotency key must match: every field
     /// but the validity (a retry is signed afresh, at a new time).
     pub fn idempotent_content(&self) -> Vec<u8> {

@@ -81,8 +81,9 @@ mod validity;
 
 pub use base64url::{decode as base64url_decode, encode as base64url_encode};
 pub use decision::{
-    Confirmation, ConfirmationOutcome, Decision, MerchantDecision, REASON_LEN_MAX, RefundRequest,
-    RejectReason, SignedConfirmation, SignedMerchantDecision, SignedRefundRequest,
+    Confirmation, ConfirmationOutcome, Decision, MerchantDecision, REASON_LEN_MAX,
+    REFUND_REFERENCE_LEN_MAX, RefundRequest, RejectReason, SignedConfirmation,
+    SignedMerchantDecision, SignedRefundRequest,
 };
 pub use error::SemopsError;
 pub use notice::{
@@ -153,9 +154,11 @@ pub mod tags {
     pub const REFUND_RELAY: &[u8] = b"mpay/v1/semops-refund-relay\0";
     /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
     pub const PSEUDONYM: &[u8] = b"mpay/v1/semops-pseudonym\0";
+    /// Not a signature: the hash context of [`crate::RefundRequest::derive_key`].
+    pub const REFUND_KEY: &[u8] = b"mpay/v1/semops-refund-key\0";
 
     /// Every tag, to test that none is a prefix of another.
-    pub const ALL: [&[u8]; 8] = [
+    pub const ALL: [&[u8]; 9] = [
         TRANS,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
@@ -164,5 +167,6 @@ pub mod tags {
         DECISION_RELAY,
         REFUND_RELAY,
         PSEUDONYM,
+        REFUND_KEY,
     ];
 }

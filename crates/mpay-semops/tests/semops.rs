@@ -960,3 +960,29 @@ fn signed_requests_expire_and_cannot_come_from_the_future() {
     bytes[at..at + 8].copy_from_slice(&too_long.validity.expires_at.as_millis().to_be_bytes());
     assert!(SignedRefundRequest::from_wire(&bytes).is_err());
 }
+
+/// One logical refund, one key: a retry derives the same key; another
+/// payment, amount, merchant or reference another one.
+#[test]
+fn refund_keys_are_derived_per_logical_refund() {
+    let w = world();
+    let key = |merchant, payment: [u8; 16], cents, reference: &str| {
+        RefundRequest::derive_key(merchant, &payment, eur(cents), reference).unwrap()
+    };
+    let first = key(w.merchant.id, [3; 16], 500, "1");
+    assert_eq!(first, key(w.merchant.id, [3; 16], 500, "1"), "a retry");
+    for other in [
+        key(w.merchant.id, [3; 16], 500, "2"),
+        key(w.merchant.id, [3; 16], 501, "1"),
+        key(w.merchant.id, [4; 16], 500, "1"),
+        key(w.other_merchant.id, [3; 16], 500, "1"),
+    ] {
+        assert_ne!(first, other);
+    }
+    let longest = "r".repeat(REFUND_REFERENCE_LEN_MAX);
+    assert!(RefundRequest::derive_key(w.merchant.id, &[3; 16], eur(500), &longest).is_ok());
+    assert!(
+        RefundRequest::derive_key(w.merchant.id, &[3; 16], eur(500), &format!("{longest}r"))
+            .is_err()
+    );
+}
