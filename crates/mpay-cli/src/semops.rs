@@ -361,6 +361,7 @@ pub enum MerchantCommand {
         reason: String,
     },
     /// Refund (part of) a completed payment; the money goes back the way it came.
+    #[command(after_help = REFUND_HELP)]
     Refund {
         /// The payment's id (32 hex digits, from `pending`).
         payment_id: String,
@@ -370,11 +371,15 @@ pub enum MerchantCommand {
         /// Like `5.00` or `5.00 EUR`.
         #[arg(long)]
         amount: String,
-        /// Idempotency key (32 hex digits); default fresh.
-        #[arg(long)]
-        key: Option<String>,
+        /// Your reference of this refund (a return slip number); with the
+        /// payment and the amount it makes the refund's idempotency key.
+        #[arg(long, default_value = "1")]
+        reference: String,
+        /// The refund's idempotency key (32 hex digits) instead of the derived one.
+        #[arg(long, alias = "key", conflicts_with = "reference")]
+        idempotency_key: Option<String>,
         /// If the MPP has not seen the payment complete yet, wait this long
-        /// for it, seconds.
+        /// for it before asking, seconds.
         #[arg(long, default_value_t = 10)]
         wait_secs: u64,
     },
@@ -394,6 +399,15 @@ pub enum MerchantCommand {
         json: bool,
     },
 }
+
+const REFUND_HELP: &str = "\
+A refund's idempotency key is derived from the payment, the amount and \
+--reference (or given with --idempotency-key). Running the same command again \
+(a retry after a timeout or a lost answer) is the same refund: it gets the \
+first answer again and never refunds twice. That first answer is final, a \
+refusal too: a refund refused because the payment was still pending stays \
+refused under its key. To make another refund (of the same amount, or after \
+a refusal) give another --reference.";
 
 /// The exit code of a payment state at the CPP.
 fn exit_of_state(status: &PaymentStatus) -> ExitCode {
@@ -683,6 +697,10 @@ async fn decide(
             payment_id: payment_id(payment)?,
             merchant: me.id()?,
             decision,
+            validity: mpay_semops::Validity::starting(
+                mpay_network::wall_clock(),
+                mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+            ),
         },
         &me.keys()?,
     )?;
@@ -845,46 +863,49 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 payment_id: id,
                 merchant,
                 amount,
-                key,
+                reference,
+                idempotency_key,
                 wait_secs,
             } => {
                 let me = PartyFile::load(&merchant)?;
+                let (payment, merchant, amount) = (payment_id(&id)?, me.id()?, me.amount(&amount)?);
+                let key = match idempotency_key {
+                    Some(text) => key16(Some(&text))?,
+                    None => RefundRequest::derive_key(merchant, &payment, amount, &reference)?,
+                };
+                let client = MppClient::new(&me.processor_url()?);
+                let token = me.token()?;
+                // The customer may see "completed" before the MPP has the
+                // confirmation, and a refusal uses the key up: wait for the
+                // MPP to see the payment end (bounded) before asking.
+                let view = wait_merchant_final(&client, token, &id, Duration::from_secs(wait_secs))
+                    .await?;
+                if view.confirmation.is_none() {
+                    anyhow::bail!(
+                        "payment {id} is not completed at the MPP yet ({}): wait for its \
+                         confirmation (`mpay merchant status {id} --wait-secs 30`) and refund \
+                         again; nothing was refunded",
+                        view.state
+                    );
+                }
                 let signed = Signed::sign(
                     RefundRequest {
-                        payment_id: payment_id(&id)?,
-                        merchant: me.id()?,
-                        amount: me.amount(&amount)?,
-                        idempotency_key: key16(key.as_deref())?,
+                        payment_id: payment,
+                        merchant,
+                        amount,
+                        idempotency_key: key,
+                        validity: mpay_semops::Validity::starting(
+                            mpay_network::wall_clock(),
+                            mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                        ),
                     },
                     &me.keys()?,
                 )?;
-                let client = MppClient::new(&me.processor_url()?);
-                let token = me.token()?;
-                let refund = match client.refund(token, &signed).await {
-                    Err(e) if e.code() == Some("not_completed") => {
-                        // The customer may see "completed" before the MPP
-                        // has the confirmation: wait for it (bounded), then
-                        // ask again with the same idempotency key.
-                        let view = wait_merchant_final(
-                            &client,
-                            token,
-                            &id,
-                            Duration::from_secs(wait_secs),
-                        )
-                        .await?;
-                        if view.confirmation.is_none() {
-                            anyhow::bail!(
-                                "payment {id} is not completed at the MPP yet ({}): wait for its \
-                                 confirmation (`mpay merchant status {id} --wait-secs 30`) and \
-                                 refund again",
-                                view.state
-                            );
-                        }
-                        client.refund(token, &signed).await?
-                    }
-                    other => other?,
-                };
-                println!("refund of {} for {}: {}", refund.amount, id, refund.state);
+                let refund = client.refund(token, &signed).await?;
+                println!(
+                    "refund of {} for {}: {} (idempotency key {})",
+                    refund.amount, id, refund.state, refund.refund_key
+                );
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Status {

@@ -108,6 +108,32 @@ fn payments_at_home_and_abroad_rejection_expiry_refund_lockout_and_duplicates() 
     reconciled(&net, "a refund");
     assert_eq!(net.balance_minor("bank1", "cust:alice"), 7_000);
     assert_eq!(net.balance_minor("bank2", "shop:shop1"), 1_000);
+    // The merchant retries the same command (its answer was lost): the same
+    // refund under the same derived key, nothing moves twice.
+    let mut retry = mpay();
+    retry
+        .args([
+            "merchant",
+            "refund",
+            &first_id,
+            "--amount",
+            "2.50 EUR",
+            "--merchant",
+        ])
+        .arg(&shop);
+    let again = run(retry, "merchant refund retried");
+    assert_eq!(again.code, 0, "retry: {again:?}");
+    reconciled(&net, "a retried refund");
+    assert_eq!(net.balance_minor("bank1", "cust:alice"), 7_000, "{again:?}");
+    assert_eq!(net.balance_minor("bank2", "shop:shop1"), 1_000);
+    let key_of = |out: &common::Run| {
+        out.stdout
+            .split("idempotency key ")
+            .nth(1)
+            .map(|k| k.trim().trim_end_matches(')').to_owned())
+    };
+    assert!(key_of(&out).is_some(), "{out:?}");
+    assert_eq!(key_of(&again), key_of(&out), "{out:?} {again:?}");
     let mut status = mpay();
     status
         .args(["customer", "status", &first_id, "--json", "--customer"])

@@ -60,7 +60,7 @@ use mpay_semops::{
     SignedRefundRelay, SignedTrans, kind, open_pr,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
-use mpay_sql::{Db, Migrations};
+use mpay_sql::{Db, Migrations, idempotency};
 use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
@@ -433,6 +433,46 @@ fn spawn_drive(cpp: &Arc<Cpp>, id: [u8; 16]) {
     tokio::spawn(async move { cpp.drive(id).await });
 }
 
+/// The idempotency scope of PRs; the key is the payment id (a keyed hash
+/// of the customer and the PR's key).
+const PR_SCOPE: &str = "cpp pr";
+
+/// The first answer to a PR, stored under its key in the transaction that
+/// made it: a repeat gets it again, a refusal for the PIN included (so a
+/// repeated PR is not counted as another wrong PIN).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Outcome {
+    /// The payment was recorded; its row answers from now on.
+    Recorded,
+    /// Wrong PIN, with the tries that were left.
+    Wrong(u32),
+    /// The account was locked.
+    Locked,
+}
+
+impl Outcome {
+    fn to_stored(self) -> Vec<u8> {
+        match self {
+            Outcome::Recorded => b"recorded".to_vec(),
+            Outcome::Wrong(left) => format!("wrong_pin:{left}").into_bytes(),
+            Outcome::Locked => b"account_locked".to_vec(),
+        }
+    }
+
+    fn from_stored(stored: &[u8]) -> Result<Outcome, NetError> {
+        let bad = || corrupt("PR answer");
+        match stored {
+            b"recorded" => Ok(Outcome::Recorded),
+            b"account_locked" => Ok(Outcome::Locked),
+            other => {
+                let text = std::str::from_utf8(other).map_err(|_| bad())?;
+                let left = text.strip_prefix("wrong_pin:").ok_or_else(bad)?;
+                Ok(Outcome::Wrong(left.parse().map_err(|_| bad())?))
+            }
+        }
+    }
+}
+
 fn spawn_refund(cpp: &Arc<Cpp>, id: [u8; 16], key: [u8; 16]) {
     let cpp = Arc::clone(cpp);
     tokio::spawn(async move { cpp.drive_refund(id, key).await });
@@ -631,11 +671,7 @@ impl Cpp {
             .expires_at
             .min(now.saturating_add_ms(timing.decision_timeout_ms));
         let hold_expires_at = deadline.saturating_add_ms(timing.hold_grace_ms);
-        enum Outcome {
-            Recorded,
-            Wrong(u32),
-            Locked,
-        }
+        let pr_key = &hex(&id);
         let name = customer.name.as_str();
         let (request_hash, trans_wire, cert_wire) = (
             &request_hash[..],
@@ -708,20 +744,31 @@ impl Cpp {
                             Err(NetError::IdempotencyConflict)
                         };
                     }
+                    // The key is used up by its first answer, a wrong PIN
+                    // included: a repeat is not counted again.
+                    if let Some(stored) =
+                        idempotency::begin(tx, PR_SCOPE, pr_key, request_hash, ms(now)).await?
+                    {
+                        return Outcome::from_stored(&stored.response);
+                    }
                     let checked = guard.check(pin_ok);
                     sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
                         .bind(name)
                         .bind(guard.to_wire())
                         .execute(&mut **tx)
                         .await?;
-                    match checked {
-                        Err(mpay_semops::PinError::Locked) => return Ok(Outcome::Locked),
-                        Err(mpay_semops::PinError::Wrong { left }) => {
-                            return Ok(Outcome::Wrong(left));
-                        }
-                        Err(_) => return Ok(Outcome::Wrong(0)),
-                        Ok(()) => {}
+                    let refused = match checked {
+                        Err(mpay_semops::PinError::Locked) => Some(Outcome::Locked),
+                        Err(mpay_semops::PinError::Wrong { left }) => Some(Outcome::Wrong(left)),
+                        Err(_) => Some(Outcome::Wrong(0)),
+                        Ok(()) => None,
+                    };
+                    if let Some(outcome) = refused {
+                        idempotency::finish(tx, PR_SCOPE, pr_key, &outcome.to_stored()).await?;
+                        return Ok(outcome);
                     }
+                    idempotency::finish(tx, PR_SCOPE, pr_key, &Outcome::Recorded.to_stored())
+                        .await?;
                     let seq: i64 = sqlx::query(
                         "INSERT INTO cpp_payments (id, customer, idempotency_key, request_hash,
                             trans, merchant_certificate, mpp, amount, class, state, bank, account,
@@ -1266,9 +1313,11 @@ impl Cpp {
             .ok_or_else(|| NetError::Refused("decision for an unknown payment".into()))?;
         let mpp = self.mpp_of(&row)?;
         let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        // The MPP checked the decision's time when the merchant sent it; its
+        // outbox may deliver the relay later. Applying it is idempotent.
         let decision = body
             .decision
-            .verify(&row.merchant_cert, now)
+            .verify_relayed(&row.merchant_cert, now)
             .map_err(refused)?;
         if decision.merchant != row.trans.unverified_body().merchant {
             return Err(NetError::Refused("decision by another merchant".into()));
@@ -1341,9 +1390,11 @@ impl Cpp {
             .ok_or_else(|| NetError::Refused("refund for an unknown payment".into()))?;
         let mpp = self.mpp_of(&row)?;
         let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
+        // The MPP checked the request's time when the merchant sent it (and
+        // has moved the money since); applying it is idempotent by key.
         let request = body
             .refund
-            .verify(&row.merchant_cert, now)
+            .verify_relayed(&row.merchant_cert, now)
             .map_err(refused)?
             .clone();
         if request.merchant != row.trans.unverified_body().merchant {
@@ -1369,14 +1420,19 @@ impl Cpp {
                     if existing.is_some() {
                         return Ok("duplicate");
                     }
-                    let current = self.load_in(tx, &id).await?;
-                    let room = current
-                        .amount
-                        .minor_units()
-                        .checked_sub(current.refunded.minor_units())
-                        .unwrap_or(0);
-                    let applicable = matches!(current.state, PaymentState::Completed)
-                        && amount <= room;
+                    // One conditional update bounds the total refunded by
+                    // what was paid, whatever runs beside it.
+                    let updated = sqlx::query(
+                        "UPDATE cpp_payments SET refunded = refunded + $2, updated_at = $3
+                         WHERE id = $1 AND state = $4 AND refunded + $2 <= amount",
+                    )
+                    .bind(&id[..])
+                    .bind(amount)
+                    .bind(ms(now))
+                    .bind(PaymentState::Completed.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                    let applicable = updated.rows_affected() == 1;
                     let (state, reason) = if applicable {
                         ("refunding", None)
                     } else {
@@ -1395,19 +1451,7 @@ impl Cpp {
                     .bind(ms(now))
                     .execute(&mut **tx)
                     .await?;
-                    if !applicable {
-                        return Ok("refused");
-                    }
-                    sqlx::query(
-                        "UPDATE cpp_payments SET refunded = refunded + $2, updated_at = $3
-                         WHERE id = $1",
-                    )
-                    .bind(&id[..])
-                    .bind(amount)
-                    .bind(ms(now))
-                    .execute(&mut **tx)
-                    .await?;
-                    Ok::<_, NetError>("applied")
+                    Ok::<_, NetError>(if applicable { "applied" } else { "refused" })
                 })
             })
             .await?;

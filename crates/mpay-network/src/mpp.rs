@@ -52,7 +52,7 @@ use mpay_semops::{
     SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice, SignedRefundRequest, kind,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
-use mpay_sql::{Db, Migrations};
+use mpay_sql::{Db, Migrations, idempotency};
 use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
@@ -980,7 +980,8 @@ async fn decide(
     };
     let dc = node.my_dc()?.name.clone();
     let decision_wire = decision.to_wire();
-    let (dc, relay, decision_wire) = (&dc, &relay, &decision_wire);
+    let content = verified.idempotent_content();
+    let (dc, relay, decision_wire, content) = (&dc, &relay, &decision_wire, &content);
     node.db
         .with_retry(move |tx| {
             Box::pin(async move {
@@ -989,10 +990,14 @@ async fn decide(
                     .fetch_one(&mut **tx)
                     .await?;
                 let stored: Option<Vec<u8>> = row.try_get("decision")?;
-                if stored.as_deref() == Some(&decision_wire[..]) {
-                    return Ok(());
-                }
-                if stored.is_some() {
+                if let Some(stored) = stored {
+                    // A repeat (signed afresh by a retry) of the decision taken
+                    // is answered as the first time; another one is refused.
+                    let stored = SignedMerchantDecision::from_wire(&stored)
+                        .map_err(|_| corrupt("decision"))?;
+                    if stored.unverified_body().idempotent_content() == *content {
+                        return Ok(());
+                    }
                     return Err(NetError::conflict("already_decided", "the payment was decided"));
                 }
                 let hop_deadline: i64 = row.try_get("hop_deadline")?;
@@ -1037,6 +1042,66 @@ async fn decide(
     Ok(Json(mpp.view(&id).await?.0))
 }
 
+/// The idempotency scope of merchants' refund requests; the key is
+/// `<payment id>-<refund key>` in hex.
+const REFUND_SCOPE: &str = "mpp refund";
+
+/// The first answer to a refund request, stored under its key in the
+/// transaction that made it: every repeat gets it again, a refusal
+/// included, so a request refused while the payment was pending cannot be
+/// sent again after it completed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum RefundAnswer {
+    Accepted,
+    NotCompleted,
+    MicroNotRefundable,
+    ExceedsPayment,
+}
+
+impl RefundAnswer {
+    const ACCEPTED: &'static [u8] = b"accepted";
+
+    fn to_stored(self) -> &'static [u8] {
+        match self {
+            RefundAnswer::Accepted => Self::ACCEPTED,
+            RefundAnswer::NotCompleted => b"not_completed",
+            RefundAnswer::MicroNotRefundable => b"micropayment_not_refundable",
+            RefundAnswer::ExceedsPayment => b"refund_exceeds_payment",
+        }
+    }
+
+    fn from_stored(stored: &[u8]) -> Result<RefundAnswer, NetError> {
+        [
+            RefundAnswer::Accepted,
+            RefundAnswer::NotCompleted,
+            RefundAnswer::MicroNotRefundable,
+            RefundAnswer::ExceedsPayment,
+        ]
+        .into_iter()
+        .find(|a| a.to_stored() == stored)
+        .ok_or_else(|| corrupt("refund answer"))
+    }
+
+    fn into_result(self) -> Result<(), NetError> {
+        match self {
+            RefundAnswer::Accepted => Ok(()),
+            RefundAnswer::NotCompleted => Err(NetError::conflict(
+                "not_completed",
+                "only a completed payment (T confirmation received) can be refunded; \
+                 this refund's key is used up, a later refund needs a new key",
+            )),
+            RefundAnswer::MicroNotRefundable => Err(NetError::conflict(
+                "micropayment_not_refundable",
+                "a micropayment cannot be refunded through the network",
+            )),
+            RefundAnswer::ExceedsPayment => Err(NetError::conflict(
+                "refund_exceeds_payment",
+                "refunds would exceed the payment",
+            )),
+        }
+    }
+}
+
 async fn refund(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -1065,9 +1130,19 @@ async fn refund(
     let wire = request.to_wire();
     let wire = &wire;
     let amount = verified.amount.minor_units();
-    node.db
+    let content = &verified.idempotent_content();
+    let request_hash = node.keyed_hash("mpp refund", &[content]);
+    let (idem_key, request_hash) = (&format!("{}-{}", hex(&id), hex(&key)), &request_hash[..]);
+    let answer = node
+        .db
         .with_retry(move |tx| {
             Box::pin(async move {
+                // The key is used up by its first answer, a refusal included.
+                if let Some(stored) =
+                    idempotency::begin(tx, REFUND_SCOPE, idem_key, request_hash, ms(now)).await?
+                {
+                    return RefundAnswer::from_stored(&stored.response);
+                }
                 let existing = sqlx::query(
                     "SELECT request FROM mpp_refunds WHERE payment_id = $1 AND refund_key = $2",
                 )
@@ -1076,63 +1151,61 @@ async fn refund(
                 .fetch_optional(&mut **tx)
                 .await?;
                 if let Some(existing) = existing {
+                    // Recorded before answers were stored under the key.
                     let stored: Vec<u8> = existing.try_get("request")?;
-                    return if stored == *wire {
-                        Ok(())
-                    } else {
-                        Err(NetError::IdempotencyConflict)
-                    };
+                    let stored = SignedRefundRequest::from_wire(&stored)
+                        .map_err(|_| corrupt("refund request"))?;
+                    if stored.unverified_body().idempotent_content() != *content {
+                        return Err(NetError::IdempotencyConflict);
+                    }
+                    idempotency::finish(tx, REFUND_SCOPE, idem_key, RefundAnswer::ACCEPTED).await?;
+                    return Ok(RefundAnswer::Accepted);
                 }
-                let row = sqlx::query(
-                    "SELECT state, amount, refunded, confirmation, micro FROM mpp_payments
-                     WHERE id = $1",
+                // One conditional update bounds the total refunded by what
+                // was paid, whatever runs beside it.
+                let updated = sqlx::query(
+                    "UPDATE mpp_payments SET refunded = refunded + $2, updated_at = $3
+                     WHERE id = $1 AND state = $4 AND micro = 0 AND refunded + $2 <= amount",
                 )
                 .bind(&id[..])
-                .fetch_one(&mut **tx)
-                .await?;
-                let state: String = row.try_get("state")?;
-                let paid: i64 = row.try_get("amount")?;
-                let refunded: i64 = row.try_get("refunded")?;
-                if row.try_get::<i64, _>("micro")? == 1 {
-                    return Err(NetError::conflict(
-                        "micropayment_not_refundable",
-                        "a micropayment cannot be refunded through the network",
-                    ));
-                }
-                if state != MerchantState::Completed.as_str() {
-                    return Err(NetError::conflict(
-                        "not_completed",
-                        "only a completed payment (T confirmation received) can be refunded",
-                    ));
-                }
-                let total = refunded.checked_add(amount).filter(|t| *t <= paid);
-                let Some(total) = total else {
-                    return Err(NetError::conflict(
-                        "refund_exceeds_payment",
-                        "refunds would exceed the payment",
-                    ));
-                };
-                sqlx::query(
-                    "INSERT INTO mpp_refunds (payment_id, refund_key, amount, state, request,
-                        created_at, updated_at) VALUES ($1, $2, $3, 'funding', $4, $5, $5)",
-                )
-                .bind(&id[..])
-                .bind(&key[..])
                 .bind(amount)
-                .bind(&wire[..])
                 .bind(ms(now))
+                .bind(MerchantState::Completed.as_str())
                 .execute(&mut **tx)
                 .await?;
-                sqlx::query("UPDATE mpp_payments SET refunded = $2, updated_at = $3 WHERE id = $1")
+                let answer = if updated.rows_affected() == 1 {
+                    sqlx::query(
+                        "INSERT INTO mpp_refunds (payment_id, refund_key, amount, state, request,
+                            created_at, updated_at) VALUES ($1, $2, $3, 'funding', $4, $5, $5)",
+                    )
                     .bind(&id[..])
-                    .bind(total)
+                    .bind(&key[..])
+                    .bind(amount)
+                    .bind(&wire[..])
                     .bind(ms(now))
                     .execute(&mut **tx)
                     .await?;
-                Ok::<_, NetError>(())
+                    RefundAnswer::Accepted
+                } else {
+                    let row = sqlx::query("SELECT state, micro FROM mpp_payments WHERE id = $1")
+                        .bind(&id[..])
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    let state: String = row.try_get("state")?;
+                    if row.try_get::<i64, _>("micro")? == 1 {
+                        RefundAnswer::MicroNotRefundable
+                    } else if state != MerchantState::Completed.as_str() {
+                        RefundAnswer::NotCompleted
+                    } else {
+                        RefundAnswer::ExceedsPayment
+                    }
+                };
+                idempotency::finish(tx, REFUND_SCOPE, idem_key, answer.to_stored()).await?;
+                Ok::<_, NetError>(answer)
             })
         })
         .await?;
+    answer.into_result()?;
     mpp.drive_refund(id, key).await;
     let row = sqlx::query("SELECT * FROM mpp_refunds WHERE payment_id = $1 AND refund_key = $2")
         .bind(&id[..])

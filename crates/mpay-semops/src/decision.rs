@@ -9,6 +9,7 @@ use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer, wire_enum};
 use crate::notice::PaymentId;
 use crate::signed::{Signable, Signed};
 use crate::trans::check_positive;
+use crate::validity::Validity;
 use crate::{SemopsError, tags};
 
 /// Longest free-text reason of a merchant's rejection, bytes.
@@ -32,10 +33,28 @@ pub struct MerchantDecision {
     pub merchant: PartyId,
     /// Approve or reject.
     pub decision: Decision,
+    /// When the merchant decided and until when the MPP may take the
+    /// decision; the MPP refuses it outside that window.
+    pub validity: Validity,
 }
 
 /// A decision signed by its merchant.
 pub type SignedMerchantDecision = Signed<MerchantDecision>;
+
+impl MerchantDecision {
+    /// What a repeat of this decision must match: every field but the
+    /// validity (a retry is signed afresh, at a new time).
+    pub fn idempotent_content(&self) -> Vec<u8> {
+        MerchantDecision {
+            validity: Validity {
+                signed_at: Timestamp(0),
+                expires_at: Timestamp(1),
+            },
+            ..self.clone()
+        }
+        .to_wire()
+    }
+}
 
 impl Signable for MerchantDecision {
     const TAG: &'static [u8] = tags::MERCHANT_DECISION;
@@ -47,6 +66,7 @@ impl Signable for MerchantDecision {
     }
 
     fn validate(&self) -> Result<(), DecodeError> {
+        self.validity.validate()?;
         match &self.decision {
             Decision::Reject { reason } if reason.len() > REASON_LEN_MAX => {
                 Err(DecodeError::TooLong {
@@ -58,6 +78,10 @@ impl Signable for MerchantDecision {
             _ => Ok(()),
         }
     }
+
+    fn check_at(&self, now: Timestamp) -> Result<(), SemopsError> {
+        self.validity.check(Self::WHAT, now)
+    }
 }
 
 impl Encode for MerchantDecision {
@@ -67,6 +91,7 @@ impl Encode for MerchantDecision {
             Decision::Approve => w.u8(1),
             Decision::Reject { reason } => w.u8(2).text(reason),
         };
+        w.put(&self.validity);
     }
 }
 
@@ -86,11 +111,14 @@ impl Decode for MerchantDecision {
                 });
             }
         };
-        Ok(MerchantDecision {
+        let decision = MerchantDecision {
             payment_id,
             merchant,
             decision,
-        })
+            validity: r.get()?,
+        };
+        decision.validate()?;
+        Ok(decision)
     }
 }
 
@@ -239,14 +267,66 @@ pub struct RefundRequest {
     pub merchant: PartyId,
     /// Positive, at most the payment's amount ([`RefundRequest::check_against`]).
     pub amount: Amount,
-    /// Chosen by the merchant; a repeat with the same key is the same refund.
+    /// Chosen by the merchant; a repeat with the same key is the same refund
+    /// (and gets the first answer, a refusal included).
     pub idempotency_key: [u8; 16],
+    /// When the merchant signed the request and until when the MPP may take
+    /// it; the MPP refuses it outside that window.
+    pub validity: Validity,
 }
 
 /// A refund request signed by its merchant.
 pub type SignedRefundRequest = Signed<RefundRequest>;
 
+/// Longest merchant's reference of a refund ([`RefundRequest::derive_key`]), bytes.
+pub const REFUND_REFERENCE_LEN_MAX: usize = 128;
+
 impl RefundRequest {
+    /// The idempotency key of one logical refund, derived from what the
+    /// merchant says about it: the same (merchant, payment, amount,
+    /// reference) gives the same key, so a retry is the same refund and
+    /// cannot refund twice; a second refund of the same amount needs another
+    /// `reference` (a return slip number). References longer than
+    /// [`REFUND_REFERENCE_LEN_MAX`] are refused.
+    pub fn derive_key(
+        merchant: PartyId,
+        payment_id: &PaymentId,
+        amount: Amount,
+        reference: &str,
+    ) -> Result<[u8; 16], SemopsError> {
+        if reference.len() > REFUND_REFERENCE_LEN_MAX {
+            return Err(SemopsError::InvalidField(DecodeError::TooLong {
+                what: "refund reference",
+                len: reference.len(),
+                max: REFUND_REFERENCE_LEN_MAX,
+            }));
+        }
+        let mut w = Writer::new();
+        w.put(&merchant)
+            .raw(payment_id)
+            .put(&amount)
+            .text(reference);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(tags::REFUND_KEY);
+        hasher.update(&w.into_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+        Ok(key)
+    }
+
+    /// What a repeat under the same idempotency key must match: every field
+    /// but the validity (a retry is signed afresh, at a new time).
+    pub fn idempotent_content(&self) -> Vec<u8> {
+        RefundRequest {
+            validity: Validity {
+                signed_at: Timestamp(0),
+                expires_at: Timestamp(1),
+            },
+            ..self.clone()
+        }
+        .to_wire()
+    }
+
     /// Checks the refund against what was paid (and, by the caller, not yet
     /// refunded): same currency, not more.
     pub fn check_against(&self, paid: Amount) -> Result<(), SemopsError> {
@@ -271,7 +351,12 @@ impl Signable for RefundRequest {
     }
 
     fn validate(&self) -> Result<(), DecodeError> {
-        check_positive("refund amount", &self.amount)
+        check_positive("refund amount", &self.amount)?;
+        self.validity.validate()
+    }
+
+    fn check_at(&self, now: Timestamp) -> Result<(), SemopsError> {
+        self.validity.check(Self::WHAT, now)
     }
 }
 
@@ -280,7 +365,8 @@ impl Encode for RefundRequest {
         w.raw(&self.payment_id)
             .put(&self.merchant)
             .put(&self.amount)
-            .raw(&self.idempotency_key);
+            .raw(&self.idempotency_key)
+            .put(&self.validity);
     }
 }
 
@@ -291,6 +377,7 @@ impl Decode for RefundRequest {
             merchant: r.get()?,
             amount: r.get()?,
             idempotency_key: r.array("idempotency key")?,
+            validity: r.get()?,
         };
         request.validate()?;
         Ok(request)

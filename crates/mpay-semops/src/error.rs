@@ -42,6 +42,14 @@ pub enum SemopsError {
         expires_at: Timestamp,
         now: Timestamp,
     },
+    /// `what` was signed later than the receiver's clock allows
+    /// ([`crate::REQUEST_CLOCK_SKEW_MAX_MS`] ahead).
+    #[error("{what} signed at {signed_at}, in the future (now {now})")]
+    NotYetValid {
+        what: &'static str,
+        signed_at: Timestamp,
+        now: Timestamp,
+    },
     /// A `mpay:` URI that is not one this code reads.
     #[error("not a valid mpay URI: {0}")]
     BadUri(&'static str),

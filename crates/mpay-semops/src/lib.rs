@@ -51,10 +51,14 @@
 //! - `PaymentNotice` = 16-byte payment id ‖ `Signed<Trans>` ‖ 16-byte
 //!   pseudonym ‖ cpp id ‖ class (1 macro, 2 micro) ‖ ts deadline
 //! - `RoutedNotice` = `Signed<PaymentNotice>` ‖ ts hop deadline (≤ PN deadline)
-//! - `MerchantDecision` = payment id ‖ merchant id ‖ 1 (approve) | 2 ‖ text reason (≤ 256)
+//! - `Validity` = ts signed_at ‖ ts expires_at (expires_at after signed_at,
+//!   at most [`REQUEST_LIFETIME_MAX_MS`] later)
+//! - `MerchantDecision` = payment id ‖ merchant id ‖ 1 (approve) | 2 ‖ text reason (≤ 256) ‖
+//!   `Validity`
 //! - `Confirmation` = payment id ‖ cpp id ‖ outcome (1 T, 2 DT, 3 rejected ‖
 //!   reason byte, 4 expired, 5 refunded) ‖ amount ‖ ts
-//! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key
+//! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key ‖
+//!   `Validity`
 //! - `DecisionRelay` = `Signed<MerchantDecision>` ‖ mpp id ‖ payout bank id ‖
 //!   text payout account (1–128)
 //! - `RefundRelay` = `Signed<RefundRequest>` ‖ mpp id ‖ text transfer reference (1–128)
@@ -73,11 +77,13 @@ mod relay;
 mod request;
 mod signed;
 mod trans;
+mod validity;
 
 pub use base64url::{decode as base64url_decode, encode as base64url_encode};
 pub use decision::{
-    Confirmation, ConfirmationOutcome, Decision, MerchantDecision, REASON_LEN_MAX, RefundRequest,
-    RejectReason, SignedConfirmation, SignedMerchantDecision, SignedRefundRequest,
+    Confirmation, ConfirmationOutcome, Decision, MerchantDecision, REASON_LEN_MAX,
+    REFUND_REFERENCE_LEN_MAX, RefundRequest, RejectReason, SignedConfirmation,
+    SignedMerchantDecision, SignedRefundRequest,
 };
 pub use error::SemopsError;
 pub use notice::{
@@ -97,6 +103,9 @@ pub use request::{
 pub use signed::{Signable, Signed};
 pub use trans::{
     REFERENCE_LEN_MAX, SignedTrans, TRANS_URI_PREFIX, TRANS_URI_VERSION, Trans, URI_LEN_MAX,
+};
+pub use validity::{
+    REQUEST_CLOCK_SKEW_MAX_MS, REQUEST_LIFETIME_DEFAULT_MS, REQUEST_LIFETIME_MAX_MS, Validity,
 };
 
 /// The SEMOPS message kinds (envelope header), all in `0x04xx`.
@@ -145,9 +154,11 @@ pub mod tags {
     pub const REFUND_RELAY: &[u8] = b"mpay/v1/semops-refund-relay\0";
     /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
     pub const PSEUDONYM: &[u8] = b"mpay/v1/semops-pseudonym\0";
+    /// Not a signature: the hash context of [`crate::RefundRequest::derive_key`].
+    pub const REFUND_KEY: &[u8] = b"mpay/v1/semops-refund-key\0";
 
     /// Every tag, to test that none is a prefix of another.
-    pub const ALL: [&[u8]; 8] = [
+    pub const ALL: [&[u8]; 9] = [
         TRANS,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
@@ -156,5 +167,6 @@ pub mod tags {
         DECISION_RELAY,
         REFUND_RELAY,
         PSEUDONYM,
+        REFUND_KEY,
     ];
 }

@@ -138,7 +138,10 @@ impl Decode for RefundRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Decision, MerchantDecision, RefundRequest, SemopsError};
+    use crate::{
+        Decision, MerchantDecision, REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, SemopsError,
+        Validity,
+    };
     use mpay_identity::{Certificate, CertificateBody, SecretKeys, Suite, Timestamp};
     use mpay_money::{Amount, Currency};
     use rand_chacha::ChaCha20Rng;
@@ -172,6 +175,7 @@ mod tests {
                 payment_id: [7; 16],
                 merchant: merchant.subject(),
                 decision: Decision::Approve,
+                validity: Validity::starting(Timestamp(0), REQUEST_LIFETIME_DEFAULT_MS),
             },
             &merchant_keys,
         )
@@ -202,6 +206,7 @@ mod tests {
                 merchant: merchant.subject(),
                 amount: Amount::new(5, Currency::EUR),
                 idempotency_key: [1; 16],
+                validity: Validity::starting(Timestamp(0), REQUEST_LIFETIME_DEFAULT_MS),
             },
             &merchant_keys,
         )

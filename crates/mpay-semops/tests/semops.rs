@@ -107,6 +107,7 @@ fn decision(w: &World) -> MerchantDecision {
         decision: Decision::Reject {
             reason: "out of stock".into(),
         },
+        validity: Validity::starting(NOW, REQUEST_LIFETIME_DEFAULT_MS),
     }
 }
 
@@ -126,6 +127,7 @@ fn refund(w: &World) -> RefundRequest {
         merchant: w.merchant.id,
         amount: eur(500),
         idempotency_key: [8; 16],
+        validity: Validity::starting(NOW, REQUEST_LIFETIME_DEFAULT_MS),
     }
 }
 
@@ -898,4 +900,89 @@ proptest! {
             prop_assert_eq!(SignedTrans::from_uri(&t.to_uri()).unwrap(), t);
         }
     }
+}
+
+/// A merchant's decision and refund request carry their time inside the
+/// signed bytes: refused at their expiry and when signed too far in the
+/// receiver's future; a relayed one (checked fresh by the MPP) verifies by
+/// signature alone.
+#[test]
+fn signed_requests_expire_and_cannot_come_from_the_future() {
+    let w = world();
+    let expires = NOW.saturating_add_ms(REQUEST_LIFETIME_DEFAULT_MS);
+    let decision = SignedMerchantDecision::sign(decision(&w), &w.merchant.keys).unwrap();
+    let request = SignedRefundRequest::sign(refund(&w), &w.merchant.keys).unwrap();
+    let cert = &w.merchant.cert;
+    assert!(decision.verify(cert, NOW).is_ok());
+    assert!(request.verify(cert, expires.saturating_sub_ms(1)).is_ok());
+    for at in [expires, expires.saturating_add_ms(3_600_000)] {
+        assert!(matches!(
+            decision.verify(cert, at),
+            Err(SemopsError::Expired {
+                what: "merchant decision",
+                ..
+            })
+        ));
+        assert!(matches!(
+            request.verify(cert, at),
+            Err(SemopsError::Expired {
+                what: "refund request",
+                ..
+            })
+        ));
+        assert!(decision.verify_relayed(cert, at).is_ok());
+        assert!(request.verify_relayed(cert, at).is_ok());
+    }
+    let early = NOW.saturating_sub_ms(REQUEST_CLOCK_SKEW_MAX_MS + 1);
+    assert!(matches!(
+        request.verify(cert, early),
+        Err(SemopsError::NotYetValid { .. })
+    ));
+    // The time is signed: moving it breaks the signature.
+    let (mut body, signature) = request.clone().into_parts();
+    body.validity = Validity::starting(expires, REQUEST_LIFETIME_DEFAULT_MS);
+    let moved = SignedRefundRequest::from_parts(body, signature).unwrap();
+    assert!(matches!(
+        moved.verify(cert, expires),
+        Err(SemopsError::BadSignature { .. })
+    ));
+    // Nobody signs, and nobody decodes, a request valid for longer than the limit.
+    let too_long = RefundRequest {
+        validity: Validity {
+            signed_at: NOW,
+            expires_at: NOW.saturating_add_ms(REQUEST_LIFETIME_MAX_MS + 1),
+        },
+        ..refund(&w)
+    };
+    assert!(SignedRefundRequest::sign(too_long.clone(), &w.merchant.keys).is_err());
+    let mut bytes = request.to_wire();
+    let at = bytes.len() - 64 - 8;
+    bytes[at..at + 8].copy_from_slice(&too_long.validity.expires_at.as_millis().to_be_bytes());
+    assert!(SignedRefundRequest::from_wire(&bytes).is_err());
+}
+
+/// One logical refund, one key: a retry derives the same key; another
+/// payment, amount, merchant or reference another one.
+#[test]
+fn refund_keys_are_derived_per_logical_refund() {
+    let w = world();
+    let key = |merchant, payment: [u8; 16], cents, reference: &str| {
+        RefundRequest::derive_key(merchant, &payment, eur(cents), reference).unwrap()
+    };
+    let first = key(w.merchant.id, [3; 16], 500, "1");
+    assert_eq!(first, key(w.merchant.id, [3; 16], 500, "1"), "a retry");
+    for other in [
+        key(w.merchant.id, [3; 16], 500, "2"),
+        key(w.merchant.id, [3; 16], 501, "1"),
+        key(w.merchant.id, [4; 16], 500, "1"),
+        key(w.other_merchant.id, [3; 16], 500, "1"),
+    ] {
+        assert_ne!(first, other);
+    }
+    let longest = "r".repeat(REFUND_REFERENCE_LEN_MAX);
+    assert!(RefundRequest::derive_key(w.merchant.id, &[3; 16], eur(500), &longest).is_ok());
+    assert!(
+        RefundRequest::derive_key(w.merchant.id, &[3; 16], eur(500), &format!("{longest}r"))
+            .is_err()
+    );
 }

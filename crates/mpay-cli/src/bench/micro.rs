@@ -313,6 +313,10 @@ pub mod services {
                         payment_id: id,
                         merchant: merchant.id,
                         decision: Decision::Approve,
+                        validity: mpay_semops::Validity::starting(
+                            mpay_network::wall_clock(),
+                            mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                        ),
                     },
                     &merchant.keys,
                 )?;

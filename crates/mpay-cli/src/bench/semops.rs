@@ -266,6 +266,10 @@ pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow:
                     payment_id: id,
                     merchant: merchant.id,
                     decision: Decision::Approve,
+                    validity: mpay_semops::Validity::starting(
+                        mpay_network::wall_clock(),
+                        mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                    ),
                 },
                 &merchant.keys,
             )?;

@@ -315,6 +315,10 @@ impl Merchant {
                 payment_id: payment_id(payment)?,
                 merchant: self.id,
                 decision,
+                validity: mpay_semops::Validity::starting(
+                    mpay_network::wall_clock(),
+                    mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                ),
             },
             &self.keys,
         )?;
@@ -334,6 +338,10 @@ impl Merchant {
                 merchant: self.id,
                 amount,
                 idempotency_key: key,
+                validity: mpay_semops::Validity::starting(
+                    mpay_network::wall_clock(),
+                    mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
+                ),
             },
             &self.keys,
         )?;

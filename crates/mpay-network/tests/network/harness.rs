@@ -25,9 +25,9 @@ use mpay_network::{
     ServiceEntry, ServiceRole, Timing, wall_clock,
 };
 use mpay_semops::{
-    CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin, RefundRequest,
-    Signed, SignedMerchantDecision, SignedRefundRequest, SignedTrans, Trans, kind, seal_payload,
-    seal_pr,
+    CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin,
+    REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, Signed, SignedMerchantDecision,
+    SignedRefundRequest, SignedTrans, Trans, Validity, kind, seal_payload, seal_pr,
 };
 use mpay_sql::testing::{self, TestDb};
 use mpay_sql::{Backend, Db, outbox};
@@ -591,6 +591,7 @@ impl Network {
                         reason: "out of stock".into(),
                     }
                 },
+                validity: Validity::starting(wall_clock(), REQUEST_LIFETIME_DEFAULT_MS),
             },
             &merchant.keys,
         )
@@ -612,6 +613,7 @@ impl Network {
                 merchant: merchant.id,
                 amount: eur(cents),
                 idempotency_key: [key; 16],
+                validity: Validity::starting(wall_clock(), REQUEST_LIFETIME_DEFAULT_MS),
             },
             &merchant.keys,
         )
@@ -761,6 +763,21 @@ impl Network {
         for (name, db) in &dbs {
             self.eventually(&format!("{name}'s outbox to drain"), || async {
                 outbox::pending_count(db).await.expect("outbox") == 0
+            })
+            .await;
+        }
+        self.check_books().await;
+    }
+
+    /// Conservation at the banks alone, without waiting for the services'
+    /// outboxes (for a test that injects messages a service will refuse
+    /// for ever): every bank's books balance, no hold is pending, and the
+    /// holder accounts hold exactly what was deposited.
+    pub async fn check_books(&self) {
+        for bank in &self.banks {
+            let db = bank.db().clone();
+            self.eventually("a bank's outbox to drain", || async {
+                outbox::pending_count(&db).await.expect("outbox") == 0
             })
             .await;
         }

@@ -11,3 +11,4 @@ mod errors;
 mod flows;
 mod harness;
 mod micro;
+mod replay;
