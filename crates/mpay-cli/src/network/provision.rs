@@ -162,16 +162,11 @@ impl Operators {
     }
 }
 
-/// Writes `text` to `path`, readable by the owner only.
+/// Writes `text` to `path`, readable by the owner only from the start
+/// ([`mpay_fs::write_atomic`]).
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
-    }
-    Ok(())
+    mpay_fs::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn token(rng: &mut ChaCha20Rng) -> String {
@@ -500,6 +495,57 @@ pub fn processes(dir: &Path) -> anyhow::Result<Vec<Process>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// True if a provisioned file holds a secret: keys, or a token.
+    fn holds_secret(path: &Path) -> bool {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        path.extension().is_some_and(|e| e == "keys")
+            || text.contains("token")
+            || path.file_name().is_some_and(|n| n == OPERATORS_FILE)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_provisioned_file_holding_a_secret_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dir: dir.path().join("net"),
+            postgres: None,
+            base_port: Some(42_000),
+            fast_pins: true,
+            timing: mpay_network::Timing::default(),
+            micro: mpay_network::MicroConfig::default(),
+            seed: Some([7; 32]),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(provision(&options)).unwrap();
+        let mut secrets = Vec::new();
+        let mut open = Vec::new();
+        for entry in std::fs::read_dir(&options.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !holds_secret(&path) {
+                continue;
+            }
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            secrets.push(path.clone());
+            if mode != 0o600 {
+                open.push(format!("{} is {mode:o}", path.display()));
+            }
+        }
+        // 3 banks + 6 services (configuration and keys each), the root's
+        // keys and the operators' tokens.
+        assert_eq!(secrets.len(), 20, "{secrets:?}");
+        assert!(open.is_empty(), "readable by others: {open:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(&options.dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 
     #[test]
     fn postgres_urls_name_a_database() {
