@@ -145,6 +145,15 @@ pub enum BankError {
     /// A peer's message breaks the protocol (the peer's fault).
     #[error("interbank protocol: {0}")]
     PeerMessage(String),
+    /// The movement would take a balance past its bound
+    /// ([`mpay_money::BALANCE_MINOR_MAX`]): nothing changed.
+    #[error("{account}: the balance would pass its bound of {max} minor units")]
+    BalanceLimit {
+        /// The account.
+        account: AccountId,
+        /// The bound.
+        max: i64,
+    },
     /// An invariant of the books does not hold (ours; never expected).
     #[error("the books are broken: {0}")]
     Books(String),
@@ -205,6 +214,10 @@ fn at_account(account: &AccountId) -> impl Fn(LedgerError) -> BankError + '_ {
             account: account.clone(),
             available,
             requested,
+        },
+        LedgerError::BalanceLimit => BankError::BalanceLimit {
+            account: account.clone(),
+            max: mpay_money::BALANCE_MINOR_MAX,
         },
         other => BankError::from(other),
     }
@@ -1126,30 +1139,44 @@ impl Bank {
         let target = load_account(tx, &message.to_account, self.currency())
             .await?
             .map(|_| message.to_account.kind());
-        let outcome = message
+        let mut outcome = message
             .decide(target, self.currency())
             .map_err(|e| BankError::PeerMessage(e.to_string()))?;
         let settlement = AccountId::settlement(peer);
-        let posting = match outcome {
-            AckOutcome::Credited => {
-                let reason = match message.reason {
-                    TransferReason::Payment => reasons::INTERBANK_IN,
-                    TransferReason::Returned => reasons::RETURNED,
-                };
-                let moved = self
-                    .move_money(
-                        tx,
-                        &settlement,
-                        &message.to_account,
-                        message.amount,
-                        reason,
-                        &message.reference,
-                        NotificationKind::Debited,
-                        now,
-                    )
-                    .await?;
-                Some(moved.posting)
+        let mut posting = None;
+        if outcome == AckOutcome::Credited {
+            let reason = match message.reason {
+                TransferReason::Payment => reasons::INTERBANK_IN,
+                TransferReason::Returned => reasons::RETURNED,
+            };
+            let moved = self
+                .move_money(
+                    tx,
+                    &settlement,
+                    &message.to_account,
+                    message.amount,
+                    reason,
+                    &message.reference,
+                    NotificationKind::Debited,
+                    now,
+                )
+                .await;
+            match moved {
+                Ok(moved) => posting = Some(moved.posting),
+                // An account (or the settlement account) at its bound
+                // cannot take it: a payment goes back, a return waits in
+                // suspense, as for a missing account.
+                Err(BankError::BalanceLimit { .. }) => {
+                    outcome = match message.reason {
+                        TransferReason::Payment => AckOutcome::Returned,
+                        TransferReason::Returned => AckOutcome::Suspense,
+                    };
+                }
+                Err(other) => return Err(other),
             }
+        }
+        match outcome {
+            AckOutcome::Credited => {}
             AckOutcome::Suspense => {
                 let moved = self
                     .move_money(
@@ -1163,15 +1190,14 @@ impl Bank {
                         now,
                     )
                     .await?;
-                Some(moved.posting)
+                posting = Some(moved.posting);
             }
             AckOutcome::Returned => {
                 // The money never entered these books: only the message
                 // back, which the peer books as `returned`.
                 record_sent(tx, peer, &message.return_message(), None, now).await?;
-                None
             }
-        };
+        }
         sqlx::query(
             "INSERT INTO bank_interbank_received
                  (peer, message_id, message_hash, outcome, posting_id, received_at)
@@ -1405,7 +1431,8 @@ impl Bank {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut total = self.amount(0);
+        // Summed in i128: a partial sum of bounded balances cannot overflow.
+        let mut total: i128 = 0;
         for row in &rows {
             let id = stored_account(row, "id")?;
             let funds = Funds {
@@ -1430,12 +1457,16 @@ impl Bank {
                 return Err(books(format!("{id}: a holder account without a floor")));
             }
             funds.check().map_err(|e| books(format!("{id}: {e}")))?;
-            total = total
-                .checked_add(funds.balance)
-                .map_err(|_| books("the sum of balances overflows"))?;
+            funds
+                .balance
+                .check_within(mpay_money::BALANCE_MINOR_MAX)
+                .map_err(|e| books(format!("{id}: {e}")))?;
+            total += i128::from(funds.balance.minor_units());
         }
-        if !total.is_zero() {
-            return Err(books(format!("the balances sum to {total}, not zero")));
+        if total != 0 {
+            return Err(books(format!(
+                "the balances sum to {total} minor units, not zero"
+            )));
         }
         Ok(())
     }
@@ -1574,7 +1605,7 @@ impl Bank {
             .await?
             .ok_or_else(|| BankError::UnknownAccount(to.clone()))?;
         let from_after = from_row.funds.debit(amount).map_err(at_account(from))?;
-        let to_after = to_row.funds.credit(amount)?;
+        let to_after = to_row.funds.credit(amount).map_err(at_account(to))?;
         // Invariant: a movement never leaves an account below its floor.
         from_after
             .check()

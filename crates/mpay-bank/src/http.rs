@@ -125,6 +125,7 @@ impl IntoResponse for HttpError {
                 (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
             }
             BankError::HoldNotPending { .. } => (StatusCode::CONFLICT, "hold_not_pending"),
+            BankError::BalanceLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "balance_limit"),
             BankError::HoldExpired { .. } => (StatusCode::CONFLICT, "hold_expired"),
             BankError::Idempotency(IdempotencyError::KeyReusedWithDifferentRequest { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")

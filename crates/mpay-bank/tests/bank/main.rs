@@ -3,6 +3,7 @@
 //! interbank protocol, two banks talking real HTTP on loopback.
 
 mod interbank;
+mod limits;
 mod store;
 
 use std::sync::Arc;
