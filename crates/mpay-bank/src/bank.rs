@@ -31,11 +31,18 @@ use crate::ledger::{
     NotificationKind, OpenAccount, PendingHold, PlaceHold, PostHold, PostingId, Transfer,
     TransferReceipt, VoidHold,
 };
+use crate::mandate::{self, Mandate, Operation};
 
 /// The bank's tables (component `bank`), after `mpay_sql::MIGRATIONS`.
 pub const MIGRATIONS: Migrations = Migrations::new(
     "bank",
-    &[("0001_bank", include_str!("../migrations/0001_bank.sql"))],
+    &[
+        ("0001_bank", include_str!("../migrations/0001_bank.sql")),
+        (
+            "0002_bank_mandates",
+            include_str!("../migrations/0002_bank_mandates.sql"),
+        ),
+    ],
 );
 
 /// Most holds one [`Bank::expire_holds`] transaction expires (it loops
@@ -523,13 +530,93 @@ impl Bank {
         }
     }
 
-    fn require_account(&self, caller: &Caller, account: &AccountId) -> Result<(), BankError> {
+    /// `caller` may do `operation` on `account`: directly or under a
+    /// mandate ([`crate::mandate::authorize`]).
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        operation: Operation,
+        amount: Option<Amount>,
+        to: Option<&AccountId>,
+    ) -> Result<(), BankError> {
+        mandate::authorize(
+            &self.db,
+            self.currency(),
+            caller,
+            account,
+            operation,
+            amount,
+            to,
+        )
+        .await
+    }
+
+    /// Grants (or replaces) a mandate: only a caller acting directly on the
+    /// account (its holder, or the operator on the holder's instruction).
+    pub async fn grant_mandate(
+        &self,
+        caller: &Caller,
+        grant: &Mandate,
+        now: Timestamp,
+    ) -> Result<Mandate, BankError> {
+        self.refused(grant.validate(self.currency()))?;
+        self.refused(self.require_direct(caller, &grant.account))?;
+        let result = self
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    load_account(tx, &grant.account, self.currency())
+                        .await?
+                        .ok_or_else(|| BankError::UnknownAccount(grant.account.clone()))?;
+                    mandate::grant(tx, caller, grant, ms(now)).await
+                })
+            })
+            .await;
+        self.refused(result)?;
+        Ok(grant.clone())
+    }
+
+    /// Revokes the mandate of `processor` on `account` (the same callers as
+    /// [`Bank::grant_mandate`]); false if none was in force.
+    pub async fn revoke_mandate(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        processor: &str,
+        now: Timestamp,
+    ) -> Result<bool, BankError> {
+        self.refused(self.require_direct(caller, account))?;
+        let result = self
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move { mandate::revoke(tx, account, processor, ms(now)).await })
+            })
+            .await;
+        self.refused(result)
+    }
+
+    /// The mandate of `processor` on `account`, for a caller acting
+    /// directly on the account or for that processor.
+    pub async fn mandate(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        processor: &str,
+    ) -> Result<Option<Mandate>, BankError> {
+        if caller.name() != processor {
+            self.refused(self.require_direct(caller, account))?;
+        }
+        mandate::load(&self.db, account, processor, self.currency()).await
+    }
+
+    fn require_direct(&self, caller: &Caller, account: &AccountId) -> Result<(), BankError> {
         if caller.may_use(account) {
             Ok(())
         } else {
             Err(BankError::Forbidden {
                 caller: caller.name().to_owned(),
-                action: format!("act on {account}"),
+                action: format!("grant or revoke mandates on {account}"),
             })
         }
     }
@@ -671,7 +758,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<TransferReceipt, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.from))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.from,
+                Operation::Debit,
+                Some(request.amount),
+                Some(&request.to),
+            )
+            .await,
+        )?;
         let work = unit_of_work(move |tx| {
             Box::pin(async move {
                 let moved = self
@@ -713,7 +809,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<HoldView, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.account))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.account,
+                Operation::Hold,
+                Some(request.amount),
+                None,
+            )
+            .await,
+        )?;
         let placed_by = caller.name();
         let work = unit_of_work(move |tx| {
             Box::pin(async move {
@@ -968,7 +1073,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<InterbankReceipt, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.from))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.from,
+                Operation::Debit,
+                Some(request.amount),
+                Some(&request.to),
+            )
+            .await,
+        )?;
         self.refused(self.peer(request.bank).map(|_| ()))?;
         let message = &InterbankMessage {
             id: self.random_id()?,
@@ -1333,7 +1447,10 @@ impl Bank {
         caller: &Caller,
         account: &AccountId,
     ) -> Result<AccountView, BankError> {
-        self.refused(self.require_account(caller, account))?;
+        self.refused(
+            self.authorize(caller, account, Operation::Read, None, None)
+                .await,
+        )?;
         let mut conn = self.db.pool().acquire().await?;
         let row = load_account_on(&mut conn, account, self.currency())
             .await?
@@ -1355,7 +1472,10 @@ impl Bank {
             .ok_or(BankError::UnknownHold(hold));
         let view = hold_view(&self.refused(row)?, self.currency())?;
         if view.placed_by != caller.name() {
-            self.refused(self.require_account(caller, &view.account))?;
+            self.refused(
+                self.authorize(caller, &view.account, Operation::Read, None, None)
+                    .await,
+            )?;
         }
         Ok(view)
     }
@@ -1369,7 +1489,10 @@ impl Bank {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Notification>, BankError> {
-        self.refused(self.require_account(caller, account))?;
+        self.refused(
+            self.authorize(caller, account, Operation::Read, None, None)
+                .await,
+        )?;
         let rows = sqlx::query(
             "SELECT id, kind, amount, balance_after, available_after, reference, at
              FROM bank_notifications WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3",

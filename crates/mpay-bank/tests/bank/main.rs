@@ -2,6 +2,7 @@
 //! PostgreSQL via `mpay_sql::testing::for_each_backend`) and, for the
 //! interbank protocol, two banks talking real HTTP on loopback.
 
+mod authorization;
 mod interbank;
 mod limits;
 mod store;

@@ -11,8 +11,10 @@
 //! | `us` | `bank3` | `dc2` | `cpp2` (`bank3`) | `mpp2` (`bank3`) |
 //!
 //! Every bank peers with every other. Each CPP and MPP gets a token at every
-//! bank: a CPP may act on `cust:*` and its own `cpp:<name>`, an MPP on
-//! `shop:*` and its own `mpp:<name>`.
+//! bank for its own account only (`cpp:<name>`, `mpp:<name>`); it reaches a
+//! customer's or merchant's account only under the mandate granted when
+//! that customer or merchant enrols ([`grant_enrolment_mandate`]; the
+//! authorization model is in `mpay_bank::mandate`).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -167,6 +169,54 @@ impl Operators {
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     mpay_fs::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The cap of an enrolment mandate: the most one hold or one debit of a
+/// processor on a customer's or merchant's account may be.
+pub const ENROLMENT_MANDATE_CAP: &str = "10000.00 EUR";
+
+/// What an enrolment mandate allows: a CPP holds (payments), debits
+/// (micropayment totals to its own account) and reads its customer's
+/// account; an MPP debits (refunds to the CPP) and reads its merchant's.
+pub fn enrolment_operations(role: ServiceRole) -> Vec<mpay_bank::Operation> {
+    use mpay_bank::Operation;
+    match role {
+        ServiceRole::Cpp => vec![Operation::Hold, Operation::Debit, Operation::Read],
+        ServiceRole::Mpp => vec![Operation::Debit, Operation::Read],
+        ServiceRole::Dc => Vec::new(),
+    }
+}
+
+/// Grants `processor` its enrolment mandate on `account` at `bank`, as
+/// that bank's operator acting on the holder's instruction (the operators'
+/// tokens of the network folder `dir`). Granting again replaces it.
+pub async fn grant_enrolment_mandate(
+    dir: &Path,
+    bank: &str,
+    account: &str,
+    processor: &str,
+) -> anyhow::Result<()> {
+    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
+    let operators = Operators::load(dir)?;
+    let entry = directory
+        .bank(bank)
+        .with_context(|| format!("no bank `{bank}` in the directory"))?;
+    let role = directory
+        .service(processor)
+        .with_context(|| format!("no `{processor}` in the directory"))?
+        .role;
+    let mandate = mpay_bank::Mandate {
+        account: mpay_bank::AccountId::parse(account)?,
+        processor: processor.to_owned(),
+        operations: enrolment_operations(role),
+        cap: mpay_money::Amount::parse(ENROLMENT_MANDATE_CAP)?,
+        revoked: false,
+    };
+    mpay_bank::BankClient::new(&entry.url)
+        .with_token(operators.token(bank)?)
+        .grant_mandate(&mandate)
+        .await
+        .with_context(|| format!("granting {processor} its mandate on {account} at {bank}"))
 }
 
 fn token(rng: &mut ChaCha20Rng) -> String {
@@ -387,16 +437,12 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
         let mut bank_tokens = BTreeMap::new();
         if spec.role != ServiceRole::Dc {
             let own = format!("{role}:{}", spec.name);
-            let holders = match spec.role {
-                ServiceRole::Cpp => "cust:*",
-                _ => "shop:*",
-            };
             for bank in &mut bank_files {
                 let secret = token(&mut rng);
                 bank.tokens.push(TokenEntry {
                     token: secret.clone(),
                     caller: spec.name.to_owned(),
-                    accounts: vec![holders.to_owned(), own.clone()],
+                    accounts: vec![own.clone()],
                     operator: false,
                 });
                 bank_tokens.insert(bank.name.clone(), secret);
@@ -502,6 +548,62 @@ mod tests {
         path.extension().is_some_and(|e| e == "keys")
             || text.contains("token")
             || path.file_name().is_some_and(|n| n == OPERATORS_FILE)
+    }
+
+    #[test]
+    fn processor_tokens_reach_only_their_own_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dir: dir.path().join("net"),
+            postgres: None,
+            base_port: Some(42_100),
+            fast_pins: true,
+            timing: mpay_network::Timing::default(),
+            micro: mpay_network::MicroConfig::default(),
+            seed: Some([8; 32]),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(provision(&options)).unwrap();
+        let alice = mpay_bank::AccountId::parse("cust:alice").unwrap();
+        let bob = mpay_bank::AccountId::parse("shop:bob").unwrap();
+        for bank in BANKS {
+            let file = BankFile::load(&options.dir.join(format!("{}.toml", bank.name))).unwrap();
+            let loaded = file.resolve(crate::network::wall_clock()).unwrap();
+            for token in &loaded.config.tokens {
+                let caller = token.caller();
+                if caller.is_operator() {
+                    continue;
+                }
+                // A processor's token alone reaches no customer and no
+                // merchant: that takes a mandate granted at enrolment.
+                assert!(
+                    !caller.may_use(&alice),
+                    "{}: {} on cust:alice",
+                    bank.name,
+                    caller.name()
+                );
+                assert!(
+                    !caller.may_use(&bob),
+                    "{}: {} on shop:bob",
+                    bank.name,
+                    caller.name()
+                );
+                let own = mpay_bank::AccountId::parse(&format!(
+                    "{}:{}",
+                    &caller.name()[..3],
+                    caller.name()
+                ))
+                .unwrap();
+                assert!(
+                    caller.may_use(&own),
+                    "{}: {} on its own account",
+                    bank.name,
+                    caller.name()
+                );
+            }
+        }
     }
 
     #[cfg(unix)]
