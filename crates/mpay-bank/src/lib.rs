@@ -11,6 +11,7 @@
 //! - [`identity`]: the bank's keys and certificate, and a scheme root to
 //!   issue them in tests and on one machine;
 //! - [`config`]: currency, scheme roots, peers, API tokens and callers;
+//! - [`mandate`]: what a processor may do on accounts not its own;
 //! - [`http`]: the axum router and the reqwest [`BankClient`];
 //! - [`service`]: the drivers (outbox delivery, hold expiry, serving).
 //!
