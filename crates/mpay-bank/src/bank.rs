@@ -31,11 +31,18 @@ use crate::ledger::{
     NotificationKind, OpenAccount, PendingHold, PlaceHold, PostHold, PostingId, Transfer,
     TransferReceipt, VoidHold,
 };
+use crate::mandate::{self, Mandate, Operation};
 
 /// The bank's tables (component `bank`), after `mpay_sql::MIGRATIONS`.
 pub const MIGRATIONS: Migrations = Migrations::new(
     "bank",
-    &[("0001_bank", include_str!("../migrations/0001_bank.sql"))],
+    &[
+        ("0001_bank", include_str!("../migrations/0001_bank.sql")),
+        (
+            "0002_bank_mandates",
+            include_str!("../migrations/0002_bank_mandates.sql"),
+        ),
+    ],
 );
 
 /// Most holds one [`Bank::expire_holds`] transaction expires (it loops
@@ -145,6 +152,15 @@ pub enum BankError {
     /// A peer's message breaks the protocol (the peer's fault).
     #[error("interbank protocol: {0}")]
     PeerMessage(String),
+    /// The movement would take a balance past its bound
+    /// ([`mpay_money::BALANCE_MINOR_MAX`]): nothing changed.
+    #[error("{account}: the balance would pass its bound of {max} minor units")]
+    BalanceLimit {
+        /// The account.
+        account: AccountId,
+        /// The bound.
+        max: i64,
+    },
     /// An invariant of the books does not hold (ours; never expected).
     #[error("the books are broken: {0}")]
     Books(String),
@@ -205,6 +221,10 @@ fn at_account(account: &AccountId) -> impl Fn(LedgerError) -> BankError + '_ {
             account: account.clone(),
             available,
             requested,
+        },
+        LedgerError::BalanceLimit => BankError::BalanceLimit {
+            account: account.clone(),
+            max: mpay_money::BALANCE_MINOR_MAX,
         },
         other => BankError::from(other),
     }
@@ -510,13 +530,93 @@ impl Bank {
         }
     }
 
-    fn require_account(&self, caller: &Caller, account: &AccountId) -> Result<(), BankError> {
+    /// `caller` may do `operation` on `account`: directly or under a
+    /// mandate ([`crate::mandate::authorize`]).
+    async fn authorize(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        operation: Operation,
+        amount: Option<Amount>,
+        to: Option<&AccountId>,
+    ) -> Result<(), BankError> {
+        mandate::authorize(
+            &self.db,
+            self.currency(),
+            caller,
+            account,
+            operation,
+            amount,
+            to,
+        )
+        .await
+    }
+
+    /// Grants (or replaces) a mandate: only a caller acting directly on the
+    /// account (its holder, or the operator on the holder's instruction).
+    pub async fn grant_mandate(
+        &self,
+        caller: &Caller,
+        grant: &Mandate,
+        now: Timestamp,
+    ) -> Result<Mandate, BankError> {
+        self.refused(grant.validate(self.currency()))?;
+        self.refused(self.require_direct(caller, &grant.account))?;
+        let result = self
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    load_account(tx, &grant.account, self.currency())
+                        .await?
+                        .ok_or_else(|| BankError::UnknownAccount(grant.account.clone()))?;
+                    mandate::grant(tx, caller, grant, ms(now)).await
+                })
+            })
+            .await;
+        self.refused(result)?;
+        Ok(grant.clone())
+    }
+
+    /// Revokes the mandate of `processor` on `account` (the same callers as
+    /// [`Bank::grant_mandate`]); false if none was in force.
+    pub async fn revoke_mandate(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        processor: &str,
+        now: Timestamp,
+    ) -> Result<bool, BankError> {
+        self.refused(self.require_direct(caller, account))?;
+        let result = self
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move { mandate::revoke(tx, account, processor, ms(now)).await })
+            })
+            .await;
+        self.refused(result)
+    }
+
+    /// The mandate of `processor` on `account`, for a caller acting
+    /// directly on the account or for that processor.
+    pub async fn mandate(
+        &self,
+        caller: &Caller,
+        account: &AccountId,
+        processor: &str,
+    ) -> Result<Option<Mandate>, BankError> {
+        if caller.name() != processor {
+            self.refused(self.require_direct(caller, account))?;
+        }
+        mandate::load(&self.db, account, processor, self.currency()).await
+    }
+
+    fn require_direct(&self, caller: &Caller, account: &AccountId) -> Result<(), BankError> {
         if caller.may_use(account) {
             Ok(())
         } else {
             Err(BankError::Forbidden {
                 caller: caller.name().to_owned(),
-                action: format!("act on {account}"),
+                action: format!("grant or revoke mandates on {account}"),
             })
         }
     }
@@ -658,7 +758,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<TransferReceipt, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.from))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.from,
+                Operation::Debit,
+                Some(request.amount),
+                Some(&request.to),
+            )
+            .await,
+        )?;
         let work = unit_of_work(move |tx| {
             Box::pin(async move {
                 let moved = self
@@ -700,7 +809,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<HoldView, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.account))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.account,
+                Operation::Hold,
+                Some(request.amount),
+                None,
+            )
+            .await,
+        )?;
         let placed_by = caller.name();
         let work = unit_of_work(move |tx| {
             Box::pin(async move {
@@ -955,7 +1073,16 @@ impl Bank {
         now: Timestamp,
     ) -> Result<InterbankReceipt, BankError> {
         self.refused(request.validate(self.currency()).map_err(BankError::from))?;
-        self.refused(self.require_account(caller, &request.from))?;
+        self.refused(
+            self.authorize(
+                caller,
+                &request.from,
+                Operation::Debit,
+                Some(request.amount),
+                Some(&request.to),
+            )
+            .await,
+        )?;
         self.refused(self.peer(request.bank).map(|_| ()))?;
         let message = &InterbankMessage {
             id: self.random_id()?,
@@ -1126,30 +1253,44 @@ impl Bank {
         let target = load_account(tx, &message.to_account, self.currency())
             .await?
             .map(|_| message.to_account.kind());
-        let outcome = message
+        let mut outcome = message
             .decide(target, self.currency())
             .map_err(|e| BankError::PeerMessage(e.to_string()))?;
         let settlement = AccountId::settlement(peer);
-        let posting = match outcome {
-            AckOutcome::Credited => {
-                let reason = match message.reason {
-                    TransferReason::Payment => reasons::INTERBANK_IN,
-                    TransferReason::Returned => reasons::RETURNED,
-                };
-                let moved = self
-                    .move_money(
-                        tx,
-                        &settlement,
-                        &message.to_account,
-                        message.amount,
-                        reason,
-                        &message.reference,
-                        NotificationKind::Debited,
-                        now,
-                    )
-                    .await?;
-                Some(moved.posting)
+        let mut posting = None;
+        if outcome == AckOutcome::Credited {
+            let reason = match message.reason {
+                TransferReason::Payment => reasons::INTERBANK_IN,
+                TransferReason::Returned => reasons::RETURNED,
+            };
+            let moved = self
+                .move_money(
+                    tx,
+                    &settlement,
+                    &message.to_account,
+                    message.amount,
+                    reason,
+                    &message.reference,
+                    NotificationKind::Debited,
+                    now,
+                )
+                .await;
+            match moved {
+                Ok(moved) => posting = Some(moved.posting),
+                // An account (or the settlement account) at its bound
+                // cannot take it: a payment goes back, a return waits in
+                // suspense, as for a missing account.
+                Err(BankError::BalanceLimit { .. }) => {
+                    outcome = match message.reason {
+                        TransferReason::Payment => AckOutcome::Returned,
+                        TransferReason::Returned => AckOutcome::Suspense,
+                    };
+                }
+                Err(other) => return Err(other),
             }
+        }
+        match outcome {
+            AckOutcome::Credited => {}
             AckOutcome::Suspense => {
                 let moved = self
                     .move_money(
@@ -1163,15 +1304,14 @@ impl Bank {
                         now,
                     )
                     .await?;
-                Some(moved.posting)
+                posting = Some(moved.posting);
             }
             AckOutcome::Returned => {
                 // The money never entered these books: only the message
                 // back, which the peer books as `returned`.
                 record_sent(tx, peer, &message.return_message(), None, now).await?;
-                None
             }
-        };
+        }
         sqlx::query(
             "INSERT INTO bank_interbank_received
                  (peer, message_id, message_hash, outcome, posting_id, received_at)
@@ -1307,7 +1447,10 @@ impl Bank {
         caller: &Caller,
         account: &AccountId,
     ) -> Result<AccountView, BankError> {
-        self.refused(self.require_account(caller, account))?;
+        self.refused(
+            self.authorize(caller, account, Operation::Read, None, None)
+                .await,
+        )?;
         let mut conn = self.db.pool().acquire().await?;
         let row = load_account_on(&mut conn, account, self.currency())
             .await?
@@ -1329,7 +1472,10 @@ impl Bank {
             .ok_or(BankError::UnknownHold(hold));
         let view = hold_view(&self.refused(row)?, self.currency())?;
         if view.placed_by != caller.name() {
-            self.refused(self.require_account(caller, &view.account))?;
+            self.refused(
+                self.authorize(caller, &view.account, Operation::Read, None, None)
+                    .await,
+            )?;
         }
         Ok(view)
     }
@@ -1343,7 +1489,10 @@ impl Bank {
         after: i64,
         limit: u32,
     ) -> Result<Vec<Notification>, BankError> {
-        self.refused(self.require_account(caller, account))?;
+        self.refused(
+            self.authorize(caller, account, Operation::Read, None, None)
+                .await,
+        )?;
         let rows = sqlx::query(
             "SELECT id, kind, amount, balance_after, available_after, reference, at
              FROM bank_notifications WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3",
@@ -1405,7 +1554,8 @@ impl Bank {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut total = self.amount(0);
+        // Summed in i128: a partial sum of bounded balances cannot overflow.
+        let mut total: i128 = 0;
         for row in &rows {
             let id = stored_account(row, "id")?;
             let funds = Funds {
@@ -1430,12 +1580,16 @@ impl Bank {
                 return Err(books(format!("{id}: a holder account without a floor")));
             }
             funds.check().map_err(|e| books(format!("{id}: {e}")))?;
-            total = total
-                .checked_add(funds.balance)
-                .map_err(|_| books("the sum of balances overflows"))?;
+            funds
+                .balance
+                .check_within(mpay_money::BALANCE_MINOR_MAX)
+                .map_err(|e| books(format!("{id}: {e}")))?;
+            total += i128::from(funds.balance.minor_units());
         }
-        if !total.is_zero() {
-            return Err(books(format!("the balances sum to {total}, not zero")));
+        if total != 0 {
+            return Err(books(format!(
+                "the balances sum to {total} minor units, not zero"
+            )));
         }
         Ok(())
     }
@@ -1574,7 +1728,7 @@ impl Bank {
             .await?
             .ok_or_else(|| BankError::UnknownAccount(to.clone()))?;
         let from_after = from_row.funds.debit(amount).map_err(at_account(from))?;
-        let to_after = to_row.funds.credit(amount)?;
+        let to_after = to_row.funds.credit(amount).map_err(at_account(to))?;
         // Invariant: a movement never leaves an account below its floor.
         from_after
             .check()

@@ -13,6 +13,8 @@
 //! | `POST /v1/holds/{id}/void` | its placer (or operator) | `{}` → hold |
 //! | `POST /v1/interbank-transfers` | caller allowed on `from` | `{from, bank, to, amount, reference?}` → interbank receipt |
 //! | `POST /v1/interbank` | a peer bank (sealed frame) | INTERBANK_TRANSFER frame → INTERBANK_ACK frame |
+//! | `POST /v1/mandates` | the account's holder or the operator | `{account, processor, operations, cap}` → mandate |
+//! | `POST /v1/mandates/revoke` | the account's holder or the operator | `{account, processor}` → `{revoked}` |
 //! | `GET /v1/bank` | anyone | → `{bank, certificate, currency}` |
 //! | `GET /health`, `GET /metrics`, `GET /openapi.json` | anyone | liveness; Prometheus text; OpenAPI 3.0 |
 //!
@@ -50,6 +52,7 @@ use crate::ledger::{
     InterbankReceipt, InterbankTransfer, Notification, NotificationKind, OpenAccount, PlaceHold,
     PostHold, PostingId, Transfer, TransferReceipt, VoidHold,
 };
+use crate::mandate::Mandate;
 
 /// Largest request body the bank reads (an interbank frame is far smaller).
 pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
@@ -85,6 +88,8 @@ pub fn router(bank: Arc<Bank>) -> Router {
         .route("/v1/holds/{id}/post", post(post_hold))
         .route("/v1/holds/{id}/void", post(void_hold))
         .route("/v1/interbank-transfers", post(interbank_transfer))
+        .route("/v1/mandates", post(grant_mandate))
+        .route("/v1/mandates/revoke", post(revoke_mandate))
         .route("/v1/interbank", post(interbank))
         .with_state(bank);
     mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
@@ -131,6 +136,7 @@ impl IntoResponse for HttpError {
                 (StatusCode::PAYMENT_REQUIRED, "insufficient_funds")
             }
             BankError::HoldNotPending { .. } => (StatusCode::CONFLICT, "hold_not_pending"),
+            BankError::BalanceLimit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "balance_limit"),
             BankError::HoldExpired { .. } => (StatusCode::CONFLICT, "hold_expired"),
             BankError::Idempotency(IdempotencyError::KeyReusedWithDifferentRequest { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
@@ -800,6 +806,91 @@ async fn void_hold(
     Ok(Json(HoldJson::from_value(&view)))
 }
 
+/// `POST /v1/mandates`: what `processor` may do on `account` (see
+/// [`crate::mandate`]).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MandateJson {
+    /// The account.
+    pub account: String,
+    /// The processor's caller name at this bank (`cpp1`, `mpp2`).
+    pub processor: String,
+    /// `hold`, `debit`, `read`.
+    pub operations: Vec<String>,
+    /// The most one hold or one debit may be, e.g. `"500.00 EUR"`.
+    pub cap: String,
+    /// Whether it was revoked (answers only).
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+impl MandateJson {
+    /// From a value.
+    pub fn from_value(m: &Mandate) -> MandateJson {
+        MandateJson {
+            account: m.account.to_string(),
+            processor: m.processor.clone(),
+            operations: m.operations.iter().map(|o| o.as_str().to_owned()).collect(),
+            cap: m.cap.to_string(),
+            revoked: m.revoked,
+        }
+    }
+
+    fn to_value(&self) -> Result<Mandate, HttpError> {
+        Ok(Mandate {
+            account: account_id(&self.account)?,
+            processor: self.processor.clone(),
+            operations: crate::mandate::parse_operations(&self.operations)?,
+            cap: amount(&self.cap)?,
+            revoked: false,
+        })
+    }
+}
+
+/// `POST /v1/mandates/revoke`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RevokeMandateJson {
+    /// The account.
+    pub account: String,
+    /// The processor.
+    pub processor: String,
+}
+
+/// What a revocation did.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct RevokedJson {
+    /// False if no mandate was in force.
+    pub revoked: bool,
+}
+
+async fn grant_mandate(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    json: Result<Json<MandateJson>, JsonRejection>,
+) -> Result<Json<MandateJson>, HttpError> {
+    let caller = caller(&bank, &headers)?;
+    let grant = body(json)?.to_value()?;
+    let granted = bank.grant_mandate(caller, &grant, wall_clock()).await?;
+    Ok(Json(MandateJson::from_value(&granted)))
+}
+
+async fn revoke_mandate(
+    State(bank): State<Arc<Bank>>,
+    headers: HeaderMap,
+    json: Result<Json<RevokeMandateJson>, JsonRejection>,
+) -> Result<Json<RevokedJson>, HttpError> {
+    let caller = caller(&bank, &headers)?;
+    let request = body(json)?;
+    let revoked = bank
+        .revoke_mandate(
+            caller,
+            &account_id(&request.account)?,
+            &request.processor,
+            wall_clock(),
+        )
+        .await?;
+    Ok(Json(RevokedJson { revoked }))
+}
+
 /// `POST /v1/interbank-transfers`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct InterbankTransferBody {
@@ -1051,6 +1142,38 @@ impl BankClient {
         self.json(self.http.get(self.url("/v1/bank"))).await
     }
 
+    /// `POST /v1/mandates` (the account's holder or the operator).
+    pub async fn grant_mandate(&self, mandate: &Mandate) -> Result<(), ClientError> {
+        let _: MandateJson = self
+            .json(
+                self.http
+                    .post(self.url("/v1/mandates"))
+                    .json(&MandateJson::from_value(mandate)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/mandates/revoke` (the account's holder or the operator);
+    /// false if no mandate was in force.
+    pub async fn revoke_mandate(
+        &self,
+        account: &AccountId,
+        processor: &str,
+    ) -> Result<bool, ClientError> {
+        let answer: RevokedJson = self
+            .json(
+                self.http
+                    .post(self.url("/v1/mandates/revoke"))
+                    .json(&RevokeMandateJson {
+                        account: account.to_string(),
+                        processor: processor.to_owned(),
+                    }),
+            )
+            .await?;
+        Ok(answer.revoked)
+    }
+
     /// `GET /v1/books` (operator).
     pub async fn books(&self) -> Result<BooksJson, ClientError> {
         self.json(self.http.get(self.url("/v1/books"))).await
@@ -1288,6 +1411,8 @@ pub fn openapi_document() -> serde_json::Value {
             "/v1/holds/{id}/post": { "post": { "summary": "Post a pending hold to an account here or at a peer bank (placer or operator)", "parameters": [path_id, key], "requestBody": json_body("Destination"), "responses": { "200": answer("Hold"), "4XX": error } } },
             "/v1/holds/{id}/void": { "post": { "summary": "Void a pending hold (placer or operator)", "parameters": [path_id, key], "responses": { "200": answer("Hold"), "4XX": error } } },
             "/v1/interbank-transfers": { "post": { "summary": "Account here → account at a peer bank", "parameters": [key], "requestBody": json_body("InterbankTransfer"), "responses": { "200": answer("InterbankReceipt"), "4XX": error } } },
+            "/v1/mandates": { "post": { "summary": "Grant or replace a processor's mandate on an account (the account's holder or the operator; no Idempotency-Key needed: granting again is the same)", "requestBody": json_body("Mandate"), "responses": { "200": answer("Mandate"), "4XX": error } } },
+            "/v1/mandates/revoke": { "post": { "summary": "Revoke a processor's mandate (the account's holder or the operator)", "requestBody": json_body("RevokeMandate"), "responses": { "200": answer("Revoked"), "4XX": error } } },
             "/v1/interbank": { "post": {
                 "security": [],
                 "summary": "A peer bank's sealed INTERBANK_TRANSFER frame (mpay envelope, kind 0x0301); answers the sealed INTERBANK_ACK (0x0302)",
@@ -1320,7 +1445,13 @@ pub fn openapi_document() -> serde_json::Value {
                     "id": { "type": "integer" }, "account": text,
                     "kind": { "type": "string", "enum": ["credited", "debited", "hold_placed", "hold_posted", "hold_voided", "hold_expired"] },
                     "amount": amount, "balance_after": amount, "available_after": amount, "reference": text, "at": ms } },
-                "Notifications": { "type": "object", "properties": { "notifications": { "type": "array", "items": { "$ref": "#/components/schemas/Notification" } } } }
+                "Notifications": { "type": "object", "properties": { "notifications": { "type": "array", "items": { "$ref": "#/components/schemas/Notification" } } } },
+                "Mandate": { "type": "object", "required": ["account", "processor", "operations", "cap"], "properties": {
+                    "account": text, "processor": text,
+                    "operations": { "type": "array", "items": { "type": "string", "enum": ["hold", "debit", "read"] } },
+                    "cap": amount, "revoked": { "type": "boolean" } } },
+                "RevokeMandate": { "type": "object", "required": ["account", "processor"], "properties": { "account": text, "processor": text } },
+                "Revoked": { "type": "object", "properties": { "revoked": { "type": "boolean" } } }
             }
         }
     })

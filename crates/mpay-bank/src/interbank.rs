@@ -203,6 +203,12 @@ impl Decode for InterbankMessage {
                 reason: "not positive",
             });
         }
+        if message.amount.check_bounded().is_err() {
+            return Err(DecodeError::Invalid {
+                what: "interbank amount",
+                reason: "beyond mpay_money::AMOUNT_MINOR_MAX",
+            });
+        }
         if (message.reason == TransferReason::Returned) != message.returns.is_some() {
             return Err(DecodeError::Invalid {
                 what: "interbank returns",

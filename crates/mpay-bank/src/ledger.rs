@@ -56,6 +56,13 @@ pub enum LedgerError {
     /// The hold's expiry passed: it can no longer be posted.
     #[error("hold expired at {0}")]
     HoldExpired(Timestamp),
+    /// The movement would take a balance past
+    /// [`mpay_money::BALANCE_MINOR_MAX`]: refused, nothing changed.
+    #[error(
+        "the balance would pass its bound of {} minor units",
+        mpay_money::BALANCE_MINOR_MAX
+    )]
+    BalanceLimit,
     /// Arithmetic on stored balances overflowed or mixed currencies: the
     /// books are broken (never the caller's fault).
     #[error("ledger invariant broken: {0}")]
@@ -238,7 +245,15 @@ fn check_amount(amount: Amount, currency: Currency) -> Result<(), LedgerError> {
     if !amount.is_positive() {
         return Err(invalid("amounts must be positive"));
     }
-    Ok(())
+    amount.check_bounded().map_err(|e| invalid(e.to_string()))
+}
+
+/// Fails unless `balance` is within ±[`mpay_money::BALANCE_MINOR_MAX`].
+fn check_balance(balance: Amount) -> Result<Amount, LedgerError> {
+    balance
+        .check_within(mpay_money::BALANCE_MINOR_MAX)
+        .map_err(|_| LedgerError::BalanceLimit)?;
+    Ok(balance)
 }
 
 /// An account's money as the funds check sees it. Every movement goes
@@ -297,8 +312,11 @@ impl Funds {
         let balance = self
             .balance
             .checked_sub(amount)
-            .map_err(|_| LedgerError::Broken("debit overflows"))?;
-        Ok(Funds { balance, ..self })
+            .map_err(|_| LedgerError::BalanceLimit)?;
+        Ok(Funds {
+            balance: check_balance(balance)?,
+            ..self
+        })
     }
 
     /// The funds after receiving `amount`.
@@ -306,8 +324,11 @@ impl Funds {
         let balance = self
             .balance
             .checked_add(amount)
-            .map_err(|_| LedgerError::Broken("credit overflows"))?;
-        Ok(Funds { balance, ..self })
+            .map_err(|_| LedgerError::BalanceLimit)?;
+        Ok(Funds {
+            balance: check_balance(balance)?,
+            ..self
+        })
     }
 
     /// The funds after reserving `amount` in a new hold, if the floor allows it.
@@ -684,7 +705,9 @@ impl BankRequest for OpenAccount {
                 "the floor must be zero or negative, in {currency}"
             )));
         }
-        Ok(())
+        self.floor
+            .check_bounded()
+            .map_err(|e| invalid(format!("floor: {e}")))
     }
 }
 

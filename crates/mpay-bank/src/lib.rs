@@ -11,6 +11,7 @@
 //! - [`identity`]: the bank's keys and certificate, and a scheme root to
 //!   issue them in tests and on one machine;
 //! - [`config`]: currency, scheme roots, peers, API tokens and callers;
+//! - [`mandate`]: what a processor may do on accounts not its own;
 //! - [`http`]: the axum router and the reqwest [`BankClient`];
 //! - [`service`]: the drivers (outbox delivery, hold expiry, serving).
 //!
@@ -97,18 +98,25 @@
 //!
 //! - The **operator** opens accounts and deposits, and may act on every
 //!   account.
-//! - Any caller may pay from (transfer, interbank transfer), hold on, read,
-//!   and read the notifications of the accounts its patterns match; it may
-//!   pay *to* any holder account.
+//! - Any caller acts directly on the accounts its patterns match: pays from
+//!   them (transfer, interbank transfer), holds on them, reads them and
+//!   their notifications, grants and revokes mandates on them; it may pay
+//!   *to* any holder account.
+//! - On any other account a processor acts only under a **mandate**
+//!   ([`mandate`]): granted by the holder or the operator at enrolment,
+//!   for named operations (`hold`, `debit`, `read`), capped per operation,
+//!   a debit paying only a processor's account, revocable.
 //! - A hold is posted or voided by the caller that placed it, or the
-//!   operator; it is read by its placer or a caller allowed on its account.
+//!   operator; it is read by its placer or a caller allowed to read its
+//!   account.
 //! - `POST /v1/interbank` takes no token: the envelope authenticates the
 //!   peer bank.
 //!
-//! A CPP is typically `Caller::new("cpp1", [cust:*, cpp:cpp1])`: it holds
-//! on customers' accounts, posts holds to merchants' accounts (here or at
-//! their bank), and aggregates micropayments with transfers `cust:*` →
-//! `cpp:cpp1`. A customer's app gets a token for its own account only.
+//! A CPP is `Caller::new("cpp1", [cpp:cpp1])` with a mandate on each
+//! customer's account: it holds on it, posts holds to merchants' accounts
+//! (here or at their bank), and aggregates micropayments with transfers
+//! `cust:<name>` → `cpp:cpp1`. A customer's app gets a token for its own
+//! account only.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -119,6 +127,7 @@ pub mod http;
 pub mod identity;
 pub mod interbank;
 pub mod ledger;
+pub mod mandate;
 pub mod service;
 
 pub use bank::{Bank, BankError, MIGRATIONS};
@@ -130,4 +139,5 @@ pub use ledger::{
     InterbankReceipt, InterbankTransfer, Notification, NotificationKind, OpenAccount, PlaceHold,
     PostHold, Transfer, TransferReceipt, VoidHold,
 };
+pub use mandate::{Mandate, Operation};
 pub use service::{Background, deliver_due, spawn_background};

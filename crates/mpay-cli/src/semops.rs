@@ -28,7 +28,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::network::provision::{DIRECTORY_FILE, Operators, write_private};
+use crate::network::provision::{
+    DIRECTORY_FILE, Operators, grant_enrolment_mandate, write_private,
+};
 use crate::network::wall_clock;
 
 /// Exit codes of `mpay customer pay` (and the merchant's waits).
@@ -529,6 +531,8 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .account
                     .clone()
                     .unwrap_or_else(|| format!("cust:{}", enrol.name));
+                grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
+                    .await?;
                 let client = CppClient::new(&enrol.url()?);
                 let certificate = client
                     .enroll_customer(
@@ -720,6 +724,8 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     .account
                     .clone()
                     .unwrap_or_else(|| format!("shop:{}", enrol.name));
+                grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
+                    .await?;
                 let client = MppClient::new(&enrol.url()?);
                 let (certificate, token) = client
                     .enroll_merchant(

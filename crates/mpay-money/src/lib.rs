@@ -8,6 +8,20 @@ use std::str::FromStr;
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 use thiserror::Error;
 
+/// The largest magnitude, in minor units, of any amount or floor that
+/// enters the system from outside (an API request, a TRANS or PR, the
+/// command line): 10^15 minor units (10 trillion EUR), four orders of
+/// magnitude below `i64::MAX`, so that sums of bounded amounts never
+/// overflow. Checked at every boundary with [`Amount::check_bounded`].
+pub const AMOUNT_MINOR_MAX: i64 = 1_000_000_000_000_000;
+
+/// The largest magnitude, in minor units, of a ledger balance (a bank
+/// account, the bank's `external` or a settlement account, an office
+/// owner's balance): 100 × [`AMOUNT_MINOR_MAX`]. A movement that would take
+/// an account past it is refused, so no accepted sequence of requests can
+/// overflow a balance, `balance - held`, or `available - floor`.
+pub const BALANCE_MINOR_MAX: i64 = 100 * AMOUNT_MINOR_MAX;
+
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MoneyError {
     #[error("currency mismatch: {left} and {right}")]
@@ -18,6 +32,8 @@ pub enum MoneyError {
     InvalidCurrency(String),
     #[error("invalid amount {0:?}")]
     InvalidAmount(String),
+    #[error("{amount} is beyond the largest amount accepted, {max} minor units")]
+    OutOfBounds { amount: Amount, max: i64 },
 }
 
 /// An ISO 4217 alphabetic currency code, e.g. `EUR`.
@@ -131,6 +147,21 @@ impl Amount {
 
     pub fn is_zero(&self) -> bool {
         self.minor_units == 0
+    }
+
+    /// Fails unless `|self| ≤ max` minor units.
+    pub fn check_within(&self, max: i64) -> Result<(), MoneyError> {
+        if self.minor_units.unsigned_abs() <= max.unsigned_abs() {
+            Ok(())
+        } else {
+            Err(MoneyError::OutOfBounds { amount: *self, max })
+        }
+    }
+
+    /// Fails unless `|self| ≤` [`AMOUNT_MINOR_MAX`]: the check every amount
+    /// and floor from outside passes.
+    pub fn check_bounded(&self) -> Result<(), MoneyError> {
+        self.check_within(AMOUNT_MINOR_MAX)
     }
 
     fn same_currency(&self, other: &Amount) -> Result<(), MoneyError> {
@@ -291,6 +322,24 @@ mod tests {
             eur(1).checked_add(Amount::new(1, Currency::USD)),
             Err(MoneyError::CurrencyMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn amounts_from_outside_are_bounded_far_below_overflow() {
+        assert_eq!(eur(AMOUNT_MINOR_MAX).check_bounded(), Ok(()));
+        assert_eq!(eur(-AMOUNT_MINOR_MAX).check_bounded(), Ok(()));
+        assert!(matches!(
+            eur(AMOUNT_MINOR_MAX + 1).check_bounded(),
+            Err(MoneyError::OutOfBounds { .. })
+        ));
+        assert!(eur(i64::MIN).check_bounded().is_err());
+        assert!(eur(i64::MAX).check_bounded().is_err());
+        // A balance at its bound minus a floor and a hold at theirs fits
+        // an i64 many times over.
+        let worst = i128::from(BALANCE_MINOR_MAX)
+            + i128::from(BALANCE_MINOR_MAX)
+            + i128::from(AMOUNT_MINOR_MAX);
+        assert!(worst * 16 < i128::from(i64::MAX));
     }
 
     #[test]

@@ -86,16 +86,14 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(io)
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
+/// Writes `text` to `path` with [`mpay_fs::write_atomic`]: a reader never
+/// sees half a file, and the file (it may hold tokens) is the owner's only
+/// from the start.
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), ConfigError> {
-    let io = |source| ConfigError::Io {
+    mpay_fs::write_atomic(path, text.as_bytes()).map_err(|source| ConfigError::Io {
         path: path.to_owned(),
         source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 /// Named intervals, budgets and time limits of a service, all in
@@ -450,8 +448,8 @@ impl ServiceConfig {
         })
     }
 
-    /// Writes the configuration as TOML (for provisioning; the file holds
-    /// secrets, so give it restrictive permissions).
+    /// Writes the configuration as TOML (for provisioning); the file holds
+    /// secrets, so it is created 0600 ([`mpay_fs::write_atomic`]).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ConfigError> {
         let text = toml::to_string(self).map_err(|e| invalid(format!("encoding: {e}")))?;
         write_text(path.as_ref(), &text)
@@ -541,18 +539,7 @@ pub fn read_keys(path: &Path) -> Result<SecretKeys, ConfigError> {
 /// Writes `keys` as hex to `path` (mode 0600 on Unix), for provisioning.
 pub fn write_keys(path: &Path, keys: &SecretKeys) -> Result<(), ConfigError> {
     let text = Zeroizing::new(hex_string(&keys.to_secret_bytes()));
-    write_text(path, &text)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
-            |source| ConfigError::Io {
-                path: path.to_owned(),
-                source,
-            },
-        )?;
-    }
-    Ok(())
+    write_text(path, &text)
 }
 
 #[cfg(test)]

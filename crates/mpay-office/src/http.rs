@@ -226,6 +226,9 @@ async fn open_account(
     require_admin(&state, &headers)?;
     let Json(request) = json?;
     let deposit = Amount::parse(&request.deposit).map_err(|e| bad_request(e.to_string()))?;
+    deposit
+        .check_bounded()
+        .map_err(|e| bad_request(e.to_string()))?;
     let token = state
         .office
         .open_account(&request.owner, deposit, wall_clock())
@@ -327,6 +330,9 @@ async fn charge(
     let wallet =
         PartyId::from_hex(&request.wallet).ok_or_else(|| bad_request("wallet: not an id"))?;
     let amount = Amount::parse(&request.amount).map_err(|e| bad_request(e.to_string()))?;
+    amount
+        .check_bounded()
+        .map_err(|e| bad_request(e.to_string()))?;
     let voucher = state
         .office
         .charge(&owner, wallet, amount, key, wall_clock())

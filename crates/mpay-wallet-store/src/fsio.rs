@@ -1,8 +1,8 @@
 //! Small durable file operations: write-to-temp + fsync + rename + fsync(dir).
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read as _, Write as _};
+use std::fs::{self, File};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
@@ -45,25 +45,12 @@ pub(crate) fn sync_file(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))
 }
 
-/// Replaces `path` with `contents` atomically and durably: after a crash the
-/// file holds either the old or the new contents, and once this returns the
-/// new contents survive a crash.
+/// Replaces `path` with `contents` atomically and durably, readable by the
+/// owner only ([`mpay_fs::write_atomic`]): after a crash the file holds
+/// either the old or the new contents, and once this returns the new
+/// contents survive a crash.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    let tmp = with_suffix(path, ".tmp");
-    let written = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(contents)?;
-            file.sync_all()
-        });
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(StoreError::io(&tmp, e));
-    }
-    rename_durable(&tmp, path)
+    mpay_fs::write_atomic(path, contents).map_err(|e| StoreError::io(path, e))
 }
 
 /// Renames `from` to `to` (replacing `to`) and makes the rename durable.

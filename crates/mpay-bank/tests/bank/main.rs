@@ -2,8 +2,10 @@
 //! PostgreSQL via `mpay_sql::testing::for_each_backend`) and, for the
 //! interbank protocol, two banks talking real HTTP on loopback.
 
+mod authorization;
 mod errors;
 mod interbank;
+mod limits;
 mod store;
 
 use std::sync::Arc;

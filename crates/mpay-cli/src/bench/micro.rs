@@ -220,7 +220,7 @@ pub mod services {
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
-    use crate::network::provision::{self, DIRECTORY_FILE, Operators};
+    use crate::network::provision::{self, DIRECTORY_FILE, Operators, grant_enrolment_mandate};
     use crate::network::{supervisor, wall_clock};
 
     const PIN: &str = "4321";
@@ -457,6 +457,7 @@ pub mod services {
             getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
             let mut rng = ChaCha20Rng::from_seed(seed);
             open(&bank("bank2")?, "shop:bench-micro", None).await?;
+            grant_enrolment_mandate(dir.path(), "bank2", "shop:bench-micro", "mpp1").await?;
             let mpp = resolved.service("mpp1").context("mpp1")?;
             let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
             let (cert, token) = MppClient::new(&mpp.url)
@@ -478,6 +479,7 @@ pub mod services {
                 let name = format!("micro{i}");
                 let account = format!("cust:{name}");
                 open(&bank("bank1")?, &account, Some("1000000.00 EUR")).await?;
+                grant_enrolment_mandate(dir.path(), "bank1", &account, "cpp1").await?;
                 let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
                 let cert = CppClient::new(&cpp.url)
                     .enroll_customer(

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 use super::percentile;
-use crate::network::provision::{self, DIRECTORY_FILE, Operators};
+use crate::network::provision::{self, DIRECTORY_FILE, Operators, grant_enrolment_mandate};
 use crate::network::{supervisor, wall_clock};
 
 const PIN: &str = "4321";
@@ -358,6 +358,7 @@ pub async fn setup(
     ] {
         let account = format!("shop:{name}");
         open_account(&bank(bank_name)?, &account, None).await?;
+        grant_enrolment_mandate(dir, bank_name, &account, mpp).await?;
         let service = resolved.service(mpp).context("mpp")?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let (cert, token) = MppClient::new(&service.url)
@@ -381,6 +382,7 @@ pub async fn setup(
         let name = format!("bench{i}");
         let account = format!("cust:{name}");
         open_account(&bank("bank1")?, &account, Some(CUSTOMER_DEPOSIT)).await?;
+        grant_enrolment_mandate(dir, "bank1", &account, "cpp1").await?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let cert = CppClient::new(&cpp.url)
             .enroll_customer(

@@ -27,7 +27,7 @@ use mpay_semops::{
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng as _, SeedableRng};
 
-use crate::network::provision::{DIRECTORY_FILE, Operators, Process};
+use crate::network::provision::{DIRECTORY_FILE, Operators, Process, grant_enrolment_mandate};
 use crate::network::{supervisor, wall_clock};
 
 /// Every SEMOPS customer's PIN.
@@ -225,6 +225,7 @@ impl People {
     ) -> anyhow::Result<Customer> {
         let keys = self.keys()?;
         let service = net.service(cpp)?;
+        grant_enrolment_mandate(&net.dir, bank, &format!("cust:{name}"), cpp).await?;
         let client = CppClient::new(&service.url);
         let certificate = client
             .enroll_customer(
@@ -261,6 +262,7 @@ impl People {
     ) -> anyhow::Result<Merchant> {
         let keys = self.keys()?;
         let service = net.service(mpp)?;
+        grant_enrolment_mandate(&net.dir, bank, &format!("shop:{name}"), mpp).await?;
         let client = MppClient::new(&service.url);
         let (certificate, token) = client
             .enroll_merchant(

@@ -12,7 +12,8 @@
 //! [[tokens]]
 //! token = "…"                          # ≥ 16 visible characters, never printed
 //! caller = "cpp1"
-//! accounts = ["cust:*", "cpp:cpp1"]    # or operator = true
+//! accounts = ["cpp:cpp1"]              # its own account; or operator = true
+//!                                      # (customers' accounts: by mandate)
 //! ```
 //!
 //! Environment overrides: `MPAY_LISTEN`, `MPAY_DB`.

@@ -11,8 +11,10 @@
 //! | `us` | `bank3` | `dc2` | `cpp2` (`bank3`) | `mpp2` (`bank3`) |
 //!
 //! Every bank peers with every other. Each CPP and MPP gets a token at every
-//! bank: a CPP may act on `cust:*` and its own `cpp:<name>`, an MPP on
-//! `shop:*` and its own `mpp:<name>`.
+//! bank for its own account only (`cpp:<name>`, `mpp:<name>`); it reaches a
+//! customer's or merchant's account only under the mandate granted when
+//! that customer or merchant enrols ([`grant_enrolment_mandate`]; the
+//! authorization model is in `mpay_bank::mandate`).
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -162,16 +164,59 @@ impl Operators {
     }
 }
 
-/// Writes `text` to `path`, readable by the owner only.
+/// Writes `text` to `path`, readable by the owner only from the start
+/// ([`mpay_fs::write_atomic`]).
 pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("restricting {}", path.display()))?;
+    mpay_fs::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The cap of an enrolment mandate: the most one hold or one debit of a
+/// processor on a customer's or merchant's account may be.
+pub const ENROLMENT_MANDATE_CAP: &str = "10000.00 EUR";
+
+/// What an enrolment mandate allows: a CPP holds (payments), debits
+/// (micropayment totals to its own account) and reads its customer's
+/// account; an MPP debits (refunds to the CPP) and reads its merchant's.
+pub fn enrolment_operations(role: ServiceRole) -> Vec<mpay_bank::Operation> {
+    use mpay_bank::Operation;
+    match role {
+        ServiceRole::Cpp => vec![Operation::Hold, Operation::Debit, Operation::Read],
+        ServiceRole::Mpp => vec![Operation::Debit, Operation::Read],
+        ServiceRole::Dc => Vec::new(),
     }
-    Ok(())
+}
+
+/// Grants `processor` its enrolment mandate on `account` at `bank`, as
+/// that bank's operator acting on the holder's instruction (the operators'
+/// tokens of the network folder `dir`). Granting again replaces it.
+pub async fn grant_enrolment_mandate(
+    dir: &Path,
+    bank: &str,
+    account: &str,
+    processor: &str,
+) -> anyhow::Result<()> {
+    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
+    let operators = Operators::load(dir)?;
+    let entry = directory
+        .bank(bank)
+        .with_context(|| format!("no bank `{bank}` in the directory"))?;
+    let role = directory
+        .service(processor)
+        .with_context(|| format!("no `{processor}` in the directory"))?
+        .role;
+    let mandate = mpay_bank::Mandate {
+        account: mpay_bank::AccountId::parse(account)?,
+        processor: processor.to_owned(),
+        operations: enrolment_operations(role),
+        cap: mpay_money::Amount::parse(ENROLMENT_MANDATE_CAP)?,
+        revoked: false,
+    };
+    mpay_bank::BankClient::new(&entry.url)
+        .with_token(operators.token(bank)?)
+        .grant_mandate(&mandate)
+        .await
+        .with_context(|| format!("granting {processor} its mandate on {account} at {bank}"))
 }
 
 fn token(rng: &mut ChaCha20Rng) -> String {
@@ -392,16 +437,12 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
         let mut bank_tokens = BTreeMap::new();
         if spec.role != ServiceRole::Dc {
             let own = format!("{role}:{}", spec.name);
-            let holders = match spec.role {
-                ServiceRole::Cpp => "cust:*",
-                _ => "shop:*",
-            };
             for bank in &mut bank_files {
                 let secret = token(&mut rng);
                 bank.tokens.push(TokenEntry {
                     token: secret.clone(),
                     caller: spec.name.to_owned(),
-                    accounts: vec![holders.to_owned(), own.clone()],
+                    accounts: vec![own.clone()],
                     operator: false,
                 });
                 bank_tokens.insert(bank.name.clone(), secret);
@@ -500,6 +541,113 @@ pub fn processes(dir: &Path) -> anyhow::Result<Vec<Process>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// True if a provisioned file holds a secret: keys, or a token.
+    fn holds_secret(path: &Path) -> bool {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        path.extension().is_some_and(|e| e == "keys")
+            || text.contains("token")
+            || path.file_name().is_some_and(|n| n == OPERATORS_FILE)
+    }
+
+    #[test]
+    fn processor_tokens_reach_only_their_own_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dir: dir.path().join("net"),
+            postgres: None,
+            base_port: Some(42_100),
+            fast_pins: true,
+            timing: mpay_network::Timing::default(),
+            micro: mpay_network::MicroConfig::default(),
+            seed: Some([8; 32]),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(provision(&options)).unwrap();
+        let alice = mpay_bank::AccountId::parse("cust:alice").unwrap();
+        let bob = mpay_bank::AccountId::parse("shop:bob").unwrap();
+        for bank in BANKS {
+            let file = BankFile::load(&options.dir.join(format!("{}.toml", bank.name))).unwrap();
+            let loaded = file.resolve(crate::network::wall_clock()).unwrap();
+            for token in &loaded.config.tokens {
+                let caller = token.caller();
+                if caller.is_operator() {
+                    continue;
+                }
+                // A processor's token alone reaches no customer and no
+                // merchant: that takes a mandate granted at enrolment.
+                assert!(
+                    !caller.may_use(&alice),
+                    "{}: {} on cust:alice",
+                    bank.name,
+                    caller.name()
+                );
+                assert!(
+                    !caller.may_use(&bob),
+                    "{}: {} on shop:bob",
+                    bank.name,
+                    caller.name()
+                );
+                let own = mpay_bank::AccountId::parse(&format!(
+                    "{}:{}",
+                    &caller.name()[..3],
+                    caller.name()
+                ))
+                .unwrap();
+                assert!(
+                    caller.may_use(&own),
+                    "{}: {} on its own account",
+                    bank.name,
+                    caller.name()
+                );
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_provisioned_file_holding_a_secret_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dir: dir.path().join("net"),
+            postgres: None,
+            base_port: Some(42_000),
+            fast_pins: true,
+            timing: mpay_network::Timing::default(),
+            micro: mpay_network::MicroConfig::default(),
+            seed: Some([7; 32]),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(provision(&options)).unwrap();
+        let mut secrets = Vec::new();
+        let mut open = Vec::new();
+        for entry in std::fs::read_dir(&options.dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !holds_secret(&path) {
+                continue;
+            }
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            secrets.push(path.clone());
+            if mode != 0o600 {
+                open.push(format!("{} is {mode:o}", path.display()));
+            }
+        }
+        // 3 banks + 6 services (configuration and keys each), the root's
+        // keys and the operators' tokens.
+        assert_eq!(secrets.len(), 20, "{secrets:?}");
+        assert!(open.is_empty(), "readable by others: {open:?}");
+        let leftovers: Vec<_> = std::fs::read_dir(&options.dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 
     #[test]
     fn postgres_urls_name_a_database() {

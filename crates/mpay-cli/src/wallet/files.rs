@@ -145,19 +145,11 @@ pub struct WalletLock {
     _file: fs::File,
 }
 
-/// Writes `bytes` to `path` as tmp + fsync + rename + fsync(dir).
+/// Writes `bytes` to `path` with [`mpay_fs::write_atomic`] (tmp 0600 +
+/// fsync + rename + fsync(dir)).
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure::other(format!("cannot write {}: {e}", path.display()));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut file = fs::File::create(&tmp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-    }
-    fs::rename(&tmp, path).map_err(io)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    mpay_fs::write_atomic(path, bytes)
+        .map_err(|e| Failure::other(format!("cannot write {}: {e}", path.display())))
 }
 
 /// fsyncs a directory so a rename or a new file in it is durable.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use mpay_bank::config::AccountPattern;
 use mpay_bank::{
-    AccountId, ApiToken, Bank, BankConfig, BankIdentity, Caller, Deposit, OpenAccount, PeerBank,
-    issue_bank_certificate,
+    AccountId, ApiToken, Bank, BankConfig, BankIdentity, Caller, Deposit, Mandate, OpenAccount,
+    Operation, PeerBank, issue_bank_certificate,
 };
 use mpay_identity::{
     Certificate, CertificateBody, PartyId, Role, SecretKeys, Suite, Timestamp, hex_string,
@@ -202,20 +202,17 @@ impl Network {
                     .expect("token"),
                 ApiToken::new(
                     CPP_BANK_TOKEN,
-                    Caller::new("cpp1", vec![pattern("cust:*"), pattern("cpp:cpp1")])
-                        .expect("caller"),
+                    Caller::new("cpp1", vec![pattern("cpp:cpp1")]).expect("caller"),
                 )
                 .expect("token"),
                 ApiToken::new(
                     MPP1_BANK_TOKEN,
-                    Caller::new("mpp1", vec![pattern("shop:*"), pattern("mpp:mpp1")])
-                        .expect("caller"),
+                    Caller::new("mpp1", vec![pattern("mpp:mpp1")]).expect("caller"),
                 )
                 .expect("token"),
                 ApiToken::new(
                     MPP2_BANK_TOKEN,
-                    Caller::new("mpp2", vec![pattern("shop:*"), pattern("mpp:mpp2")])
-                        .expect("caller"),
+                    Caller::new("mpp2", vec![pattern("mpp:mpp2")]).expect("caller"),
                 )
                 .expect("token"),
             ];
@@ -269,6 +266,39 @@ impl Network {
         open(&banks[1], "shop:carol").await;
         open(&banks[1], "mpp:mpp1").await;
         open(&banks[1], "mpp:mpp2").await;
+        // The mandates the customer and the merchants give their
+        // processors at enrolment (the processors' tokens reach nothing
+        // else): the CPP holds, debits and reads alice's account; each MPP
+        // debits (refunds) and reads its merchant's.
+        for (bank, name, processor, operations) in [
+            (&banks[0], "cust:alice", "cpp1", &Operation::ALL[..]),
+            (
+                &banks[1],
+                "shop:bob",
+                "mpp1",
+                &[Operation::Debit, Operation::Read][..],
+            ),
+            (
+                &banks[1],
+                "shop:carol",
+                "mpp2",
+                &[Operation::Debit, Operation::Read][..],
+            ),
+        ] {
+            bank.grant_mandate(
+                &operator,
+                &Mandate {
+                    account: account(name),
+                    processor: processor.to_owned(),
+                    operations: operations.to_vec(),
+                    cap: eur(1_000_000),
+                    revoked: false,
+                },
+                now,
+            )
+            .await
+            .expect("mandate granted");
+        }
         banks[0]
             .deposit(
                 &operator,
