@@ -865,7 +865,7 @@ pub struct RevokedJson {
 async fn grant_mandate(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<MandateJson>, JsonRejection>,
+    json: Result<Json<MandateJson>, Problem>,
 ) -> Result<Json<MandateJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let grant = body(json)?.to_value()?;
@@ -876,7 +876,7 @@ async fn grant_mandate(
 async fn revoke_mandate(
     State(bank): State<Arc<Bank>>,
     headers: HeaderMap,
-    json: Result<Json<RevokeMandateJson>, JsonRejection>,
+    json: Result<Json<RevokeMandateJson>, Problem>,
 ) -> Result<Json<RevokedJson>, HttpError> {
     let caller = caller(&bank, &headers)?;
     let request = body(json)?;

@@ -223,7 +223,6 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
 /// fault. The bound on every amount entering an API is issue 11 item 6;
 /// until it is merged this answers 500, so the case stands apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "answers 500 until every amount entering an API is bounded (issue 11 item 6)"]
 async fn a_deposit_that_would_overflow_is_a_json_4xx() {
     for_each_backend(|db| async move {
         let (base, _alice, server) = serving(db.clone()).await;

@@ -174,7 +174,6 @@ async fn serving(db: mpay_sql::Db) -> (Arc<Bank>, String, tokio::task::JoinHandl
 /// fault. The bound on every amount entering the API is issue 11 item 6;
 /// until it is merged this answers 500, so the case stands apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "answers 500 until every amount entering the API is bounded (issue 11 item 6)"]
 async fn a_deposit_that_would_overflow_is_a_json_4xx() {
     for_each_backend(|db| async move {
         let (bank, base, server) = serving(db).await;
