@@ -336,7 +336,14 @@ pub fn audit_sync(
                         },
                     });
                 }
-                if !ctx.claims.contains_key(&key) {
+                // One claim per (buyer, pay_seq): a second Receive on the same
+                // key carries a forked Pay (a fraud proof above), which the
+                // buyer's owner backs; it is not a second claim.
+                let claimed_here = effects
+                    .claims
+                    .iter()
+                    .any(|c| c.buyer == *buyer && c.pay_seq == authorization.seq);
+                if !ctx.claims.contains_key(&key) && !claimed_here {
                     effects.claims.push(NewClaim {
                         buyer: *buyer,
                         pay_seq: authorization.seq,

@@ -623,3 +623,43 @@ async fn an_unacknowledged_sale_is_forgotten_once_the_office_holds_the_claim() {
     })
     .await;
 }
+
+/// A copied wallet pays the same seller twice from the same funds: the
+/// seller's two `Receive` entries carry two different `Pay` entries with one
+/// sequence number. The honest seller's sync is accepted (it used to fail
+/// on the claims table's key), the fork is the buyer's fraud, and the
+/// seller's owner is charged nothing. (Found by the dishonest-peer
+/// simulation: a buyer restoring an older copy of its store.)
+#[tokio::test]
+async fn a_fork_paying_one_seller_twice_leaves_the_seller_whole() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("mallory", 40_000).await;
+        w.owner("sam", 0).await;
+        let mut mallory = w.phone("mallory").await;
+        let mut sam = w.phone("sam").await;
+        w.charge("mallory", &mut mallory, 8_000, "c1").await;
+        mallory.sync(&w.office, T0).await.unwrap();
+        let mut copy = mallory.clone_device(999, T0);
+        let t = T0.saturating_add_ms(1_000);
+        let first = purchase(&mut sam, &mut mallory, 7_000, t);
+        let second = purchase(&mut sam, &mut copy, 7_500, t);
+        assert!(sam.wallet.received(&first) && sam.wallet.received(&second));
+        assert_eq!(held(&sam), 14_500, "the seller was paid twice");
+
+        let synced = sam.sync(&w.office, t).await;
+        assert!(synced.is_ok(), "the honest seller's sync: {synced:?}");
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(0));
+        let frauds = w.office.frauds().await.unwrap();
+        assert_eq!(frauds.len(), 1, "{frauds:?}");
+        assert_eq!(frauds[0].wallet, mallory.wallet.id());
+        assert_eq!(frauds[0].charged, eur(8_000));
+        // Float is exactly what the wallets hold plus what the fork made.
+        w.books_balance().await;
+        // Syncing again changes nothing.
+        sam.sync(&w.office, t).await.unwrap();
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(0));
+        w.books_balance().await;
+    })
+    .await;
+}
