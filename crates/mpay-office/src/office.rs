@@ -26,7 +26,8 @@ use mpay_money::{Amount, Currency};
 use mpay_offline::TxId;
 use mpay_offline::chain::{ChainEntry, ChargeVoucher, GENESIS_PREV_HASH};
 use mpay_offline::sync::{
-    Outcome, Resolution, SyncAttestation, SyncRequest, SyncResponse, kind as sync_kind,
+    Outcome, Resolution, SYNC_CATCH_UP_MAX, SyncAttestation, SyncRequest, SyncResponse,
+    kind as sync_kind,
 };
 use mpay_sql::sqlx::{self, Row};
 use mpay_sql::{Db, DbError, IdempotencyError, Migrations, Retryable, Tx, idempotency};
@@ -114,7 +115,7 @@ pub enum OfficeError {
     #[error("sync refused: {0}")]
     SyncRefused(SyncRefusal),
     #[error(
-        "double spend: wallet {wallet} wrote two entries with sequence {seq}; certificate revoked, owner {owner} charged {charged}"
+        "double spend: wallet {wallet} wrote two entries with sequence {seq}; certificate revoked, owner {owner} charged {charged} for this wallet's double spends"
     )]
     Fraud {
         wallet: PartyId,
@@ -161,6 +162,9 @@ pub struct FraudRecord {
     pub seq: u64,
     pub proof: FraudProof,
     pub detected_at: Timestamp,
+    /// Listed by [`Office::frauds`]: what this detection charged. Returned
+    /// with a sync refusal: the recorded sum for the wallet, so the wallet
+    /// and the office's list tell one figure.
     pub charged: Amount,
 }
 
@@ -612,11 +616,29 @@ impl Office {
                 return Err(e);
             }
         };
-        let response = SyncResponse {
+        // A wallet behind what the office attests (restored from a backup)
+        // gets its own entries after its head, to continue from, once it has
+        // uploaded everything up to that head (all of it matched, or the
+        // audit would have refused a fork).
+        let uploaded_to_head = request
+            .entries
+            .last()
+            .is_none_or(|e| e.seq == request.head_seq);
+        let catch_up = if uploaded_to_head && request.head_seq < attestation.seq {
+            self.catch_up_entries(wallet, request.head_seq).await?
+        } else {
+            Vec::new()
+        };
+        let mut response = SyncResponse {
             attestation,
             revocation_list: revocation_list.filter(|l| l.version > request.revocation_version),
             resolutions,
+            entries: catch_up,
         };
+        // The catch-up shrinks to fit one frame; the wallet asks again.
+        while response.to_wire().len() > mpay_envelope::PAYLOAD_LEN_MAX
+            && response.entries.pop().is_some()
+        {}
         let mut rng = self
             .rng
             .lock()
@@ -638,6 +660,27 @@ impl Office {
             record.certificate.keys(),
             &mut *rng,
         )?)
+    }
+
+    /// The wallet's own synced entries after `head_seq`, at most
+    /// [`SYNC_CATCH_UP_MAX`], in order.
+    async fn catch_up_entries(
+        &self,
+        wallet: PartyId,
+        head_seq: u64,
+    ) -> Result<Vec<ChainEntry>, OfficeError> {
+        let limit = i64::try_from(SYNC_CATCH_UP_MAX).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT entry FROM chain WHERE wallet = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(wallet.0.to_vec())
+        .bind(seq_i64(head_seq)?)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok(ChainEntry::from_wire(&row.try_get::<Vec<u8>, _>("entry")?)?))
+            .collect()
     }
 
     async fn wallet_record(&self, wallet: PartyId) -> Result<WalletRecord, OfficeError> {
@@ -1054,13 +1097,26 @@ impl Office {
         }
         self.revoke(tx, wallet, RevocationReason::DoubleSpend, now)
             .await?;
+        // One truth for what was charged: the figure the office recorded for
+        // this wallet's double spends (what `frauds` lists), not only what
+        // this detection added (nothing, when the branch was charged before).
+        let rows = sqlx::query("SELECT charged FROM frauds WHERE wallet = $1")
+            .bind(wallet.0.to_vec())
+            .fetch_all(&mut **tx)
+            .await?;
+        let mut total = Amount::zero(self.config.currency);
+        for row in rows {
+            total = total
+                .checked_add(self.amount(row.try_get("charged")?))
+                .map_err(|_| OfficeError::Books("overflow"))?;
+        }
         Ok(FraudRecord {
             wallet,
             owner,
             seq: proof.seq,
             proof,
             detected_at: now,
-            charged,
+            charged: total,
         })
     }
 

@@ -2,16 +2,20 @@
 //! enrolment, charge, purchases, sync, redemption, double spends, and the
 //! buyer whose seller vanished.
 
+use mpay_envelope::{ENVELOPE_VERSION, Header, ReplayGuard};
 use mpay_identity::{PartyId, SecretKeys, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
 use mpay_office::{Office, OfficeConfig, OfficeError, accounts, sign_enrolment};
-use mpay_offline::chain::{EntryKind, VoidProof};
-use mpay_offline::durable::Snapshot;
+use mpay_offline::chain::{AbortEvidence, ChainEntry, EntryKind, VoidProof};
+use mpay_offline::durable::{Snapshot, Write, WriteBatch};
+use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Status, kind as wallet_kind};
+use mpay_offline::records::meta;
 use mpay_offline::sync::Outcome;
 use mpay_offline::{BuyIntent, Config, Event, SyncSummary, Transmit, TxId, Wallet};
 use mpay_sql::Db;
+use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{Rng, SeedableRng};
 
 const T0: Timestamp = Timestamp(1_767_225_600_000);
 const DAY: u64 = mpay_identity::MILLIS_PER_DAY;
@@ -322,10 +326,26 @@ async fn a_copied_wallet_spending_twice_is_caught_revoked_and_charged() {
         // no second charge for the same two branches.
         copy.sync(&w.office, t).await.unwrap();
         let refused = mallory.sync(&w.office, t).await;
-        assert!(
-            matches!(refused, Err(OfficeError::Fraud { .. })),
-            "{refused:?}"
-        );
+        // One truth for what was charged: the refusal names the figure the
+        // office recorded for this wallet (what `frauds` lists), not the
+        // nothing this second detection added.
+        let recorded = w
+            .office
+            .frauds()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|f| f.wallet == mallory.wallet.id())
+            .try_fold(eur(0), |sum, f| sum.checked_add(f.charged))
+            .unwrap();
+        assert_eq!(recorded, eur(8_000));
+        match &refused {
+            Err(e @ OfficeError::Fraud { charged, .. }) => {
+                assert_eq!(*charged, recorded, "{e}");
+                assert!(e.to_string().contains("80.00 EUR"), "{e}");
+            }
+            other => panic!("expected a fraud refusal, got {other:?}"),
+        }
         assert_eq!(
             w.office.owner_balance("mallory").await.unwrap(),
             before_owner.checked_sub(eur(8_000)).unwrap()
@@ -659,6 +679,319 @@ async fn a_fork_paying_one_seller_twice_leaves_the_seller_whole() {
         // Syncing again changes nothing.
         sam.sync(&w.office, t).await.unwrap();
         assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(0));
+        w.books_balance().await;
+    })
+    .await;
+}
+
+/// A frame `from` signs with its genuine keys and seals to `to` with a fresh
+/// nonce: what a modified client can send at any time.
+fn forged(from: &Phone, to: &Phone, now: Timestamp, tx: TxId, message: &Message) -> Transmit {
+    let keys = SecretKeys::from_secret_bytes(&from.store.meta[meta::SECRET_KEYS]).unwrap();
+    let receiver = to.wallet.certificate();
+    let mut rng = ChaCha20Rng::seed_from_u64(now.0 ^ u64::from(message.kind().0));
+    let header = Header {
+        version: ENVELOPE_VERSION,
+        suite: keys.suite(),
+        kind: message.kind(),
+        sender: from.wallet.id(),
+        receiver: receiver.subject(),
+        tx_id: tx.0,
+        nonce: rng.next_u64(),
+        sent_at: now,
+    };
+    let frame = mpay_envelope::seal(
+        &keys,
+        &header,
+        &message.payload(),
+        receiver.keys(),
+        &mut rng,
+    )
+    .unwrap();
+    Transmit {
+        to: receiver.subject(),
+        frame,
+    }
+}
+
+/// The signed ABORTs among `frames` sent by `from` to `to`, as the evidence
+/// a buyer would carry in a `Void` entry.
+fn aborts_in(frames: &[Transmit], from: &Phone, to: &Phone, now: Timestamp) -> Vec<AbortEvidence> {
+    let keys = SecretKeys::from_secret_bytes(&to.store.meta[meta::SECRET_KEYS]).unwrap();
+    frames
+        .iter()
+        .filter(|t| t.to == to.wallet.id())
+        .filter_map(|t| {
+            let unverified =
+                mpay_envelope::open(&t.frame, &keys, to.wallet.id(), to.wallet.trust(), now)
+                    .ok()?;
+            let verified = unverified
+                .verify(
+                    from.wallet.certificate(),
+                    to.wallet.trust(),
+                    &mut ReplayGuard::new(),
+                    now,
+                )
+                .ok()?;
+            (verified.header().kind == wallet_kind::ABORT).then(|| AbortEvidence {
+                header: *verified.header(),
+                payload: verified.payload().to_vec(),
+                signature: *verified.signature(),
+            })
+        })
+        .collect()
+}
+
+/// A modified client voids its own `Pay` for `tx` with `evidence`: it signs
+/// the `Void` entry itself and restarts from its edited store.
+fn void_with(phone: &mut Phone, now: Timestamp, tx: TxId, evidence: AbortEvidence) {
+    let keys = SecretKeys::from_secret_bytes(&phone.store.meta[meta::SECRET_KEYS]).unwrap();
+    let chain = phone.wallet.chain();
+    let (paid_seq, amount) = chain
+        .iter()
+        .find_map(|e| match &e.kind {
+            EntryKind::Pay { tx: t, amount, .. } if *t == tx => Some((e.seq, *amount)),
+            _ => None,
+        })
+        .expect("the Pay entry");
+    let last = chain.last().unwrap();
+    let entry = ChainEntry::sign(
+        &keys,
+        phone.wallet.id(),
+        last.seq + 1,
+        last.hash(),
+        EntryKind::Void {
+            tx,
+            paid_seq,
+            amount,
+            proof: VoidProof::SellerAbort(evidence),
+        },
+        last.balance_after.checked_add(amount).unwrap(),
+        now,
+    );
+    let mut batch = WriteBatch::new();
+    batch.push(Write::AppendChain {
+        seq: entry.seq,
+        entry: entry.to_wire(),
+    });
+    phone.store.apply(&batch).unwrap();
+    phone.wallet = Wallet::recover(Config::default(), &phone.store, now.0, now).unwrap();
+}
+
+/// Issue 11 item 1, through the office: a buyer that completed a purchase
+/// asks the seller again (STATUS, a fresh AGREED) for a signed ABORT to void
+/// its `Pay` with. The honest seller signs none, is never charged, keeps
+/// the sale; the books and the float stay exact, whatever the sync order.
+#[tokio::test]
+async fn a_buyer_cannot_void_a_completed_purchase_with_its_sellers_word() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        // What the wallets of every round hold: the float.
+        let mut earlier = 0;
+        for (round, seller_first) in [false, true].into_iter().enumerate() {
+            let (m, s) = (format!("mallory{round}"), format!("sam{round}"));
+            w.owner(&m, 10_000).await;
+            w.owner(&s, 5_000).await;
+            let mut mallory = w.phone(&m).await;
+            let mut sam = w.phone(&s).await;
+            w.charge(&m, &mut mallory, 3_000, &format!("c{round}"))
+                .await;
+            mallory.sync(&w.office, T0).await.unwrap();
+            let t = T0.saturating_add_ms(1_000);
+            let tx = purchase(&mut sam, &mut mallory, 1_200, t);
+            assert!(sam.wallet.received(&tx) && mallory.wallet.paid(&tx));
+            assert!(sam.store.txs.is_empty(), "the sale completed");
+
+            // The modified client asks again after completion.
+            let pay = mallory
+                .wallet
+                .chain()
+                .iter()
+                .rfind(|e| matches!(e.kind, EntryKind::Pay { .. }))
+                .unwrap()
+                .clone();
+            let later = t.saturating_add_ms(5_000);
+            let status = forged(
+                &mallory,
+                &sam,
+                later,
+                tx,
+                &Message::Status(Status {
+                    buyer_certificate: mallory.wallet.certificate().clone(),
+                }),
+            );
+            let agreed = forged(
+                &mallory,
+                &sam,
+                later.saturating_add_ms(1),
+                tx,
+                &Message::Agreed(Agreed { authorization: pay }),
+            );
+            let answers = sam.deliver(later, &[status, agreed]);
+            let aborts = aborts_in(&answers, &sam, &mallory, later);
+            if let Some(evidence) = aborts.first() {
+                void_with(&mut mallory, later, tx, evidence.clone());
+            }
+            if seller_first {
+                sam.sync(&w.office, later).await.unwrap();
+                mallory.sync(&w.office, later).await.unwrap();
+            } else {
+                mallory.sync(&w.office, later).await.unwrap();
+                sam.sync(&w.office, later).await.unwrap();
+            }
+
+            assert_eq!(
+                w.office.owner_balance(&s).await.unwrap(),
+                eur(5_000),
+                "round {round}: the honest seller's owner was charged"
+            );
+            assert_eq!(held(&sam), 1_200, "round {round}");
+            assert_eq!(w.office.balances().await.unwrap()[accounts::LOSS], eur(0));
+            assert_eq!(
+                aborts.len(),
+                0,
+                "round {round}: the seller signed an ABORT for a sale it committed"
+            );
+            assert_eq!(held(&mallory), 1_800, "round {round}");
+            earlier += held(&mallory) + held(&sam);
+            assert_eq!(w.float().await, eur(earlier), "round {round}");
+            w.books_balance().await;
+        }
+    })
+    .await;
+}
+
+/// The office's rule for a `Void` whose ABORT contradicts the seller's own
+/// `Receive`: the seller signed both, which an honest seller never does, so
+/// the seller's owner pays for the value; the honest buyer, who voided on
+/// its seller's signed word, keeps its money. Whatever the sync order.
+#[tokio::test]
+async fn a_seller_that_signs_abort_for_a_sale_it_committed_pays_for_it() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        // What the wallets of every round hold: the float.
+        let mut earlier = 0;
+        for (round, seller_first) in [false, true].into_iter().enumerate() {
+            let (b, s) = (format!("bea{round}"), format!("sly{round}"));
+            w.owner(&b, 10_000).await;
+            w.owner(&s, 5_000).await;
+            let mut bea = w.phone(&b).await;
+            let mut sly = w.phone(&s).await;
+            w.charge(&b, &mut bea, 3_000, &format!("c{round}")).await;
+            bea.sync(&w.office, T0).await.unwrap();
+            let t = T0.saturating_add_ms(1_000);
+            bea.wallet.set_buy_intent(BuyIntent {
+                max_amount: eur(1_200),
+                seller: Some(sly.wallet.id()),
+                expires_at: t.saturating_add_ms(60_000),
+            });
+            sly.wallet.lookup(t);
+            let lookup = sly.pump();
+            let reply = bea.deliver(t, &lookup);
+            sly.deliver(t, &reply);
+            let tx = sly
+                .wallet
+                .sell(t, bea.wallet.id(), eur(1_200), "x")
+                .unwrap();
+            let request = sly.pump();
+            let agreed = bea.deliver(t, &request);
+            // Sly commits (its Receive is in its chain) but sends a signed
+            // ABORT instead of the COMMIT.
+            let _withheld_commit = sly.deliver(t, &agreed);
+            assert!(sly.wallet.received(&tx));
+            let abort = forged(
+                &sly,
+                &bea,
+                t.saturating_add_ms(1),
+                tx,
+                &Message::Abort(Abort {
+                    reason: AbortReason::NoAnswer,
+                }),
+            );
+            bea.deliver(t, &[abort]);
+            assert!(bea.wallet.voided(&tx), "the honest buyer undoes on ABORT");
+            assert_eq!(held(&bea), 3_000);
+            if seller_first {
+                sly.sync(&w.office, t).await.unwrap();
+                bea.sync(&w.office, t).await.unwrap();
+            } else {
+                bea.sync(&w.office, t).await.unwrap();
+                sly.sync(&w.office, t).await.unwrap();
+            }
+            assert_eq!(
+                w.office.owner_balance(&b).await.unwrap(),
+                eur(7_000),
+                "round {round}: the honest buyer's owner was charged"
+            );
+            assert_eq!(
+                w.office.owner_balance(&s).await.unwrap(),
+                eur(3_800),
+                "round {round}: the seller that signed both pays"
+            );
+            earlier += held(&bea) + held(&sly);
+            assert_eq!(w.float().await, eur(earlier), "round {round}");
+            w.books_balance().await;
+        }
+    })
+    .await;
+}
+
+/// A phone restored from a backup taken before it spent, then synced before
+/// it spends again: a prefix of the attested chain, not a fork. The office
+/// brings it up to date (its own entries after its head), its balance is
+/// the attested one, and its next payment continues the chain: no fraud,
+/// no charge. A restored seller also learns its `Receive` entries back, so
+/// it answers a completed sale COMMIT.
+#[tokio::test]
+async fn a_restored_wallet_is_brought_up_to_date_not_called_a_cheat() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("rita", 10_000).await;
+        w.owner("sven", 0).await;
+        let mut rita = w.phone("rita").await;
+        let mut sven = w.phone("sven").await;
+        w.charge("rita", &mut rita, 3_000, "c").await;
+        rita.sync(&w.office, T0).await.unwrap();
+        let rita_backup = rita.clone_device(501, T0);
+        let sven_backup = sven.clone_device(502, T0);
+
+        let t = T0.saturating_add_ms(1_000);
+        let first = purchase(&mut sven, &mut rita, 500, t);
+        rita.sync(&w.office, t).await.unwrap();
+        sven.sync(&w.office, t).await.unwrap();
+        let attested_head = rita.wallet.chain().len();
+
+        // Both phones are lost; the owners restore their backups and sync
+        // before anything else.
+        let mut rita = rita_backup;
+        let mut sven = sven_backup;
+        let later = t.saturating_add_ms(1_000);
+        let summary = rita.sync(&w.office, later).await.unwrap();
+        assert_eq!(summary.entries_left, 0);
+        assert_eq!(rita.wallet.chain().len(), attested_head);
+        assert_eq!(rita.wallet.balance(), eur(2_500));
+        sven.sync(&w.office, later).await.unwrap();
+        assert_eq!(sven.wallet.balance(), eur(500));
+        assert!(sven.wallet.received(&first), "the Receive came back");
+        // Restarted from the store, they are the same wallets.
+        for phone in [&rita, &sven] {
+            let again = Wallet::recover(Config::default(), &phone.store, 77, later).unwrap();
+            assert_eq!(again.chain(), phone.wallet.chain());
+            assert_eq!(again.attestation(), phone.wallet.attestation());
+        }
+
+        // The next payment continues the chain: no fork, no fraud.
+        let t2 = later.saturating_add_ms(1_000);
+        let second = purchase(&mut sven, &mut rita, 700, t2);
+        assert!(rita.wallet.paid(&second) && sven.wallet.received(&second));
+        rita.sync(&w.office, t2).await.unwrap();
+        sven.sync(&w.office, t2).await.unwrap();
+        assert!(w.office.frauds().await.unwrap().is_empty());
+        assert_eq!(w.office.owner_balance("rita").await.unwrap(), eur(7_000));
+        assert_eq!(w.office.owner_balance("sven").await.unwrap(), eur(0));
+        assert_eq!(held(&rita), 1_800);
+        assert_eq!(held(&sven), 1_200);
+        assert_eq!(w.float().await, eur(held(&rita) + held(&sven)));
         w.books_balance().await;
     })
     .await;

@@ -27,6 +27,9 @@ pub mod kind {
 pub const SYNC_ENTRIES_MAX: usize = 128;
 /// Most uncertain payments one sync asks about.
 pub const SYNC_UNCERTAIN_MAX: usize = 64;
+/// Most of the wallet's own attested entries one sync response carries to
+/// bring a restored wallet up to date (more take several rounds).
+pub const SYNC_CATCH_UP_MAX: usize = 64;
 
 /// The office's signed statement of a wallet's state as of a sync: its chain
 /// head and balance. Payees check it is recent (the certificate's limits).
@@ -259,13 +262,17 @@ pub struct SyncRequest {
     pub uncertain: Vec<Uncertain>,
     /// Version of the newest revocation list the wallet holds (0: none).
     pub revocation_version: u64,
+    /// Sequence of the wallet's chain head: an office that attested more
+    /// (the wallet was restored from a backup) sends the entries after it.
+    pub head_seq: u64,
 }
 
 impl Encode for SyncRequest {
     fn encode(&self, w: &mut Writer) {
         w.list(&self.entries)
             .list(&self.uncertain)
-            .u64(self.revocation_version);
+            .u64(self.revocation_version)
+            .u64(self.head_seq);
     }
 }
 
@@ -275,6 +282,7 @@ impl Decode for SyncRequest {
             entries: r.list("sync entries", SYNC_ENTRIES_MAX)?,
             uncertain: r.list("uncertain payments", SYNC_UNCERTAIN_MAX)?,
             revocation_version: r.u64("revocation version")?,
+            head_seq: r.u64("head seq")?,
         })
     }
 }
@@ -286,13 +294,18 @@ pub struct SyncResponse {
     /// The office's list, when newer than the wallet's.
     pub revocation_list: Option<RevocationList>,
     pub resolutions: Vec<Resolution>,
+    /// The wallet's own entries the office holds after the request's
+    /// `head_seq`, in order (at most [`SYNC_CATCH_UP_MAX`]): a restored
+    /// wallet continues from them, not from its older head.
+    pub entries: Vec<ChainEntry>,
 }
 
 impl Encode for SyncResponse {
     fn encode(&self, w: &mut Writer) {
         w.put(&self.attestation)
             .option(&self.revocation_list)
-            .list(&self.resolutions);
+            .list(&self.resolutions)
+            .list(&self.entries);
     }
 }
 
@@ -302,6 +315,7 @@ impl Decode for SyncResponse {
             attestation: r.get()?,
             revocation_list: r.option("revocation list")?,
             resolutions: r.list("resolutions", LIST_LEN_MAX)?,
+            entries: r.list("catch-up entries", SYNC_CATCH_UP_MAX)?,
         })
     }
 }

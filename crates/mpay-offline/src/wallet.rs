@@ -243,6 +243,10 @@ pub enum SyncError {
     ForkedChain,
     #[error("a resolution is not signed by the office or not for this wallet")]
     BadResolution,
+    #[error(
+        "the office sent entries that are not this wallet's own, continuing its chain up to the attested head"
+    )]
+    BadCatchUp,
     #[error("local error: {0}")]
     Local(&'static str),
 }
@@ -252,7 +256,8 @@ pub enum SyncError {
 pub struct SyncSummary {
     /// Sequence the office has verified up to.
     pub attested_seq: u64,
-    /// Entries still to upload (sync again when not zero).
+    /// Entries still to upload, or still to receive from the office when
+    /// this wallet is behind it (sync again when not zero).
     pub entries_left: u64,
     pub settled: Vec<TxId>,
     pub released: Vec<TxId>,
@@ -339,8 +344,10 @@ pub struct Wallet {
     /// tx → seq of its `Pay` entry (buyer side).
     pay_seq_by_tx: HashMap<TxId, u64>,
     voided: HashSet<TxId>,
-    /// txs this wallet was paid for as seller (`Receive` entries).
-    received: HashSet<TxId>,
+    /// tx → buyer of every `Receive` entry in the chain: the sales this
+    /// wallet committed, forever (rebuilt from the chain at recovery, one
+    /// entry per chain entry, so bounded by the chain).
+    received: HashMap<TxId, PartyId>,
     charge_ids: HashSet<[u8; 16]>,
     redeem_ids: HashSet<[u8; 16]>,
 
@@ -482,7 +489,7 @@ impl Wallet {
             chain: Vec::new(),
             pay_seq_by_tx: HashMap::new(),
             voided: HashSet::new(),
-            received: HashSet::new(),
+            received: HashMap::new(),
             charge_ids: HashSet::new(),
             redeem_ids: HashSet::new(),
             sales: BTreeMap::new(),
@@ -582,8 +589,8 @@ impl Wallet {
             EntryKind::Charge { voucher } => {
                 self.charge_ids.insert(voucher.charge_id);
             }
-            EntryKind::Receive { tx, .. } => {
-                self.received.insert(*tx);
+            EntryKind::Receive { tx, buyer, .. } => {
+                self.received.insert(*tx, *buyer);
             }
             EntryKind::Redeem { redeem_id, .. } => {
                 self.redeem_ids.insert(*redeem_id);
@@ -665,7 +672,7 @@ impl Wallet {
     /// True when this wallet, as seller, committed `tx` (it holds the
     /// `Receive` entry).
     pub fn received(&self, tx: &TxId) -> bool {
-        self.received.contains(tx)
+        self.received.contains_key(tx)
     }
 
     /// True when this wallet, as buyer, aborted `tx` after agreeing.
@@ -960,6 +967,7 @@ impl Wallet {
             entries,
             uncertain,
             revocation_version: self.revocation_list().map_or(0, |l| l.version),
+            head_seq: self.chain.last().map_or(0, |e| e.seq),
         };
         let header = Header {
             version: ENVELOPE_VERSION,
@@ -1005,17 +1013,40 @@ impl Wallet {
         {
             return Err(SyncError::BadAttestation);
         }
-        let attested = usize::try_from(attestation.seq)
-            .ok()
-            .and_then(|i| self.chain.get(i));
-        let nothing_attested = attestation.seq == 0 && attestation.head_hash == GENESIS_PREV_HASH;
-        match attested {
-            _ if nothing_attested => {}
-            Some(entry) if entry.hash() == attestation.head_hash => {}
-            _ => return Err(SyncError::ForkedChain),
+        // A wallet restored from a backup is behind what the office attested:
+        // the office sends the entries after our head. They must be our own
+        // signed entries continuing our chain, up to at most the attested
+        // head; then we continue from them (a prefix, not a fork).
+        let catch_up = response.entries;
+        if !catch_up.is_empty()
+            && (crate::chain::verify_chain(&self.me.keys.public(), self.chain.last(), &catch_up)
+                .is_err()
+                || catch_up.iter().any(|e| e.seq > attestation.seq))
+        {
+            return Err(SyncError::BadCatchUp);
         }
-        if attestation.seq < self.attestation.seq {
-            return Err(SyncError::BadAttestation);
+        let head_after = catch_up.last().or(self.chain.last()).map_or(0, |e| e.seq);
+        let entry_at = |seq: u64| {
+            usize::try_from(seq)
+                .ok()
+                .and_then(|i| self.chain.get(i))
+                .or_else(|| catch_up.iter().find(|e| e.seq == seq))
+        };
+        let nothing_attested = attestation.seq == 0 && attestation.head_hash == GENESIS_PREV_HASH;
+        // Caught up: the attested head is in our chain (with what the office
+        // sent). Otherwise this round adopts what came and the next goes on.
+        let caught_up = nothing_attested || attestation.seq <= head_after;
+        if caught_up {
+            match entry_at(attestation.seq) {
+                _ if nothing_attested => {}
+                Some(entry) if entry.hash() == attestation.head_hash => {}
+                _ => return Err(SyncError::ForkedChain),
+            }
+            if attestation.seq < self.attestation.seq {
+                return Err(SyncError::BadAttestation);
+            }
+        } else if catch_up.is_empty() {
+            return Err(SyncError::ForkedChain);
         }
         for resolution in &response.resolutions {
             if resolution.wallet != self.me.id
@@ -1026,21 +1057,48 @@ impl Wallet {
             }
         }
         // Checked; now apply.
+        let mut batch = WriteBatch::new();
+        for entry in catch_up {
+            batch.push(Write::AppendChain {
+                seq: entry.seq,
+                entry: entry.to_wire(),
+            });
+            self.index_entry(&entry);
+            self.chain.push(entry);
+        }
+        // A payment the adopted entries voided is no longer prepared.
+        let over: Vec<TxId> = self
+            .prepared
+            .keys()
+            .filter(|tx| self.voided.contains(tx))
+            .copied()
+            .collect();
+        for tx in over {
+            self.prepared.remove(&tx);
+            batch.push(Write::DeleteTx { tx_id: tx.0 });
+        }
+        let head = self.chain.last().map_or(0, |e| e.seq);
         let mut summary = SyncSummary {
-            attested_seq: attestation.seq,
-            entries_left: self
-                .chain
-                .last()
-                .map_or(0, |e| e.seq.saturating_sub(attestation.seq)),
+            attested_seq: if caught_up {
+                attestation.seq
+            } else {
+                self.attestation.seq
+            },
+            entries_left: if caught_up {
+                head.saturating_sub(attestation.seq)
+            } else {
+                attestation.seq.saturating_sub(head)
+            },
             ..SyncSummary::default()
         };
         summary.revocation_version = self.offer_revocation_list(response.revocation_list);
-        let mut batch = WriteBatch::new();
-        batch.push(Write::PutMeta {
-            key: meta::ATTESTATION.into(),
-            value: attestation.to_wire(),
-        });
-        self.attestation = attestation;
+        if caught_up {
+            batch.push(Write::PutMeta {
+                key: meta::ATTESTATION.into(),
+                value: attestation.to_wire(),
+            });
+            self.attestation = attestation;
+        }
         for resolution in response.resolutions {
             self.apply_resolution(now, &mut batch, resolution, &mut summary);
         }
@@ -1310,10 +1368,21 @@ impl Wallet {
                 self.send(now, from, tx, &Message::Commit);
             }
             Some(_) => {}
-            None => {
-                // No record: presumed abort (we gave up, or restarted).
-                self.send_abort(now, from, tx, AbortReason::UnknownTransaction);
-            }
+            None => self.answer_from_chain(now, tx, from),
+        }
+    }
+
+    /// Answers a buyer asking about a sale this wallet holds no record of
+    /// (COMPLETE erased it, or it was never committed): from the chain. A
+    /// `Receive` entry means COMMIT, forever; a signed ABORT goes only to a
+    /// transaction this wallet never committed (presumed abort: we gave up,
+    /// or restarted in phase 1). Another party asking about a committed sale
+    /// gets nothing signed.
+    fn answer_from_chain(&mut self, now: Timestamp, tx: TxId, from: PartyId) {
+        match self.received.get(&tx) {
+            Some(buyer) if *buyer == from => self.send(now, from, tx, &Message::Commit),
+            Some(_) => {}
+            None => self.send_abort(now, from, tx, AbortReason::UnknownTransaction),
         }
     }
 
@@ -1453,7 +1522,7 @@ impl Wallet {
             // fetch the AGREED again.
             Some(Sale::Requesting { buyer, .. }) if *buyer == from => {}
             Some(_) => {}
-            None => self.send_abort(now, from, tx, AbortReason::UnknownTransaction),
+            None => self.answer_from_chain(now, tx, from),
         }
     }
 
@@ -1695,6 +1764,11 @@ impl Wallet {
                 tx,
                 reason: abort.reason,
             });
+            return;
+        }
+        // A sale we committed stays committed: an ABORT for it is not
+        // acknowledged (nothing signed may say it aborted).
+        if self.received.contains_key(&tx) {
             return;
         }
         // Buyer side: UNDO.

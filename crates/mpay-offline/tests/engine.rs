@@ -3,13 +3,15 @@
 //! state. No mocks: real engines, real crypto, an in-memory store with the
 //! same rules as the SQLite one.
 
+use mpay_envelope::{ENVELOPE_VERSION, Header, MessageKind};
 use mpay_identity::{
     Certificate, CertificateBody, Limits, PartyId, Role, SecretKeys, Suite, Timestamp,
 };
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{ChargeVoucher, EntryKind, GENESIS_PREV_HASH, VoidProof};
 use mpay_offline::durable::Snapshot;
-use mpay_offline::messages::AbortReason;
+use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Status, kind};
+use mpay_offline::records::meta;
 use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{BuyIntent, ChargeError, Config, Event, SellError, Transmit, TxId, Wallet};
 use rand_chacha::ChaCha20Rng;
@@ -574,4 +576,119 @@ fn recovery_rebuilds_the_same_wallet() {
     assert_eq!(p.buyer.w().balance(), balance);
     assert_eq!(p.buyer.w().locked(), locked);
     assert_eq!(p.buyer.w().chain().len(), chain_len);
+}
+
+/// A frame `from` signs with its genuine keys and seals to `to` with a fresh
+/// nonce: what a modified client can send at any time.
+fn forged(from: &Phone, to: &mut Phone, now: Timestamp, tx: TxId, message: &Message) -> Transmit {
+    let keys = SecretKeys::from_secret_bytes(&from.store.meta[meta::SECRET_KEYS]).unwrap();
+    let sender = from.wallet.as_ref().unwrap().id();
+    let receiver = to.w().certificate().clone();
+    let mut rng = ChaCha20Rng::seed_from_u64(now.0 ^ u64::from(message.kind().0));
+    let header = Header {
+        version: ENVELOPE_VERSION,
+        suite: keys.suite(),
+        kind: message.kind(),
+        sender,
+        receiver: receiver.subject(),
+        tx_id: tx.0,
+        nonce: rng.next_u64(),
+        sent_at: now,
+    };
+    let frame = mpay_envelope::seal(
+        &keys,
+        &header,
+        &message.payload(),
+        receiver.keys(),
+        &mut rng,
+    )
+    .unwrap();
+    Transmit {
+        to: receiver.subject(),
+        frame,
+    }
+}
+
+fn kinds(frames: &[Transmit]) -> Vec<MessageKind> {
+    frames
+        .iter()
+        .map(|t| mpay_envelope::peek_header(&t.frame).unwrap().kind)
+        .collect()
+}
+
+/// Issue 11 item 1: a buyer that asks again after the sale completed (its
+/// record erased), with STATUS or a fresh AGREED, is answered COMMIT, never
+/// a signed ABORT it could void its payment with; also after the seller
+/// restarts. An ABORT from that buyer is not acknowledged either.
+#[test]
+fn a_completed_sale_is_answered_commit_forever_never_abort() {
+    let mut p = pair();
+    let before = p.total();
+    p.intent(1_000);
+    p.discover();
+    let (tx, request) = p.sell(450);
+    let agreed = p.buyer.deliver(T0, &request);
+    let commit = p.seller.deliver(T0, &agreed);
+    let ack = p.buyer.deliver(T0, &commit);
+    p.seller.deliver(T0, &ack);
+    assert!(p.seller.store.txs.is_empty(), "COMPLETE erased the record");
+    let authorization = p.buyer.w().chain().last().unwrap().clone();
+    assert!(matches!(authorization.kind, EntryKind::Pay { .. }));
+    let buyer_certificate = p.buyer.w().certificate().clone();
+    for round in 0..2u64 {
+        let now = T0.saturating_add_ms(1_000 + round * 1_000);
+        if round == 1 {
+            p.seller.crash_and_restart(now);
+        }
+        let status = forged(
+            &p.buyer,
+            &mut p.seller,
+            now,
+            tx,
+            &Message::Status(Status {
+                buyer_certificate: buyer_certificate.clone(),
+            }),
+        );
+        let answer = p.seller.deliver(now, &[status]);
+        assert_eq!(
+            kinds(&answer),
+            vec![kind::COMMIT],
+            "round {round}: STATUS after COMPLETE"
+        );
+        let again = forged(
+            &p.buyer,
+            &mut p.seller,
+            now.saturating_add_ms(1),
+            tx,
+            &Message::Agreed(Agreed {
+                authorization: authorization.clone(),
+            }),
+        );
+        let answer = p.seller.deliver(now, &[again]);
+        assert_eq!(
+            kinds(&answer),
+            vec![kind::COMMIT],
+            "round {round}: AGREED after COMPLETE"
+        );
+        let abort = forged(
+            &p.buyer,
+            &mut p.seller,
+            now.saturating_add_ms(2),
+            tx,
+            &Message::Abort(Abort {
+                reason: AbortReason::NotAgreed,
+            }),
+        );
+        let answer = p.seller.deliver(now, &[abort]);
+        assert_eq!(
+            kinds(&answer),
+            vec![],
+            "round {round}: the seller acknowledges no ABORT for a sale it committed"
+        );
+        assert!(p.seller.w().received(&tx));
+        assert_eq!(p.seller.w().balance(), eur(450));
+        assert_eq!(p.total(), before);
+    }
+    assert_eq!(p.seller.w().balance(), eur(450));
+    assert_eq!(p.total(), before);
 }

@@ -27,8 +27,8 @@ use mpay_offline::messages::{
 };
 use mpay_offline::records::{TxRecord, meta};
 use mpay_offline::sync::{
-    self, Outcome, Resolution, SYNC_ENTRIES_MAX, SYNC_UNCERTAIN_MAX, SyncAttestation, SyncRequest,
-    SyncResponse, Uncertain,
+    self, Outcome, Resolution, SYNC_CATCH_UP_MAX, SYNC_ENTRIES_MAX, SYNC_UNCERTAIN_MAX,
+    SyncAttestation, SyncRequest, SyncResponse, Uncertain,
 };
 use mpay_offline::{BuyIntent, Config, Event, SyncError, TxId, Wallet};
 use mpay_wire::{BYTES_LEN_MAX, Decode, DecodeError, Encode, LIST_LEN_MAX, TEXT_LEN_MAX};
@@ -84,8 +84,8 @@ const RESOLUTION_SIGNED_LEN: usize = 65;
 const UNCERTAIN_LEN: usize = 24;
 const LOOKUP_FIXED_LEN: usize = 209;
 const LOOKUP_REPLY_FIXED_LEN: usize = 364;
-const SYNC_REQUEST_FIXED_LEN: usize = 12;
-const SYNC_RESPONSE_FIXED_LEN: usize = 158;
+const SYNC_REQUEST_FIXED_LEN: usize = 20;
+const SYNC_RESPONSE_FIXED_LEN: usize = 160;
 const SEALED_FRAME_OVERHEAD: usize = 188;
 const BROADCAST_FRAME_OVERHEAD: usize = 136;
 
@@ -1529,6 +1529,7 @@ fn sync_request_layout() {
             pay_seq: 5,
         }],
         revocation_version: 7,
+        head_seq: 4,
     };
     let bytes = request.to_wire();
     assert_eq!(be_u16(&bytes, 0), 5);
@@ -1543,6 +1544,7 @@ fn sync_request_layout() {
     assert_eq!(&bytes[at + 2..at + 18], &TX_RELEASED.0);
     assert_eq!(be_u64(&bytes, at + 18), 5);
     assert_eq!(be_u64(&bytes, at + 2 + UNCERTAIN_LEN), 7);
+    assert_eq!(be_u64(&bytes, at + 10 + UNCERTAIN_LEN), 4);
     assert_eq!(bytes.len(), SYNC_REQUEST_FIXED_LEN + sum + UNCERTAIN_LEN);
     assert_eq!(SyncRequest::from_wire(&bytes), Ok(request));
 
@@ -1569,16 +1571,17 @@ fn sync_request_layout() {
         entries: c.bob[1..].to_vec(),
         uncertain: vec![],
         revocation_version: 0,
+        head_seq: 1,
     };
     let bytes = seller.to_wire();
     assert_eq!(bytes.len(), SYNC_REQUEST_FIXED_LEN + RECEIVE_ENTRY_LEN);
     assert_eq!(SyncRequest::from_wire(&bytes), Ok(seller));
     // At the maxima, with the longest entries, a request fits one payload:
-    // the document's 49420 bytes.
+    // the document's 49428 bytes.
     let largest = SYNC_REQUEST_FIXED_LEN
         + SYNC_ENTRIES_MAX * LONGEST_ENTRY_LEN
         + SYNC_UNCERTAIN_MAX * UNCERTAIN_LEN;
-    assert_eq!(largest, 49_420);
+    assert_eq!(largest, 49_428);
     assert!(largest <= PAYLOAD_LEN_MAX);
 }
 
@@ -1592,6 +1595,7 @@ fn sync_response_layout() {
         attestation: a.clone(),
         revocation_list: Some(list.clone()),
         resolutions: vec![release(&w)],
+        entries: vec![],
     };
     let bytes = response.to_wire();
     assert_eq!(
@@ -1602,13 +1606,18 @@ fn sync_response_layout() {
     assert_eq!(bytes[155], 1);
     assert_eq!(&bytes[156..156 + list_len], &list.to_wire()[..]);
     assert_eq!(be_u16(&bytes, 156 + list_len), 1);
-    assert_eq!(&bytes[158 + list_len..], &release(&w).to_wire()[..]);
+    assert_eq!(
+        &bytes[158 + list_len..158 + list_len + RESOLUTION_LEN],
+        &release(&w).to_wire()[..]
+    );
+    assert_eq!(be_u16(&bytes, 158 + list_len + RESOLUTION_LEN), 0);
     assert_eq!(SyncResponse::from_wire(&bytes), Ok(response));
 
     let bare = SyncResponse {
         attestation: a,
         revocation_list: None,
         resolutions: vec![],
+        entries: vec![],
     };
     let bytes = bare.to_wire();
     assert_eq!(bytes.len(), SYNC_RESPONSE_FIXED_LEN);
@@ -1624,7 +1633,38 @@ fn sync_response_layout() {
             <= PAYLOAD_LEN_MAX
     };
     assert!(fits(2382, 0) && !fits(2383, 0));
-    assert!(fits(2052, SYNC_UNCERTAIN_MAX) && !fits(2053, SYNC_UNCERTAIN_MAX));
+    // Catch-up entries for a restored wallet follow the resolutions.
+    let c = chains(&w);
+    let catch_up = SyncResponse {
+        attestation: attestation(&w),
+        revocation_list: None,
+        resolutions: vec![],
+        entries: c.alice[1..].to_vec(),
+    };
+    let caught = catch_up.to_wire();
+    assert_eq!(
+        usize::from(be_u16(&caught, 158)),
+        c.alice.len() - 1,
+        "entry count after the resolutions"
+    );
+    assert_eq!(
+        &caught[160..],
+        &c.alice[1..]
+            .iter()
+            .flat_map(|e| e.to_wire())
+            .collect::<Vec<u8>>()[..]
+    );
+    assert_eq!(SyncResponse::from_wire(&caught), Ok(catch_up));
+    let mut too_many = caught[..158].to_vec();
+    too_many.extend_from_slice(&u16::try_from(SYNC_CATCH_UP_MAX + 1).unwrap().to_be_bytes());
+    assert!(matches!(
+        SyncResponse::from_wire(&too_many),
+        Err(DecodeError::TooLong {
+            what: "catch-up entries",
+            ..
+        })
+    ));
+    assert!(fits(2051, SYNC_UNCERTAIN_MAX) && !fits(2052, SYNC_UNCERTAIN_MAX));
     let mut huge = bytes[..156].to_vec();
     huge.extend_from_slice(&u16::try_from(LIST_LEN_MAX + 1).unwrap().to_be_bytes());
     assert!(matches!(
@@ -1842,6 +1882,7 @@ fn wallet_syncs_in_a_sealed_envelope() {
             attestation,
             revocation_list: Some(revocation_list(&w)),
             resolutions,
+            entries: vec![],
         }
         .to_wire()
     };
@@ -1929,6 +1970,7 @@ fn wallet_syncs_in_a_sealed_envelope() {
         attestation: attest(w.alice.id, 0, GENESIS_PREV_HASH),
         revocation_list: None,
         resolutions: vec![],
+        entries: vec![],
     };
     let frame = seal_to(
         &w.office,
@@ -2030,6 +2072,7 @@ fn a_released_payment_becomes_a_void_entry_with_the_office_proof() {
         ),
         revocation_list: None,
         resolutions: vec![resolution.clone()],
+        entries: vec![],
     }
     .to_wire();
     let mut office_header = header(w.office.id, w.alice.id, sync::kind::SYNC_RESPONSE, 1);
