@@ -109,6 +109,10 @@ pub struct SimConfig {
     pub narrate: bool,
     /// The dishonest phone of this run, if any (in-memory storage only).
     pub dishonest: Option<Dishonest>,
+    /// Runs every wallet with the test-only engine fault
+    /// `Config::fault_presumed_abort_after_complete`, to show the run
+    /// catches it.
+    pub fault_presumed_abort_after_complete: bool,
 }
 
 impl SimConfig {
@@ -141,6 +145,7 @@ impl SimConfig {
             storage: Storage::Memory,
             narrate: false,
             dishonest: Dishonest::draw(seed, buyers, dishonest_every),
+            fault_presumed_abort_after_complete: false,
         }
     }
 }
@@ -360,6 +365,7 @@ impl Sim {
         };
         let wallet_config = Config {
             simulation: true,
+            fault_presumed_abort_after_complete: cfg.fault_presumed_abort_after_complete,
             ..Config::default()
         };
         let mut nodes = Vec::new();

@@ -68,3 +68,41 @@ fn a_dishonest_run_replays_identically() {
         assert!(a.dishonest_actions > 0, "seed {seed}: {a:?}");
     }
 }
+
+/// The item-1 bug put back on purpose (a seller that erased a completed
+/// sale's record answers STATUS/AGREED with a signed ABORT): the dishonest
+/// runs catch it, as the honest seller charged by the office; without the
+/// fault the same seeds hold.
+#[test]
+fn a_reintroduced_presumed_abort_after_completion_is_caught() {
+    let seeds: Vec<u64> = (0..800)
+        .map(|i| DISHONEST_REMAINDER + DISHONEST_EVERY * i)
+        .collect();
+    let mut caught = Vec::new();
+    for &seed in &seeds {
+        let mut cfg = SimConfig::from_seed(seed);
+        cfg.fault_presumed_abort_after_complete = true;
+        let faulty = run_guarded(cfg);
+        if faulty
+            .violations
+            .iter()
+            .any(|v| v.contains("honest node 0's owner") && v.contains("was charged by the office"))
+        {
+            caught.push(seed);
+        }
+    }
+    assert!(
+        caught.len() >= 20,
+        "the fault was caught in only {} of {} dishonest runs",
+        caught.len(),
+        seeds.len()
+    );
+    for &seed in caught.iter().take(20) {
+        let honest = run_guarded(SimConfig::from_seed(seed));
+        assert!(
+            honest.violations.is_empty(),
+            "seed {seed} without the fault: {:?}",
+            honest.violations
+        );
+    }
+}

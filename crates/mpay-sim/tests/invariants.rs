@@ -79,6 +79,7 @@ fn one_transfer(seed: u64, loss_permille: u32, planned: Option<PlannedCrash>) ->
         storage: mpay_sim::Storage::Memory,
         narrate: false,
         dishonest: None,
+        fault_presumed_abort_after_complete: false,
     }
 }
 
