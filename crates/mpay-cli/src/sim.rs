@@ -81,21 +81,21 @@ pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
                 0.0
             };
             println!(
-                "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
+                "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} dishonest_runs={} dishonest_actions={} dishonest_rollbacks={} elapsed_s={:.2} seeds_per_s={:.0}",
                 summary.committed,
                 summary.aborted,
                 summary.crashes,
                 summary.frames_sent,
                 summary.frames_dropped,
+                summary.dishonest_runs,
+                summary.dishonest_actions,
+                summary.dishonest_rollbacks,
                 elapsed.as_secs_f64(),
                 per_second
             );
             println!(
-                "seeds={} dishonest_runs={} dishonest_actions={} dishonest_rollbacks={} transfers={} violations={}",
+                "seeds={} transfers={} violations={}",
                 summary.seeds,
-                summary.dishonest_runs,
-                summary.dishonest_actions,
-                summary.dishonest_rollbacks,
                 summary.transfers,
                 summary.violations()
             );
