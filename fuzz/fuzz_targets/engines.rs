@@ -1,9 +1,7 @@
 //! The real seller and buyer engines under a fuzzer-chosen schedule of
 //! delivery, loss, duplication, tampering, time, durable writes and crashes;
-//! conservation after every step, atomicity and recovery after healing;
-//! buyer 2 may be dishonest (a restored older store, fresh STATUS, AGREED or
-//! ABORT after completion) and the honest seller must never sign an ABORT
-//! for a sale it committed (see mpay_fuzz::engines).
+//! conservation after every step, atomicity and recovery after healing
+//! (see mpay_fuzz::engines).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -14,25 +14,12 @@
 //! the buyer's `Pay` entry stands, no buyer still prepared, no sale still
 //! open; and every wallet recovered from its store matches the one in
 //! memory.
-//!
-//! Buyer 2 may be dishonest: when the fuzzer chooses, it restores an older
-//! copy of its store (and restarts from it), or sends, with its own valid
-//! keys, a fresh STATUS, AGREED or ABORT about a payment it made. The honest
-//! parties' check: the seller never signs an ABORT for a sale whose
-//! `Receive` it holds (checked on every frame it sends to buyer 2, opened
-//! with buyer 2's keys), and buyer 1's transfers stay atomic. Once buyer 2
-//! restored a store, conservation is not checked any more (a restored store
-//! holds value twice: the money office charges its owner for it).
 
 use std::sync::OnceLock;
 
-use mpay_envelope::{ENVELOPE_VERSION, Header};
-use mpay_identity::{Limits, MILLIS_PER_DAY, PartyId, SecretKeys, Suite, Timestamp};
+use mpay_identity::{Limits, MILLIS_PER_DAY, PartyId, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
-use mpay_offline::chain::EntryKind;
 use mpay_offline::durable::Snapshot;
-use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Status, kind};
-use mpay_offline::records::meta;
 use mpay_offline::{BuyIntent, Config, TxId, Wallet};
 use mpay_sim::fixture::Office;
 use rand_chacha::ChaCha8Rng;
@@ -49,10 +36,6 @@ pub const IN_FLIGHT_MAX: usize = 64;
 pub const HEAL_ROUNDS_MAX: usize = 2_000;
 /// Operations read from one input at most.
 pub const OPS_MAX: usize = 512;
-/// The buyer that may be dishonest.
-pub const DISHONEST: usize = 2;
-/// Older copies of its store the dishonest buyer keeps.
-pub const SNAPSHOTS_MAX: usize = 32;
 
 const START: Timestamp = Timestamp(1_767_225_600_000);
 
@@ -139,8 +122,6 @@ pub struct Outcome {
     /// Sales the buyer had agreed to and then voided.
     pub voided: usize,
     pub crashes: u64,
-    /// Actions of the dishonest buyer (restores and forged messages).
-    pub dishonest_actions: usize,
 }
 
 /// One run. Public so a test can replay an input without the fuzzer.
@@ -151,11 +132,6 @@ pub struct Harness {
     now: Timestamp,
     sales: Vec<(TxId, usize)>,
     charged: Amount,
-    /// The dishonest buyer's keys and the copies of its store it kept.
-    dishonest_keys: SecretKeys,
-    snapshots: Vec<Snapshot>,
-    rolled_back: bool,
-    dishonest_actions: usize,
 }
 
 /// Reads bytes as operations; missing bytes read as zero.
@@ -193,13 +169,6 @@ impl Harness {
             now: START,
             sales: Vec::new(),
             charged: s.charged,
-            dishonest_keys: SecretKeys::from_secret_bytes(
-                &s.stores[DISHONEST].meta[meta::SECRET_KEYS],
-            )
-            .expect("fixture keys"),
-            snapshots: vec![s.stores[DISHONEST].clone()],
-            rolled_back: false,
-            dishonest_actions: 0,
         };
         // Buyer mode on both buyers and one clean LOOKUP round, so most
         // inputs are about transfers.
@@ -226,8 +195,8 @@ impl Harness {
 
     /// Makes `count` of node `n`'s pending writes durable, in order.
     fn flush(&mut self, n: usize, count: usize) {
+        let node = &mut self.nodes[n];
         for _ in 0..count {
-            let node = &mut self.nodes[n];
             let Some(w) = node.wallet.poll_write() else {
                 return;
             };
@@ -235,111 +204,12 @@ impl Harness {
                 .apply(&w.batch)
                 .expect("the engine issues writes in chain order");
             node.wallet.write_completed(w.id);
-            if n == DISHONEST {
-                if self.snapshots.len() >= SNAPSHOTS_MAX {
-                    self.snapshots.remove(0);
-                }
-                self.snapshots.push(self.nodes[n].store.clone());
-            }
-        }
-    }
-
-    /// The honest seller never signs an ABORT for a sale it committed.
-    fn check_seller_frame(&self, bytes: &[u8]) {
-        let to = self.ids[DISHONEST];
-        let Ok(unverified) = mpay_envelope::open(
-            bytes,
-            &self.dishonest_keys,
-            to,
-            self.nodes[DISHONEST].wallet.trust(),
-            self.now,
-        ) else {
-            return;
-        };
-        let header = *unverified.header();
-        if header.kind == kind::ABORT {
-            let tx = TxId(header.tx_id);
-            assert!(
-                !self.nodes[SELLER].wallet.received(&tx),
-                "the honest seller signed an ABORT for {tx:?}, a sale it committed"
-            );
-        }
-    }
-
-    /// The dishonest buyer restores copy `i` of its store and restarts.
-    fn restore(&mut self, i: usize) {
-        let Some(older) = self.snapshots.get(i % self.snapshots.len().max(1)).cloned() else {
-            return;
-        };
-        self.rolled_back = true;
-        self.dishonest_actions += 1;
-        self.nodes[DISHONEST].store = older;
-        self.crash(DISHONEST);
-    }
-
-    /// A fresh, well-signed message from the dishonest buyer to the seller
-    /// about payment `i` of its chain.
-    fn forge(&mut self, i: usize, which: u8) {
-        let wallet = &self.nodes[DISHONEST].wallet;
-        let pays: Vec<_> = wallet
-            .chain()
-            .iter()
-            .filter(|e| matches!(e.kind, EntryKind::Pay { .. }))
-            .cloned()
-            .collect();
-        let Some(entry) = pays.get(i % pays.len().max(1)).cloned() else {
-            return;
-        };
-        let EntryKind::Pay { tx, .. } = entry.kind else {
-            return;
-        };
-        let message = match which % 3 {
-            0 => Message::Status(Status {
-                buyer_certificate: wallet.certificate().clone(),
-            }),
-            1 => Message::Agreed(Agreed {
-                authorization: entry,
-            }),
-            _ => Message::Abort(Abort {
-                reason: AbortReason::NotAgreed,
-            }),
-        };
-        let seller = self.nodes[SELLER].wallet.certificate().clone();
-        let header = Header {
-            version: ENVELOPE_VERSION,
-            suite: self.dishonest_keys.suite(),
-            kind: message.kind(),
-            sender: self.ids[DISHONEST],
-            receiver: seller.subject(),
-            tx_id: tx.0,
-            nonce: u64::try_from(self.dishonest_actions).unwrap_or(0) ^ self.now.0,
-            sent_at: self.now,
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(header.nonce);
-        if let Ok(bytes) = mpay_envelope::seal(
-            &self.dishonest_keys,
-            &header,
-            &message.payload(),
-            seller.keys(),
-            &mut rng,
-        ) {
-            self.dishonest_actions += 1;
-            if self.network.len() >= IN_FLIGHT_MAX {
-                self.network.remove(0);
-            }
-            self.network.push(Frame {
-                to: seller.subject(),
-                bytes,
-            });
         }
     }
 
     /// Moves the frames node `n` may send (their writes durable) to the network.
     fn release(&mut self, n: usize) {
         while let Some(t) = self.nodes[n].wallet.poll_transmit() {
-            if n == SELLER && t.to == self.ids[DISHONEST] {
-                self.check_seller_frame(&t.frame);
-            }
             if self.network.len() >= IN_FLIGHT_MAX {
                 self.network.remove(0);
             }
@@ -425,7 +295,7 @@ impl Harness {
                 Some(usize::from(arg) % h.network.len())
             }
         };
-        match op % 16 {
+        match op % 12 {
             0 => {
                 let amount = 1 + i64::from(ops.byte()) * 3;
                 let now = self.now;
@@ -441,7 +311,7 @@ impl Harness {
             1 | 2 => {
                 // Deliver; 2 keeps a copy in flight (a duplicate later).
                 if let Some(i) = frame(self) {
-                    let f = if op % 16 == 2 {
+                    let f = if op % 12 == 2 {
                         Frame {
                             to: self.network[i].to,
                             bytes: self.network[i].bytes.clone(),
@@ -481,14 +351,12 @@ impl Harness {
                     self.deliver(&f);
                 }
             }
-            11 => {
+            _ => {
                 if let Some(&(tx, _)) = self.sales.get(usize::from(arg) % self.sales.len().max(1)) {
                     let now = self.now;
                     self.nodes[SELLER].wallet.cancel_sale(now, tx);
                 }
             }
-            12 => self.restore(usize::from(arg)),
-            _ => self.forge(usize::from(arg), op),
         }
     }
 
@@ -519,9 +387,6 @@ impl Harness {
     }
 
     fn check_conservation(&self) {
-        if self.rolled_back {
-            return;
-        }
         let memory: Vec<&Wallet> = self.nodes.iter().map(|n| &n.wallet).collect();
         assert_eq!(
             Self::money(&memory),
@@ -538,18 +403,12 @@ impl Harness {
     }
 
     fn resolved(&self) -> bool {
-        // A buyer that restored an older store need not finish anything, and
-        // the seller's sales to it may wait for the office.
-        let dishonest_sale = |tx: &TxId| {
-            self.rolled_back && self.sales.iter().any(|(t, b)| t == tx && *b == DISHONEST)
-        };
         self.network.is_empty()
-            && self.nodes.iter().enumerate().all(|(i, n)| {
-                (i == DISHONEST && self.rolled_back)
-                    || (n.wallet.prepared_txs().next().is_none()
-                        && n.wallet.committing_txs().all(|tx| dishonest_sale(&tx))
-                        && n.wallet.requesting_txs().next().is_none()
-                        && n.wallet.writes_in_flight() == 0)
+            && self.nodes.iter().all(|n| {
+                n.wallet.prepared_txs().next().is_none()
+                    && n.wallet.committing_txs().next().is_none()
+                    && n.wallet.requesting_txs().next().is_none()
+                    && n.wallet.writes_in_flight() == 0
             })
     }
 
@@ -586,17 +445,10 @@ impl Harness {
         let mut outcome = Outcome {
             sales: self.sales.len(),
             crashes: self.nodes.iter().map(|n| n.starts).sum(),
-            dishonest_actions: self.dishonest_actions,
             ..Outcome::default()
         };
         for (tx, b) in &self.sales {
             let buyer = &self.nodes[*b].wallet;
-            if *b == DISHONEST && self.rolled_back {
-                // Its own loss or its owner's fraud; the seller's side was
-                // checked on every frame it sent.
-                outcome.committed += usize::from(seller.received(tx));
-                continue;
-            }
             assert_eq!(
                 seller.received(tx),
                 buyer.paid(tx),
@@ -668,24 +520,6 @@ mod tests {
         let outcome = Harness::run(&ops);
         assert_eq!(outcome.sales, 1);
         assert_eq!(outcome.committed, 0);
-    }
-
-    #[test]
-    fn a_restored_buyer_asking_again_gets_no_abort_for_a_completed_sale() {
-        let mut ops = vec![0, 1, 10]; // sell to buyer 2
-        // Deliver cleanly: COMMIT-REQUEST, AGREED, COMMIT, COMMITTED.
-        for _ in 0..4 {
-            ops.extend([5, 0, 5, 2, 6, 0, 6, 2, 1, 0]);
-        }
-        // Buyer 2 restores the copy in which it was prepared (copies: at
-        // the start, prepared, committed), restarts and asks (STATUS), and
-        // sends a fresh AGREED, ABORT and STATUS of its own.
-        ops.extend([12, 1, 4, 0, 30, 6, 2, 1, 0, 6, 0, 13, 0, 14, 0, 15, 0]);
-        ops.extend([1, 0, 1, 0, 1, 0, 6, 0, 1, 0, 1, 0]);
-        let outcome = Harness::run(&ops);
-        assert_eq!(outcome.sales, 1);
-        assert_eq!(outcome.committed, 1);
-        assert!(outcome.dishonest_actions >= 4, "{outcome:?}");
     }
 
     #[test]
