@@ -22,6 +22,11 @@ pub enum SimCommand {
         /// Print one line per seed.
         #[arg(long)]
         verbose: bool,
+        /// One seed in this many has a dishonest buyer or seller (replays,
+        /// STATUS/AGREED after completion, ABORT after COMMIT, late claims,
+        /// a restored older store) and a real money office; 0: none.
+        #[arg(long, default_value_t = mpay_sim::dishonest::DISHONEST_EVERY)]
+        dishonest_every: u64,
     },
 }
 
@@ -32,15 +37,21 @@ pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
             first_seed,
             threads,
             verbose,
+            dishonest_every,
         } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let started = Instant::now();
             if verbose {
                 for seed in first_seed..first_seed.saturating_add(seeds) {
-                    let r = mpay_sim::run_seed(seed);
+                    let r = mpay_sim::run_seed_with(seed, dishonest_every);
+                    let dishonest = r
+                        .dishonest_node
+                        .map_or("none".to_owned(), mpay_sim::phone_name);
                     println!(
-                        "seed={seed} sales={} committed={} aborted={} crashes={} sent={} dropped={} steps={} violations={} trace={}",
+                        "seed={seed} dishonest={dishonest} actions={} rollbacks={} sales={} committed={} aborted={} crashes={} sent={} dropped={} steps={} violations={} trace={}",
+                        r.dishonest_actions,
+                        r.dishonest_rollbacks,
                         r.sales_started,
                         r.committed,
                         r.aborted,
@@ -53,12 +64,12 @@ pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            let summary = mpay_sim::run_seeds(first_seed, seeds, threads);
+            let summary = mpay_sim::run_seeds_with(first_seed, seeds, threads, dishonest_every);
             let elapsed = started.elapsed();
             for failure in &summary.failures {
                 println!(
-                    "FAILED seed={} (replay: mpay sim offline --first-seed {} --seeds 1 --verbose)",
-                    failure.seed, failure.seed
+                    "FAILED seed={} (replay: mpay sim offline --first-seed {} --seeds 1 --dishonest-every {} --verbose)",
+                    failure.seed, failure.seed, dishonest_every
                 );
                 for v in &failure.violations {
                     println!("  {v}");
@@ -70,12 +81,15 @@ pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
                 0.0
             };
             println!(
-                "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
+                "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} dishonest_runs={} dishonest_actions={} dishonest_rollbacks={} elapsed_s={:.2} seeds_per_s={:.0}",
                 summary.committed,
                 summary.aborted,
                 summary.crashes,
                 summary.frames_sent,
                 summary.frames_dropped,
+                summary.dishonest_runs,
+                summary.dishonest_actions,
+                summary.dishonest_rollbacks,
                 elapsed.as_secs_f64(),
                 per_second
             );

@@ -32,6 +32,8 @@ fn sim_offline_reports_in_the_documented_last_line() {
     let transfers: u64 = fields[1]["transfers=".len()..].parse().unwrap();
     assert!(transfers > 200, "{last}");
     assert_eq!(fields[2], "violations=0");
+    // One seed in four had a dishonest peer (seeds 503, 507, …).
+    assert!(out.contains("dishonest_runs=50 "), "{out}");
 }
 
 #[test]

@@ -317,7 +317,12 @@ pub fn audit_sync(
                     tx: *tx,
                     amount: *amount,
                 };
-                if ctx.released.contains(&key) {
+                // A release or a void recorded at (buyer, pay_seq) is this
+                // claim's only if the buyer wrote no other Pay there: a forked
+                // buyer's other branch is not this seller's doing (its fork
+                // is charged to the buyer's owner as a fraud).
+                let unforked = pay_unforked(ctx, key, *tx);
+                if ctx.released.contains(&key) && unforked {
                     effects.unbacked.push(Unbacked {
                         wallet,
                         amount: *amount,
@@ -326,7 +331,7 @@ pub fn audit_sync(
                             pay_seq: authorization.seq,
                         },
                     });
-                } else if ctx.voided_by_seller.contains(&key) {
+                } else if ctx.voided_by_seller.contains(&key) && unforked {
                     effects.unbacked.push(Unbacked {
                         wallet,
                         amount: *amount,
@@ -336,7 +341,14 @@ pub fn audit_sync(
                         },
                     });
                 }
-                if !ctx.claims.contains_key(&key) {
+                // One claim per (buyer, pay_seq): a second Receive on the same
+                // key carries a forked Pay (a fraud proof above), which the
+                // buyer's owner backs; it is not a second claim.
+                let claimed_here = effects
+                    .claims
+                    .iter()
+                    .any(|c| c.buyer == *buyer && c.pay_seq == authorization.seq);
+                if !ctx.claims.contains_key(&key) && !claimed_here {
                     effects.claims.push(NewClaim {
                         buyer: *buyer,
                         pay_seq: authorization.seq,
@@ -399,7 +411,9 @@ pub fn audit_sync(
                                 what: "void (the ABORT is not the seller's)",
                             });
                         }
-                        if let Some(claim) = ctx.claims.get(&key) {
+                        // Only a claim on this very transaction: a claim at the
+                        // same (buyer, seq) for another one is on a forked Pay.
+                        if let Some(claim) = ctx.claims.get(&key).filter(|c| c.tx == *tx) {
                             effects.unbacked.push(Unbacked {
                                 wallet: claim.seller,
                                 amount: claim.amount,
@@ -476,6 +490,16 @@ pub fn audit_sync(
             .push((uncertain.tx, uncertain.pay_seq, outcome));
     }
     Ok(effects)
+}
+
+/// True when every `Pay` the office holds at `key` is for transaction `tx`
+/// (the buyer did not fork there).
+fn pay_unforked(ctx: &SyncContext, key: (PartyId, u64), tx: TxId) -> bool {
+    ctx.pays
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .all(|p| matches!(&p.kind, EntryKind::Pay { tx: t, .. } if *t == tx))
 }
 
 /// Records a `Pay` entry unless held; a different entry at a held (wallet,

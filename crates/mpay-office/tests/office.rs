@@ -644,6 +644,46 @@ async fn an_unacknowledged_sale_is_forgotten_once_the_office_holds_the_claim() {
     .await;
 }
 
+/// A copied wallet pays the same seller twice from the same funds: the
+/// seller's two `Receive` entries carry two different `Pay` entries with one
+/// sequence number. The honest seller's sync is accepted (it used to fail
+/// on the claims table's key), the fork is the buyer's fraud, and the
+/// seller's owner is charged nothing. (Found by the dishonest-peer
+/// simulation: a buyer restoring an older copy of its store.)
+#[tokio::test]
+async fn a_fork_paying_one_seller_twice_leaves_the_seller_whole() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("mallory", 40_000).await;
+        w.owner("sam", 0).await;
+        let mut mallory = w.phone("mallory").await;
+        let mut sam = w.phone("sam").await;
+        w.charge("mallory", &mut mallory, 8_000, "c1").await;
+        mallory.sync(&w.office, T0).await.unwrap();
+        let mut copy = mallory.clone_device(999, T0);
+        let t = T0.saturating_add_ms(1_000);
+        let first = purchase(&mut sam, &mut mallory, 7_000, t);
+        let second = purchase(&mut sam, &mut copy, 7_500, t);
+        assert!(sam.wallet.received(&first) && sam.wallet.received(&second));
+        assert_eq!(held(&sam), 14_500, "the seller was paid twice");
+
+        let synced = sam.sync(&w.office, t).await;
+        assert!(synced.is_ok(), "the honest seller's sync: {synced:?}");
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(0));
+        let frauds = w.office.frauds().await.unwrap();
+        assert_eq!(frauds.len(), 1, "{frauds:?}");
+        assert_eq!(frauds[0].wallet, mallory.wallet.id());
+        assert_eq!(frauds[0].charged, eur(8_000));
+        // Float is exactly what the wallets hold plus what the fork made.
+        w.books_balance().await;
+        // Syncing again changes nothing.
+        sam.sync(&w.office, t).await.unwrap();
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(0));
+        w.books_balance().await;
+    })
+    .await;
+}
+
 /// A frame `from` signs with its genuine keys and seals to `to` with a fresh
 /// nonce: what a modified client can send at any time.
 fn forged(from: &Phone, to: &Phone, now: Timestamp, tx: TxId, message: &Message) -> Transmit {
@@ -952,6 +992,63 @@ async fn a_restored_wallet_is_brought_up_to_date_not_called_a_cheat() {
         assert_eq!(held(&rita), 1_800);
         assert_eq!(held(&sven), 1_200);
         assert_eq!(w.float().await, eur(held(&rita) + held(&sven)));
+        w.books_balance().await;
+    })
+    .await;
+}
+
+/// A copied wallet holds two `Pay` entries at one sequence: one voided with
+/// the seller's genuine ABORT (the seller cancelled that sale), the other
+/// paid to the same seller and claimed. The void is not held against the
+/// claim on the other branch: the honest seller's owner is charged nothing,
+/// the buyer's fork is its owner's fraud. (The dishonest-peer simulation
+/// found the seller charged, seed 5067.)
+#[tokio::test]
+async fn a_void_on_one_branch_of_a_fork_does_not_charge_the_seller_of_the_other() {
+    mpay_sql::testing::for_each_backend(|db| async move {
+        let mut w = World::new(db).await;
+        w.owner("mallory", 40_000).await;
+        w.owner("sam", 10_000).await;
+        let mut mallory = w.phone("mallory").await;
+        let mut sam = w.phone("sam").await;
+        w.charge("mallory", &mut mallory, 8_000, "c1").await;
+        mallory.sync(&w.office, T0).await.unwrap();
+        let mut copy = mallory.clone_device(999, T0);
+        let t = T0.saturating_add_ms(1_000);
+        // Sale A: mallory agrees, the AGREED is lost, sam cancels: mallory
+        // voids its Pay with sam's signed ABORT.
+        mallory.wallet.set_buy_intent(BuyIntent {
+            max_amount: eur(3_000),
+            seller: Some(sam.wallet.id()),
+            expires_at: t.saturating_add_ms(60_000),
+        });
+        sam.wallet.lookup(t);
+        let lookup = sam.pump();
+        let reply = mallory.deliver(t, &lookup);
+        sam.deliver(t, &reply);
+        let a = sam
+            .wallet
+            .sell(t, mallory.wallet.id(), eur(3_000), "a")
+            .unwrap();
+        let request = sam.pump();
+        let _lost_agreed = mallory.deliver(t, &request);
+        assert!(sam.wallet.cancel_sale(t, a));
+        let abort = sam.pump();
+        mallory.deliver(t, &abort);
+        assert!(mallory.wallet.voided(&a));
+        // Sale B: the copy pays sam from the same funds, same sequence.
+        let b = purchase(&mut sam, &mut copy, 7_000, t);
+        assert!(sam.wallet.received(&b));
+
+        mallory.sync(&w.office, t).await.unwrap();
+        sam.sync(&w.office, t).await.unwrap();
+        assert_eq!(w.office.owner_balance("sam").await.unwrap(), eur(10_000));
+        let frauds = w.office.frauds().await.unwrap();
+        assert!(
+            frauds.iter().all(|f| f.wallet == mallory.wallet.id()),
+            "{frauds:?}"
+        );
+        assert!(!frauds.is_empty());
         w.books_balance().await;
     })
     .await;

@@ -81,6 +81,12 @@ pub struct Config {
     pub lookup_window_ms: u64,
     /// Accept the insecure simulation suite (simulator only).
     pub simulation: bool,
+    /// Test-only fault: a seller with no record of a sale answers AGREED or
+    /// STATUS with a signed ABORT even when its chain holds the sale's
+    /// `Receive` (the old presumed abort after completion), so the tests can
+    /// show the dishonest-peer simulation catches it. Never set otherwise.
+    #[doc(hidden)]
+    pub fault_presumed_abort_after_complete: bool,
 }
 
 impl Default for Config {
@@ -99,6 +105,7 @@ impl Default for Config {
             lookups_per_window_max: LOOKUPS_PER_WINDOW_MAX,
             lookup_window_ms: LOOKUP_WINDOW_MS,
             simulation: false,
+            fault_presumed_abort_after_complete: false,
         }
     }
 }
@@ -1380,6 +1387,9 @@ impl Wallet {
     /// gets nothing signed.
     fn answer_from_chain(&mut self, now: Timestamp, tx: TxId, from: PartyId) {
         match self.received.get(&tx) {
+            Some(_) if self.config.fault_presumed_abort_after_complete => {
+                self.send_abort(now, from, tx, AbortReason::UnknownTransaction);
+            }
             Some(buyer) if *buyer == from => self.send(now, from, tx, &Message::Commit),
             Some(_) => {}
             None => self.send_abort(now, from, tx, AbortReason::UnknownTransaction),

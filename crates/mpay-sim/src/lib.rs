@@ -17,14 +17,20 @@
 //!    buyer still prepared, no seller still committing), and every wallet
 //!    recovered from its store equals the one in memory.
 //!
+//! In a share of seeds ([`dishonest::DISHONEST_EVERY`]) one phone is
+//! dishonest and a real money office enrols, charges and syncs every phone;
+//! invariants 1-3 then hold between honest phones, and the office's verdict
+//! on every honest phone is checked (see [`dishonest`]).
+//!
 //! A failing run reports its seed; [`run`] with the same seed replays it
 //! step for step (the report's `trace_hash` is the same).
 
+pub mod dishonest;
 pub mod fixture;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
-use mpay_identity::{Limits, PartyId, Suite, Timestamp};
+use mpay_identity::{Certificate, Limits, PartyId, SecretKeys, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{EntryKind, verify_chain};
 use mpay_offline::durable::{DurableStore, Snapshot, StoreFailure};
@@ -33,6 +39,8 @@ use mpay_wallet_store::{KdfParams, WalletStore};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::path::PathBuf;
+
+use dishonest::{Action, Adversary, DISHONEST_EVERY, Dishonest, OfficeWorld};
 
 /// Virtual time at which every run starts (2026-01-01T00:00:00Z).
 pub const EPOCH: Timestamp = Timestamp(1_767_225_600_000);
@@ -99,16 +107,32 @@ pub struct SimConfig {
     pub storage: Storage,
     /// Record a line per event for people ([`SimReport::log`]).
     pub narrate: bool,
+    /// The dishonest phone of this run, if any (in-memory storage only).
+    pub dishonest: Option<Dishonest>,
+    /// Runs every wallet with the test-only engine fault
+    /// `Config::fault_presumed_abort_after_complete`, to show the run
+    /// catches it.
+    pub fault_presumed_abort_after_complete: bool,
 }
 
 impl SimConfig {
+    /// The configuration of `seed`, with a dishonest peer in one seed in
+    /// [`DISHONEST_EVERY`].
     pub fn from_seed(seed: u64) -> SimConfig {
+        SimConfig::from_seed_with(seed, DISHONEST_EVERY)
+    }
+
+    /// The configuration of `seed`, with a dishonest peer in one seed in
+    /// `dishonest_every` (0: none). The rest of the configuration does not
+    /// depend on `dishonest_every`.
+    pub fn from_seed_with(seed: u64, dishonest_every: u64) -> SimConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c0f1_9000_0001);
         let below = |rng: &mut ChaCha8Rng, n: u64| rng.next_u64() % n;
         let delay_ms_min = 1 + below(&mut rng, 20);
+        let buyers = 1 + usize::try_from(below(&mut rng, 3)).unwrap_or(0);
         SimConfig {
             seed,
-            buyers: 1 + usize::try_from(below(&mut rng, 3)).unwrap_or(0),
+            buyers,
             transfers: 1 + usize::try_from(below(&mut rng, 6)).unwrap_or(0),
             loss_permille: u32::try_from(below(&mut rng, u64::from(LOSS_PERMILLE_MAX) + 1))
                 .unwrap_or(0),
@@ -120,6 +144,8 @@ impl SimConfig {
             planned_crash: None,
             storage: Storage::Memory,
             narrate: false,
+            dishonest: Dishonest::draw(seed, buyers, dishonest_every),
+            fault_presumed_abort_after_complete: false,
         }
     }
 }
@@ -148,6 +174,11 @@ pub struct SimReport {
     pub charged_total: Option<Amount>,
     /// With [`SimConfig::narrate`]: one line per event, for people.
     pub log: Vec<String>,
+    /// The dishonest phone, if the run had one.
+    pub dishonest_node: Option<usize>,
+    /// Actions the dishonest phone took (its rollbacks among them).
+    pub dishonest_actions: u64,
+    pub dishonest_rollbacks: u64,
 }
 
 /// A phone's stable storage in the simulator.
@@ -268,6 +299,11 @@ struct Sim {
     /// tx → (buyer node, amount) for every sale the seller started.
     sales: BTreeMap<TxId, (usize, Amount)>,
     charged_total: Amount,
+    /// What each node was charged at the start.
+    charged: Vec<Amount>,
+    certificates: Vec<Certificate>,
+    adversary: Option<Adversary>,
+    office: Option<OfficeWorld>,
     trace: blake3::Hasher,
     report: SimReport,
 }
@@ -276,6 +312,12 @@ struct Sim {
 /// run (a failed assertion in the wallet) is reported as a violation.
 pub fn run_seed(seed: u64) -> SimReport {
     run_guarded(SimConfig::from_seed(seed))
+}
+
+/// [`run_seed`] with a dishonest peer in one seed in `dishonest_every`
+/// (0: none).
+pub fn run_seed_with(seed: u64, dishonest_every: u64) -> SimReport {
+    run_guarded(SimConfig::from_seed_with(seed, dishonest_every))
 }
 
 /// [`run`], with a panic turned into a violation of the seed.
@@ -323,6 +365,7 @@ impl Sim {
         };
         let wallet_config = Config {
             simulation: true,
+            fault_presumed_abort_after_complete: cfg.fault_presumed_abort_after_complete,
             ..Config::default()
         };
         let mut nodes = Vec::new();
@@ -330,15 +373,31 @@ impl Sim {
         let mut charged_total = Amount::zero(currency);
         let mut trace = blake3::Hasher::new();
         trace.update(&cfg.seed.to_be_bytes());
+        // A dishonest run has a real office, which enrols and charges.
+        let mut world = cfg
+            .dishonest
+            .map(|_| OfficeWorld::open(suite, limits, EPOCH, &mut rng).expect("the office opens"));
+        let mut charged = Vec::new();
+        let mut certificates = Vec::new();
+        let mut adversary = cfg.dishonest.map(|d| Adversary::new(d, EPOCH));
         for n in 0..=cfg.buyers {
-            let id = PartyId::from_u64(u64::try_from(n).unwrap_or(0) + 1);
-            let issued = office
-                .issue_wallet(id, limits, &mut rng)
-                .expect("fixture limits are set");
+            let (id, certificate, genesis) = match world.as_mut() {
+                Some(world) => {
+                    let e = world
+                        .enroll(n, suite, EPOCH, &mut rng)
+                        .expect("the office enrols");
+                    (e.id, e.certificate, e.genesis)
+                }
+                None => {
+                    let id = PartyId::from_u64(u64::try_from(n).unwrap_or(0) + 1);
+                    let issued = office
+                        .issue_wallet(id, limits, &mut rng)
+                        .expect("fixture limits are set");
+                    (id, issued.certificate, issued.genesis)
+                }
+            };
             let mut store = NodeStore::create(&cfg.storage, n).expect("simulated store opens");
-            store
-                .apply(&issued.genesis)
-                .expect("genesis batch is in order");
+            store.apply(&genesis).expect("genesis batch is in order");
             let snapshot = store.snapshot().expect("store loads");
             let mut wallet =
                 Wallet::recover(wallet_config.clone(), &snapshot, rng.next_u64(), EPOCH)
@@ -352,8 +411,21 @@ impl Sim {
                     currency,
                 )
             };
+            if let Some(adv) = adversary.as_mut()
+                && adv.cfg.node == n
+            {
+                adv.keys = snapshot
+                    .meta
+                    .get(mpay_offline::records::meta::SECRET_KEYS)
+                    .and_then(|b| SecretKeys::from_secret_bytes(b).ok());
+            }
             if charge.is_positive() {
-                let voucher = office.voucher(id, charge, EPOCH, &mut rng);
+                let voucher = match world.as_mut() {
+                    Some(world) => world
+                        .voucher(n, id, charge, EPOCH)
+                        .expect("the office charges"),
+                    None => office.voucher(id, charge, EPOCH, &mut rng),
+                };
                 wallet.charge(EPOCH, voucher).expect("charge within limits");
                 while let Some(w) = wallet.poll_write() {
                     store.apply(&w.batch).expect("charge batch in order");
@@ -365,6 +437,12 @@ impl Sim {
                     .expect("simulated charges are small");
             }
             ids.push(id);
+            charged.push(if charge.is_positive() {
+                charge
+            } else {
+                Amount::zero(currency)
+            });
+            certificates.push(certificate);
             nodes.push(Node {
                 wallet: Some(wallet),
                 store,
@@ -407,6 +485,7 @@ impl Sim {
                 .filter_map(|(node, id)| node.wallet.as_ref().map(|w| (*id, w.balance())))
                 .collect(),
             charged_total: Some(charged_total),
+            dishonest_node: cfg.dishonest.map(|d| d.node),
             ..SimReport::default()
         };
         Sim {
@@ -421,6 +500,10 @@ impl Sim {
             wanted,
             sales: BTreeMap::new(),
             charged_total,
+            charged,
+            certificates,
+            adversary,
+            office: world,
             trace,
             report,
         }
@@ -497,6 +580,9 @@ impl Sim {
         }
         if !self.healed {
             times.push(heal_at);
+            if let Some(adv) = &self.adversary {
+                times.push(adv.next_action_at);
+            }
         }
         times.into_iter().min()
     }
@@ -547,6 +633,15 @@ impl Sim {
                 self.pump(n);
             }
         }
+        // The dishonest phone acts while the link is faulty.
+        if !self.healed
+            && self
+                .adversary
+                .as_ref()
+                .is_some_and(|a| a.next_action_at <= now)
+        {
+            self.adversary_act();
+        }
         // The script: start transfers.
         for i in 0..self.wanted.len() {
             let w = &self.wanted[i];
@@ -592,6 +687,7 @@ impl Sim {
                     self.violation(format!("node {n}: store refused a batch: {e}"));
                     return;
                 }
+                self.remember_snapshot(n);
                 if crash == Some(CrashPoint::AfterSync) {
                     self.crash(n);
                     return;
@@ -680,6 +776,14 @@ impl Sim {
     }
 
     fn transmit(&mut self, from: usize, to: PartyId, frame: Vec<u8>) {
+        if let Some(adv) = self.adversary.as_mut()
+            && adv.cfg.node == from
+        {
+            if adv.withholds(&frame) {
+                return;
+            }
+            adv.remember_sent(to, &frame);
+        }
         let targets: Vec<usize> = if to == PartyId::BROADCAST {
             (0..self.nodes.len()).filter(|&i| i != from).collect()
         } else {
@@ -750,6 +854,12 @@ impl Sim {
     /// Invariant 1, on every node's current view (memory if up, stable
     /// storage if down).
     fn check_conservation(&mut self) {
+        if self.adversary.is_some() {
+            // A dishonest phone can make value (a restored store); the
+            // office's books and its verdict on the honest phones are
+            // checked at the end instead.
+            return;
+        }
         let recovered = self.recover_down_nodes();
         let mut recovered = recovered.iter();
         let views: Vec<&Wallet> = self
@@ -814,20 +924,284 @@ impl Sim {
             .wanted
             .iter()
             .any(|w| !w.started && w.lookups < LOOKUPS_MAX);
+        // A dishonest phone need not finish anything, and what an honest
+        // buyer holds prepared for a dishonest seller waits for the office.
+        let dishonest = self.adversary.as_ref().map(|a| a.cfg.node);
+        let dishonest_id = dishonest.map(|d| self.ids[d]);
         !pending_lookups
-            && self.nodes.iter().all(|node| {
+            && self.nodes.iter().enumerate().all(|(n, node)| {
                 node.wallet.as_ref().is_some_and(|w| {
-                    w.prepared_txs().next().is_none()
-                        && w.committing_txs().next().is_none()
-                        && w.requesting_txs().next().is_none()
-                        && w.writes_in_flight() == 0
+                    Some(n) == dishonest
+                        || (w
+                            .prepared_txs()
+                            .all(|(_, seller, _)| Some(seller) == dishonest_id)
+                            && w.committing_txs().all(|tx| {
+                                self.sales.get(&tx).map(|(b, _)| Some(*b)) == Some(dishonest)
+                            })
+                            && w.requesting_txs().next().is_none()
+                            && w.writes_in_flight() == 0)
                 })
             })
+    }
+
+    /// Keeps a copy of the dishonest phone's store after each durable write.
+    fn remember_snapshot(&mut self, n: usize) {
+        let Some(adv) = self.adversary.as_mut() else {
+            return;
+        };
+        if adv.cfg.node != n {
+            return;
+        }
+        if let NodeStore::Memory(snapshot) = &self.nodes[n].store {
+            adv.remember_snapshot(snapshot.clone(), &mut self.rng);
+        }
+    }
+
+    /// One action of the dishonest phone.
+    fn adversary_act(&mut self) {
+        let now = self.now;
+        let Some(adv) = self.adversary.as_mut() else {
+            return;
+        };
+        let d = adv.cfg.node;
+        let every = adv.cfg.action_every_ms;
+        adv.next_action_at = now.saturating_add_ms(1 + self.rng.next_u64() % (2 * every));
+        adv.actions += 1;
+        let action = adv.draw_action(&mut self.rng, d == SELLER);
+        self.trace.update(format!("act:{action:?}").as_bytes());
+        self.narrate(|| format!("{} (dishonest): {action:?}", phone_name(d)));
+        match action {
+            Action::Replay => {
+                let Some(adv) = self.adversary.as_ref() else {
+                    return;
+                };
+                if adv.sent.is_empty() {
+                    return;
+                }
+                let len = u64::try_from(adv.sent.len()).unwrap_or(1);
+                let i = usize::try_from(self.rng.next_u64() % len).unwrap_or(0);
+                let (to, frame) = adv.sent[i].clone();
+                self.transmit(d, to, frame);
+            }
+            Action::Rollback => {
+                let Some(adv) = self.adversary.as_mut() else {
+                    return;
+                };
+                if adv.snapshots.is_empty() || !matches!(self.nodes[d].store, NodeStore::Memory(_))
+                {
+                    return;
+                }
+                let len = u64::try_from(adv.snapshots.len()).unwrap_or(1);
+                let i = usize::try_from(self.rng.next_u64() % len).unwrap_or(0);
+                let older = adv.snapshots[i].clone();
+                adv.rollbacks += 1;
+                self.narrate(|| format!("{} restores an older copy of its store", phone_name(d)));
+                self.nodes[d].store = NodeStore::Memory(older);
+                self.crash(d);
+            }
+            Action::Withhold => {
+                let Some(wallet) = self.nodes[d].wallet.as_ref() else {
+                    return;
+                };
+                let committing: Vec<TxId> = wallet.committing_txs().collect();
+                if committing.is_empty() {
+                    return;
+                }
+                let len = u64::try_from(committing.len()).unwrap_or(1);
+                let tx = committing[usize::try_from(self.rng.next_u64() % len).unwrap_or(0)];
+                if let Some(adv) = self.adversary.as_mut() {
+                    adv.withheld.insert(tx);
+                }
+            }
+            _ => {
+                let Some(wallet) = self.nodes[d].wallet.as_ref() else {
+                    return;
+                };
+                let Some((tx, peer, message)) =
+                    dishonest::message_for(action, wallet, &mut self.rng)
+                else {
+                    return;
+                };
+                let Some(peer_node) = self.ids.iter().position(|id| *id == peer) else {
+                    return;
+                };
+                let Some(keys) = self.adversary.as_ref().and_then(|a| a.keys.as_ref()) else {
+                    return;
+                };
+                let frame = dishonest::forge(
+                    keys,
+                    self.ids[d],
+                    &self.certificates[peer_node],
+                    tx,
+                    &message,
+                    now,
+                    &mut self.rng,
+                );
+                if let Some(frame) = frame {
+                    self.transmit(d, peer, frame);
+                }
+            }
+        }
+    }
+
+    /// Makes node `n`'s pending writes durable (no crashes: the link healed).
+    fn settle_writes(&mut self, n: usize) -> Result<(), String> {
+        let node = &mut self.nodes[n];
+        let Some(wallet) = node.wallet.as_mut() else {
+            return Ok(());
+        };
+        while let Some(write) = wallet.poll_write() {
+            node.store
+                .apply(&write.batch)
+                .map_err(|e| format!("store refused a batch: {e}"))?;
+            wallet.write_completed(write.id);
+        }
+        Ok(())
+    }
+
+    /// Syncs node `n` with the office; a refusal is a violation for an
+    /// honest phone and the dishonest phone's own loss otherwise.
+    fn sync_node(&mut self, world: &OfficeWorld, n: usize) {
+        let now = self.now;
+        let honest = self.adversary.as_ref().is_none_or(|a| a.cfg.node != n);
+        let node = &mut self.nodes[n];
+        let outcome = match node.wallet.as_mut() {
+            Some(wallet) => {
+                let store = &mut node.store;
+                world.sync(wallet, now, |w| {
+                    while let Some(write) = w.poll_write() {
+                        store
+                            .apply(&write.batch)
+                            .map_err(|e| format!("store refused a batch: {e}"))?;
+                        w.write_completed(write.id);
+                    }
+                    Ok(())
+                })
+            }
+            None => Err("phone is down".to_owned()),
+        };
+        self.trace
+            .update(format!("sync:{n}:{outcome:?}").as_bytes());
+        self.narrate(|| match &outcome {
+            Ok(()) => format!("{} syncs with the office", phone_name(n)),
+            Err(e) => format!("{} sync refused: {e}", phone_name(n)),
+        });
+        if let Err(e) = outcome
+            && honest
+        {
+            self.violation(format!("honest node {n}: sync with the office failed: {e}"));
+        }
+        self.pump(n);
+    }
+
+    /// The office's part of a dishonest run: every phone syncs, the claim
+    /// windows close, every phone syncs twice more; then the office's
+    /// verdict on every honest phone is checked.
+    fn office_phase(&mut self) {
+        let Some(world) = self.office.take() else {
+            return;
+        };
+        let Some(d) = self.adversary.as_ref().map(|a| a.cfg.node) else {
+            return;
+        };
+        let late = self
+            .adversary
+            .as_ref()
+            .is_some_and(|a| !a.withheld.is_empty());
+        let honest: Vec<usize> = (0..self.nodes.len()).filter(|n| *n != d).collect();
+        for &n in &honest {
+            self.sync_node(&world, n);
+        }
+        if !late {
+            self.sync_node(&world, d);
+        }
+        let claim_window_ms = self.nodes[SELLER].config.claim_window_ms;
+        self.now = OfficeWorld::after_claim_windows(self.now, claim_window_ms);
+        let now = self.now;
+        for n in 0..self.nodes.len() {
+            if let Some(w) = self.nodes[n].wallet.as_mut() {
+                w.handle_timeout(now);
+            }
+            self.pump(n);
+        }
+        for _round in 0..2 {
+            for &n in &honest {
+                self.sync_node(&world, n);
+            }
+            self.sync_node(&world, d);
+        }
+        for &n in &honest {
+            if let Err(e) = self.settle_writes(n) {
+                self.violation(format!("honest node {n}: {e}"));
+            }
+        }
+        let honest_ids: Vec<(usize, PartyId)> = honest.iter().map(|n| (*n, self.ids[*n])).collect();
+        for p in world.judge(&honest_ids) {
+            self.violation(p);
+        }
+        for &n in &honest {
+            self.check_honest_decisions(n);
+        }
+        self.office = Some(world);
+    }
+
+    /// An honest phone's balance is exactly what its own decisions say, and
+    /// it paid only what its owner agreed to.
+    fn check_honest_decisions(&mut self, n: usize) {
+        let mut problems = Vec::new();
+        let Some(wallet) = self.nodes[n].wallet.as_ref() else {
+            self.violation(format!("honest node {n} is down at the end"));
+            return;
+        };
+        let currency = self.charged_total.currency();
+        let mut expected = self.charged[n];
+        for (tx, _, amount) in wallet.prepared_txs() {
+            problems.push(format!(
+                "honest node {n}: payment {} of {amount} still locked after the office resolved every claim window",
+                tx.short()
+            ));
+        }
+        for entry in wallet.chain() {
+            let change = match &entry.kind {
+                EntryKind::Receive { amount, .. } => Some((*amount, true)),
+                EntryKind::Pay { tx, amount, .. } if wallet.paid(tx) => {
+                    if self.sales.get(tx) != Some(&(n, *amount)) {
+                        problems.push(format!(
+                            "honest node {n} paid {amount} for {} that its owner never agreed to",
+                            tx.short()
+                        ));
+                    }
+                    Some((*amount, false))
+                }
+                _ => None,
+            };
+            expected = match change {
+                Some((a, true)) => expected.checked_add(a).unwrap_or(expected),
+                Some((a, false)) => expected.checked_sub(a).unwrap_or(expected),
+                None => expected,
+            };
+        }
+        if wallet.balance() != expected || expected.currency() != currency {
+            problems.push(format!(
+                "honest node {n} holds {}, its own decisions say {expected}",
+                wallet.balance()
+            ));
+        }
+        for p in problems {
+            self.violation(p);
+        }
     }
 
     fn finish(mut self) -> SimReport {
         if self.report.violations.is_empty() {
             self.check_end_state();
+        }
+        if self.report.violations.is_empty() && self.office.is_some() {
+            self.office_phase();
+        }
+        if let Some(adv) = &self.adversary {
+            self.report.dishonest_actions = adv.actions;
+            self.report.dishonest_rollbacks = adv.rollbacks;
         }
         self.report.balances_after = self
             .nodes
@@ -861,7 +1235,13 @@ impl Sim {
                 *received_count.entry(tx).or_default() += 1;
             }
         }
+        let dishonest = self.adversary.as_ref().map(|a| a.cfg.node);
         for (tx, (buyer_node, amount)) in &self.sales {
+            // Atomicity is between honest phones; the office answers for
+            // transfers with a dishonest one.
+            if dishonest.is_some_and(|d| d == *buyer_node || d == SELLER) {
+                continue;
+            }
             let buyer = self.nodes[*buyer_node]
                 .wallet
                 .as_ref()
@@ -889,7 +1269,9 @@ impl Sim {
                     *pays.entry(tx).or_default() += 1;
                 }
             }
-            if let Some((tx, count)) = pays.iter().find(|(_, c)| **c > 1) {
+            if let Some((tx, count)) = pays.iter().find(|(_, c)| **c > 1)
+                && Some(n) != dishonest
+            {
                 problems.push(format!("node {n}: tx {tx:?} paid {count} times"));
             }
             let stored = node
@@ -1001,6 +1383,10 @@ pub struct BatchSummary {
     pub crashes: u64,
     pub frames_sent: u64,
     pub frames_dropped: u64,
+    /// Runs with a dishonest phone, and what it did.
+    pub dishonest_runs: u64,
+    pub dishonest_actions: u64,
+    pub dishonest_rollbacks: u64,
     pub failures: Vec<SimReport>,
 }
 
@@ -1013,9 +1399,26 @@ impl BatchSummary {
         self.crashes += report.crashes;
         self.frames_sent += report.frames_sent;
         self.frames_dropped += report.frames_dropped;
+        self.dishonest_runs += u64::from(report.dishonest_node.is_some());
+        self.dishonest_actions += report.dishonest_actions;
+        self.dishonest_rollbacks += report.dishonest_rollbacks;
         if !report.violations.is_empty() {
             self.failures.push(report);
         }
+    }
+
+    fn merge(&mut self, part: BatchSummary) {
+        self.seeds += part.seeds;
+        self.transfers += part.transfers;
+        self.committed += part.committed;
+        self.aborted += part.aborted;
+        self.crashes += part.crashes;
+        self.frames_sent += part.frames_sent;
+        self.frames_dropped += part.frames_dropped;
+        self.dishonest_runs += part.dishonest_runs;
+        self.dishonest_actions += part.dishonest_actions;
+        self.dishonest_rollbacks += part.dishonest_rollbacks;
+        self.failures.extend(part.failures);
     }
 
     pub fn violations(&self) -> usize {
@@ -1026,6 +1429,17 @@ impl BatchSummary {
 /// Runs `count` seeds from `first` on `threads` threads (each takes the next
 /// seed not yet run, so slow seeds do not hold the others up).
 pub fn run_seeds(first: u64, count: u64, threads: usize) -> BatchSummary {
+    run_seeds_with(first, count, threads, DISHONEST_EVERY)
+}
+
+/// [`run_seeds`] with a dishonest peer in one seed in `dishonest_every`
+/// (0: none).
+pub fn run_seeds_with(
+    first: u64,
+    count: u64,
+    threads: usize,
+    dishonest_every: u64,
+) -> BatchSummary {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let next = Arc::new(AtomicU64::new(0));
@@ -1039,7 +1453,7 @@ pub fn run_seeds(first: u64, count: u64, threads: usize) -> BatchSummary {
                     if i >= count {
                         return summary;
                     }
-                    summary.add(run_seed(first.saturating_add(i)));
+                    summary.add(run_seed_with(first.saturating_add(i), dishonest_every));
                 }
             })
         })
@@ -1047,15 +1461,7 @@ pub fn run_seeds(first: u64, count: u64, threads: usize) -> BatchSummary {
     let mut total = BatchSummary::default();
     for handle in handles {
         // run_seed catches panics, so a worker cannot die mid-batch.
-        let part = handle.join().unwrap_or_default();
-        total.seeds += part.seeds;
-        total.transfers += part.transfers;
-        total.committed += part.committed;
-        total.aborted += part.aborted;
-        total.crashes += part.crashes;
-        total.frames_sent += part.frames_sent;
-        total.frames_dropped += part.frames_dropped;
-        total.failures.extend(part.failures);
+        total.merge(handle.join().unwrap_or_default());
     }
     total.failures.sort_by_key(|r| r.seed);
     total

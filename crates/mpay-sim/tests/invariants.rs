@@ -1,5 +1,5 @@
-//! The simulator's verdicts: many seeds, exact replays, and a crash at every
-//! durable step of a transfer.
+//! The simulator's verdicts: many seeds (a dishonest peer in one in four),
+//! exact replays, and a crash at every durable step of a transfer.
 
 use mpay_sim::{CrashPoint, PlannedCrash, SimConfig, run, run_seed, run_seeds};
 
@@ -25,6 +25,12 @@ fn twenty_thousand_seeds_hold_every_invariant() {
     report_failures(&summary);
     assert_eq!(summary.seeds, 20_000);
     assert_eq!(summary.violations(), 0);
+    // One seed in four had a dishonest buyer or seller, which acted (a
+    // restored older store among its actions) and was synced with a real
+    // office; no honest phone lost anything to it.
+    assert_eq!(summary.dishonest_runs, 5_000, "{summary:?}");
+    assert!(summary.dishonest_actions > 50_000, "{summary:?}");
+    assert!(summary.dishonest_rollbacks > 5_000, "{summary:?}");
     // The runs did real work: transfers committed and aborted, frames were
     // lost, phones crashed.
     assert!(summary.committed > 20_000, "{summary:?}");
@@ -72,6 +78,8 @@ fn one_transfer(seed: u64, loss_permille: u32, planned: Option<PlannedCrash>) ->
         planned_crash: planned,
         storage: mpay_sim::Storage::Memory,
         narrate: false,
+        dishonest: None,
+        fault_presumed_abort_after_complete: false,
     }
 }
 

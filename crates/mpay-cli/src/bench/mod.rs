@@ -209,11 +209,11 @@ fn sim_seeds(seeds: u64, rounds: usize) -> anyhow::Result<ExitCode> {
     for round in 0..rounds {
         let first = u64::try_from(round).unwrap_or(0) * seeds;
         let started = std::time::Instant::now();
-        let summary = mpay_sim::run_seeds(first, seeds, threads);
+        let summary = mpay_sim::run_seeds_with(first, seeds, threads, 0);
         anyhow::ensure!(summary.violations() == 0, "violations in the benchmark run");
         rates.push(started.elapsed() / u32::try_from(seeds).unwrap_or(1));
         let started = std::time::Instant::now();
-        let summary = mpay_sim::run_seeds(first, seeds, 1);
+        let summary = mpay_sim::run_seeds_with(first, seeds, 1, 0);
         anyhow::ensure!(summary.violations() == 0, "violations in the benchmark run");
         one_thread.push(started.elapsed() / u32::try_from(seeds).unwrap_or(1));
     }
