@@ -475,6 +475,11 @@ pub struct SignedBody {
 pub struct InboxAnswer {
     /// What the receiver did with it.
     pub outcome: String,
+    /// Hex of the receiver's signed acknowledgement ([`crate::InboxAck`],
+    /// sealed to the sender, naming the frame's hash). The sender counts a
+    /// delivery only when it verifies; empty from anyone else.
+    #[serde(default)]
+    pub ack: String,
 }
 
 /// Why a call to a service failed.

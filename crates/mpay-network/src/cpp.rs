@@ -1862,6 +1862,7 @@ async fn admin_recluster(
 async fn inbox(State(cpp): State<Arc<Cpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = cpp.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = cpp.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(cpp.node.inbox_answer(&frame, &header, outcome)?))
 }

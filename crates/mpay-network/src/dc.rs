@@ -305,8 +305,9 @@ impl Dc {
 async fn inbox(State(dc): State<Arc<Dc>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = dc.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = dc.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
 }
 
 async fn routes(

@@ -798,8 +798,9 @@ async fn admin_micro(
 async fn inbox(State(mpp): State<Arc<Mpp>>, frame: Bytes) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = mpp.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = mpp.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(mpp.node.inbox_answer(&frame, &header, outcome)?))
 }
 
 async fn enrol(

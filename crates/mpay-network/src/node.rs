@@ -25,18 +25,21 @@ use mpay_identity::{SecretKeys, Timestamp, TrustStore};
 use mpay_sql::outbox::{self, OutboxMessage};
 use mpay_sql::sqlx::{self, Row};
 use mpay_sql::{Db, Migrations, Tx};
-use mpay_wire::{Encode, Writer};
+use mpay_wire::{Decode, Encode, Writer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::ack::{INBOX_ACK, InboxAck};
 use crate::api::{NetError, ms, wall_clock};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::directory::{ResolvedDirectory, ResolvedService, ServiceRole};
 
 /// Most outbox messages one delivery run claims (and sends concurrently).
 pub const DELIVERY_BATCH_MAX: u32 = 128;
+/// Largest inbox answer (outcome and sealed ack) a sender reads.
+pub const INBOX_ANSWER_LEN_MAX: usize = 16 * 1024;
 /// Most long-poll waiters keyed at once; past it a waiter polls on its
 /// timer only.
 pub const WAITER_KEYS_MAX: usize = 65_536;
@@ -292,6 +295,77 @@ impl Node {
         })
     }
 
+    /// The answer to an accepted inbox `frame` whose header was `header`:
+    /// `outcome` and the signed [`InboxAck`] naming the frame, sealed back
+    /// to its sender.
+    pub fn inbox_answer(
+        &self,
+        frame: &[u8],
+        header: &Header,
+        outcome: String,
+    ) -> Result<crate::client::InboxAnswer, NetError> {
+        let sender = self
+            .directory
+            .service_by_id(header.sender)
+            .ok_or_else(|| NetError::Internal("the sender left the directory".into()))?;
+        let ack = InboxAck {
+            frame_hash: InboxAck::hash_of(frame),
+            outcome: outcome.clone(),
+        };
+        let sealed = self
+            .with_rng(|rng| {
+                mpay_semops::seal_payload(
+                    INBOX_ACK,
+                    &ack,
+                    &self.keys,
+                    self.me.id,
+                    sender.id,
+                    sender.certificate.keys(),
+                    header.tx_id,
+                    wall_clock(),
+                    rng,
+                )
+            })
+            .map_err(|e| NetError::Internal(format!("sealing the ack: {e}")))?;
+        Ok(crate::client::InboxAnswer {
+            outcome,
+            ack: mpay_identity::hex_string(&sealed),
+        })
+    }
+
+    /// Checks that `answer` carries `destination`'s signed acknowledgement
+    /// of exactly `frame`, sealed to this service.
+    fn check_ack(
+        &self,
+        destination: &ResolvedService,
+        frame: &[u8],
+        answer: &crate::client::InboxAnswer,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let sealed = mpay_identity::hex_bytes(&answer.ack)
+            .filter(|b| !b.is_empty())
+            .ok_or("the answer carries no signed acknowledgement")?;
+        let header = mpay_envelope::peek_header(&sealed).map_err(|e| format!("ack: {e}"))?;
+        if header.kind != INBOX_ACK || header.sender != destination.id {
+            return Err(format!(
+                "the ack is not an INBOX_ACK from {}",
+                destination.name
+            ));
+        }
+        let unverified = mpay_envelope::open(&sealed, &self.keys, self.me.id, &self.trust, now)
+            .map_err(|e| format!("ack: {e}"))?;
+        let verified = self
+            .with_replay(|guard| {
+                unverified.verify(&destination.certificate, &self.trust, guard, now)
+            })
+            .map_err(|e| format!("ack: {e}"))?;
+        let ack = InboxAck::from_wire(verified.payload()).map_err(|e| format!("ack: {e}"))?;
+        if ack.frame_hash != InboxAck::hash_of(frame) {
+            return Err("the ack names another frame".into());
+        }
+        Ok(())
+    }
+
     /// Puts a message for `destination` in the outbox, in the caller's
     /// transaction, unless one with this key is there already (a repeat).
     /// `tx_id` becomes the envelope's transaction id (the payment id).
@@ -332,7 +406,8 @@ impl Node {
         Ok(true)
     }
 
-    /// Seals and sends one outbox message; `Ok` only on a 2xx answer.
+    /// Seals and sends one outbox message; `Ok` only on a 2xx answer that
+    /// carries the receiver's signed acknowledgement of this very frame.
     async fn send(&self, message: &OutboxMessage, now: Timestamp) -> Result<(), String> {
         let destination = self
             .directory
@@ -366,13 +441,29 @@ impl Node {
             .http
             .post(format!("{}/v1/inbox", destination.url))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(frame)
+            .body(frame.clone())
             .send()
             .await
             .map_err(|e| format!("unreachable: {e}"))?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
+            let mut response = response;
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| format!("{status}, answer cut: {e}"))?
+            {
+                if body.len() + chunk.len() > INBOX_ANSWER_LEN_MAX {
+                    return Err(format!(
+                        "{status} with an answer over {INBOX_ANSWER_LEN_MAX} bytes"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let answer: crate::client::InboxAnswer = serde_json::from_slice(&body)
+                .map_err(|e| format!("{status} without an inbox answer: {e}"))?;
+            self.check_ack(destination, &frame, &answer, wall_clock())
         } else {
             let text = response.text().await.unwrap_or_default();
             Err(format!("{status}: {text}"))

@@ -10,3 +10,4 @@
 mod flows;
 mod harness;
 mod micro;
+mod transport;
