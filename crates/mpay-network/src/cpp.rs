@@ -406,7 +406,8 @@ pub async fn start(
             async move { cpp.recover().await }
         },
     ));
-    Running::start(listener, router(cpp), tasks)
+    let tls = cpp.node.tls.clone();
+    Running::start(listener, tls, router(cpp), tasks)
 }
 
 /// The CPP's routes.

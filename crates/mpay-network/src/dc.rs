@@ -69,7 +69,12 @@ pub async fn start(
     let dc = Arc::new(Dc {
         node: Arc::clone(&node),
     });
-    Running::start(listener, router(dc), vec![node.spawn_delivery()])
+    Running::start(
+        listener,
+        node.tls.clone(),
+        router(dc),
+        vec![node.spawn_delivery()],
+    )
 }
 
 /// The DC's routes.

@@ -282,7 +282,8 @@ pub async fn start(
             },
         ));
     }
-    Running::start(listener, router(mpp), tasks)
+    let tls = mpp.node.tls.clone();
+    Running::start(listener, tls, router(mpp), tasks)
 }
 
 /// The MPP's routes.

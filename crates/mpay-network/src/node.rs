@@ -97,7 +97,10 @@ pub(crate) struct Node {
     pub directory: ResolvedDirectory,
     pub trust: TrustStore,
     pub db: Db,
+    /// The client of banks and services: the network's CA is its only root.
     pub http: reqwest::Client,
+    /// This service's TLS server configuration (None: plaintext).
+    pub tls: Option<Arc<mpay_tls::rustls::ServerConfig>>,
     replay: Mutex<ReplayGuard>,
     rng: Mutex<ChaCha20Rng>,
     /// Wakes the delivery loop (after a commit that enqueued something).
@@ -150,10 +153,12 @@ impl Node {
             "mpay/v1/network service secret",
             &keys.to_secret_bytes()[..],
         );
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timing.http_timeout_ms))
-            .build()
-            .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
+        let http = mpay_tls::http_client(
+            directory.tls_ca.as_deref(),
+            Duration::from_millis(config.timing.http_timeout_ms),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
+        let tls = config.server_tls()?;
         let seed: [u8; 32] = rand::random();
         let trust = directory.trust_store();
         Ok(Node {
@@ -165,6 +170,7 @@ impl Node {
             trust,
             db,
             http,
+            tls,
             replay: Mutex::new(ReplayGuard::new()),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
             kick: Notify::new(),
@@ -238,7 +244,9 @@ impl Node {
             .config
             .bank_token(name)
             .map_err(|e| NetError::Internal(e.to_string()))?;
-        Ok(BankClient::with_http(&bank.url, self.http.clone()).with_token(token))
+        Ok(BankClient::with_http(&bank.url, self.http.clone())
+            .with_token(token)
+            .with_plaintext(self.config.plaintext()))
     }
 
     /// The DC of this service's region.
@@ -713,6 +721,7 @@ impl Waiters {
 /// background loops; dropping it aborts everything.
 pub struct Running {
     addr: SocketAddr,
+    scheme: &'static str,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), std::io::Error>>>,
     tasks: Vec<JoinHandle<()>>,
@@ -721,20 +730,22 @@ pub struct Running {
 impl Running {
     pub(crate) fn start(
         listener: tokio::net::TcpListener,
+        tls: Option<Arc<mpay_tls::rustls::ServerConfig>>,
         router: axum::Router,
         tasks: Vec<JoinHandle<()>>,
     ) -> Result<Running, ServeError> {
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
+            mpay_tls::serve(listener, tls, router, async move {
+                let _ = rx.await;
+            })
+            .await
         });
         Ok(Running {
             addr,
+            scheme,
             shutdown: Some(tx),
             server: Some(server),
             tasks,
@@ -746,9 +757,9 @@ impl Running {
         self.addr
     }
 
-    /// Its base URL on loopback.
+    /// Its base URL on loopback (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops serving and the background loops; waits (at most

@@ -193,6 +193,53 @@ pub fn http_client(ca: Option<&Path>, timeout: Duration) -> Result<reqwest::Clie
         .map_err(|e| TlsError::Config(format!("HTTP client: {e}")))
 }
 
+/// Environment variable naming the PEM file of the network's CA, the root
+/// of trust of clients made without one ([`default_client`]).
+pub const ENV_TLS_CA: &str = "MPAY_TLS_CA";
+
+static DEFAULT_CA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes `ca` the root of trust of clients made without one, for the rest
+/// of the process (the first call wins; a CLI command calls it when it
+/// loads a network's directory).
+pub fn set_default_ca(ca: &Path) {
+    let _ = DEFAULT_CA.set(ca.to_owned());
+}
+
+/// The CA of [`set_default_ca`], else [`ENV_TLS_CA`]'s, else none.
+pub fn default_ca() -> Option<PathBuf> {
+    DEFAULT_CA
+        .get()
+        .cloned()
+        .or_else(|| std::env::var_os(ENV_TLS_CA).map(PathBuf::from))
+}
+
+/// A client trusting [`default_ca`]. If that CA cannot be read, the client
+/// trusts nothing (so `https://` fails closed) and the reason is logged.
+pub fn default_client(timeout: Duration) -> reqwest::Client {
+    let ca = default_ca();
+    match http_client(ca.as_deref(), timeout) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "the network's CA is unusable; trusting no server");
+            http_client(None, timeout).unwrap_or_default()
+        }
+    }
+}
+
+/// Refuses a built `request` that carries an `Authorization` header to a
+/// URL where [`check_token_url`] says no.
+pub fn check_request(request: &reqwest::Request, plaintext: Plaintext) -> Result<(), TlsError> {
+    if request
+        .headers()
+        .contains_key(reqwest::header::AUTHORIZATION)
+    {
+        check_token_url(request.url().as_str(), plaintext)
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether bearer tokens may travel over plaintext HTTP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Plaintext {

@@ -399,6 +399,7 @@ impl Day {
             timing,
             micro: micro::config(),
             seed: Some(seed),
+            plaintext: false,
         };
         let processes = self.rt.block_on(provision::provision(&options))?;
         let office_db = match &self.args.postgres {
