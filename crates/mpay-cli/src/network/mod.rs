@@ -91,7 +91,9 @@ pub struct InitArgs {
     #[arg(long)]
     pub micro_credit_limit: Option<String>,
     /// Plain http:// between the processes, bearer tokens allowed on
-    /// loopback (debugging only). Default: TLS under a CA made now.
+    /// loopback (debugging only; CLI commands then need
+    /// MPAY_ALLOW_PLAINTEXT_LOOPBACK=1 to send theirs). Default: TLS under a
+    /// CA made now.
     #[arg(long)]
     pub plaintext: bool,
 }
