@@ -116,15 +116,24 @@ pub struct OfficeProcess {
 impl OfficeProcess {
     /// Starts `mpay office serve` on a free loopback port with `db`; its
     /// log goes to `logs/office.log` under `dir`.
-    /// Over TLS when the network folder `dir` holds the office's
+    /// Over TLS when the network folder `network` holds the office's
     /// certificate and key (`office-tls.pem`, `office-tls.key`).
-    pub fn start(exe: &Path, dir: &Path, db: &str, admin_token: &str) -> anyhow::Result<Self> {
+    pub fn start(
+        exe: &Path,
+        dir: &Path,
+        network: &Path,
+        db: &str,
+        admin_token: &str,
+    ) -> anyhow::Result<Self> {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::File::create(logs.join("office.log"))?;
         let mut command = mpay(exe);
         command.args(["office", "serve", "--listen", "127.0.0.1:0", "--db", db]);
-        let (cert, key) = (dir.join("office-tls.pem"), dir.join("office-tls.key"));
+        let (cert, key) = (
+            network.join("office-tls.pem"),
+            network.join("office-tls.key"),
+        );
         if cert.exists() && key.exists() {
             command
                 .arg("--tls-cert")
