@@ -270,6 +270,9 @@ pub struct BankConfig {
     pub expiry_interval_ms: u64,
     /// Time limit of one interbank HTTP request.
     pub interbank_timeout_ms: u64,
+    /// PEM file of the network's CA, the only root the interbank client
+    /// trusts (None: it reaches `http://` peers only).
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl BankConfig {
@@ -283,6 +286,7 @@ impl BankConfig {
             delivery_interval_ms: DELIVERY_INTERVAL_MS_DEFAULT,
             expiry_interval_ms: EXPIRY_INTERVAL_MS_DEFAULT,
             interbank_timeout_ms: INTERBANK_TIMEOUT_MS_DEFAULT,
+            tls_ca: None,
         }
     }
 

@@ -1010,6 +1010,10 @@ pub enum ClientError {
     /// The answer does not parse.
     #[error("the bank answered with something unexpected: {0}")]
     BadAnswer(String),
+    /// Not sent: the token would have crossed a plaintext connection (the
+    /// caller's configuration is at fault).
+    #[error(transparent)]
+    Transport(#[from] mpay_tls::TlsError),
 }
 
 impl ClientError {
@@ -1027,7 +1031,7 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } => true,
             ClientError::Refused { status, .. } => *status >= 500,
-            ClientError::BadAnswer(_) => false,
+            ClientError::BadAnswer(_) | ClientError::Transport(_) => false,
         }
     }
 }
@@ -1039,26 +1043,35 @@ pub struct BankClient {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    plaintext: mpay_tls::Plaintext,
 }
 
 impl BankClient {
-    /// A client of the bank at `base` (like `http://127.0.0.1:7801`), with
-    /// its own connection pool and [`CLIENT_TIMEOUT_MS_DEFAULT`].
+    /// A client of the bank at `base` (like `https://127.0.0.1:7801`), with
+    /// its own connection pool, [`CLIENT_TIMEOUT_MS_DEFAULT`] and the
+    /// process's root of trust ([`mpay_tls::default_client`]).
     pub fn new(base: &str) -> BankClient {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))
-            .build()
-            .unwrap_or_default();
+        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT));
         BankClient::with_http(base, http)
     }
 
-    /// A client sharing `http` (its pool and timeout).
+    /// A client sharing `http` (its pool, timeout and root of trust). It
+    /// sends its token over `http://` only as the environment allows
+    /// ([`mpay_tls::Plaintext::from_env`]; see [`BankClient::with_plaintext`]).
     pub fn with_http(base: &str, http: reqwest::Client) -> BankClient {
         BankClient {
             base: base.trim_end_matches('/').to_owned(),
             token: None,
             http,
+            plaintext: mpay_tls::Plaintext::from_env(),
         }
+    }
+
+    /// The same client, sending its token over plaintext as `plaintext`
+    /// (or the environment) allows.
+    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> BankClient {
+        self.plaintext = plaintext.or_env();
+        self
     }
 
     /// The same client authenticating with `token`.
@@ -1082,13 +1095,19 @@ impl BankClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let request = request.build().map_err(|source| ClientError::Unreachable {
+            url: self.base.clone(),
+            source,
+        })?;
+        mpay_tls::check_request(&request, self.plaintext)?;
+        let response =
+            self.http
+                .execute(request)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    url: self.base.clone(),
+                    source,
+                })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -15,12 +15,20 @@ use crate::http::{BankClient, router, wall_clock};
 /// Most outbox messages one delivery run claims.
 pub const DELIVERY_BATCH_MAX: u32 = 100;
 
-/// An HTTP client for interbank delivery, with the configured time limit.
+/// An HTTP client for interbank delivery, with the configured time limit,
+/// trusting the configured CA only ([`crate::BankConfig::tls_ca`]). If the
+/// CA cannot be read it trusts nothing, so delivery fails (and is retried)
+/// rather than reaching a peer unauthenticated.
 pub fn interbank_http(bank: &Bank) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_millis(bank.config().interbank_timeout_ms))
-        .build()
-        .unwrap_or_default()
+    let config = bank.config();
+    let timeout = Duration::from_millis(config.interbank_timeout_ms);
+    match mpay_tls::http_client(config.tls_ca.as_deref(), timeout) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "interbank client: the CA is unusable; trusting no peer");
+            mpay_tls::http_client(None, timeout).unwrap_or_default()
+        }
+    }
 }
 
 /// Delivers the outbox messages due at `now`: seals each afresh, POSTs it
@@ -118,7 +126,18 @@ pub fn spawn_background(bank: Arc<Bank>) -> Background {
     }
 }
 
-/// Serves the bank's routes on `listener` until the task is dropped.
+/// Serves the bank's routes on `listener` (plaintext) until the task is
+/// dropped.
 pub async fn serve(bank: Arc<Bank>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(bank)).await
+    serve_tls(bank, listener, None).await
+}
+
+/// Serves the bank's routes on `listener`, over TLS with `tls` if given,
+/// until the task is dropped.
+pub async fn serve_tls(
+    bank: Arc<Bank>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<mpay_tls::rustls::ServerConfig>>,
+) -> std::io::Result<()> {
+    mpay_tls::serve(listener, tls, router(bank), std::future::pending()).await
 }

@@ -142,6 +142,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         timing: Timing::default(),
         micro: mpay_network::MicroConfig::default(),
         seed: None,
+        plaintext: false,
     };
     let processes = runtime.block_on(provision::provision(&options))?;
     let mut network = supervisor::Network::start(&dir, processes)?;

@@ -106,6 +106,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // rustls runs on ring only (aws-lc-rs alongside makes it panic).
+    mpay_tls::install_ring_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -35,6 +35,12 @@ pub enum OfficeCommand {
         /// routes are disabled).
         #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true)]
         admin_token: Option<String>,
+        /// TLS: PEM certificate chain of the listener (with --tls-key).
+        #[arg(long, env = "MPAY_OFFICE_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// TLS: PEM private key of the listener.
+        #[arg(long, env = "MPAY_OFFICE_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
         /// Offline balance limit of every enrolled wallet, like `500.00`
         /// or `500.00 EUR`.
         #[arg(long, default_value = "500.00")]
@@ -115,6 +121,8 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             db,
             currency,
             admin_token,
+            tls_cert,
+            tls_key,
             offline_balance_max,
             payment_max,
             days_between_syncs_max,
@@ -133,16 +141,19 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             getrandom_seed(&mut seed)?;
             let office = Office::open(database, config, seed, wall_clock()).await?;
             tracing::info!(office = %office.id(), %listen, db = %redact(&db), "money office starting");
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(mpay_tls::server_config(cert, key)?),
+                _ => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!(
-                "money office {} listening on http://{}",
+                "money office {} listening on {}://{}",
                 office.id(),
+                if tls.is_some() { "https" } else { "http" },
                 listener.local_addr()?
             );
             let app = router(office, admin_token);
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?;
+            mpay_tls::serve(listener, tls, app, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         OfficeCommand::OpenAccount {

@@ -305,7 +305,7 @@ impl Network {
             messages += books.outbox_pending;
             holds += books.holds_pending;
         }
-        let http = reqwest::Client::new();
+        let http = mpay_tls::default_client(std::time::Duration::from_secs(30));
         for service in &self.directory.services {
             let text = http
                 .get(format!("{}/metrics", service.url))

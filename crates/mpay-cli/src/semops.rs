@@ -441,6 +441,7 @@ fn refusal_json(error: &ClientError) -> serde_json::Value {
         }
         ClientError::Unreachable { .. } => (None, "unreachable".to_owned(), error.to_string()),
         ClientError::BadAnswer(_) => (None, "bad_answer".to_owned(), error.to_string()),
+        ClientError::Transport(_) => (None, "transport".to_owned(), error.to_string()),
     };
     serde_json::json!({
         "state": "refused",

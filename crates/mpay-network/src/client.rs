@@ -475,6 +475,11 @@ pub struct SignedBody {
 pub struct InboxAnswer {
     /// What the receiver did with it.
     pub outcome: String,
+    /// Hex of the receiver's signed acknowledgement ([`crate::InboxAck`],
+    /// sealed to the sender, naming the frame's hash). The sender counts a
+    /// delivery only when it verifies; empty from anyone else.
+    #[serde(default)]
+    pub ack: String,
 }
 
 /// Why a call to a service failed.
@@ -500,6 +505,10 @@ pub enum ClientError {
     /// The answer does not parse.
     #[error("unexpected answer: {0}")]
     BadAnswer(String),
+    /// Not sent: a token would have crossed a plaintext connection (the
+    /// caller's configuration is at fault).
+    #[error(transparent)]
+    Transport(#[from] mpay_tls::TlsError),
 }
 
 impl ClientError {
@@ -516,14 +525,12 @@ impl ClientError {
 struct Http {
     base: String,
     http: reqwest::Client,
+    plaintext: mpay_tls::Plaintext,
 }
 
 impl Http {
     fn new(base: &str) -> Http {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))
-            .build()
-            .unwrap_or_default();
+        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT));
         Http::with_http(base, http)
     }
 
@@ -531,7 +538,23 @@ impl Http {
         Http {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            plaintext: mpay_tls::Plaintext::from_env(),
         }
+    }
+
+    /// Sends `request`, unless it carries a token to a plaintext URL the
+    /// policy refuses.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            url: self.base.clone(),
+            source,
+        };
+        let request = request.build().map_err(unreachable)?;
+        mpay_tls::check_request(&request, self.plaintext)?;
+        self.http.execute(request).await.map_err(unreachable)
     }
 
     fn url(&self, path: &str) -> String {
@@ -542,13 +565,7 @@ impl Http {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+        let response = self.send(request).await?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -605,14 +622,7 @@ impl Http {
     }
 
     async fn metrics(&self) -> Result<String, ClientError> {
-        let response =
-            self.get("/metrics", None)
-                .send()
-                .await
-                .map_err(|source| ClientError::Unreachable {
-                    url: self.base.clone(),
-                    source,
-                })?;
+        let response = self.send(self.get("/metrics", None)).await?;
         response
             .text()
             .await
@@ -649,6 +659,13 @@ impl CppClient {
     /// Sharing `http`'s pool and time limit.
     pub fn with_http(base: &str, http: reqwest::Client) -> CppClient {
         CppClient(Http::with_http(base, http))
+    }
+
+    /// The same client, sending tokens over plaintext to loopback as
+    /// `plaintext` (or the environment) allows.
+    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> CppClient {
+        self.0.plaintext = plaintext.or_env();
+        self
     }
 
     /// `GET /health`.
@@ -792,6 +809,13 @@ impl MppClient {
         MppClient(Http::with_http(base, http))
     }
 
+    /// The same client, sending tokens over plaintext to loopback as
+    /// `plaintext` (or the environment) allows.
+    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> MppClient {
+        self.0.plaintext = plaintext.or_env();
+        self
+    }
+
     /// `GET /health`.
     pub async fn health(&self) -> Result<(), ClientError> {
         self.0.health().await
@@ -919,6 +943,18 @@ impl DcClient {
     /// The DC at `base`.
     pub fn new(base: &str) -> DcClient {
         DcClient(Http::new(base))
+    }
+
+    /// Sharing `http`'s pool, time limit and root of trust.
+    pub fn with_http(base: &str, http: reqwest::Client) -> DcClient {
+        DcClient(Http::with_http(base, http))
+    }
+
+    /// The same client, sending tokens over plaintext to loopback as
+    /// `plaintext` (or the environment) allows.
+    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> DcClient {
+        self.0.plaintext = plaintext.or_env();
+        self
     }
 
     /// `GET /health`.

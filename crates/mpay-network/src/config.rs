@@ -391,6 +391,18 @@ pub struct ServiceConfig {
     /// CPP, MPP: micropayment aggregation (off by default).
     #[serde(default)]
     pub micro: MicroConfig,
+    /// TLS: PEM file of this service's certificate chain (with
+    /// [`ServiceConfig::tls_key`]; both or neither). None: plaintext HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// TLS: PEM file of its private key (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
+    /// Lets this service send its bank tokens over plaintext `http://` to
+    /// a loopback host (never to any other). Off: tokens go over
+    /// `https://` only.
+    #[serde(default)]
+    pub allow_plaintext_loopback: bool,
 }
 
 impl fmt::Debug for ServiceConfig {
@@ -407,6 +419,9 @@ impl fmt::Debug for ServiceConfig {
             .field("pin_failures_max", &self.pin_failures_max)
             .field("pin_cost", &self.pin_cost)
             .field("micro", &self.micro)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("allow_plaintext_loopback", &self.allow_plaintext_loopback)
             .finish()
     }
 }
@@ -484,8 +499,31 @@ impl ServiceConfig {
         if self.pin_failures_max == Some(0) {
             return Err(invalid("pin_failures_max must be at least 1"));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_cert and tls_key go together"));
+        }
         self.micro.settings()?;
         self.timing.check()
+    }
+
+    /// The TLS server configuration of [`ServiceConfig::tls_cert`] and
+    /// [`ServiceConfig::tls_key`], if set.
+    pub fn server_tls(
+        &self,
+    ) -> Result<Option<std::sync::Arc<mpay_tls::rustls::ServerConfig>>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => mpay_tls::server_config(Path::new(cert), Path::new(key))
+                .map(Some)
+                .map_err(|e| invalid(format!("TLS: {e}"))),
+            (None, None) => Ok(None),
+            _ => Err(invalid("tls_cert and tls_key go together")),
+        }
+    }
+
+    /// Whether this service may send tokens over plaintext to loopback
+    /// (its setting, or [`mpay_tls::ENV_ALLOW_PLAINTEXT_LOOPBACK`]).
+    pub fn plaintext(&self) -> mpay_tls::Plaintext {
+        mpay_tls::Plaintext::from_flag(self.allow_plaintext_loopback).or_env()
     }
 
     /// Wrong PINs in a row that lock a customer.

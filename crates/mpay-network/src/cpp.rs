@@ -406,7 +406,8 @@ pub async fn start(
             async move { cpp.recover().await }
         },
     ));
-    Running::start(listener, router(cpp), tasks)
+    let tls = cpp.node.tls.clone();
+    Running::start(listener, tls, router(cpp), tasks)
 }
 
 /// The CPP's routes.
@@ -1910,6 +1911,7 @@ async fn inbox(
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = cpp.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = cpp.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(cpp.node.inbox_answer(&frame, &header, outcome)?))
 }

@@ -69,7 +69,12 @@ pub async fn start(
     let dc = Arc::new(Dc {
         node: Arc::clone(&node),
     });
-    Running::start(listener, router(dc), vec![node.spawn_delivery()])
+    Running::start(
+        listener,
+        node.tls.clone(),
+        router(dc),
+        vec![node.spawn_delivery()],
+    )
 }
 
 /// The DC's routes.
@@ -308,8 +313,9 @@ async fn inbox(
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = dc.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = dc.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
 }
 
 async fn routes(

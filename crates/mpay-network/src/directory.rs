@@ -5,11 +5,12 @@
 //! ```toml
 //! currency = "EUR"
 //! scheme_root = "…hex of the scheme root's certificate…"
+//! tls_ca = "/etc/mpay/tls/ca.pem"   # the CA of the https:// URLs below
 //!
 //! [[banks]]
 //! name = "bank1"
 //! id = "…32 hex…"
-//! url = "http://127.0.0.1:7801"
+//! url = "https://127.0.0.1:7801"
 //! certificate = "…hex…"
 //!
 //! [[services]]
@@ -17,7 +18,7 @@
 //! id = "…32 hex…"
 //! role = "cpp"            # cpp | mpp | dc
 //! region = "eu"
-//! url = "http://127.0.0.1:7811"
+//! url = "https://127.0.0.1:7811"
 //! certificate = "…hex…"
 //! bank = "bank1"          # CPP, MPP: its home bank
 //! account = "cpp:cpp1"    # CPP, MPP: its own account there
@@ -55,6 +56,10 @@ pub struct Directory {
     /// Every CPP, MPP and DC.
     #[serde(default)]
     pub services: Vec<ServiceEntry>,
+    /// PEM file of the network's TLS CA: the one root every service and
+    /// client of the network trusts for `https://` URLs. None: no TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
 }
 
 /// A bank.
@@ -190,10 +195,17 @@ impl Directory {
     /// [`Directory::resolve`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Directory, ConfigError> {
         let path = path.as_ref();
-        toml::from_str(&read_text(path)?).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        let directory: Directory =
+            toml::from_str(&read_text(path)?).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        // The process now trusts this network's CA for clients made
+        // without one (`CppClient::new`, `BankClient::new`, …).
+        if let Some(ca) = &directory.tls_ca {
+            mpay_tls::set_default_ca(Path::new(ca));
+        }
+        Ok(directory)
     }
 
     /// Writes the directory as TOML (temporary file, then rename).
@@ -361,11 +373,22 @@ impl Directory {
                 )));
             }
         }
+        let https = banks
+            .iter()
+            .map(|b| &b.url)
+            .chain(services.iter().map(|s| &s.url))
+            .any(|u| u.starts_with("https://"));
+        if https && self.tls_ca.is_none() {
+            return Err(invalid(
+                "https:// URLs need tls_ca, the network's CA certificate",
+            ));
+        }
         Ok(ResolvedDirectory {
             currency,
             root,
             banks,
             services,
+            tls_ca: self.tls_ca.as_ref().map(std::path::PathBuf::from),
         })
     }
 }
@@ -432,6 +455,8 @@ pub struct ResolvedDirectory {
     pub banks: Vec<ResolvedBank>,
     /// The services.
     pub services: Vec<ResolvedService>,
+    /// PEM file of the network's TLS CA, if it uses TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl ResolvedDirectory {
@@ -554,6 +579,7 @@ mod tests {
                     account: None,
                 },
             ],
+            tls_ca: None,
         }
     }
 

@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ack;
 pub mod api;
 pub mod client;
 pub mod config;
@@ -42,6 +43,7 @@ pub mod micro;
 pub mod mpp;
 mod node;
 
+pub use ack::{INBOX_ACK, InboxAck};
 pub use api::{ApiError, NetError, wall_clock};
 pub use client::{ClientError, CppClient, DcClient, MppClient};
 pub use config::{ConfigError, MicroConfig, MicroMode, PinCost, ServiceConfig, Timing};

@@ -282,7 +282,8 @@ pub async fn start(
             },
         ));
     }
-    Running::start(listener, router(mpp), tasks)
+    let tls = mpp.node.tls.clone();
+    Running::start(listener, tls, router(mpp), tasks)
 }
 
 /// The MPP's routes.
@@ -801,8 +802,9 @@ async fn inbox(
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
     let inbound = mpp.node.open_inbox(&frame, now)?;
+    let header = inbound.header;
     let outcome = mpp.on_inbox(inbound, now).await?;
-    Ok(Json(InboxAnswer { outcome }))
+    Ok(Json(mpp.node.inbox_answer(&frame, &header, outcome)?))
 }
 
 async fn enrol(

@@ -25,18 +25,21 @@ use mpay_identity::{SecretKeys, Timestamp, TrustStore};
 use mpay_sql::outbox::{self, OutboxMessage};
 use mpay_sql::sqlx::{self, Row};
 use mpay_sql::{Db, Migrations, Tx};
-use mpay_wire::{Encode, Writer};
+use mpay_wire::{Decode, Encode, Writer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::ack::{INBOX_ACK, InboxAck};
 use crate::api::{NetError, ms, wall_clock};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::directory::{ResolvedDirectory, ResolvedService, ServiceRole};
 
 /// Most outbox messages one delivery run claims (and sends concurrently).
 pub const DELIVERY_BATCH_MAX: u32 = 128;
+/// Largest inbox answer (outcome and sealed ack) a sender reads.
+pub const INBOX_ANSWER_LEN_MAX: usize = 16 * 1024;
 /// Most long-poll waiters keyed at once; past it a waiter polls on its
 /// timer only.
 pub const WAITER_KEYS_MAX: usize = 65_536;
@@ -94,7 +97,10 @@ pub(crate) struct Node {
     pub directory: ResolvedDirectory,
     pub trust: TrustStore,
     pub db: Db,
+    /// The client of banks and services: the network's CA is its only root.
     pub http: reqwest::Client,
+    /// This service's TLS server configuration (None: plaintext).
+    pub tls: Option<Arc<mpay_tls::rustls::ServerConfig>>,
     replay: Mutex<ReplayGuard>,
     rng: Mutex<ChaCha20Rng>,
     /// Wakes the delivery loop (after a commit that enqueued something).
@@ -147,10 +153,12 @@ impl Node {
             "mpay/v1/network service secret",
             &keys.to_secret_bytes()[..],
         );
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timing.http_timeout_ms))
-            .build()
-            .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
+        let http = mpay_tls::http_client(
+            directory.tls_ca.as_deref(),
+            Duration::from_millis(config.timing.http_timeout_ms),
+        )
+        .map_err(|e| ConfigError::Invalid(format!("HTTP client: {e}")))?;
+        let tls = config.server_tls()?;
         let seed: [u8; 32] = rand::random();
         let trust = directory.trust_store();
         Ok(Node {
@@ -162,6 +170,7 @@ impl Node {
             trust,
             db,
             http,
+            tls,
             replay: Mutex::new(ReplayGuard::new()),
             rng: Mutex::new(ChaCha20Rng::from_seed(seed)),
             kick: Notify::new(),
@@ -235,7 +244,9 @@ impl Node {
             .config
             .bank_token(name)
             .map_err(|e| NetError::Internal(e.to_string()))?;
-        Ok(BankClient::with_http(&bank.url, self.http.clone()).with_token(token))
+        Ok(BankClient::with_http(&bank.url, self.http.clone())
+            .with_token(token)
+            .with_plaintext(self.config.plaintext()))
     }
 
     /// The DC of this service's region.
@@ -292,6 +303,77 @@ impl Node {
         })
     }
 
+    /// The answer to an accepted inbox `frame` whose header was `header`:
+    /// `outcome` and the signed [`InboxAck`] naming the frame, sealed back
+    /// to its sender.
+    pub fn inbox_answer(
+        &self,
+        frame: &[u8],
+        header: &Header,
+        outcome: String,
+    ) -> Result<crate::client::InboxAnswer, NetError> {
+        let sender = self
+            .directory
+            .service_by_id(header.sender)
+            .ok_or_else(|| NetError::Internal("the sender left the directory".into()))?;
+        let ack = InboxAck {
+            frame_hash: InboxAck::hash_of(frame),
+            outcome: outcome.clone(),
+        };
+        let sealed = self
+            .with_rng(|rng| {
+                mpay_semops::seal_payload(
+                    INBOX_ACK,
+                    &ack,
+                    &self.keys,
+                    self.me.id,
+                    sender.id,
+                    sender.certificate.keys(),
+                    header.tx_id,
+                    wall_clock(),
+                    rng,
+                )
+            })
+            .map_err(|e| NetError::Internal(format!("sealing the ack: {e}")))?;
+        Ok(crate::client::InboxAnswer {
+            outcome,
+            ack: mpay_identity::hex_string(&sealed),
+        })
+    }
+
+    /// Checks that `answer` carries `destination`'s signed acknowledgement
+    /// of exactly `frame`, sealed to this service.
+    fn check_ack(
+        &self,
+        destination: &ResolvedService,
+        frame: &[u8],
+        answer: &crate::client::InboxAnswer,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let sealed = mpay_identity::hex_bytes(&answer.ack)
+            .filter(|b| !b.is_empty())
+            .ok_or("the answer carries no signed acknowledgement")?;
+        let header = mpay_envelope::peek_header(&sealed).map_err(|e| format!("ack: {e}"))?;
+        if header.kind != INBOX_ACK || header.sender != destination.id {
+            return Err(format!(
+                "the ack is not an INBOX_ACK from {}",
+                destination.name
+            ));
+        }
+        let unverified = mpay_envelope::open(&sealed, &self.keys, self.me.id, &self.trust, now)
+            .map_err(|e| format!("ack: {e}"))?;
+        let verified = self
+            .with_replay(|guard| {
+                unverified.verify(&destination.certificate, &self.trust, guard, now)
+            })
+            .map_err(|e| format!("ack: {e}"))?;
+        let ack = InboxAck::from_wire(verified.payload()).map_err(|e| format!("ack: {e}"))?;
+        if ack.frame_hash != InboxAck::hash_of(frame) {
+            return Err("the ack names another frame".into());
+        }
+        Ok(())
+    }
+
     /// Puts a message for `destination` in the outbox, in the caller's
     /// transaction, unless one with this key is there already (a repeat).
     /// `tx_id` becomes the envelope's transaction id (the payment id).
@@ -332,7 +414,8 @@ impl Node {
         Ok(true)
     }
 
-    /// Seals and sends one outbox message; `Ok` only on a 2xx answer.
+    /// Seals and sends one outbox message; `Ok` only on a 2xx answer that
+    /// carries the receiver's signed acknowledgement of this very frame.
     async fn send(&self, message: &OutboxMessage, now: Timestamp) -> Result<(), String> {
         let destination = self
             .directory
@@ -366,13 +449,29 @@ impl Node {
             .http
             .post(format!("{}/v1/inbox", destination.url))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(frame)
+            .body(frame.clone())
             .send()
             .await
             .map_err(|e| format!("unreachable: {e}"))?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
+            let mut response = response;
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| format!("{status}, answer cut: {e}"))?
+            {
+                if body.len() + chunk.len() > INBOX_ANSWER_LEN_MAX {
+                    return Err(format!(
+                        "{status} with an answer over {INBOX_ANSWER_LEN_MAX} bytes"
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let answer: crate::client::InboxAnswer = serde_json::from_slice(&body)
+                .map_err(|e| format!("{status} without an inbox answer: {e}"))?;
+            self.check_ack(destination, &frame, &answer, wall_clock())
         } else {
             let text = response.text().await.unwrap_or_default();
             Err(format!("{status}: {text}"))
@@ -622,6 +721,7 @@ impl Waiters {
 /// background loops; dropping it aborts everything.
 pub struct Running {
     addr: SocketAddr,
+    scheme: &'static str,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), std::io::Error>>>,
     tasks: Vec<JoinHandle<()>>,
@@ -630,20 +730,22 @@ pub struct Running {
 impl Running {
     pub(crate) fn start(
         listener: tokio::net::TcpListener,
+        tls: Option<Arc<mpay_tls::rustls::ServerConfig>>,
         router: axum::Router,
         tasks: Vec<JoinHandle<()>>,
     ) -> Result<Running, ServeError> {
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
+            mpay_tls::serve(listener, tls, router, async move {
+                let _ = rx.await;
+            })
+            .await
         });
         Ok(Running {
             addr,
+            scheme,
             shutdown: Some(tx),
             server: Some(server),
             tasks,
@@ -655,9 +757,9 @@ impl Running {
         self.addr
     }
 
-    /// Its base URL on loopback.
+    /// Its base URL on loopback (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops serving and the background loops; waits (at most

@@ -163,8 +163,8 @@ async fn misaddressed_and_wrongly_signed_prs_are_refused() {
 async fn oversized_and_malformed_requests_are_refused() {
     for_each_backend(|db| async move {
         let net = Network::start(db, 10_000).await;
-        let http = reqwest::Client::new();
-        let base = format!("http://{}", net.addrs["cpp1"]);
+        let http = net.http.clone();
+        let base = net.url("cpp1");
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("/v1/payments", vec![0u8; 8 << 20]),
             ("/v1/payments", b"not a frame".to_vec()),

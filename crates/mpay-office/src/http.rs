@@ -404,6 +404,9 @@ pub enum ClientError {
     Refused { status: u16, error: ApiError },
     #[error("the office answered with something unexpected: {0}")]
     BadAnswer(String),
+    /// Not sent: a token would have crossed a plaintext connection.
+    #[error(transparent)]
+    Transport(#[from] mpay_tls::TlsError),
 }
 
 impl ClientError {
@@ -422,18 +425,26 @@ impl ClientError {
 pub struct OfficeClient {
     base: String,
     http: reqwest::Client,
+    plaintext: mpay_tls::Plaintext,
 }
 
 impl OfficeClient {
-    /// `base` like `http://127.0.0.1:7700`.
+    /// `base` like `https://127.0.0.1:7700`, trusting the process's root
+    /// ([`mpay_tls::default_client`]); tokens go over plaintext only as
+    /// [`mpay_tls::Plaintext::from_env`] allows.
     pub fn new(base: &str) -> OfficeClient {
         OfficeClient {
             base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
+            http: mpay_tls::default_client(std::time::Duration::from_secs(30)),
+            plaintext: mpay_tls::Plaintext::from_env(),
         }
+    }
+
+    /// The same client, sending tokens over plaintext to loopback as
+    /// `plaintext` (or the environment) allows.
+    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> OfficeClient {
+        self.plaintext = plaintext.or_env();
+        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -467,7 +478,13 @@ impl OfficeClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let request = request.build().map_err(|e| self.unreachable(e))?;
+        mpay_tls::check_request(&request, self.plaintext)?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let response = self.check(response).await?;
         response
             .json::<T>()

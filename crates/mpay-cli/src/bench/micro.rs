@@ -430,6 +430,7 @@ pub mod services {
             timing: Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: None,
+            plaintext: false,
         };
         let processes = runtime.block_on(provision::provision(&options))?;
         for name in ["cpp1", "mpp1"] {

@@ -295,6 +295,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         timing: Timing::default(),
         micro: mpay_network::MicroConfig::default(),
         seed: None,
+        plaintext: false,
     };
     let processes = runtime.block_on(provision::provision(&options))?;
     let mut network = supervisor::Network::start(dir.path(), processes)?;

@@ -399,8 +399,11 @@ impl Day {
             timing,
             micro: micro::config(),
             seed: Some(seed),
+            plaintext: false,
         };
         let processes = self.rt.block_on(provision::provision(&options))?;
+        // This process and its children trust the network's CA from now on.
+        crate::network::supervisor::trust_network(&options.dir);
         let office_db = match &self.args.postgres {
             Some(server) => {
                 let name = format!(
@@ -413,7 +416,18 @@ impl Day {
             }
             None => format!("sqlite://{}", self.root.join("office.db").display()),
         };
-        let office = OfficeProcess::start(&self.exe, &self.root, &office_db, &self.office_admin)?;
+        let office = OfficeProcess::start(
+            &self.exe,
+            &self.root,
+            &self.root.join("network"),
+            &office_db,
+            &self.office_admin,
+        )?;
+        anyhow::ensure!(
+            office.url.starts_with("https://"),
+            "the money office is not on TLS: {}",
+            office.url
+        );
         self.office_url = office.url.clone();
         self.office_client = OfficeClient::new(&office.url);
         self.office = Some(office);

@@ -43,6 +43,10 @@ pub fn mpay(exe: &Path) -> Command {
         command.env_remove(var);
     }
     command.stdin(Stdio::null());
+    // Children trust what this process trusts: the network's TLS CA.
+    if let Some(ca) = mpay_tls::default_ca() {
+        command.env(mpay_tls::ENV_TLS_CA, ca);
+    }
     command
 }
 
@@ -112,12 +116,32 @@ pub struct OfficeProcess {
 impl OfficeProcess {
     /// Starts `mpay office serve` on a free loopback port with `db`; its
     /// log goes to `logs/office.log` under `dir`.
-    pub fn start(exe: &Path, dir: &Path, db: &str, admin_token: &str) -> anyhow::Result<Self> {
+    /// Over TLS when the network folder `network` holds the office's
+    /// certificate and key (`office-tls.pem`, `office-tls.key`).
+    pub fn start(
+        exe: &Path,
+        dir: &Path,
+        network: &Path,
+        db: &str,
+        admin_token: &str,
+    ) -> anyhow::Result<Self> {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::File::create(logs.join("office.log"))?;
-        let mut child = mpay(exe)
-            .args(["office", "serve", "--listen", "127.0.0.1:0", "--db", db])
+        let mut command = mpay(exe);
+        command.args(["office", "serve", "--listen", "127.0.0.1:0", "--db", db]);
+        let (cert, key) = (
+            network.join("office-tls.pem"),
+            network.join("office-tls.key"),
+        );
+        if cert.exists() && key.exists() {
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key);
+        }
+        let mut child = command
             .env("MPAY_OFFICE_ADMIN_TOKEN", admin_token)
             .env(
                 "MPAY_LOG",
@@ -144,7 +168,7 @@ impl OfficeProcess {
             .context("the money office did not print its address (see logs/office.log)")?;
         office.url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .with_context(|| format!("no URL in the office's first line {line:?}"))?
             .to_owned();
         Ok(office)

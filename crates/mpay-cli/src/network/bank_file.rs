@@ -68,6 +68,11 @@ pub struct BankFile {
     pub accounts: Vec<String>,
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// TLS: PEM certificate chain and key (0600) of the bank's listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
 }
 
 /// What `mpay serve bank` needs, checked.
@@ -77,6 +82,8 @@ pub struct LoadedBank {
     pub db: String,
     pub config: BankConfig,
     pub identity: BankIdentity,
+    /// The listener's TLS configuration (None: plaintext).
+    pub tls: Option<std::sync::Arc<mpay_tls::rustls::ServerConfig>>,
 }
 
 impl BankFile {
@@ -112,6 +119,14 @@ impl BankFile {
             );
         }
         let mut config = BankConfig::new(resolved.currency, vec![resolved.root.clone()]);
+        config.tls_ca = resolved.tls_ca.clone();
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(mpay_tls::server_config(Path::new(cert), Path::new(key))?)
+            }
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key go together"),
+        };
         for bank in &resolved.banks {
             if bank.name != self.name {
                 config
@@ -149,6 +164,7 @@ impl BankFile {
             db: self.db.clone(),
             config,
             identity,
+            tls,
         })
     }
 }

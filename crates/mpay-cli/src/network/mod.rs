@@ -90,6 +90,12 @@ pub struct InitArgs {
     /// the MPPs (paid ahead), e.g. "10000.00 EUR".
     #[arg(long)]
     pub micro_credit_limit: Option<String>,
+    /// Plain http:// between the processes, bearer tokens allowed on
+    /// loopback (debugging only; CLI commands then need
+    /// MPAY_ALLOW_PLAINTEXT_LOOPBACK=1 to send theirs). Default: TLS under a
+    /// CA made now.
+    #[arg(long)]
+    pub plaintext: bool,
 }
 
 impl InitArgs {
@@ -129,6 +135,7 @@ impl InitArgs {
             timing,
             micro,
             seed: None,
+            plaintext: self.plaintext,
         }
     }
 }
@@ -198,7 +205,7 @@ async fn serve_bank(path: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", loaded.listen))?;
     tracing::info!(listen = %loaded.listen, "bank serving");
-    mpay_bank::service::serve(bank, listener)
+    mpay_bank::service::serve_tls(bank, listener, loaded.tls)
         .await
         .context("serving")
 }

@@ -10,6 +10,12 @@
 //! | `eu` | `bank1`, `bank2` | `dc1` | `cpp1` (`bank1`) | `mpp1` (`bank2`) |
 //! | `us` | `bank3` | `dc2` | `cpp2` (`bank3`) | `mpp2` (`bank3`) |
 //!
+//! TLS by default: a private CA (`tls-ca.pem`, named by the directory's
+//! `tls_ca`) and, per bank and service, a certificate for `127.0.0.1` and
+//! `localhost` (`<name>-tls.pem`) with its key (`<name>-tls.key`, 0600);
+//! every URL is `https://`. `--plaintext` provisions plain `http://` with
+//! tokens allowed on loopback, for debugging only.
+//!
 //! Every bank peers with every other. Each CPP and MPP gets a token at every
 //! bank for its own account only (`cpp:<name>`, `mpp:<name>`); it reaches a
 //! customer's or merchant's account only under the mandate granted when
@@ -43,6 +49,10 @@ const ROOT_KEYS_FILE: &str = "scheme-root.keys";
 const CERTIFICATE_VALIDITY_MS: u64 = 365 * mpay_identity::MILLIS_PER_DAY;
 /// Backdating of issued certificates, for clocks a little behind.
 const CERTIFICATE_BACKDATE_MS: u64 = 60 * 60 * 1_000;
+/// The TLS CA's certificate file inside a network folder.
+pub const TLS_CA_FILE: &str = "tls-ca.pem";
+/// Validity of the TLS certificates, seconds.
+const TLS_VALIDITY_S: i64 = 365 * 24 * 60 * 60;
 /// The network's one currency.
 pub const CURRENCY: &str = "EUR";
 
@@ -123,6 +133,8 @@ pub struct Options {
     pub micro: mpay_network::MicroConfig,
     /// Seed of the keys (None: OS randomness).
     pub seed: Option<[u8; 32]>,
+    /// Plain `http://` with tokens allowed on loopback instead of TLS.
+    pub plaintext: bool,
 }
 
 /// What `init` made: each process's role, name and configuration file.
@@ -352,12 +364,46 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
         }
     };
 
+    let ca = if options.plaintext {
+        None
+    } else {
+        let ca = mpay_tls::Ca::generate("mpay network CA", 10 * TLS_VALIDITY_S)
+            .context("making the TLS CA")?;
+        let ca_path = path_of(TLS_CA_FILE.to_owned());
+        std::fs::write(&ca_path, ca.cert_pem())
+            .with_context(|| format!("writing {}", ca_path.display()))?;
+        Some(ca)
+    };
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    // A certificate and key for `name`'s listener: (cert path, key path).
+    let tls_files = |name: &str| -> anyhow::Result<Option<(String, String)>> {
+        let Some(ca) = &ca else {
+            return Ok(None);
+        };
+        let issued = ca
+            .issue(&["127.0.0.1", "localhost"], TLS_VALIDITY_S)
+            .with_context(|| format!("issuing {name}'s TLS certificate"))?;
+        let cert = path_of(format!("{name}-tls.pem"));
+        let key = path_of(format!("{name}-tls.key"));
+        std::fs::write(&cert, &issued.cert_pem)
+            .with_context(|| format!("writing {}", cert.display()))?;
+        write_private(&key, &issued.key_pem)?;
+        Ok(Some((
+            cert.display().to_string(),
+            key.display().to_string(),
+        )))
+    };
+    // The money office's listener (`mpay demo` serves it over TLS too).
+    tls_files("office")?;
     let mut operators = Operators::default();
     let mut directory = Directory {
         currency: CURRENCY.to_owned(),
         scheme_root: hex_string(&root_cert.to_wire()),
         banks: Vec::new(),
         services: Vec::new(),
+        tls_ca: ca
+            .as_ref()
+            .map(|_| path_of(TLS_CA_FILE.to_owned()).display().to_string()),
     };
     let mut processes = Vec::new();
     let mut bank_files = Vec::new();
@@ -367,7 +413,9 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
         let cert = issue(&root_keys, root_id, id, Role::Bank, &keys, now);
         let keys_path = path_of(format!("{}.keys", spec.name));
         write_keys(&keys_path, &keys)?;
-        let url = format!("http://127.0.0.1:{}", port_of(i, 1)?);
+        let port = port_of(i, 1)?;
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let tls = tls_files(spec.name)?;
         directory.banks.push(BankEntry {
             name: spec.name.to_owned(),
             id: id.to_hex(),
@@ -380,10 +428,12 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             .insert(spec.name.to_owned(), operator.clone());
         bank_files.push(BankFile {
             name: spec.name.to_owned(),
-            listen: url.trim_start_matches("http://").to_owned(),
+            listen: format!("127.0.0.1:{port}"),
             db: db_of(spec.name)?,
             keys: keys_path.display().to_string(),
             certificate: hex_string(&cert.to_wire()),
+            tls_cert: tls.as_ref().map(|(cert, _)| cert.clone()),
+            tls_key: tls.as_ref().map(|(_, key)| key.clone()),
             directory: path_of(DIRECTORY_FILE.to_owned()).display().to_string(),
             accounts: SERVICES
                 .iter()
@@ -421,7 +471,9 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             ServiceRole::Cpp => 21,
             ServiceRole::Mpp => 31,
         };
-        let url = format!("http://127.0.0.1:{}", port_of(*index, offset)?);
+        let port = port_of(*index, offset)?;
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let tls = tls_files(spec.name)?;
         *index += 1;
         let account = spec.home_bank.map(|_| format!("{role}:{}", spec.name));
         directory.services.push(ServiceEntry {
@@ -454,7 +506,7 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             .insert(spec.name.to_owned(), operator.clone());
         let config = ServiceConfig {
             name: spec.name.to_owned(),
-            listen: url.trim_start_matches("http://").to_owned(),
+            listen: format!("127.0.0.1:{port}"),
             db: db_of(spec.name)?,
             keys: keys_path.display().to_string(),
             directory: path_of(DIRECTORY_FILE.to_owned()).display().to_string(),
@@ -472,6 +524,9 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             } else {
                 options.micro.clone()
             },
+            tls_cert: tls.as_ref().map(|(cert, _)| cert.clone()),
+            tls_key: tls.as_ref().map(|(_, key)| key.clone()),
+            allow_plaintext_loopback: options.plaintext,
         };
         config.check()?;
         service_configs.push((spec.role, config, url));
@@ -485,7 +540,7 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             role: "bank".to_owned(),
             name: bank.name.clone(),
             config,
-            url: format!("http://{}", bank.listen),
+            url: format!("{scheme}://{}", bank.listen),
         });
     }
     for wanted in [ServiceRole::Dc, ServiceRole::Mpp, ServiceRole::Cpp] {
@@ -561,6 +616,7 @@ mod tests {
             timing: mpay_network::Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: Some([8; 32]),
+            plaintext: false,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -619,6 +675,7 @@ mod tests {
             timing: mpay_network::Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: Some([7; 32]),
+            plaintext: false,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()

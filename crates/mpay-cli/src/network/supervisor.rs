@@ -53,12 +53,10 @@ pub fn spawn(dir: &Path, process: &Process) -> anyhow::Result<Child> {
         .with_context(|| format!("starting {}", process.name))
 }
 
-/// Waits until `url`/health answers, up to `limit`.
+/// Waits until `url`/health answers, up to `limit` (over TLS, trusting the
+/// network's CA: see [`trust_network`]).
 pub async fn wait_health(url: &str, limit: Duration) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .context("HTTP client")?;
+    let http = mpay_tls::default_client(Duration::from_secs(2));
     let started = Instant::now();
     loop {
         if let Ok(answer) = http.get(format!("{url}/health")).send().await
@@ -73,8 +71,18 @@ pub async fn wait_health(url: &str, limit: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Makes the TLS CA of the network in `dir` (if it has one) the root of
+/// trust of this process's clients.
+pub fn trust_network(dir: &Path) {
+    let ca = dir.join(super::provision::TLS_CA_FILE);
+    if ca.exists() {
+        mpay_tls::set_default_ca(&ca);
+    }
+}
+
 impl Network {
     pub fn start(dir: &Path, processes: Vec<Process>) -> anyhow::Result<Network> {
+        trust_network(dir);
         let mut network = Network {
             dir: dir.to_owned(),
             children: Vec::new(),

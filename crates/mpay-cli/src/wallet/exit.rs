@@ -130,7 +130,7 @@ impl From<ClientError> for Failure {
                 _ if *status >= 500 => Exit::OfficeUnreachable,
                 _ => Exit::Other,
             },
-            ClientError::BadAnswer(_) => Exit::Other,
+            ClientError::BadAnswer(_) | ClientError::Transport(_) => Exit::Other,
         };
         let message = match &e {
             ClientError::Refused { error, .. } if error.error == "unauthorized" => {

@@ -28,28 +28,34 @@ pub struct Network {
     pub processes: Vec<Process>,
 }
 
-/// True if `url`/health answers 200 (a plain HTTP/1.1 GET over TCP).
-fn healthy(url: &str) -> bool {
-    use std::io::{Read, Write};
-    let Some(host) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
+/// The body of `url``path` if it answers 200, over TLS trusting the CA
+/// file `ca` only (`https://`), or plaintext (`http://`, no token).
+fn get(url: &str, path: &str, ca: &Path) -> Option<String> {
+    mpay_tls::install_ring_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let ca = ca.exists().then_some(ca);
+    runtime.block_on(async {
+        let http = mpay_tls::http_client(ca, Duration::from_secs(2)).ok()?;
+        let answer = http.get(format!("{url}{path}")).send().await.ok()?;
+        if !answer.status().is_success() {
+            return None;
+        }
+        answer.text().await.ok()
+    })
+}
+
+/// True if `url`/health answers 200.
+fn healthy(url: &str, ca: &Path) -> bool {
+    get(url, "/health", ca).is_some()
 }
 
 fn wait_health(url: &str, secs: u64, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    while !healthy(url) {
+    let ca = log.with_file_name("tls-ca.pem");
+    while !healthy(url, &ca) {
         assert!(
             Instant::now() < deadline,
             "{url} not healthy within {secs} s; its log:\n{}",
@@ -150,23 +156,12 @@ impl Network {
     /// The lines of every process's `/metrics` that count something still
     /// moving (outboxes, `started` transfers), for a failure message.
     pub fn moving(&self) -> String {
-        use std::io::{Read, Write};
         let mut out = String::new();
+        let ca = self.dir.path().join("tls-ca.pem");
         for p in &self.processes {
-            let Some(host) = p.url.strip_prefix("http://") else {
+            let Some(answer) = get(&p.url, "/metrics", &ca) else {
                 continue;
             };
-            let Ok(mut stream) = std::net::TcpStream::connect(host) else {
-                continue;
-            };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let request =
-                format!("GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).is_err() {
-                continue;
-            }
-            let mut answer = String::new();
-            let _ = stream.read_to_string(&mut answer);
             for line in answer.lines() {
                 if ((line.contains("outbox") && !line.contains("delivered"))
                     || line.contains("started"))

@@ -1,4 +1,5 @@
-//! A small SEMOPS network in one process, on real HTTP over loopback and
+//! A small SEMOPS network in one process, on real HTTPS over loopback (or
+//! plaintext HTTP with tokens allowed on loopback, [`Transport::Plaintext`]) and
 //! real databases of the backend under test: a scheme root, two banks,
 //! two regions (`eu`: dc-eu, cpp1, mpp1; `us`: dc-us, mpp2), a customer
 //! (alice at bank1) and two merchants (bob at bank2 through mpp1, carol at
@@ -70,9 +71,22 @@ pub struct Merchant {
     pub client: MppClient,
 }
 
+/// How the network's processes talk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TLS everywhere, under the network's own CA (what `mpay network
+    /// init` provisions).
+    Tls,
+    /// Plaintext HTTP on loopback, tokens explicitly allowed there.
+    Plaintext,
+}
+
 pub struct Network {
     /// Holds the directory, keys and configs.
     _dir: tempfile::TempDir,
+    pub transport: Transport,
+    /// A client trusting the network's CA only.
+    pub http: reqwest::Client,
     pub directory: Directory,
     pub banks: Vec<Arc<Bank>>,
     bank_tasks: Vec<JoinHandle<()>>,
@@ -157,9 +171,48 @@ impl Network {
         decision_timeout_ms: u64,
         micro: mpay_network::MicroConfig,
     ) -> Network {
+        Self::start_with(db, decision_timeout_ms, micro, Transport::Tls).await
+    }
+
+    /// [`Network::start`] on `transport`.
+    pub async fn start_with(
+        db: Db,
+        decision_timeout_ms: u64,
+        micro: mpay_network::MicroConfig,
+        transport: Transport,
+    ) -> Network {
+        mpay_tls::install_ring_provider();
         let now = wall_clock();
         let mut rng = ChaCha20Rng::seed_from_u64(now.as_millis());
         let dir = tempfile::tempdir().expect("tempdir");
+        // TLS: one CA, one certificate for the loopback names, shared by
+        // every process (each is its own in a provisioned network).
+        let (ca, server_tls, tls_files) = match transport {
+            Transport::Tls => {
+                let ca = mpay_tls::Ca::generate("mpay test CA", 86_400).expect("CA");
+                let issued = ca
+                    .issue(&["127.0.0.1", "localhost"], 86_400)
+                    .expect("certificate");
+                let ca_path = dir.path().join("ca.pem");
+                let cert_path = dir.path().join("server.pem");
+                let key_path = dir.path().join("server.key");
+                std::fs::write(&ca_path, ca.cert_pem()).expect("ca.pem");
+                std::fs::write(&cert_path, &issued.cert_pem).expect("server.pem");
+                std::fs::write(&key_path, &issued.key_pem).expect("server.key");
+                let server = mpay_tls::server_config(&cert_path, &key_path).expect("server TLS");
+                (
+                    Some(ca_path),
+                    Some(server),
+                    Some((
+                        cert_path.display().to_string(),
+                        key_path.display().to_string(),
+                    )),
+                )
+            }
+            Transport::Plaintext => (None, None, None),
+        };
+        let scheme = if ca.is_some() { "https" } else { "http" };
+        let http = mpay_tls::http_client(ca.as_deref(), Duration::from_secs(30)).expect("client");
         let root_keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let root = PartyId::random(&mut rng);
         let root_cert = issue(&root_keys, root, root, Role::SchemeRoot, &root_keys, now);
@@ -178,7 +231,7 @@ impl Network {
         }
         let bank_urls: Vec<String> = bank_listeners
             .iter()
-            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .map(|l| format!("{scheme}://{}", l.local_addr().expect("addr")))
             .collect();
         let mut test_dbs = Vec::new();
         let mut banks = Vec::new();
@@ -197,6 +250,7 @@ impl Network {
                 .expect("peer"),
             ];
             config.delivery_interval_ms = 50;
+            config.tls_ca = ca.clone();
             config.tokens = vec![
                 ApiToken::new(BANK_OPERATOR_TOKEN, Caller::operator("ops").expect("op"))
                     .expect("token"),
@@ -235,8 +289,9 @@ impl Network {
             );
             test_dbs.push(bank_db);
             let served = Arc::clone(&bank);
+            let tls = server_tls.clone();
             bank_tasks.push(tokio::spawn(async move {
-                let _ = mpay_bank::service::serve(served, listener).await;
+                let _ = mpay_bank::service::serve_tls(served, listener, tls).await;
             }));
             bank_background.push(mpay_bank::spawn_background(Arc::clone(&bank)));
             banks.push(bank);
@@ -344,7 +399,7 @@ impl Network {
                 id: id.to_hex(),
                 role,
                 region: region.into(),
-                url: format!("http://{addr}"),
+                url: format!("{scheme}://{addr}"),
                 certificate: hex_string(&cert.to_wire()),
                 bank,
                 account: acct,
@@ -365,6 +420,7 @@ impl Network {
                 })
                 .collect(),
             services: entries,
+            tls_ca: ca.as_ref().map(|p| p.display().to_string()),
         };
         let directory_path = dir.path().join("directory.toml");
         directory.save(&directory_path).expect("directory");
@@ -403,6 +459,9 @@ impl Network {
                 } else {
                     micro.clone()
                 },
+                tls_cert: tls_files.as_ref().map(|(cert, _)| cert.clone()),
+                tls_key: tls_files.as_ref().map(|(_, key)| key.clone()),
+                allow_plaintext_loopback: transport == Transport::Plaintext,
             };
             let service_db = if name == "cpp1" {
                 db.clone()
@@ -417,6 +476,8 @@ impl Network {
         }
         let mut network = Network {
             _dir: dir,
+            transport,
+            http: http.clone(),
             directory,
             banks,
             bank_tasks,
@@ -428,7 +489,8 @@ impl Network {
             addrs: addrs.clone(),
             cpp_id: PartyId::default(),
             cpp_keys: keys_by_name["cpp1"].public(),
-            cpp: CppClient::new(&format!("http://{}", addrs["cpp1"])),
+            cpp: CppClient::with_http(&format!("{scheme}://{}", addrs["cpp1"]), http.clone())
+                .with_plaintext(plaintext(transport)),
             device_keys: SecretKeys::generate(Suite::Ed25519X25519, &mut rng),
             device: PartyId::default(),
             bob: placeholder_merchant(&mut rng),
@@ -465,7 +527,8 @@ impl Network {
 
     async fn merchant(&mut self, mpp: &str, name: &str, account: &str) -> Merchant {
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut self.rng);
-        let client = MppClient::new(&format!("http://{}", self.addrs[mpp]));
+        let client = MppClient::with_http(&self.url(mpp), self.http.clone())
+            .with_plaintext(plaintext(self.transport));
         let (cert, token) = client
             .enroll_merchant(
                 OPERATOR_TOKEN,
@@ -524,7 +587,17 @@ impl Network {
     }
 
     pub fn dc(&self, name: &str) -> DcClient {
-        DcClient::new(&format!("http://{}", self.addrs[name]))
+        DcClient::with_http(&self.url(name), self.http.clone())
+            .with_plaintext(plaintext(self.transport))
+    }
+
+    /// Service `name`'s base URL.
+    pub fn url(&self, name: &str) -> String {
+        let scheme = match self.transport {
+            Transport::Tls => "https",
+            Transport::Plaintext => "http",
+        };
+        format!("{scheme}://{}", self.addrs[name])
     }
 
     /// A TRANS of `which` for `cents`, signed by the merchant.
@@ -882,6 +955,14 @@ fn placeholder_merchant(rng: &mut ChaCha20Rng) -> Merchant {
         mpp: PartyId::default(),
         token: String::new(),
         client: MppClient::new("http://127.0.0.1:1"),
+    }
+}
+
+/// What clients of a network on `transport` may do with tokens.
+pub fn plaintext(transport: Transport) -> mpay_tls::Plaintext {
+    match transport {
+        Transport::Tls => mpay_tls::Plaintext::Refuse,
+        Transport::Plaintext => mpay_tls::Plaintext::AllowLoopback,
     }
 }
 

@@ -12,3 +12,4 @@ mod flows;
 mod harness;
 mod micro;
 mod replay;
+mod transport;
