@@ -418,11 +418,23 @@ fn a_copied_wallet_is_caught_at_sync_and_its_owner_pays() {
     // LOOKUP (the seller holds the new revocation list) and says so with
     // the revoked exit code, not "no seller asked".
     s1.ok_json("sync", &[]);
+    let s1_before = s1.holding_minor();
     let buy = copy.spawn_buy("1.00", &["--wait", "6"]);
     let sell = s1.spawn_sell("1.00", &copy.id, &["--wait", "4"]);
     let sold = finish(sell, 30, "sell to a revoked copy");
     let bought = finish(buy, 30, "a revoked copy buys");
-    assert_ne!(sold.code, 0, "the seller refuses a revoked buyer: {sold:?}");
+    // The copy answered the LOOKUP; the seller refused its answer because
+    // the copy is revoked, and says so (not "did not answer").
+    assert_eq!(sold.code, 6, "the seller refuses a revoked buyer: {sold:?}");
+    assert!(
+        sold.text().contains(&format!(
+            "buyer {} is revoked by the money office (a double spend was caught); nothing was sold",
+            copy.id
+        )),
+        "{sold:?}"
+    );
+    assert!(!sold.text().contains("did not answer"), "{sold:?}");
+    assert_eq!(s1.holding_minor(), s1_before, "nothing moved to the seller");
     assert_eq!(bought.code, 9, "{bought:?}");
     assert!(bought.text().contains("REVOKED"), "{bought:?}");
     assert_eq!(copy.holding_minor(), minor("10.00 EUR"));

@@ -140,6 +140,12 @@ pub enum Event {
     BuyerFound { buyer: PartyId },
     /// A buyer answered our LOOKUP but this wallet will not take its money.
     BuyerRefused { buyer: PartyId, reason: AbortReason },
+    /// A LOOKUP-REPLY came from a wallet that this wallet's revocation list
+    /// names (a double spend was caught): the frame was refused, and the
+    /// seller knows why it will never find that buyer. Only the fact that the
+    /// named wallet is revoked is vouched for (by the office's list), not that
+    /// it sent the frame.
+    BuyerRevoked { buyer: PartyId },
     /// A newer revocation list arrived (from a peer or the office) and is in
     /// force.
     RevocationListInstalled { version: u64 },
@@ -1189,7 +1195,8 @@ impl Wallet {
 
     // ---- inputs ------------------------------------------------------------
 
-    /// Handles one received frame. On error nothing changed.
+    /// Handles one received frame. On error nothing changed (a LOOKUP-REPLY
+    /// from a revoked wallet only adds [`Event::BuyerRevoked`]).
     pub fn handle_frame(&mut self, now: Timestamp, frame: &[u8]) -> Result<(), InboundError> {
         let unverified = envelope::open(frame, &self.me.keys, self.me.id, &self.trust, now)?;
         let header = *unverified.header();
@@ -1226,7 +1233,20 @@ impl Wallet {
         if certificate.body.role != Role::Wallet {
             return Err(InboundError::NotAWallet);
         }
-        let verified = unverified.verify(&certificate, &self.trust, &mut self.replay, now)?;
+        let verified = match unverified.verify(&certificate, &self.trust, &mut self.replay, now) {
+            Ok(verified) => verified,
+            Err(EnvelopeError::Certificate(CertificateError::Revoked { subject }))
+                if header.kind == kind::LOOKUP_REPLY =>
+            {
+                // Refused, but a seller asking for this buyer must learn why
+                // it never answers: it is revoked. Nothing else changes.
+                self.push_event(Event::BuyerRevoked { buyer: subject });
+                return Err(
+                    EnvelopeError::Certificate(CertificateError::Revoked { subject }).into(),
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
         let message = Message::decode(header.kind, verified.payload())?;
         if header.kind == kind::LOOKUP {
             self.take_lookup(now);

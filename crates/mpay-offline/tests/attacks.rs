@@ -19,8 +19,8 @@ use mpay_offline::messages::{Message, kind};
 use mpay_offline::records::meta;
 use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{
-    BuyIntent, Config, InboundError, LOOKUP_WINDOW_MS, LOOKUPS_PER_WINDOW_MAX, Transmit, TxId,
-    Wallet,
+    BuyIntent, Config, Event, InboundError, LOOKUP_WINDOW_MS, LOOKUPS_PER_WINDOW_MAX, Transmit,
+    TxId, Wallet,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -602,6 +602,101 @@ fn a_message_sealed_to_someone_else_is_refused() {
         w.buyer.refuses(now, &frame),
         InboundError::Envelope(EnvelopeError::SealBroken)
     );
+}
+
+/// Issue 16: a seller asking for a revoked buyer was told it "did not
+/// answer". Its LOOKUP-REPLY is refused (nothing changes, no money moves),
+/// but the seller learns why; an honest buyer nearby is still found.
+#[test]
+fn a_revoked_buyers_reply_is_refused_and_the_seller_learns_why() {
+    let mut w = world();
+    let now = T0;
+    let list = RevocationList::issue(
+        w.office.id,
+        1,
+        T0,
+        vec![RevocationEntry {
+            subject: w.mallory.id,
+            reason: RevocationReason::DoubleSpend,
+            revoked_at: T0,
+        }],
+        &w.office.keys,
+    );
+    let valid = T0.saturating_add_ms(VALIDITY_MS);
+    let mut seller = phone(
+        &w.office,
+        4,
+        valid,
+        0,
+        Some(Write::PutMeta {
+            key: meta::REVOCATION_LIST.into(),
+            value: list.to_wire(),
+        }),
+        &mut w.rng,
+    );
+    let total_before = w.total();
+    let seller_before = seller.wallet.balance();
+    // Two buyers nearby: an honest one and the revoked Mallory.
+    w.buyer.intent(10_000);
+    w.mallory.intent(10_000);
+    seller.wallet.lookup(now);
+    let lookup = seller.pump();
+    let honest = w.buyer.deliver(now, &lookup);
+    let revoked = w.mallory.deliver(now, &lookup);
+    assert_eq!(revoked.len(), 1, "the revoked wallet does answer");
+    let err = seller.refuses(now, &revoked[0].frame);
+    assert!(
+        matches!(
+            err,
+            InboundError::Envelope(EnvelopeError::Certificate(CertificateError::Revoked { subject }))
+                if subject == w.mallory.id
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        seller.wallet.poll_event(),
+        Some(Event::BuyerRevoked {
+            buyer: w.mallory.id
+        })
+    );
+    assert_eq!(seller.wallet.poll_event(), None);
+    for t in &honest {
+        seller
+            .wallet
+            .handle_frame(now, &t.frame)
+            .expect("honest reply taken");
+    }
+    assert_eq!(
+        seller.wallet.poll_event(),
+        Some(Event::BuyerFound { buyer: w.buyer.id })
+    );
+    // Nothing can be sold to the revoked buyer, and nothing moved.
+    assert!(
+        seller
+            .wallet
+            .sell(now, w.mallory.id, eur(100), "x")
+            .is_err()
+    );
+    assert_eq!(seller.wallet.balance(), seller_before);
+    assert_eq!(w.total(), total_before);
+    // A revoked wallet's LOOKUP is refused by a buyer without any event: only
+    // a seller asks for buyers.
+    w.mallory.wallet.lookup(now);
+    let lookup = w.mallory.pump();
+    let mut buyer = phone(
+        &w.office,
+        5,
+        valid,
+        0,
+        Some(Write::PutMeta {
+            key: meta::REVOCATION_LIST.into(),
+            value: list.to_wire(),
+        }),
+        &mut w.rng,
+    );
+    buyer.intent(10_000);
+    buyer.refuses(now, &lookup[0].frame);
+    assert_eq!(buyer.wallet.poll_event(), None);
 }
 
 #[test]

@@ -1367,6 +1367,9 @@ fn describe(n: usize, event: &Event) -> String {
         Event::BuyerRefused { buyer, reason } => {
             format!("{who}: buyer {} refused ({reason:?})", buyer.short())
         }
+        Event::BuyerRevoked { buyer } => {
+            format!("{who}: buyer {} refused (revoked)", buyer.short())
+        }
         Event::RevocationListInstalled { version } => {
             format!("{who}: revocation list version {version} in force")
         }

@@ -42,11 +42,21 @@ pub enum NodeError {
     Charge(#[from] ChargeError),
     /// No acceptable wallet in buyer mode answered the LOOKUP in time.
     /// `refused` lists the buyers that answered but that this wallet will not
-    /// take money from, with the reason (most recent first).
-    #[error("no buyer nearby answered the LOOKUP ({} refused)", refused.len())]
+    /// take money from, with the reason (most recent first); `revoked` the
+    /// ones that answered but are revoked by the money office.
+    #[error(
+        "no buyer nearby answered the LOOKUP ({} refused, {} revoked)",
+        refused.len(),
+        revoked.len()
+    )]
     NoBuyerNearby {
         refused: Vec<(PartyId, AbortReason)>,
+        revoked: Vec<PartyId>,
     },
+    /// The chosen buyer is revoked by the money office (a double spend was
+    /// caught): its answer to the LOOKUP was refused. Nothing was sold.
+    #[error("buyer {0} is revoked by the money office")]
+    BuyerRevoked(PartyId),
     /// The chosen buyer answered, but this wallet will not take its money
     /// (e.g. its last sync with the money office is too old).
     #[error("buyer {buyer} not acceptable: {reason:?}")]
@@ -89,6 +99,7 @@ impl NodeError {
             NodeError::NoBuyerNearby { .. }
                 | NodeError::BuyerNotAcceptable { .. }
                 | NodeError::BuyerNotNearby(_)
+                | NodeError::BuyerRevoked(_)
                 | NodeError::BuyerRefused { .. }
                 | NodeError::BuyerSilent { .. }
         )

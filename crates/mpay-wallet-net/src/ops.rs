@@ -152,6 +152,7 @@ impl WalletNode {
         let mut seen = self.event_seq();
         let mut found: Vec<PartyId> = Vec::new();
         let mut refused: Vec<(PartyId, AbortReason)> = Vec::new();
+        let mut revoked: Vec<PartyId> = Vec::new();
         let mut next_lookup = Instant::now();
         loop {
             let now = Instant::now();
@@ -174,12 +175,22 @@ impl WalletNode {
                         refused.insert(0, (*buyer, *reason));
                         refused.truncate(BUYERS_LISTED_MAX);
                     }
+                    Event::BuyerRevoked { buyer } => {
+                        found.retain(|b| b != buyer);
+                        refused.retain(|(b, _)| b != buyer);
+                        revoked.retain(|b| b != buyer);
+                        revoked.insert(0, *buyer);
+                        revoked.truncate(BUYERS_LISTED_MAX);
+                    }
                     _ => {}
                 }
             }
             if let Some(wanted) = wanted {
                 if found.contains(&wanted) {
                     return Ok(Found::One(wanted));
+                }
+                if revoked.contains(&wanted) {
+                    return Err(NodeError::BuyerRevoked(wanted));
                 }
                 if let Some((_, reason)) = refused.iter().find(|(b, _)| *b == wanted) {
                     return Err(NodeError::BuyerNotAcceptable {
@@ -195,8 +206,13 @@ impl WalletNode {
             self.step(until.min(next_lookup).saturating_duration_since(now))?;
         }
         match (wanted, found.as_slice()) {
+            // Silent, but this wallet's revocation list names it: that is
+            // why no answer of its would ever be taken.
+            (Some(wanted), _) if self.wallet().trust().is_revoked(&wanted) => {
+                Err(NodeError::BuyerRevoked(wanted))
+            }
             (Some(wanted), _) => Err(NodeError::BuyerNotNearby(wanted)),
-            (None, []) => Err(NodeError::NoBuyerNearby { refused }),
+            (None, []) => Err(NodeError::NoBuyerNearby { refused, revoked }),
             (None, [only]) => Ok(Found::One(*only)),
             (None, _) => Ok(Found::Several(found)),
         }

@@ -496,8 +496,9 @@ fn buyer_with_a_stale_sync_is_not_acceptable() {
     );
     let anyone = seller.sell(eur(100), "x", None, LOOKUP_WAIT, secs(2.0));
     match anyone {
-        Err(NodeError::NoBuyerNearby { refused }) => {
+        Err(NodeError::NoBuyerNearby { refused, revoked }) => {
             assert_eq!(refused, vec![(buyer_id, AbortReason::SyncTooOld)]);
+            assert!(revoked.is_empty(), "{revoked:?}");
         }
         other => panic!("expected no acceptable buyer, got {other:?}"),
     }

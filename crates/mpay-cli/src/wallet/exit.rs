@@ -231,13 +231,25 @@ fn short(id: &PartyId) -> String {
 impl From<NodeError> for Failure {
     fn from(e: NodeError) -> Failure {
         match e {
-            NodeError::NoBuyerNearby { refused } if refused.is_empty() => {
+            NodeError::NoBuyerNearby { refused, revoked }
+                if refused.is_empty() && revoked.is_empty() =>
+            {
                 Failure::new(Exit::NoBuyerNearby, "no buyer nearby answered the LOOKUP")
             }
-            NodeError::NoBuyerNearby { refused } => {
-                let list: Vec<String> = refused
+            NodeError::NoBuyerNearby { refused, revoked } => {
+                let list: Vec<String> = revoked
                     .iter()
-                    .map(|(b, r)| format!("{} ({})", short(b), abort_text(*r)))
+                    .map(|b| {
+                        format!(
+                            "{} (revoked by the money office: a double spend was caught)",
+                            short(b)
+                        )
+                    })
+                    .chain(
+                        refused
+                            .iter()
+                            .map(|(b, r)| format!("{} ({})", short(b), abort_text(*r))),
+                    )
                     .collect();
                 Failure::new(
                     Exit::Refused,
@@ -247,6 +259,13 @@ impl From<NodeError> for Failure {
             NodeError::BuyerNotNearby(buyer) => Failure::new(
                 Exit::NoBuyerNearby,
                 format!("buyer {buyer} did not answer the LOOKUP (is it in buyer mode?)"),
+            ),
+            NodeError::BuyerRevoked(buyer) => Failure::new(
+                Exit::Refused,
+                format!(
+                    "buyer {buyer} is revoked by the money office (a double spend was caught); \
+                     nothing was sold"
+                ),
             ),
             NodeError::BuyerNotAcceptable { buyer, reason } => Failure::new(
                 Exit::Refused,
@@ -313,6 +332,27 @@ mod tests {
             Exit::LimitExceeded,
             "a limit stays a limit"
         );
+    }
+
+    #[test]
+    fn a_revoked_buyer_is_a_refusal_not_an_absent_buyer() {
+        // Issue 16: a seller was told the revoked buyer "did not answer".
+        let buyer = PartyId::from_u64(7);
+        let failure = Failure::from(NodeError::BuyerRevoked(buyer));
+        assert_eq!(failure.exit, Exit::Refused);
+        assert_eq!(
+            failure.message,
+            format!(
+                "buyer {buyer} is revoked by the money office (a double spend was caught); \
+                 nothing was sold"
+            )
+        );
+        let failure = Failure::from(NodeError::NoBuyerNearby {
+            refused: Vec::new(),
+            revoked: vec![buyer],
+        });
+        assert_eq!(failure.exit, Exit::Refused);
+        assert!(failure.message.contains("revoked"), "{}", failure.message);
     }
 
     #[test]

@@ -116,6 +116,10 @@ fn describe(event: &Event) -> Option<String> {
             buyer.short(),
             super::exit::abort_text(*reason)
         ),
+        Event::BuyerRevoked { buyer } => format!(
+            "buyer {} answered but is revoked by the money office (a double spend was caught)",
+            buyer.short()
+        ),
         Event::RevocationListInstalled { version } => {
             format!("revocation list v{version} installed")
         }
@@ -163,7 +167,10 @@ fn drain_events(out: &Out, node: &mut WalletNode, log: &mut Vec<String>) {
 fn drain_events_of(out: &Out, node: &mut WalletNode, log: &mut Vec<String>, selling: bool) {
     while let Some(event) = node.poll_event() {
         // Each repeated LOOKUP brings the same answers again: say it once.
-        let repeats = matches!(event, Event::BuyerFound { .. } | Event::BuyerRefused { .. });
+        let repeats = matches!(
+            event,
+            Event::BuyerFound { .. } | Event::BuyerRefused { .. } | Event::BuyerRevoked { .. }
+        );
         if repeats && !selling {
             continue;
         }
