@@ -54,6 +54,7 @@ pub enum WireCommand {
         /// since the epoch); default: no freshness check.
         #[arg(long)]
         at: Option<u64>,
+        /// The frame: hex, a file (hex or raw bytes), or `-`/absent for stdin.
         frame: Option<String>,
     },
     /// Sign and seal a payload from the sender's secret key file to a
@@ -76,6 +77,7 @@ pub struct OpenArgs {
     /// The time to check freshness at, ms since the epoch (default: now).
     #[arg(long)]
     at: Option<u64>,
+    /// The frame: hex, a file (hex or raw bytes), or `-`/absent for stdin.
     frame: Option<String>,
 }
 

@@ -204,10 +204,23 @@ pub fn bad_requests(routes: &Routes) -> Vec<Case> {
     cases
 }
 
+/// A bare HTTP client for tests, with rustls's ring provider installed
+/// first (reqwest is built without a default provider, and a client built
+/// before one is installed panics).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// Sends every case to `base` (`http://host:port`) and returns what went
 /// wrong, one line per case (empty if every answer was right).
 pub async fn probe(base: &str, cases: &[Case]) -> Vec<String> {
-    let client = reqwest::Client::new();
+    probe_with(&client(), base, cases).await
+}
+
+/// [`probe`] through `client` (one that trusts the service's TLS CA, for a
+/// service on `https://`).
+pub async fn probe_with(client: &reqwest::Client, base: &str, cases: &[Case]) -> Vec<String> {
     let mut failures = Vec::new();
     for case in cases {
         let mut request = client.request(case.method.clone(), format!("{base}{}", case.path));

@@ -119,7 +119,7 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // And a good request still works.
-    let answer = reqwest::Client::new()
+    let answer = mpay_http::testing::client()
         .post(format!("{base}/items"))
         .bearer_auth(TOKEN)
         .json(&serde_json::json!({ "name": "a", "count": 2 }))
@@ -132,14 +132,18 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
 #[tokio::test]
 async fn a_panicking_handler_answers_json_500() {
     let base = serve().await;
-    let answer = reqwest::get(format!("{base}/boom"))
+    let answer = mpay_http::testing::client()
+        .get(format!("{base}/boom"))
+        .send()
         .await
         .expect("an answer, not a dropped connection");
     assert_eq!(answer.status(), 500);
     let body = answer.bytes().await.expect("body");
     assert!(is_error_shape(&body), "{body:?}");
     // The server still serves.
-    let answer = reqwest::get(format!("{base}/health"))
+    let answer = mpay_http::testing::client()
+        .get(format!("{base}/health"))
+        .send()
         .await
         .expect("answer");
     assert_eq!(answer.status(), 200);

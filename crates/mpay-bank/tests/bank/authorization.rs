@@ -89,7 +89,7 @@ async fn bank(db: mpay_sql::Db) -> (Arc<Bank>, String) {
 }
 
 async fn get(url: &str, path: &str, token: &str) -> (u16, Value) {
-    let answer = reqwest::Client::new()
+    let answer = crate::raw_http()
         .get(format!("{url}{path}"))
         .bearer_auth(token)
         .send()

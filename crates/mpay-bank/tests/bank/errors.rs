@@ -138,7 +138,7 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
         assert_eq!(balance(&bank, "cust:alice").await, 10_000);
         assert_eq!(balance(&bank, "cpp:cpp1").await, 0);
         bank.check_books().await.expect("the books balance");
-        let books = BankClient::new(&base)
+        let books = crate::loopback_client(&base)
             .with_token(OPERATOR_TOKEN)
             .books()
             .await
@@ -220,9 +220,9 @@ async fn answers_agree_with_the_openapi_document() {
     use mpay_http::testing::schema_violations;
     for_each_backend(|db| async move {
         let (_bank, base, server) = serving(db).await;
-        let http = reqwest::Client::new();
+        let http = crate::raw_http();
         let doc = get_json(&http, &base, "/openapi.json", OPERATOR_TOKEN).await;
-        let hold = BankClient::new(&base)
+        let hold = crate::loopback_client(&base)
             .with_token(CPP_TOKEN)
             .place_hold(
                 "schema-hold",

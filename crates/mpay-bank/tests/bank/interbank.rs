@@ -127,11 +127,11 @@ impl Pair {
     }
 
     fn client_a(&self, token: &str) -> BankClient {
-        BankClient::new(&self.a_url).with_token(token)
+        crate::loopback_client(&self.a_url).with_token(token)
     }
 
     fn client_b(&self, token: &str) -> BankClient {
-        BankClient::new(&self.b_url).with_token(token)
+        crate::loopback_client(&self.b_url).with_token(token)
     }
 
     /// Σ over both banks of every holder account and `external` is zero
@@ -309,7 +309,7 @@ async fn duplicates_are_acknowledged_and_forgeries_refused_without_effect() {
             .expect("due");
         assert_eq!(due.len(), 1);
         let message = &due[0];
-        let to_b = BankClient::new(&pair.b_url);
+        let to_b = crate::loopback_client(&pair.b_url);
         let b_before = pair.b.balances().await.expect("balances");
 
         // Forgeries: a flipped byte, a seal to the wrong key, a signature by
@@ -439,7 +439,7 @@ async fn duplicates_are_acknowledged_and_forgeries_refused_without_effect() {
         )
         .expect("seal");
         assert!(matches!(
-            BankClient::new(&pair.a_url).post_interbank(forged_return).await,
+            crate::loopback_client(&pair.a_url).post_interbank(forged_return).await,
             Err(ClientError::Refused { status: 400, .. })
         ));
         assert_eq!(balance(&pair.a, "cust:alice").await, 7_500);
@@ -578,7 +578,7 @@ async fn a_cpp_posts_a_hold_to_another_bank_and_the_service_delivers_it() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // The operational endpoints answer.
-        let http = reqwest::Client::new();
+        let http = crate::raw_http();
         let metrics = http
             .get(format!("{}/metrics", pair.b_url))
             .send()

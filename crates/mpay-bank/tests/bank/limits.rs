@@ -31,7 +31,7 @@ pub async fn served_bank(db: mpay_sql::Db, seed: u64) -> (Arc<Bank>, String) {
 
 /// POSTs `body` to `path` with `token`; the status and the JSON answer.
 pub async fn post(url: &str, path: &str, token: &str, key: &str, body: Value) -> (u16, Value) {
-    let answer = reqwest::Client::new()
+    let answer = crate::raw_http()
         .post(format!("{url}{path}"))
         .bearer_auth(token)
         .header("idempotency-key", key)
@@ -45,7 +45,7 @@ pub async fn post(url: &str, path: &str, token: &str, key: &str, body: Value) ->
 }
 
 async fn assert_books_balance(url: &str) {
-    let books = BankClient::new(url)
+    let books = crate::loopback_client(url)
         .with_token(OPERATOR_TOKEN)
         .books()
         .await

@@ -154,3 +154,16 @@ pub async fn balance(bank: &Bank, account: &str) -> i64 {
         .get(&id(account))
         .map_or(0, |a| a.minor_units())
 }
+
+/// A client of a test bank on loopback, where the tests allow a token over
+/// plaintext explicitly.
+pub fn loopback_client(base: &str) -> mpay_bank::BankClient {
+    mpay_bank::BankClient::new(base).with_plaintext(mpay_tls::Plaintext::from_flag(true))
+}
+
+/// A bare HTTP client for raw requests, with the ring provider installed
+/// first (reqwest is built without a default provider).
+pub fn raw_http() -> reqwest::Client {
+    mpay_tls::install_ring_provider();
+    reqwest::Client::new()
+}

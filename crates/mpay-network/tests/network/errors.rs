@@ -5,14 +5,14 @@
 //! huge numbers and non-UTF-8 bytes. No input produces a 5xx, and none
 //! moves money.
 
-use mpay_http::testing::{Case, Routes, bad_requests, probe};
+use mpay_http::testing::{Case, Routes, bad_requests, probe_with};
 use mpay_identity::hex_string;
 use mpay_network::api::REQUEST_BODY_LEN_MAX;
 use mpay_sql::testing::for_each_backend;
 use mpay_wire::Encode;
 use reqwest::Method;
 
-use crate::harness::{Network, OPERATOR_TOKEN};
+use crate::harness::{Network, OPERATOR_TOKEN, Transport};
 
 fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("authorization".into(), format!("Bearer {token}"))]
@@ -140,7 +140,11 @@ fn dc_cases() -> Vec<Case> {
 async fn every_bad_request_gets_a_documented_json_4xx() {
     for_each_backend(|db| async move {
         let network = Network::start(db, 5_000).await;
-        let base = |name: &str| format!("http://{}", network.addrs[name]);
+        let scheme = match network.transport {
+            Transport::Tls => "https",
+            Transport::Plaintext => "http",
+        };
+        let base = |name: &str| format!("{scheme}://{}", network.addrs[name]);
         let merchant = network.bob.token.clone();
         let keys = hex_string(&network.device_keys.public().to_wire());
 
@@ -179,7 +183,7 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
         ] {
             let mut cases = bad_requests(&routes);
             cases.extend(own);
-            for failure in probe(&base(service), &cases).await {
+            for failure in probe_with(&network.http, &base(service), &cases).await {
                 failures.push(format!("{service}: {failure}"));
             }
         }
