@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use mpay_bank::Bank;
 use mpay_bank::http::{REQUEST_BODY_LEN_MAX, wall_clock};
-use mpay_bank::{Bank, BankClient};
 use mpay_http::testing::{Case, Routes, bad_requests, probe};
 use mpay_sql::testing::for_each_backend;
 use reqwest::Method;

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use mpay_bank::Bank;
 use mpay_bank::http::wall_clock;
-use mpay_bank::{Bank, BankClient};
 use mpay_money::{AMOUNT_MINOR_MAX, BALANCE_MINOR_MAX};
 use mpay_sql::testing::for_each_backend;
 use serde_json::{Value, json};
