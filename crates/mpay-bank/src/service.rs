@@ -42,7 +42,11 @@ pub async fn deliver_due(
 ) -> Result<DeliveryReport, BankError> {
     let now_ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
     let mut report = DeliveryReport::default();
-    for message in outbox::due(bank.db(), now_ms, DELIVERY_BATCH_MAX).await? {
+    // One send at a time: the lease covers one send; a message whose lease
+    // runs out behind a slow run may go twice, which the peer takes as a
+    // repeat of its idempotency key.
+    let lease = outbox::claim_lease_ms(bank.config().interbank_timeout_ms);
+    for message in outbox::due(bank.db(), now_ms, DELIVERY_BATCH_MAX, lease).await? {
         let attempt = async {
             let outgoing = bank.seal_outgoing(&message, now)?;
             let answer = BankClient::with_http(&outgoing.base_url, http.clone())

@@ -166,6 +166,13 @@ impl Default for Timing {
 }
 
 impl Timing {
+    /// How long a delivery run holds the outbox messages it claims: one
+    /// send (a run's sends go concurrently, each bounded by
+    /// [`Timing::http_timeout_ms`]).
+    pub fn claim_lease_ms(&self) -> i64 {
+        mpay_sql::outbox::claim_lease_ms(self.http_timeout_ms)
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         for (name, value) in [
             ("delivery_interval_ms", self.delivery_interval_ms),

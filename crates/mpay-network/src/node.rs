@@ -482,7 +482,8 @@ impl Node {
     /// Returns how many messages were claimed.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, NetError> {
         let now = wall_clock();
-        let due = outbox::due(&self.db, ms(now), DELIVERY_BATCH_MAX).await?;
+        let lease = self.config.timing.claim_lease_ms();
+        let due = outbox::due(&self.db, ms(now), DELIVERY_BATCH_MAX, lease).await?;
         let claimed = due.len();
         let mut sends = JoinSet::new();
         for message in due {

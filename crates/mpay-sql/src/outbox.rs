@@ -11,7 +11,8 @@
 //! # async fn send(_: &mpay_sql::outbox::OutboxMessage) -> bool { true }
 //! # async fn f(db: &mpay_sql::Db, now_ms: i64) -> Result<(), mpay_sql::outbox::OutboxError> {
 //! use mpay_sql::outbox;
-//! for message in outbox::due(db, now_ms, 100).await? {
+//! let lease_ms = outbox::claim_lease_ms(5_000); // one send's timeout
+//! for message in outbox::due(db, now_ms, 100, lease_ms).await? {
 //!     if send(&message).await {
 //!         outbox::mark_delivered(db, message.id, now_ms).await?;
 //!     } else {
@@ -22,10 +23,14 @@
 //! ```
 //!
 //! [`due`] *claims* what it returns: it moves each message's next attempt
-//! [`CLAIM_LEASE_MS`] ahead, so several instances of a service can run the
+//! the caller's lease ahead, so several instances of a service can run the
 //! loop on one database without sending a message twice at once. A worker
 //! that dies mid-send leaves the message to be claimed again when the lease
-//! runs out. Retries never stop (a message is delivered "until
+//! runs out, so the lease is what one send can take (the sender's HTTP
+//! timeout and a margin, [`claim_lease_ms`]), not more: a process that
+//! restarts after a crash finds its claims due again within seconds. A
+//! lease that runs out while the send is still going costs at most a second
+//! copy of the message, which every receiver takes as a repeat. Retries never stop (a message is delivered "until
 //! acknowledged"); `attempts` is there for alerts.
 
 use sqlx::Row;
@@ -40,8 +45,9 @@ pub const RETRY_FIRST_MS: i64 = 1_000;
 /// deadline of minutes, and a peer that restarts is back within seconds:
 /// waiting minutes after a few failures would expire payments for nothing.
 pub const RETRY_INTERVAL_MAX_MS: i64 = 10 * 1_000;
-/// How long a message returned by [`due`] stays claimed by that caller.
-pub const CLAIM_LEASE_MS: i64 = 60_000;
+/// What a claim's lease adds to the sender's timeout for one send: the
+/// bookkeeping after the answer.
+pub const CLAIM_MARGIN_MS: i64 = 2_000;
 /// Most messages one [`due`] call returns.
 pub const DUE_BATCH_MAX: u32 = 1_000;
 /// Largest payload.
@@ -207,14 +213,27 @@ pub async fn enqueue(
     }
 }
 
+/// The lease for a claim whose send gives up after `send_timeout_ms`.
+pub fn claim_lease_ms(send_timeout_ms: u64) -> i64 {
+    i64::try_from(send_timeout_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_add(CLAIM_MARGIN_MS)
+}
+
 /// Claims up to `limit` (at most [`DUE_BATCH_MAX`]) undelivered messages due
-/// at `now_ms`, oldest first, for [`CLAIM_LEASE_MS`]; see the module docs.
-pub async fn due(db: &Db, now_ms: i64, limit: u32) -> Result<Vec<OutboxMessage>, OutboxError> {
+/// at `now_ms`, oldest first, for `lease_ms` (see [`claim_lease_ms`] and the
+/// module docs).
+pub async fn due(
+    db: &Db,
+    now_ms: i64,
+    limit: u32,
+    lease_ms: i64,
+) -> Result<Vec<OutboxMessage>, OutboxError> {
     let limit = i64::from(limit.min(DUE_BATCH_MAX));
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let lease_until_ms = now_ms.saturating_add(CLAIM_LEASE_MS);
+    let lease_until_ms = now_ms.saturating_add(lease_ms.max(0));
     db.with_retry(move |tx| {
         Box::pin(async move {
             let rows = sqlx::query(

@@ -30,6 +30,9 @@ async fn count(db: &Db, sql: &'static str) -> i64 {
 
 // ---------------------------------------------------------------- types
 
+/// The claim lease the outbox tests use (a 5 s send timeout's).
+const LEASE: i64 = 7_000;
+
 const TYPES: Migrations = Migrations::new(
     "types_test",
     &[(
@@ -845,8 +848,13 @@ async fn outbox_sends_committed_messages_until_delivered() {
 
         let payload: Vec<u8> = (0..=u8::MAX).collect();
         let id = enqueue_committed(&db, message("bank", "m1", &payload), t0).await;
-        assert!(outbox::due(&db, t0 - 1, 10).await.unwrap().is_empty());
-        let due = outbox::due(&db, t0, 10).await.unwrap();
+        assert!(
+            outbox::due(&db, t0 - 1, 10, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let due = outbox::due(&db, t0, 10, LEASE).await.unwrap();
         assert_eq!(
             due,
             [outbox::OutboxMessage {
@@ -860,15 +868,18 @@ async fn outbox_sends_committed_messages_until_delivered() {
             }]
         );
         // Claimed: not handed out again until the lease runs out.
-        assert!(outbox::due(&db, t0, 10).await.unwrap().is_empty());
-        let lease_end = t0 + outbox::CLAIM_LEASE_MS;
+        assert!(outbox::due(&db, t0, 10, LEASE).await.unwrap().is_empty());
+        let lease_end = t0 + LEASE;
         assert!(
-            outbox::due(&db, lease_end - 1, 10)
+            outbox::due(&db, lease_end - 1, 10, LEASE)
                 .await
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(outbox::due(&db, lease_end, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            outbox::due(&db, lease_end, 10, LEASE).await.unwrap().len(),
+            1
+        );
 
         assert_eq!(outbox::pending_count(&db).await.unwrap(), 1);
         outbox::mark_delivered(&db, id, lease_end + 5)
@@ -878,7 +889,12 @@ async fn outbox_sends_committed_messages_until_delivered() {
             .await
             .unwrap(); // idempotent
         assert_eq!(outbox::pending_count(&db).await.unwrap(), 0);
-        assert!(outbox::due(&db, i64::MAX, 10).await.unwrap().is_empty());
+        assert!(
+            outbox::due(&db, i64::MAX, 10, LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             outbox::mark_failed(&db, id, lease_end + 10).await.unwrap(),
             Retry::AlreadyDelivered
@@ -921,7 +937,7 @@ async fn outbox_failures_back_off_exponentially_up_to_the_cap() {
         let id = enqueue_committed(&db, message("mpp", "m", b"p"), now).await;
         let mut reached_cap = false;
         for failures in 1..=12u32 {
-            let claimed = outbox::due(&db, now, 10).await.unwrap();
+            let claimed = outbox::due(&db, now, 10, LEASE).await.unwrap();
             assert_eq!(claimed.len(), 1, "failure {failures}");
             assert_eq!(claimed[0].attempts, failures - 1);
             let retry = outbox::mark_failed(&db, id, now).await.unwrap();
@@ -937,7 +953,7 @@ async fn outbox_failures_back_off_exponentially_up_to_the_cap() {
             reached_cap |= wait == outbox::RETRY_INTERVAL_MAX_MS;
             // Not due a millisecond early, due exactly on time.
             assert!(
-                outbox::due(&db, now + wait - 1, 10)
+                outbox::due(&db, now + wait - 1, 10, LEASE)
                     .await
                     .unwrap()
                     .is_empty()
@@ -971,9 +987,9 @@ async fn outbox_keys_are_unique_per_destination_and_due_honours_limit_and_order(
         drop(tx);
         let c = enqueue_committed(&db, message("bank", "k2", b"4"), 20).await;
 
-        assert!(outbox::due(&db, 100, 0).await.unwrap().is_empty());
+        assert!(outbox::due(&db, 100, 0, LEASE).await.unwrap().is_empty());
         // The two due earliest (b at 10, c at 20), returned in id order.
-        let first: Vec<_> = outbox::due(&db, 100, 2)
+        let first: Vec<_> = outbox::due(&db, 100, 2, LEASE)
             .await
             .unwrap()
             .iter()
@@ -982,7 +998,7 @@ async fn outbox_keys_are_unique_per_destination_and_due_honours_limit_and_order(
         let mut want = vec![b, c];
         want.sort();
         assert_eq!(first, want);
-        let rest: Vec<_> = outbox::due(&db, 100, 2)
+        let rest: Vec<_> = outbox::due(&db, 100, 2, LEASE)
             .await
             .unwrap()
             .iter()
@@ -1013,7 +1029,7 @@ async fn outbox_concurrent_claimers_never_share_a_message() {
             let claimed = claimed.clone();
             workers.push(tokio::spawn(async move {
                 loop {
-                    let batch = outbox::due(&db, 2, 4).await.unwrap();
+                    let batch = outbox::due(&db, 2, 4, LEASE).await.unwrap();
                     if batch.is_empty() {
                         break;
                     }

@@ -304,7 +304,12 @@ async fn duplicates_are_acknowledged_and_forgeries_refused_without_effect() {
             .await
             .expect("interbank transfer");
         let now = wall_clock();
-        let due = outbox::due(pair.a.db(), i64::try_from(now.as_millis()).expect("ms"), 10)
+        let due = outbox::due(
+            pair.a.db(),
+            i64::try_from(now.as_millis()).expect("ms"),
+            10,
+            outbox::claim_lease_ms(5_000),
+        )
             .await
             .expect("due");
         assert_eq!(due.len(), 1);

@@ -448,6 +448,49 @@ async fn a_dc_down_for_a_while_delays_but_loses_nothing() {
     .await;
 }
 
+/// A service killed while sending a message (claimed from its outbox, not
+/// yet acknowledged) sends it again soon after it restarts: the claim's
+/// lease covers one send, not a minute.
+#[tokio::test]
+async fn a_message_claimed_by_a_process_that_died_is_sent_again_soon() {
+    for_each_backend(|db| async move {
+        let mut net = Network::start(db, 20_000).await;
+        net.stop_service("dc-eu").await;
+        let status = net.pay(Which::Bob, 6_00, [43; 16]).await;
+        assert_eq!(status.state, "pending");
+        net.stop_service("cpp1").await;
+        // What a delivery run does just before the process dies mid-send.
+        let cpp = net.db("cpp1").clone();
+        mpay_sql::sqlx::query("UPDATE outbox SET next_attempt_at = 0 WHERE delivered_at IS NULL")
+            .execute(cpp.pool())
+            .await
+            .expect("make the PN due");
+        let lease = crate::harness::timing(20_000).claim_lease_ms();
+        let now = i64::try_from(mpay_network::api::wall_clock().as_millis()).expect("ms");
+        let claimed = mpay_sql::outbox::due(&cpp, now, 10, lease)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1, "the PN, claimed by the dying run");
+        net.start_service("dc-eu", None).await;
+        net.start_service("cpp1", None).await;
+        net.notice(Which::Bob, &status.payment_id).await;
+        let decision = net.decision(Which::Bob, &status.payment_id, true);
+        net.bob
+            .client
+            .decide(&net.bob.token, &decision)
+            .await
+            .expect("decides");
+        assert_eq!(
+            net.final_status(&status.payment_id).await.state,
+            "completed"
+        );
+        net.check_conservation().await;
+        assert_eq!(net.balance(1, "shop:bob").await, 6_00);
+        net.shutdown().await;
+    })
+    .await;
+}
+
 /// Insufficient funds: 402, the payment is declined, no hold, no PN.
 #[tokio::test]
 async fn insufficient_funds_decline_without_a_hold() {
