@@ -54,6 +54,7 @@ use mpay_bank::{
 use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
+use mpay_processor::payment as core;
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
     PinGuard, PinHash, RejectReason, RoutedNotice, SemopsError, Signed, SignedDecisionRelay,
@@ -99,90 +100,10 @@ pub const PAGE_MAX: u32 = 1_000;
 /// How far back the validity of an issued certificate starts (clocks differ).
 pub const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
 
-/// A payment's state at the CPP.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PaymentState {
-    /// PIN checked, recorded; the hold is being placed.
-    Received,
-    /// Hold placed, PN sent; awaiting the merchant's decision.
-    Pending,
-    /// Approved; the hold is being posted.
-    Approving,
-    /// Hold posted (T confirmation).
-    Completed,
-    /// Rejected by the merchant; the hold is being voided.
-    Rejecting,
-    /// Hold voided after the merchant's rejection.
-    Rejected,
-    /// Past its deadline without a decision; the hold is being voided.
-    Expiring,
-    /// Hold voided after the deadline.
-    Expired,
-    /// No hold: the bank refused it (e.g. insufficient funds).
-    Declined,
-    /// Completed, then refunded in full.
-    Refunded,
-}
-
-impl PaymentState {
-    /// Every state.
-    pub const ALL: [PaymentState; 10] = [
-        PaymentState::Received,
-        PaymentState::Pending,
-        PaymentState::Approving,
-        PaymentState::Completed,
-        PaymentState::Rejecting,
-        PaymentState::Rejected,
-        PaymentState::Expiring,
-        PaymentState::Expired,
-        PaymentState::Declined,
-        PaymentState::Refunded,
-    ];
-
-    /// Its name in the database and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentState::Received => "received",
-            PaymentState::Pending => "pending",
-            PaymentState::Approving => "approving",
-            PaymentState::Completed => "completed",
-            PaymentState::Rejecting => "rejecting",
-            PaymentState::Rejected => "rejected",
-            PaymentState::Expiring => "expiring",
-            PaymentState::Expired => "expired",
-            PaymentState::Declined => "declined",
-            PaymentState::Refunded => "refunded",
-        }
-    }
-
-    /// From its name.
-    pub fn parse(text: &str) -> Option<PaymentState> {
-        PaymentState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// True when no saga step is left (refunds aside).
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            PaymentState::Completed
-                | PaymentState::Rejected
-                | PaymentState::Expired
-                | PaymentState::Declined
-                | PaymentState::Refunded
-        )
-    }
-
-    /// True for the states that name a bank call in progress.
-    pub fn is_saga_step(self) -> bool {
-        matches!(
-            self,
-            PaymentState::Received
-                | PaymentState::Approving
-                | PaymentState::Rejecting
-                | PaymentState::Expiring
-        )
-    }
-}
+/// A payment's state at the CPP: its life cycle is the pure core's
+/// ([`mpay_processor::payment`]); this module stores it and carries out the
+/// effects.
+pub use mpay_processor::payment::State as PaymentState;
 
 /// A refund's state at the CPP: `refunding` (money at the CPP's account,
 /// being paid to the customer), `refunded`, `refused` (not applicable to
@@ -215,6 +136,19 @@ struct PaymentRow {
     class: String,
     micro_batch: Option<i64>,
     micro_returned: Amount,
+}
+
+/// The core's transition of `payment` given `input` at `now`; an illegal
+/// one is refused (never stored), in every build.
+fn advance(
+    payment: core::Payment,
+    input: core::Input,
+    now: Timestamp,
+) -> Result<core::Step, NetError> {
+    core::step(payment, input, now.as_millis()).map_err(|illegal| {
+        tracing::error!(%illegal, "illegal payment transition refused");
+        NetError::Internal(illegal.to_string())
+    })
 }
 
 fn corrupt(what: &str) -> NetError {
@@ -253,6 +187,15 @@ impl PaymentRow {
             micro_batch: row.try_get("micro_batch")?,
             micro_returned: Amount::new(row.try_get("micro_returned")?, currency),
         })
+    }
+
+    /// The payment as the core sees it.
+    fn core(&self) -> core::Payment {
+        core::Payment {
+            state: self.state,
+            deadline_ms: self.deadline.as_millis(),
+            notice_sent: self.notice_sent,
+        }
     }
 
     fn is_micro(&self) -> bool {
@@ -712,6 +655,11 @@ impl Cpp {
                     trans.amount,
                     now,
                 )?,
+                received: core::Payment {
+                    state: PaymentState::Received,
+                    deadline_ms: deadline.as_millis(),
+                    notice_sent: false,
+                },
             })
         } else {
             None
@@ -886,34 +834,36 @@ impl Cpp {
                             if current.state != PaymentState::Received {
                                 return Ok(false);
                             }
-                            let next = match routed {
-                                Some(routed) => {
-                                    Node::enqueue(
-                                        tx,
-                                        dc,
-                                        kind::PAYMENT_NOTICE,
-                                        id,
-                                        routed,
-                                        &format!("pn-{}", hex(&id)),
-                                        now,
-                                    )
-                                    .await?;
-                                    PaymentState::Pending
-                                }
-                                None => PaymentState::Expiring,
+                            let input = core::Input::Admitted {
+                                routed: routed.is_some(),
                             };
+                            let step = advance(current.core(), input, now)?;
+                            if let (true, Some(routed)) =
+                                (step.effects.contains(&core::Effect::SendNotice), routed)
+                            {
+                                Node::enqueue(
+                                    tx,
+                                    dc,
+                                    kind::PAYMENT_NOTICE,
+                                    id,
+                                    routed,
+                                    &format!("pn-{}", hex(&id)),
+                                    now,
+                                )
+                                .await?;
+                            }
                             sqlx::query(
                                 "UPDATE cpp_payments SET state = $2, hold_id = $3, notice_sent = $4,
                                     updated_at = $5 WHERE id = $1",
                             )
                             .bind(&id[..])
-                            .bind(next.as_str())
+                            .bind(step.payment.state.as_str())
                             .bind(hold_id)
-                            .bind(i64::from(routed.is_some()))
+                            .bind(i64::from(step.payment.notice_sent))
                             .bind(ms(now))
                             .execute(&mut **tx)
                             .await?;
-                            Ok::<_, NetError>(next == PaymentState::Expiring)
+                            Ok::<_, NetError>(step.effects.contains(&core::Effect::Drive))
                         })
                     })
                     .await?;
@@ -927,6 +877,9 @@ impl Cpp {
                     "unknown_account" => RejectReason::UnknownCustomer,
                     _ => RejectReason::OverLimit,
                 };
+                let declined = advance(row.core(), core::Input::Refused, now)?
+                    .payment
+                    .state;
                 let confirmation = self.sign_confirmation(
                     id,
                     ConfirmationOutcome::Rejected { reason },
@@ -938,14 +891,16 @@ impl Cpp {
                     .with_retry(move |tx| {
                         Box::pin(async move {
                             sqlx::query(
-                                "UPDATE cpp_payments SET state = 'declined', reason = $2,
+                                "UPDATE cpp_payments SET state = $5, reason = $2,
                                     confirmation = $3, updated_at = $4
-                                 WHERE id = $1 AND state = 'received'",
+                                 WHERE id = $1 AND state = $6",
                             )
                             .bind(&id[..])
                             .bind(code.as_str())
                             .bind(&confirmation[..])
                             .bind(ms(now))
+                            .bind(declined.as_str())
+                            .bind(PaymentState::Received.as_str())
                             .execute(&mut **tx)
                             .await?;
                             Ok::<_, NetError>(())
@@ -1048,7 +1003,7 @@ impl Cpp {
             HoldState::Posted => {
                 self.finish(
                     &row,
-                    PaymentState::Completed,
+                    core::Input::Posted,
                     ConfirmationOutcome::Transferred,
                     None,
                 )
@@ -1061,7 +1016,7 @@ impl Cpp {
                 );
                 self.finish(
                     &row,
-                    PaymentState::Expired,
+                    core::Input::Released,
                     ConfirmationOutcome::Expired,
                     Some("hold_ended"),
                 )
@@ -1097,41 +1052,27 @@ impl Cpp {
         if ended == HoldState::Pending {
             return Err(NetError::Unavailable("hold still pending".into()));
         }
-        match row.state {
-            PaymentState::Rejecting => {
-                self.finish(
-                    &row,
-                    PaymentState::Rejected,
-                    ConfirmationOutcome::Rejected {
-                        reason: RejectReason::MerchantRejected,
-                    },
-                    None,
-                )
-                .await
-            }
-            _ => {
-                self.finish(
-                    &row,
-                    PaymentState::Expired,
-                    ConfirmationOutcome::Expired,
-                    None,
-                )
-                .await
-            }
-        }
+        let outcome = match row.state {
+            PaymentState::Rejecting => ConfirmationOutcome::Rejected {
+                reason: RejectReason::MerchantRejected,
+            },
+            _ => ConfirmationOutcome::Expired,
+        };
+        self.finish(&row, core::Input::Released, outcome, None)
+            .await
     }
 
-    /// Ends a saga step: moves `row` from its state to `next`, signs the
-    /// confirmation, and (if a PN went out) sends it toward the MPP, all in
-    /// one transaction.
+    /// Ends a saga step: moves `row` by `input` (the core says where), signs
+    /// the confirmation, and (if a PN went out) sends it toward the MPP, all
+    /// in one transaction.
     async fn finish(
         &self,
         row: &PaymentRow,
-        next: PaymentState,
+        input: core::Input,
         outcome: ConfirmationOutcome,
         reason: Option<&str>,
     ) -> Result<bool, NetError> {
-        self.finish_micro(row, next, outcome, reason, MicroEnd::None)
+        self.finish_micro(row, input, outcome, reason, MicroEnd::None)
             .await
     }
 
@@ -1139,7 +1080,7 @@ impl Cpp {
     async fn finish_micro(
         &self,
         row: &PaymentRow,
-        next: PaymentState,
+        input: core::Input,
         outcome: ConfirmationOutcome,
         reason: Option<&str>,
         micro: MicroEnd,
@@ -1147,9 +1088,12 @@ impl Cpp {
         let node = &self.node;
         let micro = &micro;
         let now = wall_clock();
+        let step = advance(row.core(), input, now)?;
+        let next = step.payment.state;
+        let forward = step.effects.contains(&core::Effect::ForwardConfirmation);
         let confirmation = self.sign_confirmation(row.id, outcome, row.amount, now)?;
         let dc = node.my_dc()?.name.clone();
-        let (id, from, notice_sent) = (row.id, row.state, row.notice_sent);
+        let (id, from) = (row.id, row.state);
         let (confirmation, dc) = (&confirmation, &dc);
         let reason = reason.or(match next {
             PaymentState::Rejected => Some("merchant_rejected"),
@@ -1196,7 +1140,7 @@ impl Cpp {
                             }
                         }
                     }
-                    if updated.rows_affected() == 1 && notice_sent {
+                    if updated.rows_affected() == 1 && forward {
                         Node::enqueue(
                             tx,
                             dc,
@@ -1218,16 +1162,19 @@ impl Cpp {
     }
 
     /// Moves pending payments past their deadline to `expiring` and drives
-    /// them (the hold is voided).
+    /// them (the hold is voided): the core's `DeadlinePassed`, applied to a
+    /// batch in one statement.
     pub(crate) async fn expire_due(self: &Arc<Self>, now: Timestamp) -> Result<(), NetError> {
         let rows = sqlx::query(
-            "UPDATE cpp_payments SET state = 'expiring', updated_at = $1
-             WHERE id IN (SELECT id FROM cpp_payments WHERE state = 'pending' AND deadline < $1
+            "UPDATE cpp_payments SET state = $3, updated_at = $1
+             WHERE id IN (SELECT id FROM cpp_payments WHERE state = $4 AND deadline < $1
                           LIMIT $2)
              RETURNING id",
         )
         .bind(ms(now))
         .bind(SWEEP_BATCH_MAX)
+        .bind(PaymentState::Expiring.as_str())
+        .bind(PaymentState::Pending.as_str())
         .fetch_all(self.node.db.pool())
         .await?;
         for row in rows {
@@ -1242,10 +1189,16 @@ impl Cpp {
 
     /// Resumes every saga step left half done (bank unreachable, crash).
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<(), NetError> {
-        let rows = sqlx::query(
-            "SELECT id FROM cpp_payments
-             WHERE state IN ('received', 'approving', 'rejecting', 'expiring') LIMIT $1",
-        )
+        let steps: Vec<String> = PaymentState::ALL
+            .into_iter()
+            .filter(|s| s.is_saga_step())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        // Safe: the names are the core's constants.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM cpp_payments WHERE state IN ({}) LIMIT $1",
+            steps.join(", ")
+        )))
         .bind(SWEEP_BATCH_MAX)
         .fetch_all(self.node.db.pool())
         .await?;
@@ -1328,9 +1281,8 @@ impl Cpp {
         {
             return Err(NetError::Refused("payout account unknown".into()));
         }
-        let next = match decision.decision {
-            Decision::Approve => PaymentState::Approving,
-            Decision::Reject { .. } => PaymentState::Rejecting,
+        let input = core::Input::Decided {
+            approve: matches!(decision.decision, Decision::Approve),
         };
         let outcome = self
             .node
@@ -1341,13 +1293,14 @@ impl Cpp {
                     if current.decision.as_deref() == Some(payload) {
                         return Ok("duplicate");
                     }
-                    if current.state == PaymentState::Pending && now <= current.deadline {
+                    let step = advance(current.core(), input, now)?;
+                    if step.moved_from(current.state) {
                         sqlx::query(
                             "UPDATE cpp_payments SET state = $2, decision = $3, updated_at = $4
                              WHERE id = $1",
                         )
                         .bind(&id[..])
-                        .bind(next.as_str())
+                        .bind(step.payment.state.as_str())
                         .bind(payload)
                         .bind(ms(now))
                         .execute(&mut **tx)
@@ -1581,12 +1534,16 @@ impl Cpp {
                     }
                     match confirmation {
                         Some(confirmation) => {
+                            // The core's `RefundedInFull`, when the refunds
+                            // reach the amount.
                             sqlx::query(
-                                "UPDATE cpp_payments SET state = 'refunded', updated_at = $2
-                                 WHERE id = $1 AND state = 'completed' AND refunded = amount",
+                                "UPDATE cpp_payments SET state = $3, updated_at = $2
+                                 WHERE id = $1 AND state = $4 AND refunded = amount",
                             )
                             .bind(&id[..])
                             .bind(ms(now))
+                            .bind(PaymentState::Refunded.as_str())
+                            .bind(PaymentState::Completed.as_str())
                             .execute(&mut **tx)
                             .await?;
                             Node::enqueue(

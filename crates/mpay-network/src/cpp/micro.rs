@@ -51,12 +51,15 @@ use mpay_micro::pending::AddOutcome;
 use mpay_micro::policy::{BatchId, MicroLimits, Refusal};
 use mpay_micro::store::{self, Ended, StoreError, TakeBack};
 use mpay_money::Amount;
+use mpay_processor::payment as core;
 use mpay_semops::{AmountClass, ConfirmationOutcome, RejectReason, kind};
 use mpay_sql::Tx;
 use mpay_sql::sqlx::{self, Row};
 use mpay_wire::Encode;
 
-use super::{BankAnswer, Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, corrupt};
+use super::{
+    BankAnswer, Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, advance, corrupt,
+};
 use crate::api::{NetError, hex, ms, wall_clock};
 use crate::client::{
     CppMicroSummary, MicroCustomerRecord, MicroMppRecord, ReclusterCluster, ReclusterReport,
@@ -88,6 +91,8 @@ pub(super) struct MicroCtx {
     pub dc: String,
     /// The signed rejection for a blocked customer.
     pub blocked: Vec<u8>,
+    /// The payment as just recorded (state `received`), as the core sees it.
+    pub received: core::Payment,
 }
 
 fn batch_key(batch: BatchId) -> Vec<u8> {
@@ -194,26 +199,29 @@ impl Cpp {
             .map_err(store_error)?;
         match outcome {
             AddOutcome::Deferred { .. } => {
-                let next = match &ctx.routed {
-                    Some(routed) => {
-                        Node::enqueue(
-                            tx,
-                            &ctx.dc,
-                            kind::PAYMENT_NOTICE,
-                            id,
-                            routed,
-                            &format!("pn-{}", hex(&id)),
-                            now,
-                        )
-                        .await?;
-                        PaymentState::Pending
-                    }
-                    None => PaymentState::Expiring,
+                let input = core::Input::Admitted {
+                    routed: ctx.routed.is_some(),
                 };
+                let step = advance(ctx.received, input, now)?;
+                if let (true, Some(routed)) = (
+                    step.effects.contains(&core::Effect::SendNotice),
+                    &ctx.routed,
+                ) {
+                    Node::enqueue(
+                        tx,
+                        &ctx.dc,
+                        kind::PAYMENT_NOTICE,
+                        id,
+                        routed,
+                        &format!("pn-{}", hex(&id)),
+                        now,
+                    )
+                    .await?;
+                }
                 sqlx::query("UPDATE cpp_payments SET state = $2, notice_sent = $3 WHERE id = $1")
                     .bind(&id[..])
-                    .bind(next.as_str())
-                    .bind(i64::from(ctx.routed.is_some()))
+                    .bind(step.payment.state.as_str())
+                    .bind(i64::from(step.payment.notice_sent))
                     .execute(&mut **tx)
                     .await?;
             }
@@ -226,12 +234,14 @@ impl Cpp {
                     .await?;
             }
             AddOutcome::Refused(Refusal::Blocked) => {
+                let declined = advance(ctx.received, core::Input::Refused, now)?;
                 sqlx::query(
-                    "UPDATE cpp_payments SET state = 'declined', reason = 'micro_blocked',
+                    "UPDATE cpp_payments SET state = $3, reason = 'micro_blocked',
                         confirmation = $2 WHERE id = $1",
                 )
                 .bind(&id[..])
                 .bind(&ctx.blocked[..])
+                .bind(declined.payment.state.as_str())
                 .execute(&mut **tx)
                 .await?;
             }
@@ -406,46 +416,52 @@ impl Cpp {
                     };
                     let id = row.id;
                     if !settled {
+                        let declined = advance(row.core(), core::Input::Refused, now)?;
                         sqlx::query(
-                            "UPDATE cpp_payments SET state = 'declined', reason = $2,
+                            "UPDATE cpp_payments SET state = $5, reason = $2,
                                 confirmation = $3, updated_at = $4
-                             WHERE id = $1 AND state = 'received'",
+                             WHERE id = $1 AND state = $6",
                         )
                         .bind(&id[..])
                         .bind("aggregate_transfer_failed")
                         .bind(rejection.as_deref())
                         .bind(ms(now))
+                        .bind(declined.payment.state.as_str())
+                        .bind(PaymentState::Received.as_str())
                         .execute(&mut **tx)
                         .await?;
                         return Ok(false);
                     }
-                    let next = match routed {
-                        Some(routed) => {
-                            Node::enqueue(
-                                tx,
-                                dc,
-                                kind::PAYMENT_NOTICE,
-                                id,
-                                routed,
-                                &format!("pn-{}", hex(&id)),
-                                now,
-                            )
-                            .await?;
-                            PaymentState::Pending
-                        }
-                        None => PaymentState::Expiring,
+                    let input = core::Input::Admitted {
+                        routed: routed.is_some(),
                     };
+                    let step = advance(row.core(), input, now)?;
+                    if let (true, Some(routed)) =
+                        (step.effects.contains(&core::Effect::SendNotice), routed)
+                    {
+                        Node::enqueue(
+                            tx,
+                            dc,
+                            kind::PAYMENT_NOTICE,
+                            id,
+                            routed,
+                            &format!("pn-{}", hex(&id)),
+                            now,
+                        )
+                        .await?;
+                    }
                     sqlx::query(
                         "UPDATE cpp_payments SET state = $2, notice_sent = $3, updated_at = $4
-                         WHERE id = $1 AND state = 'received'",
+                         WHERE id = $1 AND state = $5",
                     )
                     .bind(&id[..])
-                    .bind(next.as_str())
-                    .bind(i64::from(routed.is_some()))
+                    .bind(step.payment.state.as_str())
+                    .bind(i64::from(step.payment.notice_sent))
                     .bind(ms(now))
+                    .bind(PaymentState::Received.as_str())
                     .execute(&mut **tx)
                     .await?;
-                    Ok::<_, NetError>(next == PaymentState::Expiring)
+                    Ok::<_, NetError>(step.effects.contains(&core::Effect::Drive))
                 })
             })
             .await?;
@@ -469,7 +485,7 @@ impl Cpp {
             mpp: row.mpp.clone(),
             amount: row.amount.minor_units(),
         };
-        self.finish_micro(&row, PaymentState::Completed, outcome, None, owed)
+        self.finish_micro(&row, core::Input::Posted, outcome, None, owed)
             .await
     }
 
@@ -527,16 +543,14 @@ impl Cpp {
                 }
             }
         }
-        let (next, outcome) = match row.state {
-            PaymentState::Rejecting => (
-                PaymentState::Rejected,
-                ConfirmationOutcome::Rejected {
-                    reason: RejectReason::MerchantRejected,
-                },
-            ),
-            _ => (PaymentState::Expired, ConfirmationOutcome::Expired),
+        let outcome = match row.state {
+            PaymentState::Rejecting => ConfirmationOutcome::Rejected {
+                reason: RejectReason::MerchantRejected,
+            },
+            _ => ConfirmationOutcome::Expired,
         };
-        self.finish_micro(&row, next, outcome, None, end).await
+        self.finish_micro(&row, core::Input::Released, outcome, None, end)
+            .await
     }
 
     /// The window sweep and the retry of unfinished batches (module docs).
