@@ -26,6 +26,7 @@ use mpay_network::client::{
     CppClient, CppMicroSummary, MppClient, MppMicroSummary, MppPaymentRecord, PaymentRecord,
 };
 use mpay_network::{Directory, ServiceRole};
+use mpay_processor::payment::State as PaymentState;
 use serde::Serialize;
 
 use crate::network::provision::{DIRECTORY_FILE, Operators};
@@ -78,11 +79,19 @@ impl Report {
     }
 }
 
+/// A CPP payment state, as the payment core defines it; `None` for a name
+/// no CPP state has.
+fn cpp_state(state: &str) -> Option<PaymentState> {
+    PaymentState::parse(state)
+}
+
 fn final_state(state: &str) -> bool {
-    matches!(
-        state,
-        "completed" | "rejected" | "expired" | "declined" | "refunded"
-    )
+    cpp_state(state).is_some_and(PaymentState::is_final)
+}
+
+/// The customer's money moved to the merchant (maybe refunded since).
+fn paid(state: &str) -> bool {
+    cpp_state(state).is_some_and(PaymentState::is_paid)
 }
 
 fn minor(text: &str) -> anyhow::Result<i64> {
@@ -438,10 +447,11 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
                 .mismatches
                 .push(format!("{what} is a micropayment with a hold"));
         }
-        let expected: &[HoldState] = match payment.state.as_str() {
-            "completed" | "refunded" => &[HoldState::Posted],
-            "rejected" | "expired" => &[HoldState::Voided, HoldState::Expired],
-            "declined" => &[HoldState::Voided, HoldState::Expired],
+        let expected: &[HoldState] = match cpp_state(&payment.state) {
+            Some(PaymentState::Completed | PaymentState::Refunded) => &[HoldState::Posted],
+            Some(PaymentState::Rejected | PaymentState::Expired | PaymentState::Declined) => {
+                &[HoldState::Voided, HoldState::Expired]
+            }
             _ => &[HoldState::Pending],
         };
         match hold_state {
@@ -450,9 +460,10 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
                 payment.state
             )),
             None if !micro
-                && payment.state != "declined"
-                && payment.state != "received"
-                && payment.state != "expired" =>
+                && !matches!(
+                    cpp_state(&payment.state),
+                    Some(PaymentState::Declined | PaymentState::Received | PaymentState::Expired)
+                ) =>
             {
                 report
                     .mismatches
@@ -468,7 +479,7 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
                 h.amount, payment.amount
             ));
         }
-        if matches!(payment.state.as_str(), "completed" | "refunded") {
+        if paid(&payment.state) {
             match mpp_payments.get(&payment.payment_id) {
                 Some((_, seen)) if matches!(seen.state.as_str(), "completed" | "refunded") => {}
                 Some((mpp, seen)) => report.mismatches.push(format!(
@@ -483,9 +494,9 @@ pub async fn reconcile(dir: &Path, wait: Duration) -> anyhow::Result<Report> {
     }
     for (id, (mpp, seen)) in &mpp_payments {
         if matches!(seen.state.as_str(), "completed" | "refunded")
-            && !payments.iter().any(|(_, p)| {
-                &p.payment_id == id && matches!(p.state.as_str(), "completed" | "refunded")
-            })
+            && !payments
+                .iter()
+                .any(|(_, p)| &p.payment_id == id && paid(&p.state))
         {
             report.mismatches.push(format!(
                 "{mpp} has payment {id} `{}` but its CPP does not",

@@ -416,10 +416,11 @@ fn exit_of_state(status: &PaymentStatus) -> ExitCode {
     if !status.is_final {
         return ExitCode::from(EXIT_TIMEOUT);
     }
-    match status.state.as_str() {
-        "completed" | "deferred" | "refunded" => ExitCode::SUCCESS,
-        "rejected" => ExitCode::from(EXIT_REJECTED),
-        "expired" => ExitCode::from(EXIT_EXPIRED),
+    use mpay_processor::payment::State;
+    match State::parse(&status.state) {
+        Some(State::Completed | State::Refunded) => ExitCode::SUCCESS,
+        Some(State::Rejected) => ExitCode::from(EXIT_REJECTED),
+        Some(State::Expired) => ExitCode::from(EXIT_EXPIRED),
         _ => ExitCode::from(EXIT_DECLINED),
     }
 }
@@ -665,7 +666,7 @@ fn print_merchant_view(view: &MerchantPaymentView, json: bool) -> anyhow::Result
 
 fn merchant_exit(view: &MerchantPaymentView) -> ExitCode {
     match view.state.as_str() {
-        "completed" | "deferred" | "refunded" => ExitCode::SUCCESS,
+        "completed" | "refunded" => ExitCode::SUCCESS,
         "rejected" => ExitCode::from(EXIT_REJECTED),
         "expired" => ExitCode::from(EXIT_EXPIRED),
         _ if view.confirmation.is_none() => ExitCode::from(EXIT_TIMEOUT),
