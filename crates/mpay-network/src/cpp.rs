@@ -55,6 +55,7 @@ use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
 use mpay_processor::payment as core;
+use mpay_processor::refund;
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
     PinGuard, PinHash, RejectReason, RoutedNotice, SemopsError, Signed, SignedDecisionRelay,
@@ -105,11 +106,9 @@ pub const CERTIFICATE_BACKDATE_MS: u64 = 60_000;
 /// effects.
 pub use mpay_processor::payment::State as PaymentState;
 
-/// A refund's state at the CPP: `refunding` (money at the CPP's account,
-/// being paid to the customer), `refunded`, `refused` (not applicable to
-/// the payment: recorded for the operator), `failed` (the bank refused the
-/// transfer for good).
-pub const REFUND_STATES: [&str; 4] = ["refunding", "refunded", "refused", "failed"];
+/// A refund's state at the CPP: the CPP's leg of the refund saga
+/// ([`mpay_processor::refund`]).
+pub use mpay_processor::refund::State as RefundState;
 
 struct PaymentRow {
     seq: i64,
@@ -1208,12 +1207,12 @@ impl Cpp {
                 spawn_drive(self, id);
             }
         }
-        let refunds = sqlx::query(
-            "SELECT payment_id, refund_key FROM cpp_refunds WHERE state = 'refunding' LIMIT $1",
-        )
-        .bind(SWEEP_BATCH_MAX)
-        .fetch_all(self.node.db.pool())
-        .await?;
+        let refunds =
+            sqlx::query("SELECT payment_id, refund_key FROM cpp_refunds WHERE state = $2 LIMIT $1")
+                .bind(SWEEP_BATCH_MAX)
+                .bind(RefundState::Refunding.as_str())
+                .fetch_all(self.node.db.pool())
+                .await?;
         for row in refunds {
             let id: Vec<u8> = row.try_get("payment_id")?;
             let key: Vec<u8> = row.try_get("refund_key")?;
@@ -1387,11 +1386,9 @@ impl Cpp {
                     .execute(&mut **tx)
                     .await?;
                     let applicable = updated.rows_affected() == 1;
-                    let (state, reason) = if applicable {
-                        ("refunding", None)
-                    } else {
-                        ("refused", Some("payment not completed or refund exceeds it"))
-                    };
+                    let state = RefundState::start(refund::Leg::Cpp, applicable);
+                    let reason = (!applicable)
+                        .then_some("payment not completed or refund exceeds it");
                     sqlx::query(
                         "INSERT INTO cpp_refunds (payment_id, refund_key, amount, state, relay,
                             reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
@@ -1399,7 +1396,7 @@ impl Cpp {
                     .bind(&id[..])
                     .bind(&key[..])
                     .bind(amount)
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(payload)
                     .bind(reason)
                     .bind(ms(now))
@@ -1444,7 +1441,7 @@ impl Cpp {
         .await?
         .ok_or(NetError::NotFound { what: "refund" })?;
         let state: String = refund.try_get("state")?;
-        if state != "refunding" {
+        if RefundState::parse(&state) != Some(RefundState::Refunding) {
             return Ok(());
         }
         let amount = Amount::new(refund.try_get("amount")?, self.currency());
@@ -1497,7 +1494,7 @@ impl Cpp {
             )
         };
         let now = wall_clock();
-        let (state, confirmation) = match answer {
+        let input = match answer {
             BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
             // The MPP's transfer to our account may still be on its way
             // between banks: try again later.
@@ -1506,68 +1503,74 @@ impl Cpp {
             }
             BankAnswer::Refused(code) => {
                 tracing::error!(payment = hex(&id), %code, "refund transfer refused");
-                ("failed", None)
+                refund::Input::BankRefused
             }
-            BankAnswer::Done(()) => (
-                "refunded",
-                Some(self.sign_confirmation(id, ConfirmationOutcome::Refunded, amount, now)?),
-            ),
+            BankAnswer::Done(()) => refund::Input::Moved,
         };
+        let (state, effects) = refund::step(RefundState::Refunding, input)
+            .map_err(|illegal| NetError::Internal(illegal.to_string()))?;
+        let confirmation = if effects.contains(&refund::Effect::Confirm) {
+            Some(self.sign_confirmation(id, ConfirmationOutcome::Refunded, amount, now)?)
+        } else {
+            None
+        };
+        let release = effects.contains(&refund::Effect::Release);
         let dc = node.my_dc()?.name.clone();
-        let (dc, confirmation) = (&dc, &confirmation);
+        let (dc, confirmation, effects) = (&dc, &confirmation, &effects);
         node.db
             .with_retry(move |tx| {
                 Box::pin(async move {
                     let updated = sqlx::query(
                         "UPDATE cpp_refunds SET state = $3, confirmation = $4, updated_at = $5
-                         WHERE payment_id = $1 AND refund_key = $2 AND state = 'refunding'",
+                         WHERE payment_id = $1 AND refund_key = $2 AND state = $6",
                     )
                     .bind(&id[..])
                     .bind(&key[..])
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(confirmation.as_deref())
                     .bind(ms(now))
+                    .bind(RefundState::Refunding.as_str())
                     .execute(&mut **tx)
                     .await?;
                     if updated.rows_affected() != 1 {
                         return Ok(());
                     }
-                    match confirmation {
-                        Some(confirmation) => {
-                            // The core's `RefundedInFull`, when the refunds
-                            // reach the amount.
-                            sqlx::query(
-                                "UPDATE cpp_payments SET state = $3, updated_at = $2
-                                 WHERE id = $1 AND state = $4 AND refunded = amount",
-                            )
-                            .bind(&id[..])
-                            .bind(ms(now))
-                            .bind(PaymentState::Refunded.as_str())
-                            .bind(PaymentState::Completed.as_str())
-                            .execute(&mut **tx)
-                            .await?;
-                            Node::enqueue(
-                                tx,
-                                dc,
-                                kind::CONFIRMATION,
-                                id,
-                                confirmation,
-                                &format!("conf-{}-refund-{}", hex(&id), hex(&key)),
-                                now,
-                            )
-                            .await?;
-                        }
-                        None => {
-                            sqlx::query(
-                                "UPDATE cpp_payments SET refunded = refunded - $2, updated_at = $3
-                                 WHERE id = $1",
-                            )
-                            .bind(&id[..])
-                            .bind(amount.minor_units())
-                            .bind(ms(now))
-                            .execute(&mut **tx)
-                            .await?;
-                        }
+                    if release {
+                        sqlx::query(
+                            "UPDATE cpp_payments SET refunded = refunded - $2, updated_at = $3
+                             WHERE id = $1",
+                        )
+                        .bind(&id[..])
+                        .bind(amount.minor_units())
+                        .bind(ms(now))
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    if effects.contains(&refund::Effect::MaybeRefundedInFull) {
+                        // The payment core's `RefundedInFull`, when the
+                        // refunds reach the amount.
+                        sqlx::query(
+                            "UPDATE cpp_payments SET state = $3, updated_at = $2
+                             WHERE id = $1 AND state = $4 AND refunded = amount",
+                        )
+                        .bind(&id[..])
+                        .bind(ms(now))
+                        .bind(PaymentState::Refunded.as_str())
+                        .bind(PaymentState::Completed.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    if let Some(confirmation) = confirmation {
+                        Node::enqueue(
+                            tx,
+                            dc,
+                            kind::CONFIRMATION,
+                            id,
+                            confirmation,
+                            &format!("conf-{}-refund-{}", hex(&id), hex(&key)),
+                            now,
+                        )
+                        .await?;
                     }
                     Ok::<_, NetError>(())
                 })

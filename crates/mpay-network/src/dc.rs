@@ -25,6 +25,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use mpay_http::{Body, Json, Query};
 use mpay_identity::Timestamp;
+use mpay_processor::route::{self, Direction, RouteState};
 use mpay_semops::{
     RoutedNotice, SemopsError, SignedConfirmation, SignedDecisionRelay, SignedRefundRelay, kind,
 };
@@ -88,15 +89,6 @@ pub fn router(dc: Arc<Dc>) -> Router {
         .route("/v1/inbox", post(inbox))
         .with_state(dc);
     mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
-}
-
-/// Which way a message goes along a route.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    /// From the MPP's side toward the CPP (decisions, refunds).
-    Back,
-    /// From the CPP's side toward the MPP (confirmations).
-    Forth,
 }
 
 impl Dc {
@@ -163,18 +155,20 @@ impl Dc {
             .service_by_id(trans.mpp)
             .filter(|s| s.role == ServiceRole::Mpp)
             .ok_or_else(|| NetError::Refused("TRANS of an unknown MPP".into()))?;
-        let next = if mpp.region == node.me.region {
-            mpp.name.clone()
-        } else if sender.role == ServiceRole::Dc {
-            return Err(NetError::Refused(
-                "a DC forwards to the MPP's region only once".into(),
-            ));
-        } else {
-            node.directory
+        let from = match sender.role {
+            ServiceRole::Dc => route::Sender::Dc,
+            _ => route::Sender::Cpp,
+        };
+        let next = match route::next_hop(&node.me.region, from, &mpp.region)
+            .map_err(|refusal| NetError::Refused(refusal.to_string()))?
+        {
+            route::NextHop::Mpp => mpp.name.clone(),
+            route::NextHop::RegionDc => node
+                .directory
                 .dc_of_region(&mpp.region)
                 .ok_or_else(|| NetError::Refused("the MPP's region has no DC".into()))?
                 .name
-                .clone()
+                .clone(),
         };
         let forwarded = if expired {
             None
@@ -197,10 +191,8 @@ impl Dc {
                     if existing.is_some() {
                         return Ok("duplicate");
                     }
-                    let (state, to) = match payload {
-                        Some(_) => ("forwarded", Some(next.as_str())),
-                        None => ("late", None),
-                    };
+                    let state = RouteState::of(payload.is_some());
+                    let to = payload.as_ref().map(|_| next.as_str());
                     sqlx::query(
                         "INSERT INTO dc_routes (payment_id, cpp, from_hop, to_hop, state,
                             hop_deadline, messages, created_at, updated_at)
@@ -210,7 +202,7 @@ impl Dc {
                     .bind(cpp_name.as_str())
                     .bind(from.as_str())
                     .bind(to)
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(ms(hop_deadline))
                     .bind(ms(now))
                     .execute(&mut **tx)
@@ -260,17 +252,14 @@ impl Dc {
             .ok_or_else(|| NetError::Refused("no route for this payment".into()))?;
         let from_hop: String = row.try_get("from_hop")?;
         let to_hop: Option<String> = row.try_get("to_hop")?;
-        let to_hop = to_hop.ok_or_else(|| NetError::Refused("the PN was not forwarded".into()))?;
-        let (expected, next) = match direction {
-            Direction::Back => (to_hop, from_hop),
-            Direction::Forth => (from_hop, to_hop),
-        };
-        if inbound.sender.name != expected {
-            return Err(NetError::Refused(format!(
-                "{} is not on this payment's route",
-                inbound.sender.name
-            )));
-        }
+        let next = route::pass(
+            &from_hop,
+            to_hop.as_deref(),
+            &inbound.sender.name,
+            direction,
+        )
+        .map_err(|refusal| NetError::Refused(format!("{}: {refusal}", inbound.sender.name)))?
+        .to_owned();
         let digest = blake3::hash(&inbound.payload);
         let key = format!(
             "{:04x}-{}-{}",

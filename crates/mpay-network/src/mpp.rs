@@ -47,6 +47,7 @@ use mpay_bank::{AccountId, InterbankTransfer, Transfer};
 use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
+use mpay_processor::refund::{self, State as RefundState};
 use mpay_semops::{
     ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice, SemopsError, Signed,
     SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice, SignedRefundRequest, kind,
@@ -360,7 +361,7 @@ impl Mpp {
             .collect::<Result<Vec<_>, _>>()?;
         let refunds_done = refunds
             .iter()
-            .all(|r| r.state == "refunded" || r.state == "failed");
+            .all(|r| !RefundState::parse(&r.state).is_some_and(RefundState::is_in_flight));
         let done = matches!(
             row.state,
             MerchantState::Completed
@@ -560,37 +561,49 @@ impl Mpp {
                             // The oldest relayed refund of this amount.
                             let refund = sqlx::query(
                                 "SELECT refund_key FROM mpp_refunds
-                                 WHERE payment_id = $1 AND state = 'relayed' AND amount = $2
+                                 WHERE payment_id = $1 AND state = $3 AND amount = $2
                                  ORDER BY created_at, refund_key LIMIT 1",
                             )
                             .bind(&id[..])
                             .bind(amount)
+                            .bind(RefundState::Relayed.as_str())
                             .fetch_optional(&mut **tx)
                             .await?
                             .ok_or_else(|| {
                                 NetError::Refused("refund confirmation without a refund".into())
                             })?;
                             let key: Vec<u8> = refund.try_get("refund_key")?;
+                            let (state, effects) =
+                                refund::step(RefundState::Relayed, refund::Input::Confirmed)
+                                    .map_err(|illegal| NetError::Internal(illegal.to_string()))?;
                             sqlx::query(
-                                "UPDATE mpp_refunds SET state = 'refunded', confirmation = $3,
+                                "UPDATE mpp_refunds SET state = $5, confirmation = $3,
                                     updated_at = $4 WHERE payment_id = $1 AND refund_key = $2",
                             )
                             .bind(&id[..])
                             .bind(&key[..])
                             .bind(payload)
                             .bind(ms(now))
+                            .bind(state.as_str())
                             .execute(&mut **tx)
                             .await?;
-                            sqlx::query(
-                                "UPDATE mpp_payments SET state = 'refunded', updated_at = $2
-                                 WHERE id = $1 AND state = 'completed' AND refunded = amount
-                                   AND NOT EXISTS (SELECT 1 FROM mpp_refunds
-                                       WHERE payment_id = $1 AND state IN ('funding', 'relayed'))",
-                            )
-                            .bind(&id[..])
-                            .bind(ms(now))
-                            .execute(&mut **tx)
-                            .await?;
+                            if effects.contains(&refund::Effect::MaybeRefundedInFull) {
+                                sqlx::query(
+                                    "UPDATE mpp_payments SET state = $3, updated_at = $2
+                                     WHERE id = $1 AND state = $4 AND refunded = amount
+                                       AND NOT EXISTS (SELECT 1 FROM mpp_refunds
+                                           WHERE payment_id = $1 AND state IN ($5, $6, $7))",
+                                )
+                                .bind(&id[..])
+                                .bind(ms(now))
+                                .bind(MerchantState::Refunded.as_str())
+                                .bind(MerchantState::Completed.as_str())
+                                .bind(RefundState::Funding.as_str())
+                                .bind(RefundState::Relayed.as_str())
+                                .bind(RefundState::Refunding.as_str())
+                                .execute(&mut **tx)
+                                .await?;
+                            }
                             Ok("applied")
                         }
                     }
@@ -602,12 +615,12 @@ impl Mpp {
     }
 
     async fn recover(self: &Arc<Self>) -> Result<(), NetError> {
-        let rows = sqlx::query(
-            "SELECT payment_id, refund_key FROM mpp_refunds WHERE state = 'funding' LIMIT $1",
-        )
-        .bind(SWEEP_BATCH_MAX)
-        .fetch_all(self.node.db.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT payment_id, refund_key FROM mpp_refunds WHERE state = $2 LIMIT $1")
+                .bind(SWEEP_BATCH_MAX)
+                .bind(RefundState::Funding.as_str())
+                .fetch_all(self.node.db.pool())
+                .await?;
         for row in rows {
             let id: Vec<u8> = row.try_get("payment_id")?;
             let key: Vec<u8> = row.try_get("refund_key")?;
@@ -645,7 +658,7 @@ impl Mpp {
         .await?
         .ok_or(NetError::NotFound { what: "refund" })?;
         let state: String = refund.try_get("state")?;
-        if state != "funding" {
+        if RefundState::parse(&state) != Some(RefundState::Funding) {
             return Ok(());
         }
         let amount = Amount::new(refund.try_get("amount")?, self.currency());
@@ -702,7 +715,7 @@ impl Mpp {
         };
         let now = wall_clock();
         let dc = node.my_dc()?.name.clone();
-        let (state, reference, relay) = match result {
+        let (input, reference, relay) = match result {
             Ok(reference) => {
                 let relay = Signed::sign(
                     RefundRelay {
@@ -714,7 +727,7 @@ impl Mpp {
                 )
                 .map_err(|e| NetError::Internal(e.to_string()))?
                 .to_wire();
-                ("relayed", Some(reference), Some(relay))
+                (refund::Input::Moved, Some(reference), Some(relay))
             }
             Err(e) if e.is_retryable() => return Err(NetError::Unavailable(e.to_string())),
             // The payment may still be on its way to the merchant's account
@@ -727,56 +740,59 @@ impl Mpp {
             Err(e) => {
                 tracing::warn!(payment = hex(&id), error = %e, "refund transfer refused");
                 (
-                    "failed",
+                    refund::Input::BankRefused,
                     Some(e.code().unwrap_or("refused").to_owned()),
                     None,
                 )
             }
         };
-        let (dc, reference, relay) = (&dc, &reference, &relay);
+        let (state, effects) = refund::step(RefundState::Funding, input)
+            .map_err(|illegal| NetError::Internal(illegal.to_string()))?;
+        let (dc, reference, relay, effects) = (&dc, &reference, &relay, &effects);
         node.db
             .with_retry(move |tx| {
                 Box::pin(async move {
                     let updated = sqlx::query(
                         "UPDATE mpp_refunds SET state = $3, transfer_reference = $4,
                             reason = $5, updated_at = $6
-                         WHERE payment_id = $1 AND refund_key = $2 AND state = 'funding'",
+                         WHERE payment_id = $1 AND refund_key = $2 AND state = $7",
                     )
                     .bind(&id[..])
                     .bind(&key[..])
-                    .bind(state)
+                    .bind(state.as_str())
                     .bind(relay.as_ref().and(reference.as_deref()))
                     .bind(relay.is_none().then_some(reference.as_deref()).flatten())
                     .bind(ms(now))
+                    .bind(RefundState::Funding.as_str())
                     .execute(&mut **tx)
                     .await?;
                     if updated.rows_affected() != 1 {
                         return Ok(());
                     }
-                    match relay {
-                        Some(relay) => {
-                            Node::enqueue(
-                                tx,
-                                dc,
-                                kind::REFUND_RELAY,
-                                id,
-                                relay,
-                                &format!("refund-{}-{}", hex(&id), hex(&key)),
-                                now,
-                            )
-                            .await?;
-                        }
-                        None => {
-                            sqlx::query(
-                                "UPDATE mpp_payments SET refunded = refunded - $2, updated_at = $3
-                                 WHERE id = $1",
-                            )
-                            .bind(&id[..])
-                            .bind(amount.minor_units())
-                            .bind(ms(now))
-                            .execute(&mut **tx)
-                            .await?;
-                        }
+                    if let (true, Some(relay)) =
+                        (effects.contains(&refund::Effect::SendRelay), relay)
+                    {
+                        Node::enqueue(
+                            tx,
+                            dc,
+                            kind::REFUND_RELAY,
+                            id,
+                            relay,
+                            &format!("refund-{}-{}", hex(&id), hex(&key)),
+                            now,
+                        )
+                        .await?;
+                    }
+                    if effects.contains(&refund::Effect::Release) {
+                        sqlx::query(
+                            "UPDATE mpp_payments SET refunded = refunded - $2, updated_at = $3
+                             WHERE id = $1",
+                        )
+                        .bind(&id[..])
+                        .bind(amount.minor_units())
+                        .bind(ms(now))
+                        .execute(&mut **tx)
+                        .await?;
                     }
                     Ok::<_, NetError>(())
                 })
@@ -1178,13 +1194,14 @@ async fn refund(
                 let answer = if updated.rows_affected() == 1 {
                     sqlx::query(
                         "INSERT INTO mpp_refunds (payment_id, refund_key, amount, state, request,
-                            created_at, updated_at) VALUES ($1, $2, $3, 'funding', $4, $5, $5)",
+                            created_at, updated_at) VALUES ($1, $2, $3, $6, $4, $5, $5)",
                     )
                     .bind(&id[..])
                     .bind(&key[..])
                     .bind(amount)
                     .bind(&wire[..])
                     .bind(ms(now))
+                    .bind(RefundState::start(refund::Leg::Mpp, true).as_str())
                     .execute(&mut **tx)
                     .await?;
                     RefundAnswer::Accepted

@@ -7,6 +7,10 @@
 //! read the clock, load and store the state, and execute the effects in the
 //! same database transaction as the state change.
 //!
-//! [`payment`]: a payment's life cycle at the customer's payment processor.
+//! [`payment`]: a payment's life cycle at the customer's payment processor;
+//! [`refund`]: a refund's saga, one for both processors; [`route`]: the data
+//! center's routing decisions.
 
 pub mod payment;
+pub mod refund;
+pub mod route;
