@@ -126,7 +126,8 @@
 //! model says: durable `Pay` / `Void` / `Receive` entries and records per
 //! transaction, sales, prepared payments, intents, pending batches, the
 //! messages in flight and the balances. It replays seeded random walks of
-//! the honest model and of the model with a dishonest buyer, and the
+//! the honest model and of the model with a dishonest buyer, each ending
+//! with the healing schedule, and the
 //! counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
 //! with `Config::fault_presumed_abort_after_complete`, where the seller
 //! signs the same ABORT.

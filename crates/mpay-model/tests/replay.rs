@@ -36,8 +36,8 @@ use mpay_identity::{
     Timestamp, TrustStore,
 };
 use mpay_model::{
-    AMOUNT, Action, BUYER_BALANCE_START, BuyerLog, CHEAT_TRANSFER, Kind, Msg, SELLER, Sale, State,
-    TRANSFERS, TwoPhaseCommit, Variant, first_counterexample,
+    AMOUNT, Action, BUYER_BALANCE_START, BuyerLog, CHEAT_TRANSFER, HEAL_ROUNDS_MAX, Kind, Msg,
+    SELLER, Sale, State, TRANSFERS, TwoPhaseCommit, Variant, first_counterexample,
 };
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{ChainEntry, ChargeVoucher, EntryKind, GENESIS_PREV_HASH};
@@ -648,7 +648,7 @@ struct Covered {
 }
 
 /// A seeded random walk through the model, each step replayed on the
-/// engines; adds what it covered to `covered`.
+/// engines, then the healing schedule; adds what it covered to `covered`.
 fn walk(model: &TwoPhaseCommit, seed: u64, covered: &mut Covered) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut engines = Engines::new(model, false);
@@ -671,6 +671,11 @@ fn walk(model: &TwoPhaseCommit, seed: u64, covered: &mut Covered) {
             "seed {seed}: atomicity after {path:?}"
         );
     }
+    heal(model, &mut engines, &mut s, &mut path);
+    assert!(
+        model.resolved_honest(&s),
+        "seed {seed}: not resolved after healing: {path:?}"
+    );
     covered.steps += path.len();
     covered.committed += usize::from(s.seller.durable.receive.iter().any(|&r| r));
     covered.voided += usize::from(s.buyers.iter().any(|b| b.durable.void));
@@ -678,6 +683,47 @@ fn walk(model: &TwoPhaseCommit, seed: u64, covered: &mut Covered) {
         .iter()
         .filter(|a| matches!(a, Action::Forge(_) | Action::Restore(_)))
         .count();
+}
+
+/// The model's healing schedule (`mpay_model::heal`: no loss, no crash;
+/// flush every batch, deliver every message in flight once, fire every
+/// timeout; repeat) as actions, run on the engines and the model together.
+fn heal(model: &TwoPhaseCommit, engines: &mut Engines, s: &mut State, path: &mut Vec<Action>) {
+    let mut take = |engines: &mut Engines, s: &mut State, a: Action| {
+        if model.next_state(s, a).is_some() {
+            path.extend(engines.step(model, s, a));
+            engines.check(model, s, path);
+        }
+    };
+    let parties = 0..=u8::try_from(TRANSFERS).unwrap();
+    for _ in 0..=HEAL_ROUNDS_MAX {
+        for p in parties.clone() {
+            take(engines, s, Action::Flush(p));
+        }
+        if model.resolved_honest(s) {
+            return;
+        }
+        for m in s.network.iter() {
+            let to = if matches!(
+                m.kind,
+                Kind::Agreed | Kind::AbortToSeller | Kind::Committed | Kind::Status
+            ) {
+                SELLER
+            } else {
+                m.tx + 1
+            };
+            take(engines, s, Action::Flush(to));
+            take(engines, s, Action::Deliver(m));
+            take(engines, s, Action::Drop(m));
+        }
+        for p in parties.clone() {
+            take(engines, s, Action::Flush(p));
+        }
+        for t in 0..u8::try_from(TRANSFERS).unwrap() {
+            take(engines, s, Action::SellerTimeout(t));
+            take(engines, s, Action::BuyerTimeout(t));
+        }
+    }
 }
 
 fn walks(model: &TwoPhaseCommit, first_seed: u64) -> Covered {
@@ -705,11 +751,19 @@ fn random_walks_with_a_dishonest_buyer_replay_on_the_engines() {
     assert!(covered.cheats > 0);
 }
 
+/// The shortest path on which the seller of the broken variant signs ABORT
+/// for a sale it received.
+fn presumed_abort_counterexample() -> Vec<Action> {
+    let broken = TwoPhaseCommit::with_dishonest_buyer(Variant::PresumedAbortAfterComplete);
+    let (property, actions) = first_counterexample(broken, 1).expect("a counterexample");
+    println!("{property}: {actions:?}");
+    actions
+}
+
 #[test]
 fn the_presumed_abort_counterexample_reproduces_on_faulty_engines() {
+    let actions = presumed_abort_counterexample();
     let broken = TwoPhaseCommit::with_dishonest_buyer(Variant::PresumedAbortAfterComplete);
-    let (property, actions) = first_counterexample(broken.clone(), 1).expect("a counterexample");
-    println!("{property}: {actions:?}");
     let (engines, s) = replay(&broken, true, &actions);
     assert!(s.seller_aborted_a_sale.iter().any(|&a| a));
     assert!(
@@ -721,4 +775,17 @@ fn the_presumed_abort_counterexample_reproduces_on_faulty_engines() {
     let (engines, s) = replay(&correct, false, &actions);
     assert!(!s.seller_aborted_a_sale.iter().any(|&a| a));
     assert!(!engines.seller_aborted_a_sale.iter().any(|&a| a));
+}
+
+#[test]
+fn the_replay_notices_engines_that_drift_from_the_model() {
+    let actions = presumed_abort_counterexample();
+    let correct = TwoPhaseCommit::with_dishonest_buyer(Variant::Correct);
+    let drifted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        replay(&correct, true, &actions);
+    }));
+    assert!(
+        drifted.is_err(),
+        "the correct model and the faulty engines went the same way"
+    );
 }
