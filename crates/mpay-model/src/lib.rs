@@ -22,8 +22,9 @@
 //!   [`COMMIT_REQUEST_ATTEMPTS_MAX`] times, then aborts (ABORT, forgets).
 //!   In `Committing` it resends COMMIT on timeout, on a duplicate AGREED and
 //!   on STATUS; on COMMITTED it deletes the record (COMPLETE). With no record
-//!   of a transaction it answers AGREED and STATUS with ABORT (presumed
-//!   abort) — also after it completed, as the engine does.
+//!   of a transaction it answers AGREED and STATUS from its chain: COMMIT
+//!   if it holds the `Receive` (forever, also after COMPLETE), otherwise
+//!   ABORT (presumed abort).
 //! - **Buyer.** On COMMIT-REQUEST, if its owner's buy intent is active, it
 //!   writes the `Pay` entry (REDO) and the `BuyerPrepared` record (UNDO and
 //!   lock) in one batch, then AGREED; otherwise it answers ABORT. The intent
@@ -52,9 +53,26 @@
 //! envelope, see `docs/security.md`), and the money office's resolution
 //! after the claim deadline (seven days; the model's buyers keep asking).
 //!
+//! # A dishonest buyer
+//!
+//! [`TwoPhaseCommit::with_dishonest_buyer`] makes the buyer of
+//! [`CHEAT_TRANSFER`] a cheat (only that transfer starts; the seller keeps
+//! nothing across transfers but its pending batch, and the honest model
+//! checks two). Besides running the engine, at any moment it may send any
+//! message it can sign ([`Action::Forge`]): STATUS, COMMITTED and ABORT
+//! (also after COMMIT), AGREED with the `Pay` entry it signed (also after
+//! completion); the network then delivers it any number of times, which is
+//! also what a replay of its own earlier messages could achieve. And it may
+//! restore any earlier copy of its durable log and restart from it
+//! ([`Action::Restore`]), which lets it pay the same request again from
+//! funds it already spent. Paying two sellers from the same funds is not in
+//! the model: the money office finds it at sync (the simulator's dishonest
+//! peer does it, `crates/mpay-sim/src/dishonest.rs`).
+//!
 //! # Properties
 //!
-//! Checked in every reachable state (`always`), over the durable logs:
+//! Checked in every reachable state (`always`), over the durable logs; the
+//! first three for every transfer between honest parties:
 //!
 //! - **atomicity** — per transfer, the buyer's `Pay` entry standing final
 //!   implies the seller holds its `Receive` entry, and the seller holding
@@ -68,7 +86,16 @@
 //!   pending batch, deliver every message in flight, fire every timeout,
 //!   repeat) reaches a state where every transfer that started is resolved
 //!   (both sides committed or neither, every log record deleted, nothing
-//!   pending) within [`HEAL_ROUNDS_MAX`] rounds.
+//!   pending) within [`HEAL_ROUNDS_MAX`] rounds;
+//! - **the seller never signs ABORT for a sale it received** — no ABORT
+//!   leaves the seller for a transaction whose `Receive` its chain holds.
+//!   With such an ABORT a buyer could void at the money office a payment
+//!   the seller received and be charged for nothing while the seller loses
+//!   the sale; without one, after the office's sync only the cheat can be
+//!   charged;
+//! - **the seller keeps every sale it received** — a `Receive` once durable
+//!   stays, whatever the buyer sends or restores: the honest seller's
+//!   balance is what its own decisions say.
 //!
 //! The third is how liveness is checked, rather than with stateright's
 //! `eventually`: that operator only judges paths that end (no successor, or
@@ -86,6 +113,24 @@
 //! batch is durable; [`Variant::AgreedBeforeBuyerRedo`] releases AGREED before
 //! the buyer's `Pay` entry and record are durable. The checker must find a
 //! counterexample to atomicity and conservation in each.
+//! [`Variant::NoPresumedAbort`] breaks only liveness.
+//! [`Variant::PresumedAbortAfterComplete`] answers a STATUS or AGREED after
+//! COMPLETE with ABORT; the checker finds the seller signing ABORT for a
+//! sale it received.
+//!
+//! # Replayed through the engines
+//!
+//! `tests/replay.rs` maps every [`Action`] to calls on the real
+//! `mpay_offline::Wallet` engines (one place, so model and engine cannot
+//! drift apart) and checks after every step that the engines hold what the
+//! model says: durable `Pay` / `Void` / `Receive` entries and records per
+//! transaction, sales, prepared payments, intents, pending batches, the
+//! messages in flight and the balances. It replays seeded random walks of
+//! the honest model and of the model with a dishonest buyer, each ending
+//! with the healing schedule, and the
+//! counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
+//! with `Config::fault_presumed_abort_after_complete`, where the seller
+//! signs the same ABORT.
 
 use std::fmt;
 
@@ -121,6 +166,11 @@ pub enum Variant {
     /// Bug: a seller with no record of a transaction ignores AGREED and
     /// STATUS instead of answering ABORT (no presumed abort).
     NoPresumedAbort,
+    /// Bug: a seller with no record of a transaction answers AGREED and
+    /// STATUS with ABORT even when its chain holds the sale's `Receive`
+    /// (presumed abort after COMPLETE); the engine's
+    /// `Config::fault_presumed_abort_after_complete`.
+    PresumedAbortAfterComplete,
 }
 
 /// The wallet messages that decide an outcome. The direction follows from
@@ -258,6 +308,24 @@ impl BuyerLog {
     }
 }
 
+impl BuyerLog {
+    /// The log as a number below [`BUYER_LOGS`] (one bit per field).
+    pub fn index(self) -> u8 {
+        u8::from(self.pay) | u8::from(self.void) << 1 | u8::from(self.prepared_record) << 2
+    }
+    /// The log of [`BuyerLog::index`].
+    pub fn from_index(i: u8) -> BuyerLog {
+        BuyerLog {
+            pay: i & 1 != 0,
+            void: i & 2 != 0,
+            prepared_record: i & 4 != 0,
+        }
+    }
+}
+
+/// Distinct buyer logs ([`BuyerLog::index`] is below this).
+pub const BUYER_LOGS: u8 = 8;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Buyer {
     pub durable: BuyerLog,
@@ -265,6 +333,12 @@ pub struct Buyer {
     /// The owner's buy intent (memory only, consumed by one payment).
     pub intent: bool,
     pub held: MsgSet,
+    /// The cheat only: every durable log it ever had (bit
+    /// [`BuyerLog::index`]), the copies it may restore.
+    pub copies: u8,
+    /// The cheat only: it signed a `Pay` entry for its transfer, so it can
+    /// send AGREED with it at any time.
+    pub signed_pay: bool,
 }
 
 impl Default for Buyer {
@@ -274,6 +348,8 @@ impl Default for Buyer {
             mem: BuyerLog::default(),
             intent: true,
             held: MsgSet::default(),
+            copies: 0,
+            signed_pay: false,
         }
     }
 }
@@ -290,6 +366,12 @@ pub struct State {
     /// Which transfers the seller's owner started (a fact about the world,
     /// not the seller's memory: a sale forgotten in a crash stays started).
     pub started: [bool; TRANSFERS],
+    /// Per transfer: the seller signed an ABORT for it while its chain held
+    /// the `Receive` (sticky; the buyer could take it to the money office as
+    /// proof and void a payment the seller received).
+    pub seller_aborted_a_sale: [bool; TRANSFERS],
+    /// Per transfer: the seller's `Receive` was ever durable (sticky).
+    pub seller_received_ever: [bool; TRANSFERS],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -312,16 +394,31 @@ pub enum Action {
     /// Buyer `t`'s owner enters buyer mode again (`Wallet::set_buy_intent`),
     /// e.g. after a restart.
     SetIntent(u8),
+    /// The cheat sends a message of its transfer that it can sign, whatever
+    /// its state: STATUS, COMMITTED and ABORT at any time, AGREED once it
+    /// signed a `Pay` entry.
+    Forge(Kind),
+    /// The cheat restores an earlier copy of its durable log (a
+    /// [`BuyerLog::index`]) and restarts from it.
+    Restore(u8),
 }
 
-/// The model: which variant runs.
+/// The transfer whose buyer is the cheat, when the model has one.
+pub const CHEAT_TRANSFER: u8 = 0;
+
+/// The model: which variant runs, and whether buyer
+/// [`CHEAT_TRANSFER`] is dishonest.
 #[derive(Clone, Debug)]
 pub struct TwoPhaseCommit {
     pub variant: Variant,
+    pub dishonest_buyer: bool,
+    /// COMMIT-REQUESTs the seller sends before giving up.
+    pub commit_request_attempts_max: u8,
 }
 
 impl State {
-    fn pending(&self, party: Party) -> bool {
+    /// The party has a batch not yet durable or frames held behind one.
+    pub fn pending(&self, party: Party) -> bool {
         match party {
             SELLER => self.seller.mem != self.seller.durable || !self.seller.held.is_empty(),
             b => {
@@ -333,57 +430,87 @@ impl State {
 
     /// Per-transfer atomicity over the durable logs.
     pub fn atomic(&self) -> bool {
-        (0..TRANSFERS).all(|t| {
-            let buyer = self.buyers[t].durable;
-            let received = self.seller.durable.receive[t];
-            (!buyer.committed() || received) && (!received || (buyer.pay && !buyer.void))
-        })
+        (0..TRANSFERS).all(|t| self.atomic_in(t))
+    }
+
+    /// Atomicity of transfer `t`: the buyer's `Pay` standing final implies
+    /// the seller's `Receive`, which implies the buyer's `Pay`, not voided.
+    pub fn atomic_in(&self, t: usize) -> bool {
+        let buyer = self.buyers[t].durable;
+        let received = self.seller.durable.receive[t];
+        (!buyer.committed() || received) && (!received || (buyer.pay && !buyer.void))
     }
 
     /// Money in the durable logs, with locked amounts counted while their
     /// seller has not written `Receive`.
     pub fn money(&self) -> i64 {
-        let seller: i64 = (0..TRANSFERS)
-            .filter(|&t| self.seller.durable.receive[t])
-            .map(|t| AMOUNT[t])
-            .sum();
-        let buyers: i64 = (0..TRANSFERS)
-            .map(|t| self.buyers[t].durable.balance(t))
-            .sum();
-        let in_flight: i64 = (0..TRANSFERS)
-            .filter(|&t| {
-                let b = self.buyers[t].durable;
-                b.prepared_record && b.pay && !b.void && !self.seller.durable.receive[t]
-            })
-            .map(|t| AMOUNT[t])
-            .sum();
-        seller + buyers + in_flight
+        (0..TRANSFERS).map(|t| self.money_in(t)).sum()
+    }
+
+    /// The money of transfer `t` in the durable logs: what the seller
+    /// received for it, what its buyer holds, and its locked amount while the
+    /// seller has not written `Receive`. [`BUYER_BALANCE_START`] at every
+    /// moment.
+    pub fn money_in(&self, t: usize) -> i64 {
+        let b = self.buyers[t].durable;
+        let received = self.seller.durable.receive[t];
+        let seller = if received { AMOUNT[t] } else { 0 };
+        let locked = b.prepared_record && b.pay && !b.void && !received;
+        seller + b.balance(t) + if locked { AMOUNT[t] } else { 0 }
     }
 
     /// Every started transfer decided the same way on both sides, every log
     /// record gone, no batch pending.
     pub fn resolved(&self) -> bool {
-        (0..TRANSFERS).all(|t| {
-            if !self.started[t] {
-                return true;
-            }
-            let buyer = self.buyers[t].durable;
-            let both_committed = self.seller.durable.receive[t] && buyer.committed();
-            let both_aborted = !self.seller.durable.receive[t]
-                && matches!(self.seller.sales[t], Sale::None)
-                && !buyer.prepared_record
-                && (!buyer.pay || buyer.void);
-            (both_committed || both_aborted)
-                && !self.seller.durable.committed_record[t]
-                && !self.pending(SELLER)
-                && !self.pending(t as u8 + 1)
-        })
+        (0..TRANSFERS).all(|t| self.resolved_in(t))
+    }
+
+    /// [`State::resolved`] for transfer `t` alone.
+    pub fn resolved_in(&self, t: usize) -> bool {
+        if !self.started[t] {
+            return true;
+        }
+        let buyer = self.buyers[t].durable;
+        let both_committed = self.seller.durable.receive[t] && buyer.committed();
+        let both_aborted = !self.seller.durable.receive[t]
+            && matches!(self.seller.sales[t], Sale::None)
+            && !buyer.prepared_record
+            && (!buyer.pay || buyer.void);
+        (both_committed || both_aborted)
+            && !self.seller.durable.committed_record[t]
+            && !self.pending(SELLER)
+            && !self.pending(t as u8 + 1)
     }
 }
 
 impl TwoPhaseCommit {
+    /// The model with honest parties only.
     pub fn new(variant: Variant) -> Self {
-        TwoPhaseCommit { variant }
+        TwoPhaseCommit {
+            variant,
+            dishonest_buyer: false,
+            commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
+        }
+    }
+
+    /// The model whose buyer of transfer [`CHEAT_TRANSFER`] is dishonest.
+    /// Only that transfer starts: the seller keeps nothing across
+    /// transfers but its pending batch, and the honest model checks two.
+    pub fn with_dishonest_buyer(variant: Variant) -> Self {
+        TwoPhaseCommit {
+            variant,
+            dishonest_buyer: true,
+            commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
+        }
+    }
+
+    /// Whether both parties of transfer `t` are honest.
+    pub fn honest(&self, t: usize) -> bool {
+        !(self.dishonest_buyer && t == usize::from(CHEAT_TRANSFER))
+    }
+
+    fn cheat(&self, party: Party) -> bool {
+        self.dishonest_buyer && party == CHEAT_TRANSFER + 1
     }
 
     /// Applies `action` to `s` in place. Returns false when the action is not
@@ -392,7 +519,8 @@ impl TwoPhaseCommit {
         match action {
             Action::Start(t) => {
                 let ti = usize::from(t);
-                if s.started[ti] || s.pending(SELLER) {
+                let cheat_only = self.dishonest_buyer && t != CHEAT_TRANSFER;
+                if s.started[ti] || s.pending(SELLER) || cheat_only {
                     return false;
                 }
                 s.started[ti] = true;
@@ -430,11 +558,18 @@ impl TwoPhaseCommit {
                     s.seller.durable = s.seller.mem;
                     s.network.union(s.seller.held);
                     s.seller.held = MsgSet::default();
+                    for t in 0..TRANSFERS {
+                        s.seller_received_ever[t] |= s.seller.durable.receive[t];
+                    }
                 } else {
+                    let cheat = self.cheat(p);
                     let b = &mut s.buyers[usize::from(p - 1)];
                     b.durable = b.mem;
                     s.network.union(b.held);
                     b.held = MsgSet::default();
+                    if cheat {
+                        b.copies |= 1 << b.durable.index();
+                    }
                 }
             }
             Action::Crash(p) => {
@@ -459,6 +594,7 @@ impl TwoPhaseCommit {
                         mem: b.durable,
                         intent: false,
                         held: MsgSet::default(),
+                        ..*b
                     };
                 }
             }
@@ -469,7 +605,9 @@ impl TwoPhaseCommit {
                 }
                 match s.seller.sales[ti] {
                     Sale::None => return false,
-                    Sale::Requesting { attempts } if attempts >= COMMIT_REQUEST_ATTEMPTS_MAX => {
+                    Sale::Requesting { attempts }
+                        if attempts >= self.commit_request_attempts_max =>
+                    {
                         s.seller.sales[ti] = Sale::None;
                         s.network.insert(Msg {
                             tx: t,
@@ -497,6 +635,33 @@ impl TwoPhaseCommit {
                     return false;
                 }
                 b.intent = true;
+            }
+            Action::Forge(kind) => {
+                let b = &s.buyers[usize::from(CHEAT_TRANSFER)];
+                let signable = match kind {
+                    Kind::Agreed => b.signed_pay,
+                    Kind::AbortToSeller | Kind::Committed | Kind::Status => true,
+                    Kind::CommitRequest | Kind::AbortToBuyer | Kind::Commit => false,
+                };
+                // It learns the transaction id from the COMMIT-REQUEST.
+                if !self.dishonest_buyer || !signable || !s.started[usize::from(CHEAT_TRANSFER)] {
+                    return false;
+                }
+                s.network.insert(Msg {
+                    tx: CHEAT_TRANSFER,
+                    kind,
+                });
+            }
+            Action::Restore(copy) => {
+                let b = &mut s.buyers[usize::from(CHEAT_TRANSFER)];
+                if !self.dishonest_buyer || copy >= BUYER_LOGS || b.copies & (1 << copy) == 0 {
+                    return false;
+                }
+                let log = BuyerLog::from_index(copy);
+                b.durable = log;
+                b.mem = log;
+                b.intent = false;
+                b.held = MsgSet::default();
             }
             Action::BuyerTimeout(t) => {
                 let b = &s.buyers[usize::from(t)];
@@ -531,7 +696,15 @@ impl TwoPhaseCommit {
                 s.network.insert(reply(Kind::Commit));
             }
             (Kind::Agreed | Kind::Status, Sale::None) => {
-                if self.variant != Variant::NoPresumedAbort {
+                // Answered from the chain: a `Receive` means COMMIT forever.
+                if s.seller.mem.receive[t] {
+                    if self.variant == Variant::PresumedAbortAfterComplete {
+                        s.seller_aborted_a_sale[t] = true;
+                        s.network.insert(reply(Kind::AbortToBuyer));
+                    } else {
+                        s.network.insert(reply(Kind::Commit));
+                    }
+                } else if self.variant != Variant::NoPresumedAbort {
                     s.network.insert(reply(Kind::AbortToBuyer));
                 }
             }
@@ -565,6 +738,7 @@ impl TwoPhaseCommit {
                 } else if b.intent {
                     // Writes Pay + BuyerPrepared in one batch, then AGREED.
                     b.intent = false;
+                    b.signed_pay |= self.cheat(m.tx + 1);
                     b.mem.pay = true;
                     b.mem.prepared_record = true;
                     if self.variant == Variant::AgreedBeforeBuyerRedo {
@@ -596,6 +770,11 @@ impl TwoPhaseCommit {
         }
     }
 
+    /// Every transfer between honest parties is resolved.
+    pub fn resolved_honest(&self, s: &State) -> bool {
+        (0..TRANSFERS).all(|t| !self.honest(t) || s.resolved_in(t))
+    }
+
     fn timeouts() -> impl Iterator<Item = Action> {
         (0..TRANSFERS as u8).flat_map(|t| [Action::SellerTimeout(t), Action::BuyerTimeout(t)])
     }
@@ -612,7 +791,7 @@ pub fn heal(model: &TwoPhaseCommit, s: &State) -> Option<usize> {
         for p in 0..=TRANSFERS as u8 {
             model.apply(&mut s, Action::Flush(p));
         }
-        if s.resolved() {
+        if model.resolved_honest(&s) {
             return Some(round);
         }
         let in_flight = s.network;
@@ -639,12 +818,18 @@ impl Model for TwoPhaseCommit {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        vec![State::default()]
+        let mut s = State::default();
+        if self.dishonest_buyer {
+            s.buyers[usize::from(CHEAT_TRANSFER)].copies = 1 << BuyerLog::default().index();
+        }
+        vec![s]
     }
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         for t in 0..TRANSFERS as u8 {
-            actions.push(Action::Start(t));
+            if !self.dishonest_buyer || t == CHEAT_TRANSFER {
+                actions.push(Action::Start(t));
+            }
         }
         for m in s.network.iter() {
             actions.push(Action::Deliver(m));
@@ -658,6 +843,19 @@ impl Model for TwoPhaseCommit {
         for t in 0..TRANSFERS as u8 {
             actions.push(Action::SetIntent(t));
         }
+        if self.dishonest_buyer {
+            for kind in [
+                Kind::Agreed,
+                Kind::AbortToSeller,
+                Kind::Committed,
+                Kind::Status,
+            ] {
+                actions.push(Action::Forge(kind));
+            }
+            for copy in 0..BUYER_LOGS {
+                actions.push(Action::Restore(copy));
+            }
+        }
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
@@ -670,12 +868,23 @@ impl Model for TwoPhaseCommit {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
-            Property::always("atomicity", |_, s: &State| s.atomic()),
-            Property::always("conservation", |_, s: &State| s.money() == TOTAL),
+            Property::always("atomicity", |m: &TwoPhaseCommit, s: &State| {
+                (0..TRANSFERS).all(|t| !m.honest(t) || s.atomic_in(t))
+            }),
+            Property::always("conservation", |m: &TwoPhaseCommit, s: &State| {
+                (0..TRANSFERS).all(|t| !m.honest(t) || s.money_in(t) == BUYER_BALANCE_START)
+            }),
             Property::always(
                 "resolves once the network heals",
                 |m: &TwoPhaseCommit, s: &State| heal(m, s).is_some(),
             ),
+            Property::always(
+                "the seller never signs ABORT for a sale it received",
+                |_, s: &State| !s.seller_aborted_a_sale.iter().any(|&a| a),
+            ),
+            Property::always("the seller keeps every sale it received", |_, s: &State| {
+                (0..TRANSFERS).all(|t| !s.seller_received_ever[t] || s.seller.durable.receive[t])
+            }),
             Property::sometimes("both transfers committed", |_, s: &State| {
                 s.resolved() && (0..TRANSFERS).all(|t| s.seller.durable.receive[t])
             }),
@@ -694,8 +903,35 @@ impl Model for TwoPhaseCommit {
                     .any(|b| b.durable.prepared_record && !b.intent && b.held.is_empty())
                     && !s.resolved()
             }),
+            Property::sometimes(
+                "the cheat restored a copy from before a payment the seller received",
+                |_, s: &State| {
+                    let t = usize::from(CHEAT_TRANSFER);
+                    s.seller.durable.receive[t] && !s.buyers[t].durable.pay
+                },
+            ),
         ]
     }
+}
+
+/// The first counterexample the breadth-first checker finds in `model` (a
+/// shortest one), with the name of the property it breaks; the search stops
+/// there.
+pub fn first_counterexample(
+    model: TwoPhaseCommit,
+    threads: usize,
+) -> Option<(&'static str, Vec<Action>)> {
+    let properties = model.properties();
+    let checker = model
+        .checker()
+        .threads(threads)
+        .finish_when(stateright::HasDiscoveries::AnyFailures)
+        .spawn_bfs()
+        .join();
+    properties
+        .iter()
+        .filter(|p| p.expectation != stateright::Expectation::Sometimes)
+        .find_map(|p| Some((p.name, checker.discovery(p.name)?.into_actions())))
 }
 
 /// What one exhaustive run found.
@@ -719,7 +955,11 @@ pub struct CheckReport {
 /// (the state space is finite, so the search is exhaustive) on `threads`
 /// threads.
 pub fn check(variant: Variant, threads: usize) -> CheckReport {
-    let model = TwoPhaseCommit::new(variant);
+    check_model(TwoPhaseCommit::new(variant), threads)
+}
+
+/// [`check`] for any configuration of the model.
+pub fn check_model(model: TwoPhaseCommit, threads: usize) -> CheckReport {
     let properties = model.properties();
     let checker = model.checker().threads(threads).spawn_bfs().join();
     let mut violated = Vec::new();

@@ -1,7 +1,10 @@
 //! Runs the model checker over the offline two-phase commit (see the crate
 //! docs for what is modelled and how each property is checked).
 
-use mpay_model::{Action, Kind, Msg, SELLER, State, TOTAL, TwoPhaseCommit, Variant, check, heal};
+use mpay_model::{
+    Action, Kind, Msg, SELLER, State, TOTAL, TwoPhaseCommit, Variant, check, check_model,
+    first_counterexample, heal,
+};
 use stateright::Model;
 
 /// One thread: the search order, the depth reported and the counterexample
@@ -39,6 +42,51 @@ fn correct_protocol_holds_in_every_reachable_state() {
     ] {
         assert!(report.reached.contains(&name), "never reached: {name}");
     }
+}
+
+/// Fewest distinct states the model with a dishonest buyer has.
+const DISHONEST_UNIQUE_STATES_MIN: usize = 10_000;
+
+#[test]
+fn a_dishonest_buyer_cannot_harm_the_honest_parties() {
+    let started = std::time::Instant::now();
+    let report = check_model(
+        TwoPhaseCommit::with_dishonest_buyer(Variant::Correct),
+        threads(),
+    );
+    println!(
+        "two-phase commit model with a dishonest buyer: {} distinct states ({} generated), max depth {}, {:.1} s",
+        report.unique_states,
+        report.states,
+        report.max_depth,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        report.violated.is_empty(),
+        "counterexample: {:?}",
+        report.counterexample
+    );
+    assert!(report.unique_states >= DISHONEST_UNIQUE_STATES_MIN);
+    for name in [
+        "a prepared buyer voided its payment",
+        "the cheat restored a copy from before a payment the seller received",
+    ] {
+        assert!(report.reached.contains(&name), "never reached: {name}");
+    }
+}
+
+#[test]
+fn presumed_abort_after_completion_is_caught() {
+    let (property, actions) = first_counterexample(
+        TwoPhaseCommit::with_dishonest_buyer(Variant::PresumedAbortAfterComplete),
+        threads(),
+    )
+    .expect("a counterexample");
+    println!("{property}: {actions:?}");
+    assert_eq!(
+        property,
+        "the seller never signs ABORT for a sale it received"
+    );
 }
 
 #[test]
@@ -167,4 +215,30 @@ fn the_broken_seller_loses_money_on_a_crash() {
     assert!(!s.seller.durable.receive[0]);
     assert!(!s.atomic());
     assert_eq!(s.money(), TOTAL - 2);
+}
+
+#[test]
+fn a_seller_that_completed_answers_a_late_status_with_commit() {
+    let model = TwoPhaseCommit::new(Variant::Correct);
+    let s = run(
+        &model,
+        &[
+            Action::Start(0),
+            Action::Deliver(msg(0, Kind::CommitRequest)),
+            Action::Flush(1),
+            Action::BuyerTimeout(0),
+            Action::Deliver(msg(0, Kind::Agreed)),
+            Action::Flush(SELLER),
+            Action::Deliver(msg(0, Kind::Commit)),
+            Action::Flush(1),
+            Action::Deliver(msg(0, Kind::Committed)),
+            Action::Flush(SELLER),
+            Action::Drop(msg(0, Kind::Commit)),
+            // A STATUS from before the COMMIT arrives after COMPLETE: the
+            // seller's chain holds the Receive, so the answer is COMMIT.
+            Action::Deliver(msg(0, Kind::Status)),
+        ],
+    );
+    assert!(s.network.iter().any(|m| m == msg(0, Kind::Commit)));
+    assert!(!s.network.iter().any(|m| m == msg(0, Kind::AbortToBuyer)));
 }
