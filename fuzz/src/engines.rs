@@ -5,22 +5,57 @@
 //! and every write not yet durable). One seller and two buyers, on the
 //! simulation suite.
 //!
-//! Checked after every step: conservation, in memory and on the durable
-//! stores (the sum of balances plus the amounts locked by prepared buyers
-//! whose seller has not received equals what was charged). At the end the
-//! network heals (no loss, no crash, every write made durable, every frame
-//! delivered, time advancing to each timeout) and every transfer must be
-//! resolved, atomically: the seller holds its `Receive` entry exactly when
-//! the buyer's `Pay` entry stands, no buyer still prepared, no sale still
-//! open; and every wallet recovered from its store matches the one in
-//! memory.
+//! Buyer 2 may be dishonest (DESIGN §2.5): it runs the real engine and,
+//! when the input says so, also uses its own valid keys to send any
+//! well-signed message at any time: byte-for-byte replays of its earlier
+//! frames, STATUS and AGREED after completion, ABORT after COMMIT (the
+//! simulator's [`mpay_sim::dishonest::message_for`] and
+//! [`mpay_sim::dishonest::forge`]), and it restores an older copy of its
+//! store and restarts from it, which lets it pay the same funds again.
+//!
+//! Checked after every step, in memory and on the durable stores:
+//! - each honest party (the seller, buyer 1) holds exactly what its own
+//!   decisions say: its charge, plus the sales it committed, minus the
+//!   payments it committed or holds locked, and buyer 1 paid only sales
+//!   made to it ([`mpay_sim::dishonest::decisions_problems`]);
+//! - conservation between the honest parties: what they hold (balances,
+//!   plus amounts locked by buyer 1 whose seller has not received) equals
+//!   what they were charged plus what the seller received from buyer 2 on
+//!   buyer 2's signed authorizations (the money office charges buyer 2's
+//!   owner for those; a cheat carries its own difference);
+//! - conservation over all three, as long as buyer 2 has done nothing
+//!   dishonest. Once it has, its own stores may hold value twice: it may
+//!   send an AGREED before its `Pay` entry is durable (a crash then loses
+//!   the entry the seller holds) or restore an older store. That is the
+//!   cheat's fork, which the office's sync detects and charges its owner for.
+//!
+//! Every frame the seller sends to buyer 2 is opened with buyer 2's keys:
+//! a signed ABORT for a sale whose `Receive` the seller holds is a finding,
+//! as it is the evidence with which the office would charge the honest
+//! seller (it fires with `Config::fault_presumed_abort_after_complete`).
+//!
+//! At the end the network heals (no loss, no crash, every write made
+//! durable, every frame delivered, time advancing to each timeout) and
+//! every transfer between honest parties must be resolved, atomically: the
+//! seller holds its `Receive` entry exactly when buyer 1's `Pay` entry
+//! stands, buyer 1 not still prepared, no sale to it still open; the same
+//! holds for buyer 2 while it did nothing dishonest; and every wallet
+//! recovered from its store matches the one in memory.
+//!
+//! Not here: the money office's sync itself (the simulator's dishonest runs
+//! enrol the phones at a real office and check its verdict), and a second
+//! seller (the same funds offered to two sellers at once).
 
 use std::sync::OnceLock;
 
-use mpay_identity::{Limits, MILLIS_PER_DAY, PartyId, Suite, Timestamp};
+use mpay_identity::{Limits, MILLIS_PER_DAY, PartyId, SecretKeys, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
+use mpay_offline::chain::EntryKind;
 use mpay_offline::durable::Snapshot;
+use mpay_offline::messages::kind;
+use mpay_offline::records::meta;
 use mpay_offline::{BuyIntent, Config, TxId, Wallet};
+use mpay_sim::dishonest::{self, Action, SENT_KEPT_MAX};
 use mpay_sim::fixture::Office;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -36,13 +71,23 @@ pub const IN_FLIGHT_MAX: usize = 64;
 pub const HEAL_ROUNDS_MAX: usize = 2_000;
 /// Operations read from one input at most.
 pub const OPS_MAX: usize = 512;
+/// The buyer that may be dishonest.
+pub const DISHONEST: usize = 2;
+// The honest parties are the nodes before it.
+const _: () = assert!(DISHONEST == NODES - 1);
+/// Older copies of its store the dishonest buyer keeps.
+pub const SNAPSHOTS_MAX: usize = 32;
+/// Operations from this value up are replays by the dishonest buyer (below
+/// it, `op % 16` chooses).
+pub const OP_REPLAY_MIN: u8 = 0xF0;
 
 const START: Timestamp = Timestamp(1_767_225_600_000);
 
 struct Setup {
     ids: [PartyId; NODES],
     stores: [Snapshot; NODES],
-    charged: Amount,
+    /// What each node's owner charged.
+    charged: [Amount; NODES],
 }
 
 fn currency() -> Currency {
@@ -69,7 +114,7 @@ fn setup() -> &'static Setup {
         };
         let mut ids = [PartyId::from_u64(0); NODES];
         let mut stores: [Snapshot; NODES] = Default::default();
-        let mut charged = Amount::zero(currency());
+        let mut charged = [Amount::zero(currency()); NODES];
         for n in 0..NODES {
             let id = PartyId::from_u64(n as u64 + 1);
             let issued = office
@@ -88,7 +133,7 @@ fn setup() -> &'static Setup {
                     store.apply(&w.batch).expect("charge batch");
                     wallet.write_completed(w.id);
                 }
-                charged = charged.checked_add(amount).expect("small");
+                charged[n] = amount;
             }
             ids[n] = id;
             stores[n] = store;
@@ -122,6 +167,12 @@ pub struct Outcome {
     /// Sales the buyer had agreed to and then voided.
     pub voided: usize,
     pub crashes: u64,
+    /// Actions of the dishonest buyer (restores, replays, forged messages).
+    pub dishonest_actions: usize,
+    /// Sales to the dishonest buyer the seller committed.
+    pub committed_to_dishonest: usize,
+    /// Older stores the dishonest buyer restored.
+    pub restores: usize,
 }
 
 /// One run. Public so a test can replay an input without the fuzzer.
@@ -130,8 +181,17 @@ pub struct Harness {
     ids: [PartyId; NODES],
     network: Vec<Frame>,
     now: Timestamp,
-    sales: Vec<(TxId, usize)>,
-    charged: Amount,
+    /// Sales started: transaction, buyer node, amount.
+    sales: Vec<(TxId, usize, Amount)>,
+    charged: [Amount; NODES],
+    config: Config,
+    /// The dishonest buyer's keys, the frames it sent, the copies of its
+    /// store it kept.
+    dishonest_keys: SecretKeys,
+    sent: Vec<Frame>,
+    snapshots: Vec<Snapshot>,
+    restores: usize,
+    dishonest_actions: usize,
 }
 
 /// Reads bytes as operations; missing bytes read as zero.
@@ -153,10 +213,15 @@ impl Ops<'_> {
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_config(config())
+    }
+
+    /// A run whose engines take `config` (faults put back, for tests).
+    pub fn with_config(config: Config) -> Harness {
         let s = setup();
         let nodes = (0..NODES)
             .map(|n| Node {
-                wallet: Wallet::recover(config(), &s.stores[n], n as u64 * 1_000, START)
+                wallet: Wallet::recover(config.clone(), &s.stores[n], n as u64 * 1_000, START)
                     .expect("fixture recovers"),
                 store: s.stores[n].clone(),
                 starts: 0,
@@ -169,6 +234,15 @@ impl Harness {
             now: START,
             sales: Vec::new(),
             charged: s.charged,
+            config,
+            dishonest_keys: SecretKeys::from_secret_bytes(
+                &s.stores[DISHONEST].meta[meta::SECRET_KEYS],
+            )
+            .expect("fixture keys"),
+            sent: Vec::new(),
+            snapshots: vec![s.stores[DISHONEST].clone()],
+            restores: 0,
+            dishonest_actions: 0,
         };
         // Buyer mode on both buyers and one clean LOOKUP round, so most
         // inputs are about transfers.
@@ -195,8 +269,8 @@ impl Harness {
 
     /// Makes `count` of node `n`'s pending writes durable, in order.
     fn flush(&mut self, n: usize, count: usize) {
-        let node = &mut self.nodes[n];
         for _ in 0..count {
+            let node = &mut self.nodes[n];
             let Some(w) = node.wallet.poll_write() else {
                 return;
             };
@@ -204,19 +278,129 @@ impl Harness {
                 .apply(&w.batch)
                 .expect("the engine issues writes in chain order");
             node.wallet.write_completed(w.id);
+            if n == DISHONEST {
+                if self.snapshots.len() >= SNAPSHOTS_MAX {
+                    self.snapshots.remove(0);
+                }
+                self.snapshots.push(self.nodes[n].store.clone());
+            }
         }
+    }
+
+    /// The honest seller never signs an ABORT for a sale it committed.
+    fn check_seller_frame(&self, bytes: &[u8]) {
+        let to = self.ids[DISHONEST];
+        let Ok(unverified) = mpay_envelope::open(
+            bytes,
+            &self.dishonest_keys,
+            to,
+            self.nodes[DISHONEST].wallet.trust(),
+            self.now,
+        ) else {
+            return;
+        };
+        let header = *unverified.header();
+        if header.kind == kind::ABORT {
+            let tx = TxId(header.tx_id);
+            assert!(
+                !self.nodes[SELLER].wallet.received(&tx),
+                "the honest seller signed an ABORT for {tx:?}, a sale it committed"
+            );
+        }
+    }
+
+    /// The dishonest buyer restores copy `i` of its store and restarts.
+    fn restore(&mut self, i: usize) {
+        let Some(older) = self.snapshots.get(i % self.snapshots.len().max(1)).cloned() else {
+            return;
+        };
+        self.restores += 1;
+        self.dishonest_actions += 1;
+        self.nodes[DISHONEST].store = older;
+        self.crash(DISHONEST);
+    }
+
+    /// A fresh, well-signed message from the dishonest buyer about one of
+    /// its payments (STATUS, AGREED or ABORT after completion), sealed with
+    /// its own keys; `seed` chooses the payment and the nonce.
+    fn forge(&mut self, seed: u8, which: u8) {
+        let action = match which % 3 {
+            0 => Action::StatusAfterCompletion,
+            1 => Action::AgreedAfterCompletion,
+            _ => Action::AbortAfterCommit,
+        };
+        let actions = u64::try_from(self.dishonest_actions).unwrap_or(0);
+        let mut rng = ChaCha8Rng::seed_from_u64(u64::from(seed) ^ self.now.0 ^ actions << 32);
+        let wallet = &self.nodes[DISHONEST].wallet;
+        let Some((tx, peer, message)) = dishonest::message_for(action, wallet, &mut rng) else {
+            return;
+        };
+        if peer != self.ids[SELLER] {
+            return;
+        }
+        let seller = self.nodes[SELLER].wallet.certificate().clone();
+        let Some(bytes) = dishonest::forge(
+            &self.dishonest_keys,
+            self.ids[DISHONEST],
+            &seller,
+            tx,
+            &message,
+            self.now,
+            &mut rng,
+        ) else {
+            return;
+        };
+        self.dishonest_actions += 1;
+        self.send_dishonest(Frame { to: peer, bytes });
+    }
+
+    /// The dishonest buyer sends one of its earlier frames again, byte for
+    /// byte.
+    fn replay(&mut self, i: usize) {
+        let Some(f) = self.sent.get(i % self.sent.len().max(1)) else {
+            return;
+        };
+        let f = Frame {
+            to: f.to,
+            bytes: f.bytes.clone(),
+        };
+        self.dishonest_actions += 1;
+        self.push_frame(f);
+    }
+
+    fn send_dishonest(&mut self, frame: Frame) {
+        if self.sent.len() >= SENT_KEPT_MAX {
+            self.sent.remove(0);
+        }
+        self.sent.push(Frame {
+            to: frame.to,
+            bytes: frame.bytes.clone(),
+        });
+        self.push_frame(frame);
+    }
+
+    fn push_frame(&mut self, frame: Frame) {
+        if self.network.len() >= IN_FLIGHT_MAX {
+            self.network.remove(0);
+        }
+        self.network.push(frame);
     }
 
     /// Moves the frames node `n` may send (their writes durable) to the network.
     fn release(&mut self, n: usize) {
         while let Some(t) = self.nodes[n].wallet.poll_transmit() {
-            if self.network.len() >= IN_FLIGHT_MAX {
-                self.network.remove(0);
+            if n == SELLER && t.to == self.ids[DISHONEST] {
+                self.check_seller_frame(&t.frame);
             }
-            self.network.push(Frame {
+            let frame = Frame {
                 to: t.to,
                 bytes: t.frame,
-            });
+            };
+            if n == DISHONEST {
+                self.send_dishonest(frame);
+            } else {
+                self.push_frame(frame);
+            }
         }
         while self.nodes[n].wallet.poll_event().is_some() {}
     }
@@ -242,7 +426,7 @@ impl Harness {
         let node = &mut self.nodes[n];
         node.starts += 1;
         let seed = (n as u64 * 1_000).wrapping_add(node.starts);
-        node.wallet = Wallet::recover(config(), &node.store, seed, self.now)
+        node.wallet = Wallet::recover(self.config.clone(), &node.store, seed, self.now)
             .expect("a durable store recovers");
     }
 
@@ -271,13 +455,22 @@ impl Harness {
 
     /// Runs the operations in `data`, then heals and checks the end state.
     pub fn run(data: &[u8]) -> Outcome {
-        let mut h = Harness::new();
+        Harness::new().run_ops(data)
+    }
+
+    /// [`Harness::run`] on engines that take `config`.
+    pub fn run_with(config: Config, data: &[u8]) -> Outcome {
+        Harness::with_config(config).run_ops(data)
+    }
+
+    fn run_ops(self, data: &[u8]) -> Outcome {
+        let mut h = self;
         let mut ops = Ops { data };
         let mut count = 0;
         while !ops.data.is_empty() && count < OPS_MAX {
             count += 1;
             h.step(&mut ops);
-            h.check_conservation();
+            h.check_step();
         }
         h.heal();
         h.check_end()
@@ -295,7 +488,11 @@ impl Harness {
                 Some(usize::from(arg) % h.network.len())
             }
         };
-        match op % 12 {
+        if op >= OP_REPLAY_MIN {
+            self.replay(usize::from(arg));
+            return;
+        }
+        match op % 16 {
             0 => {
                 let amount = 1 + i64::from(ops.byte()) * 3;
                 let now = self.now;
@@ -305,13 +502,14 @@ impl Harness {
                         .wallet
                         .sell(now, id, Amount::new(amount, currency()), "fuzz")
                 {
-                    self.sales.push((tx, buyer));
+                    self.sales
+                        .push((tx, buyer, Amount::new(amount, currency())));
                 }
             }
             1 | 2 => {
                 // Deliver; 2 keeps a copy in flight (a duplicate later).
                 if let Some(i) = frame(self) {
-                    let f = if op % 12 == 2 {
+                    let f = if op % 16 == 2 {
                         Frame {
                             to: self.network[i].to,
                             bytes: self.network[i].bytes.clone(),
@@ -351,12 +549,16 @@ impl Harness {
                     self.deliver(&f);
                 }
             }
-            _ => {
-                if let Some(&(tx, _)) = self.sales.get(usize::from(arg) % self.sales.len().max(1)) {
+            11 => {
+                if let Some(&(tx, _, _)) =
+                    self.sales.get(usize::from(arg) % self.sales.len().max(1))
+                {
                     let now = self.now;
                     self.nodes[SELLER].wallet.cancel_sale(now, tx);
                 }
             }
+            12 => self.restore(usize::from(arg)),
+            _ => self.forge(arg, op),
         }
     }
 
@@ -377,38 +579,81 @@ impl Harness {
         total
     }
 
+    /// The honest parties' money: the seller's and buyer 1's, less what the
+    /// seller received from buyer 2 on its signed authorizations.
+    fn honest_money(&self, views: &[&Wallet]) -> Amount {
+        let mut total = Self::money(&views[..DISHONEST]);
+        for entry in views[SELLER].chain() {
+            if let EntryKind::Receive { buyer, amount, .. } = &entry.kind
+                && *buyer == self.ids[DISHONEST]
+            {
+                total = total.checked_sub(*amount).expect("small amounts");
+            }
+        }
+        total
+    }
+
     fn recovered(&self) -> Vec<Wallet> {
         self.nodes
             .iter()
             .map(|n| {
-                Wallet::recover(config(), &n.store, 0, self.now).expect("a durable store recovers")
+                Wallet::recover(self.config.clone(), &n.store, 0, self.now)
+                    .expect("a durable store recovers")
             })
             .collect()
     }
 
-    fn check_conservation(&self) {
-        let memory: Vec<&Wallet> = self.nodes.iter().map(|n| &n.wallet).collect();
-        assert_eq!(
-            Self::money(&memory),
-            self.charged,
-            "conservation broken in memory"
-        );
+    /// The checks after every step, in memory and on the durable stores.
+    fn check_step(&self) {
         let recovered = self.recovered();
+        let memory: Vec<&Wallet> = self.nodes.iter().map(|n| &n.wallet).collect();
         let durable: Vec<&Wallet> = recovered.iter().collect();
-        assert_eq!(
-            Self::money(&durable),
-            self.charged,
-            "conservation broken on the durable stores"
-        );
+        let honest_charged = self.charged[SELLER]
+            .checked_add(self.charged[1])
+            .expect("small amounts");
+        for (views, place) in [(&memory, "in memory"), (&durable, "on the durable stores")] {
+            for n in [SELLER, 1] {
+                let agreed = |tx: &TxId, amount: Amount| self.sales.contains(&(*tx, n, amount));
+                let problems = dishonest::decisions_problems(n, views[n], self.charged[n], agreed);
+                assert!(problems.is_empty(), "{place}: {}", problems.join("; "));
+            }
+            assert_eq!(
+                self.honest_money(views),
+                honest_charged,
+                "conservation between the honest parties broken {place}"
+            );
+            if self.dishonest_actions == 0 {
+                assert_eq!(
+                    Self::money(views),
+                    self.charged_total(),
+                    "conservation broken {place}"
+                );
+            }
+        }
+    }
+
+    fn charged_total(&self) -> Amount {
+        Amount::checked_sum(currency(), self.charged.iter()).expect("small amounts")
     }
 
     fn resolved(&self) -> bool {
+        // A buyer that acted dishonestly need not finish anything, and the
+        // seller's sales to it may wait for the office.
+        let cheated = self.dishonest_actions > 0;
+        let dishonest_sale = |tx: &TxId| {
+            cheated
+                && self
+                    .sales
+                    .iter()
+                    .any(|(t, b, _)| t == tx && *b == DISHONEST)
+        };
         self.network.is_empty()
-            && self.nodes.iter().all(|n| {
-                n.wallet.prepared_txs().next().is_none()
-                    && n.wallet.committing_txs().next().is_none()
-                    && n.wallet.requesting_txs().next().is_none()
-                    && n.wallet.writes_in_flight() == 0
+            && self.nodes.iter().enumerate().all(|(i, n)| {
+                (i == DISHONEST && cheated)
+                    || (n.wallet.prepared_txs().next().is_none()
+                        && n.wallet.committing_txs().all(|tx| dishonest_sale(&tx))
+                        && n.wallet.requesting_txs().next().is_none()
+                        && n.wallet.writes_in_flight() == 0)
             })
     }
 
@@ -440,15 +685,30 @@ impl Harness {
     }
 
     fn check_end(&self) -> Outcome {
-        self.check_conservation();
+        self.check_step();
         let seller = &self.nodes[SELLER].wallet;
         let mut outcome = Outcome {
             sales: self.sales.len(),
             crashes: self.nodes.iter().map(|n| n.starts).sum(),
+            dishonest_actions: self.dishonest_actions,
+            restores: self.restores,
             ..Outcome::default()
         };
-        for (tx, b) in &self.sales {
+        for (tx, b, _) in &self.sales {
             let buyer = &self.nodes[*b].wallet;
+            if seller.received(tx) {
+                outcome.committed += 1;
+                if *b == DISHONEST {
+                    outcome.committed_to_dishonest += 1;
+                }
+            }
+            if *b == DISHONEST && self.dishonest_actions > 0 {
+                // Between the seller and a cheat the office decides: it
+                // charges the cheat's owner for every authorization the
+                // seller holds. The seller's side was checked after every
+                // step and on every frame it sent.
+                continue;
+            }
             assert_eq!(
                 seller.received(tx),
                 buyer.paid(tx),
@@ -460,9 +720,6 @@ impl Harness {
                 !(seller.received(tx) && buyer.voided(tx)),
                 "{tx:?} received and voided"
             );
-            if seller.received(tx) {
-                outcome.committed += 1;
-            }
             if buyer.voided(tx) {
                 outcome.voided += 1;
             }
@@ -520,6 +777,89 @@ mod tests {
         let outcome = Harness::run(&ops);
         assert_eq!(outcome.sales, 1);
         assert_eq!(outcome.committed, 0);
+    }
+
+    /// Sells to buyer 2 and delivers cleanly: COMMIT-REQUEST, AGREED,
+    /// COMMIT, COMMITTED.
+    fn clean_sale_to_buyer_2() -> Vec<u8> {
+        let mut ops = vec![0, 1, 10];
+        for _ in 0..4 {
+            ops.extend([5, 0, 5, 2, 6, 0, 6, 2, 1, 0]);
+        }
+        ops
+    }
+
+    /// After a clean sale, buyer 2 restores the copy in which it was
+    /// prepared (copies: at the start, prepared, committed), restarts and
+    /// asks (STATUS), and sends a fresh AGREED, ABORT and STATUS of its own.
+    fn restored_buyer_asks_again() -> Vec<u8> {
+        let mut ops = clean_sale_to_buyer_2();
+        ops.extend([12, 1, 4, 0, 30, 6, 2, 1, 0, 6, 0, 13, 0, 14, 0, 15, 0]);
+        ops.extend([1, 0, 1, 0, 1, 0, 6, 0, 1, 0, 1, 0]);
+        ops
+    }
+
+    #[test]
+    fn a_restored_buyer_asking_again_gets_no_abort_for_a_completed_sale() {
+        let outcome = Harness::run(&restored_buyer_asks_again());
+        assert_eq!(outcome.sales, 1);
+        assert_eq!(outcome.committed, 1);
+        assert_eq!(outcome.committed_to_dishonest, 1);
+        assert_eq!(outcome.restores, 1);
+        assert!(outcome.dishonest_actions >= 4, "{outcome:?}");
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// The first finding of the dishonest buyer (60 s of fuzzing): the old
+    /// check said "conservation broken on the durable stores: 20.01 EUR vs
+    /// 20.00 EUR". Buyer 2 prepares a payment of 0.01 (its `Pay` entry not
+    /// yet durable) and forges an AGREED carrying that entry from memory; the
+    /// seller verifies the signature, commits and makes its `Receive`
+    /// durable, while buyer 2's store still holds 10.00. The honest seller
+    /// holds exactly what its decisions say, backed by buyer 2's signed
+    /// authorization; the extra 0.01 exists only in the cheat's store, which
+    /// broke durable-before-visible (a crash now forks its chain at that
+    /// sequence, which the office's sync proves against its owner).
+    #[test]
+    fn a_forged_agreed_ahead_of_the_buyers_durable_write_is_the_cheats_loss() {
+        let input = hex(
+            "290600010000000000009b460041013dff00ff000400f700272d41013d170300292929272d41013dffff9503303030ffff2954fffb",
+        );
+        let outcome = Harness::run(&input);
+        assert!(outcome.dishonest_actions >= 1, "{outcome:?}");
+        assert_eq!(outcome.restores, 0, "{outcome:?}");
+        assert!(outcome.committed_to_dishonest >= 1, "{outcome:?}");
+    }
+
+    /// The item-1 fault put back: a seller that answers a STATUS about a
+    /// completed sale with a signed ABORT gives the restored buyer evidence
+    /// against it; the harness reports it.
+    #[test]
+    #[should_panic(expected = "the honest seller signed an ABORT")]
+    fn the_presumed_abort_after_completion_fault_is_caught() {
+        let config = Config {
+            fault_presumed_abort_after_complete: true,
+            ..config()
+        };
+        Harness::run_with(config, &restored_buyer_asks_again());
+    }
+
+    #[test]
+    fn a_replayed_frame_changes_nothing() {
+        let mut ops = clean_sale_to_buyer_2();
+        // Buyer 2 sends each of its earlier frames again.
+        for i in 0..4 {
+            ops.extend([OP_REPLAY_MIN, i, 1, 0, 1, 0, 6, 0]);
+        }
+        let outcome = Harness::run(&ops);
+        assert_eq!(outcome.committed_to_dishonest, 1);
+        assert!(outcome.dishonest_actions >= 4, "{outcome:?}");
     }
 
     #[test]

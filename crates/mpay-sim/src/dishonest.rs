@@ -172,7 +172,7 @@ impl Adversary {
 }
 
 /// A well-signed frame from `keys` (the dishonest peer's own) to a peer.
-pub(crate) fn forge(
+pub fn forge(
     keys: &SecretKeys,
     from: PartyId,
     to: &Certificate,
@@ -207,7 +207,7 @@ impl FromSeedU64 for rand_chacha::ChaCha20Rng {
 
 /// The message of `action` for transaction `tx`, from what the dishonest
 /// wallet's chain holds; `None` when it holds nothing that fits.
-pub(crate) fn message_for(
+pub fn message_for(
     action: Action,
     wallet: &Wallet,
     rng: &mut ChaCha8Rng,
@@ -280,6 +280,48 @@ pub(crate) fn message_for(
         }
         _ => None,
     }
+}
+
+/// An honest wallet's balance against its own decisions: it must equal what
+/// its owner charged, plus the sales it committed, minus the payments it
+/// committed or holds locked; and every payment standing in its chain must be
+/// one its owner agreed to (`agreed(tx, amount)`). Every problem as a
+/// sentence about node `n`; empty when all holds.
+pub fn decisions_problems(
+    n: usize,
+    wallet: &Wallet,
+    charged: Amount,
+    agreed: impl Fn(&TxId, Amount) -> bool,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expected = charged;
+    for entry in wallet.chain() {
+        let change = match &entry.kind {
+            EntryKind::Receive { amount, .. } => Some((*amount, true)),
+            EntryKind::Pay { tx, amount, .. } if !wallet.voided(tx) => {
+                if !agreed(tx, *amount) {
+                    problems.push(format!(
+                        "honest node {n} paid {amount} for {} that its owner never agreed to",
+                        tx.short()
+                    ));
+                }
+                Some((*amount, false))
+            }
+            _ => None,
+        };
+        expected = match change {
+            Some((a, true)) => expected.checked_add(a).unwrap_or(expected),
+            Some((a, false)) => expected.checked_sub(a).unwrap_or(expected),
+            None => expected,
+        };
+    }
+    if wallet.balance() != expected || expected.currency() != charged.currency() {
+        problems.push(format!(
+            "honest node {n} holds {}, its own decisions say {expected}",
+            wallet.balance()
+        ));
+    }
+    problems
 }
 
 /// A wallet as the office issues it: keys, certificate, genesis batch.

@@ -1153,40 +1153,18 @@ impl Sim {
             self.violation(format!("honest node {n} is down at the end"));
             return;
         };
-        let currency = self.charged_total.currency();
-        let mut expected = self.charged[n];
         for (tx, _, amount) in wallet.prepared_txs() {
             problems.push(format!(
                 "honest node {n}: payment {} of {amount} still locked after the office resolved every claim window",
                 tx.short()
             ));
         }
-        for entry in wallet.chain() {
-            let change = match &entry.kind {
-                EntryKind::Receive { amount, .. } => Some((*amount, true)),
-                EntryKind::Pay { tx, amount, .. } if wallet.paid(tx) => {
-                    if self.sales.get(tx) != Some(&(n, *amount)) {
-                        problems.push(format!(
-                            "honest node {n} paid {amount} for {} that its owner never agreed to",
-                            tx.short()
-                        ));
-                    }
-                    Some((*amount, false))
-                }
-                _ => None,
-            };
-            expected = match change {
-                Some((a, true)) => expected.checked_add(a).unwrap_or(expected),
-                Some((a, false)) => expected.checked_sub(a).unwrap_or(expected),
-                None => expected,
-            };
-        }
-        if wallet.balance() != expected || expected.currency() != currency {
-            problems.push(format!(
-                "honest node {n} holds {}, its own decisions say {expected}",
-                wallet.balance()
-            ));
-        }
+        problems.extend(dishonest::decisions_problems(
+            n,
+            wallet,
+            self.charged[n],
+            |tx, amount| self.sales.get(tx) == Some(&(n, amount)),
+        ));
         for p in problems {
             self.violation(p);
         }
