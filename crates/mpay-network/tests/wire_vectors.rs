@@ -14,9 +14,9 @@ use mpay_network::micro::{MICRO_SETTLEMENT, SettledPayment, SettlementStatement}
 use mpay_network::{INBOX_ACK, InboxAck};
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, DecisionRelay,
-    MerchantDecision, PaymentNotice, PaymentRequest, Pin, REQUEST_LIFETIME_DEFAULT_MS,
-    RefundRelay, RefundRequest, RejectReason, RoutedNotice, Signable, Signed, SignedTrans, Trans,
-    Validity, kind, pseudonym, tags,
+    MerchantDecision, PaymentNotice, PaymentRequest, Pin, REQUEST_LIFETIME_DEFAULT_MS, RefundRelay,
+    RefundRequest, RejectReason, RoutedNotice, Signable, Signed, SignedTrans, Trans, Validity,
+    kind, pseudonym, tags,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -151,7 +151,14 @@ fn seal_seed(n: u64) -> u64 {
     4_000 + n
 }
 
-fn frame(n: u64, from: &Party, to: &Party, kind: MessageKind, tx: [u8; 16], payload: &[u8]) -> Vec<u8> {
+fn frame(
+    n: u64,
+    from: &Party,
+    to: &Party,
+    kind: MessageKind,
+    tx: [u8; 16],
+    payload: &[u8],
+) -> Vec<u8> {
     envelope::seal(
         &from.keys,
         &header(n, from, to, kind, tx),
@@ -184,9 +191,10 @@ fn frame_fields(
     payload: &[u8],
 ) -> Fields {
     let header = header(n, from, to, kind, tx);
-    let signature = from
-        .keys
-        .sign(mpay_identity::tags::ENVELOPE, &[&header.to_bytes(), payload]);
+    let signature = from.keys.sign(
+        mpay_identity::tags::ENVELOPE,
+        &[&header.to_bytes(), payload],
+    );
     let mut ikm = [0u8; 32];
     ChaCha20Rng::seed_from_u64(seal_seed(n)).fill_bytes(&mut ikm);
     let frame = frame(n, from, to, kind, tx, payload);
@@ -718,7 +726,10 @@ fn the_semops_layouts_are_the_documented_bytes() {
     );
     assert_eq!(
         value(&v, "PAYMENT_NOTICE DC to MPP", "payload"),
-        format!("{pn_signed}{}", ts(T0 + 120_000 - 2 * HOP_BUDGET_MS_DEFAULT))
+        format!(
+            "{pn_signed}{}",
+            ts(T0 + 120_000 - 2 * HOP_BUDGET_MS_DEFAULT)
+        )
     );
     // MerchantDecision: payment id | merchant | 1 | validity, or 2 | text reason
     let validity = format!("{}{}", ts(T0), ts(T0 + REQUEST_LIFETIME_DEFAULT_MS));
@@ -753,7 +764,13 @@ fn the_semops_layouts_are_the_documented_bytes() {
     );
     assert_eq!(
         value(&v, "Confirmation rejected", "body"),
-        format!("{}{}0303{}{}", "11".repeat(16), id(0x31), eur(1_250), ts(T0))
+        format!(
+            "{}{}0303{}{}",
+            "11".repeat(16),
+            id(0x31),
+            eur(1_250),
+            ts(T0)
+        )
     );
     // RefundRequest: payment id | merchant | amount | key[16] | validity
     assert_eq!(
@@ -795,7 +812,8 @@ fn the_semops_layouts_are_the_documented_bytes() {
         format!("{}{RUN:016x}", hex_string(b"micronet"))
     );
     // InboxAck: version 1 | BLAKE3 of the acknowledged frame | text outcome
-    let pn_frame = mpay_identity::hex_bytes(&value(&v, "PAYMENT_NOTICE CPP to DC", "frame")).unwrap();
+    let pn_frame =
+        mpay_identity::hex_bytes(&value(&v, "PAYMENT_NOTICE CPP to DC", "frame")).unwrap();
     assert_eq!(
         value(&v, "INBOX_ACK of the PAYMENT_NOTICE", "payload"),
         format!(
