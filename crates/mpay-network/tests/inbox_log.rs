@@ -3,6 +3,8 @@
 //! find out why from the receiver's log. Its own binary, because it installs
 //! the process's tracing subscriber.
 
+#![allow(clippy::inconsistent_digit_grouping)]
+
 #[allow(dead_code)]
 #[path = "network/harness.rs"]
 mod harness;
