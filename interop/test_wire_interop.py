@@ -1,12 +1,14 @@
 """An independent implementation of mpay's envelope, written from
 docs/wire-format.md alone (PyNaCl for Ed25519 and X25519, pyhpke for RFC 9180).
 
-It checks mpay's vectors (docs/wire-vectors.json) byte for byte, opens every
-sealed frame, and seals frames of its own that `mpay wire open` must accept,
-and refuse once a bit is flipped. Run by .ci/run with pytest; MPAY_BIN names
+It checks mpay's vectors (docs/wire-vectors.json, -interbank.json and
+-semops.json) byte for byte, opens every sealed frame, verifies the signed
+SEMOPS objects (§15), and seals frames of its own that `mpay wire open` must
+accept, and refuse once a bit is flipped. Run by .ci/run with pytest; MPAY_BIN names
 the mpay binary (default: target/debug/mpay).
 """
 
+import base64
 import json
 import os
 import secrets
@@ -24,7 +26,8 @@ from pyhpke import AEADId, CipherSuite, KDFId, KEMId
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = [
     v
-    for name in ("wire-vectors.json", "wire-vectors-interbank.json")
+    for name in ("wire-vectors.json", "wire-vectors-interbank.json",
+                 "wire-vectors-semops.json")
     for v in json.loads((ROOT / "docs" / name).read_text())["vectors"]
 ]
 MPAY = os.environ.get(
@@ -46,6 +49,9 @@ SUITE = CipherSuite.new(
 PARTIES = {v["name"]: v for v in VECTORS if v["type"] == "party"}
 FRAMES = [v for v in VECTORS if v["type"] == "frame"]
 SEALED = [v for v in FRAMES if v["receiver"] != "broadcast"]
+OBJECTS = [v for v in VECTORS if v["type"] == "object"]
+SEMOPS = {v["name"]: v for v in json.loads(
+    (ROOT / "docs" / "wire-vectors-semops.json").read_text())["vectors"]}
 
 
 def h(text):
@@ -229,3 +235,171 @@ def test_mpay_refuses_a_frame_signed_by_someone_else(tmp_path):
     out = mpay_open(tmp_path, frame, sender="office")
     assert out.returncode == 2
     assert "signature does not verify" in out.stderr
+
+
+# ---- SEMOPS (§15) ---------------------------------------------------------
+
+# §15.6: every signature inside a SEMOPS payload is over tag || body.
+SEMOPS_TAGS = {
+    "trans": b"mpay/v1/semops-trans\x00",
+    "merchant-decision": b"mpay/v1/semops-merchant-decision\x00",
+}
+KIND_MERCHANT_DECISION = 0x0403
+REQUEST_LIFETIME_DEFAULT_MS = 300_000
+
+
+class Reader:
+    """Big-endian fields in order (§2); every read checks the bytes left."""
+
+    def __init__(self, data):
+        self.data, self.at = data, 0
+
+    def take(self, n):
+        if self.at + n > len(self.data):
+            raise ValueError("unexpected end")
+        out = self.data[self.at:self.at + n]
+        self.at += n
+        return out
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return struct.unpack(">H", self.take(2))[0]
+
+    def u64(self):
+        return struct.unpack(">Q", self.take(8))[0]
+
+    def text(self, limit):
+        n = self.u16()
+        if n > limit:
+            raise ValueError("too long")
+        return self.take(n).decode("utf-8")
+
+    def amount(self):
+        currency = self.take(3).decode("ascii")
+        (minor,) = struct.unpack(">q", self.take(8))
+        return currency, minor
+
+    def finish(self):
+        if self.at != len(self.data):
+            raise ValueError("trailing bytes")
+
+
+def read_trans(r):
+    """§15.5 Trans; returns its fields and the body bytes it was read from."""
+    start = r.at
+    t = dict(merchant=r.take(16), mpp=r.take(16), amount=r.amount(),
+             reference=r.text(64), expires_at=r.u64(), description=r.text(1024),
+             nonce=r.take(16))
+    return t, r.data[start:r.at]
+
+
+def read_decision(r):
+    start = r.at
+    d = dict(payment_id=r.take(16), merchant=r.take(16), decision=r.u8())
+    if d["decision"] == 2:
+        d["reason"] = r.text(256)
+    elif d["decision"] != 1:
+        raise ValueError("unknown decision")
+    d["signed_at"], d["expires_at"] = r.u64(), r.u64()
+    return d, r.data[start:r.at]
+
+
+def party_by_id(party_id):
+    [p] = [p for p in PARTIES.values() if h(p["party_id"]) == party_id]
+    return p
+
+
+def verify_object(signer, tag, body, signature):
+    nacl.signing.VerifyKey(h(signer["ed25519_public"])).verify(tag + body, signature)
+
+
+@pytest.mark.parametrize("v", OBJECTS, ids=[v["name"] for v in OBJECTS])
+def test_semops_signed_object_verifies(v):
+    tag, body, signature = h(v["tag"]), h(v["body"]), h(v["signature"])
+    assert h(v["signed"]) == body + signature
+    assert tag.startswith(b"mpay/v1/semops-") and tag.endswith(b"\x00")
+    verify_object(PARTIES[v["signer"]], tag, body, signature)
+    with pytest.raises(nacl.exceptions.BadSignatureError):
+        verify_object(PARTIES[v["signer"]], tag, body[:-1] + bytes([body[-1] ^ 1]), signature)
+
+
+def test_the_pr_carries_a_trans_its_merchant_signed():
+    """Open the PR with the CPP's keys, read the TRANS, check the merchant's
+    signature and that the TRANS URI carries the same bytes."""
+    v = SEMOPS["PAYMENT_REQUEST"]
+    cpp = PARTIES[v["receiver"]]
+    head, payload, signature, _ = open_sealed(h(v["frame"]), cpp)
+    verify(PARTIES[v["sender"]], head, payload, signature)
+    r = Reader(payload)
+    trans, body = read_trans(r)
+    trans_signature = r.take(64)
+    customer, cpp_id, pin, key = r.text(64), r.take(16), r.text(12), r.take(16)
+    r.finish()
+    assert customer == "alice" and pin == "1234" and cpp_id == h(cpp["party_id"])
+    assert key == parse_header(h(v["frame"]))["tx_id"]
+    assert trans["amount"] == ("EUR", 1250) and trans["reference"] == "order-7"
+    merchant = party_by_id(trans["merchant"])
+    verify_object(merchant, SEMOPS_TAGS["trans"], body, trans_signature)
+    uri = SEMOPS["TRANS"]["uri"]
+    prefix = "mpay:trans?v=1&d="
+    assert uri.startswith(prefix)
+    data = uri[len(prefix):]
+    assert "=" not in data
+    assert base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)) == body + trans_signature
+
+
+def test_the_decision_relay_carries_a_decision_its_merchant_signed():
+    v = SEMOPS["DECISION_RELAY"]
+    head, payload, signature, _ = open_sealed(h(v["frame"]), PARTIES[v["receiver"]])
+    verify(PARTIES[v["sender"]], head, payload, signature)
+    r = Reader(payload)
+    decision, body = read_decision(r)
+    decision_signature = r.take(64)
+    assert decision["decision"] == 1
+    assert decision["expires_at"] - decision["signed_at"] == REQUEST_LIFETIME_DEFAULT_MS
+    verify_object(party_by_id(decision["merchant"]), SEMOPS_TAGS["merchant-decision"], body,
+                  decision_signature)
+    mpp, payout_bank, account = r.take(16), r.take(16), r.text(128)
+    relay_signature = r.take(64)
+    r.finish()
+    assert account == "shop:bob"
+    relay_body = payload[:len(payload) - 64]
+    verify_object(party_by_id(mpp), b"mpay/v1/semops-decision-relay\x00", relay_body,
+                  relay_signature)
+
+
+def fresh_decision():
+    """A merchant's approval, signed and sealed here to its MPP, sent now."""
+    merchant, mpp = PARTIES["merchant"], PARTIES["mpp"]
+    now = int(time.time() * 1000)
+    payment_id = secrets.token_bytes(16)
+    body = (payment_id + h(merchant["party_id"]) + b"\x01"
+            + struct.pack(">QQ", now, now + REQUEST_LIFETIME_DEFAULT_MS))
+    signature = signing_key(merchant).sign(SEMOPS_TAGS["merchant-decision"] + body).signature
+    frame = seal(merchant, mpp, KIND_MERCHANT_DECISION, body + signature, now,
+                 secrets.randbits(64), payment_id)
+    return frame, payment_id, signature
+
+
+def test_mpay_opens_a_semops_frame_sealed_here(tmp_path):
+    frame, payment_id, signature = fresh_decision()
+    out = mpay_open(tmp_path, frame, receiver="mpp", sender="merchant")
+    assert out.returncode == 0, out.stderr
+    opened = json.loads(out.stdout)
+    assert opened["header"]["kind_name"] == "MERCHANT_DECISION"
+    decision = opened["payload"]["decoded"]
+    assert decision["decision"] == "Approve"
+    assert decision["payment_id"] == payment_id.hex()
+    assert decision["signer"] == PARTIES["merchant"]["party_id"]
+    assert decision["signature"] == signature.hex()
+
+
+@pytest.mark.parametrize("byte", [3, 40, 75, 120, -1])
+def test_mpay_refuses_a_bit_flipped_semops_frame_sealed_here(tmp_path, byte):
+    frame = bytearray(fresh_decision()[0])
+    frame[byte] ^= 1
+    out = mpay_open(tmp_path, bytes(frame), receiver="mpp", sender="merchant")
+    assert out.returncode == 2, out.stdout
+    assert out.stderr.startswith("refused: "), out.stderr

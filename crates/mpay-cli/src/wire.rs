@@ -20,10 +20,17 @@ use mpay_identity::{
     hex_bytes, hex_string, tags,
 };
 use mpay_money::Amount;
+use mpay_network::micro::{MICRO_SETTLEMENT, SettlementStatement};
+use mpay_network::{INBOX_ACK, InboxAck};
 use mpay_offline::chain::{ChainEntry, EntryKind, VoidProof};
 use mpay_offline::messages::Message;
 use mpay_offline::sync::{self, Resolution, SyncAttestation, SyncRequest, SyncResponse};
-use mpay_wire::{Decode, Reader};
+use mpay_semops::{
+    ConfirmationOutcome, Decision, PaymentRequest, RoutedNotice, Signable, Signed,
+    SignedConfirmation, SignedDecisionRelay, SignedMerchantDecision, SignedPaymentNotice,
+    SignedRefundRelay, SignedRefundRequest, SignedTrans, Validity,
+};
+use mpay_wire::{Decode, DecodeError, Reader};
 use serde_json::{Value, json};
 
 pub const EXIT_CODES_HELP: &str = "Exit codes:
@@ -37,9 +44,16 @@ const REFUSED: u8 = 2;
 #[derive(Subcommand)]
 pub enum WireCommand {
     /// Decode a frame's header and body into JSON, every field named (a
-    /// sealed frame's payload stays sealed; use `open`).
+    /// sealed frame's payload stays sealed; use `open`). With `--kind`, the
+    /// argument is a bare payload of that kind; a `mpay:trans?` URI decodes
+    /// as the signed TRANS it carries.
     Decode {
-        /// The frame: hex, a file (hex or raw bytes), or `-`/absent for stdin.
+        /// Read the argument as a payload of this kind (e.g. 0x0402), not a
+        /// frame.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The frame (or payload, or `mpay:` URI): hex, a file (hex or raw
+        /// bytes), or `-`/absent for stdin.
         frame: Option<String>,
     },
     /// Open a sealed frame with the receiver's secret key file, check the
@@ -114,9 +128,30 @@ pub struct SealArgs {
 
 pub fn run(command: WireCommand) -> anyhow::Result<ExitCode> {
     match command {
-        WireCommand::Decode { frame } => {
-            let frame = read_frame(frame.as_deref())?;
-            match decode(&frame) {
+        WireCommand::Decode { kind, frame } => {
+            if let Some(uri) = frame.as_deref().filter(|f| f.starts_with("mpay:")) {
+                return match SignedTrans::from_uri(uri) {
+                    Ok(trans) => print_json(&trans_json(&trans)),
+                    Err(e) => refused(&e.to_string()),
+                };
+            }
+            let bytes = read_frame(frame.as_deref())?;
+            let decoded = match kind {
+                Some(kind) => {
+                    let kind = parse_kind(&kind)?;
+                    let value = payload_json(kind, &bytes);
+                    match value.get("error").and_then(Value::as_str) {
+                        Some(error) => Err(error.to_owned()),
+                        None => Ok(json!({
+                            "kind": format!("0x{:04x}", kind.0),
+                            "kind_name": kind_name(kind),
+                            "payload": value,
+                        })),
+                    }
+                }
+                None => decode(&bytes),
+            };
+            match decoded {
                 Ok(value) => print_json(&value),
                 Err(reason) => refused(&reason),
             }
@@ -209,6 +244,12 @@ fn read_public(path: &Path) -> anyhow::Result<PublicKeys> {
         })
 }
 
+fn parse_kind(text: &str) -> anyhow::Result<MessageKind> {
+    u16::from_str_radix(text.trim_start_matches("0x"), 16)
+        .map(MessageKind)
+        .map_err(|_| anyhow!("--kind is not a hex u16 such as 0x0109"))
+}
+
 fn party(text: &str, what: &str) -> anyhow::Result<PartyId> {
     PartyId::from_hex(text.trim()).ok_or_else(|| anyhow!("{what} is not 32 hex digits"))
 }
@@ -230,6 +271,7 @@ fn header_json(h: &Header) -> Value {
 
 fn kind_name(kind: MessageKind) -> &'static str {
     use mpay_offline::messages::kind as k;
+    use mpay_semops::kind as semops;
     match kind {
         k::LOOKUP => "LOOKUP",
         k::LOOKUP_REPLY => "LOOKUP_REPLY",
@@ -244,6 +286,15 @@ fn kind_name(kind: MessageKind) -> &'static str {
         sync::kind::SYNC_RESPONSE => "SYNC_RESPONSE",
         interbank::kind::INTERBANK_TRANSFER => "INTERBANK_TRANSFER",
         interbank::kind::INTERBANK_ACK => "INTERBANK_ACK",
+        semops::PAYMENT_REQUEST => "PAYMENT_REQUEST",
+        semops::PAYMENT_NOTICE => "PAYMENT_NOTICE",
+        semops::MERCHANT_DECISION => "MERCHANT_DECISION",
+        semops::CONFIRMATION => "CONFIRMATION",
+        semops::REFUND_REQUEST => "REFUND_REQUEST",
+        semops::DECISION_RELAY => "DECISION_RELAY",
+        semops::REFUND_RELAY => "REFUND_RELAY",
+        MICRO_SETTLEMENT => "MICRO_SETTLEMENT",
+        INBOX_ACK => "INBOX_ACK",
         _ => "unknown",
     }
 }
@@ -269,6 +320,8 @@ fn payload_json(kind: MessageKind, payload: &[u8]) -> Value {
     } else if kind == interbank::kind::INTERBANK_ACK {
         InterbankAck::from_wire(payload)
             .map(|m| json!({ "id": m.id.to_hex(), "outcome": m.outcome.as_str() }))
+    } else if let Some(decoded) = semops_json(kind, payload) {
+        decoded
     } else {
         Message::decode(kind, payload).map(|m| message_json(&m))
     };
@@ -422,9 +475,7 @@ fn verify_broadcast(frame: &[u8], sender: &PublicKeys, at: Option<u64>) -> Resul
 fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     let keys = read_secret(&args.keys)?;
     let to = read_public(&args.to)?;
-    let kind_text = args.kind.trim_start_matches("0x");
-    let kind = u16::from_str_radix(kind_text, 16)
-        .map_err(|_| anyhow!("--kind is not a hex u16 such as 0x0109"))?;
+    let kind = parse_kind(&args.kind)?;
     let tx: [u8; 16] = parse_hex(&args.tx, "--tx")?
         .try_into()
         .map_err(|_| anyhow!("--tx is not 32 hex digits"))?;
@@ -439,7 +490,7 @@ fn seal(args: SealArgs) -> anyhow::Result<ExitCode> {
     let header = Header {
         version: envelope::ENVELOPE_VERSION,
         suite: keys.suite(),
-        kind: MessageKind(kind),
+        kind,
         sender: party(&args.from, "--from")?,
         receiver: party(&args.receiver, "--receiver")?,
         tx_id: tx,
@@ -650,4 +701,181 @@ fn sync_response_json(r: &SyncResponse) -> Value {
         "revocation_list": r.revocation_list.as_ref().map(revocation_list_json),
         "resolutions": r.resolutions.iter().map(resolution_json).collect::<Vec<_>>(),
     })
+}
+
+// ---- SEMOPS (docs/wire-format.md §15) -------------------------------------
+
+/// A SEMOPS payload by kind; `None` for a kind that is not SEMOPS.
+fn semops_json(kind: MessageKind, payload: &[u8]) -> Option<Result<Value, DecodeError>> {
+    use mpay_semops::kind as k;
+    Some(match kind {
+        k::PAYMENT_REQUEST => PaymentRequest::from_wire(payload).map(|pr| {
+            json!({
+                "trans": trans_json(&pr.trans),
+                "customer": pr.customer.as_str(),
+                "cpp": pr.cpp.to_hex(),
+                // The PIN itself is never printed.
+                "pin_len": pr.pin.expose().len(),
+                "idempotency_key": hex_string(&pr.idempotency_key),
+            })
+        }),
+        k::PAYMENT_NOTICE => RoutedNotice::from_wire(payload).map(|r| {
+            json!({
+                "notice": notice_json(&r.notice),
+                "hop_deadline_ms": ms(r.deadline),
+            })
+        }),
+        k::MERCHANT_DECISION => {
+            SignedMerchantDecision::from_wire(payload).map(|d| decision_json(&d))
+        }
+        k::CONFIRMATION => SignedConfirmation::from_wire(payload).map(|c| confirmation_json(&c)),
+        k::REFUND_REQUEST => SignedRefundRequest::from_wire(payload).map(|r| refund_json(&r)),
+        k::DECISION_RELAY => SignedDecisionRelay::from_wire(payload).map(|relay| {
+            let b = relay.unverified_body();
+            signed_json(
+                &relay,
+                json!({
+                    "decision": decision_json(&b.decision),
+                    "mpp": b.mpp.to_hex(),
+                    "payout_bank": b.payout_bank.to_hex(),
+                    "payout_account": b.payout_account,
+                }),
+            )
+        }),
+        k::REFUND_RELAY => SignedRefundRelay::from_wire(payload).map(|relay| {
+            let b = relay.unverified_body();
+            signed_json(
+                &relay,
+                json!({
+                    "refund": refund_json(&b.refund),
+                    "mpp": b.mpp.to_hex(),
+                    "transfer_reference": b.transfer_reference,
+                }),
+            )
+        }),
+        MICRO_SETTLEMENT => SettlementStatement::from_wire(payload).map(|s| {
+            json!({
+                "run": s.run,
+                "cpp": s.cpp.to_hex(),
+                "mpp": s.mpp.to_hex(),
+                "total": amount(&s.total),
+                "adds_up": s.adds_up(),
+                "payments": s.payments.iter().map(|p| json!({
+                    "payment_id": hex_string(&p.payment_id),
+                    "amount": amount(&p.amount),
+                })).collect::<Vec<_>>(),
+            })
+        }),
+        INBOX_ACK => InboxAck::from_wire(payload).map(|a| {
+            json!({
+                "frame_hash": hex_string(&a.frame_hash),
+                "outcome": a.outcome,
+            })
+        }),
+        _ => return None,
+    })
+}
+
+/// The body's fields, the signer's signature over `tag ‖ body` and the tag.
+fn signed_json<T: Signable>(signed: &Signed<T>, mut body: Value) -> Value {
+    if let Value::Object(fields) = &mut body {
+        fields.insert("signer".into(), json!(signed.signer().to_hex()));
+        fields.insert("tag".into(), json!(hex_string(T::TAG)));
+        fields.insert("signature".into(), json!(hex_string(&signed.signature().0)));
+    }
+    body
+}
+
+fn validity_json(v: &Validity) -> Value {
+    json!({
+        "signed_at_ms": ms(v.signed_at),
+        "expires_at_ms": ms(v.expires_at),
+    })
+}
+
+fn trans_json(trans: &SignedTrans) -> Value {
+    let t = trans.unverified_body();
+    let mut value = signed_json(
+        trans,
+        json!({
+            "merchant": t.merchant.to_hex(),
+            "mpp": t.mpp.to_hex(),
+            "amount": amount(&t.amount),
+            "merchant_reference": t.merchant_reference,
+            "expires_at_ms": ms(t.expires_at),
+            "description": t.description,
+            "nonce": hex_string(&t.nonce),
+        }),
+    );
+    value["uri"] = json!(trans.to_uri());
+    value
+}
+
+fn notice_json(pn: &SignedPaymentNotice) -> Value {
+    let n = pn.unverified_body();
+    signed_json(
+        pn,
+        json!({
+            "payment_id": hex_string(&n.payment_id),
+            "trans": trans_json(&n.trans),
+            "customer_pseudonym": hex_string(&n.customer_pseudonym),
+            "cpp": n.cpp.to_hex(),
+            "class": format!("{:?}", n.class),
+            "deadline_ms": ms(n.deadline),
+        }),
+    )
+}
+
+fn decision_json(d: &SignedMerchantDecision) -> Value {
+    let b = d.unverified_body();
+    let (decision, reason) = match &b.decision {
+        Decision::Approve => ("Approve", None),
+        Decision::Reject { reason } => ("Reject", Some(reason.as_str())),
+    };
+    signed_json(
+        d,
+        json!({
+            "payment_id": hex_string(&b.payment_id),
+            "merchant": b.merchant.to_hex(),
+            "decision": decision,
+            "reason": reason,
+            "validity": validity_json(&b.validity),
+        }),
+    )
+}
+
+fn confirmation_json(c: &SignedConfirmation) -> Value {
+    let b = c.unverified_body();
+    let (outcome, reject_reason) = match b.outcome {
+        ConfirmationOutcome::Rejected { reason } => ("Rejected", Some(format!("{reason:?}"))),
+        ConfirmationOutcome::Transferred => ("Transferred", None),
+        ConfirmationOutcome::DelayedTransfer => ("DelayedTransfer", None),
+        ConfirmationOutcome::Expired => ("Expired", None),
+        ConfirmationOutcome::Refunded => ("Refunded", None),
+    };
+    signed_json(
+        c,
+        json!({
+            "payment_id": hex_string(&b.payment_id),
+            "cpp": b.cpp.to_hex(),
+            "outcome": outcome,
+            "reject_reason": reject_reason,
+            "amount": amount(&b.amount),
+            "at_ms": ms(b.at),
+        }),
+    )
+}
+
+fn refund_json(r: &SignedRefundRequest) -> Value {
+    let b = r.unverified_body();
+    signed_json(
+        r,
+        json!({
+            "payment_id": hex_string(&b.payment_id),
+            "merchant": b.merchant.to_hex(),
+            "amount": amount(&b.amount),
+            "idempotency_key": hex_string(&b.idempotency_key),
+            "validity": validity_json(&b.validity),
+        }),
+    )
 }

@@ -412,3 +412,176 @@ fn a_bad_key_file_is_a_local_error() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("not hex"), "{}", out.stderr);
 }
+
+fn semops_vectors() -> Vec<Value> {
+    let all: Value =
+        serde_json::from_str(include_str!("../../../docs/wire-vectors-semops.json")).unwrap();
+    all["vectors"].as_array().unwrap().clone()
+}
+
+fn semops_vector(name: &str) -> Value {
+    semops_vectors()
+        .into_iter()
+        .find(|v| field(v, "name") == name)
+        .unwrap_or_else(|| panic!("no SEMOPS vector {name}"))
+}
+
+/// Key files of the SEMOPS parties: NAME.key and NAME.cert.
+fn semops_key_files(dir: &Path) {
+    for p in semops_vectors()
+        .iter()
+        .filter(|v| field(v, "type") == "party")
+    {
+        let name = field(p, "name");
+        std::fs::write(dir.join(format!("{name}.key")), field(p, "secret_key_file")).unwrap();
+        std::fs::write(dir.join(format!("{name}.cert")), field(p, "certificate")).unwrap();
+    }
+}
+
+#[test]
+fn every_semops_vector_opens_and_decodes_with_every_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    semops_key_files(dir.path());
+    let mut decoded = std::collections::HashMap::new();
+    for v in semops_vectors()
+        .iter()
+        .filter(|v| field(v, "type") == "frame")
+    {
+        let name = field(v, "name");
+        let out = mpay(&["wire", "decode", field(v, "frame")], None);
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["header"]["kind"], field(v, "kind"));
+        assert_ne!(json["header"]["kind_name"], "unknown", "{name}");
+        let out = open(dir.path(), v, field(v, "frame"));
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        let json: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(json["payload"]["hex"], field(v, "payload"), "{name}");
+        assert!(json["payload"]["error"].is_null(), "{name}: {json}");
+        // The bare payload decodes to the same fields.
+        let out = mpay(
+            &[
+                "wire",
+                "decode",
+                "--kind",
+                field(v, "kind"),
+                field(v, "payload"),
+            ],
+            None,
+        );
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        let bare: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(bare["payload"]["decoded"], json["payload"]["decoded"]);
+        decoded.insert(name.to_owned(), json["payload"]["decoded"].clone());
+    }
+    let trans = semops_vector("TRANS");
+    let merchant = "00000000000000340000000000000001";
+    let cpp = "00000000000000310000000000000001";
+    let payment = "11".repeat(16);
+
+    let pr = &decoded["PAYMENT_REQUEST"];
+    assert_eq!(pr["customer"], "alice");
+    assert_eq!(pr["cpp"], cpp);
+    assert_eq!(pr["pin_len"], 4);
+    assert!(pr.get("pin").is_none(), "the PIN is never printed");
+    assert_eq!(pr["idempotency_key"], "55".repeat(16));
+    assert_eq!(pr["trans"]["merchant"], merchant);
+    assert_eq!(pr["trans"]["amount"], "12.50 EUR");
+    assert_eq!(pr["trans"]["merchant_reference"], "order-7");
+    assert_eq!(pr["trans"]["description"], "coffee and cake");
+    assert_eq!(pr["trans"]["signature"], field(&trans, "signature"));
+    assert_eq!(pr["trans"]["tag"], field(&trans, "tag"));
+    assert_eq!(pr["trans"]["uri"], field(&trans, "uri"));
+
+    let pn = &decoded["PAYMENT_NOTICE DC to MPP"];
+    assert_eq!(pn["notice"]["payment_id"], payment);
+    assert_eq!(pn["notice"]["class"], "Macro");
+    assert_eq!(pn["notice"]["cpp"], cpp);
+    assert_eq!(pn["notice"]["signer"], cpp);
+    assert_eq!(
+        pn["notice"]["customer_pseudonym"],
+        field(&semops_vector("pseudonym"), "pseudonym")
+    );
+    assert_eq!(pn["notice"]["deadline_ms"], 1_767_225_720_000u64);
+    assert_eq!(pn["hop_deadline_ms"], 1_767_225_716_000u64);
+
+    let decision = &decoded["MERCHANT_DECISION"];
+    assert_eq!(decision["decision"], "Approve");
+    assert_eq!(decision["signer"], merchant);
+    assert_eq!(decision["validity"]["expires_at_ms"], 1_767_225_900_000u64);
+    let relay = &decoded["DECISION_RELAY"];
+    assert_eq!(relay["decision"], *decision);
+    assert_eq!(relay["payout_account"], "shop:bob");
+
+    let confirmation = &decoded["CONFIRMATION"];
+    assert_eq!(confirmation["outcome"], "Transferred");
+    assert_eq!(confirmation["reject_reason"], Value::Null);
+    assert_eq!(confirmation["amount"], "12.50 EUR");
+
+    let refund = &decoded["REFUND_REQUEST"];
+    assert_eq!(refund["amount"], "5.00 EUR");
+    assert_eq!(
+        refund["idempotency_key"],
+        field(&semops_vector("refund key"), "key")
+    );
+    assert_eq!(decoded["REFUND_RELAY"]["refund"], *refund);
+    assert_eq!(decoded["REFUND_RELAY"]["transfer_reference"], "posting:12");
+
+    let statement = &decoded["MICRO_SETTLEMENT"];
+    assert_eq!(statement["run"], 7);
+    assert_eq!(statement["total"], "0.30 EUR");
+    assert_eq!(statement["adds_up"], true);
+    assert_eq!(statement["payments"].as_array().map(Vec::len), Some(2));
+
+    let ack = &decoded["INBOX_ACK of the PAYMENT_NOTICE"];
+    assert_eq!(ack["outcome"], "applied");
+    assert_eq!(ack["frame_hash"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn a_trans_uri_decodes_and_a_bent_one_is_refused() {
+    let trans = semops_vector("TRANS");
+    let uri = field(&trans, "uri");
+    let out = mpay(&["wire", "decode", uri], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["amount"], "12.50 EUR");
+    assert_eq!(json["signature"], field(&trans, "signature"));
+    assert_eq!(json["uri"], uri);
+    for bent in [
+        uri.replace("v=1", "v=2"),
+        format!("{uri}&v=1"),
+        format!("{uri}="),
+        uri.replace("mpay:trans?", "mpay:pay?"),
+        uri[..uri.len() - 3].to_owned(),
+    ] {
+        let out = mpay(&["wire", "decode", &bent], None);
+        assert_eq!(out.code, 2, "{bent}: {}", out.stdout);
+        assert!(out.stderr.starts_with("refused: "), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_bit_flipped_semops_frame_or_payload_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    semops_key_files(dir.path());
+    let v = semops_vector("DECISION_RELAY");
+    let frame = field(&v, "frame");
+    let len = frame.len() / 2;
+    // Header (kind), enc, ciphertext, and the last byte (the AEAD tag).
+    for byte in [3, 70, 120, len - 1] {
+        let out = open(dir.path(), &v, &flip(frame, byte));
+        assert_eq!(out.code, 2, "byte {byte}: {}", out.stdout);
+        assert!(out.stderr.starts_with("refused: "), "{}", out.stderr);
+    }
+    // A payload cut short, or of another kind, does not decode.
+    let payload = field(&v, "payload");
+    for (kind, bytes) in [
+        ("0x0406", &payload[..payload.len() - 2]),
+        ("0x0404", payload),
+    ] {
+        let out = mpay(&["wire", "decode", "--kind", kind, bytes], None);
+        assert_eq!(out.code, 2, "{kind}: {}", out.stdout);
+        assert!(out.stderr.starts_with("refused: "), "{}", out.stderr);
+    }
+}

@@ -1872,6 +1872,9 @@ async fn inbox(
     let now = wall_clock();
     let inbound = cpp.node.open_inbox(&frame, now)?;
     let header = inbound.header;
-    let outcome = cpp.on_inbox(inbound, now).await?;
+    let outcome = cpp
+        .on_inbox(inbound, now)
+        .await
+        .inspect_err(|e| cpp.node.log_refused(Some(&header), e))?;
     Ok(Json(cpp.node.inbox_answer(&frame, &header, outcome)?))
 }

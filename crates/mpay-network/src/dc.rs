@@ -303,7 +303,10 @@ async fn inbox(
     let now = wall_clock();
     let inbound = dc.node.open_inbox(&frame, now)?;
     let header = inbound.header;
-    let outcome = dc.on_inbox(inbound, now).await?;
+    let outcome = dc
+        .on_inbox(inbound, now)
+        .await
+        .inspect_err(|e| dc.node.log_refused(Some(&header), e))?;
     Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
 }
 

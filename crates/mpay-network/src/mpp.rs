@@ -819,7 +819,10 @@ async fn inbox(
     let now = wall_clock();
     let inbound = mpp.node.open_inbox(&frame, now)?;
     let header = inbound.header;
-    let outcome = mpp.on_inbox(inbound, now).await?;
+    let outcome = mpp
+        .on_inbox(inbound, now)
+        .await
+        .inspect_err(|e| mpp.node.log_refused(Some(&header), e))?;
     Ok(Json(mpp.node.inbox_answer(&frame, &header, outcome)?))
 }
 

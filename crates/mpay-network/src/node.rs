@@ -272,9 +272,32 @@ impl Node {
         let opened = self.open_inbox_inner(frame, now);
         match &opened {
             Ok(_) => self.metrics.inbox_accepted.fetch_add(1, Relaxed),
-            Err(_) => self.metrics.inbox_refused.fetch_add(1, Relaxed),
+            Err(error) => {
+                self.log_refused(mpay_envelope::peek_header(frame).ok().as_ref(), error);
+                self.metrics.inbox_refused.fetch_add(1, Relaxed)
+            }
         };
         opened
+    }
+
+    /// Says, at debug level, why an inbox frame (whose header was `header`,
+    /// if it had one) was refused: the sender's operator sees only a 4xx.
+    pub fn log_refused(&self, header: Option<&Header>, error: &NetError) {
+        match header {
+            Some(h) => tracing::debug!(
+                service = self.me.name,
+                sender = %h.sender.to_hex(),
+                kind = format_args!("{:#06x}", h.kind.0),
+                tx = %mpay_identity::hex_string(&h.tx_id),
+                reason = %error,
+                "inbox frame refused"
+            ),
+            None => tracing::debug!(
+                service = self.me.name,
+                reason = %error,
+                "inbox frame refused"
+            ),
+        }
     }
 
     fn open_inbox_inner(&self, frame: &[u8], now: Timestamp) -> Result<Inbound, NetError> {
