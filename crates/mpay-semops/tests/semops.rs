@@ -986,3 +986,54 @@ fn refund_keys_are_derived_per_logical_refund() {
             .is_err()
     );
 }
+
+/// Every amount a SEMOPS object carries is at most `AMOUNT_MINOR_MAX`: at
+/// the bound it signs and decodes; past it (and at `i64::MAX`) it neither
+/// signs nor decodes from bytes its author did sign.
+#[test]
+fn amounts_past_the_bound_neither_sign_nor_decode() {
+    let w = world();
+    let max = mpay_money::AMOUNT_MINOR_MAX;
+    let signed_bytes = |tag: &[u8], body: &dyn Fn(&mut mpay_wire::Writer)| {
+        let mut b = mpay_wire::Writer::new();
+        body(&mut b);
+        let body = b.into_bytes();
+        let signature = w.merchant.keys.sign(tag, &[&body]);
+        let mut out = mpay_wire::Writer::new();
+        out.raw(&body).put(&signature);
+        out.into_bytes()
+    };
+    for minor in [max, max + 1, i64::MAX] {
+        let ok = minor <= max;
+        let t = Trans {
+            amount: eur(minor),
+            ..trans(w.merchant.id)
+        };
+        assert_eq!(SignedTrans::sign(t.clone(), &w.merchant.keys).is_ok(), ok);
+        let bytes = signed_bytes(tags::TRANS, &|b| {
+            t.encode(b);
+        });
+        assert_eq!(SignedTrans::from_wire(&bytes).is_ok(), ok, "TRANS {minor}");
+        let r = RefundRequest {
+            amount: eur(minor),
+            ..refund(&w)
+        };
+        let bytes = signed_bytes(tags::REFUND_REQUEST, &|b| {
+            r.encode(b);
+        });
+        assert_eq!(
+            SignedRefundRequest::from_wire(&bytes).is_ok(),
+            ok,
+            "refund {minor}"
+        );
+        let c = Confirmation {
+            amount: eur(minor),
+            ..confirmation(&w)
+        };
+        assert_eq!(
+            Confirmation::from_wire(&c.to_wire()).is_ok(),
+            ok,
+            "confirmation {minor}"
+        );
+    }
+}
