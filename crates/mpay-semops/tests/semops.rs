@@ -887,7 +887,7 @@ proptest! {
     fn trans_uri_round_trips(
         reference in "[ -~]{0,64}",
         description in "\\PC{0,200}",
-        minor_units in 1i64..i64::MAX,
+        minor_units in 1i64..=mpay_money::AMOUNT_MINOR_MAX,
         nonce in any::<[u8; 16]>(),
     ) {
         let w = world();
