@@ -302,3 +302,48 @@ async fn amounts_past_the_bound_are_a_json_400() {
     })
     .await;
 }
+
+/// An account's lifetime credits and debits may pass `i64::MAX` while its
+/// balance stays small. The check of the books must still answer, on both
+/// backends: the journal below is that history, summarised as six postings
+/// between two owners that net to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_are_checked_when_lifetime_postings_pass_i64() {
+    for_each_backend(|db| async move {
+        let office = open(db).await;
+        for owner in ["busy-a", "busy-b"] {
+            office
+                .open_account(owner, Amount::new(1_00, Currency::EUR), wall_clock())
+                .await
+                .expect("account");
+        }
+        let big: i64 = 4_000_000_000_000_000_000;
+        for (i, (debit, credit)) in [
+            ("owner:busy-a", "owner:busy-b"),
+            ("owner:busy-b", "owner:busy-a"),
+        ]
+        .iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+        {
+            mpay_sql::sqlx::query(
+                "INSERT INTO postings (at, debit, credit, amount, currency, reason, reference)
+                 VALUES ($1, $2, $3, $4, 'EUR', 'history', $5)",
+            )
+            .bind(0i64)
+            .bind(*debit)
+            .bind(*credit)
+            .bind(big)
+            .bind(format!("history-{i}"))
+            .execute(office.db().pool())
+            .await
+            .expect("posting");
+        }
+        office
+            .check_books()
+            .await
+            .expect("the books are checked and balance");
+    })
+    .await;
+}
