@@ -1543,10 +1543,14 @@ impl Bank {
         let mut tx = self.db.begin_read().await?;
         let rows = sqlx::query(
             "SELECT a.id, a.balance, a.held, a.floor,
-                (SELECT CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM bank_postings p
-                  WHERE p.credit = a.id) AS credits,
-                (SELECT CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM bank_postings p
-                  WHERE p.debit = a.id) AS debits,
+                (SELECT CAST(COALESCE(SUM(p.amount / 1000000000), 0) AS BIGINT) FROM bank_postings p
+                  WHERE p.credit = a.id) AS credits_high,
+                (SELECT CAST(COALESCE(SUM(p.amount % 1000000000), 0) AS BIGINT) FROM bank_postings p
+                  WHERE p.credit = a.id) AS credits_low,
+                (SELECT CAST(COALESCE(SUM(p.amount / 1000000000), 0) AS BIGINT) FROM bank_postings p
+                  WHERE p.debit = a.id) AS debits_high,
+                (SELECT CAST(COALESCE(SUM(p.amount % 1000000000), 0) AS BIGINT) FROM bank_postings p
+                  WHERE p.debit = a.id) AS debits_low,
                 (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM bank_holds h
                   WHERE h.account = a.id AND h.state = 'pending') AS pending
              FROM bank_accounts a",
@@ -1565,10 +1569,22 @@ impl Bank {
                     .try_get::<Option<i64>, _>("floor")?
                     .map(|f| self.amount(f)),
             };
-            let credits: i64 = row.try_get("credits")?;
-            let debits: i64 = row.try_get("debits")?;
+            // An account's lifetime credits and debits are unbounded in
+            // count and may pass i64 (about 9,200 transfers of
+            // AMOUNT_MINOR_MAX), where SQLite's SUM fails and PostgreSQL's
+            // cast back to BIGINT does: each is summed in two parts that
+            // cannot overflow (amounts are positive, the high part at most
+            // i64::MAX / 10^9, the low part below 10^9, for fewer than about
+            // 9·10^9 postings) and joined here in i128.
+            let joined = |high: &str, low: &str| -> Result<i128, BankError> {
+                let high: i64 = row.try_get(high)?;
+                let low: i64 = row.try_get(low)?;
+                Ok(i128::from(high) * 1_000_000_000 + i128::from(low))
+            };
+            let credits = joined("credits_high", "credits_low")?;
+            let debits = joined("debits_high", "debits_low")?;
             let pending: i64 = row.try_get("pending")?;
-            if credits.checked_sub(debits) != Some(funds.balance.minor_units()) {
+            if credits - debits != i128::from(funds.balance.minor_units()) {
                 return Err(books(format!(
                     "{id}: the balance differs from its postings"
                 )));

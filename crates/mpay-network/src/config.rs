@@ -334,9 +334,15 @@ pub struct MicroSettings {
 impl MicroConfig {
     /// Parses the amounts and checks every value.
     pub fn settings(&self) -> Result<MicroSettings, ConfigError> {
+        // Every amount is at most AMOUNT_MINOR_MAX, as the bank's are: the
+        // pending totals and credit checks sum them.
         let amount = |what: &str, text: &str| {
-            mpay_money::Amount::parse(text)
-                .map_err(|e| invalid(format!("micro.{what} `{text}`: {e}")))
+            let amount = mpay_money::Amount::parse(text)
+                .map_err(|e| invalid(format!("micro.{what} `{text}`: {e}")))?;
+            amount
+                .check_bounded()
+                .map_err(|e| invalid(format!("micro.{what} `{text}`: {e}")))?;
+            Ok(amount)
         };
         let limit = amount("limit", &self.limit)?;
         let theta = amount("theta", &self.theta)?;
@@ -642,6 +648,19 @@ decision_timeout_ms = 60000
         assert_eq!(settings.limits.theta().minor_units(), 500);
         assert_eq!(settings.limits.micro_max().minor_units(), 100);
         let mut bad = config.clone();
+        for (field, text) in [
+            ("theta", "10000000000000.01 EUR"),
+            ("credit_limit", "92233720368547758.07 EUR"),
+            ("transfer_fee", "10000000000000.01 EUR"),
+        ] {
+            let mut huge = config.micro.clone();
+            match field {
+                "theta" => huge.theta = text.into(),
+                "credit_limit" => huge.credit_limit = text.into(),
+                _ => huge.transfer_fee = text.into(),
+            }
+            assert!(huge.settings().is_err(), "micro.{field} = {text} accepted");
+        }
         bad.micro.theta = "5.00 USD".into();
         assert!(bad.check().is_err(), "θ in another currency");
         let mut bad = config;

@@ -35,11 +35,40 @@ impl Encode for SettledPayment {
     }
 }
 
+/// A statement's amount: positive and at most [`mpay_money::AMOUNT_MINOR_MAX`],
+/// so that the MPP's sums of them cannot overflow.
+fn bounded(what: &'static str, amount: Amount) -> Result<Amount, DecodeError> {
+    if amount.is_positive() && amount.check_bounded().is_ok() {
+        Ok(amount)
+    } else {
+        Err(DecodeError::Invalid {
+            what,
+            reason: "amount not positive or beyond mpay_money::AMOUNT_MINOR_MAX",
+        })
+    }
+}
+
+/// How many of `amounts` (in order) one bank transfer pays, and their sum:
+/// the longest prefix whose sum stays within [`mpay_money::AMOUNT_MINOR_MAX`]
+/// (what the bank takes in one transfer). The rest waits for the next run.
+pub(crate) fn one_transfer(amounts: impl IntoIterator<Item = i64>) -> (usize, i64) {
+    let mut total: i64 = 0;
+    let mut count = 0;
+    for amount in amounts {
+        match total.checked_add(amount) {
+            Some(next) if next <= mpay_money::AMOUNT_MINOR_MAX => total = next,
+            _ => break,
+        }
+        count += 1;
+    }
+    (count, total)
+}
+
 impl Decode for SettledPayment {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(SettledPayment {
             payment_id: r.array("payment id")?,
-            amount: r.get()?,
+            amount: bounded("settled payment amount", r.get()?)?,
         })
     }
 }
@@ -77,7 +106,7 @@ impl Decode for SettlementStatement {
             run: r.u64("run")?,
             cpp: r.get()?,
             mpp: r.get()?,
-            total: r.get()?,
+            total: bounded("settlement total", r.get()?)?,
             payments: r.list("settled payments", STATEMENT_PAYMENTS_MAX)?,
         })
     }
@@ -131,5 +160,48 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(SettlementStatement::from_wire(&longer).is_err());
+    }
+
+    #[test]
+    fn one_transfer_pays_the_longest_prefix_within_the_bound() {
+        let max = mpay_money::AMOUNT_MINOR_MAX;
+        assert_eq!(one_transfer([]), (0, 0));
+        assert_eq!(one_transfer([1, 2, 3]), (3, 6));
+        assert_eq!(one_transfer([max - 1, 1, 1]), (2, max));
+        assert_eq!(one_transfer([max, max, 1]), (1, max));
+        assert_eq!(one_transfer([i64::MAX, 1]), (0, 0));
+    }
+
+    #[test]
+    fn statements_with_unbounded_or_non_positive_amounts_do_not_decode() {
+        let eur = |m| Amount::new(m, Currency::EUR);
+        let statement = |total, amount| SettlementStatement {
+            run: 1,
+            cpp: PartyId::from_u64(1),
+            mpp: PartyId::from_u64(2),
+            total: eur(total),
+            payments: vec![SettledPayment {
+                payment_id: [1; 16],
+                amount: eur(amount),
+            }],
+        };
+        let max = mpay_money::AMOUNT_MINOR_MAX;
+        let at_bound = statement(max, max);
+        assert_eq!(
+            SettlementStatement::from_wire(&at_bound.to_wire()),
+            Ok(at_bound)
+        );
+        for (total, amount) in [
+            (max + 1, 1),
+            (1, max + 1),
+            (i64::MAX, i64::MAX),
+            (0, 1),
+            (1, -1),
+        ] {
+            assert!(
+                SettlementStatement::from_wire(&statement(total, amount).to_wire()).is_err(),
+                "total {total}, payment {amount}"
+            );
+        }
     }
 }

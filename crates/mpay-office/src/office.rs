@@ -1308,16 +1308,29 @@ impl Office {
             if floor.is_some_and(|f| balance < f) {
                 return Err(OfficeError::Books("an account is below its floor"));
             }
-            let posted: i64 = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(CASE WHEN credit = $1 THEN amount ELSE 0 END), 0)
-                      - COALESCE(SUM(CASE WHEN debit = $1 THEN amount ELSE 0 END), 0) AS BIGINT) AS net
+            // Lifetime credits and debits may pass i64 while the balance is
+            // small: each is summed in two parts that cannot overflow
+            // (`amount / 10^9`, `amount % 10^9`; amounts are not negative)
+            // and joined in i128.
+            let row = sqlx::query(
+                "SELECT
+                    CAST(COALESCE(SUM(CASE WHEN credit = $1 THEN amount / 1000000000 ELSE 0 END), 0) AS BIGINT) AS credits_high,
+                    CAST(COALESCE(SUM(CASE WHEN credit = $1 THEN amount % 1000000000 ELSE 0 END), 0) AS BIGINT) AS credits_low,
+                    CAST(COALESCE(SUM(CASE WHEN debit = $1 THEN amount / 1000000000 ELSE 0 END), 0) AS BIGINT) AS debits_high,
+                    CAST(COALESCE(SUM(CASE WHEN debit = $1 THEN amount % 1000000000 ELSE 0 END), 0) AS BIGINT) AS debits_low
                  FROM postings WHERE credit = $1 OR debit = $1",
             )
             .bind(&account)
             .fetch_one(self.db.pool())
-            .await?
-            .try_get("net")?;
-            if posted != balance {
+            .await?;
+            let joined = |high: &str, low: &str| -> Result<i128, OfficeError> {
+                let high: i64 = row.try_get(high)?;
+                let low: i64 = row.try_get(low)?;
+                Ok(i128::from(high) * 1_000_000_000 + i128::from(low))
+            };
+            let posted =
+                joined("credits_high", "credits_low")? - joined("debits_high", "debits_low")?;
+            if posted != i128::from(balance) {
                 return Err(OfficeError::Books("a balance differs from its postings"));
             }
         }

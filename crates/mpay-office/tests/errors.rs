@@ -220,8 +220,7 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
 }
 
 /// A deposit that would overflow the books is refused as the caller's
-/// fault. The bound on every amount entering an API is issue 11 item 6;
-/// until it is merged this answers 500, so the case stands apart.
+/// fault (issue 11, item 6).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposit_that_would_overflow_is_a_json_4xx() {
     for_each_backend(|db| async move {
@@ -246,6 +245,105 @@ async fn a_deposit_that_would_overflow_is_a_json_4xx() {
             .check_books()
             .await
             .expect("the books balance");
+    })
+    .await;
+}
+
+/// Every amount entering the office is bounded by `AMOUNT_MINOR_MAX`: a
+/// deposit or a charge past it (by one minor unit, or at `i64::MAX`) is a
+/// JSON 400 before anything is looked up; a deposit at the bound opens the
+/// account. The books balance afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_past_the_bound_are_a_json_400() {
+    for_each_backend(|db| async move {
+        let (base, alice, server) = serving(db.clone()).await;
+        let past = "10000000000000.01 EUR";
+        let top = "92233720368547758.07 EUR";
+        let deposit = |owner: &str, amount: &str| {
+            admin_post(
+                &format!("deposit of {amount}"),
+                "/v1/owners",
+                &format!("{{\"owner\": \"{owner}\", \"deposit\": \"{amount}\"}}"),
+            )
+        };
+        let charge = |key: &str, amount: &str| {
+            Case::new(format!("charge of {amount}"), Method::POST, "/v1/charges")
+                .token(&alice)
+                .header("idempotency-key", key)
+                .json(format!(
+                    "{{\"wallet\": \"00000000000000000000000000000000\", \"amount\": \"{amount}\"}}"
+                ))
+        };
+        let cases = vec![
+            deposit("bob", past).expect(400),
+            deposit("carol", top).expect(400),
+            charge("k1", past).expect(400),
+            charge("k2", top).expect(400),
+        ];
+        let failures = probe(&base, &cases).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // At the bound: accepted.
+        let answer = mpay_http::testing::client()
+            .post(format!("{base}/v1/owners"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&serde_json::json!({"owner": "dave", "deposit": "10000000000000.00 EUR"}))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status().as_u16(), 200);
+        server.abort();
+        let office = open(db).await;
+        office.check_books().await.expect("the books balance");
+        assert_eq!(
+            office.owner_balance("dave").await.expect("dave"),
+            Amount::new(mpay_money::AMOUNT_MINOR_MAX, Currency::EUR)
+        );
+        assert!(office.owner_balance("bob").await.is_err());
+    })
+    .await;
+}
+
+/// An account's lifetime credits and debits may pass `i64::MAX` while its
+/// balance stays small. The check of the books must still answer, on both
+/// backends: the journal below is that history, summarised as six postings
+/// between two owners that net to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_are_checked_when_lifetime_postings_pass_i64() {
+    for_each_backend(|db| async move {
+        let office = open(db).await;
+        for owner in ["busy-a", "busy-b"] {
+            office
+                .open_account(owner, Amount::new(1_00, Currency::EUR), wall_clock())
+                .await
+                .expect("account");
+        }
+        let big: i64 = 4_000_000_000_000_000_000;
+        for (i, (debit, credit)) in [
+            ("owner:busy-a", "owner:busy-b"),
+            ("owner:busy-b", "owner:busy-a"),
+        ]
+        .iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+        {
+            mpay_sql::sqlx::query(
+                "INSERT INTO postings (at, debit, credit, amount, currency, reason, reference)
+                 VALUES ($1, $2, $3, $4, 'EUR', 'history', $5)",
+            )
+            .bind(0i64)
+            .bind(*debit)
+            .bind(*credit)
+            .bind(big)
+            .bind(format!("history-{i}"))
+            .execute(office.db().pool())
+            .await
+            .expect("posting");
+        }
+        office
+            .check_books()
+            .await
+            .expect("the books are checked and balance");
     })
     .await;
 }

@@ -65,8 +65,9 @@
 //! - `PinHash` = 16-byte salt ‖ u32 memory KiB ‖ u32 iterations ‖ u32 lanes ‖ 32-byte hash
 //! - `PinGuard` = u32 failures ‖ u32 failures max
 //!
-//! Amounts of TRANS, confirmations and refunds are positive; decoders
-//! refuse anything else, and every text over its limit.
+//! Amounts of TRANS, confirmations and refunds are positive and at most
+//! [`mpay_money::AMOUNT_MINOR_MAX`]; decoders refuse anything else, and
+//! every text over its limit.
 
 mod base64url;
 mod decision;

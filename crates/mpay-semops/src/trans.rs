@@ -52,15 +52,21 @@ fn check_text(what: &'static str, text: &str, max: usize) -> Result<(), DecodeEr
     Ok(())
 }
 
+/// An amount a SEMOPS object carries: positive and at most
+/// [`mpay_money::AMOUNT_MINOR_MAX`], so that no sum a service keeps of them
+/// (a payment's refunds, a customer's pending micropayments, a settlement
+/// run) can overflow.
 pub(crate) fn check_positive(what: &'static str, amount: &Amount) -> Result<(), DecodeError> {
-    if amount.is_positive() {
-        Ok(())
-    } else {
-        Err(DecodeError::Invalid {
+    if !amount.is_positive() {
+        return Err(DecodeError::Invalid {
             what,
             reason: "amount must be positive",
-        })
+        });
     }
+    amount.check_bounded().map_err(|_| DecodeError::Invalid {
+        what,
+        reason: "amount beyond mpay_money::AMOUNT_MINOR_MAX",
+    })
 }
 
 impl Signable for Trans {

@@ -887,7 +887,7 @@ proptest! {
     fn trans_uri_round_trips(
         reference in "[ -~]{0,64}",
         description in "\\PC{0,200}",
-        minor_units in 1i64..i64::MAX,
+        minor_units in 1i64..=mpay_money::AMOUNT_MINOR_MAX,
         nonce in any::<[u8; 16]>(),
     ) {
         let w = world();
@@ -985,4 +985,55 @@ fn refund_keys_are_derived_per_logical_refund() {
         RefundRequest::derive_key(w.merchant.id, &[3; 16], eur(500), &format!("{longest}r"))
             .is_err()
     );
+}
+
+/// Every amount a SEMOPS object carries is at most `AMOUNT_MINOR_MAX`: at
+/// the bound it signs and decodes; past it (and at `i64::MAX`) it neither
+/// signs nor decodes from bytes its author did sign.
+#[test]
+fn amounts_past_the_bound_neither_sign_nor_decode() {
+    let w = world();
+    let max = mpay_money::AMOUNT_MINOR_MAX;
+    let signed_bytes = |tag: &[u8], body: &dyn Fn(&mut mpay_wire::Writer)| {
+        let mut b = mpay_wire::Writer::new();
+        body(&mut b);
+        let body = b.into_bytes();
+        let signature = w.merchant.keys.sign(tag, &[&body]);
+        let mut out = mpay_wire::Writer::new();
+        out.raw(&body).put(&signature);
+        out.into_bytes()
+    };
+    for minor in [max, max + 1, i64::MAX] {
+        let ok = minor <= max;
+        let t = Trans {
+            amount: eur(minor),
+            ..trans(w.merchant.id)
+        };
+        assert_eq!(SignedTrans::sign(t.clone(), &w.merchant.keys).is_ok(), ok);
+        let bytes = signed_bytes(tags::TRANS, &|b| {
+            t.encode(b);
+        });
+        assert_eq!(SignedTrans::from_wire(&bytes).is_ok(), ok, "TRANS {minor}");
+        let r = RefundRequest {
+            amount: eur(minor),
+            ..refund(&w)
+        };
+        let bytes = signed_bytes(tags::REFUND_REQUEST, &|b| {
+            r.encode(b);
+        });
+        assert_eq!(
+            SignedRefundRequest::from_wire(&bytes).is_ok(),
+            ok,
+            "refund {minor}"
+        );
+        let c = Confirmation {
+            amount: eur(minor),
+            ..confirmation(&w)
+        };
+        assert_eq!(
+            Confirmation::from_wire(&c.to_wire()).is_ok(),
+            ok,
+            "confirmation {minor}"
+        );
+    }
 }

@@ -329,3 +329,44 @@ proptest::proptest! {
         proptest::prop_assert!(outcome.is_ok(), "{}", outcome.err().unwrap_or_default());
     }
 }
+
+/// An account's lifetime credits and debits may pass `i64::MAX` while every
+/// balance stays small (about 9,200 transfers of `AMOUNT_MINOR_MAX` in and
+/// out). The check of the books must still answer, on both backends: the
+/// journal below is that history, summarised as six postings that net to
+/// zero.
+#[tokio::test]
+async fn the_books_are_checked_when_lifetime_postings_pass_i64() {
+    for_each_backend(|db| async move {
+        let (bank, _url) = served_bank(db, 62).await;
+        let now = wall_clock();
+        crate::open_accounts(&bank, &["cust:busy-a", "cust:busy-b"], now).await;
+        let big = 4 * BALANCE_MINOR_MAX * 10;
+        for (i, (debit, credit)) in [
+            ("cust:busy-a", "cust:busy-b"),
+            ("cust:busy-b", "cust:busy-a"),
+        ]
+        .iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+        {
+            mpay_sql::sqlx::query(
+                "INSERT INTO bank_postings (at, debit, credit, amount, reason, reference)
+                 VALUES ($1, $2, $3, $4, 'transfer', $5)",
+            )
+            .bind(0i64)
+            .bind(*debit)
+            .bind(*credit)
+            .bind(big)
+            .bind(format!("history-{i}"))
+            .execute(bank.db().pool())
+            .await
+            .expect("posting");
+        }
+        bank.check_books()
+            .await
+            .expect("the books are checked and balance");
+    })
+    .await;
+}

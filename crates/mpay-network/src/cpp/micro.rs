@@ -624,13 +624,16 @@ impl Cpp {
                         if rows.is_empty() {
                             return Ok(());
                         }
-                        let mut total: i64 = 0;
-                        for r in &rows {
-                            let amount: i64 = r.try_get("amount")?;
-                            total = total
-                                .checked_add(amount)
-                                .ok_or_else(|| corrupt("owed sum overflows"))?;
+                        let amounts = rows
+                            .iter()
+                            .map(|r| r.try_get::<i64, _>("amount"))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        // One run is one bank transfer: at most AMOUNT_MINOR_MAX.
+                        let (count, total) = crate::micro::one_transfer(amounts);
+                        if count == 0 {
+                            return Err(corrupt("an owed micropayment beyond AMOUNT_MINOR_MAX"));
                         }
+                        let rows = &rows[..count];
                         let run: i64 = sqlx::query(
                             "INSERT INTO cpp_micro_runs (mpp, total, count, state, started_at)
                              VALUES ($1, $2, $3, 'started', $4) RETURNING id",
@@ -642,7 +645,7 @@ impl Cpp {
                         .fetch_one(&mut **tx)
                         .await?
                         .try_get("id")?;
-                        for r in &rows {
+                        for r in rows {
                             let id: Vec<u8> = r.try_get("payment_id")?;
                             sqlx::query("UPDATE cpp_micro_owed SET run = $2 WHERE payment_id = $1")
                                 .bind(&id[..])

@@ -150,16 +150,18 @@ impl Mpp {
                         .bind(SWEEP_BATCH_MAX)
                         .fetch_all(&mut **tx)
                         .await?;
-                        let mut total: i64 = 0;
+                        let amounts = rows
+                            .iter()
+                            .map(|r| r.try_get::<i64, _>("amount"))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        // One payout is one bank transfer: at most AMOUNT_MINOR_MAX.
+                        let (count, total) = crate::micro::one_transfer(amounts);
+                        let rows = &rows[..count];
                         let mut unfunded: i64 = 0;
-                        for r in &rows {
-                            let amount: i64 = r.try_get("amount")?;
-                            let funded: i64 = r.try_get("funded")?;
-                            total = total
-                                .checked_add(amount)
-                                .ok_or_else(|| corrupt("payout overflows"))?;
-                            if funded == 0 {
-                                unfunded += amount;
+                        for r in rows {
+                            if r.try_get::<i64, _>("funded")? == 0 {
+                                // A part of `total`: cannot overflow.
+                                unfunded += r.try_get::<i64, _>("amount")?;
                             }
                         }
                         if total == 0 {
@@ -194,7 +196,7 @@ impl Mpp {
                         .fetch_one(&mut **tx)
                         .await?
                         .try_get("id")?;
-                        for r in &rows {
+                        for r in rows {
                             let id: Vec<u8> = r.try_get("id")?;
                             sqlx::query("UPDATE mpp_payments SET payout = $2 WHERE id = $1")
                                 .bind(&id[..])

@@ -10,6 +10,7 @@
 mod errors;
 mod flows;
 mod harness;
+mod limits;
 mod micro;
 mod replay;
 mod transport;
