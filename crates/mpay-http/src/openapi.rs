@@ -356,10 +356,10 @@ pub fn problems(doc: &Value, router_source: &str) -> Vec<String> {
 fn dangling_refs(doc: &Value, at: &Value, out: &mut Vec<String>) {
     match at {
         Value::Object(fields) => {
-            if let Some(Value::String(target)) = fields.get("$ref") {
-                if doc.pointer(target.trim_start_matches('#')).is_none() {
-                    out.push(format!("dangling {target}"));
-                }
+            if let Some(Value::String(target)) = fields.get("$ref")
+                && doc.pointer(target.trim_start_matches('#')).is_none()
+            {
+                out.push(format!("dangling {target}"));
             }
             fields.values().for_each(|v| dangling_refs(doc, v, out));
         }
