@@ -16,7 +16,7 @@
 //! | `POST /v1/mandates` | the account's holder or the operator | `{account, processor, operations, cap}` → mandate |
 //! | `POST /v1/mandates/revoke` | the account's holder or the operator | `{account, processor}` → `{revoked}` |
 //! | `GET /v1/bank` | anyone | → `{bank, certificate, currency}` |
-//! | `GET /health`, `GET /metrics`, `GET /openapi.json` | anyone | liveness; Prometheus text; OpenAPI 3.0 |
+//! | `GET /health`, `GET /metrics`, `GET /openapi.json` | anyone | liveness; Prometheus text; OpenAPI 3.1 |
 //!
 //! Callers authenticate with `Authorization: Bearer <token>` (tokens in
 //! [`crate::BankConfig::tokens`]). Every `POST` but `/v1/interbank` needs an
@@ -1388,8 +1388,19 @@ impl BankClient {
     }
 }
 
-/// The OpenAPI 3.0 description of the routes above.
+/// The OpenAPI 3.1 description of the routes above, finished by the shared
+/// edge (the error shape on every 4xx and 5xx, the `Amount` schema).
 pub fn openapi_document() -> serde_json::Value {
+    mpay_http::openapi::finish_json(
+        bank_document(),
+        &[mpay_http::openapi::Bearer {
+            name: "bearer",
+            holder: "the bank's operator token, an account holder's token, or a processor's token (mandates scope what it may do)",
+        }],
+    )
+}
+
+fn bank_document() -> serde_json::Value {
     use serde_json::json;
     let error = json!({ "$ref": "#/components/responses/Error" });
     let key = json!({ "$ref": "#/components/parameters/IdempotencyKey" });
@@ -1397,12 +1408,12 @@ pub fn openapi_document() -> serde_json::Value {
         json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
     let json_body = |schema: &str| json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
     let answer = |schema: &str| json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
-    let amount = json!({ "type": "string", "example": "12.50 EUR" });
+    let amount = json!({ "$ref": "#/components/schemas/Amount" });
     let text = json!({ "type": "string" });
     let ms =
         json!({ "type": "integer", "format": "int64", "description": "ms since the Unix epoch" });
     json!({
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "mpay bank",
             "version": env!("CARGO_PKG_VERSION"),
@@ -1410,9 +1421,9 @@ pub fn openapi_document() -> serde_json::Value {
         },
         "security": [{ "bearer": [] }],
         "paths": {
-            "/health": { "get": { "security": [], "summary": "Liveness", "responses": { "200": { "description": "OK" } } } },
-            "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "text/plain; version=0.0.4" } } } },
-            "/openapi.json": { "get": { "security": [], "summary": "This document", "responses": { "200": { "description": "OK" } } } },
+            "/health": { "get": { "security": [], "summary": "Liveness", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object", "required": ["status"], "properties": { "status": text } } } } } } } },
+            "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "Prometheus text", "content": { "text/plain": { "schema": text } } } } } },
+            "/openapi.json": { "get": { "security": [], "summary": "This document", "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } } } } },
             "/v1/bank": { "get": { "security": [], "summary": "The bank's id, certificate and currency", "responses": { "200": answer("BankInfo") } } },
             "/v1/books": { "get": { "summary": "Check the books and list every balance (operator)", "responses": { "200": answer("Books"), "4XX": error } } },
             "/v1/accounts": { "post": { "summary": "Open a holder account (operator)", "parameters": [key], "requestBody": json_body("OpenAccount"), "responses": { "200": answer("Account"), "4XX": error } } },

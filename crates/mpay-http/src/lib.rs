@@ -39,6 +39,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub mod openapi;
+
 /// Longest `message` the edge builds from a rejection's text (serde's
 /// messages can quote parts of the input).
 pub const MESSAGE_LEN_MAX: usize = 512;

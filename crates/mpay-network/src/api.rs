@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 pub use mpay_http::ApiError;
+use mpay_http::openapi::Bearer;
 use mpay_http::{Json, Problem};
 use mpay_identity::{Timestamp, hex_bytes, hex_string};
 use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
@@ -217,67 +218,27 @@ pub(crate) fn from_hex_wire<T: mpay_wire::Decode>(what: &str, text: &str) -> Res
 }
 
 /// `GET /health`.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "alive", body = mpay_http::openapi::Health)))]
 pub(crate) async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// An OpenAPI 3.0 document of `routes` (method, path, summary, security):
-/// enough for a client to find every route, its parameters and who may call it.
-pub(crate) fn openapi_document(
-    title: &str,
-    description: &str,
-    routes: &[(&str, &str, &str, Security)],
-) -> serde_json::Value {
-    use serde_json::{Map, Value, json};
-    let mut paths = Map::new();
-    for (method, path, summary, security) in routes {
-        let security = match security {
-            Security::None => json!([]),
-            Security::Operator => json!([{ "operator": [] }]),
-            Security::Merchant => json!([{ "merchant": [] }]),
-        };
-        let params: Vec<Value> = path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
-            .collect();
-        let operation = json!({
-            "summary": summary,
-            "security": security,
-            "parameters": params,
-            "responses": {
-                "200": { "description": "OK" },
-                "4XX": { "$ref": "#/components/responses/Error" },
-                "5XX": { "$ref": "#/components/responses/Error" }
-            }
-        });
-        let entry = paths
-            .entry(path.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(methods) = entry {
-            methods.insert(method.to_string(), operation);
-        }
-    }
-    json!({
-        "openapi": "3.0.3",
-        "info": { "title": title, "version": env!("CARGO_PKG_VERSION"), "description": description },
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "operator": { "type": "http", "scheme": "bearer", "description": "the service's operator token" },
-                "merchant": { "type": "http", "scheme": "bearer", "description": "a merchant's token from enrolment" }
-            },
-            "responses": { "Error": { "description": "Refused or failed", "content": { "application/json": { "schema": {
-                "type": "object", "required": ["error", "message"],
-                "properties": { "error": { "type": "string" }, "message": { "type": "string" } } } } } } }
-        }
-    })
-}
+/// The bearer schemes of the three services.
+pub(crate) const OPERATOR: Bearer = Bearer {
+    name: "operator",
+    holder: "the service's operator token (its configuration)",
+};
+/// A merchant's token, from its enrolment at the MPP.
+pub(crate) const MERCHANT: Bearer = Bearer {
+    name: "merchant",
+    holder: "a merchant's token from its enrolment at the MPP",
+};
 
-/// Who may call a route.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Security {
-    None,
-    Operator,
-    Merchant,
+/// A service's finished `/openapi.json` from its derived `doc`.
+pub(crate) fn openapi_document(
+    doc: utoipa::openapi::OpenApi,
+    schemes: &[Bearer],
+) -> serde_json::Value {
+    mpay_http::openapi::finish(doc, schemes)
 }

@@ -20,7 +20,7 @@ use crate::api::ApiError;
 pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
 /// `POST /v1/customers` (CPP operator): enrol a customer and their device.
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
 pub struct EnrolCustomer {
     /// The customer's reference at the CPP (what a PR names), 1–64 bytes.
     pub name: String,
@@ -59,7 +59,7 @@ impl EnrolCustomer {
 }
 
 /// What enrolment answers.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 pub struct Enrolled {
     /// The new party id (device or merchant), hex.
     pub id: String,
@@ -71,7 +71,7 @@ pub struct Enrolled {
 }
 
 /// `POST /v1/merchants` (MPP operator): enrol a merchant.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 pub struct EnrolMerchant {
     /// The merchant's name at the MPP.
     pub name: String,
@@ -96,7 +96,7 @@ impl EnrolMerchant {
 }
 
 /// A service's identity (`GET /v1/identity`).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 pub struct Identity {
     /// Its directory name.
     pub name: String,
@@ -111,7 +111,7 @@ pub struct Identity {
 }
 
 /// A payment as its customer sees it at the CPP.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PaymentStatus {
     /// Hex.
     pub payment_id: String,
@@ -120,12 +120,14 @@ pub struct PaymentStatus {
     /// True once the state will not change any more (refunds aside).
     pub is_final: bool,
     /// The payment's amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// The merchant's reference from the TRANS.
     pub merchant_reference: String,
     /// The merchant's decision deadline (ms).
     pub deadline: u64,
     /// How much was refunded so far.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub refunded: String,
     /// Why it was declined or rejected (a stable code), if it was.
     #[serde(default)]
@@ -145,7 +147,7 @@ impl PaymentStatus {
 }
 
 /// One payment in the CPP's operator listing (for reconciliation).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PaymentRecord {
     /// Listing order; pass the last one as `after` for the next page.
     pub seq: i64,
@@ -156,6 +158,7 @@ pub struct PaymentRecord {
     /// The MPP of the TRANS (directory name).
     pub mpp: String,
     /// The amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// The CPP state.
     pub state: String,
@@ -166,6 +169,7 @@ pub struct PaymentRecord {
     /// The hold at that bank, once placed.
     pub hold_id: Option<i64>,
     /// Refunded so far.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub refunded: String,
     /// Why declined or rejected.
     pub reason: Option<String>,
@@ -183,15 +187,17 @@ pub struct PaymentRecord {
     pub micro_batch: Option<i64>,
     /// What the CPP paid back for a rejected micropayment it had collected.
     #[serde(default)]
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub micro_returned: String,
 }
 
 /// One customer's micropayment books at a CPP (`GET /v1/admin/micro`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MicroCustomerRecord {
     /// The customer's name.
     pub name: String,
     /// Pending total (DT-confirmed or awaiting a decision, not collected).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub pending: String,
     /// Open micropayments.
     pub count: i64,
@@ -200,40 +206,49 @@ pub struct MicroCustomerRecord {
     /// Aggregated transfers of this customer that failed, ever.
     pub failed_transfers: i64,
     /// Σ settled batches: what the customer's bank paid the CPP.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub collected: String,
     /// Σ paid back for rejected micropayments already collected.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub returned: String,
     /// Σ micropayments confirmed (DT or T).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub confirmed: String,
     /// The customer's θ.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub theta: String,
     /// The customer's W.
     pub window_ms: u64,
 }
 
 /// What a CPP owes and paid one MPP for micropayments.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MicroMppRecord {
     /// The MPP (directory name).
     pub mpp: String,
     /// Paid by net settlement runs.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub paid: String,
     /// Owed, not yet paid (no run yet, or its run still `started`).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub unpaid: String,
     /// Σ micropayments to this MPP's merchants confirmed.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub confirmed: String,
     /// Runs paid.
     pub runs_paid: i64,
 }
 
 /// A CPP's micropayment books (`GET /v1/admin/micro`, operator).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CppMicroSummary {
     /// `none`, `one` or `two`.
     pub mode: String,
     /// Σ pending totals.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub credit_used: String,
     /// The CPP's credit limit.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub credit_limit: String,
     /// Settlement batches still `started`.
     pub batches_started: i64,
@@ -248,7 +263,7 @@ pub struct CppMicroSummary {
 }
 
 /// One cluster of a recluster.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 pub struct ReclusterCluster {
     /// Its number.
     pub cluster: usize,
@@ -259,13 +274,14 @@ pub struct ReclusterCluster {
     /// Estimated default rate (Beta prior).
     pub default_rate: f64,
     /// Its θ.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub theta: String,
     /// Its W.
     pub window_ms: u64,
 }
 
 /// What `POST /v1/admin/micro/recluster` did.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 pub struct ReclusterReport {
     /// Customers placed.
     pub customers: usize,
@@ -278,41 +294,48 @@ pub struct ReclusterReport {
 }
 
 /// What an MPP holds for one merchant's micropayments.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MicroMerchantRecord {
     /// Hex of the merchant's id.
     pub merchant: String,
     /// The merchant's name.
     pub name: String,
     /// Σ micropayments confirmed to it.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub confirmed: String,
     /// Σ paid out to it (payouts `paid`).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub paid_out: String,
     /// Σ in payouts still `started`.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub paying: String,
     /// Σ confirmed, in no payout yet.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub owed: String,
 }
 
 /// What an MPP received from one CPP's net settlements.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MicroCppRecord {
     /// The CPP (directory name).
     pub cpp: String,
     /// Σ of its statements.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub received: String,
     /// Statements received.
     pub statements: i64,
 }
 
 /// An MPP's micropayment books (`GET /v1/admin/micro`, operator).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MppMicroSummary {
     /// `none`, `one` or `two`.
     pub mode: String,
     /// Paid out to merchants and not yet funded by a CPP (credit in use).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub advanced: String,
     /// The MPP's credit limit (mode two).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub credit_limit: String,
     /// Payouts still `started`.
     pub payouts_started: i64,
@@ -324,11 +347,12 @@ pub struct MppMicroSummary {
 
 /// A PN awaiting a merchant's decision (`GET /v1/notices`). The customer is
 /// a pseudonym only.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Notice {
     /// Hex.
     pub payment_id: String,
     /// The amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// The merchant's reference from its TRANS.
     pub merchant_reference: String,
@@ -341,13 +365,14 @@ pub struct Notice {
 }
 
 /// A refund as the MPP records it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RefundView {
     /// Hex.
     pub payment_id: String,
     /// Hex of the merchant's refund idempotency key.
     pub refund_key: String,
     /// The amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// `funding`, `relayed`, `refunded` or `failed`.
     pub state: String,
@@ -358,13 +383,14 @@ pub struct RefundView {
 }
 
 /// A payment as its merchant sees it at the MPP.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MerchantPaymentView {
     /// Hex.
     pub payment_id: String,
     /// One of the MPP states (see [`crate::mpp::MerchantState`]).
     pub state: String,
     /// The amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// The merchant's reference.
     pub merchant_reference: String,
@@ -373,6 +399,7 @@ pub struct MerchantPaymentView {
     /// The merchant's decision deadline (ms).
     pub deadline: u64,
     /// Refunded so far (confirmed or in flight).
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub refunded: String,
     /// Hex of the CPP's signed T confirmation (or other end), once back.
     pub confirmation: Option<String>,
@@ -389,7 +416,7 @@ impl MerchantPaymentView {
 }
 
 /// One payment in the MPP's operator listing.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MppPaymentRecord {
     /// Listing order.
     pub seq: i64,
@@ -400,10 +427,12 @@ pub struct MppPaymentRecord {
     /// The CPP (directory name).
     pub cpp: String,
     /// The amount.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
     /// The MPP state.
     pub state: String,
     /// Refunded so far.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub refunded: String,
     /// Created (ms).
     pub created_at: u64,
@@ -422,7 +451,7 @@ pub struct MppPaymentRecord {
 }
 
 /// One route at a DC.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RouteRecord {
     /// Listing order.
     pub seq: i64,
@@ -445,7 +474,8 @@ pub struct RouteRecord {
 }
 
 /// `?after=&limit=` of the operator listings.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Only entries with a larger `seq`.
     #[serde(default)]
@@ -456,7 +486,8 @@ pub struct Page {
 }
 
 /// `?wait_ms=` of the long-polls.
-#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Wait {
     /// Wait up to this long for a change (capped by the service).
     #[serde(default)]
@@ -464,14 +495,14 @@ pub struct Wait {
 }
 
 /// A signed object in a JSON body: hex of its wire encoding.
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 pub struct SignedBody {
     /// Hex.
     pub signed: String,
 }
 
 /// What `/v1/inbox` answers: `applied`, `duplicate`, `late`, `refused`, …
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct InboxAnswer {
     /// What the receiver did with it.
     pub outcome: String,

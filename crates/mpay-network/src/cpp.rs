@@ -67,8 +67,7 @@ use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
 use crate::api::{
-    NetError, REQUEST_BODY_LEN_MAX, Security, from_hex_wire, hex, id16, ms, openapi_document, ts,
-    wall_clock,
+    NetError, OPERATOR, REQUEST_BODY_LEN_MAX, from_hex_wire, hex, id16, ms, ts, wall_clock,
 };
 use crate::client::{
     EnrolCustomer, Enrolled, Identity, InboxAnswer, MppClient, Page, PaymentRecord, PaymentStatus,
@@ -1582,6 +1581,8 @@ impl Cpp {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = inline(mpay_http::openapi::MetricsText))))]
 async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetError> {
     let by_state = cpp.node.count_by("cpp_payments", "state").await?;
     let mut text = cpp.node.metrics_text("mpay_cpp", &by_state).await?;
@@ -1604,76 +1605,50 @@ async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetEr
     Ok(crate::node::prometheus(text))
 }
 
-async fn openapi() -> impl IntoResponse {
-    Json(openapi_document(
-        "mpay CPP",
-        "The customer payment processor of the SEMOPS network: customer enrolment, payment requests (sealed PR frames), status long-polls, and the sealed inbox for decisions and refunds routed by the DC.",
-        &[
-            ("get", "/health", "Liveness", Security::None),
-            ("get", "/metrics", "Prometheus metrics", Security::None),
-            ("get", "/openapi.json", "This document", Security::None),
-            (
-                "get",
-                "/v1/identity",
-                "The CPP's id and certificate",
-                Security::None,
-            ),
-            (
-                "post",
-                "/v1/customers",
-                "Enrol a customer and device (JSON EnrolCustomer) → {id, certificate}",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/customers/{name}/unlock",
-                "Unlock a customer locked after wrong PINs",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/payments",
-                "Submit a PR frame (application/octet-stream) → PaymentStatus; 401 wrong_pin, 423 account_locked, 402 insufficient_funds, 409 idempotency_conflict",
-                Security::None,
-            ),
-            (
-                "get",
-                "/v1/payments/{id}",
-                "A payment's status; ?wait_ms= long-polls until final",
-                Security::None,
-            ),
-            (
-                "get",
-                "/v1/admin/payments",
-                "Every payment, by seq (?after=&limit=)",
-                Security::Operator,
-            ),
-            (
-                "get",
-                "/v1/admin/micro",
-                "The micropayment books: pending totals, collected, returned, confirmed, owed to and paid to each MPP",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/admin/micro/recluster",
-                "Fit k-means over the customers' micropayments and store each one's θ and W",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/inbox",
-                "A sealed envelope from the region's DC (DECISION_RELAY 0x0406, REFUND_RELAY 0x0407)",
-                Security::None,
-            ),
-        ],
-    ))
+/// The CPP's API, derived from its handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "mpay CPP",
+        description = "The customer payment processor of the SEMOPS network: customer enrolment, payment requests (sealed PR frames), status long-polls, and the sealed inbox for decisions and refunds routed by the DC."
+    ),
+    paths(
+        crate::api::health,
+        metrics,
+        openapi,
+        identity,
+        enrol,
+        unlock,
+        submit,
+        status,
+        admin_payments,
+        admin_micro,
+        admin_recluster,
+        inbox
+    )
+)]
+struct CppApi;
+
+/// The CPP's `/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    crate::api::openapi_document(<CppApi as utoipa::OpenApi>::openapi(), &[OPERATOR])
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "this document", content_type = "application/json", body = inline(mpay_http::openapi::Document))))]
+async fn openapi() -> impl IntoResponse {
+    Json(openapi_document())
+}
+
+#[utoipa::path(get, path = "/v1/identity", tag = "service",
+    responses((status = 200, description = "the CPP's id and certificate", body = Identity)))]
 async fn identity(State(cpp): State<Arc<Cpp>>) -> Json<Identity> {
     Json(cpp.node.identity())
 }
 
+#[utoipa::path(post, path = "/v1/customers", tag = "customers", security(("operator" = [])),
+    request_body = EnrolCustomer,
+    responses((status = 200, description = "enrolled: the customer's id and device certificate", body = Enrolled)))]
 async fn enrol(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
@@ -1756,6 +1731,9 @@ async fn enrol(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/customers/{name}/unlock", tag = "customers", security(("operator" = [])),
+    params(("name" = String, Path, description = "the customer's reference, 1–64 bytes", min_length = 1, max_length = 64)),
+    responses((status = 200, description = "unlocked", body = mpay_http::openapi::Empty)))]
 async fn unlock(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
@@ -1788,6 +1766,10 @@ async fn unlock(
     Ok(Json(serde_json::json!({ "unlocked": name })))
 }
 
+#[utoipa::path(post, path = "/v1/payments", tag = "payments",
+    request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
+        description = "a PR frame sealed to this CPP (mpay_semops::seal_pr)"),
+    responses((status = 200, description = "the payment as recorded; 401 wrong_pin, 423 account_locked, 402 insufficient_funds, 409 idempotency_conflict otherwise", body = PaymentStatus)))]
 async fn submit(
     State(cpp): State<Arc<Cpp>>,
     Body(frame): Body,
@@ -1804,6 +1786,9 @@ async fn submit(
     Ok(Json(row.status()))
 }
 
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments",
+    params(("id" = String, Path, description = "the payment id, 32 hex digits", pattern = "^[0-9a-f]{32}$"), Wait),
+    responses((status = 200, description = "the payment; with wait_ms, once final or after the wait", body = PaymentStatus)))]
 async fn status(
     State(cpp): State<Arc<Cpp>>,
     Path(id): Path<String>,
@@ -1830,6 +1815,9 @@ async fn status(
     Ok(Json(status))
 }
 
+#[utoipa::path(get, path = "/v1/admin/payments", tag = "operator", security(("operator" = [])),
+    params(Page),
+    responses((status = 200, description = "payments by seq", body = Vec<PaymentRecord>)))]
 async fn admin_payments(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
@@ -1849,6 +1837,8 @@ async fn admin_payments(
     Ok(Json(records))
 }
 
+#[utoipa::path(get, path = "/v1/admin/micro", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "the micropayment books", body = crate::client::CppMicroSummary)))]
 async fn admin_micro(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
@@ -1857,6 +1847,8 @@ async fn admin_micro(
     Ok(Json(cpp.micro_summary().await?))
 }
 
+#[utoipa::path(post, path = "/v1/admin/micro/recluster", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "θ and W fitted per cluster and stored per customer", body = crate::client::ReclusterReport)))]
 async fn admin_recluster(
     State(cpp): State<Arc<Cpp>>,
     headers: HeaderMap,
@@ -1865,6 +1857,10 @@ async fn admin_recluster(
     Ok(Json(cpp.recluster(wall_clock()).await?))
 }
 
+#[utoipa::path(post, path = "/v1/inbox", tag = "inbox",
+    request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
+        description = "an envelope sealed to this CPP by the region's DC (DECISION_RELAY 0x0406, REFUND_RELAY 0x0407)"),
+    responses((status = 200, description = "taken (or already taken), with the signed ack", body = InboxAnswer)))]
 async fn inbox(
     State(cpp): State<Arc<Cpp>>,
     Body(frame): Body,

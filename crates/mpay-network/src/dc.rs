@@ -34,7 +34,7 @@ use mpay_sql::{Db, Migrations};
 use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
-use crate::api::{NetError, REQUEST_BODY_LEN_MAX, Security, hex, ms, openapi_document, wall_clock};
+use crate::api::{NetError, OPERATOR, REQUEST_BODY_LEN_MAX, hex, ms, wall_clock};
 use crate::client::{Identity, InboxAnswer, Page, RouteRecord};
 use crate::config::ServiceConfig;
 use crate::directory::ServiceRole;
@@ -296,6 +296,10 @@ impl Dc {
     }
 }
 
+#[utoipa::path(post, path = "/v1/inbox", tag = "inbox",
+    request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
+        description = "an envelope sealed to this DC (PAYMENT_NOTICE, DECISION_RELAY, REFUND_RELAY, CONFIRMATION)"),
+    responses((status = 200, description = "taken (or already taken), with the signed ack", body = InboxAnswer)))]
 async fn inbox(
     State(dc): State<Arc<Dc>>,
     Body(frame): Body,
@@ -310,6 +314,9 @@ async fn inbox(
     Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
 }
 
+#[utoipa::path(get, path = "/v1/admin/routes", tag = "operator", security(("operator" = [])),
+    params(Page),
+    responses((status = 200, description = "routes by seq", body = Vec<RouteRecord>)))]
 async fn routes(
     State(dc): State<Arc<Dc>>,
     headers: HeaderMap,
@@ -340,42 +347,38 @@ async fn routes(
     Ok(Json(out))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = inline(mpay_http::openapi::MetricsText))))]
 async fn metrics(State(dc): State<Arc<Dc>>) -> Result<impl IntoResponse, NetError> {
     let by_state = dc.node.count_by("dc_routes", "state").await?;
     let text = dc.node.metrics_text("mpay_dc", &by_state).await?;
     Ok(crate::node::prometheus(text))
 }
 
+#[utoipa::path(get, path = "/v1/identity", tag = "service",
+    responses((status = 200, description = "the DC's id and certificate", body = Identity)))]
 async fn identity(State(dc): State<Arc<Dc>>) -> Json<Identity> {
     Json(dc.node.identity())
 }
 
+/// The DC's API, derived from its handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "mpay DC",
+        description = "The data center of a SEMOPS region: routes PNs to the merchant's MPP (through the MPP's region's DC) and passes decisions, refunds and confirmations back along the recorded route."
+    ),
+    paths(crate::api::health, metrics, openapi, identity, routes, inbox)
+)]
+struct DcApi;
+
+/// The DC's `/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    crate::api::openapi_document(<DcApi as utoipa::OpenApi>::openapi(), &[OPERATOR])
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "this document", content_type = "application/json", body = inline(mpay_http::openapi::Document))))]
 async fn openapi() -> impl IntoResponse {
-    Json(openapi_document(
-        "mpay DC",
-        "The data center of a SEMOPS region: routes PNs to the merchant's MPP (through the MPP's region's DC) and passes decisions, refunds and confirmations back along the recorded route.",
-        &[
-            ("get", "/health", "Liveness", Security::None),
-            ("get", "/metrics", "Prometheus metrics", Security::None),
-            ("get", "/openapi.json", "This document", Security::None),
-            (
-                "get",
-                "/v1/identity",
-                "The DC's id and certificate",
-                Security::None,
-            ),
-            (
-                "get",
-                "/v1/admin/routes",
-                "Every route, by seq (?after=&limit=)",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/inbox",
-                "A sealed envelope from a CPP, MPP or DC (PAYMENT_NOTICE, DECISION_RELAY, REFUND_RELAY, CONFIRMATION)",
-                Security::None,
-            ),
-        ],
-    ))
+    Json(openapi_document())
 }

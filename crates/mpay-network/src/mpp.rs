@@ -58,8 +58,8 @@ use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
 use crate::api::{
-    NetError, REQUEST_BODY_LEN_MAX, Security, bearer, from_hex_wire, hex, id16, ms,
-    openapi_document, ts, wall_clock,
+    MERCHANT, NetError, OPERATOR, REQUEST_BODY_LEN_MAX, bearer, from_hex_wire, hex, id16, ms, ts,
+    wall_clock,
 };
 use crate::client::{
     EnrolMerchant, Enrolled, Identity, InboxAnswer, MerchantPaymentView, MppPaymentRecord, Notice,
@@ -804,6 +804,8 @@ impl Mpp {
     }
 }
 
+#[utoipa::path(get, path = "/v1/admin/micro", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "the micropayment books", body = crate::client::MppMicroSummary)))]
 async fn admin_micro(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -812,6 +814,10 @@ async fn admin_micro(
     Ok(Json(mpp.micro_summary().await?))
 }
 
+#[utoipa::path(post, path = "/v1/inbox", tag = "inbox",
+    request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
+        description = "an envelope sealed to this MPP by the region's DC (PAYMENT_NOTICE, CONFIRMATION)"),
+    responses((status = 200, description = "taken (or already taken), with the signed ack", body = InboxAnswer)))]
 async fn inbox(
     State(mpp): State<Arc<Mpp>>,
     Body(frame): Body,
@@ -826,6 +832,9 @@ async fn inbox(
     Ok(Json(mpp.node.inbox_answer(&frame, &header, outcome)?))
 }
 
+#[utoipa::path(post, path = "/v1/merchants", tag = "merchants", security(("operator" = [])),
+    request_body = EnrolMerchant,
+    responses((status = 200, description = "enrolled: the merchant's id, certificate and token", body = Enrolled)))]
 async fn enrol(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -905,6 +914,9 @@ async fn enrol(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants",
+    params(("id" = String, Path, description = "the merchant's party id, 32 hex digits", pattern = "^[0-9a-f]{32}$")),
+    responses((status = 200, description = "the merchant's id and certificate", body = Enrolled)))]
 async fn merchant_certificate(
     State(mpp): State<Arc<Mpp>>,
     Path(id): Path<String>,
@@ -921,6 +933,9 @@ async fn merchant_certificate(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/notices", tag = "merchants", security(("merchant" = [])),
+    params(Wait),
+    responses((status = 200, description = "the PNs awaiting this merchant's decision", body = Vec<Notice>)))]
 async fn notices(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -958,6 +973,9 @@ async fn notices(
     Ok(Json(list))
 }
 
+#[utoipa::path(post, path = "/v1/decisions", tag = "merchants", security(("merchant" = [])),
+    request_body(content = SignedBody, description = "hex of a SignedMerchantDecision"),
+    responses((status = 200, description = "the payment after the decision", body = MerchantPaymentView)))]
 async fn decide(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -1123,6 +1141,9 @@ impl RefundAnswer {
     }
 }
 
+#[utoipa::path(post, path = "/v1/refunds", tag = "merchants", security(("merchant" = [])),
+    request_body(content = SignedBody, description = "hex of a SignedRefundRequest"),
+    responses((status = 200, description = "the refund as recorded", body = RefundView)))]
 async fn refund(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -1237,6 +1258,9 @@ async fn refund(
     Ok(Json(refund_view(&row, mpp.currency())?))
 }
 
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "merchants", security(("merchant" = [])),
+    params(("id" = String, Path, description = "the payment id, 32 hex digits", pattern = "^[0-9a-f]{32}$"), Wait),
+    responses((status = 200, description = "the payment; with wait_ms, once final or after the wait", body = MerchantPaymentView)))]
 async fn payment(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -1265,6 +1289,9 @@ async fn payment(
     Ok(Json(view))
 }
 
+#[utoipa::path(get, path = "/v1/admin/payments", tag = "operator", security(("operator" = [])),
+    params(Page),
+    responses((status = 200, description = "payments by seq", body = Vec<MppPaymentRecord>)))]
 async fn admin_payments(
     State(mpp): State<Arc<Mpp>>,
     headers: HeaderMap,
@@ -1298,6 +1325,8 @@ async fn admin_payments(
     Ok(Json(out))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = inline(mpay_http::openapi::MetricsText))))]
 async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetError> {
     let by_state = mpp.node.count_by("mpp_payments", "state").await?;
     let mut text = mpp.node.metrics_text("mpay_mpp", &by_state).await?;
@@ -1317,72 +1346,47 @@ async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetEr
     Ok(crate::node::prometheus(text))
 }
 
+#[utoipa::path(get, path = "/v1/identity", tag = "service",
+    responses((status = 200, description = "the MPP's id and certificate", body = Identity)))]
 async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
     Json(mpp.node.identity())
 }
 
+/// The MPP's API, derived from its handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "mpay MPP",
+        description = "The merchant payment processor of the SEMOPS network: merchant enrolment and certificates, PNs awaiting decisions (long-poll), signed decisions and refunds, payment views with the CPP's confirmations."
+    ),
+    paths(
+        crate::api::health,
+        metrics,
+        openapi,
+        identity,
+        enrol,
+        merchant_certificate,
+        notices,
+        decide,
+        refund,
+        payment,
+        admin_payments,
+        admin_micro,
+        inbox
+    )
+)]
+struct MppApi;
+
+/// The MPP's `/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    crate::api::openapi_document(
+        <MppApi as utoipa::OpenApi>::openapi(),
+        &[OPERATOR, MERCHANT],
+    )
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "this document", content_type = "application/json", body = inline(mpay_http::openapi::Document))))]
 async fn openapi() -> impl IntoResponse {
-    Json(openapi_document(
-        "mpay MPP",
-        "The merchant payment processor of the SEMOPS network: merchant enrolment and certificates, PNs awaiting decisions (long-poll), signed decisions and refunds, payment views with the CPP's confirmations.",
-        &[
-            ("get", "/health", "Liveness", Security::None),
-            ("get", "/metrics", "Prometheus metrics", Security::None),
-            ("get", "/openapi.json", "This document", Security::None),
-            (
-                "get",
-                "/v1/identity",
-                "The MPP's id and certificate",
-                Security::None,
-            ),
-            (
-                "post",
-                "/v1/merchants",
-                "Enrol a merchant (JSON EnrolMerchant) → {id, certificate, token}",
-                Security::Operator,
-            ),
-            (
-                "get",
-                "/v1/merchants/{id}",
-                "A merchant's certificate",
-                Security::None,
-            ),
-            (
-                "get",
-                "/v1/notices",
-                "PNs awaiting the merchant's decision (?wait_ms= long-polls)",
-                Security::Merchant,
-            ),
-            (
-                "post",
-                "/v1/decisions",
-                "The merchant's signed decision ({signed: hex})",
-                Security::Merchant,
-            ),
-            (
-                "post",
-                "/v1/refunds",
-                "The merchant's signed refund request ({signed: hex})",
-                Security::Merchant,
-            ),
-            (
-                "get",
-                "/v1/payments/{id}",
-                "A payment as its merchant sees it (?wait_ms= long-polls until final)",
-                Security::Merchant,
-            ),
-            (
-                "get",
-                "/v1/admin/payments",
-                "Every payment, by seq (?after=&limit=)",
-                Security::Operator,
-            ),
-            (
-                "post",
-                "/v1/inbox",
-                "A sealed envelope from the region's DC (PAYMENT_NOTICE, CONFIRMATION)",
-                Security::None,
-            ),
-        ],
-    ))
+    Json(openapi_document())
 }

@@ -10,7 +10,7 @@
 //! | `GET /v1/revocations` | anyone | → signed revocation list (binary), 204 if none |
 //! | `GET /v1/frauds` | operator | → fraud proofs |
 //! | `GET /v1/office` | anyone | → `{office, certificate}` |
-//! | `GET /health`, `GET /metrics` | anyone | liveness; Prometheus text |
+//! | `GET /health`, `GET /metrics`, `GET /openapi.json` | anyone | liveness; Prometheus text; OpenAPI 3.1 |
 //!
 //! Owners and the operator authenticate with `Authorization: Bearer <token>`.
 //! Signed objects travel as lower-case hex of their wire encoding
@@ -68,6 +68,7 @@ pub fn router(office: Office, admin_token: Option<String>) -> Router {
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .route("/v1/office", get(office_info))
         .route("/v1/owners", post(open_account))
         .route("/v1/owners/me", get(me))
@@ -170,10 +171,60 @@ fn decode_hex<T: Decode>(text: &str, what: &str) -> Result<T, HttpError> {
     T::from_wire(&bytes).map_err(|e| bad_request(format!("{what}: {e}")))
 }
 
+/// The office's API, derived from its handlers and their types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "mpay money office",
+        description = "The money office of the offline wallet: owners' accounts, wallet enrolment, charges (vouchers), sealed syncs, the signed revocation list and fraud proofs."
+    ),
+    paths(
+        health,
+        metrics,
+        openapi,
+        office_info,
+        open_account,
+        me,
+        enroll,
+        charge,
+        sync,
+        revocations,
+        frauds
+    )
+)]
+struct OfficeApi;
+
+/// The office's `/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    mpay_http::openapi::finish(
+        <OfficeApi as utoipa::OpenApi>::openapi(),
+        &[
+            mpay_http::openapi::Bearer {
+                name: "operator",
+                holder: "the office's admin token",
+            },
+            mpay_http::openapi::Bearer {
+                name: "owner",
+                holder: "an owner's token from opening the account",
+            },
+        ],
+    )
+}
+
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "this document", content_type = "application/json", body = inline(mpay_http::openapi::Document))))]
+async fn openapi() -> impl IntoResponse {
+    Json(openapi_document())
+}
+
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "alive", body = mpay_http::openapi::Health)))]
 async fn health() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = inline(mpay_http::openapi::MetricsText))))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let m = &state.office.metrics;
     let body = format!(
@@ -193,12 +244,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct OfficeInfo {
     pub office: String,
     pub certificate: String,
 }
 
+#[utoipa::path(get, path = "/v1/office", tag = "service",
+    responses((status = 200, description = "the office's id and certificate", body = OfficeInfo)))]
 async fn office_info(State(state): State<Arc<AppState>>) -> Json<OfficeInfo> {
     Json(OfficeInfo {
         office: state.office.id().to_hex(),
@@ -206,18 +259,22 @@ async fn office_info(State(state): State<Arc<AppState>>) -> Json<OfficeInfo> {
     })
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct OpenAccountRequest {
     pub owner: String,
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub deposit: String,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct OpenAccountResponse {
     pub owner: String,
     pub token: String,
 }
 
+#[utoipa::path(post, path = "/v1/owners", tag = "owners", security(("operator" = [])),
+    request_body = OpenAccountRequest,
+    responses((status = 200, description = "the account, with the owner's token", body = OpenAccountResponse)))]
 async fn open_account(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -239,12 +296,15 @@ async fn open_account(
     }))
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct OwnerInfo {
     pub owner: String,
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub balance: String,
 }
 
+#[utoipa::path(get, path = "/v1/owners/me", tag = "owners", security(("owner" = [])),
+    responses((status = 200, description = "the owner's balance", body = OwnerInfo)))]
 async fn me(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -257,7 +317,7 @@ async fn me(
     }))
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct EnrollRequest {
     /// Hex of the wallet's `PublicKeys`.
     pub keys: String,
@@ -267,7 +327,7 @@ pub struct EnrollRequest {
     pub proof: String,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct EnrollResponse {
     pub wallet: String,
     pub certificate: String,
@@ -275,6 +335,9 @@ pub struct EnrollResponse {
     pub attestation: String,
 }
 
+#[utoipa::path(post, path = "/v1/wallets", tag = "wallets", security(("owner" = [])),
+    request_body = EnrollRequest,
+    responses((status = 200, description = "the wallet's certificate and genesis attestation", body = EnrollResponse)))]
 async fn enroll(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -302,13 +365,14 @@ async fn enroll(
     }))
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct ChargeRequest {
     pub wallet: String,
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub amount: String,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct ChargeResponse {
     pub voucher: String,
 }
@@ -316,6 +380,10 @@ pub struct ChargeResponse {
 /// Header that carries a request's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+#[utoipa::path(post, path = "/v1/charges", tag = "wallets", security(("owner" = [])),
+    params(("Idempotency-Key" = String, Header, description = "the same key with the same request answers the same voucher", min_length = 1, max_length = 128)),
+    request_body = ChargeRequest,
+    responses((status = 200, description = "a charge voucher for the wallet", body = ChargeResponse)))]
 async fn charge(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -342,11 +410,19 @@ async fn charge(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/sync", tag = "wallets",
+    request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
+        description = "a sync request sealed to the office by the wallet"),
+    responses((status = 200, description = "the attestation, sealed to the wallet", content_type = "application/octet-stream", body = inline(mpay_http::openapi::Frame))))]
 async fn sync(State(state): State<Arc<AppState>>, Body(body): Body) -> Result<Response, HttpError> {
     let frame = state.office.sync(&body, wall_clock()).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], frame).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/revocations", tag = "service",
+    responses(
+        (status = 200, description = "the signed revocation list", content_type = "application/octet-stream", body = inline(mpay_http::openapi::Frame)),
+        (status = 204, description = "no list yet")))]
 async fn revocations(State(state): State<Arc<AppState>>) -> Result<Response, HttpError> {
     Ok(match state.office.revocation_list().await? {
         Some(list) => (
@@ -358,7 +434,7 @@ async fn revocations(State(state): State<Arc<AppState>>) -> Result<Response, Htt
     })
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 pub struct FraudView {
     pub wallet: String,
     pub owner: String,
@@ -366,9 +442,12 @@ pub struct FraudView {
     pub first_entry: String,
     pub second_entry: String,
     pub detected_at: u64,
+    #[schema(value_type = mpay_http::openapi::AmountText)]
     pub charged: String,
 }
 
+#[utoipa::path(get, path = "/v1/frauds", tag = "owners", security(("operator" = [])),
+    responses((status = 200, description = "the fraud proofs found by syncs", body = Vec<FraudView>)))]
 async fn frauds(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
