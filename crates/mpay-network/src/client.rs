@@ -247,9 +247,9 @@ pub struct CppMicroSummary {
     /// Σ pending totals.
     #[schema(value_type = mpay_http::openapi::AmountText)]
     pub credit_used: String,
-    /// The CPP's credit limit.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
-    pub credit_limit: String,
+    /// The CPP's credit limit; `None` with micropayments off.
+    #[schema(value_type = Option<mpay_http::openapi::AmountText>)]
+    pub credit_limit: Option<String>,
     /// Settlement batches still `started`.
     pub batches_started: i64,
     /// Net settlement runs still `started`.
@@ -334,9 +334,9 @@ pub struct MppMicroSummary {
     /// Paid out to merchants and not yet funded by a CPP (credit in use).
     #[schema(value_type = mpay_http::openapi::AmountText)]
     pub advanced: String,
-    /// The MPP's credit limit (mode two).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
-    pub credit_limit: String,
+    /// The MPP's credit limit; `None` with micropayments off.
+    #[schema(value_type = Option<mpay_http::openapi::AmountText>)]
+    pub credit_limit: Option<String>,
     /// Payouts still `started`.
     pub payouts_started: i64,
     /// Per CPP.

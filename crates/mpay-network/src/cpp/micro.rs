@@ -867,10 +867,7 @@ impl Cpp {
         Ok(CppMicroSummary {
             mode: format!("{:?}", self.node.config.micro.mode).to_lowercase(),
             credit_used: money(Some(credit_used)),
-            credit_limit: self
-                .micro
-                .map(|m| m.credit_limit.to_string())
-                .unwrap_or_default(),
+            credit_limit: self.micro.map(|m| m.credit_limit.to_string()),
             batches_started,
             runs_started,
             log_problem,

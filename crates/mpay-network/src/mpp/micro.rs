@@ -362,10 +362,7 @@ impl Mpp {
         Ok(MppMicroSummary {
             mode: format!("{:?}", node.config.micro.mode).to_lowercase(),
             advanced: money(advanced),
-            credit_limit: self
-                .micro
-                .map(|m| m.credit_limit.to_string())
-                .unwrap_or_default(),
+            credit_limit: self.micro.map(|m| m.credit_limit.to_string()),
             payouts_started,
             cpps,
             merchants,

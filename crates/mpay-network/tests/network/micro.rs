@@ -123,6 +123,22 @@ fn key(n: u8) -> [u8; 16] {
     [n; 16]
 }
 
+/// With micropayments off, the books say there is no credit limit (null),
+/// not an empty amount that breaks the answer's schema.
+#[tokio::test]
+async fn without_micropayments_the_books_have_no_credit_limit() {
+    for_each_backend(|db| async move {
+        let net = Network::start(db, 20_000).await;
+        let cpp = net.cpp_micro().await;
+        assert_eq!((cpp.mode.as_str(), cpp.credit_limit), ("none", None));
+        assert_eq!(cpp.credit_used, "0.00 EUR");
+        let mpp = net.mpp_micro(Which::Bob).await;
+        assert_eq!((mpp.mode.as_str(), mpp.credit_limit), ("none", None));
+        net.shutdown().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn one_intermediary_defers_settles_at_theta_takes_back_and_pays_merchants() {
     for_each_backend(|db| async move {
