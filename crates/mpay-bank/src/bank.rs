@@ -768,6 +768,16 @@ impl Bank {
             )
             .await,
         )?;
+        self.refused(
+            mandate::check_payee(
+                &self.db,
+                self.currency(),
+                caller,
+                &request.from,
+                &request.to,
+            )
+            .await,
+        )?;
         let work = unit_of_work(move |tx| {
             Box::pin(async move {
                 let moved = self

@@ -17,7 +17,11 @@
 //! 4. a debit under a mandate pays only a processor's account
 //!    (`cpp:<name>`, `mpp:<name>`): a refund to the CPP, a micropayment
 //!    total to the CPP, never to another customer;
-//! 5. a revoked mandate allows nothing.
+//! 5. a revoked mandate allows nothing;
+//! 7. a processor pays from its own account, within this bank, only to a
+//!    processor's account or to an account that gave it a mandate in force
+//!    (its own customers and merchants: an MPP's payouts, a CPP's refunds);
+//!    [`check_payee`].
 //!
 //! Anything else is refused with 403 `forbidden`.
 
@@ -272,4 +276,29 @@ pub async fn authorize(
         ));
     }
     Ok(())
+}
+
+/// Rule 7: a processor (not the operator) paying `to`, within this bank,
+/// from its own processor account pays only a processor's account or an
+/// account that gave it a mandate in force.
+pub async fn check_payee(
+    db: &Db,
+    currency: mpay_money::Currency,
+    caller: &Caller,
+    from: &AccountId,
+    to: &AccountId,
+) -> Result<(), BankError> {
+    if caller.is_operator() || !is_processor_account(from) || is_processor_account(to) {
+        return Ok(());
+    }
+    match load(db, to, caller.name(), currency).await? {
+        Some(mandate) if !mandate.revoked => Ok(()),
+        _ => Err(forbidden(
+            caller,
+            format!(
+                "pay {to} from {from} ({to} is not a customer or merchant of {})",
+                caller.name()
+            ),
+        )),
+    }
 }

@@ -333,6 +333,77 @@ async fn a_mandated_debit_pays_only_a_processor() {
     .await;
 }
 
+/// Rule 7: a processor pays from its own account only to a processor or to
+/// an account that gave it a mandate (its own customers and merchants): an
+/// MPP pays out only to its own merchants, a CPP refunds only its own
+/// customers.
+#[tokio::test]
+async fn a_processor_pays_from_its_own_account_only_its_own_clients() {
+    for_each_backend(|db| async move {
+        let (bank, url) = bank(db).await;
+        let now = wall_clock();
+        for (account, key) in [
+            ("cpp:cpp1", "d-c1"),
+            ("cpp:cpp2", "d-c2"),
+            ("mpp:mpp1", "d-m1"),
+        ] {
+            crate::deposit(&bank, account, 1_000, key, now).await;
+        }
+        let before = balances(&bank).await;
+        for (token, from, to, what) in [
+            (MPP1, "mpp:mpp1", "cust:mallory", "mpp1 pays mallory"),
+            (
+                MPP2,
+                "mpp:mpp2",
+                "shop:bob",
+                "mpp2 pays another MPP's merchant",
+            ),
+            (
+                CPP2,
+                "cpp:cpp2",
+                "cust:alice",
+                "cpp2 pays another CPP's customer",
+            ),
+            (CPP2, "cpp:cpp2", "cust:mallory", "cpp2 pays mallory"),
+        ] {
+            assert_forbidden(
+                post(
+                    &url,
+                    "/v1/transfers",
+                    token,
+                    what,
+                    transfer(from, to, "0.01 EUR"),
+                )
+                .await,
+                what,
+            );
+        }
+        assert_eq!(balances(&bank).await, before);
+        // What payments need: a payout to the MPP's merchant, a refund to
+        // the CPP's customer, a settlement between processors.
+        for (token, from, to, key) in [
+            (MPP1, "mpp:mpp1", "shop:bob", "payout"),
+            (CPP1, "cpp:cpp1", "cust:alice", "refund"),
+            (CPP2, "cpp:cpp2", "mpp:mpp1", "settlement"),
+        ] {
+            let (status, answer) = post(
+                &url,
+                "/v1/transfers",
+                token,
+                key,
+                transfer(from, to, "1.00 EUR"),
+            )
+            .await;
+            assert_eq!(status, 200, "{key}: {answer}");
+        }
+        assert_eq!(crate::balance(&bank, "shop:bob").await, 5_100);
+        assert_eq!(crate::balance(&bank, "cust:alice").await, 10_100);
+        assert_eq!(crate::balance(&bank, "mpp:mpp1").await, 1_000);
+        bank.check_books().await.expect("books");
+    })
+    .await;
+}
+
 /// Rule 5: a revoked mandate allows nothing.
 #[tokio::test]
 async fn a_revoked_mandate_allows_nothing() {
