@@ -307,7 +307,13 @@ async fn wrong_pins_lock_until_the_operator_unlocks() {
             .expect("unlock");
         let frame = net.pr_frame(&trans, PIN, [15; 16]);
         let status = net.cpp.submit(frame).await.expect("accepted after unlock");
-        assert_eq!(status.state, "pending");
+        // Accepted: the answer follows one attempt at the hold; a bank slow to
+        // answer leaves it `received` and the sweep resumes it (the notice
+        // below shows it went on).
+        assert!(
+            matches!(status.state.as_str(), "received" | "pending"),
+            "{status:?}"
+        );
         net.notice(Which::Bob, &status.payment_id).await;
         let decision = net.decision(Which::Bob, &status.payment_id, false);
         net.bob

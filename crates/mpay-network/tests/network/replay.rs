@@ -252,7 +252,13 @@ async fn a_pr_refused_for_its_pin_answers_the_same_when_repeated() {
         // One failure was counted: the right PIN under a new key pays.
         let frame = net.pr_frame(&trans, PIN, [62; 16]);
         let status = net.cpp.submit(frame).await.expect("not locked");
-        assert_eq!(status.state, "pending");
+        // Accepted: the answer follows one attempt at the hold; a bank slow to
+        // answer leaves it `received` and the sweep resumes it (the notice
+        // below shows it went on).
+        assert!(
+            matches!(status.state.as_str(), "received" | "pending"),
+            "{status:?}"
+        );
         net.notice(Which::Bob, &status.payment_id).await;
         let decision = net.decision(Which::Bob, &status.payment_id, false);
         net.bob
