@@ -39,6 +39,18 @@
 use mpay_identity::Timestamp;
 use mpay_money::{Amount, Currency, MoneyError};
 
+/// The largest micropayment any configuration may allow, in minor units
+/// (1,000.00 in a currency of two decimals). The micropayment books sum
+/// micropayments over a processor's lifetime (collected, confirmed, owed,
+/// paid): with each at most this, those sums stay below `i64::MAX` for more
+/// than 9·10^13 micropayments, over a thousand years at 2,000 a second, so
+/// `CAST(SUM(..) AS BIGINT)` cannot overflow. Pending totals and credit in
+/// use are bounded by θ and the credit limit (each at most
+/// [`mpay_money::AMOUNT_MINOR_MAX`]).
+pub const MICRO_AMOUNT_MINOR_MAX: i64 = 100_000;
+const _: () =
+    assert!((MICRO_AMOUNT_MINOR_MAX as i128) * 2_000 * 86_400 * 366 * 1_000 < i64::MAX as i128);
+
 /// The limits one customer's micropayments are judged by (from its k-means
 /// cluster, or the default cluster).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +63,8 @@ pub struct MicroLimits {
 impl MicroLimits {
     /// `micro_max`: the largest micropayment (above it: macro); `theta`: θ,
     /// the pending total that triggers a settlement; `window_ms`: W, the
-    /// longest a pending total waits. All three positive, one currency.
+    /// longest a pending total waits. All three positive, one currency, and
+    /// `micro_max` at most [`MICRO_AMOUNT_MINOR_MAX`].
     pub fn new(micro_max: Amount, theta: Amount, window_ms: u64) -> Result<Self, PolicyError> {
         if micro_max.currency() != theta.currency() {
             return Err(PolicyError::Money(MoneyError::CurrencyMismatch {
@@ -59,7 +72,11 @@ impl MicroLimits {
                 right: theta.currency(),
             }));
         }
-        if !micro_max.is_positive() || !theta.is_positive() || window_ms == 0 {
+        if !micro_max.is_positive()
+            || micro_max.minor_units() > MICRO_AMOUNT_MINOR_MAX
+            || !theta.is_positive()
+            || window_ms == 0
+        {
             return Err(PolicyError::InvalidLimits);
         }
         Ok(MicroLimits {
@@ -181,8 +198,11 @@ pub enum PolicyError {
     /// A payment of zero or less (the request's fault).
     #[error("a micropayment must be positive")]
     NotPositive,
-    /// Limits with a non-positive amount or a zero window (the CPP's configuration).
-    #[error("micro limits must be positive")]
+    /// Limits with a non-positive amount, a zero window or a micro limit past
+    /// [`MICRO_AMOUNT_MINOR_MAX`] (the CPP's configuration).
+    #[error(
+        "micro limits must be positive, the micro limit at most {MICRO_AMOUNT_MINOR_MAX} minor units"
+    )]
     InvalidLimits,
     /// Currencies do not match, or a sum overflowed.
     #[error(transparent)]
@@ -358,6 +378,13 @@ mod tests {
         );
         assert_eq!(
             MicroLimits::new(eur(1), eur(1), 0),
+            Err(PolicyError::InvalidLimits)
+        );
+        // The largest micropayment is bounded far below overflow, so the
+        // lifetime sums of the micropayment books fit i64.
+        assert!(MicroLimits::new(eur(MICRO_AMOUNT_MINOR_MAX), eur(100_000), 1).is_ok());
+        assert_eq!(
+            MicroLimits::new(eur(MICRO_AMOUNT_MINOR_MAX + 1), eur(100_001), 1),
             Err(PolicyError::InvalidLimits)
         );
         let near_max = pending(i64::MAX - 1, 1, 0);

@@ -649,12 +649,14 @@ decision_timeout_ms = 60000
         assert_eq!(settings.limits.micro_max().minor_units(), 100);
         let mut bad = config.clone();
         for (field, text) in [
+            ("limit", "1000.01 EUR"),
             ("theta", "10000000000000.01 EUR"),
             ("credit_limit", "92233720368547758.07 EUR"),
             ("transfer_fee", "10000000000000.01 EUR"),
         ] {
             let mut huge = config.micro.clone();
             match field {
+                "limit" => huge.limit = text.into(),
                 "theta" => huge.theta = text.into(),
                 "credit_limit" => huge.credit_limit = text.into(),
                 _ => huge.transfer_fee = text.into(),
