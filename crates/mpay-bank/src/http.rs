@@ -1049,10 +1049,11 @@ pub struct BankClient {
 impl BankClient {
     /// A client of the bank at `base` (like `https://127.0.0.1:7801`), with
     /// its own connection pool, [`CLIENT_TIMEOUT_MS_DEFAULT`] and the
-    /// process's root of trust ([`mpay_tls::default_client`]).
-    pub fn new(base: &str) -> BankClient {
-        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT));
-        BankClient::with_http(base, http)
+    /// process's root of trust ([`mpay_tls::default_client`]); an error when
+    /// that root cannot be read.
+    pub fn new(base: &str) -> Result<BankClient, mpay_tls::TlsError> {
+        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))?;
+        Ok(BankClient::with_http(base, http))
     }
 
     /// A client sharing `http` (its pool, timeout and root of trust). It

@@ -16,19 +16,12 @@ use crate::http::{BankClient, router, wall_clock};
 pub const DELIVERY_BATCH_MAX: u32 = 100;
 
 /// An HTTP client for interbank delivery, with the configured time limit,
-/// trusting the configured CA only ([`crate::BankConfig::tls_ca`]). If the
-/// CA cannot be read it trusts nothing, so delivery fails (and is retried)
-/// rather than reaching a peer unauthenticated.
-pub fn interbank_http(bank: &Bank) -> reqwest::Client {
+/// trusting the configured CA only ([`crate::BankConfig::tls_ca`]); an
+/// error when that CA cannot be read, so the bank does not start.
+pub fn interbank_http(bank: &Bank) -> Result<reqwest::Client, mpay_tls::TlsError> {
     let config = bank.config();
     let timeout = Duration::from_millis(config.interbank_timeout_ms);
-    match mpay_tls::http_client(config.tls_ca.as_deref(), timeout) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "interbank client: the CA is unusable; trusting no peer");
-            mpay_tls::http_client(None, timeout).unwrap_or_default()
-        }
-    }
+    mpay_tls::http_client(config.tls_ca.as_deref(), timeout)
 }
 
 /// Delivers the outbox messages due at `now`: seals each afresh, POSTs it
@@ -95,11 +88,12 @@ impl Drop for Background {
 }
 
 /// Starts the delivery loop (every `delivery_interval_ms`) and the expiry
-/// loop (every `expiry_interval_ms`) on the current tokio runtime.
-pub fn spawn_background(bank: Arc<Bank>) -> Background {
+/// loop (every `expiry_interval_ms`) on the current tokio runtime; an error
+/// when the interbank client cannot be made ([`interbank_http`]).
+pub fn spawn_background(bank: Arc<Bank>) -> Result<Background, mpay_tls::TlsError> {
+    let http = interbank_http(&bank)?;
     let delivery = {
         let bank = Arc::clone(&bank);
-        let http = interbank_http(&bank);
         let pause = Duration::from_millis(bank.config().delivery_interval_ms);
         tokio::spawn(async move {
             loop {
@@ -125,9 +119,9 @@ pub fn spawn_background(bank: Arc<Bank>) -> Background {
             }
         })
     };
-    Background {
+    Ok(Background {
         tasks: vec![delivery, expiry],
-    }
+    })
 }
 
 /// Serves the bank's routes on `listener` (plaintext) until the task is

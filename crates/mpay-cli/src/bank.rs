@@ -40,7 +40,7 @@ impl BankTarget {
             .bank(&self.bank)
             .with_context(|| format!("no bank `{}` in the directory", self.bank))?;
         let operators = Operators::load(&self.network)?;
-        Ok(BankClient::new(&entry.url).with_token(operators.token(&self.bank)?))
+        Ok(BankClient::new(&entry.url)?.with_token(operators.token(&self.bank)?))
     }
 }
 

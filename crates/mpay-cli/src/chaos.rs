@@ -86,7 +86,9 @@ enum Outcome {
 /// One payment through the chaos: the PR is resubmitted (sealed afresh,
 /// same idempotency key) until the CPP answers, then followed to its end.
 async fn pay(customer: &Customer, merchant: &Merchant, rng: &mut ChaCha20Rng) -> Outcome {
-    let client = CppClient::new(&customer.cpp_url);
+    let Ok(client) = CppClient::new(&customer.cpp_url) else {
+        return Outcome::Unresolved;
+    };
     let Ok(trans) = load_trans(merchant, random16(rng)) else {
         return Outcome::Unresolved;
     };
@@ -259,10 +261,10 @@ async fn check_accounts(
         let entry = directory
             .bank(name)
             .with_context(|| format!("bank {name}"))?;
-        Ok(BankClient::new(&entry.url).with_token(operators.token(name)?))
+        Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
     };
     let cpp = directory.service("cpp1").context("cpp1")?;
-    let client = CppClient::new(&cpp.url);
+    let client = CppClient::new(&cpp.url)?;
     let mut completed = std::collections::BTreeMap::<String, i64>::new();
     let mut after = 0;
     loop {

@@ -46,7 +46,7 @@ pub fn run(command: CppCommand) -> anyhow::Result<ExitCode> {
             let operators = Operators::load(&network)?;
             let token = operators.token(&cpp)?;
             let report = runtime
-                .block_on(CppClient::new(&service.url).recluster(token))
+                .block_on(CppClient::new(&service.url)?.recluster(token))
                 .with_context(|| format!("{cpp} could not recluster"))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

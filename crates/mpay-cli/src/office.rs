@@ -164,7 +164,7 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             currency,
             json,
         } => {
-            let client = OfficeClient::new(&office);
+            let client = OfficeClient::new(&office)?;
             let deposit = amount::parse(&deposit, currency.parse()?, Zero::Allowed)?;
             let token = client.open_account(&admin_token, &owner, deposit).await?;
             if json {
@@ -183,7 +183,7 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             token,
             json,
         } => {
-            let info = OfficeClient::new(&office).owner_balance(&token).await?;
+            let info = OfficeClient::new(&office)?.owner_balance(&token).await?;
             if json {
                 println!("{}", serde_json::to_string(&info)?);
             } else {
@@ -196,7 +196,7 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             admin_token,
             json,
         } => {
-            let client = OfficeClient::new(&office);
+            let client = OfficeClient::new(&office)?;
             let frauds = client.frauds(&admin_token).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&frauds)?);

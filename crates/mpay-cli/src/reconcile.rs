@@ -130,7 +130,7 @@ async fn micro_books(
     let mut cpps = Vec::new();
     for cpp in network.directory.services_of_role(ServiceRole::Cpp) {
         let token = network.operators.token(&cpp.name)?;
-        let summary = CppClient::new(&cpp.url)
+        let summary = CppClient::new(&cpp.url)?
             .micro_summary(token)
             .await
             .with_context(|| format!("{}'s micropayment books", cpp.name))?;
@@ -141,7 +141,7 @@ async fn micro_books(
     let mut mpps = Vec::new();
     for mpp in network.directory.services_of_role(ServiceRole::Mpp) {
         let token = network.operators.token(&mpp.name)?;
-        let summary = MppClient::new(&mpp.url)
+        let summary = MppClient::new(&mpp.url)?
             .micro_summary(token)
             .await
             .with_context(|| format!("{}'s micropayment books", mpp.name))?;
@@ -266,13 +266,13 @@ impl Network {
             .directory
             .bank(name)
             .with_context(|| format!("no bank `{name}`"))?;
-        Ok(BankClient::new(&entry.url).with_token(self.operators.token(name)?))
+        Ok(BankClient::new(&entry.url)?.with_token(self.operators.token(name)?))
     }
 
     async fn cpp_payments(&self) -> anyhow::Result<Vec<(String, PaymentRecord)>> {
         let mut out = Vec::new();
         for cpp in self.directory.services_of_role(ServiceRole::Cpp) {
-            let client = CppClient::new(&cpp.url);
+            let client = CppClient::new(&cpp.url)?;
             let token = self.operators.token(&cpp.name)?;
             let mut after = 0;
             loop {
@@ -291,7 +291,7 @@ impl Network {
     async fn mpp_payments(&self) -> anyhow::Result<BTreeMap<String, (String, MppPaymentRecord)>> {
         let mut out = BTreeMap::new();
         for mpp in self.directory.services_of_role(ServiceRole::Mpp) {
-            let client = MppClient::new(&mpp.url);
+            let client = MppClient::new(&mpp.url)?;
             let token = self.operators.token(&mpp.name)?;
             let mut after = 0;
             loop {
@@ -318,7 +318,7 @@ impl Network {
             messages += books.outbox_pending;
             holds += books.holds_pending;
         }
-        let http = mpay_tls::default_client(std::time::Duration::from_secs(30));
+        let http = mpay_tls::default_client(std::time::Duration::from_secs(30))?;
         for service in &self.directory.services {
             let text = http
                 .get(format!("{}/metrics", service.url))

@@ -535,7 +535,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| format!("cust:{}", enrol.name));
                 grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
                     .await?;
-                let client = CppClient::new(&enrol.url()?);
+                let client = CppClient::new(&enrol.url()?)?;
                 let certificate = client
                     .enroll_customer(
                         &enrol.operator_token()?,
@@ -588,7 +588,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     wall_clock(),
                     &mut fresh_rng()?,
                 )?;
-                let client = CppClient::new(&cpp.url);
+                let client = CppClient::new(&cpp.url)?;
                 let status = match client.submit(frame).await {
                     Ok(status) => status,
                     Err(error) => {
@@ -618,7 +618,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                 let cpp = resolved
                     .service(&me.processor)
                     .with_context(|| format!("no `{}` in the directory", me.processor))?;
-                let client = CppClient::new(&cpp.url);
+                let client = CppClient::new(&cpp.url)?;
                 let status = client.status(&payment_id, 0).await?;
                 let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
                 print_status(&status, Some(&cpp.certificate), json)?;
@@ -630,7 +630,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .service(&cpp)
                     .with_context(|| format!("no `{cpp}` in the directory"))?
                     .url;
-                CppClient::new(url)
+                CppClient::new(url)?
                     .unlock(Operators::load(&network)?.token(&cpp)?, &name)
                     .await?;
                 println!("unlocked {name} at {cpp}");
@@ -710,7 +710,7 @@ async fn decide(
         },
         &me.keys()?,
     )?;
-    Ok(MppClient::new(&me.processor_url()?)
+    Ok(MppClient::new(&me.processor_url()?)?
         .decide(me.token()?, &signed)
         .await?)
 }
@@ -728,7 +728,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| format!("shop:{}", enrol.name));
                 grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
                     .await?;
-                let client = MppClient::new(&enrol.url()?);
+                let client = MppClient::new(&enrol.url()?)?;
                 let (certificate, token) = client
                     .enroll_merchant(
                         &enrol.operator_token()?,
@@ -783,7 +783,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 let Some(then) = then else {
                     return Ok(ExitCode::SUCCESS);
                 };
-                let client = MppClient::new(&mpp.url);
+                let client = MppClient::new(&mpp.url)?;
                 let token = me.token()?;
                 let wait = Duration::from_secs(wait_secs);
                 let started = Instant::now();
@@ -826,7 +826,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 json,
             } => {
                 let me = PartyFile::load(&merchant)?;
-                let client = MppClient::new(&me.processor_url()?);
+                let client = MppClient::new(&me.processor_url()?)?;
                 let notices = client
                     .notices(me.token()?, wait_secs.saturating_mul(1_000))
                     .await?;
@@ -881,7 +881,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     Some(text) => key16(Some(&text))?,
                     None => RefundRequest::derive_key(merchant, &payment, amount, &reference)?,
                 };
-                let client = MppClient::new(&me.processor_url()?);
+                let client = MppClient::new(&me.processor_url()?)?;
                 let token = me.token()?;
                 // The customer may see "completed" before the MPP has the
                 // confirmation, and a refusal uses the key up: wait for the
@@ -923,7 +923,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 json,
             } => {
                 let me = PartyFile::load(&merchant)?;
-                let client = MppClient::new(&me.processor_url()?);
+                let client = MppClient::new(&me.processor_url()?)?;
                 let view = wait_merchant_final(
                     &client,
                     me.token()?,

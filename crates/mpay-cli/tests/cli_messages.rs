@@ -138,6 +138,24 @@ fn an_unreachable_office_is_said_once() {
 }
 
 #[test]
+fn an_unreadable_ca_is_named_and_nothing_is_sent() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let ca = root.path().join("missing-ca.pem");
+    let mut c = mpay();
+    c.args(["office", "frauds", "--office", "https://127.0.0.1:9"])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .env("MPAY_TLS_CA", &ca);
+    let frauds = run(c, "frauds");
+    assert_eq!(frauds.code, 1, "{frauds:?}");
+    assert!(frauds.stderr.contains("missing-ca.pem"), "{frauds:?}");
+    assert!(!frauds.stderr.contains("panicked"), "{frauds:?}");
+    assert!(
+        !frauds.stderr.contains("error sending request"),
+        "{frauds:?}"
+    );
+}
+
+#[test]
 fn bank_open_account_again_says_nothing_changed() {
     let net = Network::start(&[]);
     net.open_account("bank1", "cust:carol", "20.00 EUR");

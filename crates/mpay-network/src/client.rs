@@ -560,9 +560,9 @@ struct Http {
 }
 
 impl Http {
-    fn new(base: &str) -> Http {
-        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT));
-        Http::with_http(base, http)
+    fn new(base: &str) -> Result<Http, mpay_tls::TlsError> {
+        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))?;
+        Ok(Http::with_http(base, http))
     }
 
     fn with_http(base: &str, http: reqwest::Client) -> Http {
@@ -683,8 +683,10 @@ pub struct CppClient(Http);
 
 impl CppClient {
     /// The CPP at `base` (e.g. `http://127.0.0.1:7811`).
-    pub fn new(base: &str) -> CppClient {
-        CppClient(Http::new(base))
+    /// An error when the process's root of trust cannot be read
+    /// ([`mpay_tls::default_client`]).
+    pub fn new(base: &str) -> Result<CppClient, mpay_tls::TlsError> {
+        Ok(CppClient(Http::new(base)?))
     }
 
     /// Sharing `http`'s pool and time limit.
@@ -831,8 +833,10 @@ impl MppClient {
     }
 
     /// The MPP at `base`.
-    pub fn new(base: &str) -> MppClient {
-        MppClient(Http::new(base))
+    /// An error when the process's root of trust cannot be read
+    /// ([`mpay_tls::default_client`]).
+    pub fn new(base: &str) -> Result<MppClient, mpay_tls::TlsError> {
+        Ok(MppClient(Http::new(base)?))
     }
 
     /// Sharing `http`'s pool and time limit.
@@ -972,8 +976,10 @@ pub struct DcClient(Http);
 
 impl DcClient {
     /// The DC at `base`.
-    pub fn new(base: &str) -> DcClient {
-        DcClient(Http::new(base))
+    /// An error when the process's root of trust cannot be read
+    /// ([`mpay_tls::default_client`]).
+    pub fn new(base: &str) -> Result<DcClient, mpay_tls::TlsError> {
+        Ok(DcClient(Http::new(base)?))
     }
 
     /// Sharing `http`'s pool, time limit and root of trust.

@@ -511,12 +511,13 @@ impl OfficeClient {
     /// `base` like `https://127.0.0.1:7700`, trusting the process's root
     /// ([`mpay_tls::default_client`]); tokens go over plaintext only as
     /// [`mpay_tls::Plaintext::from_env`] allows.
-    pub fn new(base: &str) -> OfficeClient {
-        OfficeClient {
+    /// An error when that root cannot be read.
+    pub fn new(base: &str) -> Result<OfficeClient, mpay_tls::TlsError> {
+        Ok(OfficeClient {
             base: base.trim_end_matches('/').to_owned(),
-            http: mpay_tls::default_client(std::time::Duration::from_secs(30)),
+            http: mpay_tls::default_client(std::time::Duration::from_secs(30))?,
             plaintext: mpay_tls::Plaintext::from_env(),
-        }
+        })
     }
 
     /// The same client, sending tokens over plaintext to loopback as

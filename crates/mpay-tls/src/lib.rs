@@ -214,17 +214,10 @@ pub fn default_ca() -> Option<PathBuf> {
         .or_else(|| std::env::var_os(ENV_TLS_CA).map(PathBuf::from))
 }
 
-/// A client trusting [`default_ca`]. If that CA cannot be read, the client
-/// trusts nothing (so `https://` fails closed) and the reason is logged.
-pub fn default_client(timeout: Duration) -> reqwest::Client {
-    let ca = default_ca();
-    match http_client(ca.as_deref(), timeout) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "the network's CA is unusable; trusting no server");
-            http_client(None, timeout).unwrap_or_default()
-        }
-    }
+/// A client trusting [`default_ca`]; an error names the CA file when it
+/// cannot be read or holds no certificate (nothing is sent then).
+pub fn default_client(timeout: Duration) -> Result<reqwest::Client, TlsError> {
+    http_client(default_ca().as_deref(), timeout)
 }
 
 /// Refuses a built `request` that carries an `Authorization` header to a

@@ -192,7 +192,7 @@ fn after(now: Timestamp, ms: u64) -> Timestamp {
 async fn a_transfer_arrives_once_though_the_receiver_starts_late() {
     for_each_backend(|db| async move {
         let mut pair = Pair::new(db, 60_000).await;
-        let http = interbank_http(&pair.a);
+        let http = interbank_http(&pair.a).expect("client");
         let receipt = pair
             .client_a(ALICE_TOKEN)
             .interbank_transfer("ib-1", &pay_bob(&pair, 3_000, "shop:bob"))
@@ -413,7 +413,7 @@ async fn duplicates_are_acknowledged_and_forgeries_refused_without_effect() {
             1
         );
         assert_eq!(
-            deliver_due(&pair.a, &interbank_http(&pair.a), after(now, 3_600_000))
+            deliver_due(&pair.a, &interbank_http(&pair.a).expect("client"), after(now, 3_600_000))
                 .await
                 .expect("run"),
             DeliveryReport::default(),
@@ -459,7 +459,7 @@ async fn a_transfer_to_an_unknown_account_comes_back() {
     for_each_backend(|db| async move {
         let mut pair = Pair::new(db, 60_000).await;
         pair.start_b().await;
-        let http = interbank_http(&pair.a);
+        let http = interbank_http(&pair.a).expect("client");
         let receipt = pair
             .a
             .interbank_transfer(
@@ -492,10 +492,14 @@ async fn a_transfer_to_an_unknown_account_comes_back() {
             0
         );
         assert_eq!(
-            deliver_due(&pair.b, &interbank_http(&pair.b), wall_clock())
-                .await
-                .expect("run")
-                .delivered,
+            deliver_due(
+                &pair.b,
+                &interbank_http(&pair.b).expect("client"),
+                wall_clock()
+            )
+            .await
+            .expect("run")
+            .delivered,
             1
         );
         assert_eq!(balance(&pair.a, "cust:alice").await, 10_000);
@@ -530,8 +534,8 @@ async fn a_cpp_posts_a_hold_to_another_bank_and_the_service_delivers_it() {
     for_each_backend(|db| async move {
         let mut pair = Pair::new(db, 50).await;
         pair.start_b().await;
-        let _background_a = spawn_background(Arc::clone(&pair.a));
-        let _background_b = spawn_background(Arc::clone(&pair.b));
+        let _background_a = spawn_background(Arc::clone(&pair.a)).expect("client");
+        let _background_b = spawn_background(Arc::clone(&pair.b)).expect("client");
         let cpp = pair.client_a(CPP_TOKEN);
         let now = wall_clock();
         let hold = cpp

@@ -158,7 +158,9 @@ pub async fn balance(bank: &Bank, account: &str) -> i64 {
 /// A client of a test bank on loopback, where the tests allow a token over
 /// plaintext explicitly.
 pub fn loopback_client(base: &str) -> mpay_bank::BankClient {
-    mpay_bank::BankClient::new(base).with_plaintext(mpay_tls::Plaintext::from_flag(true))
+    mpay_bank::BankClient::new(base)
+        .expect("client")
+        .with_plaintext(mpay_tls::Plaintext::from_flag(true))
 }
 
 /// A bare HTTP client for raw requests, with the ring provider installed

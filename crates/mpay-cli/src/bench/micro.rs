@@ -301,7 +301,7 @@ pub mod services {
     }
 
     async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
-        let client = MppClient::new(&merchant.url);
+        let client = MppClient::new(&merchant.url)?;
         let mut approved = 0;
         while !stop.load(Ordering::Relaxed) {
             for notice in client.notices(&merchant.token, NOTICES_WAIT_MS).await? {
@@ -343,7 +343,7 @@ pub mod services {
         let mut workers = Vec::new();
         for customer in customers {
             let (customer, merchant) = (Arc::clone(customer), Arc::clone(merchant));
-            let client = CppClient::new(cpp_url);
+            let client = CppClient::new(cpp_url)?;
             workers.push(tokio::spawn(async move {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
@@ -452,7 +452,7 @@ pub mod services {
             let operators = Operators::load(dir.path())?;
             let bank = |name: &str| -> anyhow::Result<BankClient> {
                 let entry = directory.bank(name).context("bank")?;
-                Ok(BankClient::new(&entry.url).with_token(operators.token(name)?))
+                Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
             };
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
@@ -461,7 +461,7 @@ pub mod services {
             grant_enrolment_mandate(dir.path(), "bank2", "shop:bench-micro", "mpp1").await?;
             let mpp = resolved.service("mpp1").context("mpp1")?;
             let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-            let (cert, token) = MppClient::new(&mpp.url)
+            let (cert, token) = MppClient::new(&mpp.url)?
                 .enroll_merchant(
                     operators.token("mpp1")?,
                     &EnrolMerchant::new("bench-micro", "bank2", "shop:bench-micro", &keys.public()),
@@ -482,7 +482,7 @@ pub mod services {
                 open(&bank("bank1")?, &account, Some("1000000.00 EUR")).await?;
                 grant_enrolment_mandate(dir.path(), "bank1", &account, "cpp1").await?;
                 let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-                let cert = CppClient::new(&cpp.url)
+                let cert = CppClient::new(&cpp.url)?
                     .enroll_customer(
                         operators.token("cpp1")?,
                         &EnrolCustomer::new(&name, "bank1", &account, PIN, &keys.public()),

@@ -246,7 +246,7 @@ async fn pay_once(
 /// Approves every notice of `merchant` until `stop`; an unreachable MPP is
 /// asked again after a pause.
 pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
-    let client = MppClient::new(&merchant.mpp_url);
+    let client = MppClient::new(&merchant.mpp_url)?;
     let mut approved = 0;
     while !stop.load(Ordering::Relaxed) {
         let notices = match client.notices(&merchant.token, NOTICES_WAIT_MS).await {
@@ -348,7 +348,7 @@ pub async fn setup(
         let entry = directory
             .bank(name)
             .with_context(|| format!("bank {name}"))?;
-        Ok(BankClient::new(&entry.url).with_token(operators.token(name)?))
+        Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
     };
     let mut rng = fresh_rng()?;
     // Two merchants: one at home (mpp1, bank2), one abroad (mpp2, bank3).
@@ -362,7 +362,7 @@ pub async fn setup(
         grant_enrolment_mandate(dir, bank_name, &account, mpp).await?;
         let service = resolved.service(mpp).context("mpp")?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-        let (cert, token) = MppClient::new(&service.url)
+        let (cert, token) = MppClient::new(&service.url)?
             .enroll_merchant(
                 operators.token(mpp)?,
                 &EnrolMerchant::new(name, bank_name, &account, &keys.public()),
@@ -385,7 +385,7 @@ pub async fn setup(
         open_account(&bank("bank1")?, &account, Some(CUSTOMER_DEPOSIT)).await?;
         grant_enrolment_mandate(dir, "bank1", &account, "cpp1").await?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-        let cert = CppClient::new(&cpp.url)
+        let cert = CppClient::new(&cpp.url)?
             .enroll_customer(
                 operators.token("cpp1")?,
                 &EnrolCustomer::new(&name, "bank1", &account, PIN, &keys.public()),
@@ -421,7 +421,7 @@ async fn load(
         let merchants = merchants.clone();
         workers.push(tokio::spawn(async move {
             let mut rng = fresh_rng()?;
-            let client = CppClient::new(&customer.cpp_url);
+            let client = CppClient::new(&customer.cpp_url)?;
             let mut samples = Vec::new();
             let mut failures = 0u64;
             let mut n = i;

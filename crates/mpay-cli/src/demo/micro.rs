@@ -157,7 +157,7 @@ impl Day {
             books.insert(
                 cpp.to_owned(),
                 Arc::new(Books {
-                    client: CppClient::new(&service.url),
+                    client: CppClient::new(&service.url)?,
                     token: net.operators.token(cpp)?.to_owned(),
                     started: self.rec.started,
                     tracks: tokio::sync::Mutex::new(BTreeMap::new()),

@@ -252,7 +252,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         office: None,
         office_url: String::new(),
         office_admin: hex16(&mut rng),
-        office_client: OfficeClient::new("http://127.0.0.1:9"),
+        office_client: OfficeClient::new("http://127.0.0.1:9")?,
         owner_tokens: BTreeMap::new(),
         net: None,
         people: People::new(args.seed),
@@ -429,7 +429,7 @@ impl Day {
             office.url
         );
         self.office_url = office.url.clone();
-        self.office_client = OfficeClient::new(&office.url);
+        self.office_client = OfficeClient::new(&office.url)?;
         self.office = Some(office);
         let client = self.office_client.clone();
         self.rt.block_on(async {

@@ -125,7 +125,7 @@ impl Services {
             .iter()
             .find(|b| b.name == name)
             .with_context(|| format!("no bank {name}"))?;
-        Ok(BankClient::new(&bank.url).with_token(self.operators.token(name)?))
+        Ok(BankClient::new(&bank.url)?.with_token(self.operators.token(name)?))
     }
 
     /// Bank id (hex) → bank name.
@@ -226,7 +226,7 @@ impl People {
         let keys = self.keys()?;
         let service = net.service(cpp)?;
         grant_enrolment_mandate(&net.dir, bank, &format!("cust:{name}"), cpp).await?;
-        let client = CppClient::new(&service.url);
+        let client = CppClient::new(&service.url)?;
         let certificate = client
             .enroll_customer(
                 net.operators.token(cpp)?,
@@ -263,7 +263,7 @@ impl People {
         let keys = self.keys()?;
         let service = net.service(mpp)?;
         grant_enrolment_mandate(&net.dir, bank, &format!("shop:{name}"), mpp).await?;
-        let client = MppClient::new(&service.url);
+        let client = MppClient::new(&service.url)?;
         let (certificate, token) = client
             .enroll_merchant(
                 net.operators.token(mpp)?,

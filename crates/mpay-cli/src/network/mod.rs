@@ -200,7 +200,8 @@ async fn serve_bank(path: &Path) -> anyhow::Result<()> {
             .context("opening the bank")?,
     );
     open_configured_accounts(&bank, &loaded.accounts, now).await?;
-    let _background = mpay_bank::spawn_background(Arc::clone(&bank));
+    let _background =
+        mpay_bank::spawn_background(Arc::clone(&bank)).context("the interbank client")?;
     let listener = tokio::net::TcpListener::bind(&loaded.listen)
         .await
         .with_context(|| format!("listening on {}", loaded.listen))?;

@@ -224,7 +224,7 @@ pub async fn grant_enrolment_mandate(
         cap: mpay_money::Amount::parse(ENROLMENT_MANDATE_CAP)?,
         revoked: false,
     };
-    mpay_bank::BankClient::new(&entry.url)
+    mpay_bank::BankClient::new(&entry.url)?
         .with_token(operators.token(bank)?)
         .grant_mandate(&mandate)
         .await

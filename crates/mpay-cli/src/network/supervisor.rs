@@ -56,7 +56,7 @@ pub fn spawn(dir: &Path, process: &Process) -> anyhow::Result<Child> {
 /// Waits until `url`/health answers, up to `limit` (over TLS, trusting the
 /// network's CA: see [`trust_network`]).
 pub async fn wait_health(url: &str, limit: Duration) -> anyhow::Result<()> {
-    let http = mpay_tls::default_client(Duration::from_secs(2));
+    let http = mpay_tls::default_client(Duration::from_secs(2))?;
     let started = Instant::now();
     loop {
         if let Ok(answer) = http.get(format!("{url}/health")).send().await

@@ -108,6 +108,12 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<mpay_tls::TlsError> for Failure {
+    fn from(e: mpay_tls::TlsError) -> Failure {
+        Failure::other(format!("the network's CA: {e}"))
+    }
+}
+
 impl From<RecoverError> for Failure {
     fn from(e: RecoverError) -> Failure {
         match e {

@@ -165,7 +165,7 @@ fn enroll_store(
     token: &str,
 ) -> Result<Wallet, Failure> {
     let rt = runtime()?;
-    let client = OfficeClient::new(office);
+    let client = OfficeClient::new(office)?;
     let requested_at = wall_clock_now();
     let proof = sign_enrolment(owner, keys, requested_at);
     let enrolment = match rt.block_on(client.enroll(token, &keys.public(), requested_at, &proof)) {
@@ -301,7 +301,7 @@ pub fn charge(out: &Out, args: ChargeArgs) -> Result<(), Failure> {
     }
     let token = s.token(args.token.as_deref())?;
     let rt = runtime()?;
-    let client = OfficeClient::new(&office);
+    let client = OfficeClient::new(&office)?;
     let voucher = rt.block_on(client.charge(&token, s.wallet.id(), amount, &key))?;
     let applied = match s.wallet.charge(wall_clock_now(), voucher) {
         Ok(()) => true,
@@ -340,7 +340,7 @@ pub fn sync(out: &Out, common: &Common) -> Result<(), Failure> {
     let mut s = Session::open(common, Access::Write)?;
     let office = s.office_url(common);
     let rt = runtime()?;
-    let client = OfficeClient::new(&office);
+    let client = OfficeClient::new(&office)?;
     let report = s.sync(&client, &rt)?;
     out.line(format!("synced with {office}"));
     print_sync(out, &s, &report);
@@ -369,7 +369,7 @@ pub fn redeem(out: &Out, args: RedeemArgs) -> Result<(), Failure> {
     let amount = parse_amount(&args.amount, s.wallet.currency())?;
     let office = s.office_url(common);
     let rt = runtime()?;
-    let client = OfficeClient::new(&office);
+    let client = OfficeClient::new(&office)?;
     // A Redeem entry is credited only through a sync the office accepts. A
     // wallet whose chain the office refuses (a revoked copy) would lose the
     // value for a credit that never comes: sync first, and write nothing

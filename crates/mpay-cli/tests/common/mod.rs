@@ -160,6 +160,7 @@ impl Office {
 
     pub fn client(&self) -> mpay_office::http::OfficeClient {
         mpay_office::http::OfficeClient::new(&self.url)
+            .expect("client")
             .with_plaintext(mpay_tls::Plaintext::AllowLoopback)
     }
 

@@ -293,7 +293,8 @@ impl Network {
             bank_tasks.push(tokio::spawn(async move {
                 let _ = mpay_bank::service::serve_tls(served, listener, tls).await;
             }));
-            bank_background.push(mpay_bank::spawn_background(Arc::clone(&bank)));
+            bank_background
+                .push(mpay_bank::spawn_background(Arc::clone(&bank)).expect("interbank client"));
             banks.push(bank);
         }
         let operator = Caller::operator("ops").expect("op");
@@ -954,7 +955,7 @@ fn placeholder_merchant(rng: &mut ChaCha20Rng) -> Merchant {
         id: PartyId::default(),
         mpp: PartyId::default(),
         token: String::new(),
-        client: MppClient::new("http://127.0.0.1:1"),
+        client: MppClient::new("http://127.0.0.1:1").expect("client"),
     }
 }
 
