@@ -1433,10 +1433,49 @@ mod tests {
         h.check_step();
     }
 
+    /// A panic of the harness on a random input.
+    struct Finding {
+        input: Vec<u8>,
+        message: String,
+        /// Inputs that ran before it.
+        after: u64,
+    }
+
+    /// Random inputs from `seed` ([`swarm_input`]) on engines that take
+    /// `config`, while `more` says so; what ran, or the first finding.
+    fn search(
+        config: &Config,
+        seed: u64,
+        mut more: impl FnMut(&Totals) -> bool,
+    ) -> Result<Totals, Finding> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut total = Totals::default();
+        while more(&total) {
+            let data = swarm_input(&mut rng);
+            let run = || Harness::run_with(config.clone(), &data);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                Ok(outcome) => total.add(&outcome),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    return Err(Finding {
+                        input: data,
+                        message,
+                        after: total.inputs,
+                    });
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Seeded random inputs, each with its own mix of operations (swarm
-    /// testing); prints what ran and stops at the first finding with its
-    /// input. `FUZZ_ENGINES_SECONDS` (default 20) and `FUZZ_ENGINES_SEED`
-    /// (default 1).
+    /// testing); prints what ran, or the first finding with its input.
+    /// `FUZZ_ENGINES_SECONDS` (default 20) and `FUZZ_ENGINES_SEED` (default
+    /// 1).
     #[test]
     #[ignore = "a long search: FUZZ_ENGINES_SECONDS=300 cargo test --lib random_inputs -- --ignored --nocapture"]
     fn random_inputs() {
@@ -1448,23 +1487,36 @@ mod tests {
         };
         let seconds = env("FUZZ_ENGINES_SECONDS", 20);
         let seed = env("FUZZ_ENGINES_SEED", 1);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let started = std::time::Instant::now();
-        let mut total = Totals::default();
-        while started.elapsed().as_secs() < seconds {
-            let data = swarm_input(&mut rng);
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Harness::run(&data)));
-            match result {
-                Ok(outcome) => total.add(&outcome),
-                Err(panic) => {
-                    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-                    eprintln!("finding after {} inputs (seed {seed}): {hex}", total.inputs);
-                    std::panic::resume_unwind(panic);
-                }
+        match search(&config(), seed, |_| started.elapsed().as_secs() < seconds) {
+            Ok(total) => eprintln!("{seconds} s, seed {seed}, no finding: {total:?}"),
+            Err(f) => {
+                let hex: String = f.input.iter().map(|b| format!("{b:02x}")).collect();
+                panic!(
+                    "finding after {} inputs (seed {seed}): {}\ninput: {hex}",
+                    f.after, f.message
+                );
             }
         }
-        eprintln!("{seconds} s, seed {seed}: {total:?}");
+    }
+
+    /// The search is not blind: with the item-1 fault put back it reports
+    /// the honest seller's ABORT within a few inputs (4 to 15 on seeds 1 to
+    /// 3).
+    #[test]
+    fn the_random_search_finds_the_presumed_abort_fault() {
+        let config = Config {
+            fault_presumed_abort_after_complete: true,
+            ..config()
+        };
+        match search(&config, 1, |total| total.inputs < 100) {
+            Ok(total) => panic!("no finding in {} inputs", total.inputs),
+            Err(f) => assert!(
+                f.message.contains("the honest seller signed an ABORT"),
+                "{}",
+                f.message
+            ),
+        }
     }
 
     #[derive(Debug, Default)]
@@ -1510,22 +1562,26 @@ mod tests {
     }
 
     /// One random input: a role, then up to 300 operations drawn from a
-    /// random subset of the kinds (sales and delivery always among them).
+    /// random subset of the kinds (sales, delivery, durable writes, releases,
+    /// buyer intents and clean rounds always among them).
     fn swarm_input(rng: &mut ChaCha8Rng) -> Vec<u8> {
         use rand_core::Rng;
-        // Kinds: sell and LOOKUP by seller A and by seller B, replay, then
-        // the rest by their `op % 16`.
+        // Kinds: sell and LOOKUP by seller A and by seller B, replay, a
+        // clean round, then the rest by their `op % 16`.
         const OPS: [u8; 14] = [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15];
-        let deliver = 5;
-        let flush = 9;
-        let release = 10;
-        let mut enabled: Vec<usize> = (0..5 + OPS.len())
-            .filter(|k| {
-                [0, 1, deliver, flush, release].contains(k) || rng.next_u32().is_multiple_of(2)
-            })
+        const FIRST_OP: usize = 6;
+        let clean_round = 5;
+        let deliver = FIRST_OP;
+        let flush = FIRST_OP + 4;
+        let release = FIRST_OP + 5;
+        let intent = FIRST_OP + 7;
+        let always = [0, 1, clean_round, deliver, flush, release, intent];
+        let mut enabled: Vec<usize> = (0..FIRST_OP + OPS.len())
+            .filter(|k| always.contains(k) || rng.next_u32().is_multiple_of(2))
             .collect();
-        // Delivery, durable writes and releases are what moves transfers.
-        enabled.extend([deliver, deliver, flush, flush, release, release]);
+        // Intents, delivery, durable writes and releases are what moves
+        // transfers.
+        enabled.extend([intent, deliver, deliver, flush, flush, release, release]);
         let mut data = vec![rng.next_u32().to_le_bytes()[0] % 2];
         let ops = 1 + rng.next_u32() % 300;
         for _ in 0..ops {
@@ -1538,8 +1594,13 @@ mod tests {
                 2 => data.extend([((high % 8) << 4) | 9, arg]),
                 3 => data.extend([OP_SELLER_B_MIN | ((high % 7) << 4) | 9, arg]),
                 4 => data.extend([OP_REPLAY_MIN | (high & 0x0F), arg]),
+                5 => {
+                    let seller = if arg % 2 == 0 { 0 } else { ARG_SELLER_B };
+                    data.extend([5, seller, 5, 1, 5, 2, 6, seller, 6, 1, 6, 2]);
+                    data.extend([1, byte, 1, byte, 1, byte]);
+                }
                 _ => {
-                    let op = OPS[k - 5];
+                    let op = OPS[k - FIRST_OP];
                     data.extend([(high << 4) | op, arg]);
                     if matches!(op, 4 | 8) {
                         data.push(byte);
