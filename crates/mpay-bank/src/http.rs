@@ -30,7 +30,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -61,14 +61,8 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Default time limit of one client request.
 pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 
-/// Reads the wall clock: the one place the bank service does.
-pub fn wall_clock() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
-}
+/// The wall clock, for the bank's handlers and loops only.
+pub use mpay_clock::wall_clock;
 
 /// The bank's HTTP routes.
 pub fn router(bank: Arc<Bank>) -> Router {

@@ -182,9 +182,7 @@ fn refused(reason: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    mpay_clock::wall_clock().as_millis()
 }
 
 fn parse_hex(text: &str, what: &str) -> anyhow::Result<Vec<u8>> {

@@ -2,8 +2,6 @@
 //! how it maps to `{error, message}` JSON, bearer-token checks, the wall
 //! clock, hex helpers, and the OpenAPI skeleton.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 pub use mpay_http::ApiError;
@@ -15,14 +13,8 @@ use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
 /// Largest request body a service reads.
 pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
 
-/// Reads the wall clock: the services' drivers are the only callers.
-pub fn wall_clock() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
-}
+/// The wall clock, for the services' drivers only.
+pub use mpay_clock::wall_clock;
 
 /// A timestamp as a database column.
 pub(crate) fn ms(t: Timestamp) -> i64 {

@@ -20,7 +20,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::State;
@@ -44,14 +43,8 @@ use crate::office::{Enrolment, Office, OfficeError};
 /// `SYNC_ENTRIES_MAX` entries fits well inside).
 pub const REQUEST_BODY_LEN_MAX: usize = 256 * 1024;
 
-/// Reads the wall clock: the one place the office service does.
-pub fn wall_clock() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
-}
+/// The wall clock, for the office's handlers only.
+pub use mpay_clock::wall_clock;
 
 struct AppState {
     office: Office,

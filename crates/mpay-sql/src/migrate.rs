@@ -416,6 +416,7 @@ impl Db {
 /// Wall-clock milliseconds for `applied_at` (bookkeeping only; no logic
 /// depends on it).
 fn now_ms() -> i64 {
+    #[allow(clippy::disallowed_methods)] // bookkeeping, not a decision
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .ok()

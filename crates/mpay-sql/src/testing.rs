@@ -186,6 +186,7 @@ async fn admin_connect(url: &str) -> Result<AnyConnection, sqlx::Error> {
 
 fn unique_database_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    #[allow(clippy::disallowed_methods)] // a name, not a decision
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

@@ -26,7 +26,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -428,10 +428,7 @@ where
 }
 
 fn offset_time(seconds_from_now: i64) -> Result<time::OffsetDateTime, TlsError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = i64::try_from(mpay_clock::wall_clock().as_millis() / 1_000).unwrap_or(i64::MAX);
     time::OffsetDateTime::from_unix_timestamp(now.saturating_add(seconds_from_now))
         .map_err(|e| TlsError::Generate(format!("validity: {e}")))
 }

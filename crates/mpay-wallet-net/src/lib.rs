@@ -4,7 +4,7 @@
 //! The engine is sans-IO (ARCHITECTURE.md, "Boundaries"); this crate is the
 //! thin driver that gives it a clock, a socket and a disk. It is the only
 //! place in the wallet that reads the wall clock (`SystemTime`, turned into a
-//! [`mpay_identity::Timestamp`] by [`wall_clock_now`]).
+//! [`mpay_identity::Timestamp`] by [`wall_clock`]).
 //!
 //! # The loop
 //!
@@ -111,7 +111,7 @@ pub use config::{
     NodeConfig, UnknownPeerRoute,
 };
 pub use error::NodeError;
-pub use node::{WalletNode, wall_clock_now};
+pub use node::{WalletNode, wall_clock};
 pub use ops::{BUYERS_LISTED_MAX, PaymentRequest, PurchaseOutcome, SaleOutcome};
 pub use stats::{NodeStats, RefusalKind, Refusals};
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mpay_identity::{PartyId, Timestamp};
 use mpay_offline::chain::ChargeVoucher;
@@ -19,15 +19,9 @@ use crate::socket::{Inbound, Sockets};
 use crate::{BroadcastTo, DROP_PERMILLE_MAX, DropKnob, NodeConfig, NodeError, NodeStats};
 use crate::{RefusalKind, UnknownPeerRoute};
 
-/// The wall clock as the engine sees it: milliseconds since the Unix epoch.
-/// A clock set before 1970 reads as the epoch (every frame then looks stale
-/// to peers, which is the honest outcome of a broken clock).
-pub fn wall_clock_now() -> Timestamp {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    Timestamp(u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
-}
+/// The wall clock as the engine sees it ([`mpay_clock::wall_clock`]): only
+/// the node and its driver read it.
+pub use mpay_clock::wall_clock;
 
 /// One phone: its wallet engine, its encrypted store and its sockets.
 ///
@@ -104,7 +98,7 @@ impl WalletNode {
     ) -> Result<WalletNode, NodeError> {
         let store = WalletStore::open(path, pin).map_err(NodeError::Store)?;
         let snapshot = store.load().map_err(NodeError::Store)?;
-        let wallet = Wallet::recover_with_seed(engine, &snapshot, rng_seed, wall_clock_now())?;
+        let wallet = Wallet::recover_with_seed(engine, &snapshot, rng_seed, wall_clock())?;
         WalletNode::new(wallet, store, config)
     }
 
@@ -166,7 +160,7 @@ impl WalletNode {
         command: impl FnOnce(&mut Wallet, Timestamp) -> R,
     ) -> Result<R, NodeError> {
         self.check_running()?;
-        let result = command(&mut self.wallet, wall_clock_now());
+        let result = command(&mut self.wallet, wall_clock());
         self.pump()?;
         Ok(result)
     }
@@ -205,7 +199,7 @@ impl WalletNode {
     pub fn step(&mut self, wait_max: Duration) -> Result<(), NodeError> {
         self.check_running()?;
         self.pump()?;
-        let now = wall_clock_now();
+        let now = wall_clock();
         let until_timer = match self.wallet.poll_timeout() {
             Some(due) => Duration::from_millis(due.millis_since(now)),
             None => Duration::MAX,
@@ -237,7 +231,7 @@ impl WalletNode {
                 }
             }
         }
-        let now = wall_clock_now();
+        let now = wall_clock();
         if self.wallet.poll_timeout().is_some_and(|due| due <= now) {
             self.wallet.handle_timeout(now);
         }
@@ -448,7 +442,7 @@ impl WalletNode {
             self.stats.not_for_us = self.stats.not_for_us.saturating_add(1);
             return Ok(());
         }
-        match self.wallet.handle_frame(wall_clock_now(), &bytes) {
+        match self.wallet.handle_frame(wall_clock(), &bytes) {
             Ok(()) => {
                 self.stats.frames_accepted = self.stats.frames_accepted.saturating_add(1);
                 // Learned only now: the frame verified as the sender's.

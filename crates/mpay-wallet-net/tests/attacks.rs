@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fixture, PIN, intent, loopback};
 use mpay_offline::{LOOKUPS_PER_WINDOW_MAX, Transmit};
-use mpay_wallet_net::{RefusalKind, wall_clock_now};
+use mpay_wallet_net::{RefusalKind, wall_clock};
 use mpay_wallet_store::{KdfParams, StoreError, WalletStore};
 
 #[test]
@@ -26,7 +26,7 @@ fn a_lookup_flood_over_udp_is_rate_limited() {
     let flood: u32 = 3 * LOOKUPS_PER_WINDOW_MAX;
     let mut frames: Vec<Transmit> = Vec::new();
     for _ in 0..flood {
-        attacker.lookup(wall_clock_now());
+        attacker.lookup(wall_clock());
         while let Some(t) = attacker.poll_transmit() {
             frames.push(t);
         }

@@ -86,13 +86,9 @@ fn purchase_completes_and_conserves_money() {
     drop(seller);
     let reopened = WalletStore::open(&fx.store_path(1), PIN).expect("open");
     let snapshot = reopened.load().expect("load");
-    let recovered = mpay_offline::Wallet::recover(
-        engine_config(),
-        &snapshot,
-        9,
-        mpay_wallet_net::wall_clock_now(),
-    )
-    .expect("recover");
+    let recovered =
+        mpay_offline::Wallet::recover(engine_config(), &snapshot, 9, mpay_wallet_net::wall_clock())
+            .expect("recover");
     assert_eq!(recovered.balance(), eur(750));
 }
 

@@ -18,7 +18,7 @@ use mpay_identity::{Limits, PartyId, Suite};
 use mpay_money::{Amount, Currency};
 use mpay_offline::{BuyIntent, Config, Wallet};
 use mpay_sim::fixture::Office;
-use mpay_wallet_net::{DropKnob, NodeConfig, SaleOutcome, WalletNode, wall_clock_now};
+use mpay_wallet_net::{DropKnob, NodeConfig, SaleOutcome, WalletNode, wall_clock};
 use mpay_wallet_store::{KdfParams, WalletStore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -99,8 +99,7 @@ fn node(
     store.apply(&issued.genesis)?;
     let mut seed = [0u8; 32];
     crate::office::getrandom_seed(&mut seed)?;
-    let wallet =
-        Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
+    let wallet = Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock())?;
     Ok(WalletNode::new(
         wallet,
         store,
@@ -111,7 +110,7 @@ fn node(
 fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<RunResult> {
     let dir = tempfile::tempdir()?;
     let mut rng = ChaCha20Rng::seed_from_u64(u64::from(round));
-    let now = wall_clock_now();
+    let now = wall_clock();
     let office = Office::new(Suite::Ed25519X25519, now, &mut rng);
     let currency = Currency::EUR;
     let limits = super::bench_limits(currency);
@@ -225,8 +224,7 @@ fn run_once(transfers: usize, loss_permille: u32, round: u16) -> anyhow::Result<
         seller.run_for(Duration::from_millis(100))?;
     }
     let buyer_store = WalletStore::open(&buyer_path, "1234")?;
-    let buyer_wallet =
-        Wallet::recover(Config::default(), &buyer_store.load()?, 0, wall_clock_now())?;
+    let buyer_wallet = Wallet::recover(Config::default(), &buyer_store.load()?, 0, wall_clock())?;
     let total_after = seller
         .wallet()
         .balance()
@@ -257,8 +255,7 @@ pub fn buyer_process(
     let store = WalletStore::open(store_path, "1234")?;
     let mut seed = [0u8; 32];
     crate::office::getrandom_seed(&mut seed)?;
-    let wallet =
-        Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock_now())?;
+    let wallet = Wallet::recover_with_seed(Config::default(), &store.load()?, seed, wall_clock())?;
     let mut buyer = WalletNode::new(wallet, store, node_config(group, loss_permille, 2))?;
     let price = Amount::new(price_minor, buyer.wallet().currency());
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -273,7 +270,7 @@ pub fn buyer_process(
         let intent = BuyIntent {
             max_amount: price,
             seller: Some(seller),
-            expires_at: wall_clock_now().saturating_add_ms(60_000),
+            expires_at: wall_clock().saturating_add_ms(60_000),
         };
         // A timeout just means no seller asked in this window.
         let _ = buyer.buy(intent, Instant::now() + Duration::from_millis(500), |_| {});

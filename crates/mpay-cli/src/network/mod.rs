@@ -9,7 +9,6 @@ pub mod supervisor;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -18,14 +17,7 @@ use mpay_network::{ServiceConfig, Timing};
 
 use bank_file::BankFile;
 
-/// Reads the wall clock: the one place the CLI's network commands do.
-pub fn wall_clock() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
-}
+pub use mpay_clock::wall_clock;
 
 #[derive(Subcommand)]
 pub enum ServeCommand {

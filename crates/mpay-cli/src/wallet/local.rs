@@ -11,7 +11,7 @@ use mpay_office::http::OfficeClient;
 use mpay_offline::durable::{Snapshot, Write, WriteBatch};
 use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{Config, Event, TxId, Wallet};
-use mpay_wallet_net::{NodeConfig, WalletNode, wall_clock_now};
+use mpay_wallet_net::{NodeConfig, WalletNode, wall_clock};
 use mpay_wallet_store::WalletStore;
 use zeroize::Zeroizing;
 
@@ -95,7 +95,7 @@ impl Session {
             Config::default(),
             &opened.snapshot,
             os_random32()?,
-            wall_clock_now(),
+            wall_clock(),
         )?;
         let mut session = Session {
             files: opened.files,
@@ -183,12 +183,10 @@ impl Session {
         for _ in 0..SYNC_ROUNDS_MAX {
             let request = self
                 .wallet
-                .sync_request(wall_clock_now())
+                .sync_request(wall_clock())
                 .map_err(Failure::from)?;
             let response = runtime.block_on(client.sync(request))?;
-            let summary = self
-                .wallet
-                .apply_sync_response(wall_clock_now(), &response)?;
+            let summary = self.wallet.apply_sync_response(wall_clock(), &response)?;
             self.pump()?;
             report.rounds += 1;
             report.settled.extend(summary.settled);

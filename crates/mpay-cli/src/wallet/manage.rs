@@ -12,7 +12,7 @@ use mpay_offline::chain::{ChainEntry, EntryKind};
 use mpay_offline::durable::{Write, WriteBatch};
 use mpay_offline::records::meta;
 use mpay_offline::{ChargeError, Wallet};
-use mpay_wallet_net::wall_clock_now;
+use mpay_wallet_net::wall_clock;
 use mpay_wallet_store::WalletStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -110,7 +110,7 @@ pub fn enroll(out: &Out, args: EnrollArgs) -> Result<(), Failure> {
             mpay_offline::Config::default(),
             &opened.snapshot,
             os_random32()?,
-            wall_clock_now(),
+            wall_clock(),
         )?;
         out.line(format!("wallet {} is already enrolled", wallet.id()));
         out.done(
@@ -166,7 +166,7 @@ fn enroll_store(
 ) -> Result<Wallet, Failure> {
     let rt = runtime()?;
     let client = OfficeClient::new(office)?;
-    let requested_at = wall_clock_now();
+    let requested_at = wall_clock();
     let proof = sign_enrolment(owner, keys, requested_at);
     let enrolment = match rt.block_on(client.enroll(token, &keys.public(), requested_at, &proof)) {
         Ok(enrolment) => enrolment,
@@ -189,7 +189,7 @@ fn enroll_store(
         &enrolment.certificate,
         &enrolment.office_certificate,
         &enrolment.attestation,
-        wall_clock_now(),
+        wall_clock(),
     )
     .map_err(|e| Failure::other(format!("the office's enrolment does not check out: {e}")))?;
     store.apply(&batch)?;
@@ -198,7 +198,7 @@ fn enroll_store(
         mpay_offline::Config::default(),
         &snapshot,
         os_random32()?,
-        wall_clock_now(),
+        wall_clock(),
     )?)
 }
 
@@ -303,7 +303,7 @@ pub fn charge(out: &Out, args: ChargeArgs) -> Result<(), Failure> {
     let rt = runtime()?;
     let client = OfficeClient::new(&office)?;
     let voucher = rt.block_on(client.charge(&token, s.wallet.id(), amount, &key))?;
-    let applied = match s.wallet.charge(wall_clock_now(), voucher) {
+    let applied = match s.wallet.charge(wall_clock(), voucher) {
         Ok(()) => true,
         Err(ChargeError::AlreadyUsed) => false,
         Err(e) => return Err(e.into()),
@@ -377,7 +377,7 @@ pub fn redeem(out: &Out, args: RedeemArgs) -> Result<(), Failure> {
     s.sync(&client, &rt).map_err(|e| {
         e.context("nothing was redeemed: the money office must accept this wallet's chain first")
     })?;
-    let redeem_id = s.wallet.redeem(wall_clock_now(), amount)?;
+    let redeem_id = s.wallet.redeem(wall_clock(), amount)?;
     s.pump()?;
     out.line(format!(
         "redeemed {amount} (id {}): balance {}; the office credits the owner's account at this \
@@ -496,7 +496,7 @@ pub fn balance(out: &Out, common: &Common) -> Result<(), Failure> {
     let revoked = s.is_revoked();
     let revocation_version = w.revocation_list().map(|l| l.version);
     let expires = w.certificate().body.expires_at;
-    let expired = expires <= wall_clock_now();
+    let expired = expires <= wall_clock();
     let prepared: Vec<Value> = w
         .prepared_txs()
         .map(|(tx, seller, amount)| {
@@ -766,7 +766,7 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<(), Failure> {
     fs::create_dir_all(&common.dir)
         .map_err(|e| Failure::other(format!("cannot create {}: {e}", common.dir.display())))?;
     let _lock = target.lock()?;
-    let stamp = wall_clock_now().as_millis();
+    let stamp = wall_clock().as_millis();
     // Copy into a staging directory and check the PIN opens the copy there,
     // so a wrong PIN or a damaged backup leaves the current wallet alone.
     let staging = WalletDir::new(&common.dir.join(format!(".restore-{stamp}")));

@@ -15,7 +15,7 @@ use mpay_money::Amount;
 use mpay_offline::{BuyIntent, Event};
 use mpay_wallet_net::{
     BroadcastTo, DEFAULT_MULTICAST_GROUP, DropKnob, NodeConfig, NodeError, PaymentRequest,
-    PurchaseOutcome, SaleOutcome, UnknownPeerRoute, WalletNode, wall_clock_now,
+    PurchaseOutcome, SaleOutcome, UnknownPeerRoute, WalletNode, wall_clock,
 };
 use serde_json::{Value, json};
 
@@ -400,7 +400,7 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
         return Err(Failure::other("cancelled: not in buyer mode"));
     }
     let expires_at = Timestamp(
-        wall_clock_now()
+        wall_clock()
             .as_millis()
             .saturating_add(args.wait.saturating_mul(1000)),
     );

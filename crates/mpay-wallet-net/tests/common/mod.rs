@@ -12,7 +12,7 @@ use mpay_identity::{Limits, PartyId, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
 use mpay_offline::{BuyIntent, Config, Wallet};
 use mpay_sim::fixture::Office;
-use mpay_wallet_net::{NodeConfig, WalletNode, wall_clock_now};
+use mpay_wallet_net::{NodeConfig, WalletNode, wall_clock};
 use mpay_wallet_store::{KdfParams, WalletStore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -57,7 +57,7 @@ pub struct Fixture {
 impl Fixture {
     pub fn new(seed: u64) -> Fixture {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let office = Office::new(Suite::Ed25519X25519, wall_clock_now(), &mut rng);
+        let office = Office::new(Suite::Ed25519X25519, wall_clock(), &mut rng);
         Fixture {
             office,
             dir: tempfile::tempdir().expect("temp dir"),
@@ -87,8 +87,7 @@ impl Fixture {
             .expect("create store");
         store.apply(&issued.genesis).expect("genesis");
         let snapshot = store.load().expect("load");
-        let wallet =
-            Wallet::recover(engine_config(), &snapshot, n, wall_clock_now()).expect("recover");
+        let wallet = Wallet::recover(engine_config(), &snapshot, n, wall_clock()).expect("recover");
         (wallet, store)
     }
 
@@ -101,7 +100,7 @@ impl Fixture {
     pub fn charge(&mut self, node: &mut WalletNode, amount: Amount) {
         let voucher = self
             .office
-            .voucher(node.id(), amount, wall_clock_now(), &mut self.rng);
+            .voucher(node.id(), amount, wall_clock(), &mut self.rng);
         node.charge(voucher).expect("charge");
         self.charged = self.charged.checked_add(amount).expect("sum");
     }
@@ -124,7 +123,7 @@ pub fn intent(max_cents: i64, seller: Option<PartyId>) -> BuyIntent {
     BuyIntent {
         max_amount: eur(max_cents),
         seller,
-        expires_at: Timestamp(wall_clock_now().0 + 60_000),
+        expires_at: Timestamp(wall_clock().0 + 60_000),
     }
 }
 
