@@ -149,6 +149,37 @@ fn advance(
     })
 }
 
+/// Feeds `Admitted` to the core for payment `id`, and queues its PN to the
+/// home DC `dc` in `tx` when the core says so (`routed`: the PN's routed
+/// envelope, `None` when the merchant's MPP has no route). The caller stores
+/// the step's payment in the same transaction.
+async fn admit_in(
+    tx: &mut mpay_sql::Tx<'_>,
+    payment: core::Payment,
+    id: [u8; 16],
+    routed: Option<&[u8]>,
+    dc: &str,
+    now: Timestamp,
+) -> Result<core::Step, NetError> {
+    let input = core::Input::Admitted {
+        routed: routed.is_some(),
+    };
+    let step = advance(payment, input, now)?;
+    if let (true, Some(routed)) = (step.effects.contains(&core::Effect::SendNotice), routed) {
+        Node::enqueue(
+            tx,
+            dc,
+            kind::PAYMENT_NOTICE,
+            id,
+            routed,
+            &format!("pn-{}", hex(&id)),
+            now,
+        )
+        .await?;
+    }
+    Ok(step)
+}
+
 fn corrupt(what: &str) -> NetError {
     NetError::Internal(format!("stored payment: {what}"))
 }
@@ -832,24 +863,8 @@ impl Cpp {
                             if current.state != PaymentState::Received {
                                 return Ok(false);
                             }
-                            let input = core::Input::Admitted {
-                                routed: routed.is_some(),
-                            };
-                            let step = advance(current.core(), input, now)?;
-                            if let (true, Some(routed)) =
-                                (step.effects.contains(&core::Effect::SendNotice), routed)
-                            {
-                                Node::enqueue(
-                                    tx,
-                                    dc,
-                                    kind::PAYMENT_NOTICE,
-                                    id,
-                                    routed,
-                                    &format!("pn-{}", hex(&id)),
-                                    now,
-                                )
+                            let step = admit_in(tx, current.core(), id, routed.as_deref(), dc, now)
                                 .await?;
-                            }
                             sqlx::query(
                                 "UPDATE cpp_payments SET state = $2, hold_id = $3, notice_sent = $4,
                                     updated_at = $5 WHERE id = $1",

@@ -52,13 +52,14 @@ use mpay_micro::policy::{BatchId, MicroLimits, Refusal};
 use mpay_micro::store::{self, Ended, StoreError, TakeBack};
 use mpay_money::Amount;
 use mpay_processor::payment as core;
-use mpay_semops::{AmountClass, ConfirmationOutcome, RejectReason, kind};
+use mpay_semops::{AmountClass, ConfirmationOutcome, RejectReason};
 use mpay_sql::Tx;
 use mpay_sql::sqlx::{self, Row};
 use mpay_wire::Encode;
 
 use super::{
-    BankAnswer, Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, advance, corrupt,
+    BankAnswer, Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, admit_in, advance,
+    corrupt,
 };
 use crate::api::{NetError, hex, ms, wall_clock};
 use crate::client::{
@@ -199,25 +200,8 @@ impl Cpp {
             .map_err(store_error)?;
         match outcome {
             AddOutcome::Deferred { .. } => {
-                let input = core::Input::Admitted {
-                    routed: ctx.routed.is_some(),
-                };
-                let step = advance(ctx.received, input, now)?;
-                if let (true, Some(routed)) = (
-                    step.effects.contains(&core::Effect::SendNotice),
-                    &ctx.routed,
-                ) {
-                    Node::enqueue(
-                        tx,
-                        &ctx.dc,
-                        kind::PAYMENT_NOTICE,
-                        id,
-                        routed,
-                        &format!("pn-{}", hex(&id)),
-                        now,
-                    )
-                    .await?;
-                }
+                let step =
+                    admit_in(tx, ctx.received, id, ctx.routed.as_deref(), &ctx.dc, now).await?;
                 sqlx::query("UPDATE cpp_payments SET state = $2, notice_sent = $3 WHERE id = $1")
                     .bind(&id[..])
                     .bind(step.payment.state.as_str())
@@ -432,24 +416,7 @@ impl Cpp {
                         .await?;
                         return Ok(false);
                     }
-                    let input = core::Input::Admitted {
-                        routed: routed.is_some(),
-                    };
-                    let step = advance(row.core(), input, now)?;
-                    if let (true, Some(routed)) =
-                        (step.effects.contains(&core::Effect::SendNotice), routed)
-                    {
-                        Node::enqueue(
-                            tx,
-                            dc,
-                            kind::PAYMENT_NOTICE,
-                            id,
-                            routed,
-                            &format!("pn-{}", hex(&id)),
-                            now,
-                        )
-                        .await?;
-                    }
+                    let step = admit_in(tx, row.core(), id, routed.as_deref(), dc, now).await?;
                     sqlx::query(
                         "UPDATE cpp_payments SET state = $2, notice_sent = $3, updated_at = $4
                          WHERE id = $1 AND state = $5",
