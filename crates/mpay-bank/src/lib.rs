@@ -132,7 +132,7 @@ pub mod service;
 
 pub use bank::{Bank, BankError, MIGRATIONS};
 pub use config::{AccountPattern, ApiToken, BankConfig, Caller, PeerBank};
-pub use http::{BankClient, ClientError, router};
+pub use http::{BankClient, BooksJson, ClientError, router};
 pub use identity::{BankIdentity, SchemeRoot, issue_bank_certificate};
 pub use ledger::{
     AccountId, AccountView, Deposit, Destination, HoldId, HoldState, HoldView, InterbankId,

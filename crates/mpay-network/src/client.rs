@@ -95,6 +95,20 @@ impl EnrolMerchant {
     }
 }
 
+/// What a service still has moving (`GET /v1/admin/work`, operator): a
+/// network is quiet when every service answers all zeros.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Work {
+    /// Messages in its outbox not yet delivered.
+    pub outbox_pending: i64,
+    /// Refunds whose money is on its way (CPP: `refunding`; MPP: `funding`,
+    /// `relayed`).
+    pub refunds_moving: i64,
+    /// Micropayment transfers started and not ended (CPP: settlement
+    /// batches and net settlement runs; MPP: payouts).
+    pub transfers_started: i64,
+}
+
 /// A service's identity (`GET /v1/identity`).
 #[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 pub struct Identity {
@@ -652,6 +666,11 @@ impl Http {
         self.json(self.get("/v1/identity", None)).await
     }
 
+    async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
+        self.json(self.get("/v1/admin/work", Some(operator_token)))
+            .await
+    }
+
     async fn metrics(&self) -> Result<String, ClientError> {
         let response = self.send(self.get("/metrics", None)).await?;
         response
@@ -714,6 +733,11 @@ impl CppClient {
     /// `GET /v1/identity`.
     pub async fn identity(&self) -> Result<Identity, ClientError> {
         self.0.identity().await
+    }
+
+    /// `GET /v1/admin/work` (operator): what the service still has moving.
+    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
+        self.0.work(operator_token).await
     }
 
     /// The CPP's certificate (what a customer device seals PRs to).
@@ -866,6 +890,11 @@ impl MppClient {
         self.0.identity().await
     }
 
+    /// `GET /v1/admin/work` (operator): what the service still has moving.
+    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
+        self.0.work(operator_token).await
+    }
+
     /// `POST /v1/merchants` (operator): the merchant's certificate (role
     /// Merchant, issued by the MPP) and its bearer token.
     pub async fn enroll_merchant(
@@ -1007,6 +1036,11 @@ impl DcClient {
     /// `GET /v1/identity`.
     pub async fn identity(&self) -> Result<Identity, ClientError> {
         self.0.identity().await
+    }
+
+    /// `GET /v1/admin/work` (operator): what the service still has moving.
+    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
+        self.0.work(operator_token).await
     }
 
     /// `GET /v1/admin/routes?after=&limit=` (operator).

@@ -395,6 +395,7 @@ pub fn router(cpp: Arc<Cpp>) -> Router {
         .route("/v1/payments/{id}", get(status))
         .route("/v1/admin/payments", get(admin_payments))
         .route("/v1/admin/micro", get(admin_micro))
+        .route("/v1/admin/work", get(admin_work))
         .route("/v1/admin/micro/recluster", post(admin_recluster))
         .route("/v1/inbox", post(inbox))
         .with_state(cpp);
@@ -1638,6 +1639,7 @@ async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetEr
         status,
         admin_payments,
         admin_micro,
+        admin_work,
         admin_recluster,
         inbox
     )
@@ -1850,6 +1852,21 @@ async fn admin_payments(
         .map(|r| PaymentRow::from_row(r, cpp.currency()).map(|p| p.record()))
         .collect::<Result<_, _>>()?;
     Ok(Json(records))
+}
+
+#[utoipa::path(get, path = "/v1/admin/work", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "what the CPP still has moving", body = crate::client::Work)))]
+async fn admin_work(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::Work>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    let transfers: &[&str] = if cpp.micro.is_some() {
+        &["micro_batches", "cpp_micro_runs"]
+    } else {
+        &[]
+    };
+    Ok(Json(cpp.node.work(Some("cpp_refunds"), transfers).await?))
 }
 
 #[utoipa::path(get, path = "/v1/admin/micro", tag = "operator", security(("operator" = [])),

@@ -86,6 +86,7 @@ pub fn router(dc: Arc<Dc>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/identity", get(identity))
         .route("/v1/admin/routes", get(routes))
+        .route("/v1/admin/work", get(admin_work))
         .route("/v1/inbox", post(inbox))
         .with_state(dc);
     mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
@@ -314,6 +315,16 @@ async fn inbox(
     Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
 }
 
+#[utoipa::path(get, path = "/v1/admin/work", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "what the DC still has moving (its outbox)", body = crate::client::Work)))]
+async fn admin_work(
+    State(dc): State<Arc<Dc>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::Work>, NetError> {
+    dc.node.check_operator(&headers)?;
+    Ok(Json(dc.node.work(None, &[]).await?))
+}
+
 #[utoipa::path(get, path = "/v1/admin/routes", tag = "operator", security(("operator" = [])),
     params(Page),
     responses((status = 200, description = "routes by seq", body = Vec<RouteRecord>)))]
@@ -368,7 +379,15 @@ async fn identity(State(dc): State<Arc<Dc>>) -> Json<Identity> {
         title = "mpay DC",
         description = "The data center of a SEMOPS region: routes PNs to the merchant's MPP (through the MPP's region's DC) and passes decisions, refunds and confirmations back along the recorded route."
     ),
-    paths(crate::api::health, metrics, openapi, identity, routes, inbox)
+    paths(
+        crate::api::health,
+        metrics,
+        openapi,
+        identity,
+        routes,
+        admin_work,
+        inbox
+    )
 )]
 struct DcApi;
 

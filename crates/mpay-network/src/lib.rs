@@ -42,6 +42,7 @@ pub mod directory;
 pub mod micro;
 pub mod mpp;
 mod node;
+pub mod reconcile;
 
 pub use ack::{INBOX_ACK, InboxAck};
 pub use api::{ApiError, NetError, wall_clock};

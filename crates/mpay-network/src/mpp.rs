@@ -302,6 +302,7 @@ pub fn router(mpp: Arc<Mpp>) -> Router {
         .route("/v1/payments/{id}", get(payment))
         .route("/v1/admin/payments", get(admin_payments))
         .route("/v1/admin/micro", get(admin_micro))
+        .route("/v1/admin/work", get(admin_work))
         .route("/v1/inbox", post(inbox))
         .with_state(mpp);
     mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
@@ -1346,6 +1347,21 @@ async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetEr
     Ok(crate::node::prometheus(text))
 }
 
+#[utoipa::path(get, path = "/v1/admin/work", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "what the MPP still has moving", body = crate::client::Work)))]
+async fn admin_work(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::Work>, NetError> {
+    mpp.node.check_operator(&headers)?;
+    let transfers: &[&str] = if mpp.micro.is_some() {
+        &["mpp_micro_payouts"]
+    } else {
+        &[]
+    };
+    Ok(Json(mpp.node.work(Some("mpp_refunds"), transfers).await?))
+}
+
 #[utoipa::path(get, path = "/v1/identity", tag = "service",
     responses((status = 200, description = "the MPP's id and certificate", body = Identity)))]
 async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
@@ -1372,6 +1388,7 @@ async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
         payment,
         admin_payments,
         admin_micro,
+        admin_work,
         inbox
     )
 )]

@@ -585,8 +585,38 @@ impl Node {
             .collect()
     }
 
-    /// The Prometheus text common to all services, plus `by_state`
-    /// (`<prefix>_payments{state=…}`).
+    /// What `GET /v1/admin/work` answers: the outbox, the refunds in
+    /// `refunds` (a table with a refund core `state`) whose money is on its
+    /// way, and the rows of `transfers` (tables with a `state`) still
+    /// `started`.
+    pub async fn work(
+        &self,
+        refunds: Option<&str>,
+        transfers: &[&str],
+    ) -> Result<crate::client::Work, NetError> {
+        let mut work = crate::client::Work {
+            outbox_pending: outbox::pending_count(&self.db).await?,
+            ..crate::client::Work::default()
+        };
+        if let Some(table) = refunds {
+            for (state, n) in self.count_by(table, "state").await? {
+                if mpay_processor::refund::State::parse(&state)
+                    .is_some_and(mpay_processor::refund::State::is_in_flight)
+                {
+                    work.refunds_moving += n;
+                }
+            }
+        }
+        for table in transfers {
+            for (state, n) in self.count_by(table, "state").await? {
+                if state == "started" {
+                    work.transfers_started += n;
+                }
+            }
+        }
+        Ok(work)
+    }
+
     /// What `GET /v1/identity` answers.
     pub fn identity(&self) -> crate::client::Identity {
         let me = &self.me;
@@ -599,6 +629,8 @@ impl Node {
         }
     }
 
+    /// The Prometheus text common to all services, plus `by_state`
+    /// (`<prefix>_payments{state=…}`).
     pub async fn metrics_text(
         &self,
         prefix: &str,

@@ -70,6 +70,8 @@ fn cpp_cases(keys: &str) -> Vec<Case> {
             .expect(400),
         get("admin payments, negative limit", "/v1/admin/payments?limit=-1", OPERATOR_TOKEN).expect(400),
         Case::new("recluster without a token", Method::POST, "/v1/admin/micro/recluster").expect(401),
+        Case::new("work without a token", Method::GET, "/v1/admin/work").expect(401),
+        get("work with a customer's device key as token", "/v1/admin/work", keys).expect(401),
         Case::new("garbage on the inbox", Method::POST, "/v1/inbox").body(vec![0x01; 64]),
         Case::new("oversized inbox frame", Method::POST, "/v1/inbox")
             .body(vec![0; REQUEST_BODY_LEN_MAX + 1])
@@ -117,6 +119,8 @@ fn mpp_cases(merchant: &str, keys: &str) -> Vec<Case> {
         get("admin payments, limit not a number", "/v1/admin/payments?limit=abc", OPERATOR_TOKEN).expect(400),
         get("admin payments, after past i64", "/v1/admin/payments?after=9223372036854775808", OPERATOR_TOKEN)
             .expect(400),
+        Case::new("work without a token", Method::GET, "/v1/admin/work").expect(401),
+        get("work with the merchant's token", "/v1/admin/work", merchant).expect(401),
         Case::new("garbage on the inbox", Method::POST, "/v1/inbox").body(vec![0x02; 64]),
     ]
 }
@@ -133,6 +137,7 @@ fn dc_cases() -> Vec<Case> {
             .json("{}")
             .expect(405),
         Case::new("JSON on the inbox", Method::POST, "/v1/inbox").json("{\"frame\": 1e999}"),
+        Case::new("work without a token", Method::GET, "/v1/admin/work").expect(401),
     ]
 }
 
@@ -193,7 +198,20 @@ async fn every_bad_request_gets_a_documented_json_4xx() {
             failures.len(),
             failures.join("\n")
         );
-        // Nothing moved.
+        // Nothing moved, and nothing is moving: every service says so.
+        for service in ["cpp1", "mpp1", "dc-eu"] {
+            let work: mpay_network::client::Work = network
+                .http
+                .get(format!("{}/v1/admin/work", base(service)))
+                .bearer_auth(OPERATOR_TOKEN)
+                .send()
+                .await
+                .expect("work")
+                .json()
+                .await
+                .expect("work JSON");
+            assert_eq!(work, mpay_network::client::Work::default(), "{service}");
+        }
         network.check_conservation().await;
         assert_eq!(
             network.balance(0, "cust:alice").await,
