@@ -90,55 +90,8 @@ pub const PAGE_MAX: u32 = 1_000;
 /// Most refunds one recovery sweep takes on.
 pub const SWEEP_BATCH_MAX: i64 = 256;
 
-/// A payment's state at the MPP.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum MerchantState {
-    /// Shown to the merchant, awaiting its decision.
-    AwaitingDecision,
-    /// Approved; the decision is on its way to the CPP.
-    Approved,
-    /// Rejected by the merchant (or the CPP confirmed a rejection).
-    Rejected,
-    /// The CPP's T confirmation arrived: the money was transferred.
-    Completed,
-    /// The CPP confirmed that the deadline passed without a decision.
-    Expired,
-    /// The PN arrived past its hop deadline; never shown.
-    Late,
-    /// Completed, then refunded in full.
-    Refunded,
-}
-
-impl MerchantState {
-    /// Every state.
-    pub const ALL: [MerchantState; 7] = [
-        MerchantState::AwaitingDecision,
-        MerchantState::Approved,
-        MerchantState::Rejected,
-        MerchantState::Completed,
-        MerchantState::Expired,
-        MerchantState::Late,
-        MerchantState::Refunded,
-    ];
-
-    /// Its name in the database and the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MerchantState::AwaitingDecision => "awaiting_decision",
-            MerchantState::Approved => "approved",
-            MerchantState::Rejected => "rejected",
-            MerchantState::Completed => "completed",
-            MerchantState::Expired => "expired",
-            MerchantState::Late => "late",
-            MerchantState::Refunded => "refunded",
-        }
-    }
-
-    /// From its name.
-    pub fn parse(text: &str) -> Option<MerchantState> {
-        MerchantState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
+/// A payment's state at the MPP (the core's).
+pub use mpay_processor::merchant::State as MerchantState;
 
 struct Merchant {
     id: PartyId,

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use mpay_bank::{BankClient, BooksJson, HoldId, HoldState, HoldView};
 use mpay_money::Amount;
+use mpay_processor::merchant::State as MerchantState;
 use mpay_processor::payment::State as PaymentState;
 use serde::Serialize;
 
@@ -126,7 +127,7 @@ fn paid(state: &str) -> bool {
 
 /// An MPP record that says the merchant was paid (maybe refunded since).
 fn mpp_paid(state: &str) -> bool {
-    matches!(state, "completed" | "refunded")
+    MerchantState::parse(state).is_some_and(MerchantState::is_paid)
 }
 
 /// Minor units of an amount a service printed; a text that is not one is a

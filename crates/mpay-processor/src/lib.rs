@@ -8,9 +8,11 @@
 //! same database transaction as the state change.
 //!
 //! [`payment`]: a payment's life cycle at the customer's payment processor;
+//! [`merchant`]: a payment's states at the merchant's payment processor;
 //! [`refund`]: a refund's saga, one for both processors; [`route`]: the data
 //! center's routing decisions.
 
+pub mod merchant;
 pub mod payment;
 pub mod refund;
 pub mod route;
