@@ -406,12 +406,19 @@ pub enum Action {
 /// The transfer whose buyer is the cheat, when the model has one.
 pub const CHEAT_TRANSFER: u8 = 0;
 
-/// The model: which variant runs, and whether buyer
-/// [`CHEAT_TRANSFER`] is dishonest.
+/// Which party of transfer [`CHEAT_TRANSFER`] is dishonest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cheat {
+    /// Its buyer ([`TwoPhaseCommit::with_dishonest_buyer`]).
+    Buyer,
+}
+
+/// The model: which variant runs, and which party of transfer
+/// [`CHEAT_TRANSFER`] is dishonest, if any.
 #[derive(Clone, Debug)]
 pub struct TwoPhaseCommit {
     pub variant: Variant,
-    pub dishonest_buyer: bool,
+    pub cheat: Option<Cheat>,
     /// COMMIT-REQUESTs the seller sends before giving up.
     pub commit_request_attempts_max: u8,
 }
@@ -488,7 +495,7 @@ impl TwoPhaseCommit {
     pub fn new(variant: Variant) -> Self {
         TwoPhaseCommit {
             variant,
-            dishonest_buyer: false,
+            cheat: None,
             commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
         }
     }
@@ -499,18 +506,23 @@ impl TwoPhaseCommit {
     pub fn with_dishonest_buyer(variant: Variant) -> Self {
         TwoPhaseCommit {
             variant,
-            dishonest_buyer: true,
+            cheat: Some(Cheat::Buyer),
             commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
         }
     }
 
+    /// Whether the buyer of [`CHEAT_TRANSFER`] is dishonest.
+    pub fn dishonest_buyer(&self) -> bool {
+        self.cheat == Some(Cheat::Buyer)
+    }
+
     /// Whether both parties of transfer `t` are honest.
     pub fn honest(&self, t: usize) -> bool {
-        !(self.dishonest_buyer && t == usize::from(CHEAT_TRANSFER))
+        self.cheat.is_none() || t != usize::from(CHEAT_TRANSFER)
     }
 
     fn cheat(&self, party: Party) -> bool {
-        self.dishonest_buyer && party == CHEAT_TRANSFER + 1
+        self.dishonest_buyer() && party == CHEAT_TRANSFER + 1
     }
 
     /// Applies `action` to `s` in place. Returns false when the action is not
@@ -519,7 +531,7 @@ impl TwoPhaseCommit {
         match action {
             Action::Start(t) => {
                 let ti = usize::from(t);
-                let cheat_only = self.dishonest_buyer && t != CHEAT_TRANSFER;
+                let cheat_only = self.cheat.is_some() && t != CHEAT_TRANSFER;
                 if s.started[ti] || s.pending(SELLER) || cheat_only {
                     return false;
                 }
@@ -644,7 +656,7 @@ impl TwoPhaseCommit {
                     Kind::CommitRequest | Kind::AbortToBuyer | Kind::Commit => false,
                 };
                 // It learns the transaction id from the COMMIT-REQUEST.
-                if !self.dishonest_buyer || !signable || !s.started[usize::from(CHEAT_TRANSFER)] {
+                if !self.dishonest_buyer() || !signable || !s.started[usize::from(CHEAT_TRANSFER)] {
                     return false;
                 }
                 s.network.insert(Msg {
@@ -654,7 +666,7 @@ impl TwoPhaseCommit {
             }
             Action::Restore(copy) => {
                 let b = &mut s.buyers[usize::from(CHEAT_TRANSFER)];
-                if !self.dishonest_buyer || copy >= BUYER_LOGS || b.copies & (1 << copy) == 0 {
+                if !self.dishonest_buyer() || copy >= BUYER_LOGS || b.copies & (1 << copy) == 0 {
                     return false;
                 }
                 let log = BuyerLog::from_index(copy);
@@ -819,7 +831,7 @@ impl Model for TwoPhaseCommit {
 
     fn init_states(&self) -> Vec<State> {
         let mut s = State::default();
-        if self.dishonest_buyer {
+        if self.dishonest_buyer() {
             s.buyers[usize::from(CHEAT_TRANSFER)].copies = 1 << BuyerLog::default().index();
         }
         vec![s]
@@ -827,7 +839,7 @@ impl Model for TwoPhaseCommit {
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         for t in 0..TRANSFERS as u8 {
-            if !self.dishonest_buyer || t == CHEAT_TRANSFER {
+            if self.cheat.is_none() || t == CHEAT_TRANSFER {
                 actions.push(Action::Start(t));
             }
         }
@@ -843,7 +855,7 @@ impl Model for TwoPhaseCommit {
         for t in 0..TRANSFERS as u8 {
             actions.push(Action::SetIntent(t));
         }
-        if self.dishonest_buyer {
+        if self.dishonest_buyer() {
             for kind in [
                 Kind::Agreed,
                 Kind::AbortToSeller,

@@ -195,7 +195,7 @@ impl Engines {
         }
         let mut engines = Engines {
             config,
-            cheat: model.dishonest_buyer,
+            cheat: model.dishonest_buyer(),
             nodes,
             txs: [None; TRANSFERS],
             network: BTreeMap::new(),
