@@ -76,6 +76,14 @@ fn model_kind(k: MessageKind, from_seller: bool) -> Option<Kind> {
     })
 }
 
+/// The `Pay` entries for `tx` in `chain`.
+fn pay_entries(chain: &[ChainEntry], tx: TxId) -> usize {
+    chain
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx))
+        .count()
+}
+
 struct Node {
     wallet: Wallet,
     store: Snapshot,
@@ -490,14 +498,14 @@ impl Engines {
         };
         let store = &self.nodes[t + 1].store;
         let chain = Self::chain(store);
+        let pays = pay_entries(&chain, tx);
         BuyerLog {
-            pay: chain
-                .iter()
-                .any(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx)),
+            pay: pays >= 1,
             void: chain
                 .iter()
                 .any(|e| matches!(e.kind, EntryKind::Void { tx: v, .. } if v == tx)),
             prepared_record: store.txs.contains_key(&tx.0),
+            pay_again: pays >= 2,
         }
     }
 
@@ -518,13 +526,12 @@ impl Engines {
                 None => (BuyerLog::default(), BuyerLog::default()),
                 Some(tx) => {
                     let w = &self.nodes[t + 1].wallet;
+                    let pays = pay_entries(w.chain(), tx);
                     let mem = BuyerLog {
-                        pay: w
-                            .chain()
-                            .iter()
-                            .any(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx)),
+                        pay: pays >= 1,
                         void: w.voided(&tx),
                         prepared_record: w.prepared_txs().any(|(p, _, _)| p == tx),
+                        pay_again: pays >= 2,
                     };
                     (self.durable_buyer(t), mem)
                 }
