@@ -1182,6 +1182,9 @@ pub struct CheckReport {
     pub reached: Vec<&'static str>,
     /// The first counterexample, rendered action by action.
     pub counterexample: Option<String>,
+    /// Every property with a discovery (a counterexample of an `always`
+    /// property, an example of a `sometimes` one) and the path to it.
+    pub discoveries: Vec<(&'static str, Vec<Action>)>,
 }
 
 /// Runs the breadth-first checker over every reachable state of `variant`
@@ -1198,8 +1201,12 @@ pub fn check_model(model: TwoPhaseCommit, threads: usize) -> CheckReport {
     let mut violated = Vec::new();
     let mut reached = Vec::new();
     let mut counterexample = None;
+    let mut discoveries = Vec::new();
     for p in &properties {
         let found = checker.discovery(p.name);
+        if let Some(path) = &found {
+            discoveries.push((p.name, path.clone().into_actions()));
+        }
         match p.expectation {
             stateright::Expectation::Always | stateright::Expectation::Eventually => {
                 if let Some(path) = found {
@@ -1223,5 +1230,6 @@ pub fn check_model(model: TwoPhaseCommit, threads: usize) -> CheckReport {
         violated,
         reached,
         counterexample,
+        discoveries,
     }
 }
