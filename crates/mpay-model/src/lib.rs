@@ -53,26 +53,41 @@
 //! envelope, see `docs/security.md`), and the money office's resolution
 //! after the claim deadline (seven days; the model's buyers keep asking).
 //!
-//! # A dishonest buyer
+//! # A dishonest buyer or seller
 //!
 //! [`TwoPhaseCommit::with_dishonest_buyer`] makes the buyer of
-//! [`CHEAT_TRANSFER`] a cheat (only that transfer starts; the seller keeps
-//! nothing across transfers but its pending batch, and the honest model
-//! checks two). Besides running the engine, at any moment it may send any
-//! message it can sign ([`Action::Forge`]): STATUS, COMMITTED and ABORT
-//! (also after COMMIT), AGREED with the `Pay` entry it signed (also after
-//! completion); the network then delivers it any number of times, which is
-//! also what a replay of its own earlier messages could achieve. And it may
-//! restore any earlier copy of its durable log and restart from it
-//! ([`Action::Restore`]), which lets it pay the same request again from
-//! funds it already spent. Paying two sellers from the same funds is not in
-//! the model: the money office finds it at sync (the simulator's dishonest
-//! peer does it, `crates/mpay-sim/src/dishonest.rs`).
+//! [`CHEAT_TRANSFER`] a cheat, [`TwoPhaseCommit::with_dishonest_seller`]
+//! the seller, toward that transfer's buyer. Only that transfer starts: the
+//! seller keeps nothing across transfers but its pending batch, and the
+//! honest model checks two. Besides running its engine, the cheat may at any
+//! moment send any message it can sign about the transfer
+//! ([`Action::Forge`]); the network then delivers it any number of times,
+//! which is also what a replay of its own earlier messages could achieve.
+//! And it may restore any earlier copy of its durable log and restart from
+//! it ([`Action::Restore`]).
+//!
+//! - **Buyer**: STATUS, COMMITTED and ABORT (also after COMMIT), AGREED with
+//!   the `Pay` entry it signed (also after completion). Restoring lets it
+//!   pay the same request again from funds it already spent. Paying two
+//!   sellers from the same funds is not in the model: the money office
+//!   finds it at sync (the simulator's dishonest peer does it,
+//!   `crates/mpay-sim/src/dishonest.rs`).
+//! - **Seller**: COMMIT-REQUEST again (also after completion), COMMIT (also
+//!   before any AGREED) and ABORT (also after COMMIT). Restoring is a
+//!   rollback: it forgets a `Receive` and a record, or brings back a record
+//!   it had deleted. Withholding (the simulator's `Withhold`: no COMMIT, no
+//!   answer to STATUS) needs no action of its own: the network may drop any
+//!   message and never deliver one, so every schedule of a silent seller is
+//!   already explored. A COMMIT-REQUEST of the same transaction with another
+//!   amount is not in the model: the buyer takes it as the same request
+//!   (duplicate, refused, or a new request that its owner's intent decides,
+//!   for the amount it names).
 //!
 //! # Properties
 //!
 //! Checked in every reachable state (`always`), over the durable logs; the
-//! first three for every transfer between honest parties:
+//! first three for every transfer between honest parties (the third also
+//! for the honest buyer of a dishonest seller, see below):
 //!
 //! - **atomicity** — per transfer, the buyer's `Pay` entry standing final
 //!   implies the seller holds its `Receive` entry, and the seller holding
@@ -86,7 +101,13 @@
 //!   pending batch, deliver every message in flight, fire every timeout,
 //!   repeat) reaches a state where every transfer that started is resolved
 //!   (both sides committed or neither, every log record deleted, nothing
-//!   pending) within [`HEAL_ROUNDS_MAX`] rounds;
+//!   pending) within [`HEAL_ROUNDS_MAX`] rounds. For a dishonest seller's
+//!   transfer only the buyer's side is judged (no record, nothing pending),
+//!   with the seller's engine running again in the schedule. What a seller
+//!   that never runs it again can leave open is exactly a buyer left
+//!   prepared (COMMIT withheld, STATUS unanswered); the money office
+//!   resolves that buyer after the claim deadline, which the model leaves
+//!   out;
 //! - **the seller never signs ABORT for a sale it received** — no ABORT
 //!   leaves the seller for a transaction whose `Receive` its chain holds.
 //!   With such an ABORT a buyer could void at the money office a payment
@@ -96,6 +117,27 @@
 //! - **the seller keeps every sale it received** — a `Receive` once durable
 //!   stays, whatever the buyer sends or restores: the honest seller's
 //!   balance is what its own decisions say.
+//!
+//! These two are about an honest seller and are not asked of a dishonest
+//! one. For every honest buyer (also the buyer of a dishonest seller,
+//! against which they say most):
+//!
+//! - **an honest buyer writes at most one `Pay` entry per transaction** —
+//!   whatever COMMIT-REQUESTs come, also after completion and with a buy
+//!   intent active again;
+//! - **an honest buyer pays only a request its owner accepted** — a `Pay`
+//!   entry exists only if its owner's buy intent accepted a COMMIT-REQUEST
+//!   of the transfer ([`Buyer::accepted`], kept across crashes);
+//! - **an honest buyer's balance is what its own decisions say** — its
+//!   durable balance is its start, less the payment its owner accepted while
+//!   that payment's `Pay` entry stands (not voided). A dishonest seller can
+//!   make it void a payment (an ABORT while prepared: the buyer gets its
+//!   money back and holds the seller's signed ABORT) or commit one the
+//!   seller has no `Receive` for (a COMMIT, or a rollback: the seller's own
+//!   loss), never take more;
+//! - **an honest buyer never voids a payment it answered COMMITTED** — once
+//!   its COMMITTED left (only after its record's deletion is durable), no
+//!   ABORT, however late, voids the payment.
 //!
 //! The third is how liveness is checked, rather than with stateright's
 //! `eventually`: that operator only judges paths that end (no successor, or
@@ -116,7 +158,11 @@
 //! [`Variant::NoPresumedAbort`] breaks only liveness.
 //! [`Variant::PresumedAbortAfterComplete`] answers a STATUS or AGREED after
 //! COMPLETE with ABORT; the checker finds the seller signing ABORT for a
-//! sale it received.
+//! sale it received. [`Variant::PayAgainAfterComplete`] is a buyer that
+//! takes a repeated COMMIT-REQUEST after completion for a new request; the
+//! checker finds a second `Pay` entry and a balance its owner did not
+//! decide (the engine has no fault flag for it: the variant is the model's
+//! alone).
 //!
 //! # Replayed through the engines
 //!
@@ -125,12 +171,16 @@
 //! drift apart) and checks after every step that the engines hold what the
 //! model says: durable `Pay` / `Void` / `Receive` entries and records per
 //! transaction, sales, prepared payments, intents, pending batches, the
-//! messages in flight and the balances. It replays seeded random walks of
-//! the honest model and of the model with a dishonest buyer, each ending
-//! with the healing schedule, and the
-//! counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
+//! messages in flight, the balances, what the buyers' owners accepted and
+//! which buyers answered COMMITTED. It replays seeded random walks of the
+//! honest model and of the models with a dishonest buyer and with a
+//! dishonest seller, each ending with the healing schedule; the checker's
+//! example path of every `sometimes` property of the dishonest-seller model;
+//! the counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
 //! with `Config::fault_presumed_abort_after_complete`, where the seller
-//! signs the same ABORT.
+//! signs the same ABORT; and the counterexample of
+//! [`Variant::PayAgainAfterComplete`], which drifts from the engines at the
+//! late COMMIT-REQUEST (they write no second `Pay`).
 
 use std::fmt;
 
@@ -467,11 +517,12 @@ pub enum Action {
     /// e.g. after a restart.
     SetIntent(u8),
     /// The cheat sends a message of its transfer that it can sign, whatever
-    /// its state: STATUS, COMMITTED and ABORT at any time, AGREED once it
-    /// signed a `Pay` entry.
+    /// its state. A buyer: STATUS, COMMITTED and ABORT at any time, AGREED
+    /// once it signed a `Pay` entry. A seller: COMMIT-REQUEST, COMMIT and
+    /// ABORT at any time after it started the sale.
     Forge(Kind),
     /// The cheat restores an earlier copy of its durable log (a
-    /// [`BuyerLog::index`]) and restarts from it.
+    /// [`BuyerLog::index`] or a [`SellerLog::index`]) and restarts from it.
     Restore(u8),
 }
 
