@@ -53,26 +53,41 @@
 //! envelope, see `docs/security.md`), and the money office's resolution
 //! after the claim deadline (seven days; the model's buyers keep asking).
 //!
-//! # A dishonest buyer
+//! # A dishonest buyer or seller
 //!
 //! [`TwoPhaseCommit::with_dishonest_buyer`] makes the buyer of
-//! [`CHEAT_TRANSFER`] a cheat (only that transfer starts; the seller keeps
-//! nothing across transfers but its pending batch, and the honest model
-//! checks two). Besides running the engine, at any moment it may send any
-//! message it can sign ([`Action::Forge`]): STATUS, COMMITTED and ABORT
-//! (also after COMMIT), AGREED with the `Pay` entry it signed (also after
-//! completion); the network then delivers it any number of times, which is
-//! also what a replay of its own earlier messages could achieve. And it may
-//! restore any earlier copy of its durable log and restart from it
-//! ([`Action::Restore`]), which lets it pay the same request again from
-//! funds it already spent. Paying two sellers from the same funds is not in
-//! the model: the money office finds it at sync (the simulator's dishonest
-//! peer does it, `crates/mpay-sim/src/dishonest.rs`).
+//! [`CHEAT_TRANSFER`] a cheat, [`TwoPhaseCommit::with_dishonest_seller`]
+//! the seller, toward that transfer's buyer. Only that transfer starts: the
+//! seller keeps nothing across transfers but its pending batch, and the
+//! honest model checks two. Besides running its engine, the cheat may at any
+//! moment send any message it can sign about the transfer
+//! ([`Action::Forge`]); the network then delivers it any number of times,
+//! which is also what a replay of its own earlier messages could achieve.
+//! And it may restore any earlier copy of its durable log and restart from
+//! it ([`Action::Restore`]).
+//!
+//! - **Buyer**: STATUS, COMMITTED and ABORT (also after COMMIT), AGREED with
+//!   the `Pay` entry it signed (also after completion). Restoring lets it
+//!   pay the same request again from funds it already spent. Paying two
+//!   sellers from the same funds is not in the model: the money office
+//!   finds it at sync (the simulator's dishonest peer does it,
+//!   `crates/mpay-sim/src/dishonest.rs`).
+//! - **Seller**: COMMIT-REQUEST again (also after completion), COMMIT (also
+//!   before any AGREED) and ABORT (also after COMMIT). Restoring is a
+//!   rollback: it forgets a `Receive` and a record, or brings back a record
+//!   it had deleted. Withholding (the simulator's `Withhold`: no COMMIT, no
+//!   answer to STATUS) needs no action of its own: the network may drop any
+//!   message and never deliver one, so every schedule of a silent seller is
+//!   already explored. A COMMIT-REQUEST of the same transaction with another
+//!   amount is not in the model: the buyer takes it as the same request
+//!   (duplicate, refused, or a new request that its owner's intent decides,
+//!   for the amount it names).
 //!
 //! # Properties
 //!
 //! Checked in every reachable state (`always`), over the durable logs; the
-//! first three for every transfer between honest parties:
+//! first three for every transfer between honest parties (the third also
+//! for the honest buyer of a dishonest seller, see below):
 //!
 //! - **atomicity** — per transfer, the buyer's `Pay` entry standing final
 //!   implies the seller holds its `Receive` entry, and the seller holding
@@ -86,7 +101,13 @@
 //!   pending batch, deliver every message in flight, fire every timeout,
 //!   repeat) reaches a state where every transfer that started is resolved
 //!   (both sides committed or neither, every log record deleted, nothing
-//!   pending) within [`HEAL_ROUNDS_MAX`] rounds;
+//!   pending) within [`HEAL_ROUNDS_MAX`] rounds. For a dishonest seller's
+//!   transfer only the buyer's side is judged (no record, nothing pending),
+//!   with the seller's engine running again in the schedule. What a seller
+//!   that never runs it again can leave open is exactly a buyer left
+//!   prepared (COMMIT withheld, STATUS unanswered); the money office
+//!   resolves that buyer after the claim deadline, which the model leaves
+//!   out;
 //! - **the seller never signs ABORT for a sale it received** — no ABORT
 //!   leaves the seller for a transaction whose `Receive` its chain holds.
 //!   With such an ABORT a buyer could void at the money office a payment
@@ -96,6 +117,27 @@
 //! - **the seller keeps every sale it received** — a `Receive` once durable
 //!   stays, whatever the buyer sends or restores: the honest seller's
 //!   balance is what its own decisions say.
+//!
+//! These two are about an honest seller and are not asked of a dishonest
+//! one. For every honest buyer (also the buyer of a dishonest seller,
+//! against which they say most):
+//!
+//! - **an honest buyer writes at most one `Pay` entry per transaction** —
+//!   whatever COMMIT-REQUESTs come, also after completion and with a buy
+//!   intent active again;
+//! - **an honest buyer pays only a request its owner accepted** — a `Pay`
+//!   entry exists only if its owner's buy intent accepted a COMMIT-REQUEST
+//!   of the transfer ([`Buyer::accepted`], kept across crashes);
+//! - **an honest buyer's balance is what its own decisions say** — its
+//!   durable balance is its start, less the payment its owner accepted while
+//!   that payment's `Pay` entry stands (not voided). A dishonest seller can
+//!   make it void a payment (an ABORT while prepared: the buyer gets its
+//!   money back and holds the seller's signed ABORT) or commit one the
+//!   seller has no `Receive` for (a COMMIT, or a rollback: the seller's own
+//!   loss), never take more;
+//! - **an honest buyer never voids a payment it answered COMMITTED** — once
+//!   its COMMITTED left (only after its record's deletion is durable), no
+//!   ABORT, however late, voids the payment.
 //!
 //! The third is how liveness is checked, rather than with stateright's
 //! `eventually`: that operator only judges paths that end (no successor, or
@@ -116,7 +158,11 @@
 //! [`Variant::NoPresumedAbort`] breaks only liveness.
 //! [`Variant::PresumedAbortAfterComplete`] answers a STATUS or AGREED after
 //! COMPLETE with ABORT; the checker finds the seller signing ABORT for a
-//! sale it received.
+//! sale it received. [`Variant::PayAgainAfterComplete`] is a buyer that
+//! takes a repeated COMMIT-REQUEST after completion for a new request; the
+//! checker finds a second `Pay` entry and a balance its owner did not
+//! decide (the engine has no fault flag for it: the variant is the model's
+//! alone).
 //!
 //! # Replayed through the engines
 //!
@@ -125,12 +171,16 @@
 //! drift apart) and checks after every step that the engines hold what the
 //! model says: durable `Pay` / `Void` / `Receive` entries and records per
 //! transaction, sales, prepared payments, intents, pending batches, the
-//! messages in flight and the balances. It replays seeded random walks of
-//! the honest model and of the model with a dishonest buyer, each ending
-//! with the healing schedule, and the
-//! counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
+//! messages in flight, the balances, what the buyers' owners accepted and
+//! which buyers answered COMMITTED. It replays seeded random walks of the
+//! honest model and of the models with a dishonest buyer and with a
+//! dishonest seller, each ending with the healing schedule; the checker's
+//! example path of every `sometimes` property of the dishonest-seller model;
+//! the counterexample of [`Variant::PresumedAbortAfterComplete`] on engines
 //! with `Config::fault_presumed_abort_after_complete`, where the seller
-//! signs the same ABORT.
+//! signs the same ABORT; and the counterexample of
+//! [`Variant::PayAgainAfterComplete`], which drifts from the engines at the
+//! late COMMIT-REQUEST (they write no second `Pay`).
 
 use std::fmt;
 
@@ -171,6 +221,13 @@ pub enum Variant {
     /// (presumed abort after COMPLETE); the engine's
     /// `Config::fault_presumed_abort_after_complete`.
     PresumedAbortAfterComplete,
+    /// Bug: a buyer whose payment is final (its `Pay` entry stands, its
+    /// record is gone) takes a repeated COMMIT-REQUEST of the same
+    /// transaction for a new request: with an active buy intent it writes a
+    /// second `Pay` entry and answers AGREED. The engine's
+    /// `on_commit_request` refuses by the `Pay` entry it holds; the engine
+    /// has no fault flag for this, so the variant is the model's only.
+    PayAgainAfterComplete,
 }
 
 /// The wallet messages that decide an outcome. The direction follows from
@@ -266,6 +323,26 @@ pub struct SellerLog {
     pub committed_record: [bool; TRANSFERS],
 }
 
+impl SellerLog {
+    /// The log as a number below [`SELLER_LOGS`] (two bits per transfer).
+    pub fn index(self) -> u8 {
+        (0..TRANSFERS).fold(0, |i, t| {
+            i | u8::from(self.receive[t]) << (2 * t)
+                | u8::from(self.committed_record[t]) << (2 * t + 1)
+        })
+    }
+    /// The log of [`SellerLog::index`].
+    pub fn from_index(i: u8) -> SellerLog {
+        SellerLog {
+            receive: std::array::from_fn(|t| i & 1 << (2 * t) != 0),
+            committed_record: std::array::from_fn(|t| i & 1 << (2 * t + 1) != 0),
+        }
+    }
+}
+
+/// Distinct seller logs ([`SellerLog::index`] is below this).
+pub const SELLER_LOGS: u8 = 1 << (2 * TRANSFERS);
+
 /// A sale in the seller's memory (`Sale` in the engine).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Sale {
@@ -286,6 +363,29 @@ pub struct Seller {
     pub sales: [Sale; TRANSFERS],
     /// Frames held until the pending batch is durable.
     pub held: MsgSet,
+    /// The cheat only: every durable log it ever had (bit
+    /// [`SellerLog::index`]), the copies it may restore.
+    pub copies: u16,
+}
+
+impl Seller {
+    /// The seller after a restart from `log`, as `Wallet::recover` rebuilds
+    /// it: committed sales resend COMMIT, sales in phase 1 are forgotten.
+    fn restarted(self, log: SellerLog) -> Seller {
+        Seller {
+            durable: log,
+            mem: log,
+            sales: std::array::from_fn(|t| {
+                if log.committed_record[t] {
+                    Sale::Committing
+                } else {
+                    Sale::None
+                }
+            }),
+            held: MsgSet::default(),
+            copies: self.copies,
+        }
+    }
 }
 
 /// A buyer's durable log for its one transfer: the `Pay` entry (REDO), the
@@ -295,12 +395,17 @@ pub struct BuyerLog {
     pub pay: bool,
     pub void: bool,
     pub prepared_record: bool,
+    /// A second `Pay` entry for the same transaction (only
+    /// [`Variant::PayAgainAfterComplete`] writes one).
+    pub pay_again: bool,
 }
 
 impl BuyerLog {
-    fn balance(self, tx: usize) -> i64 {
-        let paid = self.pay && !self.void;
-        BUYER_BALANCE_START - if paid { AMOUNT[tx] } else { 0 }
+    /// The durable balance: the start, less every `Pay` entry, plus every
+    /// `Void` entry (as the engine's chain computes `balance_after`).
+    pub fn balance(self, tx: usize) -> i64 {
+        let pays = i64::from(self.pay) + i64::from(self.pay_again);
+        BUYER_BALANCE_START - AMOUNT[tx] * (pays - i64::from(self.void))
     }
     /// The `Pay` entry stands and the lock is gone: the payment is final.
     pub fn committed(self) -> bool {
@@ -311,7 +416,10 @@ impl BuyerLog {
 impl BuyerLog {
     /// The log as a number below [`BUYER_LOGS`] (one bit per field).
     pub fn index(self) -> u8 {
-        u8::from(self.pay) | u8::from(self.void) << 1 | u8::from(self.prepared_record) << 2
+        u8::from(self.pay)
+            | u8::from(self.void) << 1
+            | u8::from(self.prepared_record) << 2
+            | u8::from(self.pay_again) << 3
     }
     /// The log of [`BuyerLog::index`].
     pub fn from_index(i: u8) -> BuyerLog {
@@ -319,12 +427,13 @@ impl BuyerLog {
             pay: i & 1 != 0,
             void: i & 2 != 0,
             prepared_record: i & 4 != 0,
+            pay_again: i & 8 != 0,
         }
     }
 }
 
 /// Distinct buyer logs ([`BuyerLog::index`] is below this).
-pub const BUYER_LOGS: u8 = 8;
+pub const BUYER_LOGS: u8 = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Buyer {
@@ -335,10 +444,20 @@ pub struct Buyer {
     pub held: MsgSet,
     /// The cheat only: every durable log it ever had (bit
     /// [`BuyerLog::index`]), the copies it may restore.
-    pub copies: u8,
+    pub copies: u16,
     /// The cheat only: it signed a `Pay` entry for its transfer, so it can
     /// send AGREED with it at any time.
     pub signed_pay: bool,
+    /// Its owner's buy intent accepted a COMMIT-REQUEST of its transfer
+    /// (sticky: a fact about the world, kept across crashes).
+    pub accepted: bool,
+    /// It sent COMMITTED for its transfer (sticky).
+    pub answered_committed: bool,
+    /// A COMMIT-REQUEST reached it while its payment was final (sticky).
+    /// Kept only in the model with a dishonest seller, for a `sometimes`
+    /// property: the honest network's duplicates bring such a request too,
+    /// and the flag would nearly double the honest model's states.
+    pub late_request: bool,
 }
 
 impl Default for Buyer {
@@ -350,6 +469,9 @@ impl Default for Buyer {
             held: MsgSet::default(),
             copies: 0,
             signed_pay: false,
+            accepted: false,
+            answered_committed: false,
+            late_request: false,
         }
     }
 }
@@ -395,23 +517,34 @@ pub enum Action {
     /// e.g. after a restart.
     SetIntent(u8),
     /// The cheat sends a message of its transfer that it can sign, whatever
-    /// its state: STATUS, COMMITTED and ABORT at any time, AGREED once it
-    /// signed a `Pay` entry.
+    /// its state. A buyer: STATUS, COMMITTED and ABORT at any time, AGREED
+    /// once it signed a `Pay` entry. A seller: COMMIT-REQUEST, COMMIT and
+    /// ABORT at any time after it started the sale.
     Forge(Kind),
     /// The cheat restores an earlier copy of its durable log (a
-    /// [`BuyerLog::index`]) and restarts from it.
+    /// [`BuyerLog::index`] or a [`SellerLog::index`]) and restarts from it.
     Restore(u8),
 }
 
 /// The transfer whose buyer is the cheat, when the model has one.
 pub const CHEAT_TRANSFER: u8 = 0;
 
-/// The model: which variant runs, and whether buyer
-/// [`CHEAT_TRANSFER`] is dishonest.
+/// Which party of transfer [`CHEAT_TRANSFER`] is dishonest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cheat {
+    /// Its buyer ([`TwoPhaseCommit::with_dishonest_buyer`]).
+    Buyer,
+    /// The seller, toward that transfer's buyer
+    /// ([`TwoPhaseCommit::with_dishonest_seller`]).
+    Seller,
+}
+
+/// The model: which variant runs, and which party of transfer
+/// [`CHEAT_TRANSFER`] is dishonest, if any.
 #[derive(Clone, Debug)]
 pub struct TwoPhaseCommit {
     pub variant: Variant,
-    pub dishonest_buyer: bool,
+    pub cheat: Option<Cheat>,
     /// COMMIT-REQUESTs the seller sends before giving up.
     pub commit_request_attempts_max: u8,
 }
@@ -459,10 +592,25 @@ impl State {
         seller + b.balance(t) + if locked { AMOUNT[t] } else { 0 }
     }
 
+    /// Buyer `t`'s durable balance is its start, less the payment its owner
+    /// accepted while that payment's `Pay` entry stands (not voided): what
+    /// its own decisions say, whatever its seller sent.
+    pub fn buyer_balance_decided(&self, t: usize) -> bool {
+        let b = &self.buyers[t];
+        let standing = b.accepted && b.durable.pay && !b.durable.void;
+        b.durable.balance(t) == BUYER_BALANCE_START - if standing { AMOUNT[t] } else { 0 }
+    }
+
     /// Every started transfer decided the same way on both sides, every log
     /// record gone, no batch pending.
     pub fn resolved(&self) -> bool {
         (0..TRANSFERS).all(|t| self.resolved_in(t))
+    }
+
+    /// The buyer of transfer `t` is done with it, whatever its seller holds:
+    /// no record (it is not left prepared) and no batch pending.
+    pub fn buyer_resolved_in(&self, t: usize) -> bool {
+        !self.buyers[t].durable.prepared_record && !self.pending(t as u8 + 1)
     }
 
     /// [`State::resolved`] for transfer `t` alone.
@@ -488,7 +636,7 @@ impl TwoPhaseCommit {
     pub fn new(variant: Variant) -> Self {
         TwoPhaseCommit {
             variant,
-            dishonest_buyer: false,
+            cheat: None,
             commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
         }
     }
@@ -499,18 +647,45 @@ impl TwoPhaseCommit {
     pub fn with_dishonest_buyer(variant: Variant) -> Self {
         TwoPhaseCommit {
             variant,
-            dishonest_buyer: true,
+            cheat: Some(Cheat::Buyer),
             commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
         }
     }
 
+    /// The model whose seller is dishonest toward the buyer of
+    /// [`CHEAT_TRANSFER`]. Only that transfer starts, as with a dishonest
+    /// buyer.
+    pub fn with_dishonest_seller(variant: Variant) -> Self {
+        TwoPhaseCommit {
+            variant,
+            cheat: Some(Cheat::Seller),
+            commit_request_attempts_max: COMMIT_REQUEST_ATTEMPTS_MAX,
+        }
+    }
+
+    /// Whether the buyer of [`CHEAT_TRANSFER`] is dishonest.
+    pub fn dishonest_buyer(&self) -> bool {
+        self.cheat == Some(Cheat::Buyer)
+    }
+
+    /// Whether the seller is dishonest (toward the buyer of
+    /// [`CHEAT_TRANSFER`]).
+    pub fn dishonest_seller(&self) -> bool {
+        self.cheat == Some(Cheat::Seller)
+    }
+
+    /// Whether buyer `t` is honest.
+    pub fn honest_buyer(&self, t: usize) -> bool {
+        !(self.dishonest_buyer() && t == usize::from(CHEAT_TRANSFER))
+    }
+
     /// Whether both parties of transfer `t` are honest.
     pub fn honest(&self, t: usize) -> bool {
-        !(self.dishonest_buyer && t == usize::from(CHEAT_TRANSFER))
+        self.cheat.is_none() || t != usize::from(CHEAT_TRANSFER)
     }
 
     fn cheat(&self, party: Party) -> bool {
-        self.dishonest_buyer && party == CHEAT_TRANSFER + 1
+        self.dishonest_buyer() && party == CHEAT_TRANSFER + 1
     }
 
     /// Applies `action` to `s` in place. Returns false when the action is not
@@ -519,7 +694,7 @@ impl TwoPhaseCommit {
         match action {
             Action::Start(t) => {
                 let ti = usize::from(t);
-                let cheat_only = self.dishonest_buyer && t != CHEAT_TRANSFER;
+                let cheat_only = self.cheat.is_some() && t != CHEAT_TRANSFER;
                 if s.started[ti] || s.pending(SELLER) || cheat_only {
                     return false;
                 }
@@ -561,10 +736,14 @@ impl TwoPhaseCommit {
                     for t in 0..TRANSFERS {
                         s.seller_received_ever[t] |= s.seller.durable.receive[t];
                     }
+                    if self.dishonest_seller() {
+                        s.seller.copies |= 1 << s.seller.durable.index();
+                    }
                 } else {
                     let cheat = self.cheat(p);
                     let b = &mut s.buyers[usize::from(p - 1)];
                     b.durable = b.mem;
+                    b.answered_committed |= b.held.iter().any(|m| m.kind == Kind::Committed);
                     s.network.union(b.held);
                     b.held = MsgSet::default();
                     if cheat {
@@ -574,19 +753,7 @@ impl TwoPhaseCommit {
             }
             Action::Crash(p) => {
                 if p == SELLER {
-                    let log = s.seller.durable;
-                    s.seller = Seller {
-                        durable: log,
-                        mem: log,
-                        sales: std::array::from_fn(|t| {
-                            if log.committed_record[t] {
-                                Sale::Committing
-                            } else {
-                                Sale::None
-                            }
-                        }),
-                        held: MsgSet::default(),
-                    };
+                    s.seller = s.seller.restarted(s.seller.durable);
                 } else {
                     let b = &mut s.buyers[usize::from(p - 1)];
                     *b = Buyer {
@@ -638,13 +805,20 @@ impl TwoPhaseCommit {
             }
             Action::Forge(kind) => {
                 let b = &s.buyers[usize::from(CHEAT_TRANSFER)];
-                let signable = match kind {
-                    Kind::Agreed => b.signed_pay,
-                    Kind::AbortToSeller | Kind::Committed | Kind::Status => true,
-                    Kind::CommitRequest | Kind::AbortToBuyer | Kind::Commit => false,
+                let signable = match (self.cheat, kind) {
+                    (Some(Cheat::Buyer), Kind::Agreed) => b.signed_pay,
+                    (Some(Cheat::Buyer), Kind::AbortToSeller | Kind::Committed | Kind::Status) => {
+                        true
+                    }
+                    (
+                        Some(Cheat::Seller),
+                        Kind::CommitRequest | Kind::AbortToBuyer | Kind::Commit,
+                    ) => true,
+                    _ => false,
                 };
-                // It learns the transaction id from the COMMIT-REQUEST.
-                if !self.dishonest_buyer || !signable || !s.started[usize::from(CHEAT_TRANSFER)] {
+                // The buyer learns the transaction id from the
+                // COMMIT-REQUEST; the seller made it up when it started.
+                if !signable || !s.started[usize::from(CHEAT_TRANSFER)] {
                     return false;
                 }
                 s.network.insert(Msg {
@@ -652,17 +826,26 @@ impl TwoPhaseCommit {
                     kind,
                 });
             }
-            Action::Restore(copy) => {
-                let b = &mut s.buyers[usize::from(CHEAT_TRANSFER)];
-                if !self.dishonest_buyer || copy >= BUYER_LOGS || b.copies & (1 << copy) == 0 {
-                    return false;
+            Action::Restore(copy) => match self.cheat {
+                Some(Cheat::Buyer) => {
+                    let b = &mut s.buyers[usize::from(CHEAT_TRANSFER)];
+                    if copy >= BUYER_LOGS || b.copies & (1 << copy) == 0 {
+                        return false;
+                    }
+                    let log = BuyerLog::from_index(copy);
+                    b.durable = log;
+                    b.mem = log;
+                    b.intent = false;
+                    b.held = MsgSet::default();
                 }
-                let log = BuyerLog::from_index(copy);
-                b.durable = log;
-                b.mem = log;
-                b.intent = false;
-                b.held = MsgSet::default();
-            }
+                Some(Cheat::Seller) => {
+                    if copy >= SELLER_LOGS || s.seller.copies & (1 << copy) == 0 {
+                        return false;
+                    }
+                    s.seller = s.seller.restarted(SellerLog::from_index(copy));
+                }
+                None => return false,
+            },
             Action::BuyerTimeout(t) => {
                 let b = &s.buyers[usize::from(t)];
                 if s.pending(t + 1) || !b.mem.prepared_record {
@@ -729,16 +912,24 @@ impl TwoPhaseCommit {
         let reply = |kind| Msg { tx: m.tx, kind };
         match m.kind {
             Kind::CommitRequest => {
+                let pays_again =
+                    self.variant == Variant::PayAgainAfterComplete && b.mem.committed();
+                b.late_request |= self.dishonest_seller() && b.mem.committed();
                 if b.mem.prepared_record {
                     s.network.insert(reply(Kind::Agreed));
-                } else if b.mem.pay {
+                } else if b.mem.pay && !pays_again {
                     if b.mem.void {
                         s.network.insert(reply(Kind::AbortToSeller));
                     }
+                    // Final already: a stale duplicate, ignored.
                 } else if b.intent {
                     // Writes Pay + BuyerPrepared in one batch, then AGREED.
                     b.intent = false;
+                    b.accepted = true;
                     b.signed_pay |= self.cheat(m.tx + 1);
+                    if b.mem.pay {
+                        b.mem.pay_again = true;
+                    }
                     b.mem.pay = true;
                     b.mem.prepared_record = true;
                     if self.variant == Variant::AgreedBeforeBuyerRedo {
@@ -755,6 +946,7 @@ impl TwoPhaseCommit {
                     b.mem.prepared_record = false;
                     b.held.insert(reply(Kind::Committed));
                 } else if b.mem.pay && !b.mem.void {
+                    b.answered_committed = true;
                     s.network.insert(reply(Kind::Committed));
                 }
             }
@@ -770,9 +962,16 @@ impl TwoPhaseCommit {
         }
     }
 
-    /// Every transfer between honest parties is resolved.
+    /// Every transfer between honest parties is resolved, and so is the
+    /// honest buyer's side of a dishonest seller's transfer.
     pub fn resolved_honest(&self, s: &State) -> bool {
-        (0..TRANSFERS).all(|t| !self.honest(t) || s.resolved_in(t))
+        (0..TRANSFERS).all(|t| {
+            if self.honest(t) {
+                s.resolved_in(t)
+            } else {
+                !self.dishonest_seller() || s.buyer_resolved_in(t)
+            }
+        })
     }
 
     fn timeouts() -> impl Iterator<Item = Action> {
@@ -819,15 +1018,19 @@ impl Model for TwoPhaseCommit {
 
     fn init_states(&self) -> Vec<State> {
         let mut s = State::default();
-        if self.dishonest_buyer {
-            s.buyers[usize::from(CHEAT_TRANSFER)].copies = 1 << BuyerLog::default().index();
+        match self.cheat {
+            Some(Cheat::Buyer) => {
+                s.buyers[usize::from(CHEAT_TRANSFER)].copies = 1 << BuyerLog::default().index();
+            }
+            Some(Cheat::Seller) => s.seller.copies = 1 << SellerLog::default().index(),
+            None => {}
         }
         vec![s]
     }
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         for t in 0..TRANSFERS as u8 {
-            if !self.dishonest_buyer || t == CHEAT_TRANSFER {
+            if self.cheat.is_none() || t == CHEAT_TRANSFER {
                 actions.push(Action::Start(t));
             }
         }
@@ -843,18 +1046,29 @@ impl Model for TwoPhaseCommit {
         for t in 0..TRANSFERS as u8 {
             actions.push(Action::SetIntent(t));
         }
-        if self.dishonest_buyer {
-            for kind in [
-                Kind::Agreed,
-                Kind::AbortToSeller,
-                Kind::Committed,
-                Kind::Status,
-            ] {
-                actions.push(Action::Forge(kind));
+        match self.cheat {
+            Some(Cheat::Buyer) => {
+                for kind in [
+                    Kind::Agreed,
+                    Kind::AbortToSeller,
+                    Kind::Committed,
+                    Kind::Status,
+                ] {
+                    actions.push(Action::Forge(kind));
+                }
+                for copy in 0..BUYER_LOGS {
+                    actions.push(Action::Restore(copy));
+                }
             }
-            for copy in 0..BUYER_LOGS {
-                actions.push(Action::Restore(copy));
+            Some(Cheat::Seller) => {
+                for kind in [Kind::CommitRequest, Kind::AbortToBuyer, Kind::Commit] {
+                    actions.push(Action::Forge(kind));
+                }
+                for copy in 0..SELLER_LOGS {
+                    actions.push(Action::Restore(copy));
+                }
             }
+            None => {}
         }
     }
 
@@ -874,17 +1088,63 @@ impl Model for TwoPhaseCommit {
             Property::always("conservation", |m: &TwoPhaseCommit, s: &State| {
                 (0..TRANSFERS).all(|t| !m.honest(t) || s.money_in(t) == BUYER_BALANCE_START)
             }),
+            // A dishonest seller's transfer is judged on its buyer's side
+            // only ([`TwoPhaseCommit::resolved_honest`]). The healing
+            // schedule runs the seller's engine, so this asks that the
+            // buyer resolves once the cheat goes back to following it. A
+            // seller that never does can leave exactly one thing open: its
+            // buyer prepared, its COMMIT withheld and its buyer's STATUS
+            // unanswered (every other state of an honest buyer's log is
+            // final). The money office resolves that buyer after the claim
+            // deadline, which the model leaves out.
             Property::always(
                 "resolves once the network heals",
                 |m: &TwoPhaseCommit, s: &State| heal(m, s).is_some(),
             ),
             Property::always(
                 "the seller never signs ABORT for a sale it received",
-                |_, s: &State| !s.seller_aborted_a_sale.iter().any(|&a| a),
+                |m: &TwoPhaseCommit, s: &State| {
+                    m.dishonest_seller() || !s.seller_aborted_a_sale.iter().any(|&a| a)
+                },
             ),
-            Property::always("the seller keeps every sale it received", |_, s: &State| {
-                (0..TRANSFERS).all(|t| !s.seller_received_ever[t] || s.seller.durable.receive[t])
-            }),
+            Property::always(
+                "the seller keeps every sale it received",
+                |m: &TwoPhaseCommit, s: &State| {
+                    m.dishonest_seller()
+                        || (0..TRANSFERS)
+                            .all(|t| !s.seller_received_ever[t] || s.seller.durable.receive[t])
+                },
+            ),
+            Property::always(
+                "an honest buyer writes at most one Pay entry per transaction",
+                |m: &TwoPhaseCommit, s: &State| {
+                    (0..TRANSFERS).all(|t| !m.honest_buyer(t) || !s.buyers[t].durable.pay_again)
+                },
+            ),
+            Property::always(
+                "an honest buyer pays only a request its owner accepted",
+                |m: &TwoPhaseCommit, s: &State| {
+                    (0..TRANSFERS).all(|t| {
+                        let b = &s.buyers[t];
+                        !m.honest_buyer(t) || !b.durable.pay || b.accepted
+                    })
+                },
+            ),
+            Property::always(
+                "an honest buyer's balance is what its own decisions say",
+                |m: &TwoPhaseCommit, s: &State| {
+                    (0..TRANSFERS).all(|t| !m.honest_buyer(t) || s.buyer_balance_decided(t))
+                },
+            ),
+            Property::always(
+                "an honest buyer never voids a payment it answered COMMITTED",
+                |m: &TwoPhaseCommit, s: &State| {
+                    (0..TRANSFERS).all(|t| {
+                        let b = &s.buyers[t];
+                        !(m.honest_buyer(t) && b.answered_committed && b.durable.void)
+                    })
+                },
+            ),
             Property::sometimes("both transfers committed", |_, s: &State| {
                 s.resolved() && (0..TRANSFERS).all(|t| s.seller.durable.receive[t])
             }),
@@ -908,6 +1168,30 @@ impl Model for TwoPhaseCommit {
                 |_, s: &State| {
                     let t = usize::from(CHEAT_TRANSFER);
                     s.seller.durable.receive[t] && !s.buyers[t].durable.pay
+                },
+            ),
+            Property::sometimes(
+                "the cheat restored a copy from before a sale it received",
+                |_, s: &State| {
+                    (0..TRANSFERS)
+                        .any(|t| s.seller_received_ever[t] && !s.seller.durable.receive[t])
+                },
+            ),
+            Property::sometimes(
+                "a COMMIT-REQUEST reached a buyer whose payment was final",
+                |_, s: &State| s.buyers.iter().any(|b| b.late_request),
+            ),
+            Property::sometimes(
+                "a buyer's payment is final and its seller holds no Receive",
+                |_, s: &State| {
+                    (0..TRANSFERS)
+                        .any(|t| s.buyers[t].durable.committed() && !s.seller.durable.receive[t])
+                },
+            ),
+            Property::sometimes(
+                "a buyer voided a payment its seller received",
+                |_, s: &State| {
+                    (0..TRANSFERS).any(|t| s.buyers[t].durable.void && s.seller_received_ever[t])
                 },
             ),
         ]
@@ -949,6 +1233,9 @@ pub struct CheckReport {
     pub reached: Vec<&'static str>,
     /// The first counterexample, rendered action by action.
     pub counterexample: Option<String>,
+    /// Every property with a discovery (a counterexample of an `always`
+    /// property, an example of a `sometimes` one) and the path to it.
+    pub discoveries: Vec<(&'static str, Vec<Action>)>,
 }
 
 /// Runs the breadth-first checker over every reachable state of `variant`
@@ -965,8 +1252,12 @@ pub fn check_model(model: TwoPhaseCommit, threads: usize) -> CheckReport {
     let mut violated = Vec::new();
     let mut reached = Vec::new();
     let mut counterexample = None;
+    let mut discoveries = Vec::new();
     for p in &properties {
         let found = checker.discovery(p.name);
+        if let Some(path) = &found {
+            discoveries.push((p.name, path.clone().into_actions()));
+        }
         match p.expectation {
             stateright::Expectation::Always | stateright::Expectation::Eventually => {
                 if let Some(path) = found {
@@ -990,5 +1281,6 @@ pub fn check_model(model: TwoPhaseCommit, threads: usize) -> CheckReport {
         violated,
         reached,
         counterexample,
+        discoveries,
     }
 }

@@ -42,6 +42,13 @@ fn correct_protocol_holds_in_every_reachable_state() {
     ] {
         assert!(report.reached.contains(&name), "never reached: {name}");
     }
+    // Only a dishonest party gets there.
+    for name in [
+        "a buyer's payment is final and its seller holds no Receive",
+        "a buyer voided a payment its seller received",
+    ] {
+        assert!(!report.reached.contains(&name), "reached: {name}");
+    }
 }
 
 /// Fewest distinct states the model with a dishonest buyer has.
@@ -72,6 +79,64 @@ fn a_dishonest_buyer_cannot_harm_the_honest_parties() {
         "the cheat restored a copy from before a payment the seller received",
     ] {
         assert!(report.reached.contains(&name), "never reached: {name}");
+    }
+}
+
+/// Fewest distinct states the model with a dishonest seller has.
+const DISHONEST_SELLER_UNIQUE_STATES_MIN: usize = 10_000;
+
+#[test]
+fn a_dishonest_seller_cannot_harm_an_honest_buyer() {
+    let started = std::time::Instant::now();
+    let report = check_model(
+        TwoPhaseCommit::with_dishonest_seller(Variant::Correct),
+        threads(),
+    );
+    println!(
+        "two-phase commit model with a dishonest seller: {} distinct states ({} generated), max depth {}, {:.1} s",
+        report.unique_states,
+        report.states,
+        report.max_depth,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        report.violated.is_empty(),
+        "counterexample: {:?}",
+        report.counterexample
+    );
+    assert!(report.unique_states >= DISHONEST_SELLER_UNIQUE_STATES_MIN);
+    for name in [
+        "a prepared buyer voided its payment",
+        "the cheat restored a copy from before a sale it received",
+        "a COMMIT-REQUEST reached a buyer whose payment was final",
+        "a buyer's payment is final and its seller holds no Receive",
+        "a buyer voided a payment its seller received",
+    ] {
+        assert!(report.reached.contains(&name), "never reached: {name}");
+    }
+}
+
+#[test]
+fn a_buyer_that_pays_a_repeated_request_again_is_caught() {
+    let (property, actions) = first_counterexample(
+        TwoPhaseCommit::with_dishonest_seller(Variant::PayAgainAfterComplete),
+        threads(),
+    )
+    .expect("a counterexample");
+    println!("{property}: {actions:?}");
+    assert_eq!(
+        property,
+        "an honest buyer writes at most one Pay entry per transaction"
+    );
+    let report = check_model(
+        TwoPhaseCommit::with_dishonest_seller(Variant::PayAgainAfterComplete),
+        threads(),
+    );
+    for name in [
+        "an honest buyer writes at most one Pay entry per transaction",
+        "an honest buyer's balance is what its own decisions say",
+    ] {
+        assert!(report.violated.contains(&name), "{report:?}");
     }
 }
 

@@ -18,9 +18,18 @@
 //!   that timeout as well;
 //! - `SetIntent(t)` — `Wallet::set_buy_intent`;
 //! - `Forge(k)` — the cheat seals a fresh message of kind `k` with its own
-//!   keys (its `Pay` entry as AGREED's authorization);
+//!   keys: a dishonest buyer its `Pay` entry as AGREED's authorization, a
+//!   dishonest seller a COMMIT-REQUEST for the sale's amount, a COMMIT or an
+//!   ABORT;
 //! - `Restore(c)` — the cheat's store is replaced by the copy it had when its
-//!   durable log was `c`, and it restarts from it.
+//!   durable log was `c`, and it restarts from it (for a seller, a rollback).
+//!
+//! A COMMIT or ABORT may reach a buyer that never took a COMMIT-REQUEST of
+//! its transfer and so does not know the seller: the engine refuses it
+//! (`InboundError::UnknownPeer`), which changes nothing, as the model's
+//! buyer ignores it. The harness accepts that refusal only from a buyer
+//! whose log holds nothing of the transfer (it keeps a seller's certificate
+//! for good once it wrote a record with it).
 //!
 //! After every step the engines must be in the state the model says: the
 //! same durable log per party and transaction (`Pay`, `Void`, `Receive`,
@@ -36,15 +45,17 @@ use mpay_identity::{
     Timestamp, TrustStore,
 };
 use mpay_model::{
-    AMOUNT, Action, BUYER_BALANCE_START, BuyerLog, CHEAT_TRANSFER, HEAL_ROUNDS_MAX, Kind, Msg,
-    SELLER, Sale, State, TRANSFERS, TwoPhaseCommit, Variant, first_counterexample,
+    AMOUNT, Action, BUYER_BALANCE_START, BuyerLog, CHEAT_TRANSFER, Cheat, HEAL_ROUNDS_MAX, Kind,
+    Msg, SELLER, Sale, SellerLog, State, TRANSFERS, TwoPhaseCommit, Variant, first_counterexample,
 };
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{ChainEntry, ChargeVoucher, EntryKind, GENESIS_PREV_HASH};
 use mpay_offline::durable::Snapshot;
-use mpay_offline::messages::{Abort, AbortReason, Agreed, LookupReply, Message, Status, kind};
+use mpay_offline::messages::{
+    Abort, AbortReason, Agreed, CommitRequest, LookupReply, Message, Status, kind,
+};
 use mpay_offline::sync::SyncAttestation;
-use mpay_offline::{BuyIntent, Config, TxId, Wallet};
+use mpay_offline::{BuyIntent, Config, Event, InboundError, TxId, Wallet};
 use mpay_wire::Decode;
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
 use rand_core::{Rng, SeedableRng};
@@ -53,8 +64,14 @@ use stateright::Model;
 const START: Timestamp = Timestamp(1_767_225_600_000);
 /// Random walks replayed per model configuration.
 const WALKS: u64 = 300;
+/// Random walks replayed of the model with a dishonest seller: its cheat
+/// settles the buyer early on most walks, and 300 leave its rollback past a
+/// `Receive` unvisited.
+const WALKS_DISHONEST_SELLER: u64 = 1_000;
 /// Actions per random walk at most.
 const WALK_STEPS_MAX: usize = 40;
+/// A walk of a model with a cheat lets it act on one step in this many.
+const CHEAT_ONE_IN: u64 = 8;
 /// Seller timers fired for one `SellerTimeout` before the harness gives up.
 const TIMER_FIRINGS_MAX: usize = 8;
 
@@ -76,6 +93,14 @@ fn model_kind(k: MessageKind, from_seller: bool) -> Option<Kind> {
     })
 }
 
+/// The `Pay` entries for `tx` in `chain`.
+fn pay_entries(chain: &[ChainEntry], tx: TxId) -> usize {
+    chain
+        .iter()
+        .filter(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx))
+        .count()
+}
+
 struct Node {
     wallet: Wallet,
     store: Snapshot,
@@ -94,17 +119,23 @@ struct InFlight {
 /// One seller (node 0) and two buyers (node `1 + t`), real engines.
 struct Engines {
     config: Config,
-    cheat: bool,
+    cheat: Option<Cheat>,
     nodes: Vec<Node>,
     txs: [Option<TxId>; TRANSFERS],
     network: BTreeMap<Msg, InFlight>,
-    /// The cheat's store whenever its durable log was each value.
+    /// The cheat's store whenever its durable log was each value (a
+    /// [`BuyerLog::index`] or a [`SellerLog::index`]).
     copies: BTreeMap<u8, Snapshot>,
     /// The cheat's latest `Pay` entry for its transfer.
     cheat_pay: Option<ChainEntry>,
     /// Per transfer: the seller sent a signed ABORT while its chain held the
     /// transfer's `Receive`.
     seller_aborted_a_sale: [bool; TRANSFERS],
+    /// Per transfer: its buyer's engine accepted a COMMIT-REQUEST
+    /// (`Event::PaymentRequested` with `accepted`).
+    accepted: [bool; TRANSFERS],
+    /// Per transfer: its buyer's engine sent COMMITTED.
+    answered_committed: [bool; TRANSFERS],
     now: Timestamp,
     rng: ChaCha20Rng,
 }
@@ -195,22 +226,34 @@ impl Engines {
         }
         let mut engines = Engines {
             config,
-            cheat: model.dishonest_buyer,
+            cheat: model.cheat,
             nodes,
             txs: [None; TRANSFERS],
             network: BTreeMap::new(),
             copies: BTreeMap::new(),
             cheat_pay: None,
             seller_aborted_a_sale: [false; TRANSFERS],
+            accepted: [false; TRANSFERS],
+            answered_committed: [false; TRANSFERS],
             now: START,
             rng,
         };
-        if engines.cheat {
-            let cheat = usize::from(CHEAT_TRANSFER) + 1;
-            engines.copies.insert(
-                BuyerLog::default().index(),
-                engines.nodes[cheat].store.clone(),
-            );
+        match engines.cheat {
+            Some(Cheat::Buyer) => {
+                let cheat = usize::from(CHEAT_TRANSFER) + 1;
+                engines.copies.insert(
+                    BuyerLog::default().index(),
+                    engines.nodes[cheat].store.clone(),
+                );
+            }
+            Some(Cheat::Seller) => {
+                let seller = usize::from(SELLER);
+                engines.copies.insert(
+                    SellerLog::default().index(),
+                    engines.nodes[seller].store.clone(),
+                );
+            }
+            None => {}
         }
         for t in 0..TRANSFERS {
             engines.set_intent(t);
@@ -323,6 +366,9 @@ impl Engines {
             {
                 self.seller_aborted_a_sale[usize::from(tx)] = true;
             }
+            if k == Kind::Committed {
+                self.answered_committed[usize::from(tx)] = true;
+            }
             let m = Msg { tx, kind: k };
             self.network.insert(
                 m,
@@ -335,11 +381,20 @@ impl Engines {
             );
             sent.push(m);
         }
-        while self.nodes[n].wallet.poll_event().is_some() {}
+        while let Some(event) = self.nodes[n].wallet.poll_event() {
+            if let Event::PaymentRequested {
+                tx, accepted: true, ..
+            } = event
+                && let Some(t) = self.transfer_of(tx)
+            {
+                self.accepted[usize::from(t)] = true;
+            }
+        }
         sent
     }
 
-    fn deliver(&mut self, m: Msg) {
+    /// Delivers `m`; `s` is the model's state before the delivery.
+    fn deliver(&mut self, m: Msg, s: &State) {
         let f = self
             .network
             .get(&m)
@@ -348,10 +403,15 @@ impl Engines {
         let tx_id = self.txs[usize::from(m.tx)].expect("started").0;
         let frame = self.seal(from, to, tx_id, kind, &payload);
         let now = self.now;
-        self.nodes[to]
-            .wallet
-            .handle_frame(now, &frame)
-            .unwrap_or_else(|e| panic!("{m:?} refused: {e}"));
+        match self.nodes[to].wallet.handle_frame(now, &frame) {
+            Ok(()) => {}
+            // A buyer that holds nothing of the transfer need not know its
+            // seller (see the module docs).
+            Err(InboundError::UnknownPeer(_))
+                if to != usize::from(SELLER)
+                    && s.buyers[usize::from(m.tx)].mem == BuyerLog::default() => {}
+            Err(e) => panic!("{m:?} refused: {e}"),
+        }
     }
 
     fn flush(&mut self, n: usize) {
@@ -360,9 +420,24 @@ impl Engines {
             node.store.apply(&w.batch).expect("batches in chain order");
             node.wallet.write_completed(w.id);
         }
-        if self.cheat && n == usize::from(CHEAT_TRANSFER) + 1 {
-            let log = self.durable_buyer(usize::from(CHEAT_TRANSFER));
-            self.copies.insert(log.index(), self.nodes[n].store.clone());
+        let log = match self.cheat {
+            Some(Cheat::Buyer) if n == usize::from(CHEAT_TRANSFER) + 1 => {
+                Some(self.durable_buyer(usize::from(CHEAT_TRANSFER)).index())
+            }
+            Some(Cheat::Seller) if n == usize::from(SELLER) => Some(self.durable_seller().index()),
+            _ => None,
+        };
+        if let Some(log) = log {
+            self.copies.insert(log, self.nodes[n].store.clone());
+        }
+    }
+
+    /// The node of the cheat.
+    fn cheat_node(&self) -> usize {
+        match self.cheat {
+            Some(Cheat::Buyer) => usize::from(CHEAT_TRANSFER) + 1,
+            Some(Cheat::Seller) => usize::from(SELLER),
+            None => panic!("the model has no cheat"),
         }
     }
 
@@ -386,6 +461,10 @@ impl Engines {
     }
 
     fn forge(&mut self, k: Kind) {
+        if self.cheat == Some(Cheat::Seller) {
+            self.forge_as_seller(k);
+            return;
+        }
         let cheat = usize::from(CHEAT_TRANSFER) + 1;
         let message = match k {
             Kind::Status => Message::Status(Status {
@@ -414,6 +493,36 @@ impl Engines {
         );
     }
 
+    /// The dishonest seller seals a fresh message to the buyer of its
+    /// transfer.
+    fn forge_as_seller(&mut self, k: Kind) {
+        let seller = usize::from(SELLER);
+        let message = match k {
+            Kind::CommitRequest => Message::CommitRequest(CommitRequest {
+                amount: eur(AMOUNT[usize::from(CHEAT_TRANSFER)]),
+                description: "model".to_owned(),
+                seller_certificate: self.nodes[seller].wallet.certificate().clone(),
+            }),
+            Kind::Commit => Message::Commit,
+            Kind::AbortToBuyer => Message::Abort(Abort {
+                reason: AbortReason::UnknownTransaction,
+            }),
+            other => panic!("the seller cannot sign {other:?}"),
+        };
+        self.network.insert(
+            Msg {
+                tx: CHEAT_TRANSFER,
+                kind: k,
+            },
+            InFlight {
+                from: seller,
+                to: usize::from(CHEAT_TRANSFER) + 1,
+                kind: message.kind(),
+                payload: message.payload(),
+            },
+        );
+    }
+
     /// Runs `action` on the engines and on the model state `s`; returns the
     /// model actions taken (the action, and any seller timeout that fell due
     /// with it).
@@ -428,7 +537,7 @@ impl Engines {
                     .expect("the seller knows its buyers");
                 self.txs[usize::from(t)] = Some(tx);
             }
-            Action::Deliver(m) => self.deliver(m),
+            Action::Deliver(m) => self.deliver(m, s),
             Action::Drop(m) => {
                 self.network.remove(&m);
             }
@@ -451,7 +560,7 @@ impl Engines {
             Action::SetIntent(t) => self.set_intent(usize::from(t)),
             Action::Forge(k) => self.forge(k),
             Action::Restore(copy) => {
-                let cheat = usize::from(CHEAT_TRANSFER) + 1;
+                let cheat = self.cheat_node();
                 self.nodes[cheat].store = self.copies[&copy].clone();
                 self.restart(cheat);
             }
@@ -459,7 +568,8 @@ impl Engines {
         for n in 0..=TRANSFERS {
             self.collect(n);
         }
-        if let Some(tx) = self.txs[usize::from(CHEAT_TRANSFER)] {
+        if let (Some(Cheat::Buyer), Some(tx)) = (self.cheat, self.txs[usize::from(CHEAT_TRANSFER)])
+        {
             let cheat = &self.nodes[usize::from(CHEAT_TRANSFER) + 1].wallet;
             if let Some(entry) = cheat
                 .chain()
@@ -490,15 +600,30 @@ impl Engines {
         };
         let store = &self.nodes[t + 1].store;
         let chain = Self::chain(store);
+        let pays = pay_entries(&chain, tx);
         BuyerLog {
-            pay: chain
-                .iter()
-                .any(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx)),
+            pay: pays >= 1,
             void: chain
                 .iter()
                 .any(|e| matches!(e.kind, EntryKind::Void { tx: v, .. } if v == tx)),
             prepared_record: store.txs.contains_key(&tx.0),
+            pay_again: pays >= 2,
         }
+    }
+
+    fn durable_seller(&self) -> SellerLog {
+        let store = &self.nodes[usize::from(SELLER)].store;
+        let chain = Self::chain(store);
+        let mut log = SellerLog::default();
+        for (t, tx) in self.txs.iter().enumerate() {
+            if let Some(tx) = tx {
+                log.receive[t] = chain
+                    .iter()
+                    .any(|e| matches!(e.kind, EntryKind::Receive { tx: r, .. } if r == *tx));
+                log.committed_record[t] = store.txs.contains_key(&tx.0);
+            }
+        }
+        log
     }
 
     fn balance(store: &Snapshot) -> i64 {
@@ -518,13 +643,12 @@ impl Engines {
                 None => (BuyerLog::default(), BuyerLog::default()),
                 Some(tx) => {
                     let w = &self.nodes[t + 1].wallet;
+                    let pays = pay_entries(w.chain(), tx);
                     let mem = BuyerLog {
-                        pay: w
-                            .chain()
-                            .iter()
-                            .any(|e| matches!(e.kind, EntryKind::Pay { tx: p, .. } if p == tx)),
+                        pay: pays >= 1,
                         void: w.voided(&tx),
                         prepared_record: w.prepared_txs().any(|(p, _, _)| p == tx),
+                        pay_again: pays >= 2,
                     };
                     (self.durable_buyer(t), mem)
                 }
@@ -545,11 +669,28 @@ impl Engines {
                 "buyer {t} pending {}",
                 at()
             );
-            let paid = if b.mem.pay && !b.mem.void { amount } else { 0 };
             assert_eq!(
                 w.balance(),
-                eur(BUYER_BALANCE_START - paid),
+                eur(b.mem.balance(t)),
                 "buyer {t}'s balance {}",
+                at()
+            );
+            assert_eq!(
+                Self::balance(&self.nodes[t + 1].store),
+                b.durable.balance(t),
+                "buyer {t}'s durable balance {}",
+                at()
+            );
+            assert_eq!(
+                self.accepted[t],
+                b.accepted,
+                "buyer {t} accepted a request {}",
+                at()
+            );
+            assert_eq!(
+                self.answered_committed[t],
+                b.answered_committed,
+                "buyer {t} answered COMMITTED {}",
                 at()
             );
 
@@ -641,10 +782,22 @@ struct Covered {
     steps: usize,
     /// Walks that ended with a `Receive` durable at the seller.
     committed: usize,
+    /// Walks in which the seller's `Receive` was durable at some point.
+    received: usize,
+    /// Walks that ended with the seller's `Receive` gone after it was
+    /// durable (only a dishonest seller's rollback gets there).
+    rolled_back_sale: usize,
     /// Walks in which a prepared buyer voided its payment.
     voided: usize,
     /// Forged messages and restored copies among the steps.
     cheats: usize,
+    /// Walks in which a COMMIT-REQUEST reached a buyer whose payment was
+    /// final (kept by the model with a dishonest seller only).
+    late_requests: usize,
+    /// Walks that ended with a buyer's payment final while its seller holds
+    /// no `Receive` (only a dishonest seller's rollback or forged COMMIT
+    /// gets there).
+    paid_unreceived: usize,
 }
 
 /// A seeded random walk through the model, each step replayed on the
@@ -661,8 +814,21 @@ fn walk(model: &TwoPhaseCommit, seed: u64, covered: &mut Covered) {
         if actions.is_empty() {
             break;
         }
-        let len = u64::try_from(actions.len()).unwrap();
-        let a = actions[usize::try_from(rng.next_u64() % len).unwrap()];
+        // The cheat acts on one step in CHEAT_ONE_IN at most: drawn
+        // uniformly, its forgeries settle the buyer before the engines'
+        // own commit comes about, and no walk would reach it.
+        let (cheats, engine): (Vec<Action>, Vec<Action>) = actions
+            .iter()
+            .partition(|a| matches!(a, Action::Forge(_) | Action::Restore(_)));
+        let pool = if cheats.is_empty() {
+            engine
+        } else if engine.is_empty() || rng.next_u64() % CHEAT_ONE_IN == 0 {
+            cheats
+        } else {
+            engine
+        };
+        let len = u64::try_from(pool.len()).unwrap();
+        let a = pool[usize::try_from(rng.next_u64() % len).unwrap()];
         let taken = engines.step(model, &mut s, a);
         path.extend(taken);
         engines.check(model, &s, &path);
@@ -683,6 +849,14 @@ fn walk(model: &TwoPhaseCommit, seed: u64, covered: &mut Covered) {
         .iter()
         .filter(|a| matches!(a, Action::Forge(_) | Action::Restore(_)))
         .count();
+    covered.received += usize::from(s.seller_received_ever.iter().any(|&r| r));
+    covered.rolled_back_sale += usize::from(
+        (0..TRANSFERS).any(|t| s.seller_received_ever[t] && !s.seller.durable.receive[t]),
+    );
+    covered.late_requests += usize::from(s.buyers.iter().any(|b| b.late_request));
+    covered.paid_unreceived += usize::from(
+        (0..TRANSFERS).any(|t| s.buyers[t].durable.committed() && !s.seller.durable.receive[t]),
+    );
 }
 
 /// The model's healing schedule (`mpay_model::heal`: no loss, no crash;
@@ -726,20 +900,20 @@ fn heal(model: &TwoPhaseCommit, engines: &mut Engines, s: &mut State, path: &mut
     }
 }
 
-fn walks(model: &TwoPhaseCommit, first_seed: u64) -> Covered {
+fn walks(model: &TwoPhaseCommit, first_seed: u64, count: u64) -> Covered {
     let mut covered = Covered::default();
-    for seed in first_seed..first_seed + WALKS {
+    for seed in first_seed..first_seed + count {
         walk(model, seed, &mut covered);
     }
-    println!("{WALKS} walks replayed on the engines: {covered:?}");
-    assert!(covered.steps >= WALKS as usize * WALK_STEPS_MAX / 2);
-    assert!(covered.committed > 0 && covered.voided > 0, "{covered:?}");
+    println!("{count} walks replayed on the engines: {covered:?}");
+    assert!(covered.steps >= count as usize * WALK_STEPS_MAX / 2);
+    assert!(covered.received > 0 && covered.voided > 0, "{covered:?}");
     covered
 }
 
 #[test]
 fn random_walks_of_the_honest_model_replay_on_the_engines() {
-    walks(&TwoPhaseCommit::new(Variant::Correct), 0);
+    walks(&TwoPhaseCommit::new(Variant::Correct), 0, WALKS);
 }
 
 #[test]
@@ -747,8 +921,99 @@ fn random_walks_with_a_dishonest_buyer_replay_on_the_engines() {
     let covered = walks(
         &TwoPhaseCommit::with_dishonest_buyer(Variant::Correct),
         1_000,
+        WALKS,
     );
     assert!(covered.cheats > 0);
+}
+
+#[test]
+fn random_walks_with_a_dishonest_seller_replay_on_the_engines() {
+    let covered = walks(
+        &TwoPhaseCommit::with_dishonest_seller(Variant::Correct),
+        2_000,
+        WALKS_DISHONEST_SELLER,
+    );
+    assert!(covered.cheats > 0, "{covered:?}");
+    assert!(covered.rolled_back_sale > 0, "{covered:?}");
+    assert!(covered.late_requests > 0, "{covered:?}");
+    assert!(covered.paid_unreceived > 0, "{covered:?}");
+}
+
+/// The checker's example path of every `sometimes` property of the model
+/// with a dishonest seller (the cheat restoring a copy from before a sale it
+/// received, its COMMIT-REQUEST reaching a buyer whose payment was final,
+/// …), each replayed on the engines and then healed.
+#[test]
+fn the_dishonest_seller_examples_replay_on_the_engines() {
+    let model = TwoPhaseCommit::with_dishonest_seller(Variant::Correct);
+    let report = mpay_model::check_model(model.clone(), 1);
+    assert!(report.violated.is_empty(), "{:?}", report.counterexample);
+    let mut steps = 0;
+    for (name, actions) in &report.discoveries {
+        let (mut engines, mut s) = replay(&model, false, actions);
+        let mut path = actions.clone();
+        heal(&model, &mut engines, &mut s, &mut path);
+        assert!(model.resolved_honest(&s), "{name}: not resolved: {path:?}");
+        println!("{name}: {} steps, healed in {}", actions.len(), path.len());
+        steps += path.len();
+    }
+    println!(
+        "{} example paths replayed, {steps} steps",
+        report.discoveries.len()
+    );
+    assert!(report.discoveries.len() >= 5, "{:?}", report.reached);
+}
+
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// The buyer that pays a repeated COMMIT-REQUEST again is the model's
+/// alone: its counterexample, replayed on the engines as built, drifts at
+/// the late request (the engine writes no second `Pay`), and the correct
+/// model follows the engines up to that request and past it.
+#[test]
+fn the_engines_do_not_pay_a_repeated_request_again() {
+    let broken = TwoPhaseCommit::with_dishonest_seller(Variant::PayAgainAfterComplete);
+    let (property, actions) = first_counterexample(broken.clone(), 1).expect("a counterexample");
+    println!("{property}: {actions:?}");
+    let late_request = actions
+        .iter()
+        .rposition(|a| {
+            matches!(
+                a,
+                Action::Deliver(Msg {
+                    kind: Kind::CommitRequest,
+                    ..
+                })
+            )
+        })
+        .expect("the counterexample delivers a COMMIT-REQUEST");
+    let drifted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        replay(&broken, false, &actions);
+    }))
+    .expect_err("the engines paid the repeated request again");
+    let text = panic_text(drifted.as_ref());
+    assert!(text.contains("buyer 0's memory"), "{text}");
+    assert!(
+        text.contains(&format!("after {:?}\nmodel", &actions[..=late_request])),
+        "not at the late request: {text}"
+    );
+
+    let correct = TwoPhaseCommit::with_dishonest_seller(Variant::Correct);
+    let (engines, s) = replay(&correct, false, &actions[..=late_request]);
+    let t = usize::from(CHEAT_TRANSFER);
+    assert!(s.buyers[t].late_request && s.buyers[t].durable.committed());
+    assert!(!s.pending(CHEAT_TRANSFER + 1));
+    assert_eq!(engines.durable_buyer(t), s.buyers[t].durable);
+    let store = &engines.nodes[t + 1].store;
+    let tx = engines.txs[t].expect("started");
+    assert_eq!(pay_entries(&Engines::chain(store), tx), 1);
 }
 
 /// The shortest path on which the seller of the broken variant signs ABORT
