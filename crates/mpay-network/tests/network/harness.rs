@@ -642,10 +642,35 @@ impl Network {
     }
 
     /// Submits a payment of `cents` to `to` with the right PIN.
+    /// Pays `cents` to `to`, and returns the payment once it is past
+    /// `received`. The CPP answers a PR after one attempt at the bank; a
+    /// bank slow to answer (a loaded machine) leaves it `received` and the
+    /// sweep resumes it, so a test that asserts the state after the bank
+    /// step waits for that step here, as a customer's device would.
     pub async fn pay(&mut self, to: Which, cents: i64, key: [u8; 16]) -> PaymentStatus {
         let trans = self.trans(to, cents, "order-1");
         let frame = self.pr_frame(&trans, PIN, key);
-        self.cpp.submit(frame).await.expect("PR accepted")
+        let status = self.cpp.submit(frame).await.expect("PR accepted");
+        self.past_received(status).await
+    }
+
+    /// `status` once its payment has left `received`.
+    pub async fn past_received(&self, mut status: PaymentStatus) -> PaymentStatus {
+        let until = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        while status.state == "received" {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "payment {} still received after {WAIT_MS_MAX} ms",
+                status.payment_id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = self
+                .cpp
+                .status(&status.payment_id, 0)
+                .await
+                .expect("payment status");
+        }
+        status
     }
 
     pub fn merchant_ref(&self, which: Which) -> &Merchant {
