@@ -16,12 +16,10 @@
 //!
 //! # A payment's states at the MPP ([`MerchantState`])
 //!
-//! ```text
-//! awaiting_decision ──approve──▶ approved ──T confirmation──▶ completed ──refunds──▶ refunded
-//!        │          ──reject───▶ rejected
-//!        └─(CPP's expired confirmation, from any of these)──▶ expired
-//! late: the PN reached the MPP past its hop deadline (recorded, never shown)
-//! ```
+//! The core decides them (`mpay_processor::merchant::step`: a decision only
+//! while awaiting one and before the hop deadline, the CPP's confirmation
+//! once, refunded only once completed); this driver loads the payment,
+//! stores the step and queues its effects in one transaction.
 //!
 //! The merchant sees the CPP's pseudonym of the customer, never who it is.
 //! A refund (`funding` → `relayed` → `refunded`, or `failed`) first moves
@@ -47,6 +45,7 @@ use mpay_bank::{AccountId, InterbankTransfer, Transfer};
 use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
+use mpay_processor::merchant;
 use mpay_processor::refund::{self, State as RefundState};
 use mpay_semops::{
     ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice, SemopsError, Signed,
@@ -400,11 +399,7 @@ impl Mpp {
         if now >= routed.deadline {
             late = true;
         }
-        let state = if late {
-            MerchantState::Late
-        } else {
-            MerchantState::AwaitingDecision
-        };
+        let state = merchant::Payment::noticed(late).state;
         let id = pn.payment_id;
         let notice = routed.notice.to_wire();
         let (notice, cpp_name) = (&notice, &cpp.name);
@@ -469,13 +464,28 @@ impl Mpp {
             .verify(&cpp.certificate, now)
             .map_err(|e| NetError::Refused(format!("confirmation: {e}")))?
             .clone();
-        let next = match body.outcome {
+        let outcome = match body.outcome {
             ConfirmationOutcome::Transferred | ConfirmationOutcome::DelayedTransfer => {
-                Some(MerchantState::Completed)
+                Some(merchant::Outcome::Transferred)
             }
-            ConfirmationOutcome::Rejected { .. } => Some(MerchantState::Rejected),
-            ConfirmationOutcome::Expired => Some(MerchantState::Expired),
+            ConfirmationOutcome::Rejected { .. } => Some(merchant::Outcome::Rejected),
+            ConfirmationOutcome::Expired => Some(merchant::Outcome::Expired),
             ConfirmationOutcome::Refunded => None,
+        };
+        // The payment's own outcome goes through the core; a refund's
+        // confirmation goes to its saga below. The update keeps the guard
+        // `confirmation IS NULL` against a confirmation applied meanwhile.
+        let current = merchant::Payment {
+            state: row.state,
+            confirmed: row.confirmation.is_some(),
+        };
+        let next = match outcome
+            .map(|o| merchant::step(current, merchant::Input::Confirmed(o), now.as_millis()))
+        {
+            None => None,
+            Some(Ok(step)) => Some(step.payment.state),
+            Some(Err(merchant::Illegal::AlreadyConfirmed)) => return Ok("duplicate".to_owned()),
+            Some(Err(illegal)) => return Err(NetError::Internal(illegal.to_string())),
         };
         let amount = body.amount.minor_units();
         let outcome = node
@@ -967,10 +977,7 @@ async fn decide(
     )
     .map_err(|e| NetError::Internal(e.to_string()))?
     .to_wire();
-    let next = match verified.decision {
-        Decision::Approve => MerchantState::Approved,
-        Decision::Reject { .. } => MerchantState::Rejected,
-    };
+    let approve = matches!(verified.decision, Decision::Approve);
     let dc = node.my_dc()?.name.clone();
     let decision_wire = decision.to_wire();
     let content = verified.idempotent_content();
@@ -978,7 +985,9 @@ async fn decide(
     node.db
         .with_retry(move |tx| {
             Box::pin(async move {
-                let row = sqlx::query("SELECT state, decision, hop_deadline FROM mpp_payments WHERE id = $1")
+                let row = sqlx::query(
+                    "SELECT state, decision, confirmation, hop_deadline FROM mpp_payments WHERE id = $1",
+                )
                     .bind(&id[..])
                     .fetch_one(&mut **tx)
                     .await?;
@@ -993,39 +1002,48 @@ async fn decide(
                     }
                     return Err(NetError::conflict("already_decided", "the payment was decided"));
                 }
-                let hop_deadline: i64 = row.try_get("hop_deadline")?;
-                if ms(now) >= hop_deadline {
-                    return Err(NetError::conflict(
-                        "deadline_passed",
-                        "the decision deadline has passed",
-                    ));
-                }
                 let state: String = row.try_get("state")?;
-                if state != MerchantState::AwaitingDecision.as_str() {
-                    return Err(NetError::conflict(
-                        "not_awaiting_decision",
-                        format!("the payment is {state}"),
-                    ));
-                }
+                let current = merchant::Payment {
+                    state: MerchantState::parse(&state).ok_or_else(|| corrupt("state"))?,
+                    confirmed: row.try_get::<Option<Vec<u8>>, _>("confirmation")?.is_some(),
+                };
+                let hop_deadline: i64 = row.try_get("hop_deadline")?;
+                let input = merchant::Input::Decided {
+                    approve,
+                    deadline_ms: u64::try_from(hop_deadline).unwrap_or(0),
+                };
+                let step = merchant::step(current, input, now.as_millis()).map_err(|illegal| {
+                    match illegal {
+                        merchant::Illegal::DeadlinePassed => {
+                            NetError::conflict("deadline_passed", illegal.to_string())
+                        }
+                        merchant::Illegal::NotAwaitingDecision(_) => {
+                            NetError::conflict("not_awaiting_decision", illegal.to_string())
+                        }
+                        _ => NetError::Internal(illegal.to_string()),
+                    }
+                })?;
                 sqlx::query(
                     "UPDATE mpp_payments SET state = $2, decision = $3, updated_at = $4 WHERE id = $1",
                 )
                 .bind(&id[..])
-                .bind(next.as_str())
+                .bind(step.payment.state.as_str())
                 .bind(&decision_wire[..])
                 .bind(ms(now))
                 .execute(&mut **tx)
                 .await?;
-                Node::enqueue(
-                    tx,
-                    dc,
-                    kind::DECISION_RELAY,
-                    id,
-                    relay,
-                    &format!("decision-{}", hex(&id)),
-                    now,
-                )
-                .await?;
+                if step.effects.contains(&merchant::Effect::RelayDecision) {
+                    Node::enqueue(
+                        tx,
+                        dc,
+                        kind::DECISION_RELAY,
+                        id,
+                        relay,
+                        &format!("decision-{}", hex(&id)),
+                        now,
+                    )
+                    .await?;
+                }
                 Ok::<_, NetError>(())
             })
         })

@@ -1,7 +1,18 @@
-//! A payment's states at the merchant's payment processor (MPP): the
-//! merchant sees it, decides, and the customer's processor confirms the
-//! outcome. The MPP stores these names; `mpay_network::reconcile` reads them
-//! through [`State::parse`].
+//! A payment's life at the merchant's payment processor (MPP).
+//!
+//! ```text
+//!   PN in time ─▶ awaiting_decision ──approve──▶ approved ─┐
+//!                        └──reject───▶ rejected ───────────┤ (relayed to the CPP)
+//!   PN late ────▶ late (never shown)                       │
+//!   the CPP's confirmation, once, from any of them: ◀──────┘
+//!       T or DT ▶ completed ──refunded in full──▶ refunded
+//!       rejected ▶ rejected        expired ▶ expired
+//! ```
+//!
+//! [`step`] takes the payment by value, the input and `now`, and returns the
+//! next payment and what the driver must do; an input the payment cannot
+//! take is [`Illegal`] and changes nothing. The MPP stores the state names;
+//! `mpay_network::reconcile` reads them through [`State::parse`].
 
 /// A payment's state at the merchant's payment processor.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,6 +74,133 @@ impl State {
     /// outcome was confirmed, or its PN came too late to be shown.
     pub fn is_final(self) -> bool {
         !matches!(self, State::AwaitingDecision | State::Approved)
+    }
+}
+
+/// A payment at the MPP as the core sees it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Payment {
+    /// Where it is.
+    pub state: State,
+    /// The CPP's confirmation of its outcome has been applied.
+    pub confirmed: bool,
+}
+
+impl Payment {
+    /// A payment whose PN just arrived: shown to the merchant, or `late`
+    /// (past its hop deadline, or its TRANS expired) and never shown.
+    pub fn noticed(late: bool) -> Payment {
+        Payment {
+            state: if late {
+                State::Late
+            } else {
+                State::AwaitingDecision
+            },
+            confirmed: false,
+        }
+    }
+}
+
+/// What the CPP confirmed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// The money was transferred (T), or will be by an aggregated transfer
+    /// (DT, micropayments).
+    Transferred,
+    /// The payment was rejected (by the merchant, or the customer's bank).
+    Rejected,
+    /// The decision deadline passed without a decision.
+    Expired,
+}
+
+/// What happens to a payment at the MPP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Input {
+    /// The merchant decided; `deadline_ms` is the payment's hop deadline.
+    Decided {
+        /// Approve, or reject.
+        approve: bool,
+        /// The last moment (exclusive) a decision may be taken.
+        deadline_ms: u64,
+    },
+    /// The CPP's confirmation arrived.
+    Confirmed(Outcome),
+    /// Refunds now cover the whole amount and none is still moving.
+    RefundedInFull,
+}
+
+/// What the driver must do, in the transaction that stores the step.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Effect {
+    /// Queue the signed decision to the CPP (through the DC).
+    RelayDecision,
+}
+
+/// An input the payment cannot take; nothing changes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum Illegal {
+    /// A decision at or after the hop deadline.
+    #[error("the decision deadline has passed")]
+    DeadlinePassed,
+    /// A decision for a payment not awaiting one.
+    #[error("the payment is {}", .0.as_str())]
+    NotAwaitingDecision(State),
+    /// A second confirmation (a repeat is answered as a duplicate).
+    #[error("the payment's outcome was already confirmed")]
+    AlreadyConfirmed,
+    /// Refunded in full, but not a completed payment.
+    #[error("a payment that is {} cannot be refunded", .0.as_str())]
+    NotCompleted(State),
+}
+
+/// A transition's result.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Step {
+    /// The payment after it.
+    pub payment: Payment,
+    /// What the driver must do.
+    pub effects: Vec<Effect>,
+}
+
+/// The one transition function of a payment at the MPP (module docs).
+pub fn step(payment: Payment, input: Input, now_ms: u64) -> Result<Step, Illegal> {
+    let next = |state: State, confirmed: bool, effects: Vec<Effect>| Step {
+        payment: Payment { state, confirmed },
+        effects,
+    };
+    match input {
+        Input::Decided {
+            approve,
+            deadline_ms,
+        } => {
+            if now_ms >= deadline_ms {
+                return Err(Illegal::DeadlinePassed);
+            }
+            if payment.state != State::AwaitingDecision || payment.confirmed {
+                return Err(Illegal::NotAwaitingDecision(payment.state));
+            }
+            let state = if approve {
+                State::Approved
+            } else {
+                State::Rejected
+            };
+            Ok(next(state, false, vec![Effect::RelayDecision]))
+        }
+        Input::Confirmed(outcome) => {
+            if payment.confirmed {
+                return Err(Illegal::AlreadyConfirmed);
+            }
+            let state = match outcome {
+                Outcome::Transferred => State::Completed,
+                Outcome::Rejected => State::Rejected,
+                Outcome::Expired => State::Expired,
+            };
+            Ok(next(state, true, Vec::new()))
+        }
+        Input::RefundedInFull => match payment.state {
+            State::Completed => Ok(next(State::Refunded, payment.confirmed, Vec::new())),
+            other => Err(Illegal::NotCompleted(other)),
+        },
     }
 }
 
