@@ -17,6 +17,7 @@ const CORES: &[&str] = &[
     "mpay-offline",
     "mpay-processor",
     "mpay-semops",
+    "mpay-report",
 ];
 
 /// Packages no core may depend on, directly or not.
