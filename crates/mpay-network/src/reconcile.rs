@@ -688,6 +688,15 @@ mod tests {
         )
     }
 
+    /// `report` has a mismatch whose words contain `words`.
+    fn assert_mismatch(report: &Report, words: &str) {
+        assert!(
+            report.mismatches.iter().any(|m| m.contains(words)),
+            "no mismatch with `{words}` in {:?}",
+            report.mismatches
+        );
+    }
+
     /// A completed payment of 6.00 from alice to bob, its hold posted.
     fn paid_view() -> View {
         View {
@@ -721,14 +730,7 @@ mod tests {
         view.holds
             .insert(("bank1".into(), 7), hold(HoldState::Voided));
         let report = judge(&view, Duration::ZERO);
-        assert!(
-            report
-                .mismatches
-                .iter()
-                .any(|m| m.contains("is `completed` but its hold is Voided")),
-            "{:?}",
-            report.mismatches
-        );
+        assert_mismatch(&report, "is `completed` but its hold is Voided");
     }
 
     #[test]
@@ -740,14 +742,7 @@ mod tests {
         ])];
         let report = judge(&view, Duration::ZERO);
         assert_eq!(report.money_outside_settlement_minor, 1_001);
-        assert!(
-            report
-                .mismatches
-                .iter()
-                .any(|m| m.contains("money created or lost")),
-            "{:?}",
-            report.mismatches
-        );
+        assert_mismatch(&report, "money created or lost");
     }
 
     #[test]
@@ -757,13 +752,9 @@ mod tests {
         view.holds
             .insert(("bank1".into(), 7), hold(HoldState::Voided));
         let report = judge(&view, Duration::ZERO);
-        assert!(
-            report
-                .mismatches
-                .iter()
-                .any(|m| m.contains("mpp1 has payment") && m.contains("its CPP does not")),
-            "{:?}",
-            report.mismatches
+        assert_mismatch(
+            &report,
+            &format!("mpp1 has payment {ID} `completed` but its CPP does not"),
         );
     }
 
@@ -773,13 +764,7 @@ mod tests {
         view.in_flight = 2;
         assert!(!view.is_quiet());
         let report = judge(&view, Duration::from_secs(3));
-        assert!(
-            report
-                .mismatches
-                .contains(&"2 messages still undelivered after 3 s".to_owned()),
-            "{:?}",
-            report.mismatches
-        );
+        assert_mismatch(&report, "2 messages still undelivered after 3 s");
         let mut view = paid_view();
         view.payments = vec![payment("pending", Some(7))];
         assert!(!view.is_quiet());
@@ -790,13 +775,6 @@ mod tests {
         let mut view = paid_view();
         view.banks = vec![books(&[("cust:alice", "lots")])];
         let report = judge(&view, Duration::ZERO);
-        assert!(
-            report
-                .mismatches
-                .iter()
-                .any(|m| m.contains("amount `lots` does not parse")),
-            "{:?}",
-            report.mismatches
-        );
+        assert_mismatch(&report, "amount `lots` does not parse");
     }
 }
