@@ -13,16 +13,19 @@ fn threads() -> usize {
     1
 }
 
-/// Fewest distinct states the correct model has; a change that shrinks the
-/// space below this (a property that stopped exploring) fails the test.
-const CORRECT_UNIQUE_STATES_MIN: usize = 1_000_000;
-
-#[test]
-fn correct_protocol_holds_in_every_reachable_state() {
+/// Checks `model` exhaustively: no property violated, at least
+/// `unique_states_min` distinct states (a property that stopped exploring
+/// fails), every name in `reached` reached; prints the figures under `label`.
+fn holds_everywhere(
+    label: &str,
+    model: TwoPhaseCommit,
+    unique_states_min: usize,
+    reached: &[&str],
+) -> mpay_model::CheckReport {
     let started = std::time::Instant::now();
-    let report = check(Variant::Correct, threads());
+    let report = check_model(model, threads());
     println!(
-        "two-phase commit model: {} distinct states ({} generated), max depth {}, {:.1} s",
+        "{label}: {} distinct states ({} generated), max depth {}, {:.1} s",
         report.unique_states,
         report.states,
         report.max_depth,
@@ -33,15 +36,30 @@ fn correct_protocol_holds_in_every_reachable_state() {
         "counterexample: {:?}",
         report.counterexample
     );
-    assert!(report.unique_states >= CORRECT_UNIQUE_STATES_MIN);
-    for name in [
-        "both transfers committed",
-        "a prepared buyer voided its payment",
-        "one transfer committed, the other voided",
-        "a restarted buyer still prepared",
-    ] {
-        assert!(report.reached.contains(&name), "never reached: {name}");
+    assert!(report.unique_states >= unique_states_min);
+    for name in reached {
+        assert!(report.reached.contains(name), "never reached: {name}");
     }
+    report
+}
+
+/// Fewest distinct states the correct model has; a change that shrinks the
+/// space below this (a property that stopped exploring) fails the test.
+const CORRECT_UNIQUE_STATES_MIN: usize = 1_000_000;
+
+#[test]
+fn correct_protocol_holds_in_every_reachable_state() {
+    let report = holds_everywhere(
+        "two-phase commit model",
+        TwoPhaseCommit::new(Variant::Correct),
+        CORRECT_UNIQUE_STATES_MIN,
+        &[
+            "both transfers committed",
+            "a prepared buyer voided its payment",
+            "one transfer committed, the other voided",
+            "a restarted buyer still prepared",
+        ],
+    );
     // Only a dishonest party gets there.
     for name in [
         "a buyer's payment is final and its seller holds no Receive",
@@ -56,30 +74,15 @@ const DISHONEST_UNIQUE_STATES_MIN: usize = 10_000;
 
 #[test]
 fn a_dishonest_buyer_cannot_harm_the_honest_parties() {
-    let started = std::time::Instant::now();
-    let report = check_model(
+    holds_everywhere(
+        "two-phase commit model with a dishonest buyer",
         TwoPhaseCommit::with_dishonest_buyer(Variant::Correct),
-        threads(),
+        DISHONEST_UNIQUE_STATES_MIN,
+        &[
+            "a prepared buyer voided its payment",
+            "the cheat restored a copy from before a payment the seller received",
+        ],
     );
-    println!(
-        "two-phase commit model with a dishonest buyer: {} distinct states ({} generated), max depth {}, {:.1} s",
-        report.unique_states,
-        report.states,
-        report.max_depth,
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        report.violated.is_empty(),
-        "counterexample: {:?}",
-        report.counterexample
-    );
-    assert!(report.unique_states >= DISHONEST_UNIQUE_STATES_MIN);
-    for name in [
-        "a prepared buyer voided its payment",
-        "the cheat restored a copy from before a payment the seller received",
-    ] {
-        assert!(report.reached.contains(&name), "never reached: {name}");
-    }
 }
 
 /// Fewest distinct states the model with a dishonest seller has.
@@ -87,33 +90,18 @@ const DISHONEST_SELLER_UNIQUE_STATES_MIN: usize = 10_000;
 
 #[test]
 fn a_dishonest_seller_cannot_harm_an_honest_buyer() {
-    let started = std::time::Instant::now();
-    let report = check_model(
+    holds_everywhere(
+        "two-phase commit model with a dishonest seller",
         TwoPhaseCommit::with_dishonest_seller(Variant::Correct),
-        threads(),
+        DISHONEST_SELLER_UNIQUE_STATES_MIN,
+        &[
+            "a prepared buyer voided its payment",
+            "the cheat restored a copy from before a sale it received",
+            "a COMMIT-REQUEST reached a buyer whose payment was final",
+            "a buyer's payment is final and its seller holds no Receive",
+            "a buyer voided a payment its seller received",
+        ],
     );
-    println!(
-        "two-phase commit model with a dishonest seller: {} distinct states ({} generated), max depth {}, {:.1} s",
-        report.unique_states,
-        report.states,
-        report.max_depth,
-        started.elapsed().as_secs_f64()
-    );
-    assert!(
-        report.violated.is_empty(),
-        "counterexample: {:?}",
-        report.counterexample
-    );
-    assert!(report.unique_states >= DISHONEST_SELLER_UNIQUE_STATES_MIN);
-    for name in [
-        "a prepared buyer voided its payment",
-        "the cheat restored a copy from before a sale it received",
-        "a COMMIT-REQUEST reached a buyer whose payment was final",
-        "a buyer's payment is final and its seller holds no Receive",
-        "a buyer voided a payment its seller received",
-    ] {
-        assert!(report.reached.contains(&name), "never reached: {name}");
-    }
 }
 
 #[test]
