@@ -16,7 +16,7 @@ use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes, hex_stri
 use mpay_money::{Amount, Currency};
 use mpay_network::client::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
-    PaymentStatus,
+    PaymentStatus, SubmitError,
 };
 use mpay_network::{Directory, config::read_keys, config::write_keys};
 use mpay_semops::{
@@ -580,18 +580,22 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     pin: Pin::new(&pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
                     idempotency_key: key16(key.as_deref())?,
                 };
-                let frame = seal_pr(
-                    &request,
-                    &me.keys()?,
-                    me.id()?,
-                    &cpp.certificate.body.keys,
-                    wall_clock(),
-                    &mut fresh_rng()?,
-                )?;
+                let (keys, id, mut rng) = (me.keys()?, me.id()?, fresh_rng()?);
+                let seal = || {
+                    seal_pr(
+                        &request,
+                        &keys,
+                        id,
+                        &cpp.certificate.body.keys,
+                        wall_clock(),
+                        &mut rng,
+                    )
+                };
                 let client = CppClient::new(&cpp.url)?;
-                let status = match client.submit(frame).await {
+                let status = match client.submit_sealed(seal).await {
                     Ok(status) => status,
-                    Err(error) => {
+                    Err(SubmitError::Seal(error)) => return Err(error.into()),
+                    Err(SubmitError::Client(error)) => {
                         if json {
                             println!("{}", refusal_json(&error));
                         } else {

@@ -13,6 +13,9 @@ use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
 /// Largest request body a service reads.
 pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
 
+/// The `Retry-After` of a 503 `busy` answer, in seconds.
+pub const BUSY_RETRY_AFTER_S: u32 = 1;
+
 /// The wall clock, for the services' drivers only.
 pub use mpay_clock::wall_clock;
 
@@ -83,6 +86,11 @@ pub enum NetError {
     /// kept and resumed later.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The service is busy (a transaction kept losing races to concurrent
+    /// ones, or no database connection came free): nothing was changed, and
+    /// the same request may be sent again after `Retry-After`.
+    #[error("busy: {0}; retry")]
+    Busy(String),
     /// The database failed.
     #[error("database: {0}")]
     Db(#[from] DbError),
@@ -105,6 +113,7 @@ impl From<IdempotencyError> for NetError {
         match e {
             IdempotencyError::KeyReusedWithDifferentRequest { .. } => NetError::IdempotencyConflict,
             IdempotencyError::Db(db) => NetError::Db(db),
+            IdempotencyError::ConcurrentDuplicate => NetError::Busy(e.to_string()),
             other => NetError::Internal(other.to_string()),
         }
     }
@@ -115,6 +124,7 @@ impl Retryable for NetError {
         match self {
             NetError::Db(e) => e.is_retryable(),
             NetError::Outbox(e) => e.is_retryable(),
+            NetError::Busy(_) => true,
             _ => false,
         }
     }
@@ -137,9 +147,20 @@ impl NetError {
             NetError::Refused(_) => (StatusCode::BAD_REQUEST, "refused"),
             NetError::Replay => (StatusCode::CONFLICT, "replay"),
             NetError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            NetError::Db(_) | NetError::Outbox(_) | NetError::Internal(_) => {
+            _ if self.is_busy() => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            NetError::Busy(_) | NetError::Db(_) | NetError::Outbox(_) | NetError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
+        }
+    }
+
+    /// True when the request failed only because the service is busy:
+    /// answered 503 `busy` with `Retry-After`, and safe to send again.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            NetError::Busy(_) => true,
+            NetError::Db(e) | NetError::Outbox(OutboxError::Db(e)) => e.is_busy(),
+            _ => false,
         }
     }
 
@@ -154,13 +175,23 @@ impl NetError {
 impl IntoResponse for NetError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        let message = if self.is_busy() {
+            tracing::warn!(error = %self, "request answered busy");
+            "the service is busy; send the same request again after Retry-After seconds".to_owned()
+        } else if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
             "the service could not complete the request; it is logged".to_owned()
         } else {
             self.to_string()
         };
-        ApiError::new(code, message).into_response_with(status)
+        let mut response = ApiError::new(code, message).into_response_with(status);
+        if self.is_busy() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(BUSY_RETRY_AFTER_S),
+            );
+        }
+        response
     }
 }
 
@@ -233,4 +264,51 @@ pub(crate) fn openapi_document(
     schemes: &[Bearer],
 ) -> serde_json::Value {
     mpay_http::openapi::finish(doc, schemes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_concurrent_duplicate_stays_retryable_and_is_never_a_500() {
+        // The idempotency table's unique key lost a race to a concurrent
+        // request with the same key: running the transaction again sees that
+        // request's answer, so it must stay retryable through `NetError`.
+        let error = NetError::from(IdempotencyError::ConcurrentDuplicate);
+        assert!(error.is_retryable(), "{error:?} must be retryable");
+        assert_eq!(
+            error.status(),
+            (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            "if retries run out, the caller is told to retry, not that the service broke"
+        );
+    }
+
+    #[test]
+    fn a_database_that_is_only_busy_is_busy_not_internal() {
+        // No pooled connection came free in time: load, not a fault.
+        let lost_race = NetError::Db(DbError::Sqlx(mpay_sql::sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            lost_race.status(),
+            (StatusCode::SERVICE_UNAVAILABLE, "busy")
+        );
+        let broken = NetError::Internal("a bug".into());
+        assert_eq!(
+            broken.status(),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+    }
+
+    #[test]
+    fn a_busy_answer_tells_the_caller_when_to_retry() {
+        let response = NetError::from(IdempotencyError::ConcurrentDuplicate).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
 }

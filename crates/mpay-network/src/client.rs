@@ -564,7 +564,38 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// True when the service answered 503 `busy`: it changed nothing, and
+    /// the same request may be sent again after a pause.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 503, error } if error.error == "busy")
+    }
 }
+
+/// Why [`CppClient::submit_sealed`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError<E> {
+    /// The device could not seal its PR.
+    #[error("sealing the PR: {0}")]
+    Seal(#[source] E),
+    /// The CPP refused the PR or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl<E: From<ClientError>> SubmitError<E> {
+    /// One error of the caller's type, whichever step failed.
+    pub fn into_error(self) -> E {
+        match self {
+            SubmitError::Seal(error) => error,
+            SubmitError::Client(error) => E::from(error),
+        }
+    }
+}
+
+/// How many times [`CppClient::submit_sealed`] sends a PR while the CPP
+/// answers `busy`.
+pub const SUBMIT_BUSY_ATTEMPTS_MAX: u32 = 5;
 
 #[derive(Clone, Debug)]
 struct Http {
@@ -783,6 +814,31 @@ impl CppClient {
                     .body(pr_frame),
             )
             .await
+    }
+
+    /// Submits the PR that `seal` makes, as a customer's device does: while
+    /// the CPP answers `busy` (nothing recorded), waits
+    /// [`BUSY_RETRY_AFTER_S`](crate::api::BUSY_RETRY_AFTER_S) seconds,
+    /// doubling, and sends it again, [`SUBMIT_BUSY_ATTEMPTS_MAX`] times in
+    /// all. `seal` is called once per attempt: the same PR (same TRANS and
+    /// idempotency key) in a fresh envelope, since the CPP refuses an
+    /// envelope it has already opened as a replay.
+    pub async fn submit_sealed<E>(
+        &self,
+        mut seal: impl FnMut() -> Result<Vec<u8>, E>,
+    ) -> Result<PaymentStatus, SubmitError<E>> {
+        let mut pause = Duration::from_secs(u64::from(crate::api::BUSY_RETRY_AFTER_S));
+        let mut attempt = 1;
+        loop {
+            match self.submit(seal().map_err(SubmitError::Seal)?).await {
+                Err(error) if error.is_busy() && attempt < SUBMIT_BUSY_ATTEMPTS_MAX => {
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    attempt += 1;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// `GET /v1/payments/{id}?wait_ms=`: answers once the payment is final

@@ -136,6 +136,17 @@ impl Retryable for sqlx::Error {
     }
 }
 
+impl DbError {
+    /// True when the database is only busy, not broken: a transaction that
+    /// lost a race (still [retryable](Retryable) after every attempt of
+    /// [`Db::with_retry`]) or no pooled connection free within
+    /// [`ACQUIRE_TIMEOUT_MS`]. The same request later may well succeed, so a
+    /// service answers it with "busy, retry", not "internal error".
+    pub fn is_busy(&self) -> bool {
+        self.is_retryable() || matches!(self, DbError::Sqlx(sqlx::Error::PoolTimedOut))
+    }
+}
+
 impl Retryable for DbError {
     fn is_retryable(&self) -> bool {
         match self {

@@ -282,15 +282,18 @@ pub mod services {
             pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
             idempotency_key: random16(rng),
         };
-        let frame = seal_pr(
-            &request,
-            &customer.keys,
-            customer.id,
-            &customer.cpp_cert.body.keys,
-            now,
-            rng,
-        )?;
-        let mut status = client.submit(frame).await?;
+        let mut status = client
+            .submit_sealed(|| {
+                seal_pr(
+                    &request,
+                    &customer.keys,
+                    customer.id,
+                    &customer.cpp_cert.body.keys,
+                    now,
+                    rng,
+                )
+            })
+            .await?;
         while !status.is_final {
             status = client.status(&status.payment_id, STATUS_WAIT_MS).await?;
         }

@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
 use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
 use mpay_money::Amount;
-use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
+use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient, SubmitError};
 use mpay_network::{Directory, Timing};
 use mpay_semops::{
     CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, SignedTrans, Trans,
@@ -231,9 +231,11 @@ async fn pay_once(
 ) -> anyhow::Result<Duration> {
     let trans = load_trans(merchant, random16(rng))?;
     let key = random16(rng);
-    let frame = pr_frame(customer, &trans, key, rng)?;
     let started = Instant::now();
-    let mut status = client.submit(frame).await?;
+    let mut status = client
+        .submit_sealed(|| pr_frame(customer, &trans, key, rng))
+        .await
+        .map_err(SubmitError::into_error)?;
     while !status.is_final {
         status = client.status(&status.payment_id, STATUS_WAIT_MS).await?;
     }

@@ -17,7 +17,7 @@ use mpay_bank::BankClient;
 use mpay_identity::{PartyId, SecretKeys, Suite, hex_bytes, hex_string};
 use mpay_money::Amount;
 use mpay_network::client::{
-    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus,
+    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus, SubmitError,
 };
 use mpay_network::{Directory, ResolvedDirectory};
 use mpay_semops::{
@@ -368,17 +368,23 @@ impl Customer {
             idempotency_key: key,
         };
         let started = Instant::now();
-        let frame = seal_pr(
-            &request,
-            &self.keys,
-            self.id,
-            &self.cpp_keys,
-            wall_clock(),
-            &mut ChaCha20Rng::from_seed(rng_seed),
-        )?;
-        let mut status = match self.client.submit(frame).await {
+        let mut rng = ChaCha20Rng::from_seed(rng_seed);
+        let submitted = self
+            .client
+            .submit_sealed(|| {
+                seal_pr(
+                    &request,
+                    &self.keys,
+                    self.id,
+                    &self.cpp_keys,
+                    wall_clock(),
+                    &mut rng,
+                )
+            })
+            .await;
+        let mut status = match submitted {
             Ok(status) => status,
-            Err(ClientError::Refused { error, .. }) => {
+            Err(SubmitError::Client(ClientError::Refused { error, .. })) => {
                 return Ok(Paid::Refused { code: error.error });
             }
             Err(other) => return Err(other.into()),
