@@ -184,6 +184,19 @@ impl Retryable for BankError {
 }
 
 impl BankError {
+    /// True when the bank is only busy (answered 503 `busy`, see
+    /// [`mpay_http::ApiError::busy_response`]): a transaction that kept
+    /// losing races, a concurrent request with the same idempotency key, or
+    /// no free database connection.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            BankError::Db(e) | BankError::Outbox(OutboxError::Db(e)) => e.is_busy(),
+            BankError::Idempotency(IdempotencyError::Db(e)) => e.is_busy(),
+            BankError::Idempotency(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
     /// True when the HTTP caller is at fault (a 4xx), not the bank.
     pub fn is_client_fault(&self) -> bool {
         match self {

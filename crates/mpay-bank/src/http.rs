@@ -118,6 +118,10 @@ impl IntoResponse for HttpError {
             HttpError::Request(problem) => return problem.into_response(),
             HttpError::Bank(error) => error,
         };
+        if error.is_busy() {
+            tracing::warn!(%error, "request answered busy");
+            return ApiError::busy_response();
+        }
         let (status, code) = match &error {
             BankError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BankError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
@@ -1480,4 +1484,34 @@ fn bank_document() -> serde_json::Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_only_lost_a_race_is_answered_busy_with_retry_after() {
+        let response = HttpError::Bank(crate::BankError::Idempotency(
+            IdempotencyError::ConcurrentDuplicate,
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let pool = mpay_sql::DbError::Sqlx(mpay_sql::sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            HttpError::from(crate::BankError::Db(pool))
+                .into_response()
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let broken = HttpError::Bank(crate::BankError::Books("a bug".into())).into_response();
+        assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -67,7 +67,26 @@ impl ApiError {
     pub fn into_response_with(self, status: StatusCode) -> Response {
         (status, axum::Json(self)).into_response()
     }
+
+    /// 503 `busy` with `Retry-After: `[`BUSY_RETRY_AFTER_S`]: the service
+    /// is only busy (its transaction kept losing serialization races, or no
+    /// database connection came free), nothing was recorded, and the same
+    /// request may be sent again. Never a 500: that is kept for faults.
+    pub fn busy_response() -> Response {
+        let mut response = ApiError::new(
+            "busy",
+            "the service is busy; send the same request again after Retry-After seconds",
+        )
+        .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_S));
+        response
+    }
 }
+
+/// The `Retry-After` of a 503 `busy` answer ([`ApiError::busy_response`]), in seconds.
+pub const BUSY_RETRY_AFTER_S: u32 = 1;
 
 /// A request refused at the edge, before the service's logic ran: always
 /// the caller's fault (4xx), except [`PathRejection::MissingPathParams`],

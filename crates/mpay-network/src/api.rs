@@ -13,8 +13,7 @@ use mpay_sql::{DbError, IdempotencyError, OutboxError, Retryable};
 /// Largest request body a service reads.
 pub const REQUEST_BODY_LEN_MAX: usize = 64 * 1024;
 
-/// The `Retry-After` of a 503 `busy` answer, in seconds.
-pub const BUSY_RETRY_AFTER_S: u32 = 1;
+pub use mpay_http::BUSY_RETRY_AFTER_S;
 
 /// The wall clock, for the services' drivers only.
 pub use mpay_clock::wall_clock;
@@ -174,24 +173,18 @@ impl NetError {
 
 impl IntoResponse for NetError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status();
-        let message = if self.is_busy() {
+        if self.is_busy() {
             tracing::warn!(error = %self, "request answered busy");
-            "the service is busy; send the same request again after Retry-After seconds".to_owned()
-        } else if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            return ApiError::busy_response();
+        }
+        let (status, code) = self.status();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
             "the service could not complete the request; it is logged".to_owned()
         } else {
             self.to_string()
         };
-        let mut response = ApiError::new(code, message).into_response_with(status);
-        if self.is_busy() {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(BUSY_RETRY_AFTER_S),
-            );
-        }
-        response
+        ApiError::new(code, message).into_response_with(status)
     }
 }
 

@@ -103,6 +103,10 @@ impl IntoResponse for HttpError {
             HttpError::Request(problem) => return problem.into_response(),
             HttpError::Office(error) => error,
         };
+        if error.is_busy() {
+            tracing::warn!(%error, "request answered busy");
+            return ApiError::busy_response();
+        }
         let (status, code) = match &error {
             OfficeError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             OfficeError::UnknownOwner(_) => (StatusCode::NOT_FOUND, "unknown_owner"),
@@ -680,5 +684,35 @@ impl OfficeClient {
                 .bearer_auth(admin_token),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod busy_tests {
+    use super::*;
+
+    #[test]
+    fn a_request_that_only_lost_a_race_is_answered_busy_with_retry_after() {
+        let response = HttpError::Office(crate::OfficeError::Idempotency(
+            mpay_sql::IdempotencyError::ConcurrentDuplicate,
+        ))
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        let pool = mpay_sql::DbError::Sqlx(mpay_sql::sqlx::Error::PoolTimedOut);
+        assert_eq!(
+            HttpError::from(crate::OfficeError::Db(pool))
+                .into_response()
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let broken = HttpError::Office(crate::OfficeError::Books("a bug")).into_response();
+        assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

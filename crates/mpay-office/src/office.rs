@@ -137,6 +137,20 @@ impl From<sqlx::Error> for OfficeError {
     }
 }
 
+impl OfficeError {
+    /// True when the office is only busy (answered 503 `busy`, see
+    /// [`mpay_http::ApiError::busy_response`]): a transaction that kept
+    /// losing races, a concurrent request with the same idempotency key, or
+    /// no free database connection.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            OfficeError::Db(e) | OfficeError::Idempotency(IdempotencyError::Db(e)) => e.is_busy(),
+            OfficeError::Idempotency(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
 impl Retryable for OfficeError {
     fn is_retryable(&self) -> bool {
         match self {
