@@ -63,6 +63,9 @@
 //!   text payout account (1–128)
 //! - `RefundRelay` = `Signed<RefundRequest>` ‖ mpp id ‖ text transfer reference (1–128)
 //! - `PinHash` = 16-byte salt ‖ u32 memory KiB ‖ u32 iterations ‖ u32 lanes ‖ 32-byte hash
+//! - `StoredPin` = 1 ‖ 8-byte PIN key id ‖ 32-byte PVV (keyed BLAKE3 of
+//!   `mpay/v1/pvv` 0 ‖ u64 length ‖ customer ‖ u64 length ‖ PIN digits),
+//!   or an untagged `PinHash` (60 bytes; customers enrolled before PVVs)
 //! - `PinGuard` = u32 failures ‖ u32 failures max
 //!
 //! Amounts of TRANS, confirmations and refunds are positive and at most
@@ -74,6 +77,7 @@ mod decision;
 mod error;
 mod notice;
 mod pin;
+mod pvv;
 mod relay;
 mod request;
 mod signed;
@@ -94,6 +98,10 @@ pub use notice::{
 pub use pin::{
     PIN_DIGITS_MAX, PIN_DIGITS_MIN, PIN_FAILURES_MAX_DEFAULT, PIN_HASH_LEN, PIN_SALT_LEN, Pin,
     PinError, PinGuard, PinHash, PinParams,
+};
+pub use pvv::{
+    PIN_HASH_WIRE_LEN, PIN_KEY_ID_LEN, PIN_KEY_LEN, PIN_KEYS_MAX, PVV_LEN, PinCheck, PinKey,
+    PinKeyId, PinKeys, PinKeysError, Pvv, StoredPin,
 };
 pub use relay::{
     DecisionRelay, RELAY_TEXT_LEN_MAX, RefundRelay, SignedDecisionRelay, SignedRefundRelay,
