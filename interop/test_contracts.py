@@ -142,7 +142,7 @@ class Services:
 @pytest.fixture(scope="module")
 def services(tmp_path_factory):
     root = tmp_path_factory.mktemp("contracts")
-    init = mpay("network", "init", "--fast-pins", "--dir", str(root))
+    init = mpay("network", "init", "--dir", str(root))
     assert init.returncode == 0, init.stderr
     started = Services(root)
     processes = {}

@@ -140,7 +140,6 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         dir: dir.clone(),
         postgres: (!args.sqlite).then(|| args.postgres.clone()),
         base_port: None,
-        fast_pins: true,
         timing: Timing::default(),
         micro: mpay_network::MicroConfig::default(),
         seed: None,

@@ -58,3 +58,59 @@ fn unknown_commands_fail_with_help() {
     assert_ne!(code, 0);
     assert!(out.contains("Usage"), "{out}");
 }
+
+/// The PIN key lines of a CPP's key file (comments skipped).
+fn pin_key_lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("the PIN key file")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_provisioned_cpp_has_a_pin_key_file_of_its_own_and_rotation_keeps_the_old_key_second() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = dir.path().to_str().expect("utf-8 path");
+    let (code, out) = mpay(&["network", "init", "--dir", net]);
+    assert_eq!(code, 0, "{out}");
+    let keys = dir.path().join("cpp1.pin-keys");
+    let mode = std::fs::metadata(&keys)
+        .expect("cpp1.pin-keys")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let config = std::fs::read_to_string(dir.path().join("cpp1.toml")).expect("cpp1.toml");
+    assert!(
+        config.contains("pin_keys = ") && !config.contains("pin_cost"),
+        "{config}"
+    );
+    let before = pin_key_lines(&keys);
+    assert_eq!(before.len(), 1);
+    assert!(
+        !dir.path().join("mpp1.pin-keys").exists(),
+        "only CPPs check PINs"
+    );
+
+    let (code, out) = mpay(&[
+        "customer",
+        "rotate-pin-key",
+        "--network",
+        net,
+        "--cpp",
+        "cpp1",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restart cpp1"), "{out}");
+    let after = pin_key_lines(&keys);
+    assert_eq!(after.len(), 2);
+    assert_ne!(after[0], before[0], "a new current key");
+    assert_eq!(after[1], before[0], "the replaced key is kept, second");
+    let mode = std::fs::metadata(&keys)
+        .expect("cpp1.pin-keys")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -218,6 +218,17 @@ fn payments_at_home_and_abroad_rejection_expiry_refund_lockout_and_duplicates() 
     reconciled(&net, "a lockout");
     assert_eq!(net.balance_minor("bank3", "cust:bob"), 4_600);
 
+    // Every customer's PIN is a verification value under cpp2's current key.
+    let mut pins = mpay();
+    pins.args(["customer", "pins", "--cpp", "cpp2", "--json", "--network"])
+        .arg(net.path());
+    let out = run(pins, "customer pins");
+    assert_eq!(out.code, 0, "{out:?}");
+    let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    assert!(report["customers"].as_u64() >= Some(1), "{report}");
+    assert_eq!(report["current_key"], report["customers"], "{report}");
+    assert_eq!(report["argon2"], 0, "{report}");
+
     // Money: nothing created or lost over all of it.
     assert_eq!(holders_total(&net.books()), deposited);
 }

@@ -28,7 +28,8 @@ pub struct EnrolCustomer {
     pub bank: String,
     /// The customer's account there, e.g. `cust:alice`.
     pub account: String,
-    /// The PIN, 4–12 digits; the CPP keeps only its Argon2id hash.
+    /// The PIN, 4–12 digits; the CPP keeps only its keyed verification
+    /// value (DESIGN §3.2).
     pub pin: String,
     /// Hex of the device's `PublicKeys` wire encoding.
     pub device_keys: String,
@@ -93,6 +94,40 @@ impl EnrolMerchant {
             keys: hex_string(&keys.to_wire()),
         }
     }
+}
+
+/// `POST /v1/customers/{name}/pin` (CPP operator): a new PIN for a
+/// customer (one enrolled before PVVs who never paid since, or one whose
+/// PIN key was retired); the wrong-PIN count starts again.
+#[derive(Serialize, Deserialize, Clone, utoipa::ToSchema)]
+pub struct SetPin {
+    /// The new PIN, 4–12 digits.
+    pub pin: String,
+}
+
+impl std::fmt::Debug for SetPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPin { pin: <secret> }")
+    }
+}
+
+/// How a CPP's customers' PINs are stored (`GET /v1/admin/pins`,
+/// operator): what a key rotation or the move from Argon2id hashes still
+/// waits for.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PinReport {
+    /// Customers enrolled.
+    pub customers: u64,
+    /// PVVs under the current key.
+    pub current_key: u64,
+    /// PVVs under a key that was replaced (renewed at the next right PIN).
+    pub older_keys: u64,
+    /// Argon2id hashes of customers enrolled before PVVs (replaced by a PVV
+    /// at the next right PIN).
+    pub argon2: u64,
+    /// PVVs under a key the CPP no longer holds: these customers need a new
+    /// PIN (`POST /v1/customers/{name}/pin`).
+    pub unverifiable: u64,
 }
 
 /// What a service still has moving (`GET /v1/admin/work`, operator): a
@@ -788,6 +823,34 @@ impl CppClient {
             .json(self.0.post("/v1/customers", Some(operator_token), request))
             .await?;
         certificate_from_hex(&answer.certificate)
+    }
+
+    /// `POST /v1/customers/{name}/pin` (operator): sets a new PIN.
+    pub async fn set_pin(
+        &self,
+        operator_token: &str,
+        customer: &str,
+        pin: &str,
+    ) -> Result<(), ClientError> {
+        let request = SetPin {
+            pin: pin.to_owned(),
+        };
+        let _: serde_json::Value = self
+            .0
+            .json(self.0.post(
+                &format!("/v1/customers/{customer}/pin"),
+                Some(operator_token),
+                &request,
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// `GET /v1/admin/pins` (operator): how the customers' PINs are stored.
+    pub async fn pin_report(&self, operator_token: &str) -> Result<PinReport, ClientError> {
+        self.0
+            .json(self.0.get("/v1/admin/pins", Some(operator_token)))
+            .await
     }
 
     /// `POST /v1/customers/{name}/unlock` (operator).

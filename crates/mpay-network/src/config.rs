@@ -10,6 +10,7 @@
 //! directory = "/etc/mpay/directory.toml"
 //! operator_token = "…at least 16 characters…"
 //! pin_failures_max = 5                # CPP only
+//! pin_keys = "/etc/mpay/cpp1.pin-keys" # CPP only: PIN verification keys
 //!
 //! [bank_tokens]                       # bank name → this service's token there
 //! bank1 = "…"
@@ -26,6 +27,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use mpay_identity::{SecretKeys, hex_bytes, hex_string};
+use mpay_semops::{PIN_KEY_LEN, PinKey, PinKeys};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -196,48 +198,15 @@ impl Timing {
     }
 }
 
-/// Argon2id cost of the PIN hashes a CPP makes at enrolment (stored with
-/// each hash, so changing it affects only new enrolments).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PinCost {
-    /// Memory, KiB.
-    pub memory_kib: u32,
-    /// Passes.
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
+/// A setting that is no longer read: accepted with any value so that older
+/// files still load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retired;
 
-impl Default for PinCost {
-    fn default() -> Self {
-        let p = mpay_semops::PinParams::DEFAULT;
-        PinCost {
-            memory_kib: p.memory_kib,
-            iterations: p.iterations,
-            parallelism: p.parallelism,
-        }
-    }
-}
-
-impl PinCost {
-    /// The cheapest accepted cost: for tests only.
-    pub fn fast_for_tests() -> PinCost {
-        let p = mpay_semops::PinParams::FAST_FOR_TESTS;
-        PinCost {
-            memory_kib: p.memory_kib,
-            iterations: p.iterations,
-            parallelism: p.parallelism,
-        }
-    }
-
-    /// As Argon2id parameters.
-    pub fn params(&self) -> mpay_semops::PinParams {
-        mpay_semops::PinParams {
-            memory_kib: self.memory_kib,
-            iterations: self.iterations,
-            parallelism: self.parallelism,
-        }
+impl<'de> Deserialize<'de> for Retired {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Retired, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Retired)
     }
 }
 
@@ -398,9 +367,15 @@ pub struct ServiceConfig {
     /// [`mpay_semops::PIN_FAILURES_MAX_DEFAULT`]).
     #[serde(default)]
     pub pin_failures_max: Option<u32>,
-    /// CPP: Argon2id cost of new PIN hashes.
-    #[serde(default)]
-    pub pin_cost: PinCost,
+    /// CPP: path of the file of PIN verification keys ([`read_pin_keys`]),
+    /// kept apart from the database (DESIGN §3.2). Required for a CPP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_keys: Option<String>,
+    /// No longer read: PINs are checked by keyed verification values, not
+    /// Argon2id hashes. Accepted so that older files still load; the CPP
+    /// logs a warning when it is present.
+    #[serde(default, skip_serializing)]
+    pub pin_cost: Option<Retired>,
     /// CPP, MPP: micropayment aggregation (off by default).
     #[serde(default)]
     pub micro: MicroConfig,
@@ -430,7 +405,7 @@ impl fmt::Debug for ServiceConfig {
             .field("bank_tokens", &self.bank_tokens.keys().collect::<Vec<_>>())
             .field("timing", &self.timing)
             .field("pin_failures_max", &self.pin_failures_max)
-            .field("pin_cost", &self.pin_cost)
+            .field("pin_keys", &self.pin_keys)
             .field("micro", &self.micro)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
@@ -550,6 +525,17 @@ impl ServiceConfig {
         read_keys(Path::new(&self.keys))
     }
 
+    /// Reads the CPP's PIN verification keys from [`ServiceConfig::pin_keys`].
+    pub fn load_pin_keys(&self) -> Result<PinKeys, ConfigError> {
+        let path = self.pin_keys.as_deref().ok_or_else(|| {
+            invalid(
+                "a CPP needs `pin_keys`, the file of its PIN verification keys \
+                 (`mpay semops pin-key new FILE` makes one)",
+            )
+        })?;
+        read_pin_keys(Path::new(path))
+    }
+
     /// Reads the directory named by [`ServiceConfig::directory`].
     pub fn load_directory(&self) -> Result<crate::Directory, ConfigError> {
         crate::Directory::load(&self.directory)
@@ -585,6 +571,79 @@ pub fn read_keys(path: &Path) -> Result<SecretKeys, ConfigError> {
         path: path.to_owned(),
         message: format!("secret keys: {e}"),
     })
+}
+
+/// Reads a CPP's PIN verification keys: one key per line as 64 hex digits,
+/// the current key first, then the keys it replaced, newest first; blank
+/// lines and lines starting with `#` are skipped. The file must be readable
+/// by its owner only (mode 0600): whoever reads it and the database can
+/// test every PIN. The error never shows the file's text.
+pub fn read_pin_keys(path: &Path) -> Result<PinKeys, ConfigError> {
+    let parse = |message: String| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    check_owner_only(path)?;
+    let text = Zeroizing::new(read_text(path)?);
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let secret = hex_bytes(line)
+            .and_then(|bytes| <[u8; PIN_KEY_LEN]>::try_from(bytes.as_slice()).ok())
+            .ok_or_else(|| {
+                parse(format!(
+                    "line {}: a PIN key is {} hex digits",
+                    n + 1,
+                    2 * PIN_KEY_LEN
+                ))
+            })?;
+        keys.push(PinKey::new(secret));
+    }
+    PinKeys::new(keys).map_err(|e| parse(e.to_string()))
+}
+
+/// Writes `keys` to `path` in the form [`read_pin_keys`] reads (mode 0600,
+/// atomically).
+pub fn write_pin_keys(path: &Path, keys: &PinKeys) -> Result<(), ConfigError> {
+    let mut text = Zeroizing::new(String::from(
+        "# mpay PIN verification keys: the current key first, then the keys it\n\
+         # replaced (newest first). Keep this file apart from the database.\n",
+    ));
+    for key in keys.all() {
+        text.push_str(&hex_string(key.expose()));
+        text.push('\n');
+    }
+    write_text(path, &text)
+}
+
+#[cfg(unix)]
+fn check_owner_only(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!(
+                "the PIN key file is readable by others (mode {:o}); `chmod 600` it",
+                mode & 0o777
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_owner_only(_path: &Path) -> Result<(), ConfigError> {
+    Ok(())
 }
 
 /// Writes `keys` as hex to `path` (mode 0600 on Unix), for provisioning.
@@ -695,5 +754,51 @@ decision_timeout_ms = 60000
         std::fs::write(&key_path, "zz").unwrap();
         let error = read_keys(&key_path).unwrap_err().to_string();
         assert!(!error.contains("zz"));
+    }
+
+    #[test]
+    fn pin_keys_round_trip_owner_only_and_never_show_their_text() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cpp1.pin-keys");
+        let keys = PinKeys::new(vec![PinKey::new([7; 32]), PinKey::new([6; 32])]).unwrap();
+        write_pin_keys(&path, &keys).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let read = read_pin_keys(&path).unwrap();
+        let ids = |k: &PinKeys| k.all().iter().map(PinKey::id).collect::<Vec<_>>();
+        assert_eq!(ids(&read), ids(&keys), "the same keys, the current first");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = read_pin_keys(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("readable by others") && error.contains("644"),
+            "{error}"
+        );
+
+        let secret = "ab".repeat(31);
+        std::fs::write(&path, format!("# comment\n\n{secret}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = read_pin_keys(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("line 3") && !error.contains(&secret),
+            "{error}"
+        );
+        std::fs::write(&path, "# no key\n").unwrap();
+        assert!(read_pin_keys(&path).is_err(), "an empty key file");
+    }
+
+    #[test]
+    fn a_cpp_config_names_its_pin_keys_and_an_old_pin_cost_still_loads() {
+        let config = ServiceConfig::from_toml(TEXT).unwrap();
+        let error = config.load_pin_keys().unwrap_err().to_string();
+        assert!(error.contains("pin_keys"), "{error}");
+        let old = format!("{TEXT}[pin_cost]\nmemory_kib = 65536\n");
+        let config = ServiceConfig::from_toml(&old).unwrap();
+        assert!(config.pin_cost.is_some());
+        assert!(
+            !toml::to_string(&config).unwrap().contains("pin_cost"),
+            "not written back"
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | `POST /v1/customers` | operator | [`EnrolCustomer`] → `{id, certificate}` |
 //! | `POST /v1/customers/{name}/unlock` | operator | `{}` → `{}` |
+//! | `POST /v1/customers/{name}/pin` | operator | [`SetPin`](crate::client::SetPin) → `{pin_set}` |
+//! | `GET /v1/admin/pins` | operator | → [`PinReport`](crate::client::PinReport) |
 //! | `POST /v1/payments` | customer device | PR frame (`seal_pr`) → [`PaymentStatus`] |
 //! | `GET /v1/payments/{id}?wait_ms=` | anyone holding the id | → [`PaymentStatus`] (long-poll until final) |
 //! | `GET /v1/admin/payments?after=&limit=` | operator | → `[PaymentRecord]` |
@@ -58,8 +60,8 @@ use mpay_processor::payment as core;
 use mpay_processor::refund;
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
-    PinGuard, PinHash, RejectReason, RoutedNotice, SemopsError, Signed, SignedDecisionRelay,
-    SignedRefundRelay, SignedTrans, kind, open_pr,
+    PinCheck, PinGuard, PinKeys, RejectReason, RoutedNotice, SemopsError, Signed,
+    SignedDecisionRelay, SignedRefundRelay, SignedTrans, StoredPin, kind, open_pr,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
 use mpay_sql::{Db, Migrations, idempotency};
@@ -281,7 +283,7 @@ enum MicroEnd {
 struct CustomerRow {
     name: String,
     certificate: Certificate,
-    pin_hash: PinHash,
+    pin: StoredPin,
 }
 
 /// A bank call's result, sorted for the saga.
@@ -307,6 +309,8 @@ pub struct Cpp {
     merchant_certs: Mutex<HashMap<PartyId, Certificate>>,
     /// Micropayment aggregation; `None` when `[micro] mode = "none"`.
     micro: Option<MicroSettings>,
+    /// The PIN verification keys (DESIGN §3.2), read from their own file.
+    pin_keys: PinKeys,
 }
 
 /// Runs a CPP until the process is killed: opens `config.db`, serves on
@@ -324,6 +328,13 @@ pub async fn start(
 ) -> Result<Running, ServeError> {
     db.migrate(&[mpay_sql::MIGRATIONS, mpay_micro::store::MIGRATIONS])
         .await?;
+    let pin_keys = config.load_pin_keys()?;
+    if config.pin_cost.is_some() {
+        tracing::warn!(
+            "`pin_cost` is no longer read: PINs are checked by keyed verification values \
+             (`pin_keys`); remove it from the configuration"
+        );
+    }
     let node = Arc::new(Node::open(config, db, ServiceRole::Cpp, MIGRATIONS).await?);
     let settings = node.config.micro.settings()?;
     let micro = (settings.mode != MicroMode::None).then_some(settings);
@@ -337,6 +348,7 @@ pub async fn start(
         node: Arc::clone(&node),
         merchant_certs: Mutex::new(HashMap::new()),
         micro,
+        pin_keys,
     });
     let timing = node.config.timing.clone();
     let mut tasks = vec![node.spawn_delivery()];
@@ -391,6 +403,8 @@ pub fn router(cpp: Arc<Cpp>) -> Router {
         .route("/v1/identity", get(identity))
         .route("/v1/customers", post(enrol))
         .route("/v1/customers/{name}/unlock", post(unlock))
+        .route("/v1/customers/{name}/pin", post(set_pin))
+        .route("/v1/admin/pins", get(admin_pins))
         .route("/v1/payments", post(submit))
         .route("/v1/payments/{id}", get(status))
         .route("/v1/admin/payments", get(admin_payments))
@@ -553,6 +567,20 @@ impl Cpp {
         Ok(cert)
     }
 
+    /// Checks `pin` against what is stored for `customer`: a PVV in
+    /// microseconds on this thread; an Argon2id hash of a customer enrolled
+    /// before PVVs off the async threads.
+    async fn check_pin(&self, customer: &CustomerRow, pin: &Pin) -> Result<PinCheck, NetError> {
+        if !customer.pin.is_slow() {
+            return Ok(customer.pin.check(&self.pin_keys, &customer.name, pin));
+        }
+        let (stored, keys) = (customer.pin.clone(), self.pin_keys.clone());
+        let (name, pin) = (customer.name.clone(), pin.clone());
+        tokio::task::spawn_blocking(move || stored.check(&keys, &name, &pin))
+            .await
+            .map_err(|e| NetError::Internal(format!("PIN check: {e}")))
+    }
+
     async fn customer_by_device(&self, device: PartyId) -> Result<CustomerRow, NetError> {
         let row = sqlx::query("SELECT * FROM cpp_customers WHERE device = $1")
             .bind(&device.0[..])
@@ -564,7 +592,7 @@ impl Cpp {
         Ok(CustomerRow {
             name: row.try_get("name")?,
             certificate: Certificate::from_wire(&cert).map_err(|_| corrupt("customer"))?,
-            pin_hash: PinHash::from_wire(&pin).map_err(|_| corrupt("PIN hash"))?,
+            pin: StoredPin::from_wire(&pin).map_err(|_| corrupt("stored PIN"))?,
         })
     }
 
@@ -636,11 +664,18 @@ impl Cpp {
                 Err(NetError::IdempotencyConflict)
             };
         }
-        let pin_hash = customer.pin_hash.clone();
-        let pin: Pin = pr.pin.clone();
-        let pin_ok = tokio::task::spawn_blocking(move || pin_hash.verify(&pin))
-            .await
-            .map_err(|e| NetError::Internal(format!("PIN check: {e}")))?;
+        let (pin_ok, renew) = match self.check_pin(&customer, &pr.pin).await? {
+            PinCheck::Right { renew } => (true, renew.map(|pvv| StoredPin::Pvv(pvv).to_wire())),
+            PinCheck::Wrong => (false, None),
+            PinCheck::UnknownKey => {
+                return Err(NetError::conflict(
+                    "pin_reset_required",
+                    "this customer's PIN can no longer be checked (its key was retired); \
+                     an operator must set a new one",
+                ));
+            }
+        };
+        let renew = renew.as_deref();
         let deadline = trans
             .expires_at
             .min(now.saturating_add_ms(timing.decision_timeout_ms));
@@ -730,12 +765,25 @@ impl Cpp {
                     {
                         return Outcome::from_stored(&stored.response);
                     }
+                    let before = guard;
                     let checked = guard.check(pin_ok);
-                    sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
-                        .bind(name)
-                        .bind(guard.to_wire())
-                        .execute(&mut **tx)
-                        .await?;
+                    // A right PIN with no failures before changes nothing:
+                    // the customer's row is not written (no write-write
+                    // conflicts between one customer's payments).
+                    if guard != before {
+                        sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(guard.to_wire())
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    if let (Ok(()), Some(renew)) = (&checked, renew) {
+                        sqlx::query("UPDATE cpp_customers SET pin_hash = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(renew)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
                     let refused = match checked {
                         Err(mpay_semops::PinError::Locked) => Some(Outcome::Locked),
                         Err(mpay_semops::PinError::Wrong { left }) => Some(Outcome::Wrong(left)),
@@ -1635,6 +1683,8 @@ async fn metrics(State(cpp): State<Arc<Cpp>>) -> Result<impl IntoResponse, NetEr
         identity,
         enrol,
         unlock,
+        set_pin,
+        admin_pins,
         submit,
         status,
         admin_payments,
@@ -1699,12 +1749,7 @@ async fn enrol(
         },
         &node.keys,
     );
-    let salt = node.random16();
-    let params = node.config.pin_cost.params();
-    let pin_hash = tokio::task::spawn_blocking(move || PinHash::new(&pin, salt, params))
-        .await
-        .map_err(|e| NetError::Internal(e.to_string()))?
-        .map_err(|e| NetError::Invalid(format!("PIN cost: {e}")))?;
+    let pin_hash = StoredPin::Pvv(cpp.pin_keys.current().pvv(name.as_str(), &pin));
     let guard = PinGuard::new(node.config.pin_failures_max());
     let (cert_wire, hash_wire, guard_wire) =
         (certificate.to_wire(), pin_hash.to_wire(), guard.to_wire());
@@ -1783,10 +1828,80 @@ async fn unlock(
     Ok(Json(serde_json::json!({ "unlocked": name })))
 }
 
+#[utoipa::path(post, path = "/v1/customers/{name}/pin", tag = "customers", security(("operator" = [])),
+    params(("name" = String, Path, description = "the customer's reference, 1–64 bytes", min_length = 1, max_length = 64)),
+    request_body = crate::client::SetPin,
+    responses((status = 200, description = "the new PIN is set and the wrong-PIN count starts again", body = mpay_http::openapi::Empty)))]
+async fn set_pin(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Json<crate::client::SetPin>, Problem>,
+) -> Result<Json<serde_json::Value>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    let name = CustomerRef::new(&name).map_err(|e| NetError::Invalid(format!("name: {e}")))?;
+    let Json(request) = body?;
+    let pin = Pin::new(&request.pin).map_err(|e| NetError::Invalid(e.to_string()))?;
+    let name = name.as_str();
+    let stored = StoredPin::Pvv(cpp.pin_keys.current().pvv(name, &pin)).to_wire();
+    let stored = &stored[..];
+    cpp.node
+        .db
+        .with_retry(move |tx| {
+            Box::pin(async move {
+                let row = sqlx::query("SELECT pin_guard FROM cpp_customers WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .ok_or(NetError::NotFound { what: "customer" })?;
+                let guard: Vec<u8> = row.try_get("pin_guard")?;
+                let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
+                guard.unlock();
+                sqlx::query(
+                    "UPDATE cpp_customers SET pin_hash = $2, pin_guard = $3 WHERE name = $1",
+                )
+                .bind(name)
+                .bind(stored)
+                .bind(guard.to_wire())
+                .execute(&mut **tx)
+                .await?;
+                Ok::<_, NetError>(())
+            })
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "pin_set": name })))
+}
+
+#[utoipa::path(get, path = "/v1/admin/pins", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "how the customers' PINs are stored", body = crate::client::PinReport)))]
+async fn admin_pins(
+    State(cpp): State<Arc<Cpp>>,
+    headers: HeaderMap,
+) -> Result<Json<crate::client::PinReport>, NetError> {
+    cpp.node.check_operator(&headers)?;
+    let rows = sqlx::query("SELECT pin_hash FROM cpp_customers")
+        .fetch_all(cpp.node.db.pool())
+        .await?;
+    let mut report = crate::client::PinReport::default();
+    let current = cpp.pin_keys.current().id();
+    for row in rows {
+        let wire: Vec<u8> = row.try_get("pin_hash")?;
+        let count = match StoredPin::from_wire(&wire).map_err(|_| corrupt("stored PIN"))? {
+            StoredPin::Argon2(_) => &mut report.argon2,
+            StoredPin::Pvv(pvv) if pvv.key() == current => &mut report.current_key,
+            StoredPin::Pvv(pvv) if cpp.pin_keys.get(pvv.key()).is_some() => &mut report.older_keys,
+            StoredPin::Pvv(_) => &mut report.unverifiable,
+        };
+        *count += 1;
+        report.customers += 1;
+    }
+    Ok(Json(report))
+}
+
 #[utoipa::path(post, path = "/v1/payments", tag = "payments",
     request_body(content = inline(mpay_http::openapi::Frame), content_type = "application/octet-stream",
         description = "a PR frame sealed to this CPP (mpay_semops::seal_pr)"),
-    responses((status = 200, description = "the payment as recorded; 401 wrong_pin, 423 account_locked, 402 insufficient_funds, 409 idempotency_conflict otherwise", body = PaymentStatus)))]
+    responses((status = 200, description = "the payment as recorded; 401 wrong_pin, 423 account_locked, 402 insufficient_funds, 409 idempotency_conflict or pin_reset_required otherwise", body = PaymentStatus)))]
 async fn submit(
     State(cpp): State<Arc<Cpp>>,
     Body(frame): Body,

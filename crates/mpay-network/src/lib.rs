@@ -47,6 +47,6 @@ pub mod reconcile;
 pub use ack::{INBOX_ACK, InboxAck};
 pub use api::{ApiError, NetError, wall_clock};
 pub use client::{ClientError, CppClient, DcClient, MppClient};
-pub use config::{ConfigError, MicroConfig, MicroMode, PinCost, ServiceConfig, Timing};
+pub use config::{ConfigError, MicroConfig, MicroMode, ServiceConfig, Timing};
 pub use directory::{BankEntry, Directory, ResolvedDirectory, ServiceEntry, ServiceRole};
 pub use node::{Running, ServeError};

@@ -429,7 +429,6 @@ pub mod services {
             dir: dir.path().to_owned(),
             postgres,
             base_port: None,
-            fast_pins: true,
             timing: Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: None,

@@ -128,10 +128,6 @@ pub enum BenchCommand {
         /// pgbench clients.
         #[arg(long, default_value_t = 32)]
         pgbench_clients: u32,
-        /// Cheap PIN hashes at the CPP (the default is Argon2id's
-        /// interactive cost, which bounds payments per second by itself).
-        #[arg(long)]
-        fast_pins: bool,
     },
     /// Simulator seeds per second.
     Sim {
@@ -159,14 +155,12 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             seconds,
             warmup_seconds,
             pgbench_clients,
-            fast_pins,
         } => semops::run(semops::Settings {
             postgres,
             workers,
             seconds,
             warmup_seconds,
             pgbench_clients,
-            fast_pins,
         }),
 
         BenchCommand::Micro {

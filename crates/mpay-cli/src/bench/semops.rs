@@ -51,7 +51,6 @@ pub struct Settings {
     pub seconds: u64,
     pub warmup_seconds: u64,
     pub pgbench_clients: u32,
-    pub fast_pins: bool,
 }
 
 /// pgbench's TPC-B-like transactions per second on `server`, in a database
@@ -293,7 +292,6 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         dir: dir.path().to_owned(),
         postgres: Some(settings.postgres.clone()),
         base_port: None,
-        fast_pins: settings.fast_pins,
         timing: Timing::default(),
         micro: mpay_network::MicroConfig::default(),
         seed: None,
@@ -314,16 +312,11 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let p50 = percentile(&samples, 50).as_secs_f64() * 1e3;
     let p99 = percentile(&samples, 99).as_secs_f64() * 1e3;
     println!(
-        "workers={} seconds={} payments={} failures={} pin_cost={}",
+        "workers={} seconds={} payments={} failures={}",
         settings.workers,
         settings.seconds,
         samples.len(),
         failures,
-        if settings.fast_pins {
-            "fast"
-        } else {
-            "default"
-        }
     );
     println!(
         "pgbench_clients={} pgbench_tps={pgbench:.0}",

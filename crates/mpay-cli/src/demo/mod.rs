@@ -393,7 +393,6 @@ impl Day {
             dir: self.root.join("network"),
             postgres: self.args.postgres.clone(),
             base_port: None,
-            fast_pins: false,
             timing,
             micro: micro::config(),
             seed: Some(seed),

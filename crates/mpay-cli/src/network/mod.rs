@@ -54,9 +54,6 @@ pub struct InitArgs {
     /// base+21…, MPPs base+31…). Default: free ports.
     #[arg(long)]
     pub base_port: Option<u16>,
-    /// Cheap PIN hashes: for tests and benchmarks only.
-    #[arg(long, hide = true)]
-    pub fast_pins: bool,
     /// Decision timeout of a payment at the CPP, ms.
     #[arg(long)]
     pub decision_timeout_ms: Option<u64>,
@@ -123,7 +120,6 @@ impl InitArgs {
             dir: self.dir.clone(),
             postgres: self.postgres.clone(),
             base_port: self.base_port,
-            fast_pins: self.fast_pins,
             timing,
             micro,
             seed: None,

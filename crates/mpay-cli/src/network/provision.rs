@@ -30,7 +30,7 @@ use anyhow::{Context, bail};
 use mpay_identity::{
     Certificate, CertificateBody, PartyId, Role, SecretKeys, Suite, Timestamp, hex_string,
 };
-use mpay_network::config::{PinCost, write_keys};
+use mpay_network::config::{write_keys, write_pin_keys};
 use mpay_network::{BankEntry, Directory, ServiceConfig, ServiceEntry, ServiceRole, Timing};
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -126,7 +126,6 @@ pub struct Options {
     /// MPPs +31..); None: free ports chosen now.
     pub base_port: Option<u16>,
     /// Cheap Argon2id PIN hashes (tests and benchmarks only).
-    pub fast_pins: bool,
     /// Overrides of the services' timing.
     pub timing: Timing,
     /// Micropayments at the CPPs and MPPs (mode `none`: every payment macro).
@@ -500,6 +499,18 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
                 bank_tokens.insert(bank.name.clone(), secret);
             }
         }
+        // A CPP's PIN verification key, in a file of its own (DESIGN §3.2).
+        let pin_keys = if spec.role == ServiceRole::Cpp {
+            let path = path_of(format!("{}.pin-keys", spec.name));
+            let mut secret = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng, &mut secret);
+            let keys = mpay_semops::PinKeys::new(vec![mpay_semops::PinKey::new(secret)])
+                .map_err(|e| anyhow::anyhow!("PIN keys: {e}"))?;
+            write_pin_keys(&path, &keys)?;
+            Some(path.display().to_string())
+        } else {
+            None
+        };
         let operator = token(&mut rng);
         operators
             .tokens
@@ -514,11 +525,8 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
             bank_tokens,
             timing: options.timing.clone(),
             pin_failures_max: None,
-            pin_cost: if options.fast_pins {
-                PinCost::fast_for_tests()
-            } else {
-                PinCost::default()
-            },
+            pin_keys,
+            pin_cost: None,
             micro: if spec.role == ServiceRole::Dc {
                 mpay_network::MicroConfig::default()
             } else {
@@ -612,7 +620,6 @@ mod tests {
             dir: dir.path().join("net"),
             postgres: None,
             base_port: Some(42_100),
-            fast_pins: true,
             timing: mpay_network::Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: Some([8; 32]),
@@ -671,7 +678,6 @@ mod tests {
             dir: dir.path().join("net"),
             postgres: None,
             base_port: Some(42_000),
-            fast_pins: true,
             timing: mpay_network::Timing::default(),
             micro: mpay_network::MicroConfig::default(),
             seed: Some([7; 32]),

@@ -70,7 +70,7 @@ impl Network {
     pub fn start(extra: &[&str]) -> Network {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut init = mpay();
-        init.args(["network", "init", "--fast-pins", "--dir"])
+        init.args(["network", "init", "--dir"])
             .arg(dir.path())
             .args(extra);
         let out = run(init, "network init");

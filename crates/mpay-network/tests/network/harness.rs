@@ -22,8 +22,8 @@ use mpay_money::{Amount, Currency};
 use mpay_network::client::{EnrolCustomer, EnrolMerchant, Notice, PaymentStatus};
 use mpay_network::config::write_keys;
 use mpay_network::{
-    BankEntry, CppClient, DcClient, Directory, MppClient, PinCost, Running, ServiceConfig,
-    ServiceEntry, ServiceRole, Timing, wall_clock,
+    BankEntry, CppClient, DcClient, Directory, MppClient, Running, ServiceConfig, ServiceEntry,
+    ServiceRole, Timing, wall_clock,
 };
 use mpay_semops::{
     CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin,
@@ -444,6 +444,13 @@ impl Network {
                 }
                 _ => {}
             }
+            let pin_keys = name.starts_with("cpp").then(|| {
+                let path = dir.path().join(format!("{name}.pin-keys"));
+                let key = mpay_semops::PinKey::new(*blake3::hash(name.as_bytes()).as_bytes());
+                let keys = mpay_semops::PinKeys::new(vec![key]).expect("one key");
+                mpay_network::config::write_pin_keys(&path, &keys).expect("PIN keys");
+                path.display().to_string()
+            });
             let config = ServiceConfig {
                 name: name.into(),
                 listen: addrs[name].to_string(),
@@ -454,7 +461,8 @@ impl Network {
                 bank_tokens,
                 timing: timing(decision_timeout_ms),
                 pin_failures_max: Some(3),
-                pin_cost: PinCost::fast_for_tests(),
+                pin_keys,
+                pin_cost: None,
                 micro: if name.starts_with("dc") {
                     mpay_network::MicroConfig::default()
                 } else {

@@ -12,5 +12,6 @@ mod flows;
 mod harness;
 mod limits;
 mod micro;
+mod pins;
 mod replay;
 mod transport;
