@@ -11,6 +11,7 @@ mod envelope;
 mod micro;
 mod office_sync;
 mod offline;
+mod pin;
 pub mod semops;
 mod udp;
 
@@ -129,6 +130,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         pgbench_clients: u32,
     },
+    /// What checking a PIN costs the CPP: a keyed verification value
+    /// against an Argon2id hash at the default cost, in the same run.
+    Pin {
+        /// Rounds; the median round is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// PVV checks per round.
+        #[arg(long, default_value_t = 100_000)]
+        pvv_checks: usize,
+        /// Argon2id checks per round.
+        #[arg(long, default_value_t = 20)]
+        argon2_checks: usize,
+    },
     /// Simulator seeds per second.
     Sim {
         /// Seeds per measurement.
@@ -149,6 +163,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         } => envelope::run(rounds, iterations, payload_bytes),
         BenchCommand::Offline { rounds, transfers } => offline::run(rounds, transfers),
         BenchCommand::Sim { seeds, rounds } => sim_seeds(seeds, rounds),
+        BenchCommand::Pin {
+            rounds,
+            pvv_checks,
+            argon2_checks,
+        } => pin::run(rounds, pvv_checks, argon2_checks),
         BenchCommand::Semops {
             postgres,
             workers,
