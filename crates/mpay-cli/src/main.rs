@@ -105,15 +105,31 @@ enum Command {
     },
 }
 
+/// PostgreSQL's notices say nothing to an operator (the most common: a
+/// transaction that lost a serialization race at COMMIT is rolled back and
+/// run again, and the server answers that ROLLBACK with "there is no
+/// transaction in progress"), so they are off unless `MPAY_LOG` names
+/// `sqlx`.
+const QUIET_NOTICES: &str = "sqlx::postgres::notice=error";
+
+/// The log filter of `MPAY_LOG` (default `warn`), notices quieted.
+fn log_filter(setting: Option<String>) -> tracing_subscriber::EnvFilter {
+    let setting = setting.unwrap_or_else(|| "warn".into());
+    let setting = if setting.contains("sqlx") {
+        setting
+    } else {
+        format!("{setting},{QUIET_NOTICES}")
+    };
+    tracing_subscriber::EnvFilter::try_new(&setting)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,{QUIET_NOTICES}")))
+}
+
 fn main() -> ExitCode {
     // rustls runs on ring only (aws-lc-rs alongside makes it panic).
     mpay_tls::install_ring_provider();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MPAY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(log_filter(std::env::var("MPAY_LOG").ok()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -159,7 +175,18 @@ fn error_text(error: &anyhow::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::error_text;
+    use super::{error_text, log_filter};
+
+    #[test]
+    fn postgres_notices_are_quiet_unless_the_log_setting_names_sqlx() {
+        let quiet = |setting: Option<&str>| log_filter(setting.map(str::to_owned)).to_string();
+        for setting in [None, Some("info"), Some("mpay=debug,warn")] {
+            let filter = quiet(setting);
+            assert!(filter.contains("sqlx::postgres::notice=error"), "{filter}");
+        }
+        let asked = quiet(Some("sqlx=debug"));
+        assert!(!asked.contains("notice=error"), "{asked}");
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot reach the office: {source}")]
