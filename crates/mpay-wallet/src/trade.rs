@@ -577,26 +577,25 @@ fn sell_on(
         deadline.min(Instant::now() + lookup),
         &mut relay,
     );
+    // The answers that ended the LOOKUP come before the sale starts.
+    relay.flush(node);
     let buyer = match found {
         Ok(Found::One(buyer)) => buyer,
         Ok(Found::Several(buyers)) => {
-            relay.flush(node);
             let Some(chosen) = relay.listener.choose_buyer(&buyers) else {
                 return Err(WalletError::several_buyers(&buyers));
             };
-            match node.find_buyers(Some(chosen), deadline, &mut relay) {
+            let found = node.find_buyers(Some(chosen), deadline, &mut relay);
+            relay.flush(node);
+            match found {
                 Ok(Found::One(buyer)) => buyer,
                 Ok(Found::Several(buyers)) => return Err(WalletError::several_buyers(&buyers)),
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(e) => {
-            relay.flush(node);
-            return Err(e.into());
-        }
+        Err(e) => return Err(e.into()),
     };
     if cancel.is_cancelled() {
-        relay.flush(node);
         return Err(NodeError::Cancelled { tx: None }.into());
     }
     let tx = node.start_sale(buyer, request.amount, &request.description)?;
