@@ -110,6 +110,21 @@ def test_a_wrong_pin_raises_its_own_exception(tmp_path):
     assert mpay.Wallet.open(directory, PIN) is not None
 
 
+def test_the_profile_is_kept_and_bounded(tmp_path):
+    directory = str(tmp_path / "p")
+    wallet = mpay.Wallet.create(directory, PIN, "http://127.0.0.1:9", "fay", None, True)
+    profile = mpay.ProfileInfo(
+        payment="card 4242", certificate=None, shipping="Fay, 3 Elm Row", billing=None
+    )
+    wallet.set_profile(profile)
+    with pytest.raises(mpay.WalletException.Other):
+        wallet.set_profile(
+            mpay.ProfileInfo(payment=None, certificate=None, shipping="x" * 2_049, billing=None)
+        )
+    del wallet
+    assert mpay.Wallet.open_read_only(directory, PIN).profile() == profile
+
+
 def test_amounts_from_the_app_are_bounded(office, tmp_path):
     wallet, _, _ = new_wallet(office, tmp_path, "dee", 10_000, 100)
     # 0, negative, and one above AMOUNT_MINOR_MAX (10**12) of the bindings.

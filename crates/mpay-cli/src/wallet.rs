@@ -142,6 +142,38 @@ pub enum WalletCommand {
     Restore(RestoreArgs),
     /// Change the PIN (re-encrypts the store).
     ChangePin(ChangePinArgs),
+    /// The owner's payment information, certificate, shipping and billing
+    /// details, kept encrypted in the store.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args)]
+pub struct ProfileArgs {
+    #[arg(skip)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub what: ProfileCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// Set the fields given (the others stay); an empty value clears one.
+    Set {
+        /// How the owner pays (an account, a card reference, …).
+        #[arg(long)]
+        payment: Option<String>,
+        /// A file holding the owner's identity certificate (PEM or text).
+        #[arg(long)]
+        certificate_file: Option<PathBuf>,
+        /// Where goods go.
+        #[arg(long)]
+        shipping: Option<String>,
+        /// Where invoices go.
+        #[arg(long)]
+        billing: Option<String>,
+    },
+    /// Show the profile.
+    Show,
 }
 
 #[derive(Args)]
@@ -351,6 +383,10 @@ pub fn run(common: Common, command: WalletCommand) -> anyhow::Result<ExitCode> {
         WalletCommand::Resume(mut a) => {
             a.common = common;
             trade::resume(&out, a)
+        }
+        WalletCommand::Profile(mut a) => {
+            a.common = common;
+            manage::profile(&out, a)
         }
     };
     Ok(match result {

@@ -432,6 +432,16 @@ pub enum PurchaseInfo {
     AwaitingOffice { tx: String },
 }
 
+/// The owner's payment information, certificate, shipping and billing
+/// details, kept encrypted in the store.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProfileInfo {
+    pub payment: Option<String>,
+    pub certificate: Option<String>,
+    pub shipping: Option<String>,
+    pub billing: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ResumeInfo {
     pub balance_minor: i64,
@@ -537,8 +547,7 @@ impl Wallet {
         Ok(Wallet::wrap(wallet))
     }
 
-    /// Replaces the wallet in `dir` with the backup in `src`; returns the
-    /// restored wallet's id, if enrolled.
+    /// Replaces the wallet in `dir` with the backup in `src` and opens it.
     #[uniffi::constructor]
     pub fn restore(
         dir: String,
@@ -654,6 +663,27 @@ impl Wallet {
                 status: e.status.map(|s| s.as_str().to_owned()),
             })
             .collect())
+    }
+
+    pub fn profile(&self) -> Result<ProfileInfo, WalletException> {
+        let p = self.lock()?.profile()?;
+        Ok(ProfileInfo {
+            payment: p.payment,
+            certificate: p.certificate,
+            shipping: p.shipping,
+            billing: p.billing,
+        })
+    }
+
+    /// Replaces the profile; each text is bounded (`Other` if longer).
+    pub fn set_profile(&self, profile: ProfileInfo) -> Result<(), WalletException> {
+        let p = mpay_wallet::Profile {
+            payment: profile.payment,
+            certificate: profile.certificate,
+            shipping: profile.shipping,
+            billing: profile.billing,
+        };
+        Ok(self.lock()?.set_profile(&p)?)
     }
 
     /// An encrypted copy (same PIN) in `dest`, a new or empty directory.

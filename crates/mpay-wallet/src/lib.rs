@@ -14,6 +14,8 @@
 //! [`Wallet::create`] / [`Wallet::open`] take the PIN; then
 //! [`Wallet::enroll`], [`Wallet::charge`], [`Wallet::sync`],
 //! [`Wallet::redeem`], [`Wallet::balance_info`], [`Wallet::history`],
+//! [`Wallet::profile`] / [`Wallet::set_profile`] (the owner's payment
+//! information, certificate, shipping and billing details, encrypted),
 //! [`Wallet::backup`], [`Wallet::restore`], [`Wallet::change_pin`] need no
 //! radio; [`Wallet::sell`], [`Wallet::buy`] and [`Wallet::resume`] run the
 //! engine over UDP for the length of the call, tell a [`Listener`] how it
@@ -30,6 +32,7 @@
 
 mod error;
 pub mod files;
+mod profile;
 mod trade;
 mod wallet;
 
@@ -39,6 +42,7 @@ pub use mpay_money::{Amount, Currency};
 pub use mpay_offline::sync::SyncAttestation;
 pub use mpay_offline::{Event, TxId};
 pub use mpay_wallet_net::{BroadcastTo, PaymentRequest, PurchaseOutcome};
+pub use profile::{PROFILE_CERTIFICATE_LEN_MAX, PROFILE_META, PROFILE_TEXT_LEN_MAX, Profile};
 pub use trade::{
     ABORT_LINGER_MS, ACK_LINGER_MS_MAX, ACK_QUIET_MS, BuyRequest, CancelHandle,
     DESCRIPTION_LEN_MAX, Listener, NetOptions, Progress, Resumed, Sale, SellRequest, WAIT_SECS_MAX,

@@ -24,6 +24,7 @@ use crate::WalletError;
 use crate::files::{
     OFFICE_TOKEN_META, STORE_FILE, Settings, WalletDir, WalletLock, os_random32, sync_dir,
 };
+use crate::profile::{PROFILE_META, Profile};
 
 /// Most sync round trips one [`Wallet::sync`] makes: each uploads up to
 /// `SYNC_ENTRIES_MAX` (128) entries, so this covers a chain of 128 000
@@ -769,6 +770,31 @@ impl Wallet {
             .collect())
     }
 
+    // ---- profile -------------------------------------------------------------------
+
+    /// The owner's profile kept in the store (empty if none was set).
+    pub fn profile(&self) -> Result<Profile, WalletError> {
+        let snapshot = self.store.as_ref().ok_or_else(stopped)?.load()?;
+        match snapshot.meta.get(PROFILE_META) {
+            None => Ok(Profile::default()),
+            Some(bytes) => Profile::from_bytes(bytes)
+                .map_err(|e| WalletError::other(format!("the stored profile is damaged: {e}"))),
+        }
+    }
+
+    /// Replaces the owner's profile (durable, encrypted with the store).
+    pub fn set_profile(&mut self, profile: &Profile) -> Result<(), WalletError> {
+        self.check_writable()?;
+        profile.check()?;
+        let mut batch = WriteBatch::new();
+        batch.push(Write::PutMeta {
+            key: PROFILE_META.into(),
+            value: profile.to_bytes(),
+        });
+        self.store.as_mut().ok_or_else(stopped)?.apply(&batch)?;
+        Ok(())
+    }
+
     // ---- backup, restore, PIN ----------------------------------------------------
 
     /// Writes an encrypted copy of the wallet (same PIN) to `dest`, a new or
@@ -1104,6 +1130,43 @@ mod tests {
         let wallet = Wallet::open(&path, "1234").expect("right PIN");
         assert!(!wallet.is_enrolled());
         assert!(wallet.balance().is_err(), "not enrolled: no balance");
+    }
+
+    #[test]
+    fn the_profile_is_kept_encrypted_in_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("w");
+        let new = NewWallet {
+            office: "http://127.0.0.1:9".into(),
+            owner: "ann".into(),
+            token: None,
+            kdf: KdfCost::Fast,
+        };
+        let mut wallet = Wallet::create(&path, "1234", &new).expect("create");
+        assert_eq!(wallet.profile().expect("empty"), Profile::default());
+        let shipping = "Ann Example, 42 Quiet Lane, Smalltown";
+        let profile = Profile {
+            shipping: Some(shipping.into()),
+            payment: Some("card ending 4242".into()),
+            ..Profile::default()
+        };
+        wallet.set_profile(&profile).expect("set");
+        drop(wallet);
+        let wallet = Wallet::open_with(&path, Access::Read, || Ok(Zeroizing::new("1234".into())))
+            .expect("open");
+        assert_eq!(wallet.profile().expect("stored"), profile);
+        // Nothing of it is readable in the wallet's files without the PIN.
+        for entry in fs::read_dir(&path).expect("dir") {
+            let bytes = fs::read(entry.expect("entry").path()).unwrap_or_default();
+            assert!(
+                !bytes
+                    .windows(shipping.len())
+                    .any(|w| w == shipping.as_bytes()),
+                "the shipping details lie in plain text in the wallet's files"
+            );
+        }
+        let mut reader = wallet;
+        assert!(reader.set_profile(&profile).is_err(), "read-only handle");
     }
 
     #[test]

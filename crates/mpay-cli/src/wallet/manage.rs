@@ -11,8 +11,8 @@ use super::exit::{Exit, Failure};
 use super::files::{PinSource, kdf_cost, parse_amount, read_pin};
 use super::output::{Out, utc};
 use super::{
-    BackupArgs, ChangePinArgs, ChargeArgs, Common, EnrollArgs, HistoryArgs, InitArgs, RedeemArgs,
-    RestoreArgs,
+    BackupArgs, ChangePinArgs, ChargeArgs, Common, EnrollArgs, HistoryArgs, InitArgs, ProfileArgs,
+    ProfileCommand, RedeemArgs, RestoreArgs,
 };
 
 /// The owner's PIN as the library asks for it: `--pin-file`, env
@@ -500,6 +500,91 @@ pub fn change_pin(out: &Out, args: ChangePinArgs) -> Result<(), Failure> {
     out.line("PIN changed");
     out.done("change-pin", json!({}));
     Ok(())
+}
+
+// ---- profile -------------------------------------------------------------------
+
+/// A given value: empty clears the field.
+fn given(value: Option<String>, old: Option<String>) -> Option<String> {
+    match value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(v),
+        None => old,
+    }
+}
+
+/// Reads the owner's certificate file, no further than its limit allows.
+fn read_certificate(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read as _;
+    let max = mpay_wallet::PROFILE_CERTIFICATE_LEN_MAX;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| Failure::other(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() > max {
+        return Err(Failure::other(format!(
+            "{} is longer than {max} bytes",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::other(format!("{} is not UTF-8 text", path.display())))
+}
+
+pub fn profile(out: &Out, args: ProfileArgs) -> Result<(), Failure> {
+    match args.what {
+        ProfileCommand::Set {
+            payment,
+            certificate_file,
+            shipping,
+            billing,
+        } => {
+            let certificate = certificate_file
+                .as_deref()
+                .map(read_certificate)
+                .transpose()?;
+            let mut w = open(&args.common, Access::Write)?;
+            let old = w.profile()?;
+            let profile = mpay_wallet::Profile {
+                payment: given(payment, old.payment),
+                certificate: given(certificate, old.certificate),
+                shipping: given(shipping, old.shipping),
+                billing: given(billing, old.billing),
+            };
+            w.set_profile(&profile)?;
+            out.line("profile saved (encrypted in the wallet's store)");
+            out.done("profile-set", profile_json(&profile));
+        }
+        ProfileCommand::Show => {
+            let w = open(&args.common, Access::Read)?;
+            let profile = w.profile()?;
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            out.line(format!("payment      {}", show(&profile.payment)));
+            out.line(format!("shipping     {}", show(&profile.shipping)));
+            out.line(format!("billing      {}", show(&profile.billing)));
+            out.line(format!(
+                "certificate  {}",
+                profile
+                    .certificate
+                    .as_ref()
+                    .map_or("(none)".to_owned(), |c| format!("{} bytes", c.len()))
+            ));
+            out.done("profile", profile_json(&profile));
+        }
+    }
+    Ok(())
+}
+
+fn profile_json(profile: &mpay_wallet::Profile) -> Value {
+    json!({
+        "payment": profile.payment,
+        "certificate": profile.certificate,
+        "shipping": profile.shipping,
+        "billing": profile.billing,
+    })
 }
 
 #[cfg(test)]
