@@ -1,18 +1,12 @@
 //! `mpay wallet …`: the offline wallet as a person uses it on a phone.
 //!
 //! A wallet lives in a directory (`--dir`, env `MPAY_WALLET_DIR`, default
-//! `./mpay-wallet`):
-//!
-//! - `wallet.db` and its key file `wallet.db.kdf`: the encrypted store
-//!   (SQLCipher, key derived from the PIN by Argon2id). It holds the keys, the
-//!   certificate, the hash chain, the transaction log and, under the meta key
-//!   [`files::OFFICE_TOKEN_META`], the owner's office token;
-//! - `wallet.json`: non-secret settings (office URL, owner name, wallet id).
-//!
-//! Commands that talk to peers (`sell`, `buy`, `resume`) run the engine in a
-//! [`mpay_wallet_net::WalletNode`] over UDP; the others run it without
-//! sockets ([`local::Session`]). Every command exits with one of the codes in
-//! [`EXIT_CODES_HELP`] ([`exit::Exit`]).
+//! `./mpay-wallet`): the encrypted store, the settings and the lock that
+//! [`mpay_wallet`] describes. The flows are that library's
+//! ([`mpay_wallet::Wallet`]); these commands parse arguments, ask for the PIN
+//! and choices on the terminal, and print text or one JSON object. Every
+//! command exits with one of the codes in [`EXIT_CODES_HELP`]
+//! ([`exit::Exit`], chosen by the kind of [`mpay_wallet::WalletError`]).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -22,7 +16,6 @@ use clap::{Args, Subcommand, ValueEnum};
 
 mod exit;
 mod files;
-mod local;
 mod manage;
 pub(crate) mod output;
 mod trade;
@@ -149,6 +142,38 @@ pub enum WalletCommand {
     Restore(RestoreArgs),
     /// Change the PIN (re-encrypts the store).
     ChangePin(ChangePinArgs),
+    /// The owner's payment information, certificate, shipping and billing
+    /// details, kept encrypted in the store.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args)]
+pub struct ProfileArgs {
+    #[arg(skip)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub what: ProfileCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// Set the fields given (the others stay); an empty value clears one.
+    Set {
+        /// How the owner pays (an account, a card reference, …).
+        #[arg(long)]
+        payment: Option<String>,
+        /// A file holding the owner's identity certificate (PEM or text).
+        #[arg(long)]
+        certificate_file: Option<PathBuf>,
+        /// Where goods go.
+        #[arg(long)]
+        shipping: Option<String>,
+        /// Where invoices go.
+        #[arg(long)]
+        billing: Option<String>,
+    },
+    /// Show the profile.
+    Show,
 }
 
 #[derive(Args)]
@@ -358,6 +383,10 @@ pub fn run(common: Common, command: WalletCommand) -> anyhow::Result<ExitCode> {
         WalletCommand::Resume(mut a) => {
             a.common = common;
             trade::resume(&out, a)
+        }
+        WalletCommand::Profile(mut a) => {
+            a.common = common;
+            manage::profile(&out, a)
         }
     };
     Ok(match result {

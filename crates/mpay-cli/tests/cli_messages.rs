@@ -274,3 +274,74 @@ fn resume_stay_stops_cleanly_on_sigint_and_speaks_only_of_its_own() {
     );
     assert_eq!(alice.holding_minor(), 0);
 }
+
+#[test]
+fn the_profile_is_kept_encrypted_and_shown_to_its_owner() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dir = root.path().join("erin");
+    let init = common::run(
+        wallet(
+            &dir,
+            "init",
+            &[
+                "--json",
+                "--kdf",
+                "fast",
+                "--no-enroll",
+                "--owner",
+                "erin",
+                "--office",
+                "http://127.0.0.1:9",
+            ],
+        ),
+        "init",
+    );
+    assert_eq!(init.code, 0, "{init:?}");
+    let cert = root.path().join("erin.pem");
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nMIIB\n").expect("cert");
+    let shipping = "Erin Example, 7 Hidden Road, Farville";
+    let mut set = wallet(
+        &dir,
+        "profile",
+        &[
+            "set",
+            "--json",
+            "--shipping",
+            shipping,
+            "--payment",
+            "card 4242",
+        ],
+    );
+    set.arg("--certificate-file").arg(&cert);
+    let set = common::run(set, "profile set");
+    assert_eq!(set.code, 0, "{set:?}");
+    // An empty value clears a field; the others stay.
+    let clear = common::run(
+        wallet(&dir, "profile", &["set", "--json", "--payment", ""]),
+        "profile set",
+    );
+    assert_eq!(clear.code, 0, "{clear:?}");
+    let shown = common::run(wallet(&dir, "profile", &["show", "--json"]), "show");
+    assert_eq!(shown.code, 0, "{shown:?}");
+    let profile = shown.json();
+    assert_eq!(profile["shipping"], shipping);
+    assert_eq!(profile["payment"], serde_json::Value::Null);
+    assert!(
+        profile["certificate"]
+            .as_str()
+            .is_some_and(|c| c.contains("MIIB"))
+    );
+    for entry in std::fs::read_dir(&dir).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(shipping.len())
+                .any(|w| w == shipping.as_bytes()),
+            "the shipping details lie in plain text in the wallet's files"
+        );
+    }
+    let mut wrong = wallet(&dir, "profile", &["show", "--json"]);
+    wrong.env("MPAY_PIN", "0000");
+    let wrong = common::run(wrong, "show");
+    assert_eq!(wrong.code, 3, "{wrong:?}");
+}

@@ -73,6 +73,11 @@ pub enum NodeError {
     /// (presumed abort). Nothing was paid.
     #[error("buyer did not answer; sale {tx} aborted")]
     BuyerSilent { tx: TxId },
+    /// The owner stopped the operation before anything moved (a
+    /// [`crate::Watch`] asked to). `tx`: the sale that was aborted, if it had
+    /// started.
+    #[error("stopped by the owner before anything moved")]
+    Cancelled { tx: Option<TxId> },
     /// The deadline passed before the outcome was known. If `tx` is set, the
     /// transaction is still running in the engine: keep the node running
     /// ([`crate::WalletNode::run_until_settled`]) to learn how it ends.

@@ -112,7 +112,7 @@ pub use config::{
 };
 pub use error::NodeError;
 pub use node::{WalletNode, wall_clock};
-pub use ops::{BUYERS_LISTED_MAX, PaymentRequest, PurchaseOutcome, SaleOutcome};
+pub use ops::{BUYERS_LISTED_MAX, Found, PaymentRequest, PurchaseOutcome, SaleOutcome, Watch};
 pub use stats::{NodeStats, RefusalKind, Refusals};
 
 /// Frames sent to a peer without hearing back before the node, with

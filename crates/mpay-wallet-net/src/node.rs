@@ -102,6 +102,16 @@ impl WalletNode {
         WalletNode::new(wallet, store, config)
     }
 
+    /// Stops the node and gives its engine and store back, every write the
+    /// engine issued made durable first. Events not yet polled are dropped.
+    /// A node stopped by a failure gives nothing back: its engine may be
+    /// ahead of its store, so the wallet must be opened again from the store.
+    pub fn into_parts(mut self) -> Result<(Wallet, WalletStore), NodeError> {
+        self.check_running()?;
+        self.pump()?;
+        Ok((self.wallet, self.store))
+    }
+
     // ---- queries -------------------------------------------------------
 
     /// The engine, for queries (balance, chain, prepared transactions, …).
@@ -279,12 +289,15 @@ impl WalletNode {
 
     // ---- internals ---------------------------------------------------------
 
-    pub(crate) fn event_seq(&self) -> u64 {
+    /// The sequence number of the newest event queued (0 before the first).
+    pub fn event_seq(&self) -> u64 {
         self.event_seq
     }
 
-    /// Events queued after sequence number `after`, oldest first.
-    pub(crate) fn events_after(&self, after: u64) -> impl Iterator<Item = &(u64, Event)> + '_ {
+    /// Events still queued with a sequence number after `after`, oldest
+    /// first, without taking them from the queue: how a [`crate::Watch`]
+    /// follows an operation.
+    pub fn events_after(&self, after: u64) -> impl Iterator<Item = &(u64, Event)> + '_ {
         self.events.iter().filter(move |(seq, _)| *seq > after)
     }
 

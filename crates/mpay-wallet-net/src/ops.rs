@@ -74,9 +74,32 @@ pub enum PurchaseOutcome {
 }
 
 /// What the LOOKUP phase found.
-enum Found {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The named buyer, or the only acceptable one that answered.
     One(PartyId),
+    /// Several answered and none was named: most recent answer first, at
+    /// most [`BUYERS_LISTED_MAX`].
     Several(Vec<PartyId>),
+}
+
+/// Who watches an owner's operation while it runs: asked before every turn
+/// of its loop, with the node (whose events so far [`WalletNode::events_after`]
+/// shows), whether to stop. The unit type never stops.
+///
+/// A stop is honoured only where nothing moved yet: during the LOOKUP, while
+/// the seller waits for the buyer's agreement (the sale is then aborted, as
+/// a seller that hears nothing does), and while a buyer has agreed to
+/// nothing. A committed sale and a prepared payment run on.
+pub trait Watch {
+    /// True to stop the operation at this turn.
+    fn turn(&mut self, node: &WalletNode) -> bool;
+}
+
+impl Watch for () {
+    fn turn(&mut self, _node: &WalletNode) -> bool {
+        false
+    }
 }
 
 impl WalletNode {
@@ -101,12 +124,37 @@ impl WalletNode {
         deadline: Instant,
     ) -> Result<SaleOutcome, NodeError> {
         let lookup_until = deadline.min(Instant::now() + lookup_wait);
-        let buyer = match self.find_buyer(buyer, lookup_until)? {
+        let buyer = match self.find_buyers(buyer, lookup_until, &mut ())? {
             Found::One(buyer) => buyer,
             Found::Several(buyers) => return Ok(SaleOutcome::ChooseBuyer { buyers }),
         };
+        let tx = self.start_sale(buyer, amount, description)?;
+        self.finish_sale(tx, buyer, amount, deadline, &mut ())
+    }
+
+    /// Starts the two-phase commit of a sale to `buyer` (sends the
+    /// COMMIT-REQUEST); [`WalletNode::finish_sale`] drives it.
+    pub fn start_sale(
+        &mut self,
+        buyer: PartyId,
+        amount: Amount,
+        description: &str,
+    ) -> Result<TxId, NodeError> {
+        Ok(self.command(|wallet, now| wallet.sell(now, buyer, amount, description))??)
+    }
+
+    /// Drives the sale `tx` until it completes, aborts, or `deadline` passes
+    /// (see [`WalletNode::sell`]). A stop asked by `watch` before the commit
+    /// aborts the sale ([`NodeError::Cancelled`]); after it, the sale runs on.
+    pub fn finish_sale(
+        &mut self,
+        tx: TxId,
+        buyer: PartyId,
+        amount: Amount,
+        deadline: Instant,
+        watch: &mut dyn Watch,
+    ) -> Result<SaleOutcome, NodeError> {
         let mut seen = self.event_seq();
-        let tx = self.command(|wallet, now| wallet.sell(now, buyer, amount, description))??;
         loop {
             let mut ended = None;
             for (seq, event) in self.events_after(seen) {
@@ -130,6 +178,12 @@ impl WalletNode {
             if let Some(outcome) = ended {
                 return outcome;
             }
+            if !committed
+                && watch.turn(self)
+                && self.command(|wallet, now| wallet.cancel_sale(now, tx))?
+            {
+                return Err(NodeError::Cancelled { tx: Some(tx) });
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return if committed {
@@ -146,8 +200,14 @@ impl WalletNode {
     }
 
     /// LOOKUP until `wanted` answers, or until `until` collecting everyone
-    /// who does.
-    fn find_buyer(&mut self, wanted: Option<PartyId>, until: Instant) -> Result<Found, NodeError> {
+    /// who does (the first half of [`WalletNode::sell`]). A stop asked by
+    /// `watch` ends it with [`NodeError::Cancelled`].
+    pub fn find_buyers(
+        &mut self,
+        wanted: Option<PartyId>,
+        until: Instant,
+        watch: &mut dyn Watch,
+    ) -> Result<Found, NodeError> {
         let interval = Duration::from_millis(self.config().lookup_interval_ms);
         let mut seen = self.event_seq();
         let mut found: Vec<PartyId> = Vec::new();
@@ -199,6 +259,9 @@ impl WalletNode {
                     });
                 }
             }
+            if watch.turn(self) {
+                return Err(NodeError::Cancelled { tx: None });
+            }
             let now = Instant::now();
             if now >= until {
                 break;
@@ -231,7 +294,22 @@ impl WalletNode {
         &mut self,
         intent: BuyIntent,
         deadline: Instant,
+        on_request: impl FnMut(&PaymentRequest),
+    ) -> Result<PurchaseOutcome, NodeError> {
+        self.buy_watched(intent, deadline, on_request, &mut ())
+    }
+
+    /// [`WalletNode::buy`], asking `watch` before every turn whether to
+    /// stop. A stop before the wallet agreed to a request ends buyer mode
+    /// ([`NodeError::Cancelled`]); after it, the payment is prepared and only
+    /// its seller (or the money office) can end it: the stop then returns
+    /// [`PurchaseOutcome::Uncertain`] at once, the amount locked.
+    pub fn buy_watched(
+        &mut self,
+        intent: BuyIntent,
+        deadline: Instant,
         mut on_request: impl FnMut(&PaymentRequest),
+        watch: &mut dyn Watch,
     ) -> Result<PurchaseOutcome, NodeError> {
         let mut seen = self.event_seq();
         self.command(|wallet, _| wallet.set_buy_intent(intent))?;
@@ -286,6 +364,17 @@ impl WalletNode {
             }
             if let Some(outcome) = ended {
                 return Ok(outcome);
+            }
+            if watch.turn(self) {
+                return match paying {
+                    Some((tx, seller, amount)) => {
+                        Ok(PurchaseOutcome::Uncertain { tx, seller, amount })
+                    }
+                    None => {
+                        self.command(|wallet, _| wallet.clear_buy_intent())?;
+                        Err(NodeError::Cancelled { tx: None })
+                    }
+                };
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

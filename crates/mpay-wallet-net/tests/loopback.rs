@@ -680,3 +680,72 @@ fn uncertain_buyer_reaches_a_seller_restarted_on_a_new_port() {
     );
     fx.assert_conserved(&[&restarted, &buyer]);
 }
+
+/// Stops the operation at the first turn after `armed` is set.
+struct StopWhen(Arc<std::sync::atomic::AtomicBool>);
+
+impl mpay_wallet_net::Watch for StopWhen {
+    fn turn(&mut self, _node: &WalletNode) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_sale_stopped_before_the_commit_moves_nothing() {
+    let mut fx = Fixture::new(11);
+    let mut seller = fx.node(1, loopback(47_745));
+    let mut buyer = fx.node(2, loopback(47_745));
+    fx.charge(&mut buyer, eur(2_000));
+    let seller_id = seller.id();
+    let buyer_id = buyer.id();
+    let buyer_thread = thread::spawn(move || {
+        let outcome = buyer.buy(intent(1_000, Some(seller_id)), secs(4.0), |_| {});
+        buyer
+            .run_until_settled(secs(3.0))
+            .expect("the buyer learns the outcome");
+        (buyer, outcome)
+    });
+    let found = seller
+        .find_buyers(Some(buyer_id), secs(3.0), &mut ())
+        .expect("lookup");
+    assert_eq!(found, mpay_wallet_net::Found::One(buyer_id));
+    let tx = seller
+        .start_sale(buyer_id, eur(600), "lamp")
+        .expect("start");
+    // The owner stops while the COMMIT-REQUEST is on its way.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sale = seller.finish_sale(tx, buyer_id, eur(600), secs(3.0), &mut StopWhen(stop));
+    assert!(
+        matches!(sale, Err(NodeError::Cancelled { tx: Some(t) }) if t == tx),
+        "{sale:?}"
+    );
+    // The seller keeps answering, so a buyer that agreed learns the abort.
+    assert!(seller.run_until_settled(secs(3.0)).expect("serve"));
+    let (buyer, purchase) = buyer_thread.join().expect("buyer thread");
+    assert!(
+        matches!(
+            purchase,
+            Ok(PurchaseOutcome::Aborted { .. }) | Err(NodeError::Timeout { tx: None, .. })
+        ),
+        "{purchase:?}"
+    );
+    assert_eq!(seller.wallet().balance(), eur(0));
+    assert_eq!(buyer.wallet().balance(), eur(2_000));
+    assert_eq!(buyer.wallet().locked(), eur(0));
+    fx.assert_conserved(&[&seller, &buyer]);
+}
+
+#[test]
+fn a_purchase_stopped_before_agreeing_ends_buyer_mode() {
+    let mut fx = Fixture::new(12);
+    let mut buyer = fx.node(2, loopback(47_746));
+    fx.charge(&mut buyer, eur(2_000));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let purchase = buyer.buy_watched(intent(1_000, None), secs(3.0), |_| {}, &mut StopWhen(stop));
+    assert!(
+        matches!(purchase, Err(NodeError::Cancelled { tx: None })),
+        "{purchase:?}"
+    );
+    assert!(buyer.wallet().buy_intent().is_none());
+    assert_eq!(buyer.wallet().balance(), eur(2_000));
+}

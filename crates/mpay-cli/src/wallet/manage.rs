@@ -1,47 +1,44 @@
 //! The wallet commands that need no radio: init, enroll, charge, balance,
-//! history, sync, redeem, backup, restore, change-pin.
+//! history, sync, redeem, backup, restore, change-pin. Each calls
+//! [`mpay_wallet::Wallet`] and says what it did, as text or one JSON object.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-
-use mpay_identity::{PartyId, SecretKeys, Suite, hex_string};
-use mpay_money::Amount;
-use mpay_office::http::{ClientError, OfficeClient};
-use mpay_office::sign_enrolment;
-use mpay_offline::chain::{ChainEntry, EntryKind};
-use mpay_offline::durable::{Write, WriteBatch};
-use mpay_offline::records::meta;
-use mpay_offline::{ChargeError, Wallet};
-use mpay_wallet_net::wall_clock;
-use mpay_wallet_store::WalletStore;
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use mpay_identity::hex_string;
+use mpay_wallet::{Access, BACKUP_WARNING, Enrolment, NewWallet, SyncReport, Wallet, WalletError};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::exit::{Exit, Failure};
-use super::files::{
-    PinSource, STORE_FILE, Settings, WalletDir, kdf_params, os_random32, parse_amount, read_pin,
-    sync_dir,
-};
-use super::local::{Access, OpenedStore, Session, SyncReport, runtime, token_batch};
+use super::files::{PinSource, kdf_cost, parse_amount, read_pin};
 use super::output::{Out, utc};
 use super::{
-    BackupArgs, ChangePinArgs, ChargeArgs, Common, EnrollArgs, HistoryArgs, InitArgs, RedeemArgs,
-    RestoreArgs,
+    BackupArgs, ChangePinArgs, ChargeArgs, Common, EnrollArgs, HistoryArgs, InitArgs, ProfileArgs,
+    ProfileCommand, RedeemArgs, RestoreArgs,
 };
 
-/// What people are told about backups, at backup and at restore.
-const BACKUP_WARNING: &str = "A backup holds the wallet as it is now. Restoring it later and \
-spending from it spends money the wallet may already have spent: the money office catches that \
-at the next sync as a DOUBLE SPEND, revokes the wallet and charges its owner. Restore only a \
-wallet that was lost, and sync it before spending.";
+/// The owner's PIN as the library asks for it: `--pin-file`, env
+/// `MPAY_PIN`, or a prompt (twice when `confirm`).
+fn pin_of(
+    common: &Common,
+    confirm: bool,
+) -> impl FnOnce() -> Result<Zeroizing<String>, WalletError> + '_ {
+    move || {
+        read_pin(&PinSource::current(common), confirm)
+            .map_err(|failure| WalletError::Other(failure.message))
+    }
+}
+
+/// Opens the wallet of `common` with the owner's PIN.
+pub fn open(common: &Common, access: Access) -> Result<Wallet, Failure> {
+    let mut wallet = Wallet::open_with(&common.dir, access, pin_of(common, false))?;
+    wallet.use_office(common.office.clone());
+    Ok(wallet)
+}
 
 // ---- init, enroll ---------------------------------------------------------
 
 pub fn init(out: &Out, args: InitArgs) -> Result<(), Failure> {
     let common = &args.common;
-    let files = WalletDir::new(&common.dir);
-    if files.has_wallet() {
+    if mpay_wallet::files::WalletDir::new(&common.dir).has_wallet() {
         return Err(Failure::other(format!(
             "a wallet already exists in {}; use another --dir, or `restore --force`",
             common.dir.display()
@@ -60,23 +57,13 @@ pub fn init(out: &Out, args: InitArgs) -> Result<(), Failure> {
              (or create the wallet with --no-enroll and run `enroll` later)",
         ));
     }
-    let pin = read_pin(&PinSource::current(common), true)?;
-    fs::create_dir_all(&common.dir)
-        .map_err(|e| Failure::other(format!("cannot create {}: {e}", common.dir.display())))?;
-    let mut rng = ChaCha20Rng::from_seed(os_random32()?);
-    let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-    let mut store = WalletStore::create(&files.store_path(), &pin, kdf_params(args.kdf))?;
-    let mut batch = WriteBatch::new();
-    batch.push(Write::PutMeta {
-        key: meta::SECRET_KEYS.into(),
-        value: keys.to_secret_bytes().to_vec(),
-    });
-    if let Some(token) = &args.token {
-        batch.writes.extend(token_batch(token).writes);
-    }
-    store.apply(&batch)?;
-    let mut settings = Settings::new(&office, &args.owner);
-    files.write_settings(&settings)?;
+    let new = NewWallet {
+        office,
+        owner: args.owner.clone(),
+        token: args.token.clone(),
+        kdf: kdf_cost(args.kdf),
+    };
+    let mut wallet = Wallet::create_with(&common.dir, &new, pin_of(common, true))?;
     out.line(format!(
         "created wallet in {} (keys and store encrypted with your PIN)",
         common.dir.display()
@@ -89,145 +76,39 @@ pub fn init(out: &Out, args: InitArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let token = args.token.as_deref().unwrap_or_default();
-    let wallet = enroll_store(&mut store, &keys, &args.owner, &office, token).map_err(|e| {
-        if e.exit == Exit::OfficeUnreachable {
+    let enrolment = wallet.enroll(None).map_err(|e| {
+        if matches!(e, WalletError::OfficeUnreachable(_)) {
             e.context("wallet created but not enrolled; run `mpay wallet enroll` later")
         } else {
             e.context("wallet created but not enrolled")
         }
     })?;
-    record_enrolment(&files, &mut settings, &wallet)?;
-    report_enrolment(out, "init", &settings, &wallet);
+    report_enrolment(out, "init", &enrolment);
     Ok(())
 }
 
 pub fn enroll(out: &Out, args: EnrollArgs) -> Result<(), Failure> {
-    let common = &args.common;
-    let mut opened = OpenedStore::open(common, Access::Write)?;
-    if opened.snapshot.meta.contains_key(meta::CERTIFICATE) {
-        let wallet = Wallet::recover_with_seed(
-            mpay_offline::Config::default(),
-            &opened.snapshot,
-            os_random32()?,
-            wall_clock(),
-        )?;
-        out.line(format!("wallet {} is already enrolled", wallet.id()));
+    let mut wallet = open(&args.common, Access::Write)?;
+    let enrolment = wallet.enroll(args.token.as_deref())?;
+    if enrolment.already {
+        out.line(format!("wallet {} is already enrolled", enrolment.wallet));
         out.done(
             "enroll",
-            json!({ "wallet": wallet.id().to_hex(), "already": true }),
+            json!({ "wallet": enrolment.wallet.to_hex(), "already": true }),
         );
         return Ok(());
     }
-    let keys = opened
-        .snapshot
-        .meta
-        .get(meta::SECRET_KEYS)
-        .ok_or_else(|| Failure::other("the store holds no keys (damaged?)"))
-        .and_then(|bytes| {
-            SecretKeys::from_secret_bytes(bytes)
-                .map_err(|e| Failure::other(format!("the stored keys are damaged: {e}")))
-        })?;
-    let token = match (&args.token, opened.stored_token()) {
-        (Some(t), _) => zeroize::Zeroizing::new(t.clone()),
-        (None, Some(t)) => t,
-        (None, None) => {
-            return Err(Failure::other(
-                "no owner token: pass --token or set MPAY_OWNER_TOKEN",
-            ));
-        }
-    };
-    if let Some(t) = &args.token {
-        opened.store.apply(&token_batch(t))?;
-    }
-    let office = common
-        .office
-        .clone()
-        .unwrap_or_else(|| opened.settings.office.clone());
-    let owner = opened.settings.owner.clone();
-    let wallet = enroll_store(&mut opened.store, &keys, &owner, &office, &token)?;
-    let mut settings = opened.settings;
-    if common.office.is_some() {
-        settings.office = office.trim_end_matches('/').to_owned();
-    }
-    record_enrolment(&opened.files, &mut settings, &wallet)?;
-    report_enrolment(out, "enroll", &settings, &wallet);
+    report_enrolment(out, "enroll", &enrolment);
     Ok(())
 }
 
-/// Enrols `keys` with the office and writes the genesis batch; returns the
-/// wallet as recovered from the store.
-fn enroll_store(
-    store: &mut WalletStore,
-    keys: &SecretKeys,
-    owner: &str,
-    office: &str,
-    token: &str,
-) -> Result<Wallet, Failure> {
-    let rt = runtime()?;
-    let client = OfficeClient::new(office)?;
-    let requested_at = wall_clock();
-    let proof = sign_enrolment(owner, keys, requested_at);
-    let enrolment = match rt.block_on(client.enroll(token, &keys.public(), requested_at, &proof)) {
-        Ok(enrolment) => enrolment,
-        Err(refused @ ClientError::Refused { .. }) => {
-            // The proof names `owner`: a token of someone else fails it. Say so.
-            return Err(match rt.block_on(client.owner_balance(token)) {
-                Ok(info) if info.owner != owner => token_of_another_owner(&info.owner, owner),
-                _ => Failure::from(refused),
-            });
-        }
-        Err(other) => return Err(other.into()),
-    };
-    if enrolment.certificate.keys() != &keys.public() {
-        return Err(Failure::other(
-            "the office issued a certificate for other keys; not installed",
-        ));
-    }
-    let batch = Wallet::genesis(
-        keys,
-        &enrolment.certificate,
-        &enrolment.office_certificate,
-        &enrolment.attestation,
-        wall_clock(),
-    )
-    .map_err(|e| Failure::other(format!("the office's enrolment does not check out: {e}")))?;
-    store.apply(&batch)?;
-    let snapshot = store.load()?;
-    Ok(Wallet::recover_with_seed(
-        mpay_offline::Config::default(),
-        &snapshot,
-        os_random32()?,
-        wall_clock(),
-    )?)
-}
-
-/// `init`/`enroll` with a token the office knows as `holder`'s, not `owner`'s.
-fn token_of_another_owner(holder: &str, owner: &str) -> Failure {
-    Failure::other(format!(
-        "this owner token belongs to {holder:?}, not to {owner:?}: pass {owner}'s token \
-         (--token or MPAY_OWNER_TOKEN), or --owner {holder}"
-    ))
-}
-
-fn record_enrolment(
-    files: &WalletDir,
-    settings: &mut Settings,
-    wallet: &Wallet,
-) -> Result<(), Failure> {
-    settings.wallet = Some(wallet.id().to_hex());
-    settings.currency = Some(wallet.currency().to_string());
-    files.write_settings(settings)
-}
-
-fn report_enrolment(out: &Out, command: &str, settings: &Settings, wallet: &Wallet) {
-    let cert = wallet.certificate();
+fn report_enrolment(out: &Out, command: &str, enrolment: &Enrolment) {
     out.line(format!(
         "enrolled with {} as owner {}",
-        settings.office, settings.owner
+        enrolment.office, enrolment.owner
     ));
-    out.line(format!("wallet id: {}", wallet.id()));
-    if let Some(limits) = cert.body.limits {
+    out.line(format!("wallet id: {}", enrolment.wallet));
+    if let Some(limits) = enrolment.limits {
         out.line(format!(
             "limits: balance up to {}, payments up to {}, sync every {} days or {} payments",
             limits.offline_balance_max,
@@ -238,16 +119,16 @@ fn report_enrolment(out: &Out, command: &str, settings: &Settings, wallet: &Wall
     }
     out.line(format!(
         "certificate valid until {}",
-        utc(cert.body.expires_at.as_millis())
+        utc(enrolment.certificate_expires_at.as_millis())
     ));
     out.done(
         command,
         json!({
-            "wallet": wallet.id().to_hex(),
-            "owner": settings.owner,
-            "office": settings.office,
-            "currency": wallet.currency().to_string(),
-            "certificate_expires_ms": cert.body.expires_at.as_millis(),
+            "wallet": enrolment.wallet.to_hex(),
+            "owner": enrolment.owner,
+            "office": enrolment.office,
+            "currency": enrolment.currency.to_string(),
+            "certificate_expires_ms": enrolment.certificate_expires_at.as_millis(),
         }),
     );
 }
@@ -256,103 +137,63 @@ fn report_enrolment(out: &Out, command: &str, settings: &Settings, wallet: &Wall
 
 pub fn charge(out: &Out, args: ChargeArgs) -> Result<(), Failure> {
     let common = &args.common;
-    let mut s = Session::open(common, Access::Write)?;
-    let amount = parse_amount(&args.amount, s.wallet.currency())?;
-    if s.is_revoked() {
-        return Err(Failure::new(
-            Exit::DoubleSpend,
-            "this wallet is revoked (a double spend was caught); it cannot be charged",
-        ));
-    }
-    if let Some(limits) = s.wallet.certificate().body.limits {
-        let after = s
-            .wallet
-            .balance()
-            .checked_add(s.wallet.locked())
-            .and_then(|b| b.checked_add(amount))
-            .map_err(|e| Failure::other(e.to_string()))?;
-        if after.checked_cmp(&limits.offline_balance_max) == Ok(std::cmp::Ordering::Greater) {
-            return Err(Failure::new(
-                Exit::LimitExceeded,
-                format!(
-                    "a charge of {amount} would take the wallet to {after}, over its offline \
-                     balance limit of {}",
-                    limits.offline_balance_max
-                ),
-            ));
-        }
-    }
+    let mut w = open(common, Access::Write)?;
+    let amount = parse_amount(&args.amount, w.currency()?)?;
     let key = match &args.idempotency_key {
         Some(k) => k.clone(),
-        None => {
-            let seed = os_random32()?;
-            hex_string(&seed[..16])
-        }
+        None => Wallet::new_idempotency_key()?,
     };
-    let office = s.office_url(common);
+    let office = w.office_url();
     let note = format!(
         "asking {office} for a voucher of {amount}; idempotency key {key} (if this is \
          interrupted, repeat with --idempotency-key {key}: the owner is charged once)"
     );
+    w.check_charge(amount)?;
     if out.is_json() {
         eprintln!("{note}");
     } else {
-        out.line(note);
+        out.line(&note);
     }
-    let token = s.token(args.token.as_deref())?;
-    let rt = runtime()?;
-    let client = OfficeClient::new(&office)?;
-    let voucher = rt.block_on(client.charge(&token, s.wallet.id(), amount, &key))?;
-    let applied = match s.wallet.charge(wall_clock(), voucher) {
-        Ok(()) => true,
-        Err(ChargeError::AlreadyUsed) => false,
-        Err(e) => return Err(e.into()),
-    };
-    s.pump()?;
-    if applied {
-        out.line(format!("charged {amount}: balance {}", s.wallet.balance()));
+    let charged = w.charge(amount, args.token.as_deref(), &key)?;
+    if charged.applied {
+        out.line(format!("charged {amount}: balance {}", charged.balance));
     } else {
         out.line(format!(
             "this voucher was already applied; balance {}",
-            s.wallet.balance()
+            charged.balance
         ));
     }
-    let report = s
-        .sync(&client, &rt)
+    let report = w
+        .sync()
         .map_err(|e| e.context(&format!("charged {amount}, but the sync after it failed")))?;
-    print_sync(out, &s, &report);
+    print_sync(out, &w, &report)?;
     out.done(
         "charge",
         json!({
-            "wallet": s.wallet.id().to_hex(),
+            "wallet": w.id()?.to_hex(),
             "amount": amount.to_string(),
-            "applied": applied,
+            "applied": charged.applied,
             "idempotency_key": key,
-            "balance": s.wallet.balance().to_string(),
-            "balance_minor": s.wallet.balance().minor_units(),
+            "balance": w.balance()?.to_string(),
+            "balance_minor": w.balance()?.minor_units(),
             "sync": sync_json(&report),
         }),
     );
-    revoked_check(&s)
+    revoked_check(&w)
 }
 
 pub fn sync(out: &Out, common: &Common) -> Result<(), Failure> {
-    let mut s = Session::open(common, Access::Write)?;
-    let office = s.office_url(common);
-    let rt = runtime()?;
-    let client = OfficeClient::new(&office)?;
-    let report = s.sync(&client, &rt)?;
+    let mut w = open(common, Access::Write)?;
+    let office = w.office_url();
+    let report = w.sync()?;
     out.line(format!("synced with {office}"));
-    print_sync(out, &s, &report);
-    let revoked = revoked_check(&s);
+    print_sync(out, &w, &report)?;
+    let revoked = revoked_check(&w);
     let mut object = sync_json(&report);
     if let Value::Object(map) = &mut object {
-        map.insert("wallet".into(), json!(s.wallet.id().to_hex()));
-        map.insert("balance".into(), json!(s.wallet.balance().to_string()));
-        map.insert(
-            "balance_minor".into(),
-            json!(s.wallet.balance().minor_units()),
-        );
+        map.insert("wallet".into(), json!(w.id()?.to_hex()));
+        map.insert("balance".into(), json!(w.balance()?.to_string()));
+        map.insert("balance_minor".into(), json!(w.balance()?.minor_units()));
     }
     match revoked {
         Ok(()) => {
@@ -364,57 +205,40 @@ pub fn sync(out: &Out, common: &Common) -> Result<(), Failure> {
 }
 
 pub fn redeem(out: &Out, args: RedeemArgs) -> Result<(), Failure> {
-    let common = &args.common;
-    let mut s = Session::open(common, Access::Write)?;
-    let amount = parse_amount(&args.amount, s.wallet.currency())?;
-    let office = s.office_url(common);
-    let rt = runtime()?;
-    let client = OfficeClient::new(&office)?;
-    // A Redeem entry is credited only through a sync the office accepts. A
-    // wallet whose chain the office refuses (a revoked copy) would lose the
-    // value for a credit that never comes: sync first, and write nothing
-    // unless the office takes this chain.
-    s.sync(&client, &rt).map_err(|e| {
-        e.context("nothing was redeemed: the money office must accept this wallet's chain first")
-    })?;
-    let redeem_id = s.wallet.redeem(wall_clock(), amount)?;
-    s.pump()?;
+    let mut w = open(&args.common, Access::Write)?;
+    let amount = parse_amount(&args.amount, w.currency()?)?;
+    let redeemed = w.redeem(amount)?;
     out.line(format!(
         "redeemed {amount} (id {}): balance {}; the office credits the owner's account at this \
          sync",
-        hex_string(&redeem_id),
-        s.wallet.balance()
+        hex_string(&redeemed.redeem_id),
+        redeemed.balance
     ));
-    let report = s.sync(&client, &rt).map_err(|e| {
-        e.context(&format!(
-            "redeemed {amount} locally; the owner is credited at the next successful sync"
-        ))
-    })?;
-    print_sync(out, &s, &report);
+    print_sync(out, &w, &redeemed.sync)?;
     out.done(
         "redeem",
         json!({
-            "wallet": s.wallet.id().to_hex(),
+            "wallet": w.id()?.to_hex(),
             "amount": amount.to_string(),
-            "redeem_id": hex_string(&redeem_id),
-            "balance": s.wallet.balance().to_string(),
-            "balance_minor": s.wallet.balance().minor_units(),
-            "sync": sync_json(&report),
+            "redeem_id": hex_string(&redeemed.redeem_id),
+            "balance": w.balance()?.to_string(),
+            "balance_minor": w.balance()?.minor_units(),
+            "sync": sync_json(&redeemed.sync),
         }),
     );
     Ok(())
 }
 
 /// Exit 9 if the wallet learned that it is revoked.
-fn revoked_check(s: &Session) -> Result<(), Failure> {
-    if s.is_revoked() {
+fn revoked_check(w: &Wallet) -> Result<(), Failure> {
+    if w.is_revoked() {
         Err(Failure::new(
             Exit::DoubleSpend,
             format!(
                 "wallet {} is REVOKED by the money office: a double spend by this wallet (or a \
                  copy of it) was caught. Peers refuse it; what the office holds of its chain \
                  can be redeemed (`mpay wallet redeem`).",
-                s.wallet.id()
+                w.id()?
             ),
         ))
     } else {
@@ -440,7 +264,7 @@ fn sync_text(attested: u64, balance: &str, uploaded_from: u64, rounds: usize) ->
     format!("office attests entry {attested} with balance {balance} ({uploaded}{rounds})")
 }
 
-fn print_sync(out: &Out, s: &Session, report: &SyncReport) {
+fn print_sync(out: &Out, w: &Wallet, report: &SyncReport) -> Result<(), Failure> {
     if let Some(att) = &report.attestation {
         out.line(sync_text(
             att.seq,
@@ -464,11 +288,8 @@ fn print_sync(out: &Out, s: &Session, report: &SyncReport) {
     if let Some(v) = report.revocation_version {
         out.line(format!("new revocation list installed: version {v}"));
     }
-    out.line(format!(
-        "balance {}, locked {}",
-        s.wallet.balance(),
-        s.wallet.locked()
-    ));
+    out.line(format!("balance {}, locked {}", w.balance()?, w.locked()?));
+    Ok(())
 }
 
 fn sync_json(report: &SyncReport) -> Value {
@@ -487,40 +308,31 @@ fn sync_json(report: &SyncReport) -> Value {
 // ---- balance, history ------------------------------------------------------
 
 pub fn balance(out: &Out, common: &Common) -> Result<(), Failure> {
-    let s = Session::open(common, Access::Read)?;
-    let w = &s.wallet;
-    let att = w.attestation();
-    let synced = w.next_unsynced_seq() > 0;
-    let chain_len = u64::try_from(w.chain().len()).unwrap_or(u64::MAX);
-    let unsynced = chain_len.saturating_sub(w.next_unsynced_seq());
-    let revoked = s.is_revoked();
-    let revocation_version = w.revocation_list().map(|l| l.version);
-    let expires = w.certificate().body.expires_at;
-    let expired = expires <= wall_clock();
-    let prepared: Vec<Value> = w
-        .prepared_txs()
-        .map(|(tx, seller, amount)| {
-            json!({ "tx": tx.to_string(), "seller": seller.to_hex(), "amount": amount.to_string() })
+    let w = open(common, Access::Read)?;
+    let b = w.balance_info()?;
+    let att = &b.attestation;
+    let prepared: Vec<Value> = b
+        .prepared
+        .iter()
+        .map(|p| {
+            json!({ "tx": p.tx.to_string(), "seller": p.seller.to_hex(), "amount": p.amount.to_string() })
         })
         .collect();
-    let committing: Vec<String> = w.committing_txs().map(|t| t.to_string()).collect();
+    let committing: Vec<String> = b.committing.iter().map(|t| t.to_string()).collect();
 
-    out.line(format!("wallet   {}", w.id()));
-    out.line(format!(
-        "owner    {} at {}",
-        s.settings.owner, s.settings.office
-    ));
-    out.line(format!("balance  {}", w.balance()));
+    out.line(format!("wallet   {}", b.wallet));
+    out.line(format!("owner    {} at {}", b.owner, b.office));
+    out.line(format!("balance  {}", b.balance));
     out.line(format!(
         "locked   {}{}",
-        w.locked(),
+        b.locked,
         if prepared.is_empty() {
             String::new()
         } else {
             format!(" ({} payment(s) waiting for their seller)", prepared.len())
         }
     ));
-    if synced {
+    if b.last_sync.is_some() {
         out.line(format!(
             "last sync {}: the office attests entry {} with balance {}",
             utc(att.synced_at.as_millis()),
@@ -533,7 +345,7 @@ pub fn balance(out: &Out, common: &Common) -> Result<(), Failure> {
             utc(att.synced_at.as_millis())
         ));
     }
-    out.line(format!("unsynced entries {unsynced}"));
+    out.line(format!("unsynced entries {}", b.unsynced_entries));
     if !committing.is_empty() {
         out.line(format!(
             "{} sale(s) committed but not acknowledged by the buyer (the money is yours)",
@@ -542,37 +354,42 @@ pub fn balance(out: &Out, common: &Common) -> Result<(), Failure> {
     }
     out.line(format!(
         "certificate {} {}",
-        if expired { "EXPIRED at" } else { "valid until" },
-        utc(expires.as_millis())
+        if b.certificate_expired {
+            "EXPIRED at"
+        } else {
+            "valid until"
+        },
+        utc(b.certificate_expires_at.as_millis())
     ));
-    out.line(if revoked {
+    out.line(if b.revoked {
         "revoked  YES: a double spend was caught; peers refuse this wallet".to_owned()
     } else {
         format!(
             "revoked  no{}",
-            revocation_version.map_or(String::new(), |v| format!(" (revocation list v{v})"))
+            b.revocation_version
+                .map_or(String::new(), |v| format!(" (revocation list v{v})"))
         )
     });
     out.done(
         "balance",
         json!({
-            "wallet": w.id().to_hex(),
-            "owner": s.settings.owner,
-            "office": s.settings.office,
-            "currency": w.currency().to_string(),
-            "balance": w.balance().to_string(),
-            "balance_minor": w.balance().minor_units(),
-            "locked": w.locked().to_string(),
-            "locked_minor": w.locked().minor_units(),
-            "last_sync_ms": synced.then_some(att.synced_at.as_millis()),
+            "wallet": b.wallet.to_hex(),
+            "owner": b.owner,
+            "office": b.office,
+            "currency": b.currency.to_string(),
+            "balance": b.balance.to_string(),
+            "balance_minor": b.balance.minor_units(),
+            "locked": b.locked.to_string(),
+            "locked_minor": b.locked.minor_units(),
+            "last_sync_ms": b.last_sync.map(|t| t.as_millis()),
             "attested_seq": att.seq,
             "attested_balance": att.balance.to_string(),
             "attested_balance_minor": att.balance.minor_units(),
-            "unsynced_entries": unsynced,
-            "revoked": revoked,
-            "revocation_version": revocation_version,
-            "certificate_expires_ms": expires.as_millis(),
-            "certificate_expired": expired,
+            "unsynced_entries": b.unsynced_entries,
+            "revoked": b.revoked,
+            "revocation_version": b.revocation_version,
+            "certificate_expires_ms": b.certificate_expires_at.as_millis(),
+            "certificate_expired": b.certificate_expired,
             "prepared": prepared,
             "committing": committing,
         }),
@@ -580,134 +397,50 @@ pub fn balance(out: &Out, common: &Common) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One chain entry as people and scripts see it.
-struct EntryView {
-    kind: &'static str,
-    tx: Option<String>,
-    counterparty: Option<PartyId>,
-    /// Signed change of the balance (a Pay is negative).
-    change: Amount,
-    status: Option<&'static str>,
-}
-
-fn entry_view(w: &Wallet, entry: &ChainEntry) -> EntryView {
-    let zero = Amount::zero(w.currency());
-    let neg = |a: Amount| a.checked_neg().unwrap_or(zero);
-    match &entry.kind {
-        EntryKind::Genesis { .. } => EntryView {
-            kind: "genesis",
-            tx: None,
-            counterparty: None,
-            change: zero,
-            status: None,
-        },
-        EntryKind::Charge { voucher } => EntryView {
-            kind: "charge",
-            tx: Some(hex_string(&voucher.charge_id)),
-            counterparty: Some(voucher.office),
-            change: voucher.amount,
-            status: None,
-        },
-        EntryKind::Pay {
-            tx, seller, amount, ..
-        } => EntryView {
-            kind: "pay",
-            tx: Some(tx.to_string()),
-            counterparty: Some(*seller),
-            change: neg(*amount),
-            status: Some(if w.paid(tx) {
-                "paid"
-            } else if w.voided(tx) {
-                "voided"
-            } else {
-                "locked"
-            }),
-        },
-        EntryKind::Receive {
-            tx, buyer, amount, ..
-        } => EntryView {
-            kind: "receive",
-            tx: Some(tx.to_string()),
-            counterparty: Some(*buyer),
-            change: *amount,
-            status: None,
-        },
-        EntryKind::Void {
-            tx,
-            paid_seq,
-            amount,
-            ..
-        } => {
-            let seller = usize::try_from(*paid_seq)
-                .ok()
-                .and_then(|i| w.chain().get(i))
-                .and_then(|e| match &e.kind {
-                    EntryKind::Pay { seller, .. } => Some(*seller),
-                    _ => None,
-                });
-            EntryView {
-                kind: "void",
-                tx: Some(tx.to_string()),
-                counterparty: seller,
-                change: *amount,
-                status: None,
-            }
-        }
-        EntryKind::Redeem { redeem_id, amount } => EntryView {
-            kind: "redeem",
-            tx: Some(hex_string(redeem_id)),
-            counterparty: Some(w.office().subject()),
-            change: neg(*amount),
-            status: None,
-        },
-    }
-}
-
 pub fn history(out: &Out, args: HistoryArgs) -> Result<(), Failure> {
-    let s = Session::open(&args.common, Access::Read)?;
-    let w = &s.wallet;
-    let limit = args.limit.unwrap_or(usize::MAX);
+    let w = open(&args.common, Access::Read)?;
+    let entries = w.history(args.limit)?;
     let mut rows = Vec::new();
     out.line(format!(
         "{:>5}  {:<8} {:<9} {:>14} {:>14}  {:<23} {}",
         "seq", "kind", "party", "amount", "balance", "time", "tx"
     ));
-    for entry in w.chain().iter().rev().take(limit) {
-        let view = entry_view(w, entry);
-        let party = view.counterparty.map(|p| p.short()).unwrap_or_default();
-        let tx_short = view
+    for entry in &entries {
+        let party = entry.counterparty.map(|p| p.short()).unwrap_or_default();
+        let tx_short = entry
             .tx
             .as_deref()
             .map(|t| t.get(..8).unwrap_or(t))
             .unwrap_or("");
-        let sign = if view.change.is_positive() { "+" } else { "" };
+        let sign = if entry.change.is_positive() { "+" } else { "" };
+        let status = entry.status.map(|s| s.as_str());
         out.line(format!(
             "{:>5}  {:<8} {:<9} {:>14} {:>14}  {:<23} {}{}",
             entry.seq,
-            view.kind,
+            entry.kind.as_str(),
             party,
-            format!("{sign}{}", view.change),
+            format!("{sign}{}", entry.change),
             entry.balance_after.to_string(),
             utc(entry.created_at.as_millis()),
             tx_short,
-            view.status.map(|s| format!(" ({s})")).unwrap_or_default(),
+            status.map(|s| format!(" ({s})")).unwrap_or_default(),
         ));
         rows.push(json!({
             "seq": entry.seq,
-            "kind": view.kind,
-            "tx": view.tx,
-            "counterparty": view.counterparty.map(|p| p.to_hex()),
-            "amount": view.change.to_string(),
-            "amount_minor": view.change.minor_units(),
+            "kind": entry.kind.as_str(),
+            "tx": entry.tx,
+            "counterparty": entry.counterparty.map(|p| p.to_hex()),
+            "amount": entry.change.to_string(),
+            "amount_minor": entry.change.minor_units(),
             "balance_after": entry.balance_after.to_string(),
             "balance_after_minor": entry.balance_after.minor_units(),
             "time_ms": entry.created_at.as_millis(),
-            "status": view.status,
+            "status": status,
         }));
     }
     out.done(
         "history",
-        json!({ "wallet": w.id().to_hex(), "entries": rows }),
+        json!({ "wallet": w.id()?.to_hex(), "entries": rows }),
     );
     Ok(())
 }
@@ -715,24 +448,9 @@ pub fn history(out: &Out, args: HistoryArgs) -> Result<(), Failure> {
 // ---- backup, restore, change-pin ---------------------------------------------
 
 pub fn backup(out: &Out, args: BackupArgs) -> Result<(), Failure> {
-    let opened = OpenedStore::open(&args.common, Access::Read)?;
+    let w = open(&args.common, Access::Read)?;
     let dest = &args.dest;
-    if dest.exists() {
-        let empty = fs::read_dir(dest)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !empty {
-            return Err(Failure::other(format!(
-                "{} exists and is not empty; give a new directory",
-                dest.display()
-            )));
-        }
-    }
-    fs::create_dir_all(dest)
-        .map_err(|e| Failure::other(format!("cannot create {}: {e}", dest.display())))?;
-    opened.store.backup_to(&dest.join(STORE_FILE))?;
-    WalletDir::new(dest).write_settings(&opened.settings)?;
-    sync_dir(dest)?;
+    w.backup(dest)?;
     out.line(format!(
         "encrypted backup written to {} (same PIN)",
         dest.display()
@@ -740,63 +458,15 @@ pub fn backup(out: &Out, args: BackupArgs) -> Result<(), Failure> {
     out.warn(BACKUP_WARNING);
     out.done(
         "backup",
-        json!({ "dest": dest, "wallet": opened.settings.wallet }),
+        json!({ "dest": dest, "wallet": w.settings().wallet }),
     );
     Ok(())
 }
 
 pub fn restore(out: &Out, args: RestoreArgs) -> Result<(), Failure> {
     let common = &args.common;
-    let target = WalletDir::new(&common.dir);
-    let source = WalletDir::new(&args.src);
-    if !source.store_path().exists() {
-        return Err(Failure::other(format!(
-            "{} holds no wallet backup ({STORE_FILE} missing)",
-            args.src.display()
-        )));
-    }
-    let settings = source.read_settings()?;
-    if target.has_wallet() && !args.force {
-        return Err(Failure::other(format!(
-            "a wallet already exists in {}; pass --force to replace it (its files are moved \
-             aside, not deleted)",
-            common.dir.display()
-        )));
-    }
-    fs::create_dir_all(&common.dir)
-        .map_err(|e| Failure::other(format!("cannot create {}: {e}", common.dir.display())))?;
-    let _lock = target.lock()?;
-    let stamp = wall_clock().as_millis();
-    // Copy into a staging directory and check the PIN opens the copy there,
-    // so a wrong PIN or a damaged backup leaves the current wallet alone.
-    let staging = WalletDir::new(&common.dir.join(format!(".restore-{stamp}")));
-    fs::create_dir_all(&staging.dir).map_err(|e| Failure::other(e.to_string()))?;
-    let staged = copy_store(&source, &staging).and_then(|()| {
-        let pin = read_pin(&PinSource::current(common), false)?;
-        let store = WalletStore::open(&staging.store_path(), &pin)?;
-        store.load()?;
-        Ok(())
-    });
-    if let Err(e) = staged {
-        let _ = fs::remove_dir_all(&staging.dir);
-        return Err(e);
-    }
-    let mut replaced = None;
-    if target.has_wallet() {
-        let aside = common.dir.join(format!("replaced-{stamp}"));
-        fs::create_dir_all(&aside).map_err(|e| Failure::other(e.to_string()))?;
-        let mut old = target.store_files();
-        if target.settings_path().exists() {
-            old.push(target.settings_path());
-        }
-        move_files(&old, &aside)?;
-        replaced = Some(aside);
-    }
-    move_files(&staging.store_files(), &common.dir)?;
-    let _ = fs::remove_dir_all(&staging.dir);
-    target.write_settings(&settings)?;
-    sync_dir(&common.dir)?;
-    if let Some(aside) = &replaced {
+    let restored = Wallet::restore_with(&common.dir, &args.src, args.force, pin_of(common, false))?;
+    if let Some(aside) = &restored.replaced {
         out.line(format!(
             "the wallet that was in {} is moved to {}",
             common.dir.display(),
@@ -805,45 +475,19 @@ pub fn restore(out: &Out, args: RestoreArgs) -> Result<(), Failure> {
     }
     out.line(format!(
         "restored wallet {} from {}",
-        settings.wallet.as_deref().unwrap_or("(not enrolled)"),
+        restored.wallet.as_deref().unwrap_or("(not enrolled)"),
         args.src.display()
     ));
     out.warn(BACKUP_WARNING);
     out.done(
         "restore",
-        json!({ "wallet": settings.wallet, "replaced": replaced }),
+        json!({ "wallet": restored.wallet, "replaced": restored.replaced }),
     );
     Ok(())
 }
 
-fn copy_store(from: &WalletDir, to: &WalletDir) -> Result<(), Failure> {
-    for file in from.store_files() {
-        let name = file
-            .file_name()
-            .ok_or_else(|| Failure::other("a store file without a name"))?;
-        let dest = to.dir.join(name);
-        fs::copy(&file, &dest)
-            .map_err(|e| Failure::other(format!("cannot copy {}: {e}", file.display())))?;
-        fs::File::open(&dest)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Failure::other(format!("cannot sync {}: {e}", dest.display())))?;
-    }
-    sync_dir(&to.dir)
-}
-
-fn move_files(files: &[PathBuf], to: &Path) -> Result<(), Failure> {
-    for file in files {
-        let Some(name) = file.file_name() else {
-            continue;
-        };
-        fs::rename(file, to.join(name))
-            .map_err(|e| Failure::other(format!("cannot move {}: {e}", file.display())))?;
-    }
-    sync_dir(to)
-}
-
 pub fn change_pin(out: &Out, args: ChangePinArgs) -> Result<(), Failure> {
-    let mut opened = OpenedStore::open(&args.common, Access::Write)?;
+    let mut w = open(&args.common, Access::Write)?;
     let new_pin = read_pin(
         &PinSource {
             file: args.new_pin_file.as_deref(),
@@ -852,10 +496,95 @@ pub fn change_pin(out: &Out, args: ChangePinArgs) -> Result<(), Failure> {
         },
         true,
     )?;
-    opened.store.change_pin(&new_pin, kdf_params(args.kdf))?;
+    w.change_pin(&new_pin, kdf_cost(args.kdf))?;
     out.line("PIN changed");
     out.done("change-pin", json!({}));
     Ok(())
+}
+
+// ---- profile -------------------------------------------------------------------
+
+/// A given value: empty clears the field.
+fn given(value: Option<String>, old: Option<String>) -> Option<String> {
+    match value {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(v),
+        None => old,
+    }
+}
+
+/// Reads the owner's certificate file, no further than its limit allows.
+fn read_certificate(path: &std::path::Path) -> Result<String, Failure> {
+    use std::io::Read as _;
+    let max = mpay_wallet::PROFILE_CERTIFICATE_LEN_MAX;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| Failure::other(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() > max {
+        return Err(Failure::other(format!(
+            "{} is longer than {max} bytes",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::other(format!("{} is not UTF-8 text", path.display())))
+}
+
+pub fn profile(out: &Out, args: ProfileArgs) -> Result<(), Failure> {
+    match args.what {
+        ProfileCommand::Set {
+            payment,
+            certificate_file,
+            shipping,
+            billing,
+        } => {
+            let certificate = certificate_file
+                .as_deref()
+                .map(read_certificate)
+                .transpose()?;
+            let mut w = open(&args.common, Access::Write)?;
+            let old = w.profile()?;
+            let profile = mpay_wallet::Profile {
+                payment: given(payment, old.payment),
+                certificate: given(certificate, old.certificate),
+                shipping: given(shipping, old.shipping),
+                billing: given(billing, old.billing),
+            };
+            w.set_profile(&profile)?;
+            out.line("profile saved (encrypted in the wallet's store)");
+            out.done("profile-set", profile_json(&profile));
+        }
+        ProfileCommand::Show => {
+            let w = open(&args.common, Access::Read)?;
+            let profile = w.profile()?;
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            out.line(format!("payment      {}", show(&profile.payment)));
+            out.line(format!("shipping     {}", show(&profile.shipping)));
+            out.line(format!("billing      {}", show(&profile.billing)));
+            out.line(format!(
+                "certificate  {}",
+                profile
+                    .certificate
+                    .as_ref()
+                    .map_or("(none)".to_owned(), |c| format!("{} bytes", c.len()))
+            ));
+            out.done("profile", profile_json(&profile));
+        }
+    }
+    Ok(())
+}
+
+fn profile_json(profile: &mpay_wallet::Profile) -> Value {
+    json!({
+        "payment": profile.payment,
+        "certificate": profile.certificate,
+        "shipping": profile.shipping,
+        "billing": profile.billing,
+    })
 }
 
 #[cfg(test)]
@@ -876,19 +605,6 @@ mod tests {
         assert_eq!(
             sync_text(7, "5.00 EUR", 2, 2),
             "office attests entry 7 with balance 5.00 EUR (uploaded entries 2–7 in 2 rounds)"
-        );
-    }
-
-    #[test]
-    fn a_token_of_another_owner_is_named() {
-        let failure = token_of_another_owner("alice", "sam");
-        assert_eq!(failure.exit, Exit::Other);
-        assert!(
-            failure
-                .message
-                .starts_with("this owner token belongs to \"alice\", not to \"sam\""),
-            "{}",
-            failure.message
         );
     }
 }

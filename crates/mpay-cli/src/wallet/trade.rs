@@ -1,251 +1,191 @@
 //! The wallet commands that talk to wallets nearby over UDP: sell, buy,
-//! resume. Each opens the wallet, recovers its engine (prepared payments
-//! become uncertain and ask their seller; committed sales resend COMMIT) and
-//! runs it in a [`WalletNode`]; what a crash left open moves on while any of
-//! them runs.
+//! resume. Each runs [`mpay_wallet::Wallet::sell`], `buy` or `resume`, prints
+//! what its [`Listener`] hears as it happens, and says how it ended.
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mpay_identity::{Limits, PartyId, Timestamp};
-use mpay_money::Amount;
-use mpay_offline::{BuyIntent, Event};
-use mpay_wallet_net::{
-    BroadcastTo, DEFAULT_MULTICAST_GROUP, DropKnob, NodeConfig, NodeError, PaymentRequest,
-    PurchaseOutcome, SaleOutcome, UnknownPeerRoute, WalletNode, wall_clock,
+use mpay_wallet::{
+    Access, BuyRequest, CancelHandle, Event, Listener, NetOptions, PartyId, Progress,
+    PurchaseOutcome, Sale, SellRequest, WalletError, describe, parse_broadcast, parse_party,
 };
 use serde_json::{Value, json};
 
 use super::exit::{Exit, Failure};
-use super::files::WalletLock;
-use super::files::{ask_line, ask_yes, os_random32, parse_amount};
-use super::local::{Access, Session};
+use super::files::{ask_line, ask_yes, parse_amount};
+use super::manage::open;
 use super::output::{Out, qr};
 use super::{BuyArgs, NetArgs, ResumeArgs, SellArgs};
 
-/// After paying, the buyer keeps answering until the seller has been quiet
-/// this long: a seller whose COMMITTED acknowledgement was lost resends
-/// COMMIT (first after ~200 ms, doubling), and each resend is answered.
-const ACK_QUIET_MS: u64 = 1_500;
-/// The longest the buyer keeps answering after paying.
-const ACK_LINGER_MS_MAX: u64 = 6_000;
-/// After a sale ends without a commit, the seller keeps answering this long
-/// so that a buyer that agreed (and whose AGREED was lost) learns of the
-/// abort when it asks.
-const ABORT_LINGER_MS: u64 = 1_500;
-/// One turn of a command's own loop.
-const STEP_MS: u64 = 100;
-
-fn parse_party(text: &str, what: &str) -> Result<PartyId, Failure> {
-    PartyId::from_hex(text.trim()).ok_or_else(|| {
-        Failure::other(format!(
-            "{what} {text:?} is not a wallet id (32 hex digits, as `mpay wallet balance` shows)"
-        ))
+fn net_options(net: &NetArgs) -> Result<NetOptions, Failure> {
+    Ok(NetOptions {
+        bind: net.bind,
+        broadcast: parse_broadcast(&net.broadcast, net.interface)?,
+        interface: net.interface,
+        drop_permille: net.drop_permille,
     })
 }
 
-/// `multicast`, `multicast:GROUP:PORT`, `lan:ADDRESS:PORT` or
-/// `peers:ADDR:PORT,…`.
-fn parse_broadcast(text: &str, interface: std::net::Ipv4Addr) -> Result<BroadcastTo, Failure> {
-    let bad = |why: &str| Failure::other(format!("--broadcast {text:?}: {why}"));
-    let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
-    match kind {
-        "multicast" => {
-            let group = if rest.is_empty() {
-                DEFAULT_MULTICAST_GROUP
-            } else {
-                rest.parse::<SocketAddrV4>()
-                    .map_err(|_| bad("expected multicast:GROUP:PORT"))?
-            };
-            if !group.ip().is_multicast() {
-                return Err(bad("not a multicast group address"));
+/// Prints what an operation hears, as it happens, and keeps the log the
+/// JSON output carries.
+struct Printer<'a> {
+    out: &'a Out,
+    log: Vec<String>,
+    /// False leaves out the answers to a LOOKUP (a wallet that is not
+    /// selling has no buyer to speak of).
+    selling: bool,
+    /// A sale's several buyers: whether to ask the person.
+    choose: Option<Failure>,
+    /// The requests a buyer was shown, for `--json`.
+    requests: Vec<Value>,
+    amount: String,
+    named: Option<PartyId>,
+}
+
+impl<'a> Printer<'a> {
+    fn new(out: &'a Out, selling: bool) -> Printer<'a> {
+        Printer {
+            out,
+            log: Vec::new(),
+            selling,
+            choose: None,
+            requests: Vec::new(),
+            amount: String::new(),
+            named: None,
+        }
+    }
+}
+
+impl Listener for Printer<'_> {
+    fn progress(&mut self, progress: &Progress) {
+        let out = self.out;
+        match progress {
+            Progress::LookingForBuyers { .. } => {}
+            Progress::Event(event) => {
+                // Each repeated LOOKUP brings the same answers again: say it once.
+                let repeats = matches!(
+                    event,
+                    Event::BuyerFound { .. }
+                        | Event::BuyerRefused { .. }
+                        | Event::BuyerRevoked { .. }
+                );
+                if repeats && !self.selling {
+                    return;
+                }
+                if let Some(text) = describe(event)
+                    && !(repeats && self.log.contains(&text))
+                {
+                    out.line(format!("  {text}"));
+                    self.log.push(text);
+                }
             }
-            Ok(BroadcastTo::Multicast { group, interface })
-        }
-        "lan" => Ok(BroadcastTo::Lan {
-            address: rest
-                .parse::<SocketAddrV4>()
-                .map_err(|_| bad("expected lan:ADDRESS:PORT"))?,
-        }),
-        "peers" => {
-            let peers = rest
-                .split(',')
-                .filter(|p| !p.trim().is_empty())
-                .map(|p| p.trim().parse::<SocketAddr>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| bad("expected peers:ADDR:PORT,ADDR:PORT,…"))?;
-            Ok(BroadcastTo::Peers(peers))
-        }
-        _ => Err(bad(
-            "expected multicast, multicast:GROUP:PORT, lan:… or peers:…",
-        )),
-    }
-}
-
-/// The node's configuration from the command line. A frame for a peer
-/// whose address is unknown goes to the broadcast destination: that is how
-/// a wallet that restarted (on a new port) reaches the peer it must ask.
-fn node_config(net: &NetArgs) -> Result<NodeConfig, Failure> {
-    let mut config = NodeConfig::multicast(net.bind, DEFAULT_MULTICAST_GROUP, net.interface);
-    config.broadcast = parse_broadcast(&net.broadcast, net.interface)?;
-    config.unknown_peer = UnknownPeerRoute::ViaBroadcast;
-    let seed = os_random32()?;
-    let mut seed8 = [0u8; 8];
-    seed8.copy_from_slice(&seed[..8]);
-    config.drop = DropKnob {
-        inbound_permille: net.drop_permille,
-        outbound_permille: 0,
-        seed: u64::from_be_bytes(seed8),
-    };
-    Ok(config)
-}
-
-fn open_node(session: Session, net: &NetArgs) -> Result<(WalletNode, Option<WalletLock>), Failure> {
-    session.into_node(node_config(net)?)
-}
-
-/// An engine event for people, if it is one they care about.
-fn describe(event: &Event) -> Option<String> {
-    Some(match event {
-        Event::BuyerFound { buyer } => format!("buyer {} answered", buyer.short()),
-        Event::BuyerRefused { buyer, reason } => format!(
-            "buyer {} answered but is not acceptable: {}",
-            buyer.short(),
-            super::exit::abort_text(*reason)
-        ),
-        Event::BuyerRevoked { buyer } => format!(
-            "buyer {} answered but is revoked by the money office (a double spend was caught)",
-            buyer.short()
-        ),
-        Event::RevocationListInstalled { version } => {
-            format!("revocation list v{version} installed")
-        }
-        Event::SaleCommitted { tx, buyer, amount } => format!(
-            "sale {} COMMITTED: {amount} from buyer {} (the money is yours)",
-            tx.short(),
-            buyer.short()
-        ),
-        Event::SaleCompleted { tx } => {
-            format!("sale {} complete (the buyer acknowledged)", tx.short())
-        }
-        Event::SaleSettledByOffice { tx } => format!(
-            "sale {} closed: never acknowledged, but the office holds the claim",
-            tx.short()
-        ),
-        Event::SaleAborted { tx, reason } => format!(
-            "sale {} aborted: {}",
-            tx.short(),
-            super::exit::abort_text(*reason)
-        ),
-        Event::PaymentCommitted { tx, seller, amount } => format!(
-            "payment {} of {amount} to {} committed (paid)",
-            tx.short(),
-            seller.short()
-        ),
-        Event::PaymentAborted { tx, amount } => {
-            format!("payment {} aborted: {amount} is back", tx.short())
-        }
-        Event::PaymentAwaitingOffice { tx } => format!(
-            "payment {}: claim deadline passed, only the money office can settle it now (sync)",
-            tx.short()
-        ),
-        Event::Charged { amount } => format!("charged {amount}"),
-        Event::PaymentRequested { .. } => return None,
-    })
-}
-
-/// Prints and returns the events queued since the last call.
-fn drain_events(out: &Out, node: &mut WalletNode, log: &mut Vec<String>) {
-    drain_events_of(out, node, log, true);
-}
-
-/// Says what happened; `selling` false leaves out the answers to a LOOKUP
-/// (a wallet that is not selling has no buyer to speak of).
-fn drain_events_of(out: &Out, node: &mut WalletNode, log: &mut Vec<String>, selling: bool) {
-    while let Some(event) = node.poll_event() {
-        // Each repeated LOOKUP brings the same answers again: say it once.
-        let repeats = matches!(
-            event,
-            Event::BuyerFound { .. } | Event::BuyerRefused { .. } | Event::BuyerRevoked { .. }
-        );
-        if repeats && !selling {
-            continue;
-        }
-        if let Some(text) = describe(&event)
-            && !(repeats && log.contains(&text))
-        {
-            out.line(format!("  {text}"));
-            log.push(text);
+            Progress::PaymentRequested { request, refusal } => {
+                let verdict = match refusal {
+                    None => "agreed, funds locked".to_owned(),
+                    Some(why) => format!("refused: {why}"),
+                };
+                out.line(format!(
+                    "seller {} asks {} for {:?} (tx {}): {verdict}",
+                    request.seller.short(),
+                    request.amount,
+                    request.description,
+                    request.tx.short()
+                ));
+                self.requests.push(json!({
+                    "tx": request.tx.to_string(), "seller": request.seller.to_hex(),
+                    "amount": request.amount.to_string(), "description": request.description,
+                    "accepted": request.accepted,
+                }));
+            }
+            Progress::BuyersFound { .. }
+            | Progress::WaitingForBuyer { .. }
+            | Progress::WaitingForSeller { .. }
+            | Progress::Resuming { .. } => {}
         }
     }
-}
 
-fn ensure_not_revoked(session: &Session) -> Result<(), Failure> {
-    if session.is_revoked() {
-        return Err(Failure::new(
-            Exit::DoubleSpend,
-            format!(
-                "wallet {} is revoked (a double spend was caught); other wallets refuse it",
-                session.wallet.id()
-            ),
-        ));
+    /// Asks the person which buyer, on a terminal; otherwise the error that
+    /// names them.
+    fn choose_buyer(&mut self, buyers: &[PartyId]) -> Option<PartyId> {
+        if self.out.is_json() || !std::io::stdin().is_terminal() {
+            return None;
+        }
+        println!("several buyers nearby:");
+        for (i, b) in buyers.iter().enumerate() {
+            println!("  {}. {b}", i + 1);
+        }
+        let Some(answer) = ask_line(&format!("sell to which one? [1-{}] ", buyers.len())) else {
+            self.choose = Some(Failure::other("no choice made"));
+            return None;
+        };
+        let chosen = answer
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| buyers.get(i))
+            .copied();
+        if chosen.is_none() {
+            self.choose = Some(Failure::other(format!("no buyer {answer:?}")));
+        }
+        chosen
     }
-    Ok(())
 }
 
 // ---- sell --------------------------------------------------------------------
 
 pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
-    let session = Session::open(&args.common, Access::Write)?;
-    ensure_not_revoked(&session)?;
-    let amount = parse_amount(
-        std::slice::from_ref(&args.amount),
-        session.wallet.currency(),
-    )?;
+    let mut w = open(&args.common, Access::Write)?;
+    if w.is_revoked() {
+        return Err(Failure::new(
+            Exit::DoubleSpend,
+            format!(
+                "wallet {} is revoked (a double spend was caught); other wallets refuse it",
+                w.id()?
+            ),
+        ));
+    }
+    let amount = parse_amount(std::slice::from_ref(&args.amount), w.currency()?)?;
     let named = args
         .buyer
         .as_deref()
         .map(|b| parse_party(b, "--buyer"))
         .transpose()?;
-    let (mut node, _lock) = open_node(session, &args.net)?;
-    let deadline = Instant::now() + Duration::from_secs(args.wait);
-    out.line(format!(
-        "wallet {} sells {amount}{}; looking for buyers nearby (UDP {})",
-        node.id(),
-        named.map_or(String::new(), |b| format!(" to {}", b.short())),
-        node.local_addr()
-    ));
-    let lookup = match named {
-        Some(_) => Duration::from_secs(args.wait),
-        None => Duration::from_secs(args.lookup_secs.min(args.wait)),
+    let net = net_options(&args.net)?;
+    let request = SellRequest {
+        amount,
+        buyer: named,
+        description: args.description.clone(),
+        wait: Duration::from_secs(args.wait),
+        lookup: Duration::from_secs(args.lookup_secs),
     };
-    let mut log = Vec::new();
-    let mut outcome = node.sell(amount, &args.description, named, lookup, deadline);
-    if let Ok(SaleOutcome::ChooseBuyer { buyers }) = &outcome {
-        let buyers = buyers.clone();
-        drain_events(out, &mut node, &mut log);
-        let chosen = choose_buyer(out, &buyers)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        outcome = node.sell(amount, &args.description, Some(chosen), left, deadline);
+    let id = w.id()?;
+    let mut printer = Printer::new(out, true);
+    printer.amount = amount.to_string();
+    printer.named = named;
+    let sale = w.sell(
+        &request,
+        &net,
+        &mut SellPrinter(&mut printer, id),
+        &CancelHandle::new(),
+    );
+    if let Some(failure) = printer.choose.take() {
+        return Err(failure);
     }
-    drain_events(out, &mut node, &mut log);
-    let id = node.id();
-    let result = match outcome {
-        Ok(SaleOutcome::Completed { tx, buyer, amount }) => {
+    let mut object = match sale? {
+        Sale::Completed { tx, buyer, amount } => {
             out.line(format!(
                 "sold: {amount} from buyer {} (tx {}), complete",
                 buyer.short(),
                 tx.short()
             ));
-            Ok(json!({
+            json!({
                 "outcome": "completed", "tx": tx.to_string(), "buyer": buyer.to_hex(),
                 "amount": amount.to_string(), "amount_minor": amount.minor_units(),
-            }))
+            })
         }
-        Ok(SaleOutcome::CommittedUnacknowledged { tx, buyer, amount }) => {
+        Sale::CommittedUnacknowledged { tx, buyer, amount } => {
             out.line(format!(
                 "sold: {amount} from buyer {} (tx {}) is committed, the money is yours; the \
                  buyer's acknowledgement has not arrived (the wallet resends COMMIT whenever it \
@@ -253,132 +193,67 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
                 buyer.short(),
                 tx.short()
             ));
-            Ok(json!({
+            json!({
                 "outcome": "committed_unacknowledged", "tx": tx.to_string(),
                 "buyer": buyer.to_hex(), "amount": amount.to_string(),
                 "amount_minor": amount.minor_units(),
-            }))
+            })
         }
-        Ok(SaleOutcome::ChooseBuyer { buyers }) => Err(several_buyers(&buyers)),
-        Err(NodeError::Timeout { tx: Some(tx), .. }) => {
-            // Still in phase 1: cancel (presumed abort), and answer a buyer
-            // that agreed and asks.
-            node.command(|wallet, now| wallet.cancel_sale(now, tx))?;
-            node.run_for(Duration::from_millis(ABORT_LINGER_MS))?;
-            drain_events(out, &mut node, &mut log);
-            Err(Failure::new(
-                Exit::Timeout,
-                format!(
-                    "the buyer did not agree within --wait; sale {} cancelled, nothing was paid",
-                    tx.short()
-                ),
-            ))
-        }
-        Err(e @ (NodeError::BuyerSilent { .. } | NodeError::BuyerRefused { .. })) => {
-            node.run_for(Duration::from_millis(ABORT_LINGER_MS))?;
-            drain_events(out, &mut node, &mut log);
-            Err(Failure::from(e))
-        }
-        Err(e) => Err(Failure::from(e)),
     };
-    match result {
-        Ok(mut object) => {
-            if let Value::Object(map) = &mut object {
-                map.insert("wallet".into(), json!(id.to_hex()));
-                map.insert("balance".into(), json!(node.wallet().balance().to_string()));
-                map.insert(
-                    "balance_minor".into(),
-                    json!(node.wallet().balance().minor_units()),
-                );
-                map.insert("log".into(), json!(log));
-            }
-            out.done("sell", object);
-            Ok(())
+    if let Value::Object(map) = &mut object {
+        map.insert("wallet".into(), json!(id.to_hex()));
+        map.insert("balance".into(), json!(w.balance()?.to_string()));
+        map.insert("balance_minor".into(), json!(w.balance()?.minor_units()));
+        map.insert("log".into(), json!(printer.log));
+    }
+    out.done("sell", object);
+    Ok(())
+}
+
+/// The seller's first line, once its UDP address is known.
+struct SellPrinter<'p, 'a>(&'p mut Printer<'a>, PartyId);
+
+impl Listener for SellPrinter<'_, '_> {
+    fn progress(&mut self, progress: &Progress) {
+        if let Progress::LookingForBuyers { local_addr } = progress {
+            let p = &self.0;
+            p.out.line(format!(
+                "wallet {} sells {}{}; looking for buyers nearby (UDP {local_addr})",
+                self.1,
+                p.amount,
+                p.named
+                    .map_or(String::new(), |b| format!(" to {}", b.short())),
+            ));
         }
-        Err(failure) => Err(failure),
+        self.0.progress(progress);
     }
-}
 
-fn several_buyers(buyers: &[PartyId]) -> Failure {
-    let list: Vec<String> = buyers.iter().map(|b| b.to_hex()).collect();
-    Failure::new(
-        Exit::SeveralBuyers,
-        format!(
-            "several buyers nearby: {}; pass --buyer ID",
-            list.join(", ")
-        ),
-    )
-    .with_details(json!({ "buyers": list }))
-}
-
-/// Asks the person which buyer, on a terminal; otherwise the error that
-/// names them.
-fn choose_buyer(out: &Out, buyers: &[PartyId]) -> Result<PartyId, Failure> {
-    if out.is_json() || !std::io::stdin().is_terminal() {
-        return Err(several_buyers(buyers));
+    fn choose_buyer(&mut self, buyers: &[PartyId]) -> Option<PartyId> {
+        self.0.choose_buyer(buyers)
     }
-    println!("several buyers nearby:");
-    for (i, b) in buyers.iter().enumerate() {
-        println!("  {}. {b}", i + 1);
-    }
-    let answer = ask_line(&format!("sell to which one? [1-{}] ", buyers.len()))
-        .ok_or_else(|| Failure::other("no choice made"))?;
-    answer
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| buyers.get(i))
-        .copied()
-        .ok_or_else(|| Failure::other(format!("no buyer {answer:?}")))
 }
 
 // ---- buy ---------------------------------------------------------------------
 
-/// Why the wallet refused a request, as the engine decides it (the engine
-/// reports only that it refused).
-fn refusal(
-    request: &PaymentRequest,
-    max: Amount,
-    balance: Amount,
-    limits: Option<Limits>,
-) -> (Exit, String) {
-    use std::cmp::Ordering::Greater;
-    if request.amount.checked_cmp(&max) == Ok(Greater) {
-        return (Exit::LimitExceeded, format!("over your --max of {max}"));
-    }
-    if let Some(l) = limits
-        && request.amount.checked_cmp(&l.payment_max) == Ok(Greater)
-    {
-        return (
-            Exit::LimitExceeded,
-            format!("over the per-payment limit of {}", l.payment_max),
-        );
-    }
-    if request.amount.checked_cmp(&balance) == Ok(Greater) {
-        return (
-            Exit::InsufficientFunds,
-            format!("insufficient funds (balance {balance})"),
-        );
-    }
-    (
-        Exit::Refused,
-        "refused (wrong currency, seller not the one named, or too many payments in flight)".into(),
-    )
-}
-
 pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
-    let session = Session::open(&args.common, Access::Write)?;
-    ensure_not_revoked(&session)?;
-    let max = parse_amount(std::slice::from_ref(&args.max), session.wallet.currency())?;
+    let mut w = open(&args.common, Access::Write)?;
+    if w.is_revoked() {
+        return Err(Failure::new(
+            Exit::DoubleSpend,
+            format!(
+                "wallet {} is revoked (a double spend was caught); other wallets refuse it",
+                w.id()?
+            ),
+        ));
+    }
+    let max = parse_amount(std::slice::from_ref(&args.max), w.currency()?)?;
     let seller = args
         .seller
         .as_deref()
         .map(|s| parse_party(s, "--seller"))
         .transpose()?;
-    let balance = session.wallet.balance();
-    let limits = session.wallet.certificate().body.limits;
-    let (mut node, _lock) = open_node(session, &args.net)?;
-    let id = node.id();
+    let net = net_options(&args.net)?;
+    let id = w.id()?;
     out.line(format!("wallet id {id}"));
     if args.qr && !out.is_json() {
         match qr(&id.to_hex()) {
@@ -386,12 +261,6 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
             None => out.warn("the id does not fit a QR code"),
         }
     }
-    out.line(format!(
-        "buyer mode: paying up to {max}{} for {} s (balance {balance}, UDP {})",
-        seller.map_or(String::new(), |s| format!(" to seller {}", s.short())),
-        args.wait,
-        node.local_addr()
-    ));
     if !args.yes
         && !out.is_json()
         && std::io::stdin().is_terminal()
@@ -399,52 +268,26 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
     {
         return Err(Failure::other("cancelled: not in buyer mode"));
     }
-    let expires_at = Timestamp(
-        wall_clock()
-            .as_millis()
-            .saturating_add(args.wait.saturating_mul(1000)),
-    );
-    let intent = BuyIntent {
-        max_amount: max,
+    let request = BuyRequest {
+        max,
         seller,
-        expires_at,
+        wait: Duration::from_secs(args.wait),
     };
-    let deadline = Instant::now() + Duration::from_secs(args.wait);
-    let mut requests: Vec<Value> = Vec::new();
-    let mut last_refusal: Option<(Exit, String)> = None;
-    let outcome = node.buy(intent, deadline, |request| {
-        let verdict = if request.accepted {
-            "agreed, funds locked".to_owned()
-        } else {
-            let (exit, why) = refusal(request, max, balance, limits);
-            let text = format!("refused: {why}");
-            last_refusal = Some((exit, why));
-            text
-        };
-        out.line(format!(
-            "seller {} asks {} for {:?} (tx {}): {verdict}",
-            request.seller.short(),
-            request.amount,
-            request.description,
-            request.tx.short()
-        ));
-        requests.push(json!({
-            "tx": request.tx.to_string(), "seller": request.seller.to_hex(),
-            "amount": request.amount.to_string(), "description": request.description,
-            "accepted": request.accepted,
-        }));
-    });
-    let mut log = Vec::new();
-    drain_events(out, &mut node, &mut log);
-    let object = match outcome {
+    let mut printer = Printer::new(out, true);
+    let outcome = w.buy(
+        &request,
+        &net,
+        &mut BuyPrinter(&mut printer, args.wait, seller),
+        &CancelHandle::new(),
+    );
+    let requests = std::mem::take(&mut printer.requests);
+    let mut object = match outcome {
         Ok(PurchaseOutcome::Paid { tx, seller, amount }) => {
             out.line(format!(
                 "paid {amount} to seller {} (tx {})",
                 seller.short(),
                 tx.short()
             ));
-            linger_for_acknowledgement(&mut node)?;
-            drain_events(out, &mut node, &mut log);
             json!({
                 "outcome": "paid", "tx": tx.to_string(), "seller": seller.to_hex(),
                 "amount": amount.to_string(), "amount_minor": amount.minor_units(),
@@ -486,82 +329,55 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
                 ),
             ));
         }
-        Err(NodeError::Timeout { tx: None, .. }) if node.wallet().trust().is_revoked(&id) => {
-            // A seller's LOOKUP carried the revocation list that names this
-            // wallet: sellers refuse it, so say that, not "no seller asked".
-            return Err(Failure::new(
-                Exit::DoubleSpend,
-                format!(
-                    "wallet {id} is REVOKED by the money office (learned from a seller's \
-                     revocation list): a double spend by this wallet or a copy of it was caught, \
-                     and sellers refuse it; no payment was made"
-                ),
-            )
-            .with_details(json!({ "revoked": true, "requests": requests })));
+        Err(e @ WalletError::DoubleSpend(_)) => {
+            return Err(
+                Failure::from(e).with_details(json!({ "revoked": true, "requests": requests }))
+            );
         }
-        Err(NodeError::Timeout { tx: None, .. }) => {
-            return Err(match last_refusal {
-                Some((exit, why)) => Failure::new(
-                    exit,
-                    format!("no payment made: the request that came was refused: {why}"),
-                ),
-                None => Failure::new(
-                    Exit::Timeout,
-                    "no seller asked for a payment within --max before --wait ran out",
-                ),
-            }
-            .with_details(json!({ "requests": requests })));
+        Err(
+            e @ (WalletError::Timeout(_)
+            | WalletError::LimitExceeded(_)
+            | WalletError::InsufficientFunds(_)
+            | WalletError::Refused(_)),
+        ) => {
+            return Err(Failure::from(e).with_details(json!({ "requests": requests })));
         }
         Err(e) => return Err(e.into()),
     };
-    let mut object = object;
     if let Value::Object(map) = &mut object {
         map.insert("wallet".into(), json!(id.to_hex()));
-        map.insert("balance".into(), json!(node.wallet().balance().to_string()));
-        map.insert(
-            "balance_minor".into(),
-            json!(node.wallet().balance().minor_units()),
-        );
+        map.insert("balance".into(), json!(w.balance()?.to_string()));
+        map.insert("balance_minor".into(), json!(w.balance()?.minor_units()));
         map.insert("requests".into(), json!(requests));
-        map.insert("log".into(), json!(log));
+        map.insert("log".into(), json!(printer.log));
     }
     out.done("buy", object);
     Ok(())
 }
 
-/// Keeps answering after a payment until the seller has been quiet for
-/// [`ACK_QUIET_MS`] (at most [`ACK_LINGER_MS_MAX`]): a lost COMMITTED
-/// makes the seller resend COMMIT, and the engine acknowledges again.
-fn linger_for_acknowledgement(node: &mut WalletNode) -> Result<(), NodeError> {
-    let started = Instant::now();
-    let mut heard = node.stats().frames_received;
-    let mut quiet_since = Instant::now();
-    while started.elapsed() < Duration::from_millis(ACK_LINGER_MS_MAX)
-        && quiet_since.elapsed() < Duration::from_millis(ACK_QUIET_MS)
-    {
-        node.step(Duration::from_millis(STEP_MS))?;
-        let now_heard = node.stats().frames_received;
-        if now_heard != heard {
-            heard = now_heard;
-            quiet_since = Instant::now();
+/// The buyer's first line, once its UDP address is known.
+struct BuyPrinter<'p, 'a>(&'p mut Printer<'a>, u64, Option<PartyId>);
+
+impl Listener for BuyPrinter<'_, '_> {
+    fn progress(&mut self, progress: &Progress) {
+        if let Progress::WaitingForSeller {
+            max,
+            balance,
+            local_addr,
+        } = progress
+        {
+            self.0.out.line(format!(
+                "buyer mode: paying up to {max}{} for {} s (balance {balance}, UDP {local_addr})",
+                self.2
+                    .map_or(String::new(), |s| format!(" to seller {}", s.short())),
+                self.1,
+            ));
         }
+        self.0.progress(progress);
     }
-    Ok(())
 }
 
 // ---- resume --------------------------------------------------------------------
-
-fn pending(node: &WalletNode) -> (Vec<Value>, Vec<String>) {
-    let wallet = node.wallet();
-    let prepared = wallet
-        .prepared_txs()
-        .map(|(tx, seller, amount)| {
-            json!({ "tx": tx.to_string(), "seller": seller.to_hex(), "amount": amount.to_string() })
-        })
-        .collect();
-    let committing = wallet.committing_txs().map(|t| t.to_string()).collect();
-    (prepared, committing)
-}
 
 /// A flag raised by SIGINT or SIGTERM, so that `resume` stops between two
 /// steps (every step's writes are durable) and reports, instead of dying.
@@ -606,41 +422,35 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 
 pub fn resume(out: &Out, args: ResumeArgs) -> Result<(), Failure> {
     let interrupted = interrupt_flag();
-    let session = Session::open(&args.common, Access::Write)?;
-    let (mut node, _lock) = open_node(session, &args.net)?;
-    let (prepared, committing) = pending(&node);
-    out.line(format!(
-        "wallet {}: {} uncertain payment(s), {} unacknowledged sale(s); serving on UDP {}",
-        node.id(),
-        prepared.len(),
-        committing.len(),
-        node.local_addr()
-    ));
-    let deadline = Instant::now() + Duration::from_secs(args.wait);
-    let mut log = Vec::new();
-    loop {
-        drain_events_of(out, &mut node, &mut log, false);
-        let wallet = node.wallet();
-        let settled = wallet.prepared_txs().next().is_none()
-            && wallet.committing_txs().next().is_none()
-            && wallet.requesting_txs().next().is_none();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if (settled && !args.stay) || left.is_zero() || interrupted.load(Ordering::SeqCst) {
-            break;
-        }
-        node.step(left.min(Duration::from_millis(STEP_MS)))?;
-    }
-    drain_events_of(out, &mut node, &mut log, false);
-    let (prepared, committing) = pending(&node);
+    let mut w = open(&args.common, Access::Write)?;
+    let net = net_options(&args.net)?;
+    let id = w.id()?;
+    let cancel = CancelHandle::from_flag(interrupted);
+    let mut printer = Printer::new(out, false);
+    let resumed = w.resume(
+        &net,
+        Duration::from_secs(args.wait),
+        args.stay,
+        &mut ResumePrinter(&mut printer, id),
+        &cancel,
+    )?;
+    let prepared: Vec<Value> = resumed
+        .prepared
+        .iter()
+        .map(|p| {
+            json!({ "tx": p.tx.to_string(), "seller": p.seller.to_hex(), "amount": p.amount.to_string() })
+        })
+        .collect();
+    let committing: Vec<String> = resumed.committing.iter().map(|t| t.to_string()).collect();
     let object = json!({
-        "wallet": node.id().to_hex(),
-        "balance": node.wallet().balance().to_string(),
-        "balance_minor": node.wallet().balance().minor_units(),
-        "locked": node.wallet().locked().to_string(),
+        "wallet": id.to_hex(),
+        "balance": resumed.balance.to_string(),
+        "balance_minor": resumed.balance.minor_units(),
+        "locked": resumed.locked.to_string(),
         "settled": prepared.is_empty() && committing.is_empty(),
         "prepared": prepared,
         "committing": committing,
-        "log": log,
+        "log": printer.log,
     });
     if !prepared.is_empty() {
         return Err(Failure::new(
@@ -661,7 +471,28 @@ pub fn resume(out: &Out, args: ResumeArgs) -> Result<(), Failure> {
     } else {
         out.line("nothing pending");
     }
-    out.line(format!("balance {}", node.wallet().balance()));
+    out.line(format!("balance {}", resumed.balance));
     out.done("resume", object);
     Ok(())
+}
+
+/// The first line of `resume`, once its UDP address is known.
+struct ResumePrinter<'p, 'a>(&'p mut Printer<'a>, PartyId);
+
+impl Listener for ResumePrinter<'_, '_> {
+    fn progress(&mut self, progress: &Progress) {
+        if let Progress::Resuming {
+            local_addr,
+            prepared,
+            committing,
+        } = progress
+        {
+            self.0.out.line(format!(
+                "wallet {}: {prepared} uncertain payment(s), {committing} unacknowledged \
+                 sale(s); serving on UDP {local_addr}",
+                self.1,
+            ));
+        }
+        self.0.progress(progress);
+    }
 }
