@@ -567,6 +567,40 @@ impl Cpp {
         Ok(cert)
     }
 
+    /// An operator's unlock of customer `name`: the wrong-PIN count starts
+    /// again, and `new_pin` (a [`StoredPin`]'s wire form), if given,
+    /// replaces the stored PIN in the same transaction.
+    async fn unlock_customer(&self, name: &str, new_pin: Option<&[u8]>) -> Result<(), NetError> {
+        self.node
+            .db
+            .with_retry(move |tx| {
+                Box::pin(async move {
+                    let row = sqlx::query("SELECT pin_guard FROM cpp_customers WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .ok_or(NetError::NotFound { what: "customer" })?;
+                    let guard: Vec<u8> = row.try_get("pin_guard")?;
+                    let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
+                    guard.unlock();
+                    sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
+                        .bind(name)
+                        .bind(guard.to_wire())
+                        .execute(&mut **tx)
+                        .await?;
+                    if let Some(stored) = new_pin {
+                        sqlx::query("UPDATE cpp_customers SET pin_hash = $2 WHERE name = $1")
+                            .bind(name)
+                            .bind(stored)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Ok::<_, NetError>(())
+                })
+            })
+            .await
+    }
+
     /// Checks `pin` against what is stored for `customer`: a PVV in
     /// microseconds on this thread; an Argon2id hash of a customer enrolled
     /// before PVVs off the async threads.
@@ -1803,29 +1837,8 @@ async fn unlock(
 ) -> Result<Json<serde_json::Value>, NetError> {
     cpp.node.check_operator(&headers)?;
     let name = CustomerRef::new(&name).map_err(|e| NetError::Invalid(format!("name: {e}")))?;
-    let name = name.as_str();
-    cpp.node
-        .db
-        .with_retry(move |tx| {
-            Box::pin(async move {
-                let row = sqlx::query("SELECT pin_guard FROM cpp_customers WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .ok_or(NetError::NotFound { what: "customer" })?;
-                let guard: Vec<u8> = row.try_get("pin_guard")?;
-                let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
-                guard.unlock();
-                sqlx::query("UPDATE cpp_customers SET pin_guard = $2 WHERE name = $1")
-                    .bind(name)
-                    .bind(guard.to_wire())
-                    .execute(&mut **tx)
-                    .await?;
-                Ok::<_, NetError>(())
-            })
-        })
-        .await?;
-    Ok(Json(serde_json::json!({ "unlocked": name })))
+    cpp.unlock_customer(name.as_str(), None).await?;
+    Ok(Json(serde_json::json!({ "unlocked": name.as_str() })))
 }
 
 #[utoipa::path(post, path = "/v1/customers/{name}/pin", tag = "customers", security(("operator" = [])),
@@ -1844,31 +1857,7 @@ async fn set_pin(
     let pin = Pin::new(&request.pin).map_err(|e| NetError::Invalid(e.to_string()))?;
     let name = name.as_str();
     let stored = StoredPin::Pvv(cpp.pin_keys.current().pvv(name, &pin)).to_wire();
-    let stored = &stored[..];
-    cpp.node
-        .db
-        .with_retry(move |tx| {
-            Box::pin(async move {
-                let row = sqlx::query("SELECT pin_guard FROM cpp_customers WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .ok_or(NetError::NotFound { what: "customer" })?;
-                let guard: Vec<u8> = row.try_get("pin_guard")?;
-                let mut guard = PinGuard::from_wire(&guard).map_err(|_| corrupt("guard"))?;
-                guard.unlock();
-                sqlx::query(
-                    "UPDATE cpp_customers SET pin_hash = $2, pin_guard = $3 WHERE name = $1",
-                )
-                .bind(name)
-                .bind(stored)
-                .bind(guard.to_wire())
-                .execute(&mut **tx)
-                .await?;
-                Ok::<_, NetError>(())
-            })
-        })
-        .await?;
+    cpp.unlock_customer(name, Some(&stored)).await?;
     Ok(Json(serde_json::json!({ "pin_set": name })))
 }
 
