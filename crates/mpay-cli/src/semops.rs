@@ -14,14 +14,14 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes, hex_string};
 use mpay_money::{Amount, Currency};
+use mpay_network::Directory;
 use mpay_network::client::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
     PaymentStatus, SubmitError,
 };
-use mpay_network::config::{read_keys, read_pin_keys, write_keys, write_pin_keys};
-use mpay_network::{Directory, ServiceConfig};
+use mpay_network::config::{read_keys, write_keys};
 use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, PinKey, RefundRequest, Signed,
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, Signed,
     SignedTrans, Trans, seal_pr,
 };
 use mpay_wire::Encode;
@@ -290,7 +290,7 @@ pub enum CustomerCommand {
     /// Give a customer a new PIN and start their wrong-PIN count again. For
     /// the CPP's operator: a customer enrolled before PINs were checked by
     /// verification values who has not paid since, or one whose PIN key
-    /// was retired (`mpay customer pins` counts both).
+    /// was retired (`mpay cpp pins` counts both).
     SetPin {
         /// The network folder (holding `network.toml` and `operators.toml`).
         #[arg(long, env = "MPAY_NETWORK")]
@@ -304,33 +304,6 @@ pub enum CustomerCommand {
         /// The new PIN (4–12 digits). Default: read from MPAY_PIN.
         #[arg(long, env = "MPAY_PIN", hide_env_values = true)]
         pin: String,
-    },
-    /// How a CPP's customers' PINs are stored: under the current key, under
-    /// a replaced key (renewed at the next right PIN), as Argon2id hashes
-    /// from before verification values, or under a retired key. For the
-    /// CPP's operator.
-    Pins {
-        /// The network folder (holding `network.toml` and `operators.toml`).
-        #[arg(long, env = "MPAY_NETWORK")]
-        network: PathBuf,
-        /// The CPP.
-        #[arg(long)]
-        cpp: String,
-        /// Print the counts as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Make a new PIN verification key current at a CPP. The CPP keeps the
-    /// keys it replaced (at most 8) and renews each customer's value under
-    /// the new key at their next right PIN; restart the CPP to start using
-    /// it. For the CPP's operator.
-    RotatePinKey {
-        /// The network folder (holding each service's configuration).
-        #[arg(long, env = "MPAY_NETWORK")]
-        network: PathBuf,
-        /// The CPP.
-        #[arg(long)]
-        cpp: String,
     },
 }
 
@@ -693,45 +666,6 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .set_pin(Operators::load(&network)?.token(&cpp)?, &name, &pin)
                     .await?;
                 println!("a new PIN is set for {name} at {cpp}");
-                Ok(ExitCode::SUCCESS)
-            }
-            CustomerCommand::Pins { network, cpp, json } => {
-                let url = service_url(&network, &cpp)?;
-                let report = CppClient::new(&url)?
-                    .pin_report(Operators::load(&network)?.token(&cpp)?)
-                    .await?;
-                if json {
-                    println!("{}", serde_json::to_string(&report)?);
-                } else {
-                    println!(
-                        "{cpp}: {} customers; {} under the current key, {} under a replaced key, \
-                         {} Argon2id hashes from before, {} under a retired key (need a new PIN)",
-                        report.customers,
-                        report.current_key,
-                        report.older_keys,
-                        report.argon2,
-                        report.unverifiable
-                    );
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            CustomerCommand::RotatePinKey { network, cpp } => {
-                let config = ServiceConfig::load(network.join(format!("{cpp}.toml")))?;
-                let path = config
-                    .pin_keys
-                    .as_deref()
-                    .with_context(|| format!("{cpp}'s configuration names no `pin_keys` file"))?;
-                let keys = read_pin_keys(Path::new(path))?;
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
-                let rotated = keys
-                    .rotated(PinKey::new(secret))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                write_pin_keys(Path::new(path), &rotated)?;
-                println!(
-                    "{path}: a new current key, {} keys in all; restart {cpp} to use it",
-                    rotated.all().len()
-                );
                 Ok(ExitCode::SUCCESS)
             }
         }

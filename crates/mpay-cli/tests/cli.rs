@@ -94,14 +94,7 @@ fn a_provisioned_cpp_has_a_pin_key_file_of_its_own_and_rotation_keeps_the_old_ke
         "only CPPs check PINs"
     );
 
-    let (code, out) = mpay(&[
-        "customer",
-        "rotate-pin-key",
-        "--network",
-        net,
-        "--cpp",
-        "cpp1",
-    ]);
+    let (code, out) = mpay(&["cpp", "rotate-pin-key", "--network", net, "--cpp", "cpp1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("restart cpp1"), "{out}");
     let after = pin_key_lines(&keys);

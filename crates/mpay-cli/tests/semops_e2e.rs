@@ -220,9 +220,9 @@ fn payments_at_home_and_abroad_rejection_expiry_refund_lockout_and_duplicates() 
 
     // Every customer's PIN is a verification value under cpp2's current key.
     let mut pins = mpay();
-    pins.args(["customer", "pins", "--cpp", "cpp2", "--json", "--network"])
+    pins.args(["cpp", "pins", "--cpp", "cpp2", "--json", "--network"])
         .arg(net.path());
-    let out = run(pins, "customer pins");
+    let out = run(pins, "cpp pins");
     assert_eq!(out.code, 0, "{out:?}");
     let report: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     assert!(report["customers"].as_u64() >= Some(1), "{report}");
