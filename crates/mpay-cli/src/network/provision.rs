@@ -258,9 +258,20 @@ fn issue(
     )
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+/// Free loopback ports for one network's processes. Each port's listener
+/// is held until the network is provisioned, so the system cannot hand the
+/// same port out twice (a port bound and let go at once can come back at
+/// the next pick, and then one service answers for another).
+#[derive(Default)]
+struct FreePorts(Vec<TcpListener>);
+
+impl FreePorts {
+    fn pick(&mut self) -> anyhow::Result<u16> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let port = listener.local_addr()?.port();
+        self.0.push(listener);
+        Ok(port)
+    }
 }
 
 /// A PostgreSQL URL naming database `name` on the same server.
@@ -342,10 +353,11 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
 
     let db_prefix = format!("mpay_{}", &token(&mut rng)[..8]);
     let path_of = |file: String| dir.join(file);
-    let port_of = |index: usize, offset: u16| -> anyhow::Result<u16> {
+    let mut free_ports = FreePorts::default();
+    let mut port_of = |index: usize, offset: u16| -> anyhow::Result<u16> {
         match options.base_port {
             Some(base) => Ok(base + offset + u16::try_from(index).unwrap_or(0)),
-            None => free_port(),
+            None => free_ports.pick(),
         }
     };
     let mut db_url = Vec::new();
@@ -604,6 +616,19 @@ pub fn processes(dir: &Path) -> anyhow::Result<Vec<Process>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A network's processes need distinct ports. Picking each by binding
+    /// port 0 and letting it go can be handed the same port twice (seen:
+    /// 2 repeats in 300 picks), and then one service answers for another.
+    #[test]
+    fn the_free_ports_of_one_network_are_distinct() {
+        let mut ports = FreePorts::default();
+        let picked = (0..500)
+            .map(|_| ports.pick().expect("a free port"))
+            .collect::<Vec<u16>>();
+        let distinct = picked.iter().collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(distinct.len(), picked.len(), "a port handed out twice");
+    }
 
     /// True if a provisioned file holds a secret: keys, or a token.
     fn holds_secret(path: &Path) -> bool {
