@@ -39,6 +39,12 @@ async fn restart_cpp_with(net: &mut Network, keys: &PinKeys) {
     mpay_network::config::write_pin_keys(std::path::Path::new(&path), keys).expect("written");
     net.stop_service("cpp1").await;
     net.start_service("cpp1", None).await;
+    // A connection pooled before the restart fails once (the old server
+    // closed it); wait until the new server answers.
+    net.eventually("cpp1 to answer after its restart", || async {
+        net.cpp.health().await.is_ok()
+    })
+    .await;
 }
 
 fn current_keys(net: &Network) -> PinKeys {
