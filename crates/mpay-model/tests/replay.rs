@@ -476,6 +476,7 @@ impl Engines {
             }),
             Kind::Agreed => Message::Agreed(Agreed {
                 authorization: self.cheat_pay.clone().expect("the cheat signed a Pay"),
+                shipping: None,
             }),
             other => panic!("the cheat cannot sign {other:?}"),
         };

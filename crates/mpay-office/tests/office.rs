@@ -825,7 +825,10 @@ async fn a_buyer_cannot_void_a_completed_purchase_with_its_sellers_word() {
                 &sam,
                 later.saturating_add_ms(1),
                 tx,
-                &Message::Agreed(Agreed { authorization: pay }),
+                &Message::Agreed(Agreed {
+                    authorization: pay,
+                    shipping: None,
+                }),
             );
             let answers = sam.deliver(later, &[status, agreed]);
             let aborts = aborts_in(&answers, &sam, &mallory, later);

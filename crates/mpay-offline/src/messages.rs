@@ -86,9 +86,64 @@ pub struct CommitRequest {
     pub seller_certificate: Certificate,
 }
 
+/// The buyer's agreement: its signed Pay entry and, if its owner chose to
+/// share them, shipping details for the seller. The frame is sealed to the
+/// seller, and the shipping details never enter the chain, so neither the
+/// money office nor anyone else in radio range reads them.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Agreed {
     pub authorization: ChainEntry,
+    pub shipping: Option<Shipping>,
+}
+
+/// Longest shipping details a buyer may share with a seller, bytes.
+pub const SHIPPING_LEN_MAX: usize = 2_048;
+
+/// Shipping details a buyer's owner chose to share with one seller: 1 to
+/// [`SHIPPING_LEN_MAX`] bytes of UTF-8. `Debug` shows the length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Shipping(String);
+
+impl Shipping {
+    /// Checks the length (1 to [`SHIPPING_LEN_MAX`] bytes).
+    pub fn new(text: &str) -> Result<Self, DecodeError> {
+        if text.trim().is_empty() {
+            return Err(DecodeError::Invalid {
+                what: "shipping details",
+                reason: "empty",
+            });
+        }
+        if text.len() > SHIPPING_LEN_MAX {
+            return Err(DecodeError::TooLong {
+                what: "shipping details",
+                len: text.len(),
+                max: SHIPPING_LEN_MAX,
+            });
+        }
+        Ok(Shipping(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Shipping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shipping({} bytes)", self.0.len())
+    }
+}
+
+impl Encode for Shipping {
+    fn encode(&self, w: &mut Writer) {
+        w.text(&self.0);
+    }
+}
+
+impl Decode for Shipping {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Shipping::new(&r.text("shipping details", SHIPPING_LEN_MAX)?)
+    }
 }
 
 /// An uncertain buyer's question. It carries the buyer's certificate so a
@@ -171,7 +226,7 @@ impl Decode for CommitRequest {
 
 impl Encode for Agreed {
     fn encode(&self, w: &mut Writer) {
-        w.put(&self.authorization);
+        w.put(&self.authorization).option(&self.shipping);
     }
 }
 
@@ -179,6 +234,7 @@ impl Decode for Agreed {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Agreed {
             authorization: r.get()?,
+            shipping: r.option("shipping details")?,
         })
     }
 }
@@ -262,5 +318,29 @@ impl Message {
                 },
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipping_details_are_bounded_and_never_printed() {
+        assert!(Shipping::new("").is_err());
+        assert!(Shipping::new("  ").is_err());
+        let longest = "x".repeat(SHIPPING_LEN_MAX);
+        assert!(Shipping::new(&longest).is_ok());
+        assert!(matches!(
+            Shipping::new(&format!("{longest}x")),
+            Err(DecodeError::TooLong { .. })
+        ));
+        // A peer's frame with details one byte too long is refused whole.
+        let mut w = Writer::default();
+        w.text(&format!("{longest}x"));
+        assert!(Shipping::from_wire(&w.into_bytes()).is_err());
+        let shipping = Shipping::new("7 Hidden Road").expect("short");
+        assert_eq!(format!("{shipping:?}"), "Shipping(13 bytes)");
+        assert_eq!(Shipping::from_wire(&shipping.to_wire()), Ok(shipping));
     }
 }

@@ -12,6 +12,7 @@ use mpay_money::Amount;
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 
 use crate::chain::ChainEntry;
+use crate::messages::Shipping;
 
 pub mod meta {
     pub const SECRET_KEYS: &str = "secret_keys";
@@ -20,16 +21,24 @@ pub mod meta {
     pub const REVOCATION_LIST: &str = "revocation_list";
     /// The office's latest signed [`crate::sync::SyncAttestation`].
     pub const ATTESTATION: &str = "attestation";
+    /// Followed by a transaction id in hex: the shipping details the buyer
+    /// of that sale shared (written with the sale's `Receive` entry; kept in
+    /// the wallet's store only, never in the chain the office reads).
+    pub const SHIPPING_PREFIX: &str = "shipping/";
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum TxRecord {
-    /// Buyer: agreed and locked `amount` with the `Pay` entry `pay_seq`.
+    /// Buyer: agreed and locked `amount` with the `Pay` entry `pay_seq`;
+    /// `shipping` is what its AGREED shares with the seller (kept so a
+    /// resent AGREED after a restart says the same). Tag 1 without shipping
+    /// details, 4 with them.
     BuyerPrepared {
         seller: PartyId,
         amount: Amount,
         pay_seq: u64,
         claim_deadline: Timestamp,
+        shipping: Option<Shipping>,
     },
     /// Seller: committed with the buyer's `authorization`, recorded as the
     /// `Receive` entry `receive_seq`; COMMIT not yet acknowledged.
@@ -48,12 +57,16 @@ impl Encode for TxRecord {
                 amount,
                 pay_seq,
                 claim_deadline,
+                shipping,
             } => {
-                w.u8(1)
+                w.u8(if shipping.is_some() { 4 } else { 1 })
                     .put(seller)
                     .put(amount)
                     .u64(*pay_seq)
                     .put(claim_deadline);
+                if let Some(shipping) = shipping {
+                    w.put(shipping);
+                }
             }
             TxRecord::SellerCommitted {
                 buyer,
@@ -69,11 +82,12 @@ impl Encode for TxRecord {
 impl Decode for TxRecord {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match r.u8("tx record")? {
-            1 => TxRecord::BuyerPrepared {
+            tag @ (1 | 4) => TxRecord::BuyerPrepared {
                 seller: r.get()?,
                 amount: r.get()?,
                 pay_seq: r.u64("pay seq")?,
                 claim_deadline: r.get()?,
+                shipping: if tag == 4 { Some(r.get()?) } else { None },
             },
             3 => TxRecord::SellerCommitted {
                 buyer: r.get()?,

@@ -31,7 +31,7 @@ use crate::chain::{
 };
 use crate::durable::{Snapshot, Write, WriteBatch};
 use crate::messages::{
-    Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, kind,
+    Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, Shipping, kind,
 };
 use crate::records::{TxRecord, meta};
 use crate::sync::{
@@ -334,6 +334,8 @@ struct Prepared {
     amount: Amount,
     pay_seq: u64,
     claim_deadline: Timestamp,
+    /// Shared with the seller in the AGREED (and in every resend of it).
+    shipping: Option<Shipping>,
     status_attempts: u32,
     status_at: Timestamp,
     awaiting_office: bool,
@@ -367,6 +369,12 @@ pub struct Wallet {
     sales: BTreeMap<TxId, Sale>,
     prepared: BTreeMap<TxId, Prepared>,
     intent: Option<BuyIntent>,
+    /// The shipping details the owner chose to share with the seller the
+    /// intent pays; goes with the intent.
+    intent_shipping: Option<Shipping>,
+    /// Seller side: the shipping details buyers shared with sales this
+    /// wallet committed (rebuilt from the store's meta values at recovery).
+    shipping: BTreeMap<TxId, Shipping>,
     peers: HashMap<PartyId, Certificate>,
     /// The peer certificates the store holds (as of the writes issued).
     durable_peers: HashMap<PartyId, Certificate>,
@@ -508,6 +516,8 @@ impl Wallet {
             sales: BTreeMap::new(),
             prepared: BTreeMap::new(),
             intent: None,
+            intent_shipping: None,
+            shipping: BTreeMap::new(),
             peers: HashMap::new(),
             durable_peers: HashMap::new(),
             nearby: BTreeMap::new(),
@@ -542,6 +552,7 @@ impl Wallet {
                     amount,
                     pay_seq,
                     claim_deadline,
+                    shipping,
                 } => {
                     if wallet.pay_seq_by_tx.get(&tx) != Some(&pay_seq) {
                         return Err(RecoverError::Inconsistent(
@@ -555,6 +566,7 @@ impl Wallet {
                             amount,
                             pay_seq,
                             claim_deadline,
+                            shipping,
                             status_attempts: 0,
                             status_at: now,
                             awaiting_office: false,
@@ -586,6 +598,21 @@ impl Wallet {
                     );
                 }
             }
+        }
+        for (key, bytes) in snapshot.meta.range(meta::SHIPPING_PREFIX.to_owned()..) {
+            let Some(hex) = key.strip_prefix(meta::SHIPPING_PREFIX) else {
+                break;
+            };
+            let tx = mpay_identity::hex_bytes(hex)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(TxId)
+                .ok_or(RecoverError::Inconsistent(
+                    "shipping details under a malformed key",
+                ))?;
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                RecoverError::Inconsistent("shipping details are not UTF-8")
+            })?;
+            wallet.shipping.insert(tx, Shipping::new(text)?);
         }
         wallet.check_invariants();
         Ok(wallet)
@@ -1181,12 +1208,27 @@ impl Wallet {
     }
 
     /// Enters buyer mode: answer LOOKUPs and pay one request within `intent`.
+    /// Shares nothing with the seller.
     pub fn set_buy_intent(&mut self, intent: BuyIntent) {
+        self.set_buy_intent_sharing(intent, None);
+    }
+
+    /// [`Wallet::set_buy_intent`], sharing `shipping` with the seller this
+    /// intent pays: inside the AGREED, sealed to that seller only.
+    pub fn set_buy_intent_sharing(&mut self, intent: BuyIntent, shipping: Option<Shipping>) {
         self.intent = Some(intent);
+        self.intent_shipping = shipping;
     }
 
     pub fn clear_buy_intent(&mut self) {
         self.intent = None;
+        self.intent_shipping = None;
+    }
+
+    /// The shipping details the buyer of sale `tx` shared, if it shared
+    /// any (kept in this wallet's store from the commit on).
+    pub fn shipping_shared(&self, tx: &TxId) -> Option<&Shipping> {
+        self.shipping.get(tx)
     }
 
     pub fn buy_intent(&self) -> Option<BuyIntent> {
@@ -1489,8 +1531,20 @@ impl Wallet {
             self.abort_sale(now, tx, buyer, AbortReason::OverLimit);
             return;
         };
-        let authorization = agreed.authorization;
+        let Agreed {
+            authorization,
+            shipping,
+        } = agreed;
         let mut batch = WriteBatch::new();
+        if let Some(shipping) = shipping {
+            // With the Receive entry, in the same batch: a committed sale
+            // never loses what its buyer shared.
+            batch.push(Write::PutMeta {
+                key: format!("{}{tx}", meta::SHIPPING_PREFIX),
+                value: shipping.as_str().as_bytes().to_vec(),
+            });
+            self.shipping.insert(tx, shipping);
+        }
         let receive_seq = self.append_entry(
             &mut batch,
             now,
@@ -1693,6 +1747,7 @@ impl Wallet {
             return;
         };
         let claim_deadline = now.saturating_add_ms(self.config.claim_window_ms);
+        let shipping = self.intent_shipping.take();
         let mut batch = WriteBatch::new();
         let pay_seq = self.append_entry(
             &mut batch,
@@ -1710,6 +1765,7 @@ impl Wallet {
             amount,
             pay_seq,
             claim_deadline,
+            shipping: shipping.clone(),
         };
         self.write_tx_record(batch, tx, &record, seller);
         self.prepared.insert(
@@ -1719,13 +1775,14 @@ impl Wallet {
                 amount,
                 pay_seq,
                 claim_deadline,
+                shipping,
                 status_attempts: 0,
                 status_at: now.saturating_add_ms(self.config.status_after_ms),
                 awaiting_office: false,
             },
         );
         // One intent pays one request.
-        self.intent = None;
+        self.clear_buy_intent();
         self.resend_agreed(now, tx);
     }
 
@@ -1734,6 +1791,7 @@ impl Wallet {
             return;
         };
         let seller = prepared.seller;
+        let shipping = prepared.shipping.clone();
         let Some(entry) = usize::try_from(prepared.pay_seq)
             .ok()
             .and_then(|i| self.chain.get(i))
@@ -1747,6 +1805,7 @@ impl Wallet {
             tx,
             &Message::Agreed(Agreed {
                 authorization: entry,
+                shipping,
             }),
         );
     }

@@ -536,6 +536,7 @@ fn a_forged_or_wrong_key_signature_is_refused() {
     // An AGREED "from the buyer" with Mallory's signature reaches the seller.
     let agreed = Message::Agreed(mpay_offline::messages::Agreed {
         authorization: w.buyer.wallet.chain().last().expect("pay").clone(),
+        shipping: None,
     });
     let seller_cert = w.seller.certificate.clone();
     let frame = w.forge(

@@ -10,7 +10,7 @@ use mpay_identity::{
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{ChargeVoucher, EntryKind, GENESIS_PREV_HASH, VoidProof};
 use mpay_offline::durable::Snapshot;
-use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Status, kind};
+use mpay_offline::messages::{Abort, AbortReason, Agreed, Message, Shipping, Status, kind};
 use mpay_offline::records::meta;
 use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{BuyIntent, ChargeError, Config, Event, SellError, Transmit, TxId, Wallet};
@@ -243,6 +243,111 @@ fn a_purchase_moves_the_money_and_forgets_the_transaction() {
     assert!(p.seller.store.txs.is_empty());
     assert!(p.buyer.store.txs.is_empty());
     assert!(p.seller.w().received(&tx));
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn shared_shipping_details_reach_the_seller_sealed_and_outlive_crashes_of_both() {
+    let address = "Ann Example, 42 Quiet Lane, Smalltown";
+    let mut p = pair();
+    let before = p.total();
+    p.intent(1_000);
+    let intent = p.buyer.w().buy_intent().expect("buyer mode");
+    let shipping = Shipping::new(address).expect("short enough");
+    p.buyer
+        .w()
+        .set_buy_intent_sharing(intent, Some(shipping.clone()));
+    p.discover();
+    let (tx, request) = p.sell(450);
+    let agreed = p.buyer.deliver(T0, &request);
+    assert_eq!(agreed.len(), 1);
+    assert!(
+        !contains(&agreed[0].frame, address),
+        "the AGREED carries the details sealed, not in plain text"
+    );
+    // The AGREED is lost and the buyer restarts: its prepared record keeps
+    // the details, and the AGREED it sends again shares them too.
+    p.buyer.crash_and_restart(T0);
+    p.buyer.pump();
+    let later = T0.saturating_add_ms(1_000);
+    p.seller.w().handle_timeout(later);
+    let request_again = p.seller.pump();
+    assert_eq!(request_again.len(), 1, "the seller asks again");
+    let agreed_again = p.buyer.deliver(later, &request_again);
+    assert_eq!(agreed_again.len(), 1, "the recovered buyer agrees again");
+    let commit = p.seller.deliver(later, &agreed_again);
+    assert_eq!(p.seller.w().shipping_shared(&tx), Some(&shipping));
+    // The seller restarts before the buyer acknowledges: the details were
+    // written with the Receive entry.
+    p.seller.crash_and_restart(later);
+    p.seller.pump();
+    assert_eq!(p.seller.w().shipping_shared(&tx), Some(&shipping));
+    let ack = p.buyer.deliver(later, &commit);
+    p.seller.deliver(later, &ack);
+    assert!(p.buyer.w().paid(&tx));
+    assert_eq!(p.total(), before, "money is conserved");
+    // What the money office reads at sync is the chain: the details are in
+    // neither chain, and the buyer forgot them with its prepared record.
+    for phone in [&p.seller, &p.buyer] {
+        for entry in phone.store.chain.values() {
+            assert!(!contains(entry, address), "shipping details in a chain");
+        }
+    }
+    assert!(p.buyer.store.txs.is_empty());
+    assert!(
+        !p.buyer
+            .store
+            .meta
+            .values()
+            .any(|v| contains(v, address)),
+        "the buyer keeps no copy outside its profile"
+    );
+}
+
+#[test]
+fn without_sharing_the_seller_learns_no_shipping_details() {
+    let mut p = pair();
+    let before = p.total();
+    p.intent(1_000);
+    p.discover();
+    let (tx, request) = p.sell(450);
+    let agreed = p.buyer.deliver(T0, &request);
+    let commit = p.seller.deliver(T0, &agreed);
+    let ack = p.buyer.deliver(T0, &commit);
+    p.seller.deliver(T0, &ack);
+    assert!(p.buyer.w().paid(&tx));
+    assert_eq!(p.seller.w().shipping_shared(&tx), None);
+    assert!(
+        !p.seller
+            .store
+            .meta
+            .keys()
+            .any(|k| k.starts_with(meta::SHIPPING_PREFIX))
+    );
+    assert_eq!(p.total(), before);
+}
+
+#[test]
+fn shipping_details_go_with_the_intent_they_were_given_for() {
+    let mut p = pair();
+    p.intent(1_000);
+    let intent = p.buyer.w().buy_intent().expect("buyer mode");
+    let shipping = Shipping::new("1 Main St").expect("short");
+    p.buyer.w().set_buy_intent_sharing(intent, Some(shipping));
+    // The owner leaves buyer mode and enters it again without sharing.
+    p.buyer.w().clear_buy_intent();
+    p.intent(1_000);
+    p.discover();
+    let (tx, request) = p.sell(450);
+    let agreed = p.buyer.deliver(T0, &request);
+    p.seller.deliver(T0, &agreed);
+    assert!(p.seller.w().received(&tx));
+    assert_eq!(p.seller.w().shipping_shared(&tx), None);
 }
 
 #[test]
@@ -662,6 +767,7 @@ fn a_completed_sale_is_answered_commit_forever_never_abort() {
             tx,
             &Message::Agreed(Agreed {
                 authorization: authorization.clone(),
+                shipping: None,
             }),
         );
         let answer = p.seller.deliver(now, &[again]);

@@ -23,7 +23,7 @@ use mpay_offline::chain::{
 };
 use mpay_offline::durable::Snapshot;
 use mpay_offline::messages::{
-    Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, Status, kind,
+    Abort, AbortReason, Agreed, CommitRequest, Lookup, LookupReply, Message, Shipping, Status, kind,
 };
 use mpay_offline::records::{TxRecord, meta};
 use mpay_offline::sync::{
@@ -388,7 +388,10 @@ fn messages(w: &World) -> Vec<Message> {
             description: "2 coffees".into(),
             seller_certificate: w.bob.cert.clone(),
         }),
-        Message::Agreed(Agreed { authorization: pay }),
+        Message::Agreed(Agreed {
+            authorization: pay,
+            shipping: None,
+        }),
         Message::Abort(Abort {
             reason: AbortReason::SellerDecided,
         }),
@@ -1292,7 +1295,7 @@ fn message_kinds_and_payload_layouts() {
             0x0103,
             AMOUNT_LEN + 2 + "2 coffees".len() + CERT_LEN_LIMITS,
         ),
-        (kind::AGREED, 0x0104, PAY_ENTRY_LEN),
+        (kind::AGREED, 0x0104, PAY_ENTRY_LEN + 1),
         (kind::ABORT, 0x0105, 1),
         (kind::COMMIT, 0x0106, 0),
         (kind::COMMITTED, 0x0107, 0),
@@ -1356,7 +1359,10 @@ fn message_kinds_and_payload_layouts() {
     assert!(fits(LOOKUP_FIXED_LEN, 2380) && !fits(LOOKUP_FIXED_LEN, 2381));
     assert!(fits(LOOKUP_REPLY_FIXED_LEN, 2374) && !fits(LOOKUP_REPLY_FIXED_LEN, 2375));
     assert!(fits(LOOKUP_FIXED_LEN, 2380) && !fits(LOOKUP_FIXED_LEN, LIST_LEN_MAX));
-    assert_eq!(messages[3].payload(), chains(&w).alice[2].to_wire());
+    // AGREED: the Pay entry, then 0 (no shipping details shared).
+    let mut agreed = chains(&w).alice[2].to_wire();
+    agreed.push(0);
+    assert_eq!(messages[3].payload(), agreed);
     assert_eq!(messages[4].payload(), vec![1]);
     assert_eq!(messages[7].payload(), w.alice.cert.to_wire());
 
@@ -2134,6 +2140,7 @@ fn tx_record_layouts() {
         amount: eur(1_250),
         pay_seq: 2,
         claim_deadline: Timestamp(T0.0 + 7 * DAY_MS),
+        shipping: None,
     };
     let bytes = prepared.to_wire();
     assert_eq!(bytes.len(), 44);
@@ -2142,6 +2149,21 @@ fn tx_record_layouts() {
     assert_eq!(&bytes[17..28], &eur(1_250).to_wire()[..]);
     assert_eq!(be_u64(&bytes, 28), 2);
     assert_eq!(be_u64(&bytes, 36), T0.0 + 7 * DAY_MS);
+    // With shipping details to share: tag 4, the same fields, then the text
+    // (u16 length, UTF-8).
+    let sharing = TxRecord::BuyerPrepared {
+        seller: w.bob.id,
+        amount: eur(1_250),
+        pay_seq: 2,
+        claim_deadline: Timestamp(T0.0 + 7 * DAY_MS),
+        shipping: Some(Shipping::new("1 Main St").expect("short text")),
+    };
+    let bytes = sharing.to_wire();
+    assert_eq!(bytes.len(), 44 + 2 + 9);
+    assert_eq!(bytes[0], 4);
+    assert_eq!(&bytes[44..46], &[0, 9]);
+    assert_eq!(&bytes[46..], b"1 Main St");
+    assert_eq!(TxRecord::from_wire(&bytes), Ok(sharing));
 
     let committed = TxRecord::SellerCommitted {
         buyer: w.alice.id,
@@ -2158,8 +2180,13 @@ fn tx_record_layouts() {
     for record in [prepared, committed] {
         assert_eq!(TxRecord::from_wire(&record.to_wire()), Ok(record));
     }
-    // Tag 2 (BuyerAborted) is retired.
-    for tag in [0u8, 2, 4] {
+    // Tag 2 (BuyerAborted) is retired; 4 is BuyerPrepared sharing shipping
+    // details, so a bare 4 is a truncated record.
+    assert!(matches!(
+        TxRecord::from_wire(&[4]),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
+    for tag in [0u8, 2, 5] {
         assert_eq!(
             TxRecord::from_wire(&[tag]),
             Err(DecodeError::UnknownTag {

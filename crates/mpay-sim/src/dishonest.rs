@@ -251,6 +251,7 @@ pub fn message_for(
                 *seller,
                 Message::Agreed(Agreed {
                     authorization: entry.clone(),
+                    shipping: None,
                 }),
             ))
         }
