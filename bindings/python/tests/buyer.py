@@ -2,7 +2,9 @@
 prints one JSON object with the outcome (or the exception) and the progress
 events in the order they came.
 
-python3 buyer.py DIR PIN MAX_MINOR SELLER_HEX WAIT_MS BROADCAST
+python3 buyer.py DIR PIN MAX_MINOR SELLER_HEX WAIT_MS BROADCAST share|keep
+
+With `share`, the profile's shipping details go to the seller it pays.
 """
 
 import json
@@ -23,14 +25,15 @@ class Recorder(mpay.ProgressListener):
 
 
 def main():
-    directory, pin, max_minor, seller, wait_ms, broadcast = sys.argv[1:7]
+    directory, pin, max_minor, seller, wait_ms, broadcast, share = sys.argv[1:8]
     wallet = mpay.Wallet.open(directory, pin)
     net = mpay.NetConfig(bind="127.0.0.1:0", broadcast=broadcast, interface="127.0.0.1")
     recorder = Recorder()
     result = {}
     try:
         outcome = wallet.buy(
-            int(max_minor), seller, int(wait_ms), net, recorder, mpay.CancelToken()
+            int(max_minor), seller, int(wait_ms), share == "share", net, recorder,
+            mpay.CancelToken(),
         )
         result["outcome"] = type(outcome).__name__.split(".")[-1]
         result["amount_minor"] = getattr(outcome, "amount_minor", None)

@@ -131,11 +131,11 @@ def new_wallet(office, tmp_path, owner, deposit_minor, charge_minor):
     return wallet, directory, token
 
 
-def start_buyer(directory, max_minor, seller, wait_ms, net):
+def start_buyer(directory, max_minor, seller, wait_ms, net, share_shipping=False):
     """`buyer.py` in its own Python process; `finish_buyer` reads its result."""
     return subprocess.Popen(
         [sys.executable, str(HERE / "buyer.py"), directory, PIN, str(max_minor), seller,
-         str(wait_ms), net.broadcast],
+         str(wait_ms), net.broadcast, "share" if share_shipping else "keep"],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env=clean_env(),

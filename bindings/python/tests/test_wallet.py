@@ -57,12 +57,21 @@ def check_books(office, tokens, wallets):
 
 def test_two_processes_trade_over_udp_and_the_books_agree(office, tmp_path, net):
     seller, seller_token, buyer_dir, buyer_id, buyer_token = two_wallets(office, tmp_path)
-    process = start_buyer(buyer_dir, 2_000, seller.id(), 20_000, net)
+    # The buyer shares its shipping details with this seller, and only it.
+    address = "Bob Example, 9 Harbour Street, Portville"
+    buyer = mpay.Wallet.open(buyer_dir, PIN)
+    buyer.set_profile(
+        mpay.ProfileInfo(payment=None, certificate=None, shipping=address, billing=None)
+    )
+    del buyer
+    process = start_buyer(buyer_dir, 2_000, seller.id(), 20_000, net, share_shipping=True)
     recorder = Recorder()
     sale = seller.sell(1_250, buyer_id, "tea", 15_000, 2_000, net, recorder, mpay.CancelToken())
     bought = finish_buyer(process)
 
     assert sale.buyer == buyer_id and sale.amount_minor == 1_250
+    assert sale.shipping == address
+    assert seller.history(1)[0].shipping == address
     assert bought["outcome"] == "PAID" and bought["amount_minor"] == 1_250, bought
     # Progress arrives in order, on both sides.
     assert in_order(
@@ -80,6 +89,9 @@ def test_two_processes_trade_over_udp_and_the_books_agree(office, tmp_path, net)
     assert buyer.balance().balance_minor == BUYER_CHARGE - 1_250
     kinds = [e.kind for e in buyer.history(None)]
     assert kinds[0] == "pay" and buyer.history(1)[0].status == "paid"
+    # After both synced, the office holds their chains: not the address.
+    for path in tmp_path.glob("office.db*"):
+        assert address.encode() not in path.read_bytes(), path
 
 
 def test_a_sale_cancelled_before_the_commit_moves_nothing(office, tmp_path, net):

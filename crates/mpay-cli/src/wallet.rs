@@ -274,6 +274,12 @@ pub struct BuyArgs {
     /// Show the wallet id as a QR code.
     #[arg(long)]
     pub qr: bool,
+    /// Share the shipping details of your profile (`mpay wallet profile
+    /// set --shipping`) with the seller you pay: sealed to that seller
+    /// inside the payment; the money office and other wallets never see
+    /// them.
+    #[arg(long)]
+    pub share_shipping: bool,
 }
 
 #[derive(Args)]

@@ -609,3 +609,67 @@ fn cli_errors_have_clear_messages_and_distinct_exit_codes() {
     let _: Value = serde_json::from_str(&settings).expect("JSON");
     eprintln!("cli errors test: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// A buyer shares the shipping details of its profile with the seller it
+/// pays (`--share-shipping`): the seller sees them with the sale and in its
+/// history; the office, which takes both chains at sync, never holds them.
+#[test]
+fn shared_shipping_details_reach_the_seller_and_not_the_office() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let port = 47_809;
+    let alice = Wallet::create(&office, root.path(), "alice", "100.00 EUR", port);
+    let shop = Wallet::create(&office, root.path(), "shop", "1.00 EUR", port);
+    alice.charge("50.00");
+    let deposits = minor("101.00 EUR");
+
+    // Nothing to share yet: said at once, nothing paid.
+    let nothing = alice.run(
+        "buy",
+        &["--yes", "--max", "1.00", "--wait", "1", "--share-shipping"],
+    );
+    assert_ne!(nothing.code, 0, "{nothing:?}");
+    assert!(
+        nothing.stderr.contains("no shipping details in this wallet's profile"),
+        "{nothing:?}"
+    );
+    let address = "Alice Example, 12 Orchard Way, Hilltown";
+    let set = alice.run("profile", &["set", "--json", "--shipping", address]);
+    assert_eq!(set.code, 0, "{set:?}");
+
+    let buy = alice.spawn_buy("10.00", &["--wait", "20", "--share-shipping"]);
+    let sell = shop.spawn_sell("10.00", &alice.id, &["--wait", "15"]);
+    let sold = finish(sell, 30, "sell");
+    let bought = finish(buy, 30, "buy");
+    assert_eq!(sold.code, 0, "{sold:?}");
+    assert_eq!(bought.code, 0, "{bought:?}");
+    assert_eq!(sold.json()["shipping"], address, "{sold:?}");
+    let history = shop.ok_json("history", &[]);
+    assert!(
+        history.to_string().contains(address),
+        "the seller's history keeps them: {history}"
+    );
+
+    // A second purchase without the flag shares nothing.
+    let buy = alice.spawn_buy("2.00", &["--wait", "20"]);
+    let sell = shop.spawn_sell("2.00", &alice.id, &["--wait", "15"]);
+    let sold = finish(sell, 30, "sell");
+    assert_eq!(finish(buy, 30, "buy").code, 0);
+    assert_eq!(sold.code, 0, "{sold:?}");
+    assert_eq!(sold.json()["shipping"], serde_json::Value::Null, "{sold:?}");
+
+    sync_all(&[&alice, &shop]);
+    for entry in std::fs::read_dir(office.dir.path()).expect("office dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !bytes.windows(address.len()).any(|w| w == address.as_bytes()),
+            "the office's {} holds the buyer's address",
+            path.display()
+        );
+    }
+    assert_eq!(alice.holding_minor(), minor("38.00 EUR"));
+    assert_eq!(shop.holding_minor(), minor("13.00 EUR"));
+    let tokens = [alice.token.as_str(), shop.token.as_str()];
+    assert_eq!(total_money(&office, &tokens, &[&alice, &shop]), deposits);
+}

@@ -399,6 +399,8 @@ pub struct HistoryItem {
     pub time_ms: u64,
     /// For a payment: `paid`, `voided` or `locked`.
     pub status: Option<String>,
+    /// For a sale: the shipping details the buyer chose to share.
+    pub shipping: Option<String>,
 }
 
 /// How a sale ended.
@@ -410,6 +412,8 @@ pub struct SaleInfo {
     /// False when committed (the money is the seller's) but the buyer's
     /// acknowledgement had not arrived.
     pub acknowledged: bool,
+    /// The shipping details the buyer chose to share, if it did.
+    pub shipping: Option<String>,
 }
 
 /// How a purchase ended.
@@ -661,6 +665,7 @@ impl Wallet {
                 balance_after_minor: e.balance_after.minor_units(),
                 time_ms: e.created_at.as_millis(),
                 status: e.status.map(|s| s.as_str().to_owned()),
+                shipping: e.shipping,
             })
             .collect())
     }
@@ -723,28 +728,43 @@ impl Wallet {
             &cancel.inner,
         )?;
         Ok(match sale {
-            Sale::Completed { tx, buyer, amount } => SaleInfo {
+            Sale::Completed {
+                tx,
+                buyer,
+                amount,
+                shipping,
+            } => SaleInfo {
                 tx: tx.to_string(),
                 buyer: buyer.to_hex(),
                 amount_minor: amount.minor_units(),
                 acknowledged: true,
+                shipping,
             },
-            Sale::CommittedUnacknowledged { tx, buyer, amount } => SaleInfo {
+            Sale::CommittedUnacknowledged {
+                tx,
+                buyer,
+                amount,
+                shipping,
+            } => SaleInfo {
                 tx: tx.to_string(),
                 buyer: buyer.to_hex(),
                 amount_minor: amount.minor_units(),
                 acknowledged: false,
+                shipping,
             },
         })
     }
 
     /// Buyer mode: pays the first request of at most `max_minor` (from
-    /// `seller` only, if given) within `wait_ms`.
+    /// `seller` only, if given) within `wait_ms`; with `share_shipping`, the
+    /// profile's shipping details go to that seller, sealed to it.
+    #[allow(clippy::too_many_arguments)] // the flat shape foreign callers see
     pub fn buy(
         &self,
         max_minor: i64,
         seller: Option<String>,
         wait_ms: u64,
+        share_shipping: bool,
         net: NetConfig,
         listener: Arc<dyn ProgressListener>,
         cancel: Arc<CancelToken>,
@@ -753,6 +773,7 @@ impl Wallet {
             max: self.amount(max_minor)?,
             seller: seller.as_deref().map(|s| party(s, "seller")).transpose()?,
             wait: wait_of(wait_ms)?,
+            share_shipping,
         };
         let outcome = self.lock()?.buy(
             &request,

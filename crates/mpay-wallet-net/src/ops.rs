@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mpay_identity::PartyId;
 use mpay_money::Amount;
-use mpay_offline::messages::AbortReason;
+use mpay_offline::messages::{AbortReason, Shipping};
 use mpay_offline::{BuyIntent, Event, TxId};
 
 use crate::{NodeError, WalletNode};
@@ -296,10 +296,11 @@ impl WalletNode {
         deadline: Instant,
         on_request: impl FnMut(&PaymentRequest),
     ) -> Result<PurchaseOutcome, NodeError> {
-        self.buy_watched(intent, deadline, on_request, &mut ())
+        self.buy_watched(intent, None, deadline, on_request, &mut ())
     }
 
-    /// [`WalletNode::buy`], asking `watch` before every turn whether to
+    /// [`WalletNode::buy`], sharing `shipping` with the seller it pays
+    /// (sealed inside the AGREED), and asking `watch` before every turn whether to
     /// stop. A stop before the wallet agreed to a request ends buyer mode
     /// ([`NodeError::Cancelled`]); after it, the payment is prepared and only
     /// its seller (or the money office) can end it: the stop then returns
@@ -307,12 +308,13 @@ impl WalletNode {
     pub fn buy_watched(
         &mut self,
         intent: BuyIntent,
+        shipping: Option<Shipping>,
         deadline: Instant,
         mut on_request: impl FnMut(&PaymentRequest),
         watch: &mut dyn Watch,
     ) -> Result<PurchaseOutcome, NodeError> {
         let mut seen = self.event_seq();
-        self.command(|wallet, _| wallet.set_buy_intent(intent))?;
+        self.command(|wallet, _| wallet.set_buy_intent_sharing(intent, shipping))?;
         let mut paying: Option<(TxId, PartyId, Amount)> = None;
         loop {
             let mut ended = None;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mpay_identity::{Limits, PartyId, Timestamp};
 use mpay_money::Amount;
+use mpay_offline::messages::Shipping;
 use mpay_offline::{BuyIntent, Event, TxId};
 use mpay_wallet_net::{
     BroadcastTo, DEFAULT_MULTICAST_GROUP, DropKnob, Found, NodeConfig, NodeError, PaymentRequest,
@@ -402,6 +403,8 @@ pub enum Sale {
         tx: TxId,
         buyer: PartyId,
         amount: Amount,
+        /// The shipping details the buyer chose to share, if it did.
+        shipping: Option<String>,
     },
     /// Committed (the money is the seller's) but the buyer's acknowledgement
     /// had not arrived; the wallet resends COMMIT whenever it runs.
@@ -409,6 +412,8 @@ pub enum Sale {
         tx: TxId,
         buyer: PartyId,
         amount: Amount,
+        /// The shipping details the buyer chose to share, if it did.
+        shipping: Option<String>,
     },
 }
 
@@ -421,6 +426,10 @@ pub struct BuyRequest {
     pub seller: Option<PartyId>,
     /// Leave buyer mode after this long.
     pub wait: Duration,
+    /// Share the profile's shipping details with the seller this purchase
+    /// pays, sealed to that seller inside the agreement (the money office
+    /// and other wallets nearby never see them).
+    pub share_shipping: bool,
 }
 
 /// What [`Wallet::resume`] left.
@@ -525,6 +534,11 @@ impl Wallet {
         self.ensure_not_revoked()?;
         self.check_amount(request.max, "cannot pay up to")?;
         check_wait(request.wait)?;
+        let shipping = if request.share_shipping {
+            Some(self.shipping_to_share()?)
+        } else {
+            None
+        };
         let engine = self.engine()?;
         let buying = Buying {
             max: request.max,
@@ -533,7 +547,7 @@ impl Wallet {
             last_refusal: None,
         };
         let mut node = self.node(net)?;
-        let result = buy_on(&mut node, request, buying, listener, cancel);
+        let result = buy_on(&mut node, request, shipping, buying, listener, cancel);
         self.take_back(node);
         result
     }
@@ -605,12 +619,25 @@ fn sell_on(
         amount: request.amount,
     });
     let outcome = node.finish_sale(tx, buyer, request.amount, deadline, &mut relay);
+    let shared = |node: &WalletNode, tx: &TxId| {
+        node.wallet()
+            .shipping_shared(tx)
+            .map(|s| s.as_str().to_owned())
+    };
     let result = match outcome {
-        Ok(SaleOutcome::Completed { tx, buyer, amount }) => {
-            Ok(Sale::Completed { tx, buyer, amount })
-        }
+        Ok(SaleOutcome::Completed { tx, buyer, amount }) => Ok(Sale::Completed {
+            tx,
+            buyer,
+            amount,
+            shipping: shared(node, &tx),
+        }),
         Ok(SaleOutcome::CommittedUnacknowledged { tx, buyer, amount }) => {
-            Ok(Sale::CommittedUnacknowledged { tx, buyer, amount })
+            Ok(Sale::CommittedUnacknowledged {
+                tx,
+                buyer,
+                amount,
+                shipping: shared(node, &tx),
+            })
         }
         Ok(SaleOutcome::ChooseBuyer { buyers }) => Err(WalletError::several_buyers(&buyers)),
         Err(NodeError::Timeout { tx: Some(tx), .. }) => {
@@ -640,6 +667,7 @@ fn sell_on(
 fn buy_on(
     node: &mut WalletNode,
     request: &BuyRequest,
+    shipping: Option<Shipping>,
     buying: Buying,
     listener: &mut dyn Listener,
     cancel: &CancelHandle,
@@ -662,7 +690,7 @@ fn buy_on(
         expires_at,
     };
     let deadline = Instant::now() + request.wait;
-    let outcome = node.buy_watched(intent, deadline, |_| {}, &mut relay);
+    let outcome = node.buy_watched(intent, shipping, deadline, |_| {}, &mut relay);
     relay.flush(node);
     let id = node.id();
     let result = match outcome {

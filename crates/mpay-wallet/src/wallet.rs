@@ -11,6 +11,7 @@ use mpay_office::http::{ClientError, OfficeClient};
 use mpay_office::sign_enrolment;
 use mpay_offline::chain::{ChainEntry, EntryKind};
 use mpay_offline::durable::{Snapshot, Write, WriteBatch};
+use mpay_offline::messages::Shipping;
 use mpay_offline::records::meta;
 use mpay_offline::sync::SyncAttestation;
 use mpay_offline::{ChargeError, Config, Event, RecoverError, TxId};
@@ -273,6 +274,8 @@ pub struct HistoryEntry {
     pub created_at: Timestamp,
     /// For a Pay: whether it is paid, voided or still locked.
     pub status: Option<PayStatus>,
+    /// For a Receive: the shipping details the buyer chose to share.
+    pub shipping: Option<String>,
 }
 
 /// What [`Wallet::restore`] did.
@@ -795,6 +798,19 @@ impl Wallet {
         Ok(())
     }
 
+    /// The profile's shipping details, to share with a seller at checkout.
+    pub(crate) fn shipping_to_share(&self) -> Result<Shipping, WalletError> {
+        let profile = self.profile()?;
+        let text = profile.shipping.as_deref().ok_or_else(|| {
+            WalletError::other(
+                "there are no shipping details in this wallet's profile to share: set them with \
+                 `mpay wallet profile set --shipping \"…\"`",
+            )
+        })?;
+        Shipping::new(text)
+            .map_err(|e| WalletError::other(format!("the profile's shipping details: {e}")))
+    }
+
     // ---- backup, restore, PIN ----------------------------------------------------
 
     /// Writes an encrypted copy of the wallet (same PIN) to `dest`, a new or
@@ -1051,6 +1067,10 @@ fn history_entry(w: &mpay_offline::Wallet, entry: &ChainEntry) -> HistoryEntry {
         balance_after: entry.balance_after,
         created_at: entry.created_at,
         status,
+        shipping: match &entry.kind {
+            EntryKind::Receive { tx, .. } => w.shipping_shared(tx).map(|s| s.as_str().to_owned()),
+            _ => None,
+        },
     }
 }
 

@@ -425,6 +425,9 @@ pub fn history(out: &Out, args: HistoryArgs) -> Result<(), Failure> {
             tx_short,
             status.map(|s| format!(" ({s})")).unwrap_or_default(),
         ));
+        if let Some(shipping) = &entry.shipping {
+            out.line(format!("       ship to: {shipping}"));
+        }
         rows.push(json!({
             "seq": entry.seq,
             "kind": entry.kind.as_str(),
@@ -436,6 +439,7 @@ pub fn history(out: &Out, args: HistoryArgs) -> Result<(), Failure> {
             "balance_after_minor": entry.balance_after.minor_units(),
             "time_ms": entry.created_at.as_millis(),
             "status": status,
+            "shipping": entry.shipping,
         }));
     }
     out.done(

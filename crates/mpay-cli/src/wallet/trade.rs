@@ -173,8 +173,14 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
     if let Some(failure) = printer.choose.take() {
         return Err(failure);
     }
-    let mut object = match sale? {
-        Sale::Completed { tx, buyer, amount } => {
+    let sale = sale?;
+    let (Sale::Completed { shipping, .. } | Sale::CommittedUnacknowledged { shipping, .. }) =
+        &sale;
+    let shipping = shipping.clone();
+    let mut object = match sale {
+        Sale::Completed {
+            tx, buyer, amount, ..
+        } => {
             out.line(format!(
                 "sold: {amount} from buyer {} (tx {}), complete",
                 buyer.short(),
@@ -185,7 +191,9 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
                 "amount": amount.to_string(), "amount_minor": amount.minor_units(),
             })
         }
-        Sale::CommittedUnacknowledged { tx, buyer, amount } => {
+        Sale::CommittedUnacknowledged {
+            tx, buyer, amount, ..
+        } => {
             out.line(format!(
                 "sold: {amount} from buyer {} (tx {}) is committed, the money is yours; the \
                  buyer's acknowledgement has not arrived (the wallet resends COMMIT whenever it \
@@ -200,7 +208,11 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
             })
         }
     };
+    if let Some(shipping) = &shipping {
+        out.line(format!("the buyer shared shipping details: {shipping}"));
+    }
     if let Value::Object(map) = &mut object {
+        map.insert("shipping".into(), json!(shipping));
         map.insert("wallet".into(), json!(id.to_hex()));
         map.insert("balance".into(), json!(w.balance()?.to_string()));
         map.insert("balance_minor".into(), json!(w.balance()?.minor_units()));
@@ -272,6 +284,7 @@ pub fn buy(out: &Out, args: BuyArgs) -> Result<(), Failure> {
         max,
         seller,
         wait: Duration::from_secs(args.wait),
+        share_shipping: args.share_shipping,
     };
     let mut printer = Printer::new(out, true);
     let outcome = w.buy(
