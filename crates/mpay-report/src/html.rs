@@ -55,8 +55,8 @@ pub fn render_html(report: &DemoReport) -> String {
     section_open(&mut page, "money", "Money held by each party over the day");
     lede(
         &mut page,
-        "Each line is one party's balance, held until it changes. Shaded bands are the phases; \
-         a panel with many parties draws the largest and sums the rest.",
+        "Each line is one party's balance, held until it changes. Shaded bands are the phases, \
+         numbered as in the list above; a panel with many parties draws the largest and sums the rest.",
     );
     page.push_str(&money_chart.html);
     page.push_str("</section>\n");
@@ -573,6 +573,20 @@ mod tests {
             .unwrap_or_default();
         assert!(phases.contains("run <code>mpay demo</code>"), "{phases}");
         assert!(!phases.contains('`'), "{phases}");
+    }
+
+    /// Issue 16: "4.00 EUR" on a micropayment axis stepping by 0.50 EUR
+    /// where whole euros would do.
+    #[test]
+    fn no_money_tick_of_the_sample_shows_cents_on_a_whole_amount() {
+        let page = render_html(&crate::sample::sample_report(7));
+        let cents: Vec<&str> = page
+            .split("class=\"tick\">")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .filter(|label| label.ends_with(" EUR") && label.contains(".00 "))
+            .collect();
+        assert!(cents.is_empty(), "{cents:?}");
     }
 
     #[test]
