@@ -232,7 +232,7 @@ fn group_panel(
             )
         });
         let rest = lines.split_off(SERIES_PER_PANEL_MAX - 1);
-        let label = format!("{} other {}", rest.len(), kind.plural().to_lowercase());
+        let label = format!("{} other {}", rest.len(), kind.members());
         match sum_steps(rest.iter().map(|l| l.points.as_slice())) {
             Some(points) => lines.push(Line {
                 label,
@@ -318,6 +318,31 @@ mod tests {
             .sum();
         let expected_end: i64 = (0..12).map(|i| 100 * i + 1).sum();
         assert_eq!(total_end, expected_end);
+    }
+
+    /// The demo's group line read "5 other money office"; "CPPs" would
+    /// have been lowercased to "cpps".
+    #[test]
+    fn a_group_line_names_its_parties_in_plain_words() {
+        let mut r = DemoReport::new("t", 1, 0, Currency::EUR);
+        for (kind, name) in [
+            (PartyKind::MoneyOffice, "office owner"),
+            (PartyKind::Cpp, "cpp"),
+        ] {
+            for i in 0..12i64 {
+                r.money.push(PartySeries {
+                    party: format!("{name}:{i}"),
+                    kind,
+                    currency: None,
+                    points: vec![(0, i)],
+                });
+            }
+        }
+        let labels: Vec<String> = panels(&r)
+            .into_iter()
+            .filter_map(|p| p.lines.last().map(|l| l.label.clone()))
+            .collect();
+        assert_eq!(labels, ["5 other office accounts", "5 other CPPs"]);
     }
 
     /// Issue 16: mallory and her copy were hidden in "6 other wallets".
