@@ -42,8 +42,10 @@ pub fn render_html(report: &DemoReport) -> String {
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · seed {}</title><style>{STYLE}</style></head>\n<body>\n",
-        report.seed
+         <title>{title} · seed {}</title><style>{STYLE}</style></head>\n\
+         <body data-colour-distance-min=\"{}\">\n",
+        report.seed,
+        charts::outcomes::COLOUR_DISTANCE_MIN
     );
     header(&mut page, report);
 
@@ -411,7 +413,9 @@ fn invariant_list(page: &mut String, report: &DemoReport) {
 /// non-empty box and at least one `.mark` with a non-empty box inside its
 /// view box. The result goes to `data-charts-rendered`,
 /// `data-charts-failed`, `data-charts-failed-names` and `data-charts-empty`
-/// on `<body>`, for `chromium --headless --dump-dom` to show.
+/// on `<body>`, for `chromium --headless --dump-dom` to show; so do the
+/// elements wider than the page (`data-overflow`, `data-overflow-count`)
+/// and the legend colours too close for two labels (`data-legend-same`).
 pub const CHECK_SCRIPT: &str = r#"
 (function () {
   var ok = 0, failed = [], empty = 0;
@@ -448,14 +452,28 @@ pub const CHECK_SCRIPT: &str = r#"
   document.body.dataset.overflow = over.slice(0, 20).join(' ');
   document.body.dataset.overflowCount = String(over.length);
   // Legend colours: within one chart (or the outcome table) no colour
-  // stands for two different labels.
-  var same = [];
+  // stands for two different labels, nor does one too close to tell apart
+  // (RGB distance below data-colour-distance-min on <body>).
+  var same = [], apart = Number(document.body.dataset.colourDistanceMin || 0);
+  function rgb(c) {
+    var m = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(c);
+    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+  }
+  function close(a, b) {
+    if (a === b) return true;
+    var p = rgb(a), q = rgb(b);
+    if (!p || !q) return false;
+    var d = Math.sqrt(Math.pow(p[0] - q[0], 2) + Math.pow(p[1] - q[1], 2) + Math.pow(p[2] - q[2], 2));
+    return d < apart;
+  }
   function legend(name, swatches, colourOf, labelOf) {
-    var seen = {};
+    var seen = [];
     for (var m = 0; m < swatches.length; m++) {
       var c = colourOf(swatches[m]), l = labelOf(swatches[m]);
-      if (seen.hasOwnProperty(c) && seen[c] !== l) same.push(name + ':' + c);
-      seen[c] = l;
+      for (var s = 0; s < seen.length; s++) {
+        if (seen[s].label !== l && close(seen[s].colour, c)) { same.push(name + ':' + c); break; }
+      }
+      seen.push({ colour: c, label: l });
     }
   }
   for (var n = 0; n < charts.length; n++) {
