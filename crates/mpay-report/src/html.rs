@@ -555,7 +555,7 @@ svg .p50 { stroke:#111; stroke-width:3; }
 svg .pct { stroke:#111; stroke-width:1.5; }
 svg .pct-label { font-size:9.5px; fill:#5b6474; }
 svg .stat { font-size:12.5px; font-variant-numeric:tabular-nums; }
-svg .in-bar { fill:#fff; font-weight:650; }
+svg .in-bar { fill:#fff; font-weight:650; } svg .in-bar.on-light { fill:var(--ink); }
 svg .total { font-weight:650; }
 svg .theta { stroke-width:1.6; stroke-dasharray:6 4; }
 svg .settlement { stroke-width:1; opacity:.55; stroke-dasharray:2 3; }

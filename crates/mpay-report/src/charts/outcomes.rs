@@ -68,6 +68,24 @@ fn rgb(colour: &str) -> Option<[f64; 3]> {
     Some([channel(0)?, channel(2)?, channel(4)?])
 }
 
+/// Relative luminance (WCAG) above which white text is hard to read and
+/// a count inside a bar is written in ink.
+const LIGHT_LUMINANCE_MIN: f64 = 0.3;
+
+/// Whether white text on `colour` is too faint (WCAG relative luminance).
+fn is_light(colour: &str) -> bool {
+    let Some(c) = rgb(colour) else { return false };
+    let linear = |v: f64| {
+        let v = v / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2]) > LIGHT_LUMINANCE_MIN
+}
+
 /// How far apart two `#rrggbb` colours are (0 when either does not parse).
 pub fn colour_distance(a: &str, b: &str) -> f64 {
     match (rgb(a), rgb(b)) {
@@ -232,7 +250,11 @@ pub fn render(report: &DemoReport) -> Chart {
                     (x0 + x1) / 2.0,
                     y + ROW_H / 2.0 + 4.0,
                     "middle",
-                    "in-bar",
+                    if is_light(colours[o]) {
+                        "in-bar on-light"
+                    } else {
+                        "in-bar"
+                    },
                     &label,
                 );
             }
@@ -278,6 +300,32 @@ mod tests {
         assert_eq!(c[5], "#56b4e9");
         assert_eq!(c[6], "#f5b07f");
         assert_eq!(c[7], "#999999");
+    }
+
+    /// A count inside a light bar (yellow "expired", sky-blue
+    /// "committed") was white on pale; it is written in ink there.
+    #[test]
+    fn counts_inside_light_bars_are_written_in_ink() {
+        let mut report = crate::sample::sample_report(7);
+        report.outcomes = vec![
+            crate::model::OutcomeRow {
+                kind: "online".into(),
+                outcome: "completed".into(),
+                count: 40,
+            },
+            crate::model::OutcomeRow {
+                kind: "online".into(),
+                outcome: "expired".into(),
+                count: 40,
+            },
+        ];
+        let svg = render(&report).html;
+        assert_eq!(svg.matches("class=\"in-bar\">40<").count(), 1, "{svg}");
+        assert_eq!(
+            svg.matches("class=\"in-bar on-light\">40<").count(),
+            1,
+            "{svg}"
+        );
     }
 
     /// sRGB channel (0–255) to linear light and back.
