@@ -72,7 +72,8 @@ pub fn render_html(report: &DemoReport) -> String {
     lede(
         &mut page,
         "Dots are payments; the box spans p25 to p75, the thick mark is the median, \
-         thin marks are p90 and p99, whiskers reach min and max. Log scale.",
+         thin marks are p90 and p99 (shown from 10 and 100 payments), whiskers reach min and max. \
+         Log scale.",
     );
     page.push_str(&latency_chart.html);
     latency_table(&mut page, report);
@@ -273,14 +274,23 @@ fn latency_table(page: &mut String, report: &DemoReport) {
         let _ = write!(page, "<tr><th>{}</th>", escape(&series.kind));
         match summarize(series) {
             Some(s) => {
+                // As in the chart: a percentile only where the samples can
+                // tell it from the largest.
+                let percentile = |v: f64, n_min: usize| {
+                    if s.count >= n_min {
+                        format!("<td>{}</td>", latency(v))
+                    } else {
+                        "<td class=\"zero\">–</td>".to_owned()
+                    }
+                };
                 let _ = write!(
                     page,
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td></tr>",
                     s.count,
                     latency(s.min_ms),
                     latency(s.p50_ms),
-                    latency(s.p90_ms),
-                    latency(s.p99_ms),
+                    percentile(s.p90_ms, charts::latency::P90_SAMPLES_MIN),
+                    percentile(s.p99_ms, charts::latency::P99_SAMPLES_MIN),
                     latency(s.max_ms)
                 );
             }
@@ -605,6 +615,33 @@ mod tests {
             .filter(|label| label.ends_with(" EUR") && label.contains(".00 "))
             .collect();
         assert!(cents.is_empty(), "{cents:?}");
+    }
+
+    /// The chart leaves out p90 and p99 where there are too few samples
+    /// to tell them; the table showed them (p90 = p99 = max for n = 1).
+    #[test]
+    fn the_latency_table_shows_only_the_percentiles_the_samples_tell() {
+        let mut report = crate::sample::sample_report(7);
+        report.latencies = vec![crate::model::LatencySeries {
+            kind: "refund".into(),
+            samples_ms: vec![53.4],
+        }];
+        let page = render_html(&report);
+        let table = page
+            .split("<th>p99</th>")
+            .nth(1)
+            .and_then(|rest| rest.split("</table>").next())
+            .unwrap_or_default();
+        assert_eq!(
+            table.matches("53.4 ms").count(),
+            3,
+            "min, p50, max: {table}"
+        );
+        assert_eq!(
+            table.matches("<td class=\"zero\">–</td>").count(),
+            2,
+            "{table}"
+        );
     }
 
     #[test]
