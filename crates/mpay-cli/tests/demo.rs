@@ -19,6 +19,9 @@ use mpay_report::{CHART_NAMES, DemoReport, PartyKind};
 const CHROMIUM_DEFAULT: &str = "/usr/bin/chromium";
 /// A hung browser is killed after this.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
+/// The browser window's width, px: a laptop's, a little wider than the
+/// page's widest (1020 px).
+const WINDOW_WIDTH: u32 = 1100;
 /// The reduced demo takes well under a minute; a hung one is killed.
 const DEMO_SECS_MAX: u64 = 300;
 
@@ -60,6 +63,7 @@ fn dump_dom(chromium: &Path, page: &Path) -> String {
             "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={WINDOW_WIDTH},2000"))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
         .stdin(Stdio::null())
@@ -275,5 +279,33 @@ fn the_demo_plays_the_day_conserves_money_and_writes_a_report_that_renders() {
     assert_eq!(
         body_data(&dom, "charts-rendered"),
         Some(CHART_NAMES.len().to_string().as_str())
+    );
+    // Issue 16: the outcome table was cut off at the page's edge, and two
+    // outcomes shared a colour. Nothing is wider than the page; no legend
+    // colour stands for two labels (the outcomes' legend and table, the
+    // money panels' lines).
+    assert_eq!(
+        body_data(&dom, "overflow"),
+        Some(""),
+        "elements past the page's width"
+    );
+    assert_eq!(body_data(&dom, "overflow-count"), Some("0"));
+    assert_eq!(
+        body_data(&dom, "legend-same"),
+        Some(""),
+        "legend colours used twice"
+    );
+    let swatches: usize = body_data(&dom, "legend-swatches")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let outcomes = report
+        .outcomes
+        .iter()
+        .map(|o| o.outcome.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert!(
+        swatches >= outcomes,
+        "{swatches} legend swatches checked for {outcomes} outcomes"
     );
 }

@@ -42,8 +42,10 @@ pub fn render_html(report: &DemoReport) -> String {
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · seed {}</title><style>{STYLE}</style></head>\n<body>\n",
-        report.seed
+         <title>{title} · seed {}</title><style>{STYLE}</style></head>\n\
+         <body data-colour-distance-min=\"{}\">\n",
+        report.seed,
+        charts::outcomes::COLOUR_DISTANCE_MIN
     );
     header(&mut page, report);
 
@@ -55,8 +57,8 @@ pub fn render_html(report: &DemoReport) -> String {
     section_open(&mut page, "money", "Money held by each party over the day");
     lede(
         &mut page,
-        "Each line is one party's balance, held until it changes. Shaded bands are the phases; \
-         a panel with many parties draws the largest and sums the rest.",
+        "Each line is one party's balance, held until it changes. Shaded bands are the phases, \
+         numbered as in the list above; a panel with many parties draws the largest and sums the rest.",
     );
     page.push_str(&money_chart.html);
     page.push_str("</section>\n");
@@ -70,7 +72,8 @@ pub fn render_html(report: &DemoReport) -> String {
     lede(
         &mut page,
         "Dots are payments; the box spans p25 to p75, the thick mark is the median, \
-         thin marks are p90 and p99, whiskers reach min and max. Log scale.",
+         thin marks are p90 and p99 (shown from 10 and 100 payments), whiskers reach min and max. \
+         Log scale.",
     );
     page.push_str(&latency_chart.html);
     latency_table(&mut page, report);
@@ -271,14 +274,23 @@ fn latency_table(page: &mut String, report: &DemoReport) {
         let _ = write!(page, "<tr><th>{}</th>", escape(&series.kind));
         match summarize(series) {
             Some(s) => {
+                // As in the chart: a percentile only where the samples can
+                // tell it from the largest.
+                let percentile = |v: f64, n_min: usize| {
+                    if s.count >= n_min {
+                        format!("<td>{}</td>", latency(v))
+                    } else {
+                        "<td class=\"zero\">–</td>".to_owned()
+                    }
+                };
                 let _ = write!(
                     page,
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<td>{}</td><td>{}</td><td>{}</td>{}{}<td>{}</td></tr>",
                     s.count,
                     latency(s.min_ms),
                     latency(s.p50_ms),
-                    latency(s.p90_ms),
-                    latency(s.p99_ms),
+                    percentile(s.p90_ms, charts::latency::P90_SAMPLES_MIN),
+                    percentile(s.p99_ms, charts::latency::P99_SAMPLES_MIN),
                     latency(s.max_ms)
                 );
             }
@@ -411,7 +423,9 @@ fn invariant_list(page: &mut String, report: &DemoReport) {
 /// non-empty box and at least one `.mark` with a non-empty box inside its
 /// view box. The result goes to `data-charts-rendered`,
 /// `data-charts-failed`, `data-charts-failed-names` and `data-charts-empty`
-/// on `<body>`, for `chromium --headless --dump-dom` to show.
+/// on `<body>`, for `chromium --headless --dump-dom` to show; so do the
+/// elements wider than the page (`data-overflow`, `data-overflow-count`)
+/// and the legend colours too close for two labels (`data-legend-same`).
 pub const CHECK_SCRIPT: &str = r#"
 (function () {
   var ok = 0, failed = [], empty = 0;
@@ -448,14 +462,28 @@ pub const CHECK_SCRIPT: &str = r#"
   document.body.dataset.overflow = over.slice(0, 20).join(' ');
   document.body.dataset.overflowCount = String(over.length);
   // Legend colours: within one chart (or the outcome table) no colour
-  // stands for two different labels.
-  var same = [];
+  // stands for two different labels, nor does one too close to tell apart
+  // (RGB distance below data-colour-distance-min on <body>).
+  var same = [], apart = Number(document.body.dataset.colourDistanceMin || 0);
+  function rgb(c) {
+    var m = /rgba?\((\d+),\s*(\d+),\s*(\d+)/.exec(c);
+    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
+  }
+  function close(a, b) {
+    if (a === b) return true;
+    var p = rgb(a), q = rgb(b);
+    if (!p || !q) return false;
+    var d = Math.sqrt(Math.pow(p[0] - q[0], 2) + Math.pow(p[1] - q[1], 2) + Math.pow(p[2] - q[2], 2));
+    return d < apart;
+  }
   function legend(name, swatches, colourOf, labelOf) {
-    var seen = {};
+    var seen = [];
     for (var m = 0; m < swatches.length; m++) {
       var c = colourOf(swatches[m]), l = labelOf(swatches[m]);
-      if (seen.hasOwnProperty(c) && seen[c] !== l) same.push(name + ':' + c);
-      seen[c] = l;
+      for (var s = 0; s < seen.length; s++) {
+        if (seen[s].label !== l && close(seen[s].colour, c)) { same.push(name + ':' + c); break; }
+      }
+      seen.push({ colour: c, label: l });
     }
   }
   for (var n = 0; n < charts.length; n++) {
@@ -537,7 +565,7 @@ svg .p50 { stroke:#111; stroke-width:3; }
 svg .pct { stroke:#111; stroke-width:1.5; }
 svg .pct-label { font-size:9.5px; fill:#5b6474; }
 svg .stat { font-size:12.5px; font-variant-numeric:tabular-nums; }
-svg .in-bar { fill:#fff; font-weight:650; }
+svg .in-bar { fill:#fff; font-weight:650; } svg .in-bar.on-light { fill:var(--ink); }
 svg .total { font-weight:650; }
 svg .theta { stroke-width:1.6; stroke-dasharray:6 4; }
 svg .settlement { stroke-width:1; opacity:.55; stroke-dasharray:2 3; }
@@ -573,6 +601,47 @@ mod tests {
             .unwrap_or_default();
         assert!(phases.contains("run <code>mpay demo</code>"), "{phases}");
         assert!(!phases.contains('`'), "{phases}");
+    }
+
+    /// Issue 16: "4.00 EUR" on a micropayment axis stepping by 0.50 EUR
+    /// where whole euros would do.
+    #[test]
+    fn no_money_tick_of_the_sample_shows_cents_on_a_whole_amount() {
+        let page = render_html(&crate::sample::sample_report(7));
+        let cents: Vec<&str> = page
+            .split("class=\"tick\">")
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next())
+            .filter(|label| label.ends_with(" EUR") && label.contains(".00 "))
+            .collect();
+        assert!(cents.is_empty(), "{cents:?}");
+    }
+
+    /// The chart leaves out p90 and p99 where there are too few samples
+    /// to tell them; the table showed them (p90 = p99 = max for n = 1).
+    #[test]
+    fn the_latency_table_shows_only_the_percentiles_the_samples_tell() {
+        let mut report = crate::sample::sample_report(7);
+        report.latencies = vec![crate::model::LatencySeries {
+            kind: "refund".into(),
+            samples_ms: vec![53.4],
+        }];
+        let page = render_html(&report);
+        let table = page
+            .split("<th>p99</th>")
+            .nth(1)
+            .and_then(|rest| rest.split("</table>").next())
+            .unwrap_or_default();
+        assert_eq!(
+            table.matches("53.4 ms").count(),
+            3,
+            "min, p50, max: {table}"
+        );
+        assert_eq!(
+            table.matches("<td class=\"zero\">–</td>").count(),
+            2,
+            "{table}"
+        );
     }
 
     #[test]

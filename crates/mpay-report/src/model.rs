@@ -150,6 +150,20 @@ impl PartyKind {
             PartyKind::Other => "Other parties",
         }
     }
+
+    /// The parties of one kind in a sentence ("5 other office accounts").
+    pub fn members(self) -> &'static str {
+        match self {
+            PartyKind::Wallet => "wallets",
+            PartyKind::BankAccount => "bank accounts",
+            PartyKind::Settlement => "settlement accounts",
+            PartyKind::MoneyOffice => "office accounts",
+            PartyKind::Cpp => "CPPs",
+            PartyKind::Mpp => "MPPs",
+            PartyKind::Merchant => "merchants",
+            PartyKind::Other => "parties",
+        }
+    }
 }
 
 /// Money held by one party over time.

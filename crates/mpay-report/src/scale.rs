@@ -157,6 +157,18 @@ pub struct MoneyTicks {
 
 /// Nice money ticks covering `[lo, hi]` and zero.
 pub fn money_ticks(lo: i64, hi: i64) -> MoneyTicks {
+    money_ticks_in(lo, hi, 1)
+}
+
+/// Fewest ticks a whole-unit step must give before it is preferred to a
+/// finer step in fractions of a unit.
+pub const WHOLE_UNIT_TICKS_MIN: i128 = 4;
+
+/// As [`money_ticks`], for a currency with `unit_minor` minor units to the
+/// unit (100 for EUR): a step in fractions of a unit (0.50 EUR) only when
+/// whole units would give fewer than [`WHOLE_UNIT_TICKS_MIN`] ticks, so a
+/// round axis reads "4 EUR", not "4.00 EUR".
+pub fn money_ticks_in(lo: i64, hi: i64, unit_minor: i128) -> MoneyTicks {
     let mut lo = i128::from(lo.min(0));
     let mut hi = i128::from(hi.max(0));
     if lo > hi {
@@ -167,7 +179,11 @@ pub fn money_ticks(lo: i64, hi: i64) -> MoneyTicks {
     }
     let target = i128::try_from(TICKS_TARGET).unwrap_or(6);
     let raw = (hi - lo + target - 1) / target;
-    let step = nice_step_int(raw);
+    let mut step = nice_step_int(raw);
+    let unit = unit_minor.max(1);
+    if step < unit && (hi - lo) / unit >= WHOLE_UNIT_TICKS_MIN - 1 {
+        step = unit;
+    }
     let first = lo.div_euclid(step) * step;
     let last = {
         let q = hi.div_euclid(step);
@@ -375,6 +391,15 @@ mod tests {
         assert_eq!(nice_step_int(20), 20);
         assert_eq!(nice_step_int(71), 100);
         assert_eq!(nice_step_int(70), 50);
+        // Whole euros where they give four ticks or more: 0 … 4.10 EUR
+        // steps by 1 EUR, not by 0.50; 0 … 2.40 EUR keeps 0.50.
+        let t = money_ticks_in(0, 410, 100);
+        assert_eq!(t.ticks, vec![0, 100, 200, 300, 400, 500]);
+        let t = money_ticks_in(0, 240, 100);
+        assert_eq!(t.step, 50);
+        assert_eq!(money_ticks_in(0, 12_345, 100), money_ticks(0, 12_345));
+        let t = money_ticks_in(i64::MIN, i64::MAX, 100);
+        assert!(t.ticks.len() <= 2 * TICKS_TARGET + 2);
         for raw in [2i128, 13, 99, 12_345, 10_000_000_007] {
             let f = nice_step(crate::scale::i128_f64(raw));
             assert_eq!(crate::scale::i128_f64(nice_step_int(raw)), f, "{raw}");

@@ -249,3 +249,23 @@ fn the_page_check_reports_overflow_and_repeated_legend_colours() {
         Some("twins:rgb(255, 157, 167)")
     );
 }
+
+/// Issue 16: three greens that a reader could not tell apart. Colours
+/// closer than `COLOUR_DISTANCE_MIN` count as the same.
+#[test]
+fn the_page_check_reports_near_identical_legend_colours() {
+    let Some(chromium) = chromium() else { return };
+    let html = render_html(&sample_report(7)).replacen(
+        "<section id=\"phases\">",
+        "<section id=\"phases\">\
+         <svg data-chart=\"greens\" width=\"100\" height=\"20\" viewBox=\"0 0 100 20\">\
+         <rect class=\"swatch mark\" x=\"0\" y=\"0\" width=\"10\" height=\"10\" fill=\"#59a14f\"/><text>committed</text>\
+         <rect class=\"swatch\" x=\"20\" y=\"0\" width=\"10\" height=\"10\" fill=\"#4f9a45\"/><text>completed</text></svg>",
+        1,
+    );
+    let dom = dump_dom(&chromium, &html);
+    assert_eq!(
+        body_data(&dom, "legend-same"),
+        Some("greens:rgb(79, 154, 69)")
+    );
+}

@@ -204,9 +204,9 @@ pub fn pick_evenly(sorted: &[f64], max: usize) -> Vec<f64> {
 }
 
 /// Fewest samples for a p90 mark (below, p90 is the largest sample).
-const P90_SAMPLES_MIN: usize = 10;
+pub const P90_SAMPLES_MIN: usize = 10;
 /// Fewest samples for a p99 mark.
-const P99_SAMPLES_MIN: usize = 100;
+pub const P99_SAMPLES_MIN: usize = 100;
 
 /// The two lines of figures right of a row: only the percentiles its
 /// samples can tell.

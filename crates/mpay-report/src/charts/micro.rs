@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 
 use super::{
     Chart, WIDTH, legend_line, money_axis, money_labels_width, px, sorted_points, step_path, text,
-    time_axis, time_end_ms,
+    time_axis, time_end_ms, unit_minor,
 };
 use crate::format::{escape, money, seconds, truncate};
 use crate::model::{DemoReport, PendingSeries};
-use crate::scale::{Linear, i128_f64, money_ticks, time_ticks_between, u64_f64};
+use crate::scale::{Linear, i128_f64, money_ticks_in, time_ticks_between, u64_f64};
 
 pub const NAME: &str = "micro";
 /// Panels drawn; the page notes how many series were left out.
@@ -149,7 +149,7 @@ fn panel(
     let floor = points.iter().map(|p| p.1).min().unwrap_or(0);
     // Room above θ so the line is not on the frame.
     let headroom = series.theta_minor.saturating_add(series.theta_minor / 8);
-    let axis = money_ticks(floor, peak.max(headroom));
+    let axis = money_ticks_in(floor, peak.max(headroom), unit_minor(currency));
     let left = x0 + money_labels_width(&axis, currency) + 12.0;
     let right = x0 + width - 6.0;
     let top = y0 + TITLE_H;

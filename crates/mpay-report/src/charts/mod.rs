@@ -197,10 +197,15 @@ pub fn money_axis(
     }
 }
 
+/// Minor units in one unit of `currency` (100 for EUR, 1 for JPY).
+pub fn unit_minor(currency: Currency) -> i128 {
+    10i128.pow(currency.exponent())
+}
+
 /// A money tick label: whole units (`200 EUR`) when every tick of the axis
 /// is a whole number of units, otherwise with the cents.
 pub fn money_tick(minor: i128, ticks: &MoneyTicks, currency: Currency) -> String {
-    let unit = 10i128.pow(currency.exponent());
+    let unit = unit_minor(currency);
     let whole = ticks.ticks.iter().all(|t| t % unit == 0);
     match (whole, i64::try_from(minor / unit)) {
         (true, Ok(units)) => format!("{units} {currency}"),

@@ -9,11 +9,11 @@ use mpay_money::Currency;
 
 use super::{
     Chart, WIDTH, legend_line, money_axis, money_labels_width, palette, px, sorted_points,
-    step_path, text, time_axis, time_end_ms,
+    step_path, text, time_axis, time_end_ms, unit_minor,
 };
 use crate::format::{escape, money, seconds, truncate};
 use crate::model::{DemoReport, PartyKind, PartySeries};
-use crate::scale::{Linear, money_ticks, time_ticks_s, u64_f64};
+use crate::scale::{Linear, money_ticks_in, time_ticks_s, u64_f64};
 
 pub const NAME: &str = "money";
 /// Lines drawn per panel; beyond it the smallest parties are summed.
@@ -57,7 +57,7 @@ pub fn render(report: &DemoReport) -> Chart {
             let values = p.lines.iter().flat_map(|l| l.points.iter().map(|pt| pt.1));
             let lo = values.clone().min().unwrap_or(0);
             let hi = values.max().unwrap_or(0);
-            money_ticks(lo, hi)
+            money_ticks_in(lo, hi, unit_minor(p.currency))
         })
         .collect();
     let left = panels
@@ -134,7 +134,8 @@ pub fn render(report: &DemoReport) -> Chart {
 }
 
 /// Light bands behind a plot, one per phase, alternating; with `numbered`,
-/// each band wide enough shows its phase's number (as in the phase list).
+/// each band wide enough shows its phase's number (as in the phase list),
+/// painted after every band so that no band covers it.
 fn phase_bands(
     out: &mut String,
     report: &DemoReport,
@@ -143,19 +144,14 @@ fn phase_bands(
     bottom: f64,
     numbered: bool,
 ) {
+    let span = |phase: &crate::model::Phase| {
+        (
+            x.map(u64_f64(phase.started_ms)),
+            x.map(u64_f64(phase.started_ms.saturating_add(phase.duration_ms))),
+        )
+    };
     for (i, phase) in report.phases.iter().enumerate() {
-        let x0 = x.map(u64_f64(phase.started_ms));
-        let x1 = x.map(u64_f64(phase.started_ms.saturating_add(phase.duration_ms)));
-        if numbered && x1 - x0 >= BAND_LABEL_W_MIN {
-            text(
-                out,
-                (x0 + x1) / 2.0,
-                top + 10.0,
-                "middle",
-                "band-label",
-                &(i + 1).to_string(),
-            );
-        }
+        let (x0, x1) = span(phase);
         let class = if i % 2 == 0 { "band" } else { "band alt" };
         let _ = write!(
             out,
@@ -168,6 +164,22 @@ fn phase_bands(
             seconds(phase.started_ms),
             seconds(phase.started_ms.saturating_add(phase.duration_ms)),
         );
+    }
+    if !numbered {
+        return;
+    }
+    for (i, phase) in report.phases.iter().enumerate() {
+        let (x0, x1) = span(phase);
+        if x1 - x0 >= BAND_LABEL_W_MIN {
+            text(
+                out,
+                (x0 + x1) / 2.0,
+                top + 10.0,
+                "middle",
+                "band-label",
+                &(i + 1).to_string(),
+            );
+        }
     }
 }
 
@@ -220,7 +232,7 @@ fn group_panel(
             )
         });
         let rest = lines.split_off(SERIES_PER_PANEL_MAX - 1);
-        let label = format!("{} other {}", rest.len(), kind.plural().to_lowercase());
+        let label = format!("{} other {}", rest.len(), kind.members());
         match sum_steps(rest.iter().map(|l| l.points.as_slice())) {
             Some(points) => lines.push(Line {
                 label,
@@ -308,6 +320,31 @@ mod tests {
         assert_eq!(total_end, expected_end);
     }
 
+    /// The demo's group line read "5 other money office"; "CPPs" would
+    /// have been lowercased to "cpps".
+    #[test]
+    fn a_group_line_names_its_parties_in_plain_words() {
+        let mut r = DemoReport::new("t", 1, 0, Currency::EUR);
+        for (kind, name) in [
+            (PartyKind::MoneyOffice, "office owner"),
+            (PartyKind::Cpp, "cpp"),
+        ] {
+            for i in 0..12i64 {
+                r.money.push(PartySeries {
+                    party: format!("{name}:{i}"),
+                    kind,
+                    currency: None,
+                    points: vec![(0, i)],
+                });
+            }
+        }
+        let labels: Vec<String> = panels(&r)
+            .into_iter()
+            .filter_map(|p| p.lines.last().map(|l| l.label.clone()))
+            .collect();
+        assert_eq!(labels, ["5 other office accounts", "5 other CPPs"]);
+    }
+
     /// Issue 16: mallory and her copy were hidden in "6 other wallets".
     #[test]
     fn the_double_spenders_wallets_are_never_grouped() {
@@ -356,5 +393,21 @@ mod tests {
             r.phases.len()
         );
         assert!(svg.contains(">1</text>"), "phase 1 is numbered");
+    }
+
+    /// Issue 16: the band numbers were drawn first and the bands painted
+    /// over them (SVG paints in document order), so none showed.
+    #[test]
+    fn the_phase_numbers_are_painted_over_their_bands() {
+        let r = crate::sample::sample_report(7);
+        let x = Linear::new((0.0, u64_f64(time_end_ms(&r))), (0.0, 600.0));
+        let mut out = String::new();
+        phase_bands(&mut out, &r, &x, 0.0, 100.0, true);
+        let last_band = out.rfind("<rect class=\"band").expect("bands drawn");
+        let first_label = out.find("class=\"band-label\"").expect("labels drawn");
+        assert!(
+            first_label > last_band,
+            "a band is drawn over a phase number: {out}"
+        );
     }
 }

@@ -15,37 +15,39 @@ const TOTAL_W: f64 = 70.0;
 const LABEL_CHARS_MAX: usize = 26;
 
 /// Shades per meaning: done, refused, timed out, reversed, waiting. The
-/// shades of one meaning differ in lightness, far enough apart to tell.
+/// hues are Okabe and Ito's (blue, vermillion, yellow, reddish purple,
+/// bluish green), which stay apart without red or green cones; the shades
+/// of one meaning differ in lightness, far enough apart to tell.
 const FAMILIES: [(&[&str], [&str; 3]); 5] = [
     (
         &[
             "complete", "approve", "settle", "commit", "success", "confirm", "posted",
         ],
-        ["#59a14f", "#b6e39b", "#1d4f18"],
+        ["#0072b2", "#56b4e9", "#003a5d"],
     ),
     (
         &[
             "reject", "abort", "fail", "decline", "denied", "refuse", "lock", "fraud", "double",
         ],
-        ["#e15759", "#ffb3b0", "#8e1f22"],
+        ["#d55e00", "#f5b07f", "#6e2c00"],
     ),
     (
         &["expire", "timeout", "timed out"],
-        ["#edc948", "#f28e2b", "#8c6d00"],
+        ["#f0e442", "#e69f00", "#8c6d00"],
     ),
     (
         &["refund", "revers", "void"],
-        ["#b07aa1", "#e2c3da", "#6b3a60"],
+        ["#cc79a7", "#ecc4dc", "#6b3a60"],
     ),
     (
         &["pending", "delay", "uncertain", "held", "dt "],
-        ["#4e79a7", "#b3d1ef", "#23405f"],
+        ["#009e73", "#8fd9c0", "#00523b"],
     ),
 ];
 
 /// Colours for outcomes of no familiar meaning, or past a meaning's shades.
 const OTHERS: [&str; 8] = [
-    "#76b7b2", "#9c755f", "#7f7f7f", "#17becf", "#bcbd22", "#393b79", "#d62728", "#000000",
+    "#999999", "#000000", "#aa4499", "#882255", "#44aa99", "#ddcc77", "#332288", "#9c755f",
 ];
 
 /// Two colours closer than this (Euclidean distance in RGB, 0–441) are
@@ -66,6 +68,24 @@ fn rgb(colour: &str) -> Option<[f64; 3]> {
     Some([channel(0)?, channel(2)?, channel(4)?])
 }
 
+/// Relative luminance (WCAG) above which white text is hard to read and
+/// a count inside a bar is written in ink.
+const LIGHT_LUMINANCE_MIN: f64 = 0.3;
+
+/// Whether white text on `colour` is too faint (WCAG relative luminance).
+fn is_light(colour: &str) -> bool {
+    let Some(c) = rgb(colour) else { return false };
+    let linear = |v: f64| {
+        let v = v / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * linear(c[0]) + 0.7152 * linear(c[1]) + 0.0722 * linear(c[2]) > LIGHT_LUMINANCE_MIN
+}
+
 /// How far apart two `#rrggbb` colours are (0 when either does not parse).
 pub fn colour_distance(a: &str, b: &str) -> f64 {
     match (rgb(a), rgb(b)) {
@@ -80,8 +100,8 @@ pub fn colour_distance(a: &str, b: &str) -> f64 {
 }
 
 /// One colour per outcome, every one distinct from the others: it says
-/// what the outcome means when its words are familiar (green done, red
-/// refused, amber timed out, purple reversed, blue waiting; a second
+/// what the outcome means when its words are familiar (blue done,
+/// vermillion refused, yellow timed out, purple reversed, green waiting; a second
 /// outcome of one meaning gets another shade), a neutral colour otherwise
 /// or once a meaning's shades are used up.
 pub fn outcome_colours(outcomes: &[String]) -> Vec<&'static str> {
@@ -230,7 +250,11 @@ pub fn render(report: &DemoReport) -> Chart {
                     (x0 + x1) / 2.0,
                     y + ROW_H / 2.0 + 4.0,
                     "middle",
-                    "in-bar",
+                    if is_light(colours[o]) {
+                        "in-bar on-light"
+                    } else {
+                        "in-bar"
+                    },
                     &label,
                 );
             }
@@ -266,15 +290,130 @@ mod tests {
         .map(str::to_owned)
         .to_vec();
         let c = outcome_colours(&names);
-        assert_eq!(c[0], "#59a14f");
-        assert_eq!(c[1], "#e15759");
-        assert_eq!(c[2], "#edc948");
-        assert_eq!(c[3], "#b07aa1");
-        assert_eq!(c[4], "#4e79a7");
-        // A second "done" outcome gets another green; a refusal stays red.
-        assert_eq!(c[5], "#b6e39b");
-        assert_eq!(c[6], "#ffb3b0");
-        assert_eq!(c[7], "#76b7b2");
+        assert_eq!(c[0], "#0072b2");
+        assert_eq!(c[1], "#d55e00");
+        assert_eq!(c[2], "#f0e442");
+        assert_eq!(c[3], "#cc79a7");
+        assert_eq!(c[4], "#009e73");
+        // A second "done" outcome gets another blue; a refusal stays
+        // vermillion.
+        assert_eq!(c[5], "#56b4e9");
+        assert_eq!(c[6], "#f5b07f");
+        assert_eq!(c[7], "#999999");
+    }
+
+    /// A count inside a light bar (yellow "expired", sky-blue
+    /// "committed") was white on pale; it is written in ink there.
+    #[test]
+    fn counts_inside_light_bars_are_written_in_ink() {
+        let mut report = crate::sample::sample_report(7);
+        report.outcomes = vec![
+            crate::model::OutcomeRow {
+                kind: "online".into(),
+                outcome: "completed".into(),
+                count: 40,
+            },
+            crate::model::OutcomeRow {
+                kind: "online".into(),
+                outcome: "expired".into(),
+                count: 40,
+            },
+        ];
+        let svg = render(&report).html;
+        assert_eq!(svg.matches("class=\"in-bar\">40<").count(), 1, "{svg}");
+        assert_eq!(
+            svg.matches("class=\"in-bar on-light\">40<").count(),
+            1,
+            "{svg}"
+        );
+    }
+
+    /// sRGB channel (0–255) to linear light and back.
+    fn linear(c: f64) -> f64 {
+        let c = c / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    }
+
+    fn gamma(c: f64) -> f64 {
+        let c = c.clamp(0.0, 1.0);
+        255.0
+            * if c <= 0.003_130_8 {
+                12.92 * c
+            } else {
+                1.055 * c.powf(1.0 / 2.4) - 0.055
+            }
+    }
+
+    /// `#rrggbb` as seen with full deuteranopia or protanopia (the
+    /// matrices of Machado, Oliveira and Fernandes 2009, severity 1).
+    fn as_seen(colour: &str, m: &[[f64; 3]; 3]) -> String {
+        let c = rgb(colour).expect("a palette colour").map(linear);
+        let channel = |row: &[f64; 3]| {
+            let v = gamma(row[0] * c[0] + row[1] * c[1] + row[2] * c[2]).round();
+            // Layout-only: a channel is clamped to 0–255 above.
+            v as u8
+        };
+        format!(
+            "#{:02x}{:02x}{:02x}",
+            channel(&m[0]),
+            channel(&m[1]),
+            channel(&m[2])
+        )
+    }
+
+    const DEUTERANOPIA: [[f64; 3]; 3] = [
+        [0.367_322, 0.860_646, -0.227_968],
+        [0.280_085, 0.672_501, 0.047_413],
+        [-0.011_820, 0.042_940, 0.968_881],
+    ];
+    const PROTANOPIA: [[f64; 3]; 3] = [
+        [0.152_286, 1.052_583, -0.204_868],
+        [0.114_503, 0.786_281, 0.099_216],
+        [-0.003_882, -0.048_116, 1.051_998],
+    ];
+    /// Apart enough for a reader without red or green cones.
+    const COLOUR_BLIND_DISTANCE_MIN: f64 = 30.0;
+
+    /// The demo's outcomes stay apart for the commonest colour blindness:
+    /// red-green palettes made "completed" and "refused: account_locked"
+    /// one colour (distance 3) for a deuteranope.
+    #[test]
+    fn the_demo_outcomes_stay_apart_without_red_or_green_cones() {
+        let names: Vec<String> = [
+            "completed",
+            "duplicate absorbed",
+            "expired",
+            "refused: account_locked",
+            "refused: wrong_pin",
+            "rejected",
+            "DT below θ",
+            "T at θ",
+            "committed",
+            "completed after a crash",
+            "double spend",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let c = outcome_colours(&names);
+        for (vision, m) in [("deuteranopia", DEUTERANOPIA), ("protanopia", PROTANOPIA)] {
+            for i in 0..c.len() {
+                for j in i + 1..c.len() {
+                    let d = colour_distance(&as_seen(c[i], &m), &as_seen(c[j], &m));
+                    assert!(
+                        d >= COLOUR_BLIND_DISTANCE_MIN,
+                        "{vision}: {} {} and {} {} are {d:.0} apart",
+                        names[i],
+                        c[i],
+                        names[j],
+                        c[j]
+                    );
+                }
+            }
+        }
     }
 
     /// Issue 16: `refused: wrong_pin` and `double spend` were the same
