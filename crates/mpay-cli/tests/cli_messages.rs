@@ -45,6 +45,29 @@ fn office_open_account_takes_an_amount_without_its_currency() {
     assert_eq!(office.owner_balance_minor(&token), 20_000);
 }
 
+/// The currency of an amount written without one is the office's own
+/// (issue 16: one amount syntax, the currency from the configuration).
+#[test]
+fn open_account_takes_the_offices_currency() {
+    let office = Office::start_with(&["--currency", "USD"]);
+    let opened = open_account_text(&office, "ulla", "5.00");
+    assert_eq!(opened.code, 0, "{opened:?}");
+    assert!(
+        opened.stderr.contains("opened account ulla with 5.00 USD"),
+        "{opened:?}"
+    );
+    let token = opened.stdout.trim().to_owned();
+    assert_eq!(office.owner_balance_minor(&token), 500);
+    let euros = open_account_text(&office, "eve", "5.00 EUR");
+    assert_eq!(euros.code, 1, "{euros:?}");
+    assert!(
+        euros
+            .stderr
+            .contains("amount \"5.00 EUR\": this is in USD, not EUR"),
+        "{euros:?}"
+    );
+}
+
 #[test]
 fn wallet_options_go_before_the_subcommand() {
     let office = Office::start();
@@ -344,4 +367,42 @@ fn the_profile_is_kept_encrypted_and_shown_to_its_owner() {
     wrong.env("MPAY_PIN", "0000");
     let wrong = common::run(wrong, "show");
     assert_eq!(wrong.code, 3, "{wrong:?}");
+}
+
+/// `network init`'s micropayment amounts are written like every other
+/// amount (`5.00` in the network's currency) and checked when typed, not
+/// when a CPP starts on them (issue 16: one amount syntax).
+#[test]
+fn network_init_takes_micro_amounts_without_their_currency() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("net");
+    let mut c = mpay();
+    c.args(["network", "init", "--micro-mode", "one", "--plaintext"])
+        .args(["--micro-limit", "0.50", "--micro-theta", "5.00"])
+        .args(["--micro-credit-limit", "100 EUR", "--dir"])
+        .arg(&dir);
+    let init = run(c, "network init");
+    assert_eq!(init.code, 0, "{init:?}");
+    let config = std::fs::read_to_string(dir.join("cpp1.toml")).expect("cpp1.toml");
+    for written in [
+        "limit = \"0.50 EUR\"",
+        "theta = \"5.00 EUR\"",
+        "credit_limit = \"100.00 EUR\"",
+    ] {
+        assert!(config.contains(written), "{written} not in {config}");
+    }
+
+    let mut c = mpay();
+    c.args(["network", "init", "--micro-mode", "one", "--plaintext"])
+        .args(["--micro-theta", "5.001", "--dir"])
+        .arg(root.path().join("refused"));
+    let refused = run(c, "network init");
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("--micro-theta: amount \"5.001\": write it like `12.50` or `12.50 EUR`"),
+        "{refused:?}"
+    );
+    assert!(!root.path().join("refused").join("cpp1.toml").exists());
 }
