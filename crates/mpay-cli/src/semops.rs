@@ -34,7 +34,7 @@ use crate::network::provision::{
 };
 use crate::network::wall_clock;
 
-/// Exit codes of `mpay customer pay` (and the merchant's waits).
+/// Exit codes of `mpay customer pay` and `status` (the merchant's are [`MERCHANT_EXIT_CODES_HELP`]).
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 completed (T or DT confirmation), 1 error, \
 3 wrong PIN, 4 declined (insufficient funds or refused by the CPP), 5 account locked, \
 6 rejected by the merchant, 7 expired, 10 not final within the wait.";

@@ -406,3 +406,60 @@ fn network_init_takes_micro_amounts_without_their_currency() {
     );
     assert!(!root.path().join("refused").join("cpp1.toml").exists());
 }
+
+/// A charge says what its sync uploaded: the genesis entry 0 and the
+/// voucher's entry 1, which the office then attests (issue 16: a sync
+/// spoke of "entry 2" when the office attested entry 1).
+#[test]
+fn a_charge_says_which_entry_it_uploaded() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    let charge = alice.run("charge", &["50.00"]);
+    assert_eq!(charge.code, 0, "{charge:?}");
+    assert!(
+        charge
+            .stdout
+            .contains("office attests entry 1 with balance 50.00 EUR (uploaded entries 0–1)"),
+        "{charge:?}"
+    );
+    assert!(!charge.stdout.contains("entry 2"), "{charge:?}");
+    assert_eq!(
+        office.owner_balance_minor(&alice.token) + alice.holding_minor(),
+        20_000
+    );
+}
+
+/// Two buyers answer and no terminal can ask which: exit 11 (its own code,
+/// not 1), naming the buyers and `--buyer`; nothing moves.
+#[test]
+fn two_buyers_and_no_terminal_exit_11() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let port = common::free_udp_port();
+    let seller = common::Wallet::create(&office, root.path(), "sam", "0.00 EUR", port);
+    let bea = common::Wallet::create(&office, root.path(), "bea", "20.00 EUR", port);
+    let bob = common::Wallet::create(&office, root.path(), "bob", "20.00 EUR", port);
+    bea.charge("10.00");
+    bob.charge("10.00");
+    let buyers = [
+        bea.spawn_buy("5.00", &["--wait", "8"]),
+        bob.spawn_buy("5.00", &["--wait", "8"]),
+    ];
+    let mut sell = seller.net_command("sell", &["--amount", "1.00", "--wait", "4"]);
+    sell.stdin(std::process::Stdio::null());
+    let sold = run(sell, "sell to one of two buyers");
+    for buyer in buyers {
+        let _ = finish(buyer, 30, "buy");
+    }
+    assert_eq!(sold.code, 11, "{sold:?}");
+    assert!(sold.stderr.contains("--buyer"), "{sold:?}");
+    assert!(
+        sold.stderr.contains(&bea.id) && sold.stderr.contains(&bob.id),
+        "{sold:?}"
+    );
+    // Nothing moved: each buyer still holds its 10.00, the seller nothing.
+    assert_eq!(bea.holding_minor(), 1_000);
+    assert_eq!(bob.holding_minor(), 1_000);
+    assert_eq!(seller.holding_minor(), 0);
+}
