@@ -381,3 +381,107 @@ fn every_option_has_a_description() {
         missing.join("\n")
     );
 }
+
+/// The wallet's exit codes as README.md lists them in one sentence
+/// (`Exit codes: 0 done, 1 …, 2 …`): each code's words, in order.
+fn readme_wallet_exit_codes(readme: &str) -> Vec<(u8, String)> {
+    let start = readme
+        .find("prints one JSON object (failures too). Exit codes: ")
+        .map(|i| i + "prints one JSON object (failures too). Exit codes: ".len());
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    let text: String = readme[start..]
+        .split("`--drop-permille")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut codes = Vec::new();
+    let mut rest = text.as_str();
+    let mut code = 0u8;
+    // Each code starts the text or follows ", " and is followed by a space.
+    while let Some(after) = rest.strip_prefix(&format!("{code} ")) {
+        let next = format!(", {} ", code + 1);
+        let (words, tail) = after.split_once(&next).unwrap_or((after, ""));
+        codes.push((code, words.trim_end_matches('.').to_owned()));
+        rest = if tail.is_empty() {
+            ""
+        } else {
+            &after[words.len() + 2..]
+        };
+        code += 1;
+    }
+    codes
+}
+
+/// The wallet's exit codes as `mpay wallet --help` lists them, one a line
+/// (continuation lines joined).
+fn help_wallet_exit_codes(help: &str) -> Vec<(u8, String)> {
+    let mut codes: Vec<(u8, String)> = Vec::new();
+    let listing = help
+        .split("Exit codes:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    for line in listing.lines() {
+        let trimmed = line.trim();
+        let (first, words) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
+        match first.parse::<u8>() {
+            Ok(code) if line.starts_with("  ") && !line.starts_with("      ") => {
+                codes.push((code, words.trim().to_owned()));
+            }
+            _ => {
+                if let Some((_, words)) = codes.last_mut() {
+                    words.push(' ');
+                    words.push_str(trimmed);
+                }
+            }
+        }
+    }
+    codes
+}
+
+/// README.md and `mpay wallet --help` list the same exit codes, and each
+/// cause under one code only: "the office refused" is code 1, not also 6
+/// (issue 16).
+#[test]
+fn the_wallet_exit_codes_agree_between_readme_and_help() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let in_readme = readme_wallet_exit_codes(&readme);
+    let in_help = help_wallet_exit_codes(crate::wallet::EXIT_CODES_HELP);
+    let numbers = |codes: &[(u8, String)]| codes.iter().map(|(c, _)| *c).collect::<Vec<u8>>();
+    let all: Vec<u8> = (0..=11).collect();
+    assert_eq!(numbers(&in_readme), all, "README: {in_readme:?}");
+    assert_eq!(numbers(&in_help), all, "help: {in_help:?}");
+    for codes in [&in_readme, &in_help] {
+        let office_refused: Vec<u8> = codes
+            .iter()
+            .filter(|(_, words)| words.contains("office") && words.contains("refused"))
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(office_refused, vec![1], "{codes:?}");
+        let several: Vec<u8> = codes
+            .iter()
+            .filter(|(_, words)| words.contains("several buyers"))
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(several, vec![11], "{codes:?}");
+    }
+    // The reader of the parsers: a code listed twice, or out of order, ends
+    // the list where it goes wrong.
+    assert_eq!(
+        readme_wallet_exit_codes(
+            "x prints one JSON object (failures too). Exit codes: 0 done, 1 a, b, 2 c, 2 d."
+        ),
+        vec![
+            (0, "done".to_owned()),
+            (1, "a, b".to_owned()),
+            (2, "c, 2 d".to_owned())
+        ]
+    );
+}
