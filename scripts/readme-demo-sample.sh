@@ -22,7 +22,7 @@ cargo run --release --quiet -- demo --dir "$dir" "$@" >"$out"
 
 awk -v sample="$out" '
   /^<!-- demo-sample:start -->$/ {
-    print; print "```"
+    print; print "```text"
     while ((getline line < sample) > 0) print line
     print "```"; skipping = 1; next
   }

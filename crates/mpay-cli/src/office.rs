@@ -73,9 +73,10 @@ pub enum OfficeCommand {
         /// What the owner paid in, like `250.00` or `250.00 EUR` (may be 0).
         #[arg(long)]
         deposit: String,
-        /// The office's currency, for a deposit written without one.
-        #[arg(long, env = "MPAY_OFFICE_CURRENCY", default_value = "EUR")]
-        currency: String,
+        /// The currency of a deposit written without one (default: the
+        /// office's, which it says at `GET /v1/office`).
+        #[arg(long, env = "MPAY_OFFICE_CURRENCY")]
+        currency: Option<String>,
         /// Print `{"owner", "token"}` as one JSON object.
         #[arg(long)]
         json: bool,
@@ -165,7 +166,11 @@ async fn run_async(command: OfficeCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let client = OfficeClient::new(&office)?;
-            let deposit = amount::parse(&deposit, currency.parse()?, Zero::Allowed)?;
+            let currency: Currency = match currency {
+                Some(currency) => currency.parse()?,
+                None => client.info().await?.currency.parse()?,
+            };
+            let deposit = amount::parse(&deposit, currency, Zero::Allowed)?;
             let token = client.open_account(&admin_token, &owner, deposit).await?;
             if json {
                 println!("{}", serde_json::json!({ "owner": owner, "token": token }));

@@ -1,8 +1,14 @@
-//! Every command README.md shows in its `sh` blocks parses with the real
-//! command-line definition ([`crate::Cli`]), with the environment the block
-//! sets (`export VAR=…` and `VAR=… mpay …`) standing for clap's `env`.
-//! A line that would not run in a shell as written (a `<placeholder>`, an
-//! ellipsis) fails the test too.
+//! Every command the project's Markdown shows (README.md, ARCHITECTURE.md,
+//! docs/…) parses with the real command-line definition ([`crate::Cli`]),
+//! with the environment the block sets (`export VAR=…` and `VAR=… mpay …`)
+//! standing for clap's `env`. A line that would not run in a shell as
+//! written (a `<placeholder>`, an ellipsis) fails the test too.
+//!
+//! Shell blocks are fenced ```` ```sh ```` (or `bash`, `shell`). A command in
+//! a block fenced otherwise (```` ``` ````, `console`) fails the test: such a
+//! block is not read, so a command in it could break unseen (issue 16: the
+//! wallet example that did not run sat where no test looked). Output is
+//! fenced ```` ```text ````.
 
 use std::collections::BTreeMap;
 
@@ -10,26 +16,90 @@ use clap::{Command, CommandFactory, FromArgMatches};
 
 use crate::Cli;
 
-const README: &str = include_str!("../../../README.md");
+/// The fence languages of shell blocks, whose every line is checked.
+const SHELL_FENCES: [&str; 3] = ["sh", "bash", "shell"];
+/// Fences whose blocks hold no command to check: a command in any other
+/// block (no language, `console`) is refused.
+fn is_other_language(fence: &str) -> bool {
+    !fence.is_empty() && fence != "console" && !SHELL_FENCES.contains(&fence)
+}
 
-/// The lines of the README's ```` ```sh ```` blocks, with their line numbers.
-fn sh_lines(text: &str) -> Vec<(usize, String)> {
+/// A line of a fenced block.
+#[derive(Debug, PartialEq, Eq)]
+enum BlockLine {
+    /// In a shell block: to be run as written.
+    Shell(usize, String),
+    /// A command in a block that is not a shell block, so not checked.
+    Unchecked(usize, String),
+}
+
+/// The lines of a Markdown text's fenced blocks that a test must look at,
+/// with their line numbers.
+fn block_lines(text: &str) -> Vec<BlockLine> {
     let mut lines = Vec::new();
-    let mut in_sh = false;
-    let mut in_other = false;
+    let mut fence: Option<String> = None;
     for (index, line) in text.lines().enumerate() {
-        let fence = line.trim_start().starts_with("```");
-        if fence && !in_sh && !in_other {
-            in_sh = line.trim() == "```sh";
-            in_other = !in_sh;
-        } else if fence {
-            in_sh = false;
-            in_other = false;
-        } else if in_sh && !line.trim().is_empty() {
-            lines.push((index + 1, line.to_owned()));
+        let trimmed = line.trim();
+        if let Some(info) = trimmed.strip_prefix("```") {
+            fence = match fence {
+                None => Some(info.split_whitespace().next().unwrap_or("").to_owned()),
+                Some(_) => None,
+            };
+            continue;
+        }
+        let Some(language) = fence.as_deref() else {
+            continue;
+        };
+        if trimmed.is_empty() || is_other_language(language) {
+            continue;
+        }
+        if SHELL_FENCES.contains(&language) {
+            lines.push(BlockLine::Shell(index + 1, line.to_owned()));
+        } else if looks_like_a_command(trimmed) {
+            lines.push(BlockLine::Unchecked(index + 1, line.to_owned()));
         }
     }
     lines
+}
+
+/// Whether a line (of a block that is not a shell block) reads as an mpay
+/// command: `mpay …`, `$ mpay …`, `VAR=… mpay …` or `cargo run … -- …`.
+fn looks_like_a_command(line: &str) -> bool {
+    let line = line.strip_prefix("$ ").unwrap_or(line);
+    let mut rest = line
+        .split_whitespace()
+        .skip_while(|w| assignment(w).is_some());
+    match rest.next() {
+        Some("mpay") => true,
+        Some("cargo") => rest.next() == Some("run"),
+        _ => false,
+    }
+}
+
+/// The Markdown files of the repository (not under `target` or a hidden
+/// folder), relative to its root, sorted.
+fn markdown_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, files: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.starts_with("target") || name == "node_modules" {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, files);
+            } else if name.ends_with(".md") {
+                files.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    files.sort();
+    files
 }
 
 /// Splits a shell line into words: quotes group, `#` starts a comment, a
@@ -151,16 +221,26 @@ fn with_env(command: Command, env: &BTreeMap<String, String>) -> Command {
     command.mut_subcommands(|sub| with_env(sub, env))
 }
 
-#[test]
-fn every_readme_command_parses() {
+/// The failures of one Markdown file's commands; `checked` counts those
+/// that parse.
+fn check_markdown(name: &str, text: &str, checked: &mut usize) -> Vec<String> {
     let mut env = BTreeMap::new();
-    let mut checked = 0;
     let mut failures = Vec::new();
-    for (number, line) in sh_lines(README) {
+    for block_line in block_lines(text) {
+        let (number, line) = match block_line {
+            BlockLine::Shell(number, line) => (number, line),
+            BlockLine::Unchecked(number, line) => {
+                failures.push(format!(
+                    "{name}:{number}: a command in a block not fenced ```sh (so never \
+                     checked; fence output as ```text): {line}"
+                ));
+                continue;
+            }
+        };
         let words = match words(&line) {
             Ok(words) => words,
             Err(why) => {
-                failures.push(format!("README.md:{number}: {why}: {line}"));
+                failures.push(format!("{name}:{number}: {why}: {line}"));
                 continue;
             }
         };
@@ -172,22 +252,78 @@ fn every_readme_command_parses() {
             .try_get_matches_from(std::iter::once("mpay".to_owned()).chain(args))
             .and_then(|matches| Cli::from_arg_matches(&matches));
         match parsed {
-            Ok(_) => checked += 1,
+            Ok(_) => *checked += 1,
             Err(e) => failures.push(format!(
-                "README.md:{number}: {line}\n{}",
+                "{name}:{number}: {line}\n{}",
                 e.render().to_string().trim_end()
             )),
         }
     }
+    failures
+}
+
+#[test]
+fn every_readme_command_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let files = markdown_files(&root);
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.strip_prefix(&root).ok())
+        .map(|f| f.display().to_string())
+        .collect();
+    for expected in ["README.md", "ARCHITECTURE.md", "docs/benchmarks.md"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (file, name) in files.iter().zip(&names) {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{name}: {e}"));
+        failures.extend(check_markdown(name, &text, &mut checked));
+    }
     assert!(
         failures.is_empty(),
-        "README commands that do not parse:\n\n{}",
+        "commands in the Markdown that do not parse:\n\n{}",
         failures.join("\n\n")
     );
     assert!(
-        checked >= 20,
-        "only {checked} mpay commands found in README.md"
+        checked >= 30,
+        "only {checked} mpay commands found in the Markdown"
     );
+}
+
+/// A command sits where the check reads it: in a shell block, not in an
+/// unmarked block or one of another language.
+#[test]
+fn commands_outside_shell_blocks_are_refused() {
+    let text = "```sh\nmpay demo\n```\n\n```\nmpay wallet --dir a nonsense\n```\n\n\
+                ```text\nmpay demo — seed 7\n```\n\n```python\nimport x\n```\n\n\
+                ```console\n$ MPAY_PIN=1 mpay wallet balance\nbalance 1.00 EUR\n```\n";
+    assert_eq!(
+        block_lines(text),
+        vec![
+            BlockLine::Shell(2, "mpay demo".to_owned()),
+            BlockLine::Unchecked(6, "mpay wallet --dir a nonsense".to_owned()),
+            BlockLine::Unchecked(18, "$ MPAY_PIN=1 mpay wallet balance".to_owned()),
+        ]
+    );
+    let mut checked = 0;
+    let failures = check_markdown("x.md", text, &mut checked);
+    assert_eq!(checked, 1);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    // The wallet example of issue 16, in a shell block: its options before
+    // the subcommand parse.
+    let wallet = "```sh\nexport MPAY_OWNER_TOKEN=t\nmpay wallet --dir alice init --office \
+                  http://127.0.0.1:7700 --owner alice\nmpay wallet --dir alice charge 5.00\n```\n";
+    assert_eq!(
+        check_markdown("y.md", wallet, &mut checked),
+        Vec::<String>::new()
+    );
+    assert_eq!(checked, 3);
+    let broken = "```sh\nmpay wallet --dir alice nonsense\n```\n";
+    assert_eq!(check_markdown("z.md", broken, &mut checked).len(), 1);
 }
 
 #[test]
@@ -243,5 +379,109 @@ fn every_option_has_a_description() {
         missing.is_empty(),
         "options without a description:\n{}",
         missing.join("\n")
+    );
+}
+
+/// The wallet's exit codes as README.md lists them in one sentence
+/// (`Exit codes: 0 done, 1 …, 2 …`): each code's words, in order.
+fn readme_wallet_exit_codes(readme: &str) -> Vec<(u8, String)> {
+    let start = readme
+        .find("prints one JSON object (failures too). Exit codes: ")
+        .map(|i| i + "prints one JSON object (failures too). Exit codes: ".len());
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    let text: String = readme[start..]
+        .split("`--drop-permille")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut codes = Vec::new();
+    let mut rest = text.as_str();
+    let mut code = 0u8;
+    // Each code starts the text or follows ", " and is followed by a space.
+    while let Some(after) = rest.strip_prefix(&format!("{code} ")) {
+        let next = format!(", {} ", code + 1);
+        let (words, tail) = after.split_once(&next).unwrap_or((after, ""));
+        codes.push((code, words.trim_end_matches('.').to_owned()));
+        rest = if tail.is_empty() {
+            ""
+        } else {
+            &after[words.len() + 2..]
+        };
+        code += 1;
+    }
+    codes
+}
+
+/// The wallet's exit codes as `mpay wallet --help` lists them, one a line
+/// (continuation lines joined).
+fn help_wallet_exit_codes(help: &str) -> Vec<(u8, String)> {
+    let mut codes: Vec<(u8, String)> = Vec::new();
+    let listing = help
+        .split("Exit codes:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    for line in listing.lines() {
+        let trimmed = line.trim();
+        let (first, words) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
+        match first.parse::<u8>() {
+            Ok(code) if line.starts_with("  ") && !line.starts_with("      ") => {
+                codes.push((code, words.trim().to_owned()));
+            }
+            _ => {
+                if let Some((_, words)) = codes.last_mut() {
+                    words.push(' ');
+                    words.push_str(trimmed);
+                }
+            }
+        }
+    }
+    codes
+}
+
+/// README.md and `mpay wallet --help` list the same exit codes, and each
+/// cause under one code only: "the office refused" is code 1, not also 6
+/// (issue 16).
+#[test]
+fn the_wallet_exit_codes_agree_between_readme_and_help() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap_or_default();
+    let in_readme = readme_wallet_exit_codes(&readme);
+    let in_help = help_wallet_exit_codes(crate::wallet::EXIT_CODES_HELP);
+    let numbers = |codes: &[(u8, String)]| codes.iter().map(|(c, _)| *c).collect::<Vec<u8>>();
+    let all: Vec<u8> = (0..=11).collect();
+    assert_eq!(numbers(&in_readme), all, "README: {in_readme:?}");
+    assert_eq!(numbers(&in_help), all, "help: {in_help:?}");
+    for codes in [&in_readme, &in_help] {
+        let office_refused: Vec<u8> = codes
+            .iter()
+            .filter(|(_, words)| words.contains("office") && words.contains("refused"))
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(office_refused, vec![1], "{codes:?}");
+        let several: Vec<u8> = codes
+            .iter()
+            .filter(|(_, words)| words.contains("several buyers"))
+            .map(|(c, _)| *c)
+            .collect();
+        assert_eq!(several, vec![11], "{codes:?}");
+    }
+    // The reader of the parsers: a code listed twice, or out of order, ends
+    // the list where it goes wrong.
+    assert_eq!(
+        readme_wallet_exit_codes(
+            "x prints one JSON object (failures too). Exit codes: 0 done, 1 a, b, 2 c, 2 d."
+        ),
+        vec![
+            (0, "done".to_owned()),
+            (1, "a, b".to_owned()),
+            (2, "c, 2 d".to_owned())
+        ]
     );
 }

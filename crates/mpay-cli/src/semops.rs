@@ -34,7 +34,7 @@ use crate::network::provision::{
 };
 use crate::network::wall_clock;
 
-/// Exit codes of `mpay customer pay` (and the merchant's waits).
+/// Exit codes of `mpay customer pay` and `status` (the merchant's are [`MERCHANT_EXIT_CODES_HELP`]).
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 completed (T or DT confirmation), 1 error, \
 3 wrong PIN, 4 declined (insufficient funds or refused by the CPP), 5 account locked, \
 6 rejected by the merchant, 7 expired, 10 not final within the wait.";
@@ -361,6 +361,10 @@ pub enum MerchantCommand {
         /// Print the notices as JSON.
         #[arg(long)]
         json: bool,
+        /// Print only the payments' ids, one a line (`payment=$(mpay
+        /// merchant pending --ids …)`).
+        #[arg(long, conflicts_with = "json")]
+        ids: bool,
     },
     /// Approve a payment (signed by the merchant).
     Approve {
@@ -866,6 +870,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 merchant,
                 wait_secs,
                 json,
+                ids,
             } => {
                 let me = PartyFile::load(&merchant)?;
                 let client = MppClient::new(&me.processor_url()?)?;
@@ -874,6 +879,10 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     .await?;
                 if json {
                     println!("{}", serde_json::to_string(&notices)?);
+                } else if ids {
+                    for n in &notices {
+                        println!("{}", n.payment_id);
+                    }
                 } else if notices.is_empty() {
                     println!("no payments await a decision");
                 } else {

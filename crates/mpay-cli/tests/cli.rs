@@ -107,3 +107,44 @@ fn a_provisioned_cpp_has_a_pin_key_file_of_its_own_and_rotation_keeps_the_old_ke
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// The merchant's help speaks of merchants, MPPs and the merchant's exit
+/// codes; the customer's of customers and CPPs; an operator's command says
+/// which file it reads (issue 16).
+#[test]
+fn help_speaks_to_whom_the_command_is_for() {
+    for args in [
+        ["merchant", "enroll", "--help"],
+        ["merchant", "status", "--help"],
+    ] {
+        let (code, out) = mpay(&args);
+        assert_eq!(code, 0, "{args:?}: {out}");
+        let lower = out.to_lowercase();
+        // The merchant may hear that the customer's bank declined; not of
+        // the customer's own file, account, PIN or lockout.
+        for customer_word in [
+            "customer's file",
+            "cust:",
+            "the cpp to enrol",
+            "wrong pin",
+            "locked",
+            "t or dt confirmation",
+        ] {
+            assert!(
+                !lower.contains(customer_word),
+                "{args:?} speaks of {customer_word:?}:\n{out}"
+            );
+        }
+    }
+    let (_, enroll) = mpay(&["merchant", "enroll", "--help"]);
+    assert!(enroll.contains("The MPP to enrol with"), "{enroll}");
+    let (_, status) = mpay(&["merchant", "status", "--help"]);
+    assert!(
+        status.contains("Exit codes: 0 completed (or refunded)"),
+        "{status}"
+    );
+    let (_, pay) = mpay(&["customer", "pay", "--help"]);
+    assert!(pay.contains("3 wrong PIN"), "{pay}");
+    let (_, unlock) = mpay(&["customer", "unlock", "--help"]);
+    assert!(unlock.contains("operators.toml"), "{unlock}");
+}

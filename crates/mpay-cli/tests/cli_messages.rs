@@ -45,6 +45,29 @@ fn office_open_account_takes_an_amount_without_its_currency() {
     assert_eq!(office.owner_balance_minor(&token), 20_000);
 }
 
+/// The currency of an amount written without one is the office's own
+/// (issue 16: one amount syntax, the currency from the configuration).
+#[test]
+fn open_account_takes_the_offices_currency() {
+    let office = Office::start_with(&["--currency", "USD"]);
+    let opened = open_account_text(&office, "ulla", "5.00");
+    assert_eq!(opened.code, 0, "{opened:?}");
+    assert!(
+        opened.stderr.contains("opened account ulla with 5.00 USD"),
+        "{opened:?}"
+    );
+    let token = opened.stdout.trim().to_owned();
+    assert_eq!(office.owner_balance_minor(&token), 500);
+    let euros = open_account_text(&office, "eve", "5.00 EUR");
+    assert_eq!(euros.code, 1, "{euros:?}");
+    assert!(
+        euros
+            .stderr
+            .contains("amount \"5.00 EUR\": this is in USD, not EUR"),
+        "{euros:?}"
+    );
+}
+
 #[test]
 fn wallet_options_go_before_the_subcommand() {
     let office = Office::start();
@@ -344,4 +367,99 @@ fn the_profile_is_kept_encrypted_and_shown_to_its_owner() {
     wrong.env("MPAY_PIN", "0000");
     let wrong = common::run(wrong, "show");
     assert_eq!(wrong.code, 3, "{wrong:?}");
+}
+
+/// `network init`'s micropayment amounts are written like every other
+/// amount (`5.00` in the network's currency) and checked when typed, not
+/// when a CPP starts on them (issue 16: one amount syntax).
+#[test]
+fn network_init_takes_micro_amounts_without_their_currency() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("net");
+    let mut c = mpay();
+    c.args(["network", "init", "--micro-mode", "one", "--plaintext"])
+        .args(["--micro-limit", "0.50", "--micro-theta", "5.00"])
+        .args(["--micro-credit-limit", "100 EUR", "--dir"])
+        .arg(&dir);
+    let init = run(c, "network init");
+    assert_eq!(init.code, 0, "{init:?}");
+    let config = std::fs::read_to_string(dir.join("cpp1.toml")).expect("cpp1.toml");
+    for written in [
+        "limit = \"0.50 EUR\"",
+        "theta = \"5.00 EUR\"",
+        "credit_limit = \"100.00 EUR\"",
+    ] {
+        assert!(config.contains(written), "{written} not in {config}");
+    }
+
+    let mut c = mpay();
+    c.args(["network", "init", "--micro-mode", "one", "--plaintext"])
+        .args(["--micro-theta", "5.001", "--dir"])
+        .arg(root.path().join("refused"));
+    let refused = run(c, "network init");
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("--micro-theta: amount \"5.001\": write it like `12.50` or `12.50 EUR`"),
+        "{refused:?}"
+    );
+    assert!(!root.path().join("refused").join("cpp1.toml").exists());
+}
+
+/// A charge says what its sync uploaded: the genesis entry 0 and the
+/// voucher's entry 1, which the office then attests (issue 16: a sync
+/// spoke of "entry 2" when the office attested entry 1).
+#[test]
+fn a_charge_says_which_entry_it_uploaded() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let alice = common::Wallet::create(&office, root.path(), "alice", "200.00 EUR", 0);
+    let charge = alice.run("charge", &["50.00"]);
+    assert_eq!(charge.code, 0, "{charge:?}");
+    assert!(
+        charge
+            .stdout
+            .contains("office attests entry 1 with balance 50.00 EUR (uploaded entries 0–1)"),
+        "{charge:?}"
+    );
+    assert!(!charge.stdout.contains("entry 2"), "{charge:?}");
+    assert_eq!(
+        office.owner_balance_minor(&alice.token) + alice.holding_minor(),
+        20_000
+    );
+}
+
+/// Two buyers answer and no terminal can ask which: exit 11 (its own code,
+/// not 1), naming the buyers and `--buyer`; nothing moves.
+#[test]
+fn two_buyers_and_no_terminal_exit_11() {
+    let office = Office::start();
+    let root = tempfile::tempdir().expect("temp dir");
+    let port = common::free_udp_port();
+    let seller = common::Wallet::create(&office, root.path(), "sam", "0.00 EUR", port);
+    let bea = common::Wallet::create(&office, root.path(), "bea", "20.00 EUR", port);
+    let bob = common::Wallet::create(&office, root.path(), "bob", "20.00 EUR", port);
+    bea.charge("10.00");
+    bob.charge("10.00");
+    let buyers = [
+        bea.spawn_buy("5.00", &["--wait", "8"]),
+        bob.spawn_buy("5.00", &["--wait", "8"]),
+    ];
+    let mut sell = seller.net_command("sell", &["--amount", "1.00", "--wait", "4"]);
+    sell.stdin(std::process::Stdio::null());
+    let sold = run(sell, "sell to one of two buyers");
+    for buyer in buyers {
+        let _ = finish(buyer, 30, "buy");
+    }
+    assert_eq!(sold.code, 11, "{sold:?}");
+    assert!(sold.stderr.contains("--buyer"), "{sold:?}");
+    assert!(
+        sold.stderr.contains(&bea.id) && sold.stderr.contains(&bob.id),
+        "{sold:?}"
+    );
+    // Nothing moved: each buyer still holds its 10.00, the seller nothing.
+    assert_eq!(bea.holding_minor(), 1_000);
+    assert_eq!(bob.holding_minor(), 1_000);
+    assert_eq!(seller.holding_minor(), 0);
 }

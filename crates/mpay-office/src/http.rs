@@ -9,7 +9,7 @@
 //! | `POST /v1/sync` | the wallet itself (sealed envelope) | frame → frame |
 //! | `GET /v1/revocations` | anyone | → signed revocation list (binary), 204 if none |
 //! | `GET /v1/frauds` | operator | → fraud proofs |
-//! | `GET /v1/office` | anyone | → `{office, certificate}` |
+//! | `GET /v1/office` | anyone | → `{office, certificate, currency}` |
 //! | `GET /health`, `GET /metrics`, `GET /openapi.json` | anyone | liveness; Prometheus text; OpenAPI 3.1 |
 //!
 //! Owners and the operator authenticate with `Authorization: Bearer <token>`.
@@ -245,14 +245,17 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 pub struct OfficeInfo {
     pub office: String,
     pub certificate: String,
+    /// The one currency of the office's books and wallets (`EUR`).
+    pub currency: String,
 }
 
 #[utoipa::path(get, path = "/v1/office", tag = "service",
-    responses((status = 200, description = "the office's id and certificate", body = OfficeInfo)))]
+    responses((status = 200, description = "the office's id, certificate and currency", body = OfficeInfo)))]
 async fn office_info(State(state): State<Arc<AppState>>) -> Json<OfficeInfo> {
     Json(OfficeInfo {
         office: state.office.id().to_hex(),
         certificate: hex_string(&state.office.certificate().to_wire()),
+        currency: state.office.config().currency.to_string(),
     })
 }
 
@@ -577,6 +580,11 @@ impl OfficeClient {
             .await
             .map_err(|e| self.unreachable(e))?;
         self.check(response).await.map(|_| ())
+    }
+
+    /// The office's id, certificate and currency.
+    pub async fn info(&self) -> Result<OfficeInfo, ClientError> {
+        self.json(self.http.get(self.url("/v1/office"))).await
     }
 
     pub async fn open_account(

@@ -62,11 +62,11 @@ pub struct InitArgs {
     /// also aggregate what they owe merchants).
     #[arg(long, default_value = "none", value_parser = ["none", "one", "two"])]
     pub micro_mode: String,
-    /// Largest micropayment, e.g. "1.00 EUR".
+    /// Largest micropayment, like `1.00` or `1.00 EUR`.
     #[arg(long)]
     pub micro_limit: Option<String>,
     /// θ of the default cluster: a customer's pending total that triggers
-    /// one bank transfer, e.g. "10.00 EUR".
+    /// one bank transfer, like `10.00` or `10.00 EUR`.
     #[arg(long)]
     pub micro_theta: Option<String>,
     /// W of the default cluster: the longest a pending total waits, ms.
@@ -76,7 +76,7 @@ pub struct InitArgs {
     #[arg(long)]
     pub micro_settle_interval_ms: Option<u64>,
     /// Credit limit of the CPPs (Σ pending totals) and, in mode two, of
-    /// the MPPs (paid ahead), e.g. "10000.00 EUR".
+    /// the MPPs (paid ahead), like `10000.00` or `10000.00 EUR`.
     #[arg(long)]
     pub micro_credit_limit: Option<String>,
     /// Plain http:// between the processes, bearer tokens allowed on
@@ -88,7 +88,16 @@ pub struct InitArgs {
 }
 
 impl InitArgs {
-    pub fn options(&self) -> provision::Options {
+    /// The provisioning options; the micropayment amounts parsed with the
+    /// one amount syntax ([`crate::amount`]) in the network's currency and
+    /// written in full (`5.00` becomes `5.00 EUR`).
+    pub fn options(&self) -> anyhow::Result<provision::Options> {
+        let currency: mpay_money::Currency = provision::CURRENCY.parse()?;
+        let amount = |option: &str, text: &str, zero| -> anyhow::Result<String> {
+            crate::amount::parse(text, currency, zero)
+                .map(|amount| amount.to_string())
+                .with_context(|| format!("--{option}"))
+        };
         let mut timing = Timing::default();
         if let Some(ms) = self.decision_timeout_ms {
             timing.decision_timeout_ms = ms;
@@ -102,10 +111,10 @@ impl InitArgs {
             ..mpay_network::MicroConfig::default()
         };
         if let Some(limit) = &self.micro_limit {
-            micro.limit = limit.clone();
+            micro.limit = amount("micro-limit", limit, crate::amount::Zero::Refused)?;
         }
         if let Some(theta) = &self.micro_theta {
-            micro.theta = theta.clone();
+            micro.theta = amount("micro-theta", theta, crate::amount::Zero::Refused)?;
         }
         if let Some(ms) = self.micro_window_ms {
             micro.window_ms = ms;
@@ -114,9 +123,9 @@ impl InitArgs {
             micro.settle_interval_ms = ms;
         }
         if let Some(limit) = &self.micro_credit_limit {
-            micro.credit_limit = limit.clone();
+            micro.credit_limit = amount("micro-credit-limit", limit, crate::amount::Zero::Allowed)?;
         }
-        provision::Options {
+        Ok(provision::Options {
             dir: self.dir.clone(),
             postgres: self.postgres.clone(),
             base_port: self.base_port,
@@ -124,7 +133,7 @@ impl InitArgs {
             micro,
             seed: None,
             plaintext: self.plaintext,
-        }
+        })
     }
 }
 
@@ -227,7 +236,7 @@ pub fn run_network(what: NetworkCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     match what {
         NetworkCommand::Init(args) => {
-            let processes = runtime.block_on(provision::provision(&args.options()))?;
+            let processes = runtime.block_on(provision::provision(&args.options()?))?;
             print_processes(&args.dir, &processes);
             Ok(ExitCode::SUCCESS)
         }
@@ -235,7 +244,7 @@ pub fn run_network(what: NetworkCommand) -> anyhow::Result<ExitCode> {
             let processes = if args.dir.join(provision::DIRECTORY_FILE).exists() {
                 provision::processes(&args.dir)?
             } else {
-                runtime.block_on(provision::provision(&args.options()))?
+                runtime.block_on(provision::provision(&args.options()?))?
             };
             let mut network = supervisor::Network::start(&args.dir, processes)?;
             runtime.block_on(network.wait_healthy(std::time::Duration::from_secs(60)))?;

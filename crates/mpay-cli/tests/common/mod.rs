@@ -112,10 +112,16 @@ impl Office {
     /// Starts `mpay office serve` on a free loopback port, SQLite in a new
     /// temporary directory, and waits until `/health` answers.
     pub fn start() -> Office {
+        Office::start_with(&[])
+    }
+
+    /// [`Office::start`] with more options for `mpay office serve`.
+    pub fn start_with(extra: &[&str]) -> Office {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = format!("sqlite://{}", dir.path().join("office.db").display());
         let mut child = mpay()
             .args(["office", "serve", "--listen", "127.0.0.1:0", "--db", &db])
+            .args(extra)
             .env("MPAY_OFFICE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
