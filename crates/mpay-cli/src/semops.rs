@@ -598,6 +598,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     cpp: cpp.id,
                     pin: Pin::new(&pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
                     idempotency_key: key16(key.as_deref())?,
+                    shipping: None,
                 };
                 let (keys, id, mut rng) = (me.keys()?, me.id()?, fresh_rng()?);
                 let seal = || {

@@ -1047,6 +1047,7 @@ impl Cpp {
                 cpp: node.me.id,
                 class,
                 deadline,
+                shipping: None,
             },
             &node.keys,
         )

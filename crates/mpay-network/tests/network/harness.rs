@@ -637,6 +637,7 @@ impl Network {
             cpp: self.cpp_id,
             pin: Pin::new(pin).expect("pin"),
             idempotency_key: key,
+            shipping: None,
         };
         seal_pr(
             &pr,
