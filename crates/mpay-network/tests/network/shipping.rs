@@ -152,6 +152,48 @@ async fn shared_shipping_reaches_the_merchant_only() {
     .await;
 }
 
+/// A micropayment's PN is signed when the CPP admits it (no hold): the
+/// shared details travel in it all the same, and only the merchant reads
+/// them.
+#[tokio::test]
+async fn shared_shipping_travels_with_a_micropayment() {
+    for_each_backend(|db| async move {
+        let config = mpay_network::MicroConfig {
+            mode: mpay_network::MicroMode::One,
+            limit: "1.00 EUR".into(),
+            theta: "3.00 EUR".into(),
+            window_ms: 24 * 3_600_000,
+            credit_limit: "50.00 EUR".into(),
+            transfer_fee: "0.20 EUR".into(),
+            sweep_interval_ms: 200,
+            settle_interval_ms: 300,
+        };
+        let mut net = Network::start_with_micro(db, 30_000, config).await;
+        let trans = net.trans(Which::Bob, 80, "coffee");
+        let sealed = net.seal_shipping(Which::Bob, &trans, ADDRESS).await;
+        let frame = net.pr_frame_sharing(&trans, PIN, [42; 16], Some(sealed.clone()));
+        let status = net.cpp.submit(frame).await.expect("PR accepted");
+        let notice = net.notice(Which::Bob, &status.payment_id).await;
+        let opened = notice
+            .open_shipping(&net.bob.keys, net.bob.id)
+            .expect("shared");
+        assert_eq!(opened.expect("opens").as_str(), ADDRESS);
+        assert_unreadable_in(&net, "cpp1", &sealed.to_wire()).await;
+        assert_unreadable_in(&net, "mpp1", &sealed.to_wire()).await;
+        let decision = net.decision(Which::Bob, &status.payment_id, false);
+        net.bob
+            .client
+            .decide(&net.bob.token, &decision)
+            .await
+            .expect("decides");
+        assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
+        net.check_conservation().await;
+        assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT);
+        net.shutdown().await;
+    })
+    .await;
+}
+
 /// Without sharing, no shipping field travels: none in the CPP's row, the
 /// PN, the merchant's notice or its view of the payment.
 #[tokio::test]
