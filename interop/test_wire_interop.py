@@ -3,7 +3,8 @@ docs/wire-format.md alone (PyNaCl for Ed25519 and X25519, pyhpke for RFC 9180).
 
 It checks mpay's vectors (docs/wire-vectors.json, -interbank.json and
 -semops.json) byte for byte, opens every sealed frame, verifies the signed
-SEMOPS objects (§15), and seals frames of its own that `mpay wire open` must
+SEMOPS objects (§15), opens the shared shipping details as their merchant
+(§15.10), and seals frames of its own that `mpay wire open` must
 accept, and refuse once a bit is flipped. Run by .ci/run with pytest; MPAY_BIN names
 the mpay binary (default: target/debug/mpay).
 """
@@ -336,9 +337,12 @@ def test_the_pr_carries_a_trans_its_merchant_signed():
     trans, body = read_trans(r)
     trans_signature = r.take(64)
     customer, cpp_id, pin, key = r.text(64), r.take(16), r.text(12), r.take(16)
+    assert r.u8() == 1, "the vector's PR shares shipping details"
+    shipping = read_sealed_shipping(r)
     r.finish()
     assert customer == "alice" and pin == "1234" and cpp_id == h(cpp["party_id"])
     assert key == parse_header(h(v["frame"]))["tx_id"]
+    assert shipping == h(SEMOPS["shipping"]["sealed"])
     assert trans["amount"] == ("EUR", 1250) and trans["reference"] == "order-7"
     merchant = party_by_id(trans["merchant"])
     verify_object(merchant, SEMOPS_TAGS["trans"], body, trans_signature)
@@ -348,6 +352,65 @@ def test_the_pr_carries_a_trans_its_merchant_signed():
     data = uri[len(prefix):]
     assert "=" not in data
     assert base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)) == body + trans_signature
+
+
+SHIPPING_INFO = b"mpay/v1/semops-shipping\x00"
+SHIPPING_TEXT_LEN_MAX = 1024
+SHIPPING_CIPHERTEXT_LEN_MAX = 2 + SHIPPING_TEXT_LEN_MAX + 16
+
+
+def read_sealed_shipping(r):
+    """§15.10 SealedShipping: version 1 || enc[32] || u16 L || ciphertext."""
+    start = r.at
+    if r.u8() != 1:
+        raise ValueError("unknown shipping version")
+    r.take(32)
+    n = r.u16()
+    if not 16 <= n <= SHIPPING_CIPHERTEXT_LEN_MAX:
+        raise ValueError("shipping ciphertext length")
+    r.take(n)
+    return r.data[start:r.at]
+
+
+def open_shipping(sealed, merchant, trans_nonce):
+    """§15.10: HPKE base mode to the merchant's X25519 key, info SHIPPING,
+    aad = merchant id || TRANS nonce; the plaintext is text(1024)."""
+    enc, ciphertext = sealed[1:33], sealed[35:]
+    ctx = SUITE.create_recipient_context(enc, x25519_secret(merchant), info=SHIPPING_INFO)
+    r = Reader(ctx.open(ciphertext, aad=h(merchant["party_id"]) + trans_nonce))
+    text = r.text(SHIPPING_TEXT_LEN_MAX)
+    r.finish()
+    return text
+
+
+def test_shipping_details_open_with_the_merchant_key_only():
+    """The PR's sealed shipping details open for the TRANS's merchant, with
+    that TRANS's nonce, and for no processor; the PN carries them unchanged;
+    sealing again with the same ephemeral key gives the same bytes."""
+    v = SEMOPS["shipping"]
+    sealed = h(v["sealed"])
+    r = Reader(sealed)
+    assert read_sealed_shipping(r) == sealed
+    r.finish()
+    trans, _ = read_trans(Reader(h(SEMOPS["TRANS"]["body"])))
+    merchant = PARTIES[v["merchant"]]
+    assert trans["merchant"] == h(merchant["party_id"])
+    assert h(v["aad"]) == trans["merchant"] + trans["nonce"]
+    assert h(v["info"]) == SHIPPING_INFO
+    text = open_shipping(sealed, merchant, trans["nonce"])
+    assert text == v["text"] == "Alice\n1 Rue de la Paix\n75002 Paris"
+    assert h(v["plaintext"]) == struct.pack(">H", len(text.encode())) + text.encode()
+    for other in ("cpp", "dc", "mpp", "customer"):
+        with pytest.raises(Exception):
+            open_shipping(sealed, PARTIES[other], trans["nonce"])
+    with pytest.raises(Exception):
+        open_shipping(sealed, merchant, bytes(16))
+    assert sealed in h(SEMOPS["PN"]["body"])
+    eph = SUITE.kem.derive_key_pair(h(v["ikm_e"]))
+    assert eph.public_key.to_public_bytes() == h(v["enc"]) == sealed[1:33]
+    enc, ctx = SUITE.create_sender_context(x25519_public(merchant), info=SHIPPING_INFO, eks=eph)
+    again = ctx.seal(h(v["plaintext"]), aad=h(v["aad"]))
+    assert bytes([1]) + enc + struct.pack(">H", len(again)) + again == sealed
 
 
 def test_the_decision_relay_carries_a_decision_its_merchant_signed():

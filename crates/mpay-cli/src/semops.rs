@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes, hex_string};
+use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_bytes, hex_string};
 use mpay_money::{Amount, Currency};
-use mpay_network::Directory;
 use mpay_network::client::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
     PaymentStatus, SubmitError,
 };
 use mpay_network::config::{read_keys, write_keys};
+use mpay_network::{Directory, ResolvedDirectory, ServiceRole};
 use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, Signed,
-    SignedTrans, Trans, seal_pr,
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, SemopsError,
+    ShippingDetails, Signed, SignedTrans, Trans, seal_pr, seal_shipping,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -251,6 +251,13 @@ pub enum CustomerCommand {
         /// Idempotency key (32 hex digits) to retry a payment safely; default fresh.
         #[arg(long)]
         key: Option<String>,
+        /// Share these shipping details with the merchant (at most 1024
+        /// bytes; line breaks allowed, as `\n` in a shell's $'…'). They are
+        /// sealed to the merchant's key: the CPP, the DCs and the MPP carry
+        /// them unread, and the merchant sees them with the payment.
+        /// Without this flag nothing but the pseudonym reaches the merchant.
+        #[arg(long, value_name = "TEXT")]
+        share_shipping: Option<String>,
         /// How long to wait for the merchant and the banks, seconds.
         #[arg(long, default_value_t = 60)]
         wait_secs: u64,
@@ -587,23 +594,38 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                 customer,
                 pin,
                 key,
+                share_shipping,
                 wait_secs,
                 json,
             } => {
                 let me = PartyFile::load(&customer)?;
+                let details = share_shipping
+                    .as_deref()
+                    .map(ShippingDetails::new)
+                    .transpose()
+                    .context("--share-shipping")?;
                 let trans = SignedTrans::from_uri(uri.trim()).context("the TRANS URI")?;
                 let resolved = me.directory()?.resolve(wall_clock())?;
                 let cpp = resolved
                     .service(&me.processor)
                     .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let mut rng = fresh_rng()?;
+                let shipping = match details {
+                    Some(details) => {
+                        let merchant = merchant_certificate(&resolved, &trans).await?;
+                        Some(seal_shipping(&details, &trans, &merchant, &mut rng)?)
+                    }
+                    None => None,
+                };
                 let request = PaymentRequest {
                     trans,
                     customer: CustomerRef::new(&me.name)?,
                     cpp: cpp.id,
                     pin: Pin::new(&pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
                     idempotency_key: key16(key.as_deref())?,
+                    shipping,
                 };
-                let (keys, id, mut rng) = (me.keys()?, me.id()?, fresh_rng()?);
+                let (keys, id) = (me.keys()?, me.id()?);
                 let seal = || {
                     seal_pr(
                         &request,
@@ -686,9 +708,80 @@ fn service_url(network: &Path, name: &str) -> anyhow::Result<String> {
         .clone())
 }
 
-fn print_merchant_view(view: &MerchantPaymentView, json: bool) -> anyhow::Result<()> {
+/// The certificate of the merchant of `trans`, as the customer device
+/// finds it: from the MPP the TRANS names (through the directory), issued
+/// by that MPP, trusted, and the key the TRANS is signed with.
+async fn merchant_certificate(
+    resolved: &ResolvedDirectory,
+    trans: &SignedTrans,
+) -> anyhow::Result<Certificate> {
+    let body = trans.unverified_body();
+    let mpp = resolved
+        .service_by_id(body.mpp)
+        .filter(|s| s.role == ServiceRole::Mpp)
+        .context("the TRANS names an MPP that is not in the directory")?;
+    let certificate = MppClient::new(&mpp.url)?
+        .merchant_certificate(body.merchant)
+        .await
+        .context("the merchant's certificate, to seal the shipping details to")?;
+    let now = wall_clock();
+    if certificate.subject() != body.merchant || certificate.body.issuer != mpp.id {
+        anyhow::bail!("the MPP gave a certificate that is not its merchant's");
+    }
+    resolved
+        .trust_store()
+        .check_role(&certificate, Role::Merchant, now)
+        .context("the merchant's certificate")?;
+    trans
+        .verify(&certificate, now)
+        .context("the TRANS is not signed by the merchant's key")?;
+    Ok(certificate)
+}
+
+/// Shared shipping details as the merchant `me` opens them.
+type Opened = Option<Result<ShippingDetails, SemopsError>>;
+
+/// Adds the opened shipping details to a notice's or payment's JSON:
+/// `shipping_details` (the text), or `shipping_error` if they do not open.
+fn with_shipping(mut value: serde_json::Value, opened: Opened) -> serde_json::Value {
+    if let Some(object) = value.as_object_mut() {
+        match opened {
+            Some(Ok(details)) => {
+                object.insert("shipping_details".into(), details.as_str().into());
+            }
+            Some(Err(error)) => {
+                object.insert("shipping_error".into(), error.to_string().into());
+            }
+            None => {}
+        }
+    }
+    value
+}
+
+/// Prints the opened shipping details under a notice's or payment's line.
+fn print_shipping(opened: Opened) {
+    match opened {
+        Some(Ok(details)) => {
+            let mut lines = details.as_str().lines();
+            println!("  ship to: {}", lines.next().unwrap_or_default());
+            for line in lines {
+                println!("           {line}");
+            }
+        }
+        Some(Err(error)) => println!("  shipping details refused: {error}"),
+        None => {}
+    }
+}
+
+fn print_merchant_view(
+    view: &MerchantPaymentView,
+    json: bool,
+    me: &PartyFile,
+) -> anyhow::Result<()> {
+    let opened = view.open_shipping(&me.keys()?, me.id()?);
     if json {
-        println!("{}", serde_json::to_string(view)?);
+        let value = with_shipping(serde_json::to_value(view)?, opened);
+        println!("{}", serde_json::to_string(&value)?);
         return Ok(());
     }
     println!(
@@ -700,6 +793,7 @@ fn print_merchant_view(view: &MerchantPaymentView, json: bool) -> anyhow::Result
         view.customer_pseudonym,
         view.refunded
     );
+    print_shipping(opened);
     if let Some(c) = view.confirmation() {
         println!(
             "confirmation {:?} for {}",
@@ -852,6 +946,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     "notice {}: {} from customer {}",
                     notice.payment_id, notice.amount, notice.customer_pseudonym
                 );
+                print_shipping(notice.open_shipping(&me.keys()?, me.id()?));
                 let decision = if then == "approve" {
                     Decision::Approve
                 } else {
@@ -863,7 +958,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 println!("{then}d {}", notice.payment_id);
                 let left = wait.saturating_sub(started.elapsed());
                 let view = wait_merchant_final(&client, token, &notice.payment_id, left).await?;
-                print_merchant_view(&view, false)?;
+                print_merchant_view(&view, false, &me)?;
                 Ok(merchant_exit(&view))
             }
             MerchantCommand::Pending {
@@ -877,8 +972,18 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 let notices = client
                     .notices(me.token()?, wait_secs.saturating_mul(1_000))
                     .await?;
+                let (keys, id) = (me.keys()?, me.id()?);
                 if json {
-                    println!("{}", serde_json::to_string(&notices)?);
+                    let list = notices
+                        .iter()
+                        .map(|n| {
+                            Ok(with_shipping(
+                                serde_json::to_value(n)?,
+                                n.open_shipping(&keys, id),
+                            ))
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    println!("{}", serde_json::to_string(&list)?);
                 } else if ids {
                     for n in &notices {
                         println!("{}", n.payment_id);
@@ -895,6 +1000,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                             n.customer_pseudonym,
                             deadline_text(n.deadline, wall_clock().0)
                         );
+                        print_shipping(n.open_shipping(&keys, id));
                     }
                 }
                 Ok(ExitCode::SUCCESS)
@@ -905,7 +1011,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
             } => {
                 let me = PartyFile::load(&merchant)?;
                 let view = decide(&me, &payment_id, Decision::Approve).await?;
-                print_merchant_view(&view, false)?;
+                print_merchant_view(&view, false, &me)?;
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Reject {
@@ -915,7 +1021,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
             } => {
                 let me = PartyFile::load(&merchant)?;
                 let view = decide(&me, &payment_id, Decision::Reject { reason }).await?;
-                print_merchant_view(&view, false)?;
+                print_merchant_view(&view, false, &me)?;
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Refund {
@@ -982,7 +1088,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                     Duration::from_secs(wait_secs),
                 )
                 .await?;
-                print_merchant_view(&view, json)?;
+                print_merchant_view(&view, json, &me)?;
                 Ok(merchant_exit(&view))
             }
         }

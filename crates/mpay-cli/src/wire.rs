@@ -26,11 +26,11 @@ use mpay_offline::chain::{ChainEntry, EntryKind, VoidProof};
 use mpay_offline::messages::Message;
 use mpay_offline::sync::{self, Resolution, SyncAttestation, SyncRequest, SyncResponse};
 use mpay_semops::{
-    ConfirmationOutcome, Decision, PaymentRequest, RoutedNotice, Signable, Signed,
+    ConfirmationOutcome, Decision, PaymentRequest, RoutedNotice, SealedShipping, Signable, Signed,
     SignedConfirmation, SignedDecisionRelay, SignedMerchantDecision, SignedPaymentNotice,
     SignedRefundRelay, SignedRefundRequest, SignedTrans, Validity,
 };
-use mpay_wire::{Decode, DecodeError, Reader};
+use mpay_wire::{Decode, DecodeError, Encode, Reader};
 use serde_json::{Value, json};
 
 pub const EXIT_CODES_HELP: &str = "Exit codes:
@@ -715,6 +715,7 @@ fn semops_json(kind: MessageKind, payload: &[u8]) -> Option<Result<Value, Decode
                 // The PIN itself is never printed.
                 "pin_len": pr.pin.expose().len(),
                 "idempotency_key": hex_string(&pr.idempotency_key),
+                "shipping": pr.shipping.as_ref().map(shipping_json),
             })
         }),
         k::PAYMENT_NOTICE => RoutedNotice::from_wire(payload).map(|r| {
@@ -820,8 +821,19 @@ fn notice_json(pn: &SignedPaymentNotice) -> Value {
             "cpp": n.cpp.to_hex(),
             "class": format!("{:?}", n.class),
             "deadline_ms": ms(n.deadline),
+            "shipping": n.shipping.as_ref().map(shipping_json),
         }),
     )
+}
+
+/// Sealed shipping details: only their sealed form; the merchant's key
+/// opens them (docs/wire-format.md §15.10).
+fn shipping_json(sealed: &SealedShipping) -> Value {
+    json!({
+        "encapsulated_key": hex_string(&sealed.encapsulated),
+        "ciphertext_len": sealed.ciphertext.len(),
+        "sealed": hex_string(&sealed.to_wire()),
+    })
 }
 
 fn decision_json(d: &SignedMerchantDecision) -> Value {

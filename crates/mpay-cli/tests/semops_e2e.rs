@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::Run;
 use common::network::{Network, PIN, Terminal, WRONG_PIN, pay, spawn_pay};
 use common::{finish, mpay, run};
 use serde_json::Value;
@@ -349,4 +350,157 @@ fn a_service_killed_mid_payment_resumes_and_the_payment_ends_once() {
     );
     assert!(completed <= 4);
     assert_eq!(holders_total(&net.books()), deposited);
+}
+
+/// `mpay merchant …` with the merchant's file last.
+fn merchant_run(merchant: &std::path::Path, args: &[&str], what: &str) -> Run {
+    let mut c = mpay();
+    c.args(["merchant"])
+        .args(args)
+        .arg("--merchant")
+        .arg(merchant);
+    run(c, what)
+}
+
+/// The last JSON line of a run.
+fn last_json(out: &Run) -> Value {
+    let line = out
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{') || l.starts_with('['))
+        .unwrap_or_else(|| panic!("no JSON: {out:?}"));
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// Every file under `dir` (the services' databases and WALs, the parties'
+/// files, the logs), read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// `--share-shipping`: the merchant reads the details with the payment
+/// (`pending`, `--json`, `approve`, `status`); no file of the network (the
+/// CPP's, DCs' and MPPs' databases included) holds a line of them; without
+/// the flag nothing is shared; an oversized text is refused before anything
+/// is sent.
+#[test]
+fn shipping_details_shared_at_checkout_reach_the_merchant_only() {
+    const ADDRESS: &str = "Alice Liddell\nFlat 3, 29 Christ Church Lane\nOxford OX1 1DP";
+    let net = Network::start(&["--decision-timeout-ms", "20000"]);
+    let alice = net.customer("alice", "cpp1", "bank1", "100.00 EUR");
+    let shop = net.merchant("shop1", "mpp1", "bank2");
+    let deposited = 10_000;
+
+    // Too long: refused by the customer's device, nothing sent or moved.
+    let long = "x".repeat(1025);
+    let out = pay(
+        &alice,
+        &terminal_uri_again(&shop),
+        PIN,
+        &["--share-shipping", &long],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("--share-shipping") && out.stderr.contains("1024"),
+        "{out:?}"
+    );
+    let out = merchant_run(&shop, &["pending", "--json"], "merchant pending");
+    assert_eq!(last_json(&out), serde_json::json!([]), "{out:?}");
+
+    // Shared: sealed to shop1, carried by cpp1, dc-eu and mpp1.
+    let uri = terminal_uri_again(&shop);
+    let payer = spawn_pay(&alice, &uri, &["--share-shipping", ADDRESS]);
+    let out = merchant_run(
+        &shop,
+        &["pending", "--wait-secs", "20", "--json"],
+        "merchant pending --json",
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let pending = last_json(&out);
+    let notice = &pending[0];
+    assert_eq!(notice["shipping_details"], ADDRESS, "{out:?}");
+    let sealed = notice["shipping"].as_str().expect("the sealed blob");
+    assert!(!sealed.is_empty());
+    let id = notice["payment_id"].as_str().expect("id").to_owned();
+    let out = merchant_run(&shop, &["pending"], "merchant pending");
+    assert!(
+        out.stdout.contains("  ship to: Alice Liddell\n")
+            && out.stdout.contains("           Oxford OX1 1DP\n"),
+        "{out:?}"
+    );
+    let out = merchant_run(&shop, &["approve", &id], "merchant approve");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("ship to: Alice Liddell"), "{out:?}");
+    let paid = finish(payer, 60, "customer pay");
+    assert_eq!(paid.code, 0, "{paid:?}");
+    let out = merchant_run(
+        &shop,
+        &["status", &id, "--wait-secs", "20", "--json"],
+        "merchant status",
+    );
+    assert_eq!(last_json(&out)["shipping_details"], ADDRESS, "{out:?}");
+    reconciled(&net, "a payment sharing shipping details");
+    assert_eq!(net.balance_minor("bank1", "cust:alice"), 9_700);
+    assert_eq!(net.balance_minor("bank2", "shop:shop1"), 300);
+    assert_eq!(holders_total(&net.books()), deposited);
+    let files = files_under(net.dir.path());
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.extension().is_some_and(|e| e == "db")),
+        "the services' databases are in the network folder"
+    );
+    for (path, bytes) in &files {
+        for line in ADDRESS.lines() {
+            assert!(
+                !bytes.windows(line.len()).any(|w| w == line.as_bytes()),
+                "{} holds `{line}`",
+                path.display()
+            );
+        }
+    }
+
+    // Not shared: no shipping field reaches the merchant.
+    let uri = terminal_uri_again(&shop);
+    let payer = spawn_pay(&alice, &uri, &[]);
+    let out = merchant_run(
+        &shop,
+        &["pending", "--wait-secs", "20", "--json"],
+        "merchant pending --json",
+    );
+    let notice = &last_json(&out)[0];
+    let fields = notice.as_object().expect("an object");
+    assert!(fields.contains_key("payment_id"), "{out:?}");
+    for key in ["shipping", "shipping_details", "shipping_error"] {
+        assert!(!fields.contains_key(key), "{key}: {out:?}");
+    }
+    let id = notice["payment_id"].as_str().expect("id").to_owned();
+    let out = merchant_run(&shop, &["reject", &id], "merchant reject");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("ship to"), "{out:?}");
+    assert_eq!(finish(payer, 60, "customer pay").code, 6);
+    reconciled(&net, "a payment sharing nothing");
+    assert_eq!(net.balance_minor("bank1", "cust:alice"), 9_700);
+    assert_eq!(holders_total(&net.books()), deposited);
+}
+
+/// A fresh TRANS URI of 3.00 EUR from `shop` (its terminal exits at once).
+fn terminal_uri_again(shop: &std::path::Path) -> String {
+    let terminal = Terminal::start(shop, "3.00 EUR", None);
+    let uri = terminal.uri.clone();
+    assert_eq!(terminal.finish().0, 0);
+    uri
 }

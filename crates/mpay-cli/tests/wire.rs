@@ -492,6 +492,11 @@ fn every_semops_vector_opens_and_decodes_with_every_field_named() {
     assert_eq!(pr["trans"]["signature"], field(&trans, "signature"));
     assert_eq!(pr["trans"]["tag"], field(&trans, "tag"));
     assert_eq!(pr["trans"]["uri"], field(&trans, "uri"));
+    // The shared shipping details show only sealed, in the PR and the PN.
+    let shipping = semops_vector("shipping");
+    assert_eq!(pr["shipping"]["sealed"], field(&shipping, "sealed"));
+    assert_eq!(pr["shipping"]["encapsulated_key"], field(&shipping, "enc"));
+    assert!(!pr.to_string().contains("Rue de la Paix"));
 
     let pn = &decoded["PAYMENT_NOTICE DC to MPP"];
     assert_eq!(pn["notice"]["payment_id"], payment);
@@ -504,6 +509,7 @@ fn every_semops_vector_opens_and_decodes_with_every_field_named() {
     );
     assert_eq!(pn["notice"]["deadline_ms"], 1_767_225_720_000u64);
     assert_eq!(pn["hop_deadline_ms"], 1_767_225_716_000u64);
+    assert_eq!(pn["notice"]["shipping"], pr["shipping"]);
 
     let decision = &decoded["MERCHANT_DECISION"];
     assert_eq!(decision["decision"], "Approve");

@@ -8,8 +8,11 @@
 
 use std::time::Duration;
 
-use mpay_identity::{Certificate, PartyId, PublicKeys, hex_bytes, hex_string};
-use mpay_semops::{SignedConfirmation, SignedMerchantDecision, SignedRefundRequest};
+use mpay_identity::{Certificate, PartyId, PublicKeys, SecretKeys, hex_bytes, hex_string};
+use mpay_semops::{
+    SealedShipping, SemopsError, ShippingDetails, SignedConfirmation, SignedMerchantDecision,
+    SignedRefundRequest,
+};
 use mpay_wire::{Decode, Encode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -411,6 +414,45 @@ pub struct Notice {
     pub customer_pseudonym: String,
     /// Decide before this (ms).
     pub deadline: u64,
+    /// Hex of the shipping details the customer shared, sealed to the
+    /// merchant ([`mpay_semops::SealedShipping`]); absent when none were
+    /// shared. Open with [`Notice::open_shipping`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<String>,
+}
+
+impl Notice {
+    /// The shared shipping details, opened with the merchant's keys: `None`
+    /// when the customer shared none; an error when they do not open for
+    /// this merchant and this payment's TRANS (moved, or tampered with).
+    pub fn open_shipping(
+        &self,
+        keys: &SecretKeys,
+        merchant: PartyId,
+    ) -> Option<Result<ShippingDetails, SemopsError>> {
+        let sealed = self.shipping.as_deref()?;
+        Some(open_shipping_hex(sealed, &self.trans_nonce, keys, merchant))
+    }
+}
+
+fn open_shipping_hex(
+    sealed: &str,
+    trans_nonce: &str,
+    keys: &SecretKeys,
+    merchant: PartyId,
+) -> Result<ShippingDetails, SemopsError> {
+    let malformed = |what| {
+        SemopsError::Malformed(mpay_wire::DecodeError::Invalid {
+            what,
+            reason: "not hex of the right length",
+        })
+    };
+    let sealed = hex_bytes(sealed).ok_or_else(|| malformed("shipping details"))?;
+    let sealed = SealedShipping::from_wire(&sealed)?;
+    let nonce: [u8; 16] = hex_bytes(trans_nonce)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| malformed("TRANS nonce"))?;
+    mpay_semops::open_shipping(&sealed, keys, merchant, &nonce)
 }
 
 /// A refund as the MPP records it.
@@ -445,6 +487,13 @@ pub struct MerchantPaymentView {
     pub merchant_reference: String,
     /// Hex of the customer's pseudonym.
     pub customer_pseudonym: String,
+    /// Hex of the TRANS nonce (which TRANS was paid).
+    pub trans_nonce: String,
+    /// Hex of the shipping details the customer shared, sealed to the
+    /// merchant; absent when none were shared. Open with
+    /// [`MerchantPaymentView::open_shipping`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<String>,
     /// The merchant's decision deadline (ms).
     pub deadline: u64,
     /// Refunded so far (confirmed or in flight).
@@ -461,6 +510,16 @@ impl MerchantPaymentView {
     pub fn confirmation(&self) -> Option<SignedConfirmation> {
         let bytes = hex_bytes(self.confirmation.as_deref()?)?;
         SignedConfirmation::from_wire(&bytes).ok()
+    }
+
+    /// As [`Notice::open_shipping`].
+    pub fn open_shipping(
+        &self,
+        keys: &SecretKeys,
+        merchant: PartyId,
+    ) -> Option<Result<ShippingDetails, SemopsError>> {
+        let sealed = self.shipping.as_deref()?;
+        Some(open_shipping_hex(sealed, &self.trans_nonce, keys, merchant))
     }
 }
 

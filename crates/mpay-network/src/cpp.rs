@@ -60,7 +60,7 @@ use mpay_processor::payment as core;
 use mpay_processor::refund;
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
-    PinCheck, PinGuard, PinKeys, RejectReason, RoutedNotice, SemopsError, Signed,
+    PinCheck, PinGuard, PinKeys, RejectReason, RoutedNotice, SealedShipping, SemopsError, Signed,
     SignedDecisionRelay, SignedRefundRelay, SignedTrans, StoredPin, kind, open_pr,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
@@ -91,6 +91,10 @@ pub const MIGRATIONS: Migrations = Migrations::new(
         (
             "0002_cpp_micro",
             include_str!("../migrations/0002_cpp_micro.sql"),
+        ),
+        (
+            "0003_cpp_shipping",
+            include_str!("../migrations/0003_cpp_shipping.sql"),
         ),
     ],
 );
@@ -136,6 +140,8 @@ struct PaymentRow {
     class: String,
     micro_batch: Option<i64>,
     micro_returned: Amount,
+    /// The customer's sealed shipping details, for the merchant (unread).
+    shipping: Option<SealedShipping>,
 }
 
 /// The core's transition of `payment` given `input` at `now`; an illegal
@@ -192,7 +198,12 @@ impl PaymentRow {
         let trans: Vec<u8> = row.try_get("trans")?;
         let cert: Vec<u8> = row.try_get("merchant_certificate")?;
         let state: String = row.try_get("state")?;
+        let shipping: Option<Vec<u8>> = row.try_get("shipping")?;
         Ok(PaymentRow {
+            shipping: shipping
+                .map(|s| SealedShipping::from_wire(&s))
+                .transpose()
+                .map_err(|_| corrupt("shipping"))?,
             seq: row.try_get("seq")?,
             id: id.try_into().map_err(|_| corrupt("id"))?,
             customer: row.try_get("customer")?,
@@ -722,6 +733,8 @@ impl Cpp {
             merchant_cert.to_wire(),
         );
         let (trans_wire, cert_wire) = (&trans_wire, &cert_wire);
+        let shipping_wire = pr.shipping.as_ref().map(|s| s.to_wire());
+        let shipping_wire = shipping_wire.as_deref();
         let idem = &pr.idempotency_key[..];
         let mpp_name = mpp.name.as_str();
         let amount = trans.amount.minor_units();
@@ -738,6 +751,7 @@ impl Cpp {
                     &customer.name,
                     deadline,
                     AmountClass::Micro,
+                    pr.shipping.clone(),
                 )?,
             }
             .forward(now, timing.hop_budget_ms)
@@ -833,9 +847,9 @@ impl Cpp {
                     let seq: i64 = sqlx::query(
                         "INSERT INTO cpp_payments (id, customer, idempotency_key, request_hash,
                             trans, merchant_certificate, mpp, amount, class, state, bank, account,
-                            hold_expires_at, deadline, refunded, created_at, updated_at)
+                            hold_expires_at, deadline, refunded, created_at, updated_at, shipping)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'received', $10, $11, $12,
-                            $13, 0, $14, $14) RETURNING seq",
+                            $13, 0, $14, $14, $15) RETURNING seq",
                     )
                     .bind(&id[..])
                     .bind(name)
@@ -851,6 +865,7 @@ impl Cpp {
                     .bind(ms(hold_expires_at))
                     .bind(ms(deadline))
                     .bind(ms(now))
+                    .bind(shipping_wire)
                     .fetch_one(&mut **tx)
                     .await?
                     .try_get("seq")?;
@@ -1020,7 +1035,14 @@ impl Cpp {
         if now >= row.deadline {
             return Ok(None);
         }
-        let notice = self.sign_notice(row.id, &row.trans, &row.customer, row.deadline, class)?;
+        let notice = self.sign_notice(
+            row.id,
+            &row.trans,
+            &row.customer,
+            row.deadline,
+            class,
+            row.shipping.clone(),
+        )?;
         Ok(RoutedNotice {
             deadline: row.deadline,
             notice,
@@ -1035,6 +1057,7 @@ impl Cpp {
         customer: &str,
         deadline: Timestamp,
         class: AmountClass,
+        shipping: Option<SealedShipping>,
     ) -> Result<Signed<PaymentNotice>, NetError> {
         let node = &self.node;
         let pseudonym_key = node.keyed_hash("cpp pseudonym key", &[]);
@@ -1047,6 +1070,7 @@ impl Cpp {
                 cpp: node.me.id,
                 class,
                 deadline,
+                shipping,
             },
             &node.keys,
         )

@@ -163,7 +163,15 @@ impl PaymentRow {
             trans_nonce: hex(&self.notice.unverified_body().trans.unverified_body().nonce),
             customer_pseudonym: hex(&self.pseudonym),
             deadline: self.hop_deadline.as_millis(),
+            shipping: self.shipping(),
         }
+    }
+
+    /// Hex of the sealed shipping details inside the CPP's PN, if any: the
+    /// MPP passes them to the merchant unread.
+    fn shipping(&self) -> Option<String> {
+        let sealed = self.notice.unverified_body().shipping.as_ref()?;
+        Some(hex(&sealed.to_wire()))
     }
 }
 
@@ -330,6 +338,8 @@ impl Mpp {
                 amount: row.amount.to_string(),
                 merchant_reference: row.reference.clone(),
                 customer_pseudonym: hex(&row.pseudonym),
+                trans_nonce: hex(&row.notice.unverified_body().trans.unverified_body().nonce),
+                shipping: row.shipping(),
                 deadline: row.hop_deadline.as_millis(),
                 refunded: row.refunded.to_string(),
                 confirmation: row.confirmation.as_deref().map(hex),

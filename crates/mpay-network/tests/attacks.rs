@@ -103,6 +103,7 @@ async fn misaddressed_and_wrongly_signed_prs_are_refused() {
             cpp: net.cpp_id,
             pin: Pin::new(PIN).expect("pin"),
             idempotency_key: [5; 16],
+            shipping: None,
         };
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         // Sealed to the DC's keys: the CPP cannot open it.

@@ -15,8 +15,8 @@ use mpay_network::{INBOX_ACK, InboxAck};
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, DecisionRelay,
     MerchantDecision, PaymentNotice, PaymentRequest, Pin, REQUEST_LIFETIME_DEFAULT_MS, RefundRelay,
-    RefundRequest, RejectReason, RoutedNotice, Signable, Signed, SignedTrans, Trans, Validity,
-    kind, pseudonym, tags,
+    RefundRequest, RejectReason, RoutedNotice, ShippingDetails, Signable, Signed, SignedTrans,
+    Trans, Validity, kind, pseudonym, seal_shipping, tags,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -45,6 +45,10 @@ const PSEUDONYM_KEY: [u8; 32] = [0x5a; 32];
 const PAYOUT_BANK: u64 = 0x36;
 /// The settlement run of the statement vector.
 const RUN: u64 = 7;
+/// The shipping details alice shares with the merchant in the PR.
+const SHIPPING_TEXT: &str = "Alice\n1 Rue de la Paix\n75002 Paris";
+/// The seal-RNG number of the shipping details (frames use 1 and up).
+const SHIPPING_SEAL: u64 = 100;
 
 struct Party {
     name: &'static str,
@@ -250,12 +254,26 @@ fn vectors() -> Vec<Vector> {
     let mut trans_fields = object_fields(&trans, &p.merchant);
     trans_fields.push(("uri", trans.to_uri()));
 
+    // Alice shares her shipping details with the merchant (§15.10).
+    let shipping_details = ShippingDetails::new(SHIPPING_TEXT).unwrap();
+    let sealed_shipping = seal_shipping(
+        &shipping_details,
+        &trans,
+        &p.merchant.cert,
+        &mut ChaCha20Rng::seed_from_u64(seal_seed(SHIPPING_SEAL)),
+    )
+    .unwrap();
+    let mut shipping_ikm = [0u8; 32];
+    ChaCha20Rng::seed_from_u64(seal_seed(SHIPPING_SEAL)).fill_bytes(&mut shipping_ikm);
+    let mut shipping_aad = p.merchant.id.0.to_vec();
+    shipping_aad.extend_from_slice(&trans.unverified_body().nonce);
     let pr = PaymentRequest {
         trans: trans.clone(),
         customer: CustomerRef::new("alice").unwrap(),
         cpp: p.cpp.id,
         pin: Pin::new("1234").unwrap(),
         idempotency_key: PR_KEY,
+        shipping: Some(sealed_shipping.clone()),
     };
 
     let customer_pseudonym = pseudonym(&PSEUDONYM_KEY, "alice", p.merchant.id);
@@ -267,6 +285,7 @@ fn vectors() -> Vec<Vector> {
             cpp: p.cpp.id,
             class: AmountClass::Macro,
             deadline: t0.saturating_add_ms(120_000),
+            shipping: Some(sealed_shipping.clone()),
         },
         &p.cpp.keys,
     )
@@ -433,6 +452,20 @@ fn vectors() -> Vec<Vector> {
             "Confirmation rejected".into(),
             "object",
             object_fields(&rejected, &p.cpp),
+        ),
+        (
+            "shipping".into(),
+            "shipping",
+            vec![
+                ("merchant", p.merchant.name.to_string()),
+                ("text", SHIPPING_TEXT.escape_default().to_string()),
+                ("info", hex_string(tags::SHIPPING)),
+                ("aad", hex_string(&shipping_aad)),
+                ("ikm_e", hex_string(&shipping_ikm)),
+                ("enc", hex_string(&sealed_shipping.encapsulated)),
+                ("plaintext", hex_string(&shipping_details.to_wire())),
+                ("sealed", hex_string(&sealed_shipping.to_wire())),
+            ],
         ),
         (
             "refund key".into(),
@@ -698,11 +731,32 @@ fn the_semops_layouts_are_the_documented_bytes() {
         ),
         trans_signed
     );
-    // PR: Signed<Trans> | text customer | cpp | text PIN | key[16]
+    // SealedShipping: 1 | enc[32] | u16 length | ciphertext (the text
+    // `text(1024)` and a 16-byte tag), sealed with info SHIPPING and
+    // aad merchant | TRANS nonce.
+    let sealed = value(&v, "shipping", "sealed");
+    let plaintext = value(&v, "shipping", "plaintext");
+    assert_eq!(plaintext, text(SHIPPING_TEXT));
+    let ciphertext_len = plaintext.len() / 2 + 16;
+    assert_eq!(
+        sealed[..2 + 64 + 4],
+        format!("01{}{ciphertext_len:04x}", value(&v, "shipping", "enc"))
+    );
+    assert_eq!(sealed.len(), 2 + 64 + 4 + 2 * ciphertext_len);
+    assert_eq!(
+        value(&v, "shipping", "aad"),
+        format!("{}{}", id(0x34), "77".repeat(16))
+    );
+    assert_eq!(
+        value(&v, "shipping", "info"),
+        hex_string(b"mpay/v1/semops-shipping\0")
+    );
+    // PR: Signed<Trans> | text customer | cpp | text PIN | key[16] |
+    // option<SealedShipping>
     assert_eq!(
         value(&v, "PAYMENT_REQUEST", "payload"),
         format!(
-            "{trans_signed}{}{}{}{}",
+            "{trans_signed}{}{}{}{}01{sealed}",
             text("alice"),
             id(0x31),
             text("1234"),
@@ -710,8 +764,9 @@ fn the_semops_layouts_are_the_documented_bytes() {
         )
     );
     // PN: payment id | Signed<Trans> | pseudonym[16] | cpp | class | deadline
+    // | option<SealedShipping> (the PR's)
     let pn_body = format!(
-        "{}{trans_signed}{}{}01{}",
+        "{}{trans_signed}{}{}01{}01{sealed}",
         "11".repeat(16),
         value(&v, "pseudonym", "pseudonym"),
         id(0x31),

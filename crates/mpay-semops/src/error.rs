@@ -62,6 +62,13 @@ pub enum SemopsError {
     /// A refund larger than the payment, or in another currency.
     #[error("refund of {requested:?} exceeds the payment of {paid:?}")]
     RefundTooLarge { requested: Amount, paid: Amount },
+    /// Shipping details that do not open with these keys for this
+    /// payment: sealed to another merchant, moved from a payment of another
+    /// TRANS, or tampered with.
+    #[error(
+        "shipping details do not open: sealed to another party, made for another payment, or tampered with"
+    )]
+    ShippingSealBroken,
     /// The envelope refused the frame; its own `is_peer_fault` says whose fault.
     #[error("envelope: {0}")]
     Envelope(#[from] EnvelopeError),

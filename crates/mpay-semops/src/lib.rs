@@ -35,7 +35,9 @@
 //! The customer stays anonymous to the merchant: the PN carries a
 //! [`pseudonym`] the CPP derives per (customer, merchant), never the
 //! customer's identity. The PIN travels only inside the PR, which is sealed
-//! to the CPP; [`Pin`] never prints and is zeroized on drop.
+//! to the CPP; [`Pin`] never prints and is zeroized on drop. Shipping
+//! details travel only if the customer chooses to share them, sealed to the
+//! merchant ([`SealedShipping`]): the CPP, DCs and MPP carry them unread.
 //!
 //! # Wire layouts
 //!
@@ -47,9 +49,15 @@
 //!   ts expires_at ‖ text description (≤ 1024) ‖ 16-byte nonce
 //! - `Signed<T>` = T ‖ sig over `tag ‖ T`
 //! - `PaymentRequest` = `Signed<Trans>` ‖ text customer (1–64) ‖ cpp id ‖
-//!   text PIN (4–12 digits) ‖ 16-byte idempotency key
+//!   text PIN (4–12 digits) ‖ 16-byte idempotency key ‖
+//!   option `SealedShipping`
 //! - `PaymentNotice` = 16-byte payment id ‖ `Signed<Trans>` ‖ 16-byte
-//!   pseudonym ‖ cpp id ‖ class (1 macro, 2 micro) ‖ ts deadline
+//!   pseudonym ‖ cpp id ‖ class (1 macro, 2 micro) ‖ ts deadline ‖
+//!   option `SealedShipping` (the PR's, unread)
+//! - `SealedShipping` = version 1 ‖ 32-byte encapsulated key ‖ `u16`-length
+//!   ciphertext (16–1042) of text shipping details (1–1024), HPKE-sealed to
+//!   the merchant with info `mpay/v1/semops-shipping\0` and associated data
+//!   merchant id ‖ TRANS nonce ([`seal_shipping`])
 //! - `RoutedNotice` = `Signed<PaymentNotice>` ‖ ts hop deadline (≤ PN deadline)
 //! - `Validity` = ts signed_at ‖ ts expires_at (expires_at after signed_at,
 //!   at most [`REQUEST_LIFETIME_MAX_MS`] later)
@@ -80,6 +88,7 @@ mod pin;
 mod pvv;
 mod relay;
 mod request;
+mod shipping;
 mod signed;
 mod trans;
 mod validity;
@@ -108,6 +117,10 @@ pub use relay::{
 };
 pub use request::{
     CUSTOMER_REF_LEN_MAX, CustomerRef, PaymentRequest, open_payload, open_pr, seal_payload, seal_pr,
+};
+pub use shipping::{
+    SHIPPING_CIPHERTEXT_LEN_MAX, SHIPPING_TEXT_LEN_MAX, SHIPPING_VERSION, SealedShipping,
+    ShippingDetails, open_shipping, seal_shipping,
 };
 pub use signed::{Signable, Signed};
 pub use trans::{
@@ -161,13 +174,15 @@ pub mod tags {
     pub const REFUND_REQUEST: &[u8] = b"mpay/v1/semops-refund-request\0";
     pub const DECISION_RELAY: &[u8] = b"mpay/v1/semops-decision-relay\0";
     pub const REFUND_RELAY: &[u8] = b"mpay/v1/semops-refund-relay\0";
+    /// Not a signature: the HPKE info of [`crate::SealedShipping`].
+    pub const SHIPPING: &[u8] = b"mpay/v1/semops-shipping\0";
     /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
     pub const PSEUDONYM: &[u8] = b"mpay/v1/semops-pseudonym\0";
     /// Not a signature: the hash context of [`crate::RefundRequest::derive_key`].
     pub const REFUND_KEY: &[u8] = b"mpay/v1/semops-refund-key\0";
 
     /// Every tag, to test that none is a prefix of another.
-    pub const ALL: [&[u8]; 9] = [
+    pub const ALL: [&[u8]; 10] = [
         TRANS,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
@@ -175,6 +190,7 @@ pub mod tags {
         REFUND_REQUEST,
         DECISION_RELAY,
         REFUND_RELAY,
+        SHIPPING,
         PSEUDONYM,
         REFUND_KEY,
     ];

@@ -4,6 +4,7 @@
 use mpay_identity::{PartyId, Role, Timestamp};
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer, wire_enum};
 
+use crate::shipping::SealedShipping;
 use crate::signed::{Signable, Signed};
 use crate::trans::SignedTrans;
 use crate::{SemopsError, tags};
@@ -38,6 +39,11 @@ pub struct PaymentNotice {
     /// The CPP's deadline for the merchant's decision; past it the CPP voids
     /// the hold and a late decision is only recorded.
     pub deadline: Timestamp,
+    /// The PR's sealed shipping details, as the customer sent them: the
+    /// merchant's to open ([`crate::open_shipping`]), opaque to the CPP,
+    /// the DCs and the MPP. Under the CPP's signature, so no hop can swap
+    /// or move them.
+    pub shipping: Option<SealedShipping>,
 }
 
 /// A PN signed by its CPP.
@@ -76,7 +82,8 @@ impl Encode for PaymentNotice {
             .raw(&self.customer_pseudonym)
             .put(&self.cpp)
             .put(&self.class)
-            .put(&self.deadline);
+            .put(&self.deadline)
+            .option(&self.shipping);
     }
 }
 
@@ -89,6 +96,7 @@ impl Decode for PaymentNotice {
             cpp: r.get()?,
             class: r.get()?,
             deadline: r.get()?,
+            shipping: r.option("shipping details")?,
         })
     }
 }

@@ -10,6 +10,7 @@ use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 use rand_core::CryptoRng;
 
 use crate::pin::Pin;
+use crate::shipping::SealedShipping;
 use crate::trans::SignedTrans;
 use crate::{SemopsError, kind};
 
@@ -83,6 +84,10 @@ pub struct PaymentRequest {
     /// stored result, a changed body under it is refused. Also the
     /// envelope's transaction id.
     pub idempotency_key: [u8; 16],
+    /// Shipping details the customer chose to share, sealed to the TRANS's
+    /// merchant ([`crate::seal_shipping`]); the CPP cannot read them and
+    /// passes them on in the PN. `None` unless the customer shares them.
+    pub shipping: Option<SealedShipping>,
 }
 
 impl Encode for PaymentRequest {
@@ -91,7 +96,8 @@ impl Encode for PaymentRequest {
             .put(&self.customer)
             .put(&self.cpp)
             .put(&self.pin)
-            .raw(&self.idempotency_key);
+            .raw(&self.idempotency_key)
+            .option(&self.shipping);
     }
 }
 
@@ -103,6 +109,7 @@ impl Decode for PaymentRequest {
             cpp: r.get()?,
             pin: r.get()?,
             idempotency_key: r.array("idempotency key")?,
+            shipping: r.option("shipping details")?,
         })
     }
 }

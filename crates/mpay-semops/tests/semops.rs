@@ -1,5 +1,6 @@
 //! The SEMOPS types end to end: round trips, signatures, tampering, expiry,
-//! URIs, sealing a PR, pseudonyms, PINs, hop deadlines, total decoders.
+//! URIs, sealing a PR, shipping details, pseudonyms, PINs, hop deadlines,
+//! total decoders.
 
 use mpay_envelope::ReplayGuard;
 use mpay_identity::{
@@ -97,6 +98,7 @@ fn notice(w: &World) -> PaymentNotice {
         cpp: w.cpp.id,
         class: AmountClass::Macro,
         deadline: Timestamp(1_030_000),
+        shipping: None,
     }
 }
 
@@ -138,6 +140,7 @@ fn pr(w: &World) -> PaymentRequest {
         cpp: w.cpp.id,
         pin: Pin::new("482916").unwrap(),
         idempotency_key: [4; 16],
+        shipping: None,
     }
 }
 
@@ -829,6 +832,8 @@ fn decode_all(bytes: &[u8]) {
     let _ = PinGuard::from_wire(bytes);
     let _ = AmountClass::from_wire(bytes);
     let _ = RejectReason::from_wire(bytes);
+    let _ = SealedShipping::from_wire(bytes);
+    let _ = ShippingDetails::from_wire(bytes);
 }
 
 proptest! {
@@ -841,7 +846,7 @@ proptest! {
 
     #[test]
     fn decoding_mutated_valid_encodings_never_panics(
-        which in 0usize..4,
+        which in 0usize..6,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {
@@ -850,6 +855,16 @@ proptest! {
             0 => pr(&w).to_wire(),
             1 => SignedPaymentNotice::sign(notice(&w), &w.cpp.keys).unwrap().to_wire(),
             2 => SignedConfirmation::sign(confirmation(&w), &w.cpp.keys).unwrap().to_wire(),
+            3 => pr_sharing(&mut world(), "1 Rue Example\n75001 Paris").to_wire(),
+            4 => SignedPaymentNotice::sign(
+                PaymentNotice {
+                    shipping: pr_sharing(&mut world(), "Flat 2").shipping,
+                    ..notice(&w)
+                },
+                &w.cpp.keys,
+            )
+            .unwrap()
+            .to_wire(),
             _ => SignedMerchantDecision::sign(decision(&w), &w.merchant.keys).unwrap().to_wire(),
         };
         for (at, value) in edits {
@@ -1036,4 +1051,159 @@ fn amounts_past_the_bound_neither_sign_nor_decode() {
             "confirmation {minor}"
         );
     }
+}
+
+/// The PR of [`pr`] sharing `text` with its merchant.
+fn pr_sharing(w: &mut World, text: &str) -> PaymentRequest {
+    let request = pr(w);
+    let details = ShippingDetails::new(text).unwrap();
+    let sealed = seal_shipping(&details, &request.trans, &w.merchant.cert, &mut w.rng).unwrap();
+    PaymentRequest {
+        shipping: Some(sealed),
+        ..request
+    }
+}
+
+#[test]
+fn shipping_details_open_for_their_merchant_only() {
+    let mut w = world();
+    let text = "Ada Lovelace\n12 St James's Square\nLondon SW1Y 4JH";
+    let request = pr_sharing(&mut w, text);
+    round_trip(&request);
+    let sealed = request.shipping.clone().unwrap();
+    round_trip(&sealed);
+    let nonce = request.trans.unverified_body().nonce;
+    // The merchant of the TRANS reads them exactly.
+    let opened = open_shipping(&sealed, &w.merchant.keys, w.merchant.id, &nonce).unwrap();
+    assert_eq!(opened.as_str(), text);
+    // Not in the clear anywhere in the PR's bytes.
+    let wire = request.to_wire();
+    assert!(!wire.windows(12).any(|win| win == b"Ada Lovelace"));
+    // Every other party's keys fail, whatever id they claim: the CPP, the
+    // customer device itself, another merchant.
+    for keys in [&w.cpp.keys, &w.customer.keys, &w.other_merchant.keys] {
+        for id in [w.merchant.id, w.cpp.id, w.other_merchant.id] {
+            assert_eq!(
+                open_shipping(&sealed, keys, id, &nonce),
+                Err(SemopsError::ShippingSealBroken)
+            );
+        }
+    }
+    // Every flipped bit of the sealed form fails to decode or to open.
+    let bytes = sealed.to_wire();
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut tampered = bytes.clone();
+            tampered[i] ^= 1 << bit;
+            if let Ok(decoded) = SealedShipping::from_wire(&tampered) {
+                assert!(
+                    open_shipping(&decoded, &w.merchant.keys, w.merchant.id, &nonce).is_err(),
+                    "flip of byte {i} bit {bit} opened"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn shipping_details_moved_to_another_payment_do_not_open() {
+    let mut w = world();
+    let sealed = pr_sharing(&mut w, "5 Elm Street").shipping.unwrap();
+    let nonce = signed_trans(&w).unverified_body().nonce;
+    // The same merchant's payment of another TRANS (another nonce).
+    let mut other_nonce = nonce;
+    other_nonce[0] ^= 1;
+    assert_eq!(
+        open_shipping(&sealed, &w.merchant.keys, w.merchant.id, &other_nonce),
+        Err(SemopsError::ShippingSealBroken)
+    );
+    // Under the CPP's signature in the PN, a hop cannot swap them for others:
+    // every flipped bit of the signed PN fails to decode or to verify.
+    let pn = SignedPaymentNotice::sign(
+        PaymentNotice {
+            shipping: Some(sealed.clone()),
+            ..notice(&w)
+        },
+        &w.cpp.keys,
+    )
+    .unwrap();
+    round_trip(&pn);
+    every_flip_fails(&pn, &w.cpp.cert, NOW);
+    let other = pr_sharing(&mut w, "6 Elm Street").shipping;
+    let (mut body, signature) = pn.clone().into_parts();
+    body.shipping = other;
+    let swapped = Signed::from_parts(body, signature).unwrap();
+    assert!(swapped.verify(&w.cpp.cert, NOW).is_err());
+    // Sealing to a certificate that is not the TRANS's merchant's is refused.
+    let request = pr(&w);
+    let details = ShippingDetails::new("5 Elm Street").unwrap();
+    assert!(matches!(
+        seal_shipping(&details, &request.trans, &w.other_merchant.cert, &mut w.rng),
+        Err(SemopsError::WrongSigner { .. })
+    ));
+}
+
+#[test]
+fn shipping_details_are_bounded_and_plain_text() {
+    let mut w = world();
+    let longest = "a".repeat(SHIPPING_TEXT_LEN_MAX);
+    let request = pr_sharing(&mut w, &longest);
+    round_trip(&request);
+    let nonce = request.trans.unverified_body().nonce;
+    let opened = open_shipping(
+        request.shipping.as_ref().unwrap(),
+        &w.merchant.keys,
+        w.merchant.id,
+        &nonce,
+    )
+    .unwrap();
+    assert_eq!(opened.as_str(), longest);
+    assert_eq!(
+        ShippingDetails::new(&"a".repeat(SHIPPING_TEXT_LEN_MAX + 1)),
+        Err(DecodeError::TooLong {
+            what: "shipping details",
+            len: SHIPPING_TEXT_LEN_MAX + 1,
+            max: SHIPPING_TEXT_LEN_MAX,
+        })
+    );
+    for bad in ["", " \n ", "line\u{1b}[2J", "nul\0"] {
+        assert!(ShippingDetails::new(bad).is_err(), "{bad:?}");
+    }
+    // The text never shows in debug output.
+    assert!(!format!("{opened:?}").contains("aaaa"));
+    // A sealed form longer than the largest details could make is refused
+    // by every decoder that reads one, before any HPKE work.
+    let sealed = request.shipping.clone().unwrap();
+    let mut long = sealed.clone();
+    long.ciphertext.push(0);
+    assert_eq!(long.ciphertext.len(), SHIPPING_CIPHERTEXT_LEN_MAX + 1);
+    assert!(matches!(
+        SealedShipping::from_wire(&long.to_wire()),
+        Err(DecodeError::TooLong { .. })
+    ));
+    let oversized = PaymentRequest {
+        shipping: Some(long.clone()),
+        ..request.clone()
+    };
+    assert!(PaymentRequest::from_wire(&oversized.to_wire()).is_err());
+    let pn = PaymentNotice {
+        shipping: Some(long),
+        ..notice(&w)
+    };
+    assert!(PaymentNotice::from_wire(&pn.to_wire()).is_err());
+    // An unknown version, a short ciphertext and an unknown presence byte.
+    let mut wire = sealed.to_wire();
+    wire[0] = 2;
+    assert!(SealedShipping::from_wire(&wire).is_err());
+    let short = SealedShipping {
+        encapsulated: sealed.encapsulated,
+        ciphertext: vec![0; 15],
+    };
+    assert!(SealedShipping::from_wire(&short.to_wire()).is_err());
+    let mut wire = pr(&w).to_wire();
+    *wire.last_mut().unwrap() = 2;
+    assert!(matches!(
+        PaymentRequest::from_wire(&wire),
+        Err(DecodeError::UnknownTag { .. })
+    ));
 }

@@ -281,6 +281,7 @@ pub mod services {
             cpp: customer.cpp,
             pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
             idempotency_key: random16(rng),
+            shipping: None,
         };
         let mut status = client
             .submit_sealed(|| {

@@ -210,6 +210,7 @@ pub fn pr_frame(
         cpp: customer.cpp,
         pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
         idempotency_key: key,
+        shipping: None,
     };
     Ok(seal_pr(
         &request,

@@ -366,6 +366,7 @@ impl Customer {
             cpp: self.cpp_id,
             pin: Pin::new(pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
             idempotency_key: key,
+            shipping: None,
         };
         let started = Instant::now();
         let mut rng = ChaCha20Rng::from_seed(rng_seed);

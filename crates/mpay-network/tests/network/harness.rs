@@ -27,8 +27,9 @@ use mpay_network::{
 };
 use mpay_semops::{
     CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin,
-    REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, Signed, SignedMerchantDecision,
-    SignedRefundRequest, SignedTrans, Trans, Validity, kind, seal_payload, seal_pr,
+    REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, SealedShipping, ShippingDetails, Signed,
+    SignedMerchantDecision, SignedRefundRequest, SignedTrans, Trans, Validity, kind, seal_payload,
+    seal_pr,
 };
 use mpay_sql::testing::{self, TestDb};
 use mpay_sql::{Backend, Db, outbox};
@@ -631,12 +632,24 @@ impl Network {
 
     /// Alice's PR for `trans`, sealed to the CPP (a fresh frame each call).
     pub fn pr_frame(&mut self, trans: &SignedTrans, pin: &str, key: [u8; 16]) -> Vec<u8> {
+        self.pr_frame_sharing(trans, pin, key, None)
+    }
+
+    /// [`Network::pr_frame`] carrying `shipping` (sealed shipping details).
+    pub fn pr_frame_sharing(
+        &mut self,
+        trans: &SignedTrans,
+        pin: &str,
+        key: [u8; 16],
+        shipping: Option<SealedShipping>,
+    ) -> Vec<u8> {
         let pr = PaymentRequest {
             trans: trans.clone(),
             customer: CustomerRef::new("alice").expect("ref"),
             cpp: self.cpp_id,
             pin: Pin::new(pin).expect("pin"),
             idempotency_key: key,
+            shipping,
         };
         seal_pr(
             &pr,
@@ -660,6 +673,36 @@ impl Network {
         let frame = self.pr_frame(&trans, PIN, key);
         let status = self.cpp.submit(frame).await.expect("PR accepted");
         self.past_received(status).await
+    }
+
+    /// Alice's shipping details `text` sealed to the merchant of `trans`,
+    /// as her device does: the merchant's certificate from the MPP the
+    /// TRANS names, checked against the directory's trust and the TRANS.
+    pub async fn seal_shipping(
+        &mut self,
+        which: Which,
+        trans: &SignedTrans,
+        text: &str,
+    ) -> SealedShipping {
+        let merchant = self.merchant_ref(which);
+        let cert = merchant
+            .client
+            .merchant_certificate(trans.unverified_body().merchant)
+            .await
+            .expect("the merchant's certificate");
+        let now = wall_clock();
+        assert_eq!(cert.body.issuer, merchant.mpp, "issued by the TRANS's MPP");
+        self.directory
+            .resolve(now)
+            .expect("directory")
+            .trust_store()
+            .check_role(&cert, Role::Merchant, now)
+            .expect("a trusted merchant certificate");
+        trans
+            .verify(&cert, now)
+            .expect("the TRANS is the merchant's");
+        let details = ShippingDetails::new(text).expect("shipping details");
+        mpay_semops::seal_shipping(&details, trans, &cert, &mut self.rng).expect("seals")
     }
 
     /// `status` once its payment has left `received`.

@@ -57,7 +57,8 @@ fn pr_frame(net: &Network, minor: i64, key: [u8; 16], rng: &mut ChaCha20Rng) -> 
         .text("alice")
         .put(&net.cpp_id)
         .text(PIN)
-        .raw(&key);
+        .raw(&key)
+        .u8(0); // no shipping details
     seal_payload(
         kind::PAYMENT_REQUEST,
         &Raw(w.into_bytes()),

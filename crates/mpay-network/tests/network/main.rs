@@ -14,4 +14,5 @@ mod limits;
 mod micro;
 mod pins;
 mod replay;
+mod shipping;
 mod transport;
