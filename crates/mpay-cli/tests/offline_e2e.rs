@@ -669,7 +669,7 @@ fn shared_shipping_details_reach_the_seller_and_not_the_office() {
         );
     }
     assert_eq!(alice.holding_minor(), minor("38.00 EUR"));
-    assert_eq!(shop.holding_minor(), minor("13.00 EUR"));
+    assert_eq!(shop.holding_minor(), minor("12.00 EUR"));
     let tokens = [alice.token.as_str(), shop.token.as_str()];
     assert_eq!(total_money(&office, &tokens, &[&alice, &shop]), deposits);
 }
