@@ -9,10 +9,10 @@
 //! step; an honest seller never signs an ABORT for a sale it committed; an
 //! honest buyer's authorizations are durable before they leave and stand in
 //! its chain; transfers between honest parties are atomic after healing (see
-//! mpay_fuzz::engines).
+//! mpay_sim::schedule).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mpay_fuzz::engines::Harness::run(data);
+    mpay_sim::schedule::Harness::run(data);
 });

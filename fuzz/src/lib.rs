@@ -1,12 +1,12 @@
 //! Helpers shared by the fuzz targets: the round-trip check every decoder
-//! must pass, and [`engines`], the harness that runs the real seller and
-//! buyer engines under a network, a disk and crashes the fuzzer chooses.
+//! must pass. The `engines` target drives `mpay_sim::schedule`, the harness
+//! that runs the real seller and buyer engines under a network, a disk and
+//! crashes the fuzzer chooses (its tests run with the workspace's).
 
 use std::fmt::Debug;
 
 use mpay_wire::{Decode, Encode};
 
-pub mod engines;
 
 /// Decodes `data` as a `T`. If it decodes, the encoding is canonical (it
 /// re-encodes to exactly `data`, as docs/wire-format.md promises) and

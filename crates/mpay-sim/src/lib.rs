@@ -27,6 +27,7 @@
 
 pub mod dishonest;
 pub mod fixture;
+pub mod schedule;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 

@@ -13,8 +13,8 @@
 //! copy of its store and restarts from it:
 //! - buyer 2: byte-for-byte replays of its earlier frames, STATUS and AGREED
 //!   after completion, ABORT after COMMIT (the simulator's
-//!   [`mpay_sim::dishonest::message_for`] and
-//!   [`mpay_sim::dishonest::forge`]); a restored store lets it pay the same
+//!   [`crate::dishonest::message_for`] and
+//!   [`crate::dishonest::forge`]); a restored store lets it pay the same
 //!   funds again, to seller A and to seller B;
 //! - seller B: replays of its earlier frames, a fresh COMMIT-REQUEST for a
 //!   sale it received, ABORT after COMMIT, withholding everything about one
@@ -25,7 +25,7 @@
 //! - each honest party (every node but the dishonest one) holds exactly what
 //!   its own decisions say: its charge, plus the sales it committed, minus
 //!   the payments it committed or holds locked
-//!   ([`mpay_sim::dishonest::decisions_problems`]); a buyer paid only sales
+//!   ([`crate::dishonest::decisions_problems`]); a buyer paid only sales
 //!   started to it, by the seller it paid, for that amount, and signed at
 //!   most one payment per transaction; a seller received only for sales it
 //!   started, from that buyer, for that amount;
@@ -79,8 +79,8 @@ use mpay_offline::durable::Snapshot;
 use mpay_offline::messages::{Message, kind};
 use mpay_offline::records::meta;
 use mpay_offline::{BuyIntent, Config, TxId, Wallet};
-use mpay_sim::dishonest::{self, Action, SENT_KEPT_MAX};
-use mpay_sim::fixture::Office;
+use crate::dishonest::{self, Action, SENT_KEPT_MAX};
+use crate::fixture::Office;
 use mpay_wire::Encode;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
@@ -1477,7 +1477,7 @@ mod tests {
     /// `FUZZ_ENGINES_SECONDS` (default 20) and `FUZZ_ENGINES_SEED` (default
     /// 1).
     #[test]
-    #[ignore = "a long search: FUZZ_ENGINES_SECONDS=300 cargo test --lib random_inputs -- --ignored --nocapture"]
+    #[ignore = "a long search: FUZZ_ENGINES_SECONDS=300 cargo test -p mpay-sim --lib random_inputs -- --ignored --nocapture"]
     fn random_inputs() {
         let env = |name: &str, default: u64| {
             std::env::var(name)
