@@ -630,7 +630,9 @@ fn shared_shipping_details_reach_the_seller_and_not_the_office() {
     );
     assert_ne!(nothing.code, 0, "{nothing:?}");
     assert!(
-        nothing.stderr.contains("no shipping details in this wallet's profile"),
+        nothing
+            .stderr
+            .contains("no shipping details in this wallet's profile"),
         "{nothing:?}"
     );
     let address = "Alice Example, 12 Orchard Way, Hilltown";
@@ -663,7 +665,9 @@ fn shared_shipping_details_reach_the_seller_and_not_the_office() {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         assert!(
-            !bytes.windows(address.len()).any(|w| w == address.as_bytes()),
+            !bytes
+                .windows(address.len())
+                .any(|w| w == address.as_bytes()),
             "the office's {} holds the buyer's address",
             path.display()
         );

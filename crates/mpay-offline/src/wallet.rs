@@ -609,9 +609,8 @@ impl Wallet {
                 .ok_or(RecoverError::Inconsistent(
                     "shipping details under a malformed key",
                 ))?;
-            let text = std::str::from_utf8(bytes).map_err(|_| {
-                RecoverError::Inconsistent("shipping details are not UTF-8")
-            })?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| RecoverError::Inconsistent("shipping details are not UTF-8"))?;
             wallet.shipping.insert(tx, Shipping::new(text)?);
         }
         wallet.check_invariants();

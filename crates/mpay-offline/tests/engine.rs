@@ -300,11 +300,7 @@ fn shared_shipping_details_reach_the_seller_sealed_and_outlive_crashes_of_both()
     }
     assert!(p.buyer.store.txs.is_empty());
     assert!(
-        !p.buyer
-            .store
-            .meta
-            .values()
-            .any(|v| contains(v, address)),
+        !p.buyer.store.meta.values().any(|v| contains(v, address)),
         "the buyer keeps no copy outside its profile"
     );
 }

@@ -72,6 +72,8 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+use crate::dishonest::{self, Action, SENT_KEPT_MAX};
+use crate::fixture::Office;
 use mpay_identity::{Limits, MILLIS_PER_DAY, PartyId, SecretKeys, Suite, Timestamp};
 use mpay_money::{Amount, Currency};
 use mpay_offline::chain::{ChainEntry, EntryKind};
@@ -79,8 +81,6 @@ use mpay_offline::durable::Snapshot;
 use mpay_offline::messages::{Message, kind};
 use mpay_offline::records::meta;
 use mpay_offline::{BuyIntent, Config, TxId, Wallet};
-use crate::dishonest::{self, Action, SENT_KEPT_MAX};
-use crate::fixture::Office;
 use mpay_wire::Encode;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;

@@ -741,7 +741,13 @@ fn a_purchase_stopped_before_agreeing_ends_buyer_mode() {
     let mut buyer = fx.node(2, loopback(47_746));
     fx.charge(&mut buyer, eur(2_000));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let purchase = buyer.buy_watched(intent(1_000, None), None, secs(3.0), |_| {}, &mut StopWhen(stop));
+    let purchase = buyer.buy_watched(
+        intent(1_000, None),
+        None,
+        secs(3.0),
+        |_| {},
+        &mut StopWhen(stop),
+    );
     assert!(
         matches!(purchase, Err(NodeError::Cancelled { tx: None })),
         "{purchase:?}"
