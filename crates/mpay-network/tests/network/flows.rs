@@ -24,12 +24,7 @@ async fn domestic_payment_is_approved_and_transferred() {
             notice.customer_pseudonym, "",
             "the merchant sees a pseudonym"
         );
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         let done = net.final_status(&status.payment_id).await;
         assert_eq!(done.state, "completed");
         let confirmation = done.confirmation().expect("T confirmation");
@@ -66,12 +61,7 @@ async fn international_payment_goes_through_both_dcs() {
         let status = net.pay(Which::Carol, 20_00, [2; 16]).await;
         assert_eq!(status.state, "pending", "{status:?}");
         net.notice(Which::Carol, &status.payment_id).await;
-        let decision = net.decision(Which::Carol, &status.payment_id, true);
-        net.carol
-            .client
-            .decide(&net.carol.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Carol, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
@@ -119,12 +109,7 @@ async fn rejection_voids_the_hold() {
         let mut net = Network::start(db, 10_000).await;
         let status = net.pay(Which::Bob, 30_00, [3; 16]).await;
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, false);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, false).await;
         let done = net.final_status(&status.payment_id).await;
         assert_eq!(done.state, "rejected");
         assert_eq!(done.reason.as_deref(), Some("merchant_rejected"));
@@ -200,12 +185,7 @@ async fn refunds_take_the_path_back() {
         let mut net = Network::start(db, 10_000).await;
         let status = net.pay(Which::Bob, 12_50, [5; 16]).await;
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
@@ -315,12 +295,7 @@ async fn wrong_pins_lock_until_the_operator_unlocks() {
             "{status:?}"
         );
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, false);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, false).await;
         assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
         net.check_conservation().await;
         net.shutdown().await;
@@ -363,12 +338,7 @@ async fn a_duplicated_pr_is_one_payment() {
             .expect("listing");
         assert_eq!(payments.len(), 1);
         net.notice(Which::Bob, &a.payment_id).await;
-        let decision = net.decision(Which::Bob, &a.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &a.payment_id, true).await;
         assert_eq!(net.final_status(&a.payment_id).await.state, "completed");
         net.check_conservation().await;
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT - 9_99);
@@ -437,12 +407,7 @@ async fn a_dc_down_for_a_while_delays_but_loses_nothing() {
         assert_eq!(pending, 1, "the PN waits in the CPP's outbox");
         net.start_service("dc-eu", None).await;
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
@@ -480,12 +445,7 @@ async fn a_message_claimed_by_a_process_that_died_is_sent_again_soon() {
         net.start_service("dc-eu", None).await;
         net.start_service("cpp1", None).await;
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"

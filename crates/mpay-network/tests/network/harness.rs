@@ -778,6 +778,17 @@ impl Network {
         .expect("decision signs")
     }
 
+    /// The merchant's signed decision on `payment_id`, sent to its MPP.
+    pub async fn decide(&self, which: Which, payment_id: &str, approve: bool) {
+        let decision = self.decision(which, payment_id, approve);
+        let merchant = self.merchant_ref(which);
+        merchant
+            .client
+            .decide(&merchant.token, &decision)
+            .await
+            .expect("decides");
+    }
+
     /// The merchant's signed refund request.
     pub fn refund(
         &self,

@@ -128,12 +128,7 @@ async fn unbounded_amounts_are_refused_at_the_cpp_and_the_mpp() {
         let status = net.pay(Which::Bob, 10_00, [0x70; 16]).await;
         let id = status.payment_id.clone();
         net.notice(Which::Bob, &id).await;
-        let decision = net.decision(Which::Bob, &id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &id, true).await;
         assert_eq!(net.final_status(&id).await.state, "completed");
         let view = net
             .bob

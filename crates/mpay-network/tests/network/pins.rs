@@ -21,12 +21,7 @@ async fn report(net: &Network) -> PinReport {
 /// Rejects `payment_id` at the merchant, so its hold is voided.
 async fn reject(net: &Network, payment_id: &str) {
     net.notice(Which::Bob, payment_id).await;
-    let decision = net.decision(Which::Bob, payment_id, false);
-    net.bob
-        .client
-        .decide(&net.bob.token, &decision)
-        .await
-        .expect("decides");
+    net.decide(Which::Bob, payment_id, false).await;
     assert_eq!(net.final_status(payment_id).await.state, "rejected");
 }
 

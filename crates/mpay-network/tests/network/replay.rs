@@ -19,12 +19,7 @@ use crate::harness::{ALICE_DEPOSIT, Network, PIN, Which, hex_id};
 async fn completed_payment(net: &mut Network, cents: i64, key: u8) -> String {
     let status = net.pay(Which::Bob, cents, [key; 16]).await;
     net.notice(Which::Bob, &status.payment_id).await;
-    let decision = net.decision(Which::Bob, &status.payment_id, true);
-    net.bob
-        .client
-        .decide(&net.bob.token, &decision)
-        .await
-        .expect("decides");
+    net.decide(Which::Bob, &status.payment_id, true).await;
     assert_eq!(
         net.final_status(&status.payment_id).await.state,
         "completed"
@@ -61,12 +56,7 @@ async fn a_refund_refused_while_pending_is_not_applied_when_replayed_after_compl
         let refused = send_refund(&net, &early).await.unwrap_err();
         assert_eq!(refused.code(), Some("not_completed"), "{refused:?}");
 
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
@@ -260,12 +250,7 @@ async fn a_pr_refused_for_its_pin_answers_the_same_when_repeated() {
             "{status:?}"
         );
         net.notice(Which::Bob, &status.payment_id).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, false);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, false).await;
         assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
         net.check_conservation().await;
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT);

@@ -126,12 +126,7 @@ async fn shared_shipping_reaches_the_merchant_only() {
         let pn = SignedPaymentNotice::from_wire(&stored).expect("a PN");
         assert_eq!(pn.unverified_body().shipping.as_ref(), Some(&sealed));
 
-        let decision = net.decision(Which::Carol, &status.payment_id, true);
-        net.carol
-            .client
-            .decide(&net.carol.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Carol, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
@@ -180,12 +175,7 @@ async fn shared_shipping_travels_with_a_micropayment() {
         assert_eq!(opened.expect("opens").as_str(), ADDRESS);
         assert_unreadable_in(&net, "cpp1", &sealed.to_wire()).await;
         assert_unreadable_in(&net, "mpp1", &sealed.to_wire()).await;
-        let decision = net.decision(Which::Bob, &status.payment_id, false);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, false).await;
         assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
         net.check_conservation().await;
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT);
@@ -219,12 +209,7 @@ async fn without_sharing_no_shipping_travels() {
             .expect("notice");
         let pn = SignedPaymentNotice::from_wire(&stored).expect("a PN");
         assert_eq!(pn.unverified_body().shipping, None);
-        let decision = net.decision(Which::Bob, &status.payment_id, false);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, false).await;
         assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
         let view = net
             .bob
@@ -277,12 +262,7 @@ async fn shipping_moved_to_another_payment_is_refused_by_the_merchant() {
             Err(SemopsError::ShippingSealBroken)
         );
         for notice in &notices {
-            let decision = net.decision(Which::Bob, &notice.payment_id, false);
-            net.bob
-                .client
-                .decide(&net.bob.token, &decision)
-                .await
-                .expect("decides");
+            net.decide(Which::Bob, &notice.payment_id, false).await;
             net.final_status(&notice.payment_id).await;
         }
         net.check_conservation().await;

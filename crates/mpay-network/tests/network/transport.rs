@@ -184,12 +184,7 @@ async fn a_forged_or_unsigned_inbox_ack_does_not_mark_a_frame_delivered() {
         // the impostor has only inbox deliveries to answer.
         let first = net.pay(Which::Bob, 1_00, [8; 16]).await;
         net.notice(Which::Bob, &first.payment_id).await;
-        let decision = net.decision(Which::Bob, &first.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &first.payment_id, true).await;
         assert_eq!(net.final_status(&first.payment_id).await.state, "completed");
         net.check_conservation().await;
         // The impostor answers mpp1's public identity as mpp1 does (it is
@@ -274,12 +269,7 @@ async fn a_forged_or_unsigned_inbox_ack_does_not_mark_a_frame_delivered() {
         net.start_service("mpp1", None).await;
         let notice = net.notice(Which::Bob, &status.payment_id).await;
         assert_eq!(notice.amount, "5.00 EUR");
-        let decision = net.decision(Which::Bob, &status.payment_id, true);
-        net.bob
-            .client
-            .decide(&net.bob.token, &decision)
-            .await
-            .expect("decides");
+        net.decide(Which::Bob, &status.payment_id, true).await;
         assert_eq!(
             net.final_status(&status.payment_id).await.state,
             "completed"
