@@ -274,14 +274,11 @@ fn latency_table(page: &mut String, report: &DemoReport) {
         let _ = write!(page, "<tr><th>{}</th>", escape(&series.kind));
         match summarize(series) {
             Some(s) => {
-                // As in the chart: a percentile only where the samples can
-                // tell it from the largest.
-                let percentile = |v: f64, n_min: usize| {
-                    if s.count >= n_min {
-                        format!("<td>{}</td>", latency(v))
-                    } else {
-                        "<td class=\"zero\">–</td>".to_owned()
-                    }
+                // A percentile only where the samples can tell it from the
+                // largest (`LatencySummary`).
+                let percentile = |v: Option<f64>| match v {
+                    Some(v) => format!("<td>{}</td>", latency(v)),
+                    None => "<td class=\"zero\">–</td>".to_owned(),
                 };
                 let _ = write!(
                     page,
@@ -289,8 +286,8 @@ fn latency_table(page: &mut String, report: &DemoReport) {
                     s.count,
                     latency(s.min_ms),
                     latency(s.p50_ms),
-                    percentile(s.p90_ms, charts::latency::P90_SAMPLES_MIN),
-                    percentile(s.p99_ms, charts::latency::P99_SAMPLES_MIN),
+                    percentile(s.p90_ms),
+                    percentile(s.p99_ms),
                     latency(s.max_ms)
                 );
             }

@@ -19,10 +19,17 @@ pub struct LatencySummary {
     pub p25_ms: f64,
     pub p50_ms: f64,
     pub p75_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
+    /// Only from [`P90_SAMPLES_MIN`] samples: below, it is the largest.
+    pub p90_ms: Option<f64>,
+    /// Only from [`P99_SAMPLES_MIN`] samples.
+    pub p99_ms: Option<f64>,
     pub max_ms: f64,
 }
+
+/// Fewest samples that tell a p90 from the largest sample.
+pub const P90_SAMPLES_MIN: usize = 10;
+/// Fewest samples that tell a p99 from the largest sample.
+pub const P99_SAMPLES_MIN: usize = 100;
 
 /// The finite samples, sorted ascending.
 pub fn sorted_finite(samples: &[f64]) -> Vec<f64> {
@@ -55,8 +62,8 @@ pub fn summarize(series: &LatencySeries) -> Option<LatencySummary> {
         p25_ms: pct(25)?,
         p50_ms: pct(50)?,
         p75_ms: pct(75)?,
-        p90_ms: pct(90)?,
-        p99_ms: pct(99)?,
+        p90_ms: pct(90).filter(|_| sorted.len() >= P90_SAMPLES_MIN),
+        p99_ms: pct(99).filter(|_| sorted.len() >= P99_SAMPLES_MIN),
         max_ms: *sorted.last()?,
     })
 }
@@ -188,6 +195,20 @@ mod tests {
         assert_eq!(percentile(&[7.0], 99), Some(7.0));
         assert_eq!(percentile(&[1.0, 2.0, 3.0], 50), Some(2.0));
         assert_eq!(percentile(&[], 50), None);
+    }
+
+    #[test]
+    fn a_summary_tells_p90_and_p99_only_from_enough_samples() {
+        let series = |n: u32| LatencySeries {
+            kind: "refund".into(),
+            samples_ms: (1..=n).map(f64::from).collect(),
+        };
+        let one = summarize(&series(1)).expect("one sample");
+        assert_eq!((one.p90_ms, one.p99_ms), (None, None));
+        let ten = summarize(&series(10)).expect("ten samples");
+        assert_eq!((ten.p90_ms, ten.p99_ms), (Some(9.0), None));
+        let hundred = summarize(&series(100)).expect("a hundred samples");
+        assert_eq!((hundred.p90_ms, hundred.p99_ms), (Some(90.0), Some(99.0)));
     }
 
     #[test]

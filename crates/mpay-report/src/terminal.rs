@@ -121,8 +121,9 @@ pub fn render_terminal_with(report: &DemoReport, options: TerminalOptions) -> St
                     series.kind.clone(),
                     s.count.to_string(),
                     latency(s.p50_ms),
-                    latency(s.p90_ms),
-                    latency(s.p99_ms),
+                    // Only the percentiles the samples can tell.
+                    s.p90_ms.map_or_else(|| "–".into(), latency),
+                    s.p99_ms.map_or_else(|| "–".into(), latency),
                     latency(s.max_ms),
                 ]),
                 None => table.row(vec![
@@ -382,6 +383,24 @@ mod tests {
         assert_eq!(lines[3], "  offline purchase     7");
         assert_eq!(lines[5], "  total             1207");
         assert!(lines[1].trim().chars().all(|c| c == '─'));
+    }
+
+    /// As in the HTML report: a row of one payment shows no p90 or p99
+    /// (both would be that one payment).
+    #[test]
+    fn the_latency_table_shows_only_the_percentiles_the_samples_tell() {
+        let mut report = crate::sample::sample_report(7);
+        report.latencies = vec![crate::model::LatencySeries {
+            kind: "refund".into(),
+            samples_ms: vec![53.4],
+        }];
+        let text = render_terminal(&report);
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("refund") && l.contains("ms"))
+            .expect("the refund row");
+        assert_eq!(row.matches("53.4 ms").count(), 2, "p50 and max: {row}");
+        assert_eq!(row.matches('–').count(), 2, "no p90, no p99: {row}");
     }
 
     #[test]

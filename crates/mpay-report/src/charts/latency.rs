@@ -145,15 +145,15 @@ pub fn render(report: &DemoReport) -> Chart {
             latency(s.p75_ms)
         );
         let mut last_label_x = f64::NEG_INFINITY;
-        for (name, v, class, n_min) in [
-            ("p50", s.p50_ms, "p50", 1),
-            ("p90", s.p90_ms, "pct", P90_SAMPLES_MIN),
-            ("p99", s.p99_ms, "pct", P99_SAMPLES_MIN),
+        for (name, v, class) in [
+            ("p50", Some(s.p50_ms), "p50"),
+            ("p90", s.p90_ms, "pct"),
+            ("p99", s.p99_ms, "pct"),
         ] {
             // A percentile of a handful of samples is only the largest.
-            if s.count < n_min {
+            let Some(v) = v else {
                 continue;
-            }
+            };
             let xp = at(v);
             let _ = write!(
                 body,
@@ -203,23 +203,18 @@ pub fn pick_evenly(sorted: &[f64], max: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Fewest samples for a p90 mark (below, p90 is the largest sample).
-pub const P90_SAMPLES_MIN: usize = 10;
-/// Fewest samples for a p99 mark.
-pub const P99_SAMPLES_MIN: usize = 100;
-
 /// The two lines of figures right of a row: only the percentiles its
 /// samples can tell.
 fn stat_lines(s: &crate::stats::LatencySummary) -> (String, String) {
-    let first = if s.count >= P90_SAMPLES_MIN {
-        format!("p50 {} · p90 {}", latency(s.p50_ms), latency(s.p90_ms))
+    let first = if let Some(p90) = s.p90_ms {
+        format!("p50 {} · p90 {}", latency(s.p50_ms), latency(p90))
     } else if s.count == 1 {
         format!("one payment: {}", latency(s.p50_ms))
     } else {
         format!("p50 {}", latency(s.p50_ms))
     };
-    let second = if s.count >= P99_SAMPLES_MIN {
-        format!("p99 {} · max {}", latency(s.p99_ms), latency(s.max_ms))
+    let second = if let Some(p99) = s.p99_ms {
+        format!("p99 {} · max {}", latency(p99), latency(s.max_ms))
     } else if s.count == 1 {
         String::new()
     } else {
