@@ -211,6 +211,17 @@ impl Pair {
             .unwrap();
         (tx, self.seller.pump())
     }
+
+    /// A sale of `cents` carried through AGREED, COMMIT and ACK at `T0`,
+    /// every frame delivered once.
+    fn sell_to_completion(&mut self, cents: i64) -> TxId {
+        let (tx, request) = self.sell(cents);
+        let agreed = self.buyer.deliver(T0, &request);
+        let commit = self.seller.deliver(T0, &agreed);
+        let ack = self.buyer.deliver(T0, &commit);
+        self.seller.deliver(T0, &ack);
+        tx
+    }
 }
 
 #[test]
@@ -311,11 +322,7 @@ fn without_sharing_the_seller_learns_no_shipping_details() {
     let before = p.total();
     p.intent(1_000);
     p.discover();
-    let (tx, request) = p.sell(450);
-    let agreed = p.buyer.deliver(T0, &request);
-    let commit = p.seller.deliver(T0, &agreed);
-    let ack = p.buyer.deliver(T0, &commit);
-    p.seller.deliver(T0, &ack);
+    let tx = p.sell_to_completion(450);
     assert!(p.buyer.w().paid(&tx));
     assert_eq!(p.seller.w().shipping_shared(&tx), None);
     assert!(
@@ -727,11 +734,7 @@ fn a_completed_sale_is_answered_commit_forever_never_abort() {
     let before = p.total();
     p.intent(1_000);
     p.discover();
-    let (tx, request) = p.sell(450);
-    let agreed = p.buyer.deliver(T0, &request);
-    let commit = p.seller.deliver(T0, &agreed);
-    let ack = p.buyer.deliver(T0, &commit);
-    p.seller.deliver(T0, &ack);
+    let tx = p.sell_to_completion(450);
     assert!(p.seller.store.txs.is_empty(), "COMPLETE erased the record");
     let authorization = p.buyer.w().chain().last().unwrap().clone();
     assert!(matches!(authorization.kind, EntryKind::Pay { .. }));
