@@ -618,11 +618,7 @@ mod tests {
     /// to tell them; the table showed them (p90 = p99 = max for n = 1).
     #[test]
     fn the_latency_table_shows_only_the_percentiles_the_samples_tell() {
-        let mut report = crate::sample::sample_report(7);
-        report.latencies = vec![crate::model::LatencySeries {
-            kind: "refund".into(),
-            samples_ms: vec![53.4],
-        }];
+        let report = crate::sample::one_refund_report();
         let page = render_html(&report);
         let table = page
             .split("<th>p99</th>")

@@ -140,6 +140,18 @@ const CUSTOMERS: [&str; 10] = [
 ];
 const SHOPS: [&str; 3] = ["shop-1", "shop-2", "shop-3"];
 
+/// [`sample_report`] whose only latency series is one refund of 53.4 ms:
+/// too few samples to tell a p90 or a p99.
+#[cfg(test)]
+pub(crate) fn one_refund_report() -> DemoReport {
+    let mut report = sample_report(7);
+    report.latencies = vec![crate::model::LatencySeries {
+        kind: "refund".into(),
+        samples_ms: vec![53.4],
+    }];
+    report
+}
+
 /// A demo-sized report: 12 wallets, 3 banks (13 accounts and their
 /// settlement accounts), 2 CPPs, 2 MPPs, the money office, a few hundred
 /// payments, micropayment series crossing θ, and one double spend.

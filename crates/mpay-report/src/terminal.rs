@@ -389,11 +389,7 @@ mod tests {
     /// (both would be that one payment).
     #[test]
     fn the_latency_table_shows_only_the_percentiles_the_samples_tell() {
-        let mut report = crate::sample::sample_report(7);
-        report.latencies = vec![crate::model::LatencySeries {
-            kind: "refund".into(),
-            samples_ms: vec![53.4],
-        }];
+        let report = crate::sample::one_refund_report();
         let text = render_terminal(&report);
         let row = text
             .lines()
