@@ -417,6 +417,17 @@ pub enum Sale {
     },
 }
 
+impl Sale {
+    /// The shipping details the buyer chose to share, if it did.
+    pub fn shipping(&self) -> Option<&str> {
+        match self {
+            Sale::Completed { shipping, .. } | Sale::CommittedUnacknowledged { shipping, .. } => {
+                shipping.as_deref()
+            }
+        }
+    }
+}
+
 /// What a purchase allows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuyRequest {

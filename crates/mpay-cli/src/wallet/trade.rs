@@ -174,8 +174,7 @@ pub fn sell(out: &Out, args: SellArgs) -> Result<(), Failure> {
         return Err(failure);
     }
     let sale = sale?;
-    let (Sale::Completed { shipping, .. } | Sale::CommittedUnacknowledged { shipping, .. }) = &sale;
-    let shipping = shipping.clone();
+    let shipping = sale.shipping().map(str::to_owned);
     let mut object = match sale {
         Sale::Completed {
             tx, buyer, amount, ..
