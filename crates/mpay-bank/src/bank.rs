@@ -659,6 +659,9 @@ impl Bank {
                     if let Some(stored) =
                         idempotency::begin(tx, &scope, request_id, &request_hash, ms(now)).await?
                     {
+                        if let Some(refusal) = &stored.refusal {
+                            return Err(self.stored_refusal(refusal)?);
+                        }
                         let response = R::from_wire(&stored.response).map_err(|e| {
                             books(format!("a stored response does not decode: {e}"))
                         })?;
@@ -674,6 +677,95 @@ impl Bank {
             self.metrics.operations.fetch_add(1, Relaxed);
         }
         self.refused(outcome)
+    }
+
+    /// [`Bank::idempotent`] for a request whose caller acts on a refusal
+    /// for want of funds (a hold: the payment is declined): the refusal is
+    /// kept as the key's answer, so a copy of the request that arrives
+    /// later cannot succeed once money has come in. (A caller that waits for
+    /// money and tries again, as a refund does, keeps the plain rule: a
+    /// refusal leaves nothing behind.)
+    async fn idempotent_keeping_refusals<'env, R, F>(
+        &'env self,
+        caller: &'env Caller,
+        request_id: &'env str,
+        request_hash: [u8; 32],
+        now: Timestamp,
+        work: &'env F,
+    ) -> Result<(R, bool), BankError>
+    where
+        R: Encode + Decode + Send + 'env,
+        F: for<'c> Fn(&'c mut Tx<'env>) -> BoxFuture<'c, Result<R, BankError>> + Sync,
+    {
+        let refusal = match self
+            .idempotent(caller, request_id, request_hash, now, work)
+            .await
+        {
+            Err(BankError::InsufficientFunds {
+                account,
+                available,
+                requested,
+            }) => format!(
+                "insufficient_funds {} {} {}",
+                account.as_str(),
+                available.minor_units(),
+                requested.minor_units()
+            ),
+            other => return other,
+        };
+        let scope = caller.scope();
+        // The transaction commits the refusal, so the answer travels as
+        // `Ok(Err(refusal))` and is unwrapped after the commit.
+        let answer = self
+            .db
+            .with_retry(move |tx| {
+                let (scope, refusal) = (scope.clone(), refusal.clone());
+                Box::pin(async move {
+                    if let Some(stored) =
+                        idempotency::begin(tx, &scope, request_id, &request_hash, ms(now)).await?
+                    {
+                        // A copy got there between the two transactions.
+                        if let Some(refusal) = &stored.refusal {
+                            return Ok(Err(self.stored_refusal(refusal)?));
+                        }
+                        let response = R::from_wire(&stored.response).map_err(|e| {
+                            books(format!("a stored response does not decode: {e}"))
+                        })?;
+                        return Ok(Ok((response, false)));
+                    }
+                    idempotency::finish_refused(tx, &scope, request_id, &refusal).await?;
+                    Ok(Err(self.stored_refusal(&refusal)?))
+                })
+            })
+            .await;
+        // Counted as a refusal once, by the first attempt.
+        answer.and_then(|answer| answer)
+    }
+
+    /// The refusal a key keeps, as the error it was first answered with; a
+    /// text that does not parse is a broken store.
+    fn stored_refusal(&self, text: &str) -> Result<BankError, BankError> {
+        let broken = || books(format!("a stored refusal does not parse: `{text}`"));
+        let mut parts = text.split(' ');
+        let (Some("insufficient_funds"), Some(account), Some(available), Some(requested), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(broken());
+        };
+        let minor = |t: &str| {
+            t.parse::<i64>()
+                .map(|m| Amount::new(m, self.currency()))
+                .map_err(|_| broken())
+        };
+        Ok(BankError::InsufficientFunds {
+            account: AccountId::parse(account).map_err(|_| broken())?,
+            available: minor(available)?,
+            requested: minor(requested)?,
+        })
     }
 
     /// Opens a holder account with balance zero (operator only).
@@ -899,7 +991,7 @@ impl Bank {
             })
         });
         let (view, first_time) = self
-            .idempotent(caller, request_id, request.request_hash(), now, &work)
+            .idempotent_keeping_refusals(caller, request_id, request.request_hash(), now, &work)
             .await?;
         if first_time {
             self.metrics.holds_placed.fetch_add(1, Relaxed);

@@ -44,8 +44,10 @@ pub const RESPONSE_LEN_MAX: usize = 1 << 20;
 /// The response stored under a key by an earlier, committed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
-    /// The bytes `finish` stored.
+    /// The bytes `finish` stored (empty for a refusal).
     pub response: Vec<u8>,
+    /// What [`finish_refused`] stored: the request was refused for good.
+    pub refusal: Option<String>,
     /// When the first request began (ms since the epoch, as passed in).
     pub created_at_ms: i64,
 }
@@ -165,7 +167,8 @@ pub async fn begin(
         });
     }
     let existing = sqlx::query(
-        "SELECT request_hash, response, created_at FROM idempotency WHERE scope = $1 AND key = $2",
+        "SELECT request_hash, response, refusal, created_at FROM idempotency
+         WHERE scope = $1 AND key = $2",
     )
     .bind(scope)
     .bind(key)
@@ -180,10 +183,12 @@ pub async fn begin(
             });
         }
         let response: Option<Vec<u8>> = row.try_get("response")?;
+        let refusal: Option<String> = row.try_get("refusal")?;
         let created_at_ms: i64 = row.try_get("created_at")?;
         return match response {
             Some(response) => Ok(Some(StoredResponse {
                 response,
+                refusal,
                 created_at_ms,
             })),
             None => Err(IdempotencyError::Unfinished {
@@ -229,6 +234,38 @@ pub async fn finish(
     .bind(scope)
     .bind(key)
     .bind(response)
+    .execute(&mut **tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(IdempotencyError::NotBegun {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Stores `refusal` as the answer of the key [`begin`] claimed in this
+/// transaction: the request was refused for good, and a repeat must get the
+/// same refusal even if the work would now succeed (its caller already
+/// acted on the refusal). Commit afterwards.
+pub async fn finish_refused(
+    tx: &mut Tx<'_>,
+    scope: &str,
+    key: &str,
+    refusal: &str,
+) -> Result<(), IdempotencyError> {
+    if refusal.len() > RESPONSE_LEN_MAX {
+        return Err(IdempotencyError::ResponseTooLarge { len: refusal.len() });
+    }
+    let updated = sqlx::query(
+        "UPDATE idempotency SET response = $3, refusal = $4
+         WHERE scope = $1 AND key = $2 AND response IS NULL",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(&b""[..])
+    .bind(refusal)
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {

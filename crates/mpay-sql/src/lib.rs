@@ -210,5 +210,9 @@ pub const MIGRATIONS: Migrations = Migrations::new(
             include_str!("../migrations/0001_idempotency.sql"),
         ),
         ("0002_outbox", include_str!("../migrations/0002_outbox.sql")),
+        (
+            "0003_idempotency_refusal",
+            include_str!("../migrations/0003_idempotency_refusal.sql"),
+        ),
     ],
 );

@@ -188,7 +188,8 @@ async fn migrations_apply_once_and_are_recorded() {
             names,
             [
                 ("mpay_sql", 1, "0001_idempotency"),
-                ("mpay_sql", 2, "0002_outbox")
+                ("mpay_sql", 2, "0002_outbox"),
+                ("mpay_sql", 3, "0003_idempotency_refusal")
             ]
         );
         assert!(db.migrate(&[MIGRATIONS]).await.unwrap().is_empty());
@@ -204,7 +205,7 @@ async fn migrations_apply_once_and_are_recorded() {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
         let parsed = MIGRATIONS.parse().unwrap();
         for (row, migration) in rows.iter().zip(&parsed) {
             assert_eq!(row.try_get::<String, _>("name").unwrap(), migration.name);
@@ -365,10 +366,10 @@ async fn concurrent_migrators_apply_each_migration_once() {
             async move { db.migrate(&[MIGRATIONS, TYPES]).await.unwrap().len() }
         });
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
-        assert_eq!(a + b, 3, "{a} + {b}");
+        assert_eq!(a + b, 4, "{a} + {b}");
         assert_eq!(
             count(&db, "SELECT COUNT(*) FROM schema_migrations").await,
-            3
+            4
         );
     })
     .await;
@@ -682,6 +683,56 @@ async fn idempotency_repeat_returns_the_stored_response_and_a_changed_body_is_re
             .await
             .unwrap();
         assert_eq!(stored.map(|s| s.response), Some(Vec::new()));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keeps_a_refusal_as_the_keys_answer() {
+    for_each_backend(|db| async move {
+        migrated(&db).await;
+        let hash = [3u8; 32];
+        let mut tx = db.begin().await.unwrap();
+        assert_eq!(
+            idempotency::begin(&mut tx, SCOPE, "r1", &hash, 10)
+                .await
+                .unwrap(),
+            None
+        );
+        idempotency::finish_refused(&mut tx, SCOPE, "r1", "insufficient_funds 5 9")
+            .await
+            .unwrap();
+        // Once answered, the key cannot be answered again.
+        assert!(matches!(
+            idempotency::finish(&mut tx, SCOPE, "r1", b"late").await,
+            Err(IdempotencyError::NotBegun { .. })
+        ));
+        tx.commit().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let stored = idempotency::begin(&mut tx, SCOPE, "r1", &hash, 20)
+            .await
+            .unwrap()
+            .expect("the refusal is the key's answer");
+        assert_eq!(stored.refusal.as_deref(), Some("insufficient_funds 5 9"));
+        assert!(stored.response.is_empty());
+        assert_eq!(stored.created_at_ms, 10);
+        // A stored response carries no refusal.
+        assert_eq!(
+            idempotency::begin(&mut tx, SCOPE, "r2", &hash, 30)
+                .await
+                .unwrap(),
+            None
+        );
+        idempotency::finish(&mut tx, SCOPE, "r2", b"ok")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let stored = idempotency::begin(&mut tx, SCOPE, "r2", &hash, 40)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!((stored.response, stored.refusal), (b"ok".to_vec(), None));
     })
     .await;
 }

@@ -222,12 +222,19 @@ async fn a_hold_is_posted_voided_or_expired_exactly_once() {
             .await,
             Err(BankError::InsufficientFunds { .. })
         ));
+        assert_eq!(footprint(&db).await, before);
         assert!(matches!(
             bank.place_hold(&cpp(), "h-2", &hold("cust:alice", 4_001, later), T0)
                 .await,
             Err(BankError::InsufficientFunds { .. })
         ));
-        assert_eq!(footprint(&db).await, before);
+        // A refused hold leaves nothing but its key's answer (see
+        // `a_hold_refused_for_want_of_funds_stays_refused_when_money_arrives`).
+        let [postings, holds, notifications, keys] = before;
+        assert_eq!(
+            footprint(&db).await,
+            [postings, holds, notifications, keys + 1]
+        );
 
         // Only its placer (or the operator) ends a hold.
         assert!(matches!(
@@ -520,4 +527,61 @@ async fn a_bank_reopens_with_its_stored_identity_and_books() {
         ));
     })
     .await;
+}
+
+/// A hold request refused for want of funds keeps that answer: its caller
+/// declines the payment on it, so a copy of the same request that arrives
+/// later (a client retry racing the first, a second driver of the same
+/// payment) must not place a hold nobody will ever post or void. Found by
+/// the SEMOPS simulator (`mpay sim semops`, seeds 1670 and 1749 before the
+/// fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_refused_for_want_of_funds_stays_refused_when_money_arrives() {
+    for_each_backend(|db| async move {
+        let bank = one_bank(db.clone()).await;
+        let expires = T0.saturating_add_ms(MINUTE);
+        let big = hold("cust:alice", 15_000, expires);
+        let first = bank.place_hold(&cpp(), "hold-1", &big, T0).await;
+        assert!(
+            matches!(&first, Err(BankError::InsufficientFunds { .. })),
+            "{first:?}"
+        );
+        deposit(&bank, "cust:alice", 10_000, "dep-2", T0).await;
+        let again = bank.place_hold(&cpp(), "hold-1", &big, T0).await;
+        assert!(
+            matches!(&again, Err(BankError::InsufficientFunds { available, requested, .. })
+                if *available == eur(10_000) && *requested == eur(15_000)),
+            "the repeat got {again:?}, not the first answer"
+        );
+        assert_eq!(open_holds(&db).await, 0);
+        // A new request is a new question.
+        bank.place_hold(&cpp(), "hold-2", &big, T0)
+            .await
+            .expect("funds are there now");
+        assert_eq!(open_holds(&db).await, 1);
+        // Another body under the refused key is still a reused key.
+        let other = bank
+            .place_hold(&cpp(), "hold-1", &hold("cust:alice", 1, expires), T0)
+            .await;
+        assert!(
+            matches!(
+                &other,
+                Err(BankError::Idempotency(
+                    IdempotencyError::KeyReusedWithDifferentRequest { .. }
+                ))
+            ),
+            "{other:?}"
+        );
+        bank.check_books().await.expect("books balance");
+    })
+    .await;
+}
+
+async fn open_holds(db: &mpay_sql::Db) -> i64 {
+    sqlx::query("SELECT COUNT(*) AS n FROM bank_holds WHERE state = 'pending'")
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
+        .try_get("n")
+        .expect("n")
 }
