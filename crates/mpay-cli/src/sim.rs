@@ -1,4 +1,5 @@
-//! `mpay sim offline`: many seeded simulations of offline transfers.
+//! `mpay sim offline` and `mpay sim semops`: many seeded simulations of
+//! offline transfers, and of the whole SEMOPS network.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -28,19 +29,149 @@ pub enum SimCommand {
         #[arg(long, default_value_t = mpay_sim::dishonest::DISHONEST_EVERY)]
         dishonest_every: u64,
     },
+    /// Simulate the whole SEMOPS network (banks, CPPs, DCs and MPPs of two
+    /// regions) over a faulty network with crashes, banks down, late and
+    /// rejecting merchants, refunds and dishonest requests, one seed per
+    /// run, and run the network-wide checks after each.
+    Semops {
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 1000)]
+        seeds: u64,
+        /// The first seed; seeds run from here upwards.
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one line per seed.
+        #[arg(long)]
+        verbose: bool,
+        /// Run a deliberately broken variant of the services, to see the
+        /// checks catch it.
+        #[arg(long, default_value = "correct", value_parser = semops_variant)]
+        variant: mpay_sim::semops::Variant,
+    },
+}
+
+fn semops_variant(text: &str) -> Result<mpay_sim::semops::Variant, String> {
+    mpay_sim::semops::Variant::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = mpay_sim::semops::Variant::ALL
+            .iter()
+            .map(|v| v.name())
+            .collect();
+        format!("no variant `{text}`; one of: {}", names.join(", "))
+    })
+}
+
+fn per_second(count: u64, elapsed: std::time::Duration) -> f64 {
+    if elapsed.as_secs_f64() > 0.0 {
+        count as f64 / elapsed.as_secs_f64()
+    } else {
+        0.0
+    }
+}
+
+fn run_semops(
+    seeds: u64,
+    first_seed: u64,
+    threads: usize,
+    verbose: bool,
+    variant: mpay_sim::semops::Variant,
+) -> ExitCode {
+    let started = Instant::now();
+    if verbose {
+        for seed in first_seed..first_seed.saturating_add(seeds) {
+            let r = mpay_sim::semops::run_seed(seed, variant);
+            println!(
+                "seed={seed} payments={} completed={} rejected={} expired={} declined={} refunds={} dishonest={} crashes={} sent={} dropped={} events={} sim_ms={} violations={} trace={}",
+                r.payments,
+                r.completed,
+                r.rejected,
+                r.expired,
+                r.declined,
+                r.refunds,
+                r.dishonest,
+                r.crashes,
+                r.sent,
+                r.dropped,
+                r.events,
+                r.sim_ms,
+                r.violations.len(),
+                mpay_identity::hex_string(&r.trace_hash[..8])
+            );
+        }
+    }
+    let summary = mpay_sim::semops::run_seeds(first_seed, seeds, threads, variant);
+    let elapsed = started.elapsed();
+    let variant_arg = if variant == mpay_sim::semops::Variant::Correct {
+        String::new()
+    } else {
+        format!(" --variant {}", variant.name())
+    };
+    for failure in &summary.failures {
+        println!(
+            "FAILED seed={} (replay: mpay sim semops --first-seed {} --seeds 1{variant_arg} --verbose)",
+            failure.seed, failure.seed
+        );
+        for v in &failure.violations {
+            println!("  {v}");
+        }
+    }
+    println!(
+        "completed={} rejected={} expired={} declined={} refunded_in_full={} refunds={} dishonest={} refused_requests={} crashes={} sent={} dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
+        summary.completed,
+        summary.rejected,
+        summary.expired,
+        summary.declined,
+        summary.refunded_in_full,
+        summary.refunds,
+        summary.dishonest,
+        summary.refused_requests,
+        summary.crashes,
+        summary.sent,
+        summary.dropped,
+        elapsed.as_secs_f64(),
+        per_second(summary.seeds, elapsed)
+    );
+    println!(
+        "seeds={} payments={} violations={}",
+        summary.seeds,
+        summary.payments,
+        summary.violations()
+    );
+    if summary.violations() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
+    let threads = |threads: Option<usize>| {
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    };
     match command {
+        SimCommand::Semops {
+            seeds,
+            first_seed,
+            threads: wanted,
+            verbose,
+            variant,
+        } => Ok(run_semops(
+            seeds,
+            first_seed,
+            threads(wanted),
+            verbose,
+            variant,
+        )),
         SimCommand::Offline {
             seeds,
             first_seed,
-            threads,
+            threads: wanted,
             verbose,
             dishonest_every,
         } => {
-            let threads = threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let threads = threads(wanted);
             let started = Instant::now();
             if verbose {
                 for seed in first_seed..first_seed.saturating_add(seeds) {
@@ -75,11 +206,7 @@ pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
                     println!("  {v}");
                 }
             }
-            let per_second = if elapsed.as_secs_f64() > 0.0 {
-                summary.seeds as f64 / elapsed.as_secs_f64()
-            } else {
-                0.0
-            };
+            let per_second = per_second(summary.seeds, elapsed);
             println!(
                 "committed={} aborted={} crashes={} frames_sent={} frames_dropped={} dishonest_runs={} dishonest_actions={} dishonest_rollbacks={} elapsed_s={:.2} seeds_per_s={:.0}",
                 summary.committed,

@@ -37,6 +37,52 @@ fn sim_offline_reports_in_the_documented_last_line() {
 }
 
 #[test]
+fn sim_semops_reports_in_the_documented_last_line_and_a_failure_replays() {
+    let (code, out) = mpay(&["sim", "semops", "--seeds", "300", "--first-seed", "100"]);
+    assert_eq!(code, 0, "{out}");
+    let last = last_line(&out);
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{last}");
+    assert_eq!(fields[0], "seeds=300");
+    let payments: u64 = fields[1]
+        .strip_prefix("payments=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{last}"));
+    assert!(payments > 300 * 10, "{last}");
+    assert_eq!(fields[2], "violations=0");
+
+    // A broken variant fails, and prints the command that replays a seed.
+    let (code, out) = mpay(&[
+        "sim",
+        "semops",
+        "--seeds",
+        "1",
+        "--first-seed",
+        "1670",
+        "--variant",
+        "hold-refusal-forgotten",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    let replay =
+        "mpay sim semops --first-seed 1670 --seeds 1 --variant hold-refusal-forgotten --verbose";
+    assert!(out.contains(replay), "{out}");
+    let (code, again) = mpay(&replay.split_whitespace().skip(1).collect::<Vec<_>>());
+    assert_eq!(code, 1, "{again}");
+    let trace = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("seed=1670 "))
+            .and_then(|l| l.split(" trace=").nth(1))
+            .map(str::to_owned)
+    };
+    let (first, second) = (
+        trace(&again),
+        trace(&mpay(&replay.split_whitespace().skip(1).collect::<Vec<_>>()).1),
+    );
+    assert!(first.is_some() && first == second, "{again}");
+    assert!(last_line(&out).ends_with("violations=2"), "{out}");
+}
+
+#[test]
 fn bench_envelope_ends_with_a_ratio() {
     let (code, out) = mpay(&["bench", "envelope", "--rounds", "1", "--iterations", "20"]);
     assert_eq!(code, 0, "{out}");

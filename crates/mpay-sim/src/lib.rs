@@ -28,6 +28,7 @@
 pub mod dishonest;
 pub mod fixture;
 pub mod schedule;
+pub mod semops;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
