@@ -58,6 +58,7 @@ use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Tim
 use mpay_money::Amount;
 use mpay_processor::payment as core;
 use mpay_processor::refund;
+use mpay_processor::saga;
 use mpay_semops::{
     AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
     PinCheck, PinGuard, PinKeys, RejectReason, RoutedNotice, SealedShipping, SemopsError, Signed,
@@ -169,10 +170,7 @@ async fn admit_in(
     dc: &str,
     now: Timestamp,
 ) -> Result<core::Step, NetError> {
-    let input = core::Input::Admitted {
-        routed: routed.is_some(),
-    };
-    let step = advance(payment, input, now)?;
+    let step = advance(payment, saga::after_place(true, routed.is_some()), now)?;
     if let (true, Some(routed)) = (step.effects.contains(&core::Effect::SendNotice), routed) {
         Node::enqueue(
             tx,
@@ -311,6 +309,16 @@ fn sort_answer<T>(result: Result<T, mpay_bank::ClientError>) -> BankAnswer<T> {
         Ok(value) => BankAnswer::Done(value),
         Err(e) if e.is_retryable() => BankAnswer::Retry(e.to_string()),
         Err(e) => BankAnswer::Refused(e.code().unwrap_or("refused").to_owned()),
+    }
+}
+
+/// A hold's state as the saga core names it.
+fn hold_end(state: HoldState) -> saga::HoldEnd {
+    match state {
+        HoldState::Pending => saga::HoldEnd::Pending,
+        HoldState::Posted => saga::HoldEnd::Posted,
+        HoldState::Voided => saga::HoldEnd::Voided,
+        HoldState::Expired => saga::HoldEnd::Expired,
     }
 }
 
@@ -916,16 +924,14 @@ impl Cpp {
         let Some(row) = self.load(&id).await? else {
             return Ok(false);
         };
-        match row.state {
-            PaymentState::Received if row.is_micro() => self.micro_trigger(row).await,
-            PaymentState::Received => self.place_hold(row).await,
-            PaymentState::Approving if row.is_micro() => self.micro_approve(row).await,
-            PaymentState::Approving => self.post_hold(row).await,
-            PaymentState::Rejecting | PaymentState::Expiring if row.is_micro() => {
-                self.micro_take_back(row).await
-            }
-            PaymentState::Rejecting | PaymentState::Expiring => self.void_hold(row).await,
-            _ => Ok(false),
+        match (saga::HoldCall::due(row.state), row.is_micro()) {
+            (Some(saga::HoldCall::Place), true) => self.micro_trigger(row).await,
+            (Some(saga::HoldCall::Place), false) => self.place_hold(row).await,
+            (Some(saga::HoldCall::Post), true) => self.micro_approve(row).await,
+            (Some(saga::HoldCall::Post), false) => self.post_hold(row).await,
+            (Some(saga::HoldCall::Void), true) => self.micro_take_back(row).await,
+            (Some(saga::HoldCall::Void), false) => self.void_hold(row).await,
+            (None, _) => Ok(false),
         }
     }
 
@@ -940,7 +946,7 @@ impl Cpp {
             reference: format!("payment {}", hex(&row.id)),
         };
         let answer = sort_answer(
-            bank.place_hold(&format!("hold-{}", hex(&row.id)), &request)
+            bank.place_hold(&saga::HoldCall::Place.key(&hex(&row.id)), &request)
                 .await,
         );
         let now = wall_clock();
@@ -988,7 +994,7 @@ impl Cpp {
                     "unknown_account" => RejectReason::UnknownCustomer,
                     _ => RejectReason::OverLimit,
                 };
-                let declined = advance(row.core(), core::Input::Refused, now)?
+                let declined = advance(row.core(), saga::after_place(false, false), now)?
                     .payment
                     .state;
                 let confirmation = self.sign_confirmation(
@@ -1103,7 +1109,7 @@ impl Cpp {
         let bank = node.bank(&row.bank)?;
         let answer = sort_answer(
             bank.post_hold(
-                &format!("post-{}", hex(&row.id)),
+                &saga::HoldCall::Post.key(&hex(&row.id)),
                 &PostHold { hold, destination },
             )
             .await,
@@ -1119,30 +1125,26 @@ impl Cpp {
                 view.state
             }
         };
-        match ended {
-            HoldState::Posted => {
-                self.finish(
-                    &row,
-                    core::Input::Posted,
-                    ConfirmationOutcome::Transferred,
-                    None,
-                )
-                .await
+        match saga::after_post(hold_end(ended)) {
+            saga::Next::Apply(input @ core::Input::Posted) => {
+                self.finish(&row, input, ConfirmationOutcome::Transferred, None)
+                    .await
             }
-            HoldState::Voided | HoldState::Expired => {
+            saga::Next::Apply(input) => {
                 tracing::error!(
                     payment = hex(&row.id),
                     "approved payment's hold ended unposted; payment expires"
                 );
                 self.finish(
                     &row,
-                    core::Input::Released,
+                    input,
                     ConfirmationOutcome::Expired,
                     Some("hold_ended"),
                 )
                 .await
             }
-            HoldState::Pending => Err(NetError::Unavailable("hold still pending".into())),
+            saga::Next::Retry => Err(NetError::Unavailable("hold still pending".into())),
+            saga::Next::Broken(what) => Err(NetError::Internal(what.into())),
         }
     }
 
@@ -1151,7 +1153,7 @@ impl Cpp {
         let bank = node.bank(&row.bank)?;
         let hold = HoldId(row.hold_id.ok_or_else(|| corrupt("no hold"))?);
         let answer = sort_answer(
-            bank.void_hold(&format!("void-{}", hex(&row.id)), &VoidHold { hold })
+            bank.void_hold(&saga::HoldCall::Void.key(&hex(&row.id)), &VoidHold { hold })
                 .await,
         );
         let ended = match answer {
@@ -1164,22 +1166,20 @@ impl Cpp {
                     .state
             }
         };
-        if ended == HoldState::Posted {
-            return Err(NetError::Internal(
-                "a hold to void was posted: invariant broken".into(),
-            ));
-        }
-        if ended == HoldState::Pending {
-            return Err(NetError::Unavailable("hold still pending".into()));
-        }
+        let input = match saga::after_void(hold_end(ended)) {
+            saga::Next::Apply(input) => input,
+            saga::Next::Retry => return Err(NetError::Unavailable("hold still pending".into())),
+            saga::Next::Broken(what) => {
+                return Err(NetError::Internal(format!("{what}: invariant broken")));
+            }
+        };
         let outcome = match row.state {
             PaymentState::Rejecting => ConfirmationOutcome::Rejected {
                 reason: RejectReason::MerchantRejected,
             },
             _ => ConfirmationOutcome::Expired,
         };
-        self.finish(&row, core::Input::Released, outcome, None)
-            .await
+        self.finish(&row, input, outcome, None).await
     }
 
     /// Ends a saga step: moves `row` by `input` (the core says where), signs
@@ -1578,7 +1578,7 @@ impl Cpp {
         let from = AccountId::parse(&home_account).map_err(|_| corrupt("home account"))?;
         let to = AccountId::parse(&row.account).map_err(|_| corrupt("account"))?;
         let bank = node.bank(&home_bank)?;
-        let idem = format!("refund-{}-{}", hex(&id), hex(&key));
+        let idem = saga::refund_key(refund::Leg::Cpp, &hex(&id), &hex(&key));
         let reference = format!("refund of payment {}", hex(&id));
         let answer = if row.bank == home_bank {
             sort_answer(
@@ -1615,19 +1615,21 @@ impl Cpp {
             )
         };
         let now = wall_clock();
-        let input = match answer {
+        let answer = match answer {
             BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
-            // The MPP's transfer to our account may still be on its way
-            // between banks: try again later.
             BankAnswer::Refused(code) if code == "insufficient_funds" => {
-                return Err(NetError::Unavailable("refund not yet funded".into()));
+                saga::TransferAnswer::InsufficientFunds
             }
             BankAnswer::Refused(code) => {
                 tracing::error!(payment = hex(&id), %code, "refund transfer refused");
-                refund::Input::BankRefused
+                saga::TransferAnswer::Refused
             }
-            BankAnswer::Done(()) => refund::Input::Moved,
+            BankAnswer::Done(()) => saga::TransferAnswer::Done,
         };
+        // The MPP's transfer to our account may still be on its way between
+        // banks: try again later.
+        let input = saga::after_refund_transfer(answer)
+            .ok_or_else(|| NetError::Unavailable("refund not yet funded".into()))?;
         let (state, effects) = refund::step(RefundState::Refunding, input)
             .map_err(|illegal| NetError::Internal(illegal.to_string()))?;
         let confirmation = if effects.contains(&refund::Effect::Confirm) {

@@ -47,6 +47,7 @@ use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Tim
 use mpay_money::Amount;
 use mpay_processor::merchant;
 use mpay_processor::refund::{self, State as RefundState};
+use mpay_processor::saga;
 use mpay_semops::{
     ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice, SemopsError, Signed,
     SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice, SignedRefundRequest, kind,
@@ -654,7 +655,7 @@ impl Mpp {
         let from = AccountId::parse(&merchant.account).map_err(|_| corrupt("account"))?;
         let to = AccountId::parse(&cpp_account).map_err(|_| corrupt("CPP account"))?;
         let bank = node.bank(&merchant.bank)?;
-        let idem = format!("mpp-refund-{}-{}", hex(&id), hex(&key));
+        let idem = saga::refund_key(refund::Leg::Mpp, &hex(&id), &hex(&key));
         let reference = format!("refund of payment {}", hex(&id));
         let result = if merchant.bank == cpp_bank {
             bank.transfer(
@@ -704,20 +705,20 @@ impl Mpp {
                 (refund::Input::Moved, Some(reference), Some(relay))
             }
             Err(e) if e.is_retryable() => return Err(NetError::Unavailable(e.to_string())),
-            // The payment may still be on its way to the merchant's account
-            // between banks: the refund waits (`funding`) until it is covered.
-            Err(e) if e.code() == Some("insufficient_funds") => {
-                return Err(NetError::Unavailable(
-                    "merchant's account does not cover it yet".into(),
-                ));
-            }
             Err(e) => {
+                let answer = if e.code() == Some("insufficient_funds") {
+                    saga::TransferAnswer::InsufficientFunds
+                } else {
+                    saga::TransferAnswer::Refused
+                };
+                // The payment may still be on its way to the merchant's
+                // account between banks: the refund waits (`funding`) until
+                // it is covered.
+                let input = saga::after_refund_transfer(answer).ok_or_else(|| {
+                    NetError::Unavailable("merchant's account does not cover it yet".into())
+                })?;
                 tracing::warn!(payment = hex(&id), error = %e, "refund transfer refused");
-                (
-                    refund::Input::BankRefused,
-                    Some(e.code().unwrap_or("refused").to_owned()),
-                    None,
-                )
+                (input, Some(e.code().unwrap_or("refused").to_owned()), None)
             }
         };
         let (state, effects) = refund::step(RefundState::Funding, input)

@@ -10,9 +10,11 @@
 //! [`payment`]: a payment's life cycle at the customer's payment processor;
 //! [`merchant`]: a payment's states at the merchant's payment processor;
 //! [`refund`]: a refund's saga, one for both processors; [`route`]: the data
-//! center's routing decisions.
+//! center's routing decisions; [`saga`]: which bank call a saga state needs,
+//! under which key, and what its answer means.
 
 pub mod merchant;
 pub mod payment;
 pub mod refund;
 pub mod route;
+pub mod saga;

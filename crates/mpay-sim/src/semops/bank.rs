@@ -114,7 +114,7 @@ pub struct Bank {
     pub id: u8,
     accounts: BTreeMap<String, Funds>,
     holds: BTreeMap<i64, Hold>,
-    done: BTreeMap<u128, BankResult>,
+    done: BTreeMap<String, BankResult>,
     /// Interbank credits not yet acknowledged by their peer.
     pub outbox: BTreeMap<u64, Interbank>,
     applied: BTreeSet<u64>,
@@ -198,19 +198,19 @@ impl Bank {
     /// (`forget_hold_refusals`: the bank as it was before it kept them.)
     pub fn apply(
         &mut self,
-        key: u128,
+        key: &str,
         op: &BankOp,
         now: u64,
         next_id: &mut u64,
         forget_hold_refusals: bool,
     ) -> BankResult {
-        if let Some(done) = self.done.get(&key) {
+        if let Some(done) = self.done.get(key) {
             return done.clone();
         }
         let result = self.carry_out(op, now, next_id);
         let keep_refusal = matches!(op, BankOp::Hold { .. }) && !forget_hold_refusals;
         if !matches!(result, BankResult::Refused(_)) || keep_refusal {
-            self.done.insert(key, result.clone());
+            self.done.insert(key.to_owned(), result.clone());
         }
         result
     }
@@ -477,11 +477,11 @@ mod tests {
             to,
             amount: 600,
         };
-        assert_eq!(bank.apply(7, &op, 0, &mut ids, false), BankResult::Moved);
-        assert_eq!(bank.apply(7, &op, 1, &mut ids, false), BankResult::Moved);
+        assert_eq!(bank.apply("k7", &op, 0, &mut ids, false), BankResult::Moved);
+        assert_eq!(bank.apply("k7", &op, 1, &mut ids, false), BankResult::Moved);
         assert_eq!(bank.balance("cust:a"), 400);
         assert!(matches!(
-            bank.apply(8, &op, 2, &mut ids, false),
+            bank.apply("k8", &op, 2, &mut ids, false),
             BankResult::Refused(_)
         ));
         assert!(bank.books().balanced, "{:?}", bank.books().problem);
@@ -497,7 +497,7 @@ mod tests {
             amount: 300,
             expires_at: 100,
         };
-        let BankResult::Held(id) = a.apply(1, &hold, 0, &mut ids, false) else {
+        let BankResult::Held(id) = a.apply("k1", &hold, 0, &mut ids, false) else {
             panic!("no hold");
         };
         let post = BankOp::Post {
@@ -507,7 +507,10 @@ mod tests {
                 account: "merch:m".to_owned(),
             },
         };
-        assert_eq!(a.apply(2, &post, 10, &mut ids, false), BankResult::Posted);
+        assert_eq!(
+            a.apply("k2", &post, 10, &mut ids, false),
+            BankResult::Posted
+        );
         let credit = a
             .outbox
             .values()
@@ -520,7 +523,7 @@ mod tests {
         assert_eq!(a.balance("cust:a"), 700);
         assert!(a.books().balanced && b.books().balanced);
         // A second hold lapses at its expiry and can no longer be posted.
-        let BankResult::Held(late) = a.apply(3, &hold, 20, &mut ids, false) else {
+        let BankResult::Held(late) = a.apply("k3", &hold, 20, &mut ids, false) else {
             panic!("no hold");
         };
         let post_late = BankOp::Post {
@@ -531,7 +534,7 @@ mod tests {
             },
         };
         assert_eq!(
-            a.apply(4, &post_late, 100, &mut ids, false),
+            a.apply("k4", &post_late, 100, &mut ids, false),
             BankResult::Released
         );
         assert_eq!(a.holds_pending(), 0);

@@ -18,6 +18,7 @@ use mpay_processor::merchant::{self, Outcome};
 use mpay_processor::payment::{self, Effect, End, Input, State};
 use mpay_processor::refund::{self, Leg};
 use mpay_processor::route::{self, NextHop, Sender};
+use mpay_processor::saga::{self, HoldCall, HoldEnd, Next, TransferAnswer};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -148,12 +149,28 @@ enum Body {
 #[derive(Clone, Debug)]
 enum Msg {
     Pr(Pr),
-    BankReq { key: u128, op: BankOp },
-    BankReply { key: u128, result: BankResult },
+    BankReq {
+        call: Call,
+        key: String,
+        op: BankOp,
+    },
+    BankReply {
+        call: Call,
+        key: String,
+        result: BankResult,
+    },
     Interbank(Interbank),
-    InterbankAck { id: u64 },
-    Frame { id: u64, target: Node, body: Body },
-    FrameAck { id: u64 },
+    InterbankAck {
+        id: u64,
+    },
+    Frame {
+        id: u64,
+        target: Node,
+        body: Body,
+    },
+    FrameAck {
+        id: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -229,46 +246,47 @@ impl Ord for Queued {
     }
 }
 
-/// A bank call's idempotency key: what it is for, and the attempt (always
-/// 0 unless a broken variant forgets its key).
+/// A bank call: what it is for. Its idempotency key is the one the
+/// services use (`mpay_processor::saga`), with the attempt appended only by
+/// a broken variant that forgets its key.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Call {
     Hold(u64),
     Post(u64),
     Void(u64),
-    CppRefund(u64),
-    MppRefund(u64),
+    CppRefund { payment: u64, key: u64 },
+    MppRefund { payment: u64, key: u64 },
+}
+
+fn hex(id: u64) -> String {
+    format!("{id:032x}")
 }
 
 impl Call {
-    fn key(self, attempt: u32) -> u128 {
-        let (kind, id) = match self {
-            Call::Hold(id) => (1u128, id),
-            Call::Post(id) => (2, id),
-            Call::Void(id) => (3, id),
-            Call::CppRefund(id) => (4, id),
-            Call::MppRefund(id) => (5, id),
+    fn key(self, attempt: u32) -> String {
+        let key = match self {
+            Call::Hold(id) => HoldCall::Place.key(&hex(id)),
+            Call::Post(id) => HoldCall::Post.key(&hex(id)),
+            Call::Void(id) => HoldCall::Void.key(&hex(id)),
+            Call::CppRefund { payment, key } => {
+                saga::refund_key(Leg::Cpp, &hex(payment), &hex(key))
+            }
+            Call::MppRefund { payment, key } => {
+                saga::refund_key(Leg::Mpp, &hex(payment), &hex(key))
+            }
         };
-        (kind << 120) | (u128::from(id) << 32) | u128::from(attempt)
-    }
-
-    fn from_key(key: u128) -> Option<Call> {
-        let id = ((key >> 32) & u128::from(u64::MAX)) as u64;
-        Some(match key >> 120 {
-            1 => Call::Hold(id),
-            2 => Call::Post(id),
-            3 => Call::Void(id),
-            4 => Call::CppRefund(id),
-            5 => Call::MppRefund(id),
-            _ => return None,
-        })
+        if attempt == 0 {
+            key
+        } else {
+            format!("{key}-{attempt}")
+        }
     }
 }
 
 /// What a crash loses: calls awaiting an answer, when frames were sent.
 #[derive(Default)]
 struct Volatile {
-    awaiting: BTreeMap<u128, u64>,
+    awaiting: BTreeMap<String, u64>,
     frames_sent: BTreeMap<u64, u64>,
 }
 
@@ -768,8 +786,12 @@ impl World {
         }
         match (to, msg) {
             (Node::Cpp(r), Msg::Pr(pr)) => self.cpp_pr(r, pr),
-            (Node::Cpp(r), Msg::BankReply { key, result }) => self.cpp_bank_reply(r, key, result),
-            (Node::Mpp(r), Msg::BankReply { key, result }) => self.mpp_bank_reply(r, key, result),
+            (Node::Cpp(r), Msg::BankReply { call, key, result }) => {
+                self.cpp_bank_reply(r, call, &key, result)
+            }
+            (Node::Mpp(r), Msg::BankReply { call, key, result }) => {
+                self.mpp_bank_reply(r, call, &key, result)
+            }
             (node, Msg::Frame { id, target, body }) => self.frame(node, from, id, target, body),
             (node, Msg::FrameAck { id }) => self.frame_acked(node, id),
             _ => {}
@@ -837,11 +859,11 @@ impl World {
         }
         let now = self.now;
         match msg {
-            Msg::BankReq { key, op } => {
+            Msg::BankReq { call, key, op } => {
                 let bank = &mut self.banks[usize::from(b)];
                 let forget = self.variant == Variant::HoldRefusalForgotten;
-                let result = bank.apply(key, &op, now, &mut self.next_id, forget);
-                self.send(Node::Bank(b), from, Msg::BankReply { key, result });
+                let result = bank.apply(&key, &op, now, &mut self.next_id, forget);
+                self.send(Node::Bank(b), from, Msg::BankReply { call, key, result });
             }
             Msg::Interbank(credit) => {
                 self.banks[usize::from(b)].receive(&credit, false);
@@ -1012,8 +1034,8 @@ impl World {
         let Some(p) = self.cpps[usize::from(r)].payments.get(&id).cloned() else {
             return;
         };
-        let (call, op) = match (p.core.state, p.hold) {
-            (State::Received, _) => (
+        let (call, op) = match (HoldCall::due(p.core.state), p.hold) {
+            (Some(HoldCall::Place), _) => (
                 Call::Hold(id),
                 BankOp::Hold {
                     account: customer_account(p.customer),
@@ -1021,7 +1043,7 @@ impl World {
                     expires_at: self.now + DECISION_MS + 30_000,
                 },
             ),
-            (State::Approving, Some(hold)) => (
+            (Some(HoldCall::Post), Some(hold)) => (
                 Call::Post(id),
                 BankOp::Post {
                     hold,
@@ -1031,23 +1053,24 @@ impl World {
                     },
                 },
             ),
-            (State::Rejecting | State::Expiring, Some(hold)) => {
-                (Call::Void(id), BankOp::Void { hold })
-            }
-            (State::Approving | State::Rejecting | State::Expiring, None) => {
-                self.cpp_step(r, id, Input::Released);
+            (Some(HoldCall::Void), Some(hold)) => (Call::Void(id), BankOp::Void { hold }),
+            (Some(HoldCall::Post | HoldCall::Void), None) => {
+                self.report.violations.push(format!(
+                    "cpp{r} payment {id} is past `received` without a hold"
+                ));
                 return;
             }
-            _ => return,
+            (None, _) => return,
         };
-        self.bank_call(Node::Cpp(r), call.key(0), op);
+        self.bank_call(Node::Cpp(r), call, 0, op);
     }
 
-    fn bank_call(&mut self, node: Node, key: u128, op: BankOp) {
+    fn bank_call(&mut self, node: Node, call: Call, attempt: u32, op: BankOp) {
         let now = self.now;
-        self.volatile(node).awaiting.insert(key, now);
+        let key = call.key(attempt);
+        self.volatile(node).awaiting.insert(key.clone(), now);
         let bank = Node::Bank(node.region().unwrap_or(0));
-        self.send(node, bank, Msg::BankReq { key, op });
+        self.send(node, bank, Msg::BankReq { call, key, op });
     }
 
     /// Feeds `input` to the payment core and carries out its effects.
@@ -1119,59 +1142,76 @@ impl World {
         );
     }
 
-    fn cpp_bank_reply(&mut self, r: u8, key: u128, result: BankResult) {
+    fn cpp_bank_reply(&mut self, r: u8, call: Call, key: &str, result: BankResult) {
         let node = Node::Cpp(r);
-        if self.volatile(node).awaiting.remove(&key).is_none() {
+        if self.volatile(node).awaiting.remove(key).is_none() {
             return; // an answer nobody waits for any more (a repeat)
         }
-        let Some(call) = Call::from_key(key) else {
-            return;
-        };
-        let state_of = |w: &World, id: u64| {
+        let due = |w: &World, id: u64| {
             w.cpps[usize::from(r)]
                 .payments
                 .get(&id)
-                .map(|p| p.core.state)
+                .and_then(|p| HoldCall::due(p.core.state))
         };
-        match (call, result) {
-            (Call::Hold(id), BankResult::Held(hold))
-                if state_of(self, id) == Some(State::Received) =>
-            {
+        // What the answer means is the services' own decision
+        // (`mpay_processor::saga`); the simulated bank answers a post or a
+        // void of an ended hold with the hold's end.
+        let next = match (call, &result) {
+            (Call::Hold(id), BankResult::Held(hold)) if due(self, id) == Some(HoldCall::Place) => {
                 if let Some(p) = self.cpps[usize::from(r)].payments.get_mut(&id) {
-                    p.hold = Some(hold);
+                    p.hold = Some(*hold);
                 }
                 let routed = self.now <= self.deadline_of(r, id);
-                self.cpp_step(r, id, Input::Admitted { routed });
+                Some((id, Next::Apply(saga::after_place(true, routed))))
             }
             (Call::Hold(id), BankResult::Refused(reason))
-                if state_of(self, id) == Some(State::Received) =>
+                if due(self, id) == Some(HoldCall::Place) =>
             {
                 if let Some(p) = self.cpps[usize::from(r)].payments.get_mut(&id) {
-                    p.reason = Some(reason);
+                    p.reason = Some(reason.clone());
                 }
-                self.cpp_step(r, id, Input::Refused);
+                Some((id, Next::Apply(saga::after_place(false, false))))
             }
-            (Call::Post(id), BankResult::Posted)
-                if state_of(self, id) == Some(State::Approving) =>
-            {
-                self.cpp_step(r, id, Input::Posted);
+            (Call::Post(id), BankResult::Posted) if due(self, id) == Some(HoldCall::Post) => {
+                Some((id, saga::after_post(HoldEnd::Posted)))
             }
-            (Call::Post(id), BankResult::Released)
-                if state_of(self, id) == Some(State::Approving) =>
-            {
-                self.cpp_step(r, id, Input::Released);
+            (Call::Post(id), BankResult::Released) if due(self, id) == Some(HoldCall::Post) => {
+                Some((id, saga::after_post(HoldEnd::Expired)))
             }
-            (Call::Void(id), BankResult::Voided)
-                if matches!(state_of(self, id), Some(State::Rejecting | State::Expiring)) =>
-            {
-                self.cpp_step(r, id, Input::Released);
+            (Call::Void(id), BankResult::Voided) if due(self, id) == Some(HoldCall::Void) => {
+                Some((id, saga::after_void(HoldEnd::Voided)))
             }
-            (Call::CppRefund(key), BankResult::Moved) => self.cpp_refund_moved(r, key),
-            // Refused for now (the money still on its way): tried again.
-            (Call::CppRefund(_), BankResult::Refused(_)) => {}
-            (call, result) => self.report.violations.push(format!(
-                "cpp{r}: unexpected bank answer {result:?} to {call:?}"
-            )),
+            (Call::Void(id), BankResult::Refused(_)) if due(self, id) == Some(HoldCall::Void) => {
+                Some((id, saga::after_void(HoldEnd::Posted)))
+            }
+            (Call::CppRefund { key, .. }, result) => {
+                let answer = match result {
+                    BankResult::Moved => TransferAnswer::Done,
+                    // The simulated banks refuse a transfer only for want of
+                    // funds (the MPP's money still on its way).
+                    _ => TransferAnswer::InsufficientFunds,
+                };
+                // None: tried again later.
+                if let Some(input) = saga::after_refund_transfer(answer) {
+                    self.cpp_refund_answered(r, key, input);
+                }
+                None
+            }
+            (Call::Hold(_) | Call::Post(_) | Call::Void(_), _) => None, // a stale answer
+            (call, result) => {
+                self.report.violations.push(format!(
+                    "cpp{r}: unexpected bank answer {result:?} to {call:?}"
+                ));
+                None
+            }
+        };
+        match next {
+            Some((id, Next::Apply(input))) => self.cpp_step(r, id, input),
+            Some((_, Next::Retry)) | None => {}
+            Some((id, Next::Broken(what))) => self
+                .report
+                .violations
+                .push(format!("cpp{r} payment {id}: {what}")),
         }
     }
 
@@ -1201,7 +1241,7 @@ impl World {
                 self.cpp_step(r, id, Input::DeadlinePassed);
                 continue;
             }
-            if p.core.state.is_saga_step()
+            if HoldCall::due(p.core.state).is_some()
                 && !self.waiting(node, &[Call::Hold(id), Call::Post(id), Call::Void(id)])
             {
                 self.cpp_drive(r, id);
@@ -1219,10 +1259,11 @@ impl World {
             } else {
                 0
             };
-            if self
-                .awaiting_since(node, Call::CppRefund(key).key(attempt))
-                .is_some()
-            {
+            let call = Call::CppRefund {
+                payment: f.payment,
+                key,
+            };
+            if self.awaiting_since(node, &call.key(attempt)).is_some() {
                 continue;
             }
             self.cpp_refund_transfer(r, key);
@@ -1234,16 +1275,16 @@ impl World {
     fn waiting(&mut self, node: Node, calls: &[Call]) -> bool {
         calls
             .iter()
-            .any(|c| self.awaiting_since(node, c.key(0)).is_some())
+            .any(|c| self.awaiting_since(node, &c.key(0)).is_some())
     }
 
-    fn awaiting_since(&mut self, node: Node, key: u128) -> Option<u64> {
+    fn awaiting_since(&mut self, node: Node, key: &str) -> Option<u64> {
         let now = self.now;
         let v = self.volatile(node);
-        match v.awaiting.get(&key) {
+        match v.awaiting.get(key) {
             Some(&t) if now < t + RETRY_MS => Some(t),
             Some(_) => {
-                v.awaiting.remove(&key);
+                v.awaiting.remove(key);
                 None
             }
             None => None,
@@ -1331,14 +1372,15 @@ impl World {
             },
             amount,
         };
-        self.bank_call(Node::Cpp(r), Call::CppRefund(key).key(attempt), op);
+        let call = Call::CppRefund { payment, key };
+        self.bank_call(Node::Cpp(r), call, attempt, op);
     }
 
-    fn cpp_refund_moved(&mut self, r: u8, key: u64) {
+    fn cpp_refund_answered(&mut self, r: u8, key: u64, input: refund::Input) {
         let Some(f) = self.cpps[usize::from(r)].refunds.get(&key).cloned() else {
             return;
         };
-        let (state, effects) = match refund::step(f.state, refund::Input::Moved) {
+        let (state, effects) = match refund::step(f.state, input) {
             Ok(next) => next,
             Err(illegal) => {
                 if self.variant != Variant::RefundTransferWithoutKey {
@@ -1352,7 +1394,9 @@ impl World {
         if let Some(f) = self.cpps[usize::from(r)].refunds.get_mut(&key) {
             f.state = state;
         }
-        self.report.refunds += 1;
+        if state == refund::State::Refunded {
+            self.report.refunds += 1;
+        }
         for effect in effects {
             match effect {
                 refund::Effect::Confirm => {
@@ -1385,7 +1429,12 @@ impl World {
                         self.cpp_step(r, f.payment, Input::RefundedInFull);
                     }
                 }
-                refund::Effect::Release | refund::Effect::SendRelay => {}
+                refund::Effect::Release => {
+                    if let Some(p) = self.cpps[usize::from(r)].payments.get_mut(&f.payment) {
+                        p.refunded -= f.amount;
+                    }
+                }
+                refund::Effect::SendRelay => {}
             }
         }
     }
@@ -1618,23 +1667,39 @@ impl World {
             },
             amount: f.amount,
         };
-        self.bank_call(Node::Mpp(r), Call::MppRefund(key).key(0), op);
+        let call = Call::MppRefund {
+            payment: f.payment,
+            key,
+        };
+        self.bank_call(Node::Mpp(r), call, 0, op);
     }
 
-    fn mpp_bank_reply(&mut self, r: u8, key: u128, result: BankResult) {
-        if self.volatile(Node::Mpp(r)).awaiting.remove(&key).is_none() {
+    fn mpp_bank_reply(&mut self, r: u8, call: Call, key: &str, result: BankResult) {
+        if self.volatile(Node::Mpp(r)).awaiting.remove(key).is_none() {
             return;
         }
-        let Some(Call::MppRefund(refund_key)) = Call::from_key(key) else {
+        let Call::MppRefund {
+            key: refund_key, ..
+        } = call
+        else {
             return;
         };
         let Some(f) = self.mpps[usize::from(r)].refunds.get(&refund_key).cloned() else {
             return;
         };
-        if result != BankResult::Moved || f.state != refund::State::Funding {
-            return; // refused for now (the merchant's money on its way): tried again
+        let answer = match result {
+            BankResult::Moved => TransferAnswer::Done,
+            // The simulated banks refuse a transfer only for want of funds.
+            _ => TransferAnswer::InsufficientFunds,
+        };
+        // None: refused for now (the merchant's money on its way), tried again.
+        let Some(input) = saga::after_refund_transfer(answer) else {
+            return;
+        };
+        if f.state != refund::State::Funding {
+            return;
         }
-        match refund::step(f.state, refund::Input::Moved) {
+        match refund::step(f.state, input) {
             Ok((state, effects)) => {
                 if let Some(g) = self.mpps[usize::from(r)].refunds.get_mut(&refund_key) {
                     g.state = state;
@@ -1702,17 +1767,15 @@ impl World {
 
     fn mpp_tick(&mut self, r: u8) {
         let node = Node::Mpp(r);
-        let moving: Vec<u64> = self.mpps[usize::from(r)]
+        let moving: Vec<(u64, u64)> = self.mpps[usize::from(r)]
             .refunds
             .iter()
             .filter(|(_, f)| f.state == refund::State::Funding)
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (*k, f.payment))
             .collect();
-        for key in moving {
-            if self
-                .awaiting_since(node, Call::MppRefund(key).key(0))
-                .is_none()
-            {
+        for (key, payment) in moving {
+            let call = Call::MppRefund { payment, key };
+            if self.awaiting_since(node, &call.key(0)).is_none() {
                 self.mpp_refund_transfer(r, key);
             }
         }
