@@ -16,8 +16,8 @@
 //!
 //! The network is quiet when every service's `GET /v1/admin/work` and every
 //! bank's outbox say nothing is moving (messages undelivered, refunds on
-//! their way, micropayment transfers started), every payment is final and
-//! both processors agree on every refund.
+//! their way, micropayment transfers started), every payment is final at
+//! its CPP and its MPP, and both processors agree on every refund.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -101,11 +101,12 @@ pub struct View {
 }
 
 impl View {
-    /// Quiet enough to judge: nothing moving, every payment final, both
-    /// processors agreeing on every refund.
+    /// Quiet enough to judge: nothing moving, every payment final at both
+    /// processors, both agreeing on every refund.
     pub fn is_quiet(&self) -> bool {
         self.in_flight == 0
             && self.payments.iter().all(|(_, p)| final_state(&p.state))
+            && self.mpp_payments.values().all(|(_, p)| mpp_final(&p.state))
             && refunds_agree(&self.payments, &self.mpp_payments).is_empty()
     }
 }
@@ -123,6 +124,12 @@ fn final_state(state: &str) -> bool {
 /// The customer's money moved to the merchant (maybe refunded since).
 fn paid(state: &str) -> bool {
     cpp_state(state).is_some_and(PaymentState::is_paid)
+}
+
+/// An MPP record whose outcome was confirmed (or whose PN came too late to
+/// be shown).
+fn mpp_final(state: &str) -> bool {
+    MerchantState::parse(state).is_some_and(MerchantState::is_final)
 }
 
 /// An MPP record that says the merchant was paid (maybe refunded since).
@@ -384,6 +391,13 @@ pub fn judge(view: &View, waited: Duration) -> Report {
         }
     }
     for (id, (mpp, seen)) in &view.mpp_payments {
+        // Once nothing moves, every payment an MPP showed its merchant has
+        // had its outcome confirmed by the CPP.
+        if !mpp_final(&seen.state) {
+            report
+                .mismatches
+                .push(format!("{mpp} payment {id} is still `{}`", seen.state));
+        }
         if mpp_paid(&seen.state)
             && !view
                 .payments

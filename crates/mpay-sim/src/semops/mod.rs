@@ -5,9 +5,11 @@
 //! `mpay-processor` over a simulated clock and a faulty network, with
 //! dishonest requests among the customers' (a wrong PIN, another customer's
 //! credentials, a stale replay). After every run the network-wide checks of
-//! `mpay_network::reconcile::judge` look at it, and two of the simulator's
-//! own: every holder's balance is what its payments and refunds say, and
-//! every payment an MPP knows ended as its CPP confirmed it. A seed replays
+//! `mpay_network::reconcile::judge` look at it (every bank's books, money
+//! across banks, every payment final at both processors with its hold
+//! posted or voided, both processors agreeing), and one of the simulator's
+//! own: every holder's balance is what its payments and refunds say. A seed
+//! replays
 //! identically ([`SemopsReport::trace_hash`]).
 //!
 //! [`Variant`] names deliberately broken services the checks must catch.
