@@ -659,13 +659,7 @@ impl Bank {
                     if let Some(stored) =
                         idempotency::begin(tx, &scope, request_id, &request_hash, ms(now)).await?
                     {
-                        if let Some(refusal) = &stored.refusal {
-                            return Err(self.stored_refusal(refusal)?);
-                        }
-                        let response = R::from_wire(&stored.response).map_err(|e| {
-                            books(format!("a stored response does not decode: {e}"))
-                        })?;
-                        return Ok((response, false));
+                        return self.stored_answer(&stored).map(|r| (r, false));
                     }
                     let response = work(&mut *tx).await?;
                     idempotency::finish(tx, &scope, request_id, &response.to_wire()).await?;
@@ -725,13 +719,7 @@ impl Bank {
                         idempotency::begin(tx, &scope, request_id, &request_hash, ms(now)).await?
                     {
                         // A copy got there between the two transactions.
-                        if let Some(refusal) = &stored.refusal {
-                            return Ok(Err(self.stored_refusal(refusal)?));
-                        }
-                        let response = R::from_wire(&stored.response).map_err(|e| {
-                            books(format!("a stored response does not decode: {e}"))
-                        })?;
-                        return Ok(Ok((response, false)));
+                        return Ok(self.stored_answer(&stored).map(|r| (r, false)));
                     }
                     idempotency::finish_refused(tx, &scope, request_id, &refusal).await?;
                     Ok(Err(self.stored_refusal(&refusal)?))
@@ -740,6 +728,18 @@ impl Bank {
             .await;
         // Counted as a refusal once, by the first attempt.
         answer.and_then(|answer| answer)
+    }
+
+    /// A key's stored answer: its response, or the refusal it keeps.
+    fn stored_answer<R: Decode>(
+        &self,
+        stored: &idempotency::StoredResponse,
+    ) -> Result<R, BankError> {
+        if let Some(refusal) = &stored.refusal {
+            return Err(self.stored_refusal(refusal).unwrap_or_else(|broken| broken));
+        }
+        R::from_wire(&stored.response)
+            .map_err(|e| books(format!("a stored response does not decode: {e}")))
     }
 
     /// The refusal a key keeps, as the error it was first answered with; a

@@ -4,25 +4,39 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+
+/// Which seeds to run, and how.
+#[derive(Args)]
+pub struct Seeds {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed; seeds run from here upwards.
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one line per seed.
+    #[arg(long)]
+    verbose: bool,
+}
+
+impl Seeds {
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
 
 #[derive(Subcommand)]
 pub enum SimCommand {
     /// Simulate offline transfers over a lossy link with crashes, one seed
     /// per run, and check the invariants after each.
     Offline {
-        /// How many seeds to run.
-        #[arg(long, default_value_t = 1000)]
-        seeds: u64,
-        /// The first seed; seeds run from here upwards.
-        #[arg(long, default_value_t = 0)]
-        first_seed: u64,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Print one line per seed.
-        #[arg(long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: Seeds,
         /// One seed in this many has a dishonest buyer or seller (replays,
         /// STATUS/AGREED after completion, ABORT after COMMIT, late claims,
         /// a restored older store) and a real money office; 0: none.
@@ -34,18 +48,8 @@ pub enum SimCommand {
     /// rejecting merchants, refunds and dishonest requests, one seed per
     /// run, and run the network-wide checks after each.
     Semops {
-        /// How many seeds to run.
-        #[arg(long, default_value_t = 1000)]
-        seeds: u64,
-        /// The first seed; seeds run from here upwards.
-        #[arg(long, default_value_t = 0)]
-        first_seed: u64,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Print one line per seed.
-        #[arg(long)]
-        verbose: bool,
+        #[command(flatten)]
+        run: Seeds,
         /// Run a deliberately broken variant of the services, to see the
         /// checks catch it.
         #[arg(long, default_value = "correct", value_parser = semops_variant)]
@@ -71,13 +75,14 @@ fn per_second(count: u64, elapsed: std::time::Duration) -> f64 {
     }
 }
 
-fn run_semops(
-    seeds: u64,
-    first_seed: u64,
-    threads: usize,
-    verbose: bool,
-    variant: mpay_sim::semops::Variant,
-) -> ExitCode {
+fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
+    let Seeds {
+        seeds,
+        first_seed,
+        verbose,
+        ..
+    } = *run;
+    let threads = run.threads();
     let started = Instant::now();
     if verbose {
         for seed in first_seed..first_seed.saturating_add(seeds) {
@@ -147,31 +152,19 @@ fn run_semops(
 }
 
 pub fn run(command: SimCommand) -> anyhow::Result<ExitCode> {
-    let threads = |threads: Option<usize>| {
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    };
     match command {
-        SimCommand::Semops {
-            seeds,
-            first_seed,
-            threads: wanted,
-            verbose,
-            variant,
-        } => Ok(run_semops(
-            seeds,
-            first_seed,
-            threads(wanted),
-            verbose,
-            variant,
-        )),
+        SimCommand::Semops { run, variant } => Ok(run_semops(&run, variant)),
         SimCommand::Offline {
-            seeds,
-            first_seed,
-            threads: wanted,
-            verbose,
+            run,
             dishonest_every,
         } => {
-            let threads = threads(wanted);
+            let threads = run.threads();
+            let Seeds {
+                seeds,
+                first_seed,
+                verbose,
+                ..
+            } = run;
             let started = Instant::now();
             if verbose {
                 for seed in first_seed..first_seed.saturating_add(seeds) {

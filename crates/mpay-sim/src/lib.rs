@@ -1423,6 +1423,29 @@ pub fn run_seeds_with(
     threads: usize,
     dishonest_every: u64,
 ) -> BatchSummary {
+    let mut total = across_threads(
+        first,
+        count,
+        threads,
+        move |summary: &mut BatchSummary, seed| summary.add(run_seed_with(seed, dishonest_every)),
+        BatchSummary::merge,
+    );
+    total.failures.sort_by_key(|r| r.seed);
+    total
+}
+
+/// Runs seeds `first..first + count` on `threads` threads, each taking the
+/// next seed not yet run (so slow seeds do not hold the others up) and
+/// adding it to its own part with `add`; the parts are then merged. `add`
+/// must not panic (the runs catch their panics), so a worker cannot die
+/// mid-batch.
+pub fn across_threads<S: Default + Send + 'static>(
+    first: u64,
+    count: u64,
+    threads: usize,
+    add: impl Fn(&mut S, u64) + Send + Sync + Copy + 'static,
+    merge: fn(&mut S, S),
+) -> S {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     let next = Arc::new(AtomicU64::new(0));
@@ -1430,22 +1453,20 @@ pub fn run_seeds_with(
         .map(|_| {
             let next = Arc::clone(&next);
             std::thread::spawn(move || {
-                let mut summary = BatchSummary::default();
+                let mut part = S::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= count {
-                        return summary;
+                        return part;
                     }
-                    summary.add(run_seed_with(first.saturating_add(i), dishonest_every));
+                    add(&mut part, first.saturating_add(i));
                 }
             })
         })
         .collect();
-    let mut total = BatchSummary::default();
+    let mut total = S::default();
     for handle in handles {
-        // run_seed catches panics, so a worker cannot die mid-batch.
-        total.merge(handle.join().unwrap_or_default());
+        merge(&mut total, handle.join().unwrap_or_default());
     }
-    total.failures.sort_by_key(|r| r.seed);
     total
 }

@@ -222,18 +222,29 @@ pub async fn finish(
     key: &str,
     response: &[u8],
 ) -> Result<(), IdempotencyError> {
-    if response.len() > RESPONSE_LEN_MAX {
-        return Err(IdempotencyError::ResponseTooLarge {
-            len: response.len(),
-        });
+    store_answer(tx, scope, key, response, None).await
+}
+
+/// Stores the answer of the key [`begin`] claimed in this transaction.
+async fn store_answer(
+    tx: &mut Tx<'_>,
+    scope: &str,
+    key: &str,
+    response: &[u8],
+    refusal: Option<&str>,
+) -> Result<(), IdempotencyError> {
+    let len = response.len().max(refusal.map_or(0, str::len));
+    if len > RESPONSE_LEN_MAX {
+        return Err(IdempotencyError::ResponseTooLarge { len });
     }
     let updated = sqlx::query(
-        "UPDATE idempotency SET response = $3
+        "UPDATE idempotency SET response = $3, refusal = $4
          WHERE scope = $1 AND key = $2 AND response IS NULL",
     )
     .bind(scope)
     .bind(key)
     .bind(response)
+    .bind(refusal)
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {
@@ -255,26 +266,7 @@ pub async fn finish_refused(
     key: &str,
     refusal: &str,
 ) -> Result<(), IdempotencyError> {
-    if refusal.len() > RESPONSE_LEN_MAX {
-        return Err(IdempotencyError::ResponseTooLarge { len: refusal.len() });
-    }
-    let updated = sqlx::query(
-        "UPDATE idempotency SET response = $3, refusal = $4
-         WHERE scope = $1 AND key = $2 AND response IS NULL",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(&b""[..])
-    .bind(refusal)
-    .execute(&mut **tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Err(IdempotencyError::NotBegun {
-            scope: scope.to_owned(),
-            key: key.to_owned(),
-        });
-    }
-    Ok(())
+    store_answer(tx, scope, key, b"", Some(refusal)).await
 }
 
 /// Deletes keys created before `created_before_ms`; returns how many. A

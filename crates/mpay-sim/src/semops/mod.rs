@@ -222,29 +222,13 @@ impl SemopsSummary {
 
 /// Runs `count` seeds from `first` on `threads` threads.
 pub fn run_seeds(first: u64, count: u64, threads: usize, variant: Variant) -> SemopsSummary {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let next = Arc::new(AtomicU64::new(0));
-    let handles: Vec<_> = (0..threads.max(1))
-        .map(|_| {
-            let next = Arc::clone(&next);
-            std::thread::spawn(move || {
-                let mut summary = SemopsSummary::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        return summary;
-                    }
-                    summary.add(run_seed(first.saturating_add(i), variant));
-                }
-            })
-        })
-        .collect();
-    let mut total = SemopsSummary::default();
-    for handle in handles {
-        // run_seed catches panics, so a worker cannot die mid-batch.
-        total.merge(handle.join().unwrap_or_default());
-    }
+    let mut total = crate::across_threads(
+        first,
+        count,
+        threads,
+        move |summary: &mut SemopsSummary, seed| summary.add(run_seed(seed, variant)),
+        SemopsSummary::merge,
+    );
     total.failures.sort_by_key(|r| r.seed);
     total
 }
