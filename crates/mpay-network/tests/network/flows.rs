@@ -34,11 +34,8 @@ async fn domestic_payment_is_approved_and_transferred() {
             .expect("signed by the CPP");
         assert_eq!(body.outcome, mpay_semops::ConfirmationOutcome::Transferred);
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("merchant view");
+            .settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         assert_eq!(view.state, "completed");
         assert!(
             view.confirmation().is_some(),
@@ -67,11 +64,8 @@ async fn international_payment_goes_through_both_dcs() {
             "completed"
         );
         let view = net
-            .carol
-            .client
-            .payment(&net.carol.token, &status.payment_id, 10_000)
-            .await
-            .expect("view");
+            .settled_merchant_view(Which::Carol, &status.payment_id)
+            .await;
         assert_eq!(view.state, "completed");
         let eu = net
             .dc("dc-eu")
@@ -142,11 +136,8 @@ async fn expiry_voids_the_hold_and_a_late_approval_is_not_applied() {
         let done = net.final_status(&status.payment_id).await;
         assert_eq!(done.state, "expired");
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("view");
+            .settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         assert_eq!(view.state, "expired");
         // The MPP refuses a decision past its deadline ...
         let late = net.decision(Which::Bob, &status.payment_id, true);
@@ -191,11 +182,8 @@ async fn refunds_take_the_path_back() {
             "completed"
         );
         // The merchant's view must show the T confirmation before a refund.
-        net.bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("view");
+        net.settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         let first = net.refund(Which::Bob, &status.payment_id, 5_00, 1);
         let view = net
             .bob
@@ -231,11 +219,8 @@ async fn refunds_take_the_path_back() {
             .await
             .expect("refund 2");
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("view");
+            .settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         assert_eq!(view.state, "refunded", "{view:?}");
         assert!(
             view.refunds

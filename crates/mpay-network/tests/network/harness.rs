@@ -909,6 +909,36 @@ impl Network {
         }
     }
 
+    /// The merchant's view of a payment once it has settled: its outcome
+    /// confirmed and no refund still moving. The MPP's long poll ends after
+    /// at most its own bound, which a refund crossing banks on a loaded
+    /// machine can outlast, so this asks again until [`WAIT_MS_MAX`].
+    pub async fn settled_merchant_view(
+        &self,
+        which: Which,
+        payment_id: &str,
+    ) -> mpay_network::client::MerchantPaymentView {
+        let merchant = self.merchant_ref(which);
+        let until = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS_MAX);
+        loop {
+            let view = merchant
+                .client
+                .payment(&merchant.token, payment_id, 5_000)
+                .await
+                .expect("merchant view");
+            let moving = view.refunds.iter().any(|r| {
+                mpay_processor::refund::State::parse(&r.state).is_some_and(|s| s.is_in_flight())
+            });
+            if view.confirmation.is_some() && !moving {
+                return view;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "payment {payment_id} not settled at the merchant: {view:?}"
+            );
+        }
+    }
+
     /// Waits until `check` holds (polling).
     pub async fn eventually<F, Fut>(&self, what: &str, mut check: F)
     where

@@ -130,12 +130,7 @@ async fn unbounded_amounts_are_refused_at_the_cpp_and_the_mpp() {
         net.notice(Which::Bob, &id).await;
         net.decide(Which::Bob, &id, true).await;
         assert_eq!(net.final_status(&id).await.state, "completed");
-        let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &id, 10_000)
-            .await
-            .expect("merchant view");
+        let view = net.settled_merchant_view(Which::Bob, &id).await;
         assert_eq!(view.state, "completed", "{view:?}");
         let first = net.refund(Which::Bob, &id, 1, 0x71);
         net.bob

@@ -159,11 +159,8 @@ async fn one_intermediary_defers_settles_at_theta_takes_back_and_pays_merchants(
             )
         );
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &first.payment_id, 10_000)
-            .await
-            .expect("merchant view");
+            .settled_merchant_view(Which::Bob, &first.payment_id)
+            .await;
         assert_eq!(
             view.state, "completed",
             "the merchant got the DT confirmation"

@@ -25,11 +25,8 @@ async fn completed_payment(net: &mut Network, cents: i64, key: u8) -> String {
         "completed"
     );
     let view = net
-        .bob
-        .client
-        .payment(&net.bob.token, &status.payment_id, 10_000)
-        .await
-        .expect("merchant view");
+        .settled_merchant_view(Which::Bob, &status.payment_id)
+        .await;
     assert_eq!(view.state, "completed", "{view:?}");
     status.payment_id
 }
@@ -62,11 +59,8 @@ async fn a_refund_refused_while_pending_is_not_applied_when_replayed_after_compl
             "completed"
         );
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("merchant view");
+            .settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         assert_eq!(view.state, "completed");
 
         // The captured request, byte for byte.
@@ -128,12 +122,7 @@ async fn racing_refunds_never_exceed_the_payment() {
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT - 4_00);
         assert_eq!(net.balance(1, "shop:bob").await, 4_00);
         assert_eq!(net.balance(0, "cpp:cpp1").await, 0);
-        let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &id, 10_000)
-            .await
-            .expect("view");
+        let view = net.settled_merchant_view(Which::Bob, &id).await;
         assert_eq!(view.refunded, "6.00 EUR");
         net.shutdown().await;
     })

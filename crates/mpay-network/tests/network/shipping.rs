@@ -132,11 +132,8 @@ async fn shared_shipping_reaches_the_merchant_only() {
             "completed"
         );
         let view = net
-            .carol
-            .client
-            .payment(&net.carol.token, &status.payment_id, 10_000)
-            .await
-            .expect("merchant view");
+            .settled_merchant_view(Which::Carol, &status.payment_id)
+            .await;
         let opened = view.open_shipping(carol.0, carol.1).expect("shared");
         assert_eq!(opened.expect("opens").as_str(), ADDRESS);
         net.check_conservation().await;
@@ -212,11 +209,8 @@ async fn without_sharing_no_shipping_travels() {
         net.decide(Which::Bob, &status.payment_id, false).await;
         assert_eq!(net.final_status(&status.payment_id).await.state, "rejected");
         let view = net
-            .bob
-            .client
-            .payment(&net.bob.token, &status.payment_id, 10_000)
-            .await
-            .expect("merchant view");
+            .settled_merchant_view(Which::Bob, &status.payment_id)
+            .await;
         assert_eq!(view.shipping, None);
         net.check_conservation().await;
         assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT);
