@@ -138,7 +138,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
     let dave = net.customer("dave", "cpp1", "bank1", "10.00 EUR");
     let shop = net.merchant("shop1", "mpp1", "bank2");
     let mut deposited = 2_000 + 100 + 1_000;
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // 1. Below θ: DT confirmations, no hold, nothing moves at the bank.
     let mut below = 0;
@@ -170,7 +170,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
         "net settlement pays shop1"
     );
     reconciled(&net, "micropayments up to θ");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // From here cpp1 has a float: it pays the MPPs on its customers'
     // behalf before it has collected from them.
@@ -201,7 +201,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
     );
     assert_eq!(net.balance_minor("bank1", "cpp:cpp1"), 1_000 - 270);
     reconciled(&net, "a failed aggregated transfer");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // 6a. Three customers with micropayments: too few for k-means.
     let out = recluster(&net);
@@ -249,7 +249,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
         shop_want
     );
     reconciled(&net, "the CPP killed at a θ crossing");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // 5b. The customer's bank is down when frank's payment crosses θ, so
     // the batch transfer cannot finish; the CPP is SIGKILLed with the batch
@@ -290,7 +290,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
         shop_want
     );
     reconciled(&net, "the customer's bank down and the CPP killed at θ");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // 6b. alice, carol, dave and frank have micropayments; three more make
     // 7, one short of the minimum; the eighth makes the fit run.
@@ -325,7 +325,7 @@ fn one_intermediary_dt_theta_failed_transfer_crash_and_recluster() {
     let (out, _) = pay_approved(&alice, &shop, "0.40 EUR");
     assert_eq!(out.code, 0, "{out:?}");
     reconciled(&net, "a recluster");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
     eprintln!("mode one scenario: {:?}", started.elapsed());
 }
 
@@ -357,7 +357,7 @@ fn two_intermediaries_pay_out_within_credit_and_the_window_settles() {
     let shop = net.merchant("shop1", "mpp1", "bank2");
     net.deposit("bank2", "mpp:mpp1", "5.00 EUR");
     let deposited = 2_000 + 2_000 + 500;
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // alice's 0.90: DT, and mpp1 pays shop1 ahead of the money.
     let t0 = Instant::now();
@@ -421,6 +421,6 @@ fn two_intermediaries_pay_out_within_credit_and_the_window_settles() {
         "cpp1 passed on all it collected"
     );
     reconciled(&net, "mode two payouts and the window");
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
     eprintln!("mode two scenario: {:?}", started.elapsed());
 }

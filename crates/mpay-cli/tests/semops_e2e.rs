@@ -55,7 +55,7 @@ fn payments_at_home_and_abroad_rejection_expiry_refund_lockout_and_duplicates() 
     let shop = net.merchant("shop1", "mpp1", "bank2");
     let store = net.merchant("store2", "mpp2", "bank3");
     let deposited = 15_000;
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 
     // Domestic: alice (cpp1, bank1) pays shop1 (mpp1, bank2) 12.50.
     let terminal = Terminal::start(&shop, "12.50 EUR", Some("approve"));
@@ -231,7 +231,7 @@ fn payments_at_home_and_abroad_rejection_expiry_refund_lockout_and_duplicates() 
     assert_eq!(report["argon2"], 0, "{report}");
 
     // Money: nothing created or lost over all of it.
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 }
 
 #[test]
@@ -349,7 +349,7 @@ fn a_service_killed_mid_payment_resumes_and_the_payment_ends_once() {
         "what alice lost shop1 got"
     );
     assert!(completed <= 4);
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 }
 
 /// `mpay merchant …` with the merchant's file last.
@@ -455,7 +455,7 @@ fn shipping_details_shared_at_checkout_reach_the_merchant_only() {
     reconciled(&net, "a payment sharing shipping details");
     assert_eq!(net.balance_minor("bank1", "cust:alice"), 9_700);
     assert_eq!(net.balance_minor("bank2", "shop:shop1"), 300);
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
     let files = files_under(net.dir.path());
     assert!(
         files
@@ -494,7 +494,7 @@ fn shipping_details_shared_at_checkout_reach_the_merchant_only() {
     assert_eq!(finish(payer, 60, "customer pay").code, 6);
     reconciled(&net, "a payment sharing nothing");
     assert_eq!(net.balance_minor("bank1", "cust:alice"), 9_700);
-    assert_eq!(holders_total(&net.books()), deposited);
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
 }
 
 /// A fresh TRANS URI of 3.00 EUR from `shop` (its terminal exits at once).

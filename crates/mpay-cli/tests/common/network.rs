@@ -324,6 +324,31 @@ impl Network {
         run(c, "reconcile")
     }
 
+    /// [`Network::books`] once no money is between banks (the settlement
+    /// accounts of all banks sum to zero), asked again for up to 20 s. A
+    /// service may start a transfer after `mpay reconcile` found the
+    /// network quiet (a window sweep, a net settlement run); its money is
+    /// in a settlement account until the peer bank applies it.
+    pub fn quiet_books(&self) -> BTreeMap<String, i64> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let books = self.books();
+            let between_banks: i64 = books
+                .iter()
+                .filter(|(k, _)| {
+                    k.split('/')
+                        .nth(1)
+                        .is_some_and(|a| a.starts_with("settlement:"))
+                })
+                .map(|(_, v)| v)
+                .sum();
+            if between_banks == 0 || std::time::Instant::now() >= until {
+                return books;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
     /// Σ over every bank of every account but settlement, which must stay 0
     /// (every deposit came from `external`), and the total held by holders.
     pub fn books(&self) -> BTreeMap<String, i64> {
