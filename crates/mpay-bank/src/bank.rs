@@ -637,8 +637,9 @@ impl Bank {
     /// Runs `work` once per (caller, request id): the first time in a
     /// transaction that also stores its response; a repeat with the same
     /// body returns the stored response; another body is refused. The flag
-    /// is true the first time.
-    async fn idempotent<'env, R, F>(
+    /// is true the first time. A refusal rolls the work back and leaves no
+    /// answer: [`Bank::idempotent`] keeps the refusals a caller acts on.
+    async fn run_once<'env, R, F>(
         &'env self,
         caller: &'env Caller,
         request_id: &'env str,
@@ -673,13 +674,14 @@ impl Bank {
         self.refused(outcome)
     }
 
-    /// [`Bank::idempotent`] for a request whose caller acts on a refusal
-    /// for want of funds (a hold: the payment is declined): the refusal is
-    /// kept as the key's answer, so a copy of the request that arrives
-    /// later cannot succeed once money has come in. (A caller that waits for
-    /// money and tries again, as a refund does, keeps the plain rule: a
-    /// refusal leaves nothing behind.)
-    async fn idempotent_keeping_refusals<'env, R, F>(
+    /// Runs `work` once per (caller, request id) ([`Bank::run_once`]), and
+    /// keeps a refusal for want of funds as the key's answer (DESIGN §3.2:
+    /// a repeat returns the stored result, a refusal included). A caller
+    /// acts on such a refusal (a hold refused declines the payment; a
+    /// failed micropayment batch is taken back), so a copy of the request
+    /// that arrives later must not succeed once money has come in. A caller
+    /// that waits for money asks again under its next attempt's key.
+    async fn idempotent<'env, R, F>(
         &'env self,
         caller: &'env Caller,
         request_id: &'env str,
@@ -692,7 +694,7 @@ impl Bank {
         F: for<'c> Fn(&'c mut Tx<'env>) -> BoxFuture<'c, Result<R, BankError>> + Sync,
     {
         let refusal = match self
-            .idempotent(caller, request_id, request_hash, now, work)
+            .run_once(caller, request_id, request_hash, now, work)
             .await
         {
             Err(BankError::InsufficientFunds {
@@ -991,7 +993,7 @@ impl Bank {
             })
         });
         let (view, first_time) = self
-            .idempotent_keeping_refusals(caller, request_id, request.request_hash(), now, &work)
+            .idempotent(caller, request_id, request.request_hash(), now, &work)
             .await?;
         if first_time {
             self.metrics.holds_placed.fetch_add(1, Relaxed);

@@ -60,11 +60,11 @@ fn sim_semops_reports_in_the_documented_last_line_and_a_failure_replays() {
         "--first-seed",
         "1670",
         "--variant",
-        "hold-refusal-forgotten",
+        "refusal-forgotten",
     ]);
     assert_eq!(code, 1, "{out}");
     let replay =
-        "mpay sim semops --first-seed 1670 --seeds 1 --variant hold-refusal-forgotten --verbose";
+        "mpay sim semops --first-seed 1670 --seeds 1 --variant refusal-forgotten --verbose";
     assert!(out.contains(replay), "{out}");
     let (code, again) = mpay(&replay.split_whitespace().skip(1).collect::<Vec<_>>());
     assert_eq!(code, 1, "{again}");

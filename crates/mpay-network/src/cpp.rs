@@ -49,10 +49,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use mpay_bank::{
-    AccountId, Destination, HoldId, HoldState, InterbankTransfer, PlaceHold, PostHold, Transfer,
-    VoidHold,
-};
+use mpay_bank::{AccountId, Destination, HoldId, HoldState, PlaceHold, PostHold, VoidHold};
 use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
@@ -78,6 +75,7 @@ use crate::client::{
 };
 use crate::config::{MicroMode, MicroSettings, ServiceConfig};
 use crate::directory::ServiceRole;
+use crate::money::{BankAnswer, INSUFFICIENT_FUNDS, sort_answer};
 use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
 
 mod micro;
@@ -293,23 +291,6 @@ struct CustomerRow {
     name: String,
     certificate: Certificate,
     pin: StoredPin,
-}
-
-/// A bank call's result, sorted for the saga.
-enum BankAnswer<T> {
-    Done(T),
-    /// The bank refused for good, with its code.
-    Refused(String),
-    /// No answer or the bank's own failure: try again later.
-    Retry(String),
-}
-
-fn sort_answer<T>(result: Result<T, mpay_bank::ClientError>) -> BankAnswer<T> {
-    match result {
-        Ok(value) => BankAnswer::Done(value),
-        Err(e) if e.is_retryable() => BankAnswer::Retry(e.to_string()),
-        Err(e) => BankAnswer::Refused(e.code().unwrap_or("refused").to_owned()),
-    }
 }
 
 /// A hold's state as the saga core names it.
@@ -1575,56 +1556,28 @@ impl Cpp {
             .home
             .clone()
             .ok_or_else(|| NetError::Internal("CPP without a home account".into()))?;
-        let from = AccountId::parse(&home_account).map_err(|_| corrupt("home account"))?;
-        let to = AccountId::parse(&row.account).map_err(|_| corrupt("account"))?;
-        let bank = node.bank(&home_bank)?;
-        let idem = saga::refund_key(refund::Leg::Cpp, &hex(&id), &hex(&key));
+        let base = saga::refund_key(refund::Leg::Cpp, &hex(&id), &hex(&key));
         let reference = format!("refund of payment {}", hex(&id));
-        let answer = if row.bank == home_bank {
-            sort_answer(
-                bank.transfer(
-                    &idem,
-                    &Transfer {
-                        from,
-                        to,
-                        amount,
-                        reference,
-                    },
-                )
-                .await
-                .map(|_| ()),
+        let answer = node
+            .move_money_when_funded(
+                &base,
+                (&home_bank, &home_account),
+                (&row.bank, &row.account),
+                amount,
+                reference,
             )
-        } else {
-            let customer_bank = node
-                .directory
-                .bank(&row.bank)
-                .ok_or_else(|| corrupt("customer bank"))?;
-            sort_answer(
-                bank.interbank_transfer(
-                    &idem,
-                    &InterbankTransfer {
-                        from,
-                        bank: customer_bank.id,
-                        to,
-                        amount,
-                        reference,
-                    },
-                )
-                .await
-                .map(|_| ()),
-            )
-        };
+            .await?;
         let now = wall_clock();
         let answer = match answer {
             BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
-            BankAnswer::Refused(code) if code == "insufficient_funds" => {
+            BankAnswer::Refused(code) if code == INSUFFICIENT_FUNDS => {
                 saga::TransferAnswer::InsufficientFunds
             }
             BankAnswer::Refused(code) => {
                 tracing::error!(payment = hex(&id), %code, "refund transfer refused");
                 saga::TransferAnswer::Refused
             }
-            BankAnswer::Done(()) => saga::TransferAnswer::Done,
+            BankAnswer::Done(_) => saga::TransferAnswer::Done,
         };
         // The MPP's transfer to our account may still be on its way between
         // banks: try again later.

@@ -9,6 +9,8 @@
 //! - `node` (private): what every service is made of: the checked
 //!   directory and identity, the envelope inbox, the transactional outbox
 //!   and its delivery loop (kicked after each commit), long-poll waiters;
+//! - `money` (private): the transfers a service asks of its bank; those
+//!   that wait for money ask under numbered attempts;
 //! - [`cpp`], [`dc`], [`mpp`]: the services, each with `serve` (the
 //!   process entry point) and `start` (on an open database, for tests).
 //!
@@ -40,6 +42,7 @@ pub mod cpp;
 pub mod dc;
 pub mod directory;
 pub mod micro;
+mod money;
 pub mod mpp;
 mod node;
 pub mod reconcile;

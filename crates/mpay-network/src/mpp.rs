@@ -41,7 +41,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use mpay_bank::{AccountId, InterbankTransfer, Transfer};
+use mpay_bank::AccountId;
 use mpay_http::{Body, Json, Path, Problem, Query};
 use mpay_identity::{Certificate, CertificateBody, PartyId, PublicKeys, Role, Timestamp};
 use mpay_money::Amount;
@@ -67,6 +67,7 @@ use crate::client::{
 };
 use crate::config::{MicroMode, MicroSettings, ServiceConfig};
 use crate::directory::ServiceRole;
+use crate::money::{BankAnswer, INSUFFICIENT_FUNDS};
 use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
 
 mod micro;
@@ -652,46 +653,21 @@ impl Mpp {
             .service(&row.cpp)
             .ok_or_else(|| corrupt("CPP no longer in the directory"))?;
         let (cpp_bank, cpp_account) = cpp.home.clone().ok_or_else(|| corrupt("CPP home"))?;
-        let from = AccountId::parse(&merchant.account).map_err(|_| corrupt("account"))?;
-        let to = AccountId::parse(&cpp_account).map_err(|_| corrupt("CPP account"))?;
-        let bank = node.bank(&merchant.bank)?;
-        let idem = saga::refund_key(refund::Leg::Mpp, &hex(&id), &hex(&key));
+        let base = saga::refund_key(refund::Leg::Mpp, &hex(&id), &hex(&key));
         let reference = format!("refund of payment {}", hex(&id));
-        let result = if merchant.bank == cpp_bank {
-            bank.transfer(
-                &idem,
-                &Transfer {
-                    from,
-                    to,
-                    amount,
-                    reference,
-                },
+        let answer = node
+            .move_money_when_funded(
+                &base,
+                (&merchant.bank, &merchant.account),
+                (&cpp_bank, &cpp_account),
+                amount,
+                reference,
             )
-            .await
-            .map(|r| format!("posting:{}", r.posting.0))
-        } else {
-            let bank_id = node
-                .directory
-                .bank(&cpp_bank)
-                .ok_or_else(|| corrupt("CPP bank"))?
-                .id;
-            bank.interbank_transfer(
-                &idem,
-                &InterbankTransfer {
-                    from,
-                    bank: bank_id,
-                    to,
-                    amount,
-                    reference,
-                },
-            )
-            .await
-            .map(|r| format!("interbank:{}", r.message.to_hex()))
-        };
+            .await?;
         let now = wall_clock();
         let dc = node.my_dc()?.name.clone();
-        let (input, reference, relay) = match result {
-            Ok(reference) => {
+        let (input, reference, relay) = match answer {
+            BankAnswer::Done(reference) => {
                 let relay = Signed::sign(
                     RefundRelay {
                         refund: request,
@@ -704,9 +680,9 @@ impl Mpp {
                 .to_wire();
                 (refund::Input::Moved, Some(reference), Some(relay))
             }
-            Err(e) if e.is_retryable() => return Err(NetError::Unavailable(e.to_string())),
-            Err(e) => {
-                let answer = if e.code() == Some("insufficient_funds") {
+            BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
+            BankAnswer::Refused(code) => {
+                let answer = if code == INSUFFICIENT_FUNDS {
                     saga::TransferAnswer::InsufficientFunds
                 } else {
                     saga::TransferAnswer::Refused
@@ -717,8 +693,8 @@ impl Mpp {
                 let input = saga::after_refund_transfer(answer).ok_or_else(|| {
                     NetError::Unavailable("merchant's account does not cover it yet".into())
                 })?;
-                tracing::warn!(payment = hex(&id), error = %e, "refund transfer refused");
-                (input, Some(e.code().unwrap_or("refused").to_owned()), None)
+                tracing::warn!(payment = hex(&id), %code, "refund transfer refused");
+                (input, Some(code), None)
             }
         };
         let (state, effects) = refund::step(RefundState::Funding, input)

@@ -8,8 +8,8 @@
 //! ([`HoldCall::due`]), under an idempotency key derived from the payment
 //! alone ([`HoldCall::key`]), so every retry, after a crash too, is the same
 //! request. A refund leg makes one transfer under the refund's key
-//! ([`refund_key`]) and waits while the account cannot cover it yet
-//! ([`after_refund_transfer`]).
+//! ([`refund_key`], [`attempt_key`]) and waits while the account cannot
+//! cover it yet ([`after_refund_transfer`]).
 
 use crate::payment::{Input, State};
 use crate::refund;
@@ -121,8 +121,8 @@ pub enum TransferAnswer {
     Refused,
 }
 
-/// The refund leg's input for `answer`; `None`: try the same key again
-/// later (a transfer's refusal for want of funds is not kept by the bank).
+/// The refund leg's input for `answer`; `None`: try again later, under the
+/// next attempt's key after a refusal for want of funds ([`attempt_key`]).
 pub fn after_refund_transfer(answer: TransferAnswer) -> Option<refund::Input> {
     match answer {
         TransferAnswer::Done => Some(refund::Input::Moved),
@@ -131,8 +131,21 @@ pub fn after_refund_transfer(answer: TransferAnswer) -> Option<refund::Input> {
     }
 }
 
-/// The idempotency key of a refund leg's transfer: one per (leg, payment,
-/// refund key), whatever the retries.
+/// The key of attempt number `attempt` of a request asked under `base`,
+/// for a transfer that waits for money. A bank keeps a refusal as its key's
+/// answer (DESIGN §3.2), so the caller moves to the next attempt only once
+/// a refusal came back, never on a lost answer: at most one attempt is
+/// ever made. The first attempt is `base` itself, then `base-attempt-N`.
+pub fn attempt_key(base: &str, attempt: u32) -> String {
+    if attempt == 0 {
+        base.to_owned()
+    } else {
+        format!("{base}-attempt-{attempt}")
+    }
+}
+
+/// The base key of a refund leg's transfer ([`attempt_key`]): one per
+/// (leg, payment, refund key).
 pub fn refund_key(leg: refund::Leg, payment_hex: &str, refund_hex: &str) -> String {
     let prefix = match leg {
         refund::Leg::Mpp => "mpp-refund",
@@ -159,6 +172,8 @@ mod tests {
         assert_eq!(HoldCall::Void.key("ab"), "void-ab");
         assert_eq!(refund_key(refund::Leg::Cpp, "p", "k"), "refund-p-k");
         assert_eq!(refund_key(refund::Leg::Mpp, "p", "k"), "mpp-refund-p-k");
+        assert_eq!(attempt_key("refund-p-k", 0), "refund-p-k");
+        assert_eq!(attempt_key("refund-p-k", 2), "refund-p-k-attempt-2");
     }
 
     #[test]

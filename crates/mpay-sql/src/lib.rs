@@ -183,6 +183,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attempts;
 mod db;
 pub mod idempotency;
 pub mod migrate;
@@ -200,7 +201,7 @@ pub use migrate::{AppliedMigration, MigrateError, Migration, Migrations};
 pub use outbox::OutboxError;
 pub use sqlx;
 
-/// This crate's own tables (`idempotency`, `outbox`), component `mpay_sql`.
+/// This crate's own tables (`idempotency`, `outbox`, `attempts`), component `mpay_sql`.
 /// Services pass it to [`Db::migrate`] before their own set.
 pub const MIGRATIONS: Migrations = Migrations::new(
     "mpay_sql",
@@ -213,6 +214,10 @@ pub const MIGRATIONS: Migrations = Migrations::new(
         (
             "0003_idempotency_refusal",
             include_str!("../migrations/0003_idempotency_refusal.sql"),
+        ),
+        (
+            "0004_attempts",
+            include_str!("../migrations/0004_attempts.sql"),
         ),
     ],
 );

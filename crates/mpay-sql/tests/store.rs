@@ -189,7 +189,8 @@ async fn migrations_apply_once_and_are_recorded() {
             [
                 ("mpay_sql", 1, "0001_idempotency"),
                 ("mpay_sql", 2, "0002_outbox"),
-                ("mpay_sql", 3, "0003_idempotency_refusal")
+                ("mpay_sql", 3, "0003_idempotency_refusal"),
+                ("mpay_sql", 4, "0004_attempts")
             ]
         );
         assert!(db.migrate(&[MIGRATIONS]).await.unwrap().is_empty());
@@ -205,8 +206,8 @@ async fn migrations_apply_once_and_are_recorded() {
         .fetch_all(db.pool())
         .await
         .unwrap();
-        assert_eq!(rows.len(), 4);
         let parsed = MIGRATIONS.parse().unwrap();
+        assert_eq!(rows.len(), parsed.len() + 1, "ours and the test's one");
         for (row, migration) in rows.iter().zip(&parsed) {
             assert_eq!(row.try_get::<String, _>("name").unwrap(), migration.name);
             assert_eq!(
@@ -366,10 +367,11 @@ async fn concurrent_migrators_apply_each_migration_once() {
             async move { db.migrate(&[MIGRATIONS, TYPES]).await.unwrap().len() }
         });
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
-        assert_eq!(a + b, 4, "{a} + {b}");
+        let all = MIGRATIONS.parse().unwrap().len() + 1;
+        assert_eq!(a + b, all, "{a} + {b}");
         assert_eq!(
             count(&db, "SELECT COUNT(*) FROM schema_migrations").await,
-            4
+            i64::try_from(all).unwrap()
         );
     })
     .await;
@@ -1214,4 +1216,37 @@ async fn for_each_backend_runs_on_each_backend_with_a_fresh_database() {
             "{seen:?}"
         );
     }
+}
+
+// ------------------------------------------------------------- attempts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_move_forward_only_past_the_refused_one() {
+    use mpay_sql::attempts;
+    for_each_backend(|db| async move {
+        migrated(&db).await;
+        let base = "refund-ab-cd";
+        assert_eq!(attempts::current(&db, base).await.unwrap(), 0);
+        attempts::advance(&db, base, 0).await.unwrap();
+        assert_eq!(attempts::current(&db, base).await.unwrap(), 1);
+        // A second driver that saw the same refusal changes nothing.
+        attempts::advance(&db, base, 0).await.unwrap();
+        assert_eq!(attempts::current(&db, base).await.unwrap(), 1);
+        // Nor does one that saw an older refusal late.
+        attempts::advance(&db, base, 1).await.unwrap();
+        attempts::advance(&db, base, 0).await.unwrap();
+        assert_eq!(attempts::current(&db, base).await.unwrap(), 2);
+        // Other bases are their own.
+        assert_eq!(attempts::current(&db, "refund-ab-ce").await.unwrap(), 0);
+        // Racing drivers that saw the same refusal move it once.
+        let racers = (0..4).map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { attempts::advance(&db, "payout-7", 0).await })
+        });
+        for racer in racers.collect::<Vec<_>>() {
+            racer.await.unwrap().unwrap();
+        }
+        assert_eq!(attempts::current(&db, "payout-7").await.unwrap(), 1);
+    })
+    .await;
 }

@@ -193,6 +193,32 @@ async fn a_transfer_arrives_once_though_the_receiver_starts_late() {
     for_each_backend(|db| async move {
         let mut pair = Pair::new(db, 60_000).await;
         let http = interbank_http(&pair.a).expect("client");
+        // Refused for want of funds: the key keeps that answer, even once
+        // the money is there (DESIGN §3.2).
+        let code = |r: Result<_, mpay_bank::ClientError>| {
+            r.err().and_then(|e| e.code().map(str::to_owned))
+        };
+        let alice = pair.client_a(ALICE_TOKEN);
+        let too_much = pay_bob(&pair, 10_001, "shop:bob");
+        let first = alice.interbank_transfer("ib-0", &too_much).await;
+        assert_eq!(code(first).as_deref(), Some("insufficient_funds"));
+        let now = wall_clock();
+        deposit(&pair.a, "cust:alice", 1, "dep-a2", now).await;
+        let again = alice.interbank_transfer("ib-0", &too_much).await;
+        assert_eq!(code(again).as_deref(), Some("insufficient_funds"));
+        assert_eq!(
+            balance(&pair.a, &AccountId::settlement(pair.b.id()).to_string()).await,
+            0
+        );
+        // The extra cent goes to an account the checks below do not count.
+        open_accounts(&pair.a, &["cust:carol"], now).await;
+        let cent = mpay_bank::Transfer {
+            from: id("cust:alice"),
+            to: id("cust:carol"),
+            amount: eur(1),
+            reference: "t".into(),
+        };
+        alice.transfer("cent", &cent).await.expect("transfer");
         let receipt = pair
             .client_a(ALICE_TOKEN)
             .interbank_transfer("ib-1", &pay_bob(&pair, 3_000, "shop:bob"))

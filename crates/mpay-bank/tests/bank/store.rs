@@ -79,7 +79,8 @@ async fn balances_move_and_floors_refuse_overdrafts_without_a_trace() {
         assert_eq!(balance(&bank, "cust:bob").await, 3_000);
         assert_eq!(balance(&bank, "external").await, -10_000);
 
-        // An overdraft is refused and leaves nothing behind.
+        // An overdraft is refused and leaves nothing behind but its key's
+        // answer (see `a_transfer_refused_for_want_of_funds_stays_refused`).
         let before = footprint(&db).await;
         let refused = bank
             .transfer(&alice(), "t-2", &transfer("cust:alice", "cust:bob", 7_001), T0)
@@ -88,7 +89,11 @@ async fn balances_move_and_floors_refuse_overdrafts_without_a_trace() {
             matches!(&refused, Err(BankError::InsufficientFunds { available, .. }) if *available == eur(7_000)),
             "{refused:?}"
         );
-        assert_eq!(footprint(&db).await, before);
+        let [postings, holds, notifications, keys] = before;
+        assert_eq!(
+            footprint(&db).await,
+            [postings, holds, notifications, keys + 1]
+        );
         assert_eq!(balance(&bank, "cust:alice").await, 7_000);
         // To the floor exactly is fine.
         bank.transfer(&alice(), "t-3", &transfer("cust:alice", "cust:bob", 7_000), T0)
@@ -222,18 +227,17 @@ async fn a_hold_is_posted_voided_or_expired_exactly_once() {
             .await,
             Err(BankError::InsufficientFunds { .. })
         ));
-        assert_eq!(footprint(&db).await, before);
         assert!(matches!(
             bank.place_hold(&cpp(), "h-2", &hold("cust:alice", 4_001, later), T0)
                 .await,
             Err(BankError::InsufficientFunds { .. })
         ));
-        // A refused hold leaves nothing but its key's answer (see
+        // Each refusal leaves nothing but its key's answer (see
         // `a_hold_refused_for_want_of_funds_stays_refused_when_money_arrives`).
         let [postings, holds, notifications, keys] = before;
         assert_eq!(
             footprint(&db).await,
-            [postings, holds, notifications, keys + 1]
+            [postings, holds, notifications, keys + 2]
         );
 
         // Only its placer (or the operator) ends a hold.
@@ -572,6 +576,40 @@ async fn a_hold_refused_for_want_of_funds_stays_refused_when_money_arrives() {
             ),
             "{other:?}"
         );
+        bank.check_books().await.expect("books balance");
+    })
+    .await;
+}
+
+/// DESIGN §3.2: a repeat returns the stored result, a refusal included. A
+/// caller that acts on a transfer's refusal (the CPP's aggregated
+/// micropayment transfer fails its batch) must never see the same key
+/// succeed later, when money has come in; a caller that waits for money asks
+/// again under a new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_refused_for_want_of_funds_stays_refused_when_money_arrives() {
+    for_each_backend(|db| async move {
+        let bank = one_bank(db.clone()).await;
+        let big = transfer("cust:alice", "cust:bob", 15_000);
+        let first = bank.transfer(&alice(), "batch-1", &big, T0).await;
+        assert!(
+            matches!(&first, Err(BankError::InsufficientFunds { .. })),
+            "{first:?}"
+        );
+        deposit(&bank, "cust:alice", 10_000, "dep-2", T0).await;
+        let again = bank.transfer(&alice(), "batch-1", &big, T0).await;
+        assert!(
+            matches!(&again, Err(BankError::InsufficientFunds { available, requested, .. })
+                if *available == eur(10_000) && *requested == eur(15_000)),
+            "the repeat got {again:?}, not the first answer"
+        );
+        assert_eq!(balance(&bank, "cust:bob").await, 0);
+        // The next attempt is a new key.
+        bank.transfer(&alice(), "batch-1-attempt-1", &big, T0)
+            .await
+            .expect("funds are there now");
+        assert_eq!(balance(&bank, "cust:bob").await, 15_000);
+        assert_eq!(balance(&bank, "cust:alice").await, 5_000);
         bank.check_books().await.expect("books balance");
     })
     .await;

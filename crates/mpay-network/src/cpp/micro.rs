@@ -44,7 +44,6 @@
 
 use std::sync::Arc;
 
-use mpay_bank::{AccountId, InterbankTransfer, Transfer};
 use mpay_identity::{PartyId, Timestamp};
 use mpay_micro::cluster::{self, ClusterConfig, CustomerFeatures};
 use mpay_micro::pending::AddOutcome;
@@ -57,15 +56,13 @@ use mpay_sql::Tx;
 use mpay_sql::sqlx::{self, Row};
 use mpay_wire::Encode;
 
-use super::{
-    BankAnswer, Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, admit_in, advance,
-    corrupt,
-};
+use super::{Cpp, MicroEnd, PaymentRow, PaymentState, SWEEP_BATCH_MAX, admit_in, advance, corrupt};
 use crate::api::{NetError, hex, ms, wall_clock};
 use crate::client::{
     CppMicroSummary, MicroCustomerRecord, MicroMppRecord, ReclusterCluster, ReclusterReport,
 };
 use crate::micro::{MICRO_SETTLEMENT, STATEMENT_PAYMENTS_MAX, SettledPayment, SettlementStatement};
+use crate::money::BankAnswer;
 use crate::node::Node;
 
 /// Fewest customers with micropayments a recluster needs (two clusters of
@@ -245,56 +242,6 @@ impl Cpp {
         self.drive_batch(batch).await
     }
 
-    /// One transfer between two accounts, through `from_bank` (interbank
-    /// when `to_bank` is another).
-    async fn pay(
-        &self,
-        (from_bank, from): (&str, &str),
-        (to_bank, to): (&str, &str),
-        amount: Amount,
-        key: &str,
-        reference: String,
-    ) -> Result<BankAnswer<()>, NetError> {
-        let node = &self.node;
-        let from = AccountId::parse(from).map_err(|_| corrupt("account"))?;
-        let to = AccountId::parse(to).map_err(|_| corrupt("account"))?;
-        let bank = node.bank(from_bank)?;
-        Ok(if from_bank == to_bank {
-            super::sort_answer(
-                bank.transfer(
-                    key,
-                    &Transfer {
-                        from,
-                        to,
-                        amount,
-                        reference,
-                    },
-                )
-                .await
-                .map(|_| ()),
-            )
-        } else {
-            let to_bank = node
-                .directory
-                .bank(to_bank)
-                .ok_or_else(|| corrupt("bank no longer in the directory"))?;
-            super::sort_answer(
-                bank.interbank_transfer(
-                    key,
-                    &InterbankTransfer {
-                        from,
-                        bank: to_bank.id,
-                        to,
-                        amount,
-                        reference,
-                    },
-                )
-                .await
-                .map(|_| ()),
-            )
-        })
-    }
-
     fn home(&self) -> Result<(String, String), NetError> {
         self.node
             .me
@@ -346,19 +293,20 @@ impl Cpp {
         let bank: String = customer.try_get("bank")?;
         let account: String = customer.try_get("account")?;
         let (home_bank, home_account) = self.home()?;
-        let answer = self
-            .pay(
+        // One key: the batch fails on a refusal, which the bank keeps.
+        let answer = node
+            .move_money(
+                &batch_id.to_string(),
                 (&bank, &account),
                 (&home_bank, &home_account),
                 batch.total,
-                &batch_id.to_string(),
                 format!("micropayments {batch_id}"),
             )
             .await?;
         let now = wall_clock();
         let settled = match answer {
             BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
-            BankAnswer::Done(()) => true,
+            BankAnswer::Done(_) => true,
             BankAnswer::Refused(code) => {
                 tracing::warn!(batch = %batch_id, %code, "aggregated transfer refused");
                 false
@@ -490,17 +438,17 @@ impl Cpp {
             }
             TakeBack::Collected => {
                 let (home_bank, home_account) = self.home()?;
-                let answer = self
-                    .pay(
+                let answer = node
+                    .move_money_when_funded(
+                        &format!("micro-return-{}", hex(&row.id)),
                         (&home_bank, &home_account),
                         (&row.bank, &row.account),
                         row.amount,
-                        &format!("micro-return-{}", hex(&row.id)),
                         format!("return of micropayment {}", hex(&row.id)),
                     )
                     .await?;
                 match answer {
-                    BankAnswer::Done(()) => end = MicroEnd::Returned(row.amount.minor_units()),
+                    BankAnswer::Done(_) => end = MicroEnd::Returned(row.amount.minor_units()),
                     BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
                     BankAnswer::Refused(code) => {
                         return Err(NetError::Unavailable(format!(
@@ -699,17 +647,17 @@ impl Cpp {
             return Err(NetError::Internal(format!("run {run} does not add up")));
         }
         let (home_bank, home_account) = self.home()?;
-        let answer = self
-            .pay(
+        let answer = node
+            .move_money_when_funded(
+                key,
                 (&home_bank, &home_account),
                 (&mpp_bank, &mpp_account),
                 total,
-                key,
                 format!("net settlement {run} of {}", node.me.name),
             )
             .await?;
         match answer {
-            BankAnswer::Done(()) => {}
+            BankAnswer::Done(_) => {}
             BankAnswer::Retry(reason) => return Err(NetError::Unavailable(reason)),
             BankAnswer::Refused(code) => {
                 // Our own account lacks the money (customers not yet

@@ -21,7 +21,6 @@
 
 use std::sync::Arc;
 
-use mpay_bank::{AccountId, InterbankTransfer, Transfer};
 use mpay_identity::{PartyId, Timestamp};
 use mpay_money::Amount;
 use mpay_sql::sqlx::{self, Row};
@@ -33,6 +32,7 @@ use crate::client::{MicroCppRecord, MicroMerchantRecord, MppMicroSummary};
 use crate::config::MicroMode;
 use crate::directory::ResolvedService;
 use crate::micro::SettlementStatement;
+use crate::money::BankAnswer;
 
 impl Mpp {
     /// A CPP's settlement statement: records it once and marks the
@@ -245,50 +245,28 @@ impl Mpp {
         }
         let amount = Amount::new(row.try_get("total")?, self.currency());
         let to_bank: String = row.try_get("bank")?;
-        let to = AccountId::parse(&row.try_get::<String, _>("account")?)
-            .map_err(|_| corrupt("merchant account"))?;
+        let to: String = row.try_get("account")?;
         let (home_bank, home_account) = node
             .me
             .home
             .clone()
             .ok_or_else(|| NetError::Internal("MPP without a home account".into()))?;
-        let from = AccountId::parse(&home_account).map_err(|_| corrupt("home account"))?;
-        let bank = node.bank(&home_bank)?;
-        let reference = format!("micropayment payout {payout}");
-        let result = if to_bank == home_bank {
-            bank.transfer(
+        let answer = node
+            .move_money_when_funded(
                 key,
-                &Transfer {
-                    from,
-                    to,
-                    amount,
-                    reference,
-                },
+                (&home_bank, &home_account),
+                (&to_bank, &to),
+                amount,
+                format!("micropayment payout {payout}"),
             )
-            .await
-            .map(|_| ())
-        } else {
-            let to_bank = node
-                .directory
-                .bank(&to_bank)
-                .ok_or_else(|| corrupt("merchant's bank no longer in the directory"))?;
-            bank.interbank_transfer(
-                key,
-                &InterbankTransfer {
-                    from,
-                    bank: to_bank.id,
-                    to,
-                    amount,
-                    reference,
-                },
-            )
-            .await
-            .map(|_| ())
-        };
-        if let Err(e) = result {
-            // Not yet funded (mode two past its own money) or the bank is
-            // away: the payout stays started and is retried.
-            return Err(NetError::Unavailable(format!("payout {payout}: {e}")));
+            .await?;
+        match answer {
+            BankAnswer::Done(_) => {}
+            // Not yet funded (mode two past its own money), refused, or the
+            // bank is away: the payout stays started and is retried.
+            BankAnswer::Refused(reason) | BankAnswer::Retry(reason) => {
+                return Err(NetError::Unavailable(format!("payout {payout}: {reason}")));
+            }
         }
         let now = wall_clock();
         sqlx::query(

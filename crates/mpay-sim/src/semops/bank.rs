@@ -191,25 +191,23 @@ impl Bank {
     }
 
     /// Carries out `op` under idempotency `key` at `now`: a key seen before
-    /// gets its first result again and changes nothing. As at the bank, a
-    /// refusal changes nothing and is not kept (the same key may be tried
-    /// again once money has come in), except a hold's: its caller declines
-    /// the payment on it, so the key keeps the refusal.
-    /// (`forget_hold_refusals`: the bank as it was before it kept them.)
+    /// gets its first result again and changes nothing, a refusal included
+    /// (DESIGN §3.2; a caller that waits for money asks again under its
+    /// next attempt's key). (`forget_refusals`: the bank as it was before
+    /// it kept them, when a refusal left nothing behind.)
     pub fn apply(
         &mut self,
         key: &str,
         op: &BankOp,
         now: u64,
         next_id: &mut u64,
-        forget_hold_refusals: bool,
+        forget_refusals: bool,
     ) -> BankResult {
         if let Some(done) = self.done.get(key) {
             return done.clone();
         }
         let result = self.carry_out(op, now, next_id);
-        let keep_refusal = matches!(op, BankOp::Hold { .. }) && !forget_hold_refusals;
-        if !matches!(result, BankResult::Refused(_)) || keep_refusal {
+        if !matches!(result, BankResult::Refused(_)) || !forget_refusals {
             self.done.insert(key.to_owned(), result.clone());
         }
         result

@@ -39,11 +39,11 @@ pub enum Variant {
     /// The CPP marks a payment past its deadline `expired` without voiding
     /// its hold.
     ExpiryWithoutVoid,
-    /// The bank forgets that it refused a hold for want of funds: a copy of
-    /// the request that arrives once money has come in places a hold for a
-    /// payment its CPP already declined (the bank as it was before this
-    /// simulator found it; seed 1670).
-    HoldRefusalForgotten,
+    /// The bank forgets that it refused a request for want of funds: a copy
+    /// of a refused hold that arrives once money has come in places a hold
+    /// for a payment its CPP already declined (the bank as it was before
+    /// this simulator found it; seed 1670).
+    RefusalForgotten,
 }
 
 impl Variant {
@@ -54,7 +54,7 @@ impl Variant {
         Variant::RefundRelayWithoutKey,
         Variant::NoticeBeforeHold,
         Variant::ExpiryWithoutVoid,
-        Variant::HoldRefusalForgotten,
+        Variant::RefusalForgotten,
     ];
 
     /// Its name on the command line.
@@ -65,7 +65,7 @@ impl Variant {
             Variant::RefundRelayWithoutKey => "refund-relay-without-key",
             Variant::NoticeBeforeHold => "notice-before-hold",
             Variant::ExpiryWithoutVoid => "expiry-without-void",
-            Variant::HoldRefusalForgotten => "hold-refusal-forgotten",
+            Variant::RefusalForgotten => "refusal-forgotten",
         }
     }
 
@@ -105,6 +105,9 @@ pub struct SemopsReport {
     pub refunds: u64,
     /// Refund requests refused (not completed yet, or beyond the amount).
     pub refunds_refused: u64,
+    /// Refund legs' transfers refused for want of funds (the money still on
+    /// its way) and asked again under the next attempt's key.
+    pub refund_attempts: u64,
     /// Decisions taken or arriving too late.
     pub late_decisions: u64,
     /// Service crashes.
@@ -162,6 +165,8 @@ pub struct SemopsSummary {
     pub refunded_in_full: u64,
     /// Refund legs completed at the CPPs.
     pub refunds: u64,
+    /// Refund transfers asked again under a new attempt's key.
+    pub refund_attempts: u64,
     /// Dishonest requests.
     pub dishonest: u64,
     /// Requests refused before anything was recorded.
@@ -186,6 +191,7 @@ impl SemopsSummary {
         self.declined += r.declined;
         self.refunded_in_full += r.refunded_in_full;
         self.refunds += r.refunds;
+        self.refund_attempts += r.refund_attempts;
         self.dishonest += r.dishonest;
         self.refused_requests += r.refused_requests;
         self.crashes += r.crashes;
@@ -206,6 +212,7 @@ impl SemopsSummary {
         self.declined += other.declined;
         self.refunded_in_full += other.refunded_in_full;
         self.refunds += other.refunds;
+        self.refund_attempts += other.refund_attempts;
         self.dishonest += other.dishonest;
         self.refused_requests += other.refused_requests;
         self.crashes += other.crashes;

@@ -254,8 +254,26 @@ enum Call {
     Hold(u64),
     Post(u64),
     Void(u64),
-    CppRefund { payment: u64, key: u64 },
-    MppRefund { payment: u64, key: u64 },
+    CppRefund {
+        payment: u64,
+        key: u64,
+        attempt: u32,
+    },
+    MppRefund {
+        payment: u64,
+        key: u64,
+        attempt: u32,
+    },
+}
+
+/// Moves a refund leg's `attempt` past `refused`, the attempt a bank
+/// refused for want of funds; false if it was past it already.
+fn past_refused(attempt: &mut u32, refused: u32) -> bool {
+    let moves = *attempt <= refused;
+    if moves {
+        *attempt = refused + 1;
+    }
+    moves
 }
 
 fn hex(id: u64) -> String {
@@ -263,22 +281,27 @@ fn hex(id: u64) -> String {
 }
 
 impl Call {
-    fn key(self, attempt: u32) -> String {
-        let key = match self {
+    fn key(self) -> String {
+        match self {
             Call::Hold(id) => HoldCall::Place.key(&hex(id)),
             Call::Post(id) => HoldCall::Post.key(&hex(id)),
             Call::Void(id) => HoldCall::Void.key(&hex(id)),
-            Call::CppRefund { payment, key } => {
-                saga::refund_key(Leg::Cpp, &hex(payment), &hex(key))
-            }
-            Call::MppRefund { payment, key } => {
-                saga::refund_key(Leg::Mpp, &hex(payment), &hex(key))
-            }
-        };
-        if attempt == 0 {
-            key
-        } else {
-            format!("{key}-{attempt}")
+            Call::CppRefund {
+                payment,
+                key,
+                attempt,
+            } => saga::attempt_key(
+                &saga::refund_key(Leg::Cpp, &hex(payment), &hex(key)),
+                attempt,
+            ),
+            Call::MppRefund {
+                payment,
+                key,
+                attempt,
+            } => saga::attempt_key(
+                &saga::refund_key(Leg::Mpp, &hex(payment), &hex(key)),
+                attempt,
+            ),
         }
     }
 }
@@ -356,6 +379,7 @@ struct MppRefund {
     payment: u64,
     amount: i64,
     state: refund::State,
+    attempt: u32,
 }
 
 #[derive(Default)]
@@ -860,7 +884,7 @@ impl World {
         match msg {
             Msg::BankReq { call, key, op } => {
                 let bank = &mut self.banks[usize::from(b)];
-                let forget = self.variant == Variant::HoldRefusalForgotten;
+                let forget = self.variant == Variant::RefusalForgotten;
                 let result = bank.apply(&key, &op, now, &mut self.next_id, forget);
                 self.send(Node::Bank(b), from, Msg::BankReply { call, key, result });
             }
@@ -1061,12 +1085,12 @@ impl World {
             }
             (None, _) => return,
         };
-        self.bank_call(Node::Cpp(r), call, 0, op);
+        self.bank_call(Node::Cpp(r), call, op);
     }
 
-    fn bank_call(&mut self, node: Node, call: Call, attempt: u32, op: BankOp) {
+    fn bank_call(&mut self, node: Node, call: Call, op: BankOp) {
         let now = self.now;
-        let key = call.key(attempt);
+        let key = call.key();
         self.volatile(node).awaiting.insert(key.clone(), now);
         let bank = Node::Bank(node.region().unwrap_or(0));
         self.send(node, bank, Msg::BankReq { call, key, op });
@@ -1183,13 +1207,21 @@ impl World {
             (Call::Void(id), BankResult::Refused(_)) if due(self, id) == Some(HoldCall::Void) => {
                 Some((id, saga::after_void(HoldEnd::Posted)))
             }
-            (Call::CppRefund { key, .. }, result) => {
+            (Call::CppRefund { key, attempt, .. }, result) => {
                 let answer = match result {
                     BankResult::Moved => TransferAnswer::Done,
                     // The simulated banks refuse a transfer only for want of
                     // funds (the MPP's money still on its way).
                     _ => TransferAnswer::InsufficientFunds,
                 };
+                // Past the refused attempt only (a late copy of an older
+                // refusal moves nothing).
+                if answer == TransferAnswer::InsufficientFunds
+                    && let Some(f) = self.cpps[usize::from(r)].refunds.get_mut(&key)
+                    && past_refused(&mut f.attempt, attempt)
+                {
+                    self.report.refund_attempts += 1;
+                }
                 // None: tried again later.
                 if let Some(input) = saga::after_refund_transfer(answer) {
                     self.cpp_refund_answered(r, key, input);
@@ -1253,16 +1285,12 @@ impl World {
             .map(|(k, f)| (*k, f.clone()))
             .collect();
         for (key, f) in refunds {
-            let attempt = if self.variant == Variant::RefundTransferWithoutKey {
-                f.attempt
-            } else {
-                0
-            };
             let call = Call::CppRefund {
                 payment: f.payment,
                 key,
+                attempt: f.attempt,
             };
-            if self.awaiting_since(node, &call.key(attempt)).is_some() {
+            if self.awaiting_since(node, &call.key()).is_some() {
                 continue;
             }
             self.cpp_refund_transfer(r, key);
@@ -1274,7 +1302,7 @@ impl World {
     fn waiting(&mut self, node: Node, calls: &[Call]) -> bool {
         calls
             .iter()
-            .any(|c| self.awaiting_since(node, &c.key(0)).is_some())
+            .any(|c| self.awaiting_since(node, &c.key()).is_some())
     }
 
     fn awaiting_since(&mut self, node: Node, key: &str) -> Option<u64> {
@@ -1349,13 +1377,12 @@ impl World {
         let Some(f) = self.cpps[usize::from(r)].refunds.get_mut(&key) else {
             return;
         };
-        let attempt = if self.variant == Variant::RefundTransferWithoutKey {
+        // The broken variant moves to a new key at every try, a lost answer
+        // included; a correct leg only after a refusal came back.
+        if self.variant == Variant::RefundTransferWithoutKey {
             f.attempt += 1;
-            f.attempt
-        } else {
-            0
-        };
-        let (payment, amount) = (f.payment, f.amount);
+        }
+        let (payment, amount, attempt) = (f.payment, f.amount, f.attempt);
         let Some(customer) = self.cpps[usize::from(r)]
             .payments
             .get(&payment)
@@ -1371,8 +1398,12 @@ impl World {
             },
             amount,
         };
-        let call = Call::CppRefund { payment, key };
-        self.bank_call(Node::Cpp(r), call, attempt, op);
+        let call = Call::CppRefund {
+            payment,
+            key,
+            attempt,
+        };
+        self.bank_call(Node::Cpp(r), call, op);
     }
 
     fn cpp_refund_answered(&mut self, r: u8, key: u64, input: refund::Input) {
@@ -1646,6 +1677,7 @@ impl World {
                 payment,
                 amount,
                 state: refund::State::start(Leg::Mpp, true),
+                attempt: 0,
             },
         );
         self.mpp_refund_transfer(r, key);
@@ -1669,8 +1701,9 @@ impl World {
         let call = Call::MppRefund {
             payment: f.payment,
             key,
+            attempt: f.attempt,
         };
-        self.bank_call(Node::Mpp(r), call, 0, op);
+        self.bank_call(Node::Mpp(r), call, op);
     }
 
     fn mpp_bank_reply(&mut self, r: u8, call: Call, key: &str, result: BankResult) {
@@ -1678,7 +1711,9 @@ impl World {
             return;
         }
         let Call::MppRefund {
-            key: refund_key, ..
+            key: refund_key,
+            attempt,
+            ..
         } = call
         else {
             return;
@@ -1691,6 +1726,12 @@ impl World {
             // The simulated banks refuse a transfer only for want of funds.
             _ => TransferAnswer::InsufficientFunds,
         };
+        if answer == TransferAnswer::InsufficientFunds
+            && let Some(g) = self.mpps[usize::from(r)].refunds.get_mut(&refund_key)
+            && past_refused(&mut g.attempt, attempt)
+        {
+            self.report.refund_attempts += 1;
+        }
         // None: refused for now (the merchant's money on its way), tried again.
         let Some(input) = saga::after_refund_transfer(answer) else {
             return;
@@ -1766,15 +1807,21 @@ impl World {
 
     fn mpp_tick(&mut self, r: u8) {
         let node = Node::Mpp(r);
-        let moving: Vec<(u64, u64)> = self.mpps[usize::from(r)]
+        let moving: Vec<Call> = self.mpps[usize::from(r)]
             .refunds
             .iter()
             .filter(|(_, f)| f.state == refund::State::Funding)
-            .map(|(k, f)| (*k, f.payment))
+            .map(|(&key, f)| Call::MppRefund {
+                payment: f.payment,
+                key,
+                attempt: f.attempt,
+            })
             .collect();
-        for (key, payment) in moving {
-            let call = Call::MppRefund { payment, key };
-            if self.awaiting_since(node, &call.key(0)).is_none() {
+        for call in moving {
+            let Call::MppRefund { key, .. } = call else {
+                continue;
+            };
+            if self.awaiting_since(node, &call.key()).is_none() {
                 self.mpp_refund_transfer(r, key);
             }
         }
