@@ -213,7 +213,7 @@ pub mod services {
     use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
     use mpay_money::Amount;
     use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
-    use mpay_network::{Directory, MicroMode, ServiceConfig, Timing};
+    use mpay_network::{Directory, Timing};
     use mpay_semops::{
         CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, Trans, seal_pr,
     };
@@ -436,17 +436,9 @@ pub mod services {
             plaintext: false,
         };
         let processes = runtime.block_on(provision::provision(&options))?;
-        for name in ["cpp1", "mpp1"] {
-            let path = dir.path().join(format!("{name}.toml"));
-            let mut config = ServiceConfig::from_toml(&std::fs::read_to_string(&path)?)?;
-            config.micro.mode = MicroMode::One;
-            // θ far above the run's spending per customer: every
-            // micropayment is deferred, as nearly all are at θ (the harness
-            // above reports micropayments per transfer).
-            config.micro.theta = "1000.00 EUR".into();
-            config.micro.credit_limit = "1000000.00 EUR".into();
-            config.save(&path)?;
-        }
+        // θ far above the run's spending per customer (the harness above
+        // reports micropayments per transfer).
+        crate::bench::semops::enable_micro(dir.path())?;
         let mut network = supervisor::Network::start(dir.path(), processes)?;
         runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
         let result = runtime.block_on(async {

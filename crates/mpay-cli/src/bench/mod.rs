@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+mod cpu;
 mod envelope;
 mod micro;
 mod office_sync;
@@ -107,8 +108,9 @@ pub enum BenchCommand {
         #[arg(long)]
         loss_permille: u32,
     },
-    /// Macro payments per second through the real multi-process SEMOPS
-    /// network on PostgreSQL, against pgbench on the same server.
+    /// Macro payments and micropayments per second through the real
+    /// multi-process SEMOPS network on PostgreSQL, against pgbench on the
+    /// same server, with the CPU time per payment of every process.
     Semops {
         /// PostgreSQL server (each process gets a database of its own).
         #[arg(
@@ -120,10 +122,11 @@ pub enum BenchCommand {
         /// Concurrent customers, each paying in a closed loop.
         #[arg(long, default_value_t = 32)]
         workers: usize,
-        /// Measured seconds (pgbench runs as long).
+        /// Measured seconds of each load, macro and micro (pgbench runs
+        /// as long).
         #[arg(long, default_value_t = 20)]
         seconds: u64,
-        /// Seconds of load before measuring.
+        /// Seconds of load before measuring each.
         #[arg(long, default_value_t = 3)]
         warmup_seconds: u64,
         /// pgbench clients.

@@ -1,8 +1,12 @@
 //! `mpay bench semops`: a closed-loop load of macro payments through the
 //! real multi-process SEMOPS network (3 banks, 2 DCs, 2 CPPs, 2 MPPs as
-//! child processes on loopback) on PostgreSQL at full durability, and, in
-//! the same run, pgbench's TPC-B-like transactions per second on the same
-//! server. Half the payments are domestic, half international.
+//! child processes on loopback) on PostgreSQL at full durability, then one
+//! of micropayments by the same customers, and, in the same run, pgbench's
+//! TPC-B-like transactions per second on the same server. Half the macro
+//! payments are domestic, half international; the micropayments go to the
+//! merchant at home (cpp1 and mpp1 take micropayments, mode one). Beside
+//! the rates, the CPU time per macro payment of every process on the
+//! machine that serves it ([`super::cpu`]).
 //!
 //! Each worker is one customer paying in a loop: the merchant's TRANS is
 //! signed in-process, the PR sealed and submitted to the CPP, and the worker
@@ -28,7 +32,7 @@ use mpay_semops::{
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::percentile;
+use super::{cpu, percentile};
 use crate::network::provision::{self, DIRECTORY_FILE, Operators, grant_enrolment_mandate};
 use crate::network::{supervisor, wall_clock};
 
@@ -43,6 +47,10 @@ pub const CUSTOMER_DEPOSIT: &str = "1000000.00 EUR";
 pub const RETRY_MS: u64 = 200;
 /// How long a load TRANS stays payable.
 const TRANS_VALIDITY_MS: u64 = 120_000;
+/// A macro payment of the load.
+const MACRO_AMOUNT: &str = "1.00 EUR";
+/// A micropayment of the load (below the micro limit).
+pub const MICRO_AMOUNT: &str = "0.05 EUR";
 
 /// The run's settings.
 pub struct Settings {
@@ -182,11 +190,16 @@ async fn open_account(
 
 /// A TRANS of 1.00 EUR from `merchant`, signed.
 pub fn load_trans(merchant: &Merchant, nonce: [u8; 16]) -> anyhow::Result<SignedTrans> {
+    trans_of(merchant, nonce, Amount::parse(MACRO_AMOUNT)?)
+}
+
+/// A TRANS of `amount` from `merchant`, signed.
+fn trans_of(merchant: &Merchant, nonce: [u8; 16], amount: Amount) -> anyhow::Result<SignedTrans> {
     Ok(Signed::sign(
         Trans {
             merchant: merchant.id,
             mpp: merchant.mpp,
-            amount: Amount::parse("1.00 EUR")?,
+            amount,
             merchant_reference: "bench".into(),
             expires_at: wall_clock().saturating_add_ms(TRANS_VALIDITY_MS),
             description: String::new(),
@@ -226,10 +239,11 @@ pub fn pr_frame(
 async fn pay_once(
     customer: &Customer,
     merchant: &Merchant,
+    amount: Amount,
     rng: &mut ChaCha20Rng,
     client: &CppClient,
 ) -> anyhow::Result<Duration> {
-    let trans = load_trans(merchant, random16(rng))?;
+    let trans = trans_of(merchant, random16(rng), amount)?;
     let key = random16(rng);
     let started = Instant::now();
     let mut status = client
@@ -286,6 +300,55 @@ pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow:
     Ok(approved)
 }
 
+/// Turns micropayments on at cpp1 and mpp1 (mode one) in a provisioned
+/// network's configuration, with θ and the credit limit far above a run's
+/// spending per customer: every micropayment is deferred, as nearly all are
+/// at θ.
+pub fn enable_micro(dir: &std::path::Path) -> anyhow::Result<()> {
+    for name in ["cpp1", "mpp1"] {
+        let path = dir.join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut config = mpay_network::ServiceConfig::from_toml(&text)?;
+        config.micro.mode = mpay_network::MicroMode::One;
+        config.micro.theta = "1000.00 EUR".into();
+        config.micro.credit_limit = "1000000.00 EUR".into();
+        config.save(&path)?;
+    }
+    Ok(())
+}
+
+/// What one load measured.
+struct Phase {
+    rate: f64,
+    samples: Vec<Duration>,
+    failures: u64,
+    /// CPU milliseconds over the measured seconds, by process.
+    cpu_ms: std::collections::BTreeMap<String, f64>,
+}
+
+impl Phase {
+    fn cpu_ms_per_payment(&self) -> f64 {
+        self.cpu_ms.values().sum::<f64>() / (self.samples.len().max(1) as f64)
+    }
+
+    /// `name=ms …` per payment, the largest first.
+    fn cpu_by_process(&self) -> String {
+        let n = self.samples.len().max(1) as f64;
+        let mut parts: Vec<(&String, f64)> = self
+            .cpu_ms
+            .iter()
+            .map(|(name, ms)| (name, ms / n))
+            .collect();
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+        parts
+            .iter()
+            .map(|(name, ms)| format!("{}={ms:.1}", name.replace(' ', "_")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir().context("temporary directory")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -299,33 +362,58 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         plaintext: false,
     };
     let processes = runtime.block_on(provision::provision(&options))?;
+    enable_micro(dir.path())?;
     let mut network = supervisor::Network::start(dir.path(), processes)?;
     runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
-    let result = runtime.block_on(load(dir.path(), &settings));
+    let pids = network.pids();
+    let result = runtime.block_on(load(dir.path(), &settings, &pids));
     network.stop();
-    let (rate, samples, failures) = result?;
+    let (macros, micros) = result?;
     let pgbench = pgbench_tps(
         &settings.postgres,
         "mpay_bench_pgbench",
         settings.pgbench_clients,
         settings.seconds,
     )?;
-    let p50 = percentile(&samples, 50).as_secs_f64() * 1e3;
-    let p99 = percentile(&samples, 99).as_secs_f64() * 1e3;
+    let ms = |samples: &[Duration], p| percentile(samples, p).as_secs_f64() * 1e3;
     println!(
-        "workers={} seconds={} payments={} failures={}",
+        "workers={} seconds={} payments={} failures={} micropayments={} micro_failures={}",
         settings.workers,
         settings.seconds,
-        samples.len(),
-        failures,
+        macros.samples.len(),
+        macros.failures,
+        micros.samples.len(),
+        micros.failures,
     );
     println!(
-        "pgbench_clients={} pgbench_tps={pgbench:.0}",
+        "pgbench_clients={} pgbench_tps={pgbench:.0} isolation=serializable",
         settings.pgbench_clients
     );
     println!(
-        "payments_per_s={rate:.1} p50_ms={p50:.1} p99_ms={p99:.1} pgbench_tps={pgbench:.0} ratio={:.4}",
-        rate / pgbench
+        "macro p50_ms={:.1} p99_ms={:.1} cpu_ms_per_payment={:.1}; micro p50_ms={:.1} p99_ms={:.1} cpu_ms_per_payment={:.1}",
+        ms(&macros.samples, 50),
+        ms(&macros.samples, 99),
+        macros.cpu_ms_per_payment(),
+        ms(&micros.samples, 50),
+        ms(&micros.samples, 99),
+        micros.cpu_ms_per_payment(),
+    );
+    println!(
+        "macro cpu_ms_per_payment by process: {}",
+        macros.cpu_by_process()
+    );
+    println!(
+        "micro cpu_ms_per_payment by process: {}",
+        micros.cpu_by_process()
+    );
+    println!(
+        "payments_per_s={:.1} p99_ms={:.1} ratio={:.4} micro_per_s={:.1} micro_ratio={:.2} cpu_ms_per_payment={:.1}",
+        macros.rate,
+        ms(&macros.samples, 99),
+        macros.rate / pgbench,
+        micros.rate,
+        micros.rate / macros.rate.max(f64::MIN_POSITIVE),
+        macros.cpu_ms_per_payment(),
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -400,21 +488,63 @@ pub async fn setup(
     Ok((merchants, customers))
 }
 
+/// The macro load over both merchants, then the micro load to the one at
+/// home, by the same customers; one approver per merchant throughout.
 async fn load(
     dir: &std::path::Path,
     settings: &Settings,
-) -> anyhow::Result<(f64, Vec<Duration>, u64)> {
+    pids: &[(u32, String)],
+) -> anyhow::Result<(Phase, Phase)> {
     let (merchants, customers) = setup(dir, settings.workers).await?;
+    let customers: Vec<Arc<Customer>> = customers.into_iter().map(Arc::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let approvers: Vec<_> = merchants
         .iter()
         .map(|m| tokio::spawn(approver(Arc::clone(m), Arc::clone(&stop))))
         .collect();
+    let macros = phase(
+        &customers,
+        &merchants,
+        Amount::parse(MACRO_AMOUNT)?,
+        settings,
+        pids,
+    )
+    .await;
+    let micros = match &macros {
+        Ok(_) => {
+            phase(
+                &customers,
+                &merchants[..1],
+                Amount::parse(MICRO_AMOUNT)?,
+                settings,
+                pids,
+            )
+            .await
+        }
+        Err(_) => Err(anyhow::anyhow!("not run")),
+    };
+    stop.store(true, Ordering::Relaxed);
+    for a in approvers {
+        let _ = a.await;
+    }
+    Ok((macros?, micros?))
+}
+
+/// One closed-loop load of payments of `amount`, each customer paying the
+/// `merchants` in turn: the warm-up, then `settings.seconds` measured, with
+/// the CPU time of every process over the measured seconds.
+async fn phase(
+    customers: &[Arc<Customer>],
+    merchants: &[Arc<Merchant>],
+    amount: Amount,
+    settings: &Settings,
+    pids: &[(u32, String)],
+) -> anyhow::Result<Phase> {
     let warmup_end = Instant::now() + Duration::from_secs(settings.warmup_seconds);
     let end = warmup_end + Duration::from_secs(settings.seconds);
     let mut workers = Vec::new();
-    for (i, customer) in customers.into_iter().enumerate() {
-        let merchants = merchants.clone();
+    for (i, customer) in customers.iter().enumerate() {
+        let (customer, merchants) = (Arc::clone(customer), merchants.to_vec());
         workers.push(tokio::spawn(async move {
             let mut rng = fresh_rng()?;
             let client = CppClient::new(&customer.cpp_url)?;
@@ -425,7 +555,7 @@ async fn load(
                 let merchant = &merchants[n % merchants.len()];
                 n += 1;
                 let before = Instant::now();
-                match pay_once(&customer, merchant, &mut rng, &client).await {
+                match pay_once(&customer, merchant, amount, &mut rng, &client).await {
                     Ok(latency) if before >= warmup_end && Instant::now() <= end => {
                         samples.push(latency)
                     }
@@ -439,6 +569,13 @@ async fn load(
             anyhow::Ok((samples, failures))
         }));
     }
+    let pids = pids.to_vec();
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(warmup_end.into()).await;
+        let before = cpu::sample(&pids);
+        tokio::time::sleep_until(end.into()).await;
+        cpu::sample(&pids).ms_since(&before)
+    });
     let mut samples = Vec::new();
     let mut failures = 0;
     for worker in workers {
@@ -446,10 +583,12 @@ async fn load(
         samples.extend(s);
         failures += f;
     }
-    stop.store(true, Ordering::Relaxed);
-    for a in approvers {
-        let _ = a.await;
-    }
+    let cpu_ms = cpu.await.context("CPU sampler")?;
     let rate = samples.len() as f64 / settings.seconds as f64;
-    Ok((rate, samples, failures))
+    Ok(Phase {
+        rate,
+        samples,
+        failures,
+        cpu_ms,
+    })
 }

@@ -100,6 +100,15 @@ impl Network {
         &self.processes
     }
 
+    /// The process ids of the running children, with their names.
+    pub fn pids(&self) -> Vec<(u32, String)> {
+        self.processes
+            .iter()
+            .zip(&self.children)
+            .filter_map(|(p, c)| Some((c.as_ref()?.id(), p.name.clone())))
+            .collect()
+    }
+
     /// SIGKILLs process `i` (no chance to clean up) and reaps it.
     pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
         if let Some(mut child) = self.children.get_mut(i).and_then(Option::take) {
