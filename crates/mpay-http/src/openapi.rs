@@ -263,7 +263,11 @@ pub fn operations(doc: &Value) -> Vec<(String, String)> {
 /// route without a contract fails that test.
 pub fn declared_routes(source: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for piece in source.split(".route(\"").skip(1) {
+    for piece in source.split(".route(").skip(1) {
+        // rustfmt may put the path on the next line.
+        let Some(piece) = piece.trim_start().strip_prefix('"') else {
+            continue;
+        };
         let Some((path, rest)) = piece.split_once('"') else {
             continue;
         };
@@ -377,14 +381,21 @@ mod tests {
         let source = r#"Router::new()
             .route("/health", get(crate::api::health))
             .route("/v1/holds/{id}", get(hold).post(post_hold))
-            .route("/v1/inbox", post(inbox))"#;
+            .route("/v1/inbox", post(inbox))
+            .route(
+                "/v1/standing",
+                post(standing::set).get(standing::show).delete(standing::withdraw),
+            )"#;
         assert_eq!(
             declared_routes(source),
             vec![
+                ("delete".to_owned(), "/v1/standing".to_owned()),
                 ("get".to_owned(), "/health".to_owned()),
                 ("get".to_owned(), "/v1/holds/{id}".to_owned()),
+                ("get".to_owned(), "/v1/standing".to_owned()),
                 ("post".to_owned(), "/v1/holds/{id}".to_owned()),
                 ("post".to_owned(), "/v1/inbox".to_owned()),
+                ("post".to_owned(), "/v1/standing".to_owned()),
             ]
         );
     }
