@@ -418,6 +418,7 @@ def test_the_decision_relay_carries_a_decision_its_merchant_signed():
     head, payload, signature, _ = open_sealed(h(v["frame"]), PARTIES[v["receiver"]])
     verify(PARTIES[v["sender"]], head, payload, signature)
     r = Reader(payload)
+    assert r.u8() == 1  # authority: the merchant's decision
     decision, body = read_decision(r)
     decision_signature = r.take(64)
     assert decision["decision"] == 1
@@ -431,6 +432,34 @@ def test_the_decision_relay_carries_a_decision_its_merchant_signed():
     relay_body = payload[:len(payload) - 64]
     verify_object(party_by_id(mpp), b"mpay/v1/semops-decision-relay\x00", relay_body,
                   relay_signature)
+
+
+def read_standing(r):
+    """§15.5 StandingApproval; its fields and the body bytes it was read from."""
+    start = r.at
+    a = dict(merchant=r.take(16), mpp=r.take(16), per_payment_max=r.amount(),
+             period_max=r.amount(), period_ms=r.u64(), signed_at=r.u64(),
+             expires_at=r.u64())
+    return a, r.data[start:r.at]
+
+
+def test_a_standing_approval_relay_carries_an_approval_its_merchant_signed():
+    [v] = [o for o in OBJECTS if o["name"] == "DecisionRelay standing"]
+    r = Reader(h(v["body"]))
+    assert r.u8() == 2  # authority: a standing approval applied to a payment
+    payment_id = r.take(16)
+    approval, body = read_standing(r)
+    approval_signature = r.take(64)
+    mpp, payout_bank, account = r.take(16), r.take(16), r.text(128)
+    r.finish()
+    assert payment_id == bytes([0x11]) * 16 and account == "shop:bob"
+    assert approval["mpp"] == mpp
+    assert approval["per_payment_max"][0] == approval["period_max"][0] == "EUR"
+    assert 0 < approval["per_payment_max"][1] <= approval["period_max"][1]
+    assert 60_000 <= approval["period_ms"] <= 31 * 24 * 3_600_000
+    assert approval["signed_at"] < approval["expires_at"]
+    verify_object(party_by_id(approval["merchant"]),
+                  b"mpay/v1/semops-standing-approval\x00", body, approval_signature)
 
 
 def fresh_decision():

@@ -16,13 +16,13 @@ use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_bytes, he
 use mpay_money::{Amount, Currency};
 use mpay_network::client::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
-    PaymentStatus, SubmitError,
+    PaymentStatus, StandingApprovalView, SubmitError,
 };
 use mpay_network::config::{read_keys, write_keys};
 use mpay_network::{Directory, ResolvedDirectory, ServiceRole};
 use mpay_semops::{
     CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, SemopsError,
-    ShippingDetails, Signed, SignedTrans, Trans, seal_pr, seal_shipping,
+    ShippingDetails, Signed, SignedTrans, StandingApproval, Trans, seal_pr, seal_shipping,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -430,7 +430,57 @@ pub enum MerchantCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The merchant's standing approval of micropayments: its MPP approves
+    /// each micropayment within the limits at once, without asking.
+    #[command(subcommand, after_help = STANDING_HELP)]
+    Standing(StandingCommand),
 }
+
+#[derive(Subcommand)]
+pub enum StandingCommand {
+    /// Sign a standing approval and give it to the MPP (it replaces the
+    /// one standing).
+    Set {
+        /// The merchant's file (from `merchant enroll`).
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        /// The largest micropayment it approves, like `0.50`.
+        #[arg(long)]
+        per_payment: String,
+        /// The most it approves in one period, all payments together.
+        #[arg(long)]
+        per_period: String,
+        /// The period's length, hours (periods start at whole multiples of
+        /// it since 1970-01-01 UTC).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=744))]
+        period_hours: u64,
+        /// How long it stands, days (at most 366; then set a new one).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=366))]
+        days: u64,
+    },
+    /// The standing approval and what it approved this period.
+    Show {
+        /// The merchant's file (from `merchant enroll`).
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw it: from now on every micropayment waits for a decision.
+    Withdraw {
+        /// The merchant's file (from `merchant enroll`).
+        #[arg(long, env = "MPAY_MERCHANT")]
+        merchant: PathBuf,
+    },
+}
+
+const STANDING_HELP: &str = "\
+A micropayment (at or below the CPP's micropayment limit) the standing \
+approval covers is approved by the MPP the moment it arrives; it never shows \
+in `pending`, and `status` shows it approved under the standing approval. A \
+payment above --per-payment, or past --per-period in the current period, \
+waits for your decision as without one. Macro payments always do.";
 
 const REFUND_HELP: &str = "\
 A refund's idempotency key is derived from the payment, the amount and \
@@ -793,6 +843,9 @@ fn print_merchant_view(
         view.customer_pseudonym,
         view.refunded
     );
+    if view.standing {
+        println!("  approved at once under the standing approval");
+    }
     print_shipping(opened);
     if let Some(c) = view.confirmation() {
         println!(
@@ -853,6 +906,86 @@ async fn decide(
     Ok(MppClient::new(&me.processor_url()?)?
         .decide(me.token()?, &signed)
         .await?)
+}
+
+async fn run_standing(what: StandingCommand) -> anyhow::Result<ExitCode> {
+    let print = |view: &StandingApprovalView| {
+        println!(
+            "standing approval: up to {} a payment, {} a period of {} h ({} so far this period); {}",
+            view.per_payment_max,
+            view.period_max,
+            view.period_ms / 3_600_000,
+            view.used_in_period,
+            if view.in_force {
+                "in force"
+            } else {
+                "not in force"
+            },
+        );
+    };
+    match what {
+        StandingCommand::Set {
+            merchant,
+            per_payment,
+            per_period,
+            period_hours,
+            days,
+        } => {
+            let me = PartyFile::load(&merchant)?;
+            let resolved = me.directory()?.resolve(wall_clock())?;
+            let mpp = resolved
+                .service(&me.processor)
+                .with_context(|| format!("no `{}` in the directory", me.processor))?;
+            let now = wall_clock();
+            let approval = Signed::sign(
+                StandingApproval {
+                    merchant: me.id()?,
+                    mpp: mpp.id,
+                    per_payment_max: me.amount(&per_payment)?,
+                    period_max: me.amount(&per_period)?,
+                    period_ms: period_hours.saturating_mul(3_600_000),
+                    signed_at: now,
+                    expires_at: now.saturating_add_ms(days.saturating_mul(24 * 3_600_000)),
+                },
+                &me.keys()?,
+            )
+            .context("the standing approval")?;
+            let view = MppClient::new(&mpp.url)?
+                .set_standing_approval(me.token()?, &approval)
+                .await?;
+            print(&view);
+            Ok(ExitCode::SUCCESS)
+        }
+        StandingCommand::Show { merchant, json } => {
+            let me = PartyFile::load(&merchant)?;
+            let view = MppClient::new(&me.processor_url()?)?
+                .standing_approval(me.token()?)
+                .await?;
+            match (view, json) {
+                (view, true) => println!("{}", serde_json::to_string(&view)?),
+                (Some(view), false) => print(&view),
+                (None, false) => {
+                    println!("no standing approval: every payment waits for a decision")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StandingCommand::Withdraw { merchant } => {
+            let me = PartyFile::load(&merchant)?;
+            let answer = MppClient::new(&me.processor_url()?)?
+                .withdraw_standing_approval(me.token()?)
+                .await?;
+            println!(
+                "{}",
+                if answer.withdrawn {
+                    "standing approval withdrawn: every payment now waits for a decision"
+                } else {
+                    "no standing approval stood"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
@@ -1073,6 +1206,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 );
                 Ok(ExitCode::SUCCESS)
             }
+            MerchantCommand::Standing(what) => run_standing(what).await,
             MerchantCommand::Status {
                 payment_id,
                 merchant,

@@ -26,9 +26,10 @@ use mpay_offline::chain::{ChainEntry, EntryKind, VoidProof};
 use mpay_offline::messages::Message;
 use mpay_offline::sync::{self, Resolution, SyncAttestation, SyncRequest, SyncResponse};
 use mpay_semops::{
-    ConfirmationOutcome, Decision, PaymentRequest, RoutedNotice, SealedShipping, Signable, Signed,
-    SignedConfirmation, SignedDecisionRelay, SignedMerchantDecision, SignedPaymentNotice,
-    SignedRefundRelay, SignedRefundRequest, SignedTrans, Validity,
+    Authority, ConfirmationOutcome, Decision, PaymentRequest, RoutedNotice, SealedShipping,
+    Signable, Signed, SignedConfirmation, SignedDecisionRelay, SignedMerchantDecision,
+    SignedPaymentNotice, SignedRefundRelay, SignedRefundRequest, SignedStandingApproval,
+    SignedTrans, Validity,
 };
 use mpay_wire::{Decode, DecodeError, Encode, Reader};
 use serde_json::{Value, json};
@@ -734,7 +735,7 @@ fn semops_json(kind: MessageKind, payload: &[u8]) -> Option<Result<Value, Decode
             signed_json(
                 &relay,
                 json!({
-                    "decision": decision_json(&b.decision),
+                    "authority": authority_json(&b.authority),
                     "mpp": b.mpp.to_hex(),
                     "payout_bank": b.payout_bank.to_hex(),
                     "payout_account": b.payout_account,
@@ -850,6 +851,35 @@ fn decision_json(d: &SignedMerchantDecision) -> Value {
             "decision": decision,
             "reason": reason,
             "validity": validity_json(&b.validity),
+        }),
+    )
+}
+
+fn authority_json(a: &Authority) -> Value {
+    match a {
+        Authority::Decision(d) => json!({ "decision": decision_json(d) }),
+        Authority::Standing {
+            payment_id,
+            approval,
+        } => json!({
+            "payment_id": hex_string(payment_id),
+            "standing_approval": standing_json(approval),
+        }),
+    }
+}
+
+fn standing_json(a: &SignedStandingApproval) -> Value {
+    let b = a.unverified_body();
+    signed_json(
+        a,
+        json!({
+            "merchant": b.merchant.to_hex(),
+            "mpp": b.mpp.to_hex(),
+            "per_payment_max": b.per_payment_max.to_string(),
+            "period_max": b.period_max.to_string(),
+            "period_ms": b.period_ms,
+            "signed_at_ms": ms(b.signed_at),
+            "expires_at_ms": ms(b.expires_at),
         }),
     )
 }

@@ -422,5 +422,60 @@ fn two_intermediaries_pay_out_within_credit_and_the_window_settles() {
     );
     reconciled(&net, "mode two payouts and the window");
     assert_eq!(holders_total(&net.quiet_books()), deposited);
+
+    // shop1's standing approval: mpp1 approves a covered micropayment with
+    // no terminal answering; one above it waits for a decision.
+    let set = standing(
+        &shop,
+        &["set", "--per-payment", "0.50", "--per-period", "1.00"],
+    );
+    assert!(
+        set.stdout
+            .contains("up to 0.50 EUR a payment, 1.00 EUR a period of 24 h"),
+        "{set:?}"
+    );
+    let terminal = Terminal::start(&shop, "0.40 EUR", None);
+    let out = pay(&alice, &terminal.uri, PIN, &[]);
+    stop(terminal);
+    assert_eq!(out.code, 0, "approved with no one at the terminal: {out:?}");
+    let id = status_json(&out)["payment_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(confirmation(&alice, &id), "DelayedTransfer");
+    let mut c = mpay();
+    c.args(["merchant", "status", &id, "--merchant"]).arg(&shop);
+    let status = run(c, "merchant status");
+    assert!(
+        status
+            .stdout
+            .contains("approved at once under the standing approval"),
+        "{status:?}"
+    );
+    let shown = standing(&shop, &["show", "--json"]);
+    let shown: Value = serde_json::from_str(shown.stdout.trim()).expect("JSON");
+    assert_eq!(shown["used_in_period"], "0.40 EUR", "{shown}");
+    // Above the amount per payment: a decision is needed, and given.
+    let (out, status) = pay_approved(&alice, &shop, "0.60 EUR");
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(status["state"], "completed", "{status}");
+    let withdrawn = standing(&shop, &["withdraw"]);
+    assert!(withdrawn.stdout.contains("withdrawn"), "{withdrawn:?}");
+    let none = standing(&shop, &["show"]);
+    assert!(none.stdout.contains("no standing approval"), "{none:?}");
+    reconciled(&net, "micropayments under a standing approval");
+    assert_eq!(holders_total(&net.quiet_books()), deposited);
     eprintln!("mode two scenario: {:?}", started.elapsed());
+}
+
+/// `mpay merchant standing …` for `shop`; must succeed.
+fn standing(shop: &Path, args: &[&str]) -> Run {
+    let mut c = mpay();
+    c.args(["merchant", "standing"])
+        .args(args)
+        .arg("--merchant")
+        .arg(shop);
+    let out = run(c, "merchant standing");
+    assert_eq!(out.code, 0, "{out:?}");
+    out
 }

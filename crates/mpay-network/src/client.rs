@@ -11,7 +11,7 @@ use std::time::Duration;
 use mpay_identity::{Certificate, PartyId, PublicKeys, SecretKeys, hex_bytes, hex_string};
 use mpay_semops::{
     SealedShipping, SemopsError, ShippingDetails, SignedConfirmation, SignedMerchantDecision,
-    SignedRefundRequest,
+    SignedRefundRequest, SignedStandingApproval,
 };
 use mpay_wire::{Decode, Encode};
 use serde::de::DeserializeOwned;
@@ -496,6 +496,10 @@ pub struct MerchantPaymentView {
     pub shipping: Option<String>,
     /// The merchant's decision deadline (ms).
     pub deadline: u64,
+    /// Approved at once under the merchant's standing approval (never shown
+    /// as a notice).
+    #[serde(default)]
+    pub standing: bool,
     /// Refunded so far (confirmed or in flight).
     #[schema(value_type = mpay_http::openapi::AmountText)]
     pub refunded: String,
@@ -607,6 +611,36 @@ pub struct Wait {
 pub struct SignedBody {
     /// Hex.
     pub signed: String,
+}
+
+/// A merchant's standing approval of micropayments at its MPP
+/// (`GET`/`POST /v1/standing-approval`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
+pub struct StandingApprovalView {
+    /// Largest micropayment it approves.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
+    pub per_payment_max: String,
+    /// Most it approves in one period.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
+    pub period_max: String,
+    /// The period's length (ms); periods are its multiples since the epoch.
+    pub period_ms: u64,
+    /// When the merchant signed it (ms).
+    pub signed_at: u64,
+    /// When it ends (ms).
+    pub expires_at: u64,
+    /// Whether it approves payments now.
+    pub in_force: bool,
+    /// What it has approved in the current period.
+    #[schema(value_type = mpay_http::openapi::AmountText)]
+    pub used_in_period: String,
+}
+
+/// What `DELETE /v1/standing-approval` answers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Withdrawn {
+    /// A standing approval stood and is withdrawn; false when none stood.
+    pub withdrawn: bool,
 }
 
 /// What `/v1/inbox` answers: `applied`, `duplicate`, `late`, `refused`, …
@@ -1125,6 +1159,54 @@ impl MppClient {
         self.0
             .json(self.0.post("/v1/decisions", Some(merchant_token), &body))
             .await
+    }
+
+    /// `POST /v1/standing-approval` (merchant): sets the merchant's standing
+    /// approval of micropayments, replacing an older one.
+    pub async fn set_standing_approval(
+        &self,
+        merchant_token: &str,
+        approval: &SignedStandingApproval,
+    ) -> Result<StandingApprovalView, ClientError> {
+        let body = SignedBody {
+            signed: hex_string(&approval.to_wire()),
+        };
+        self.0
+            .json(
+                self.0
+                    .post("/v1/standing-approval", Some(merchant_token), &body),
+            )
+            .await
+    }
+
+    /// `GET /v1/standing-approval` (merchant); `None` when none stands.
+    pub async fn standing_approval(
+        &self,
+        merchant_token: &str,
+    ) -> Result<Option<StandingApprovalView>, ClientError> {
+        match self
+            .0
+            .json(self.0.get("/v1/standing-approval", Some(merchant_token)))
+            .await
+        {
+            Ok(view) => Ok(Some(view)),
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `DELETE /v1/standing-approval` (merchant): from now on every
+    /// micropayment waits for the merchant's decision.
+    pub async fn withdraw_standing_approval(
+        &self,
+        merchant_token: &str,
+    ) -> Result<Withdrawn, ClientError> {
+        let request = self
+            .0
+            .http
+            .delete(self.0.url("/v1/standing-approval"))
+            .bearer_auth(merchant_token);
+        self.0.json(request).await
     }
 
     /// `POST /v1/refunds` (merchant).

@@ -57,9 +57,10 @@ use mpay_processor::payment as core;
 use mpay_processor::refund;
 use mpay_processor::saga;
 use mpay_semops::{
-    AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, PaymentNotice, Pin,
-    PinCheck, PinGuard, PinKeys, RejectReason, RoutedNotice, SealedShipping, SemopsError, Signed,
-    SignedDecisionRelay, SignedRefundRelay, SignedTrans, StoredPin, kind, open_pr,
+    AmountClass, Authority, Confirmation, ConfirmationOutcome, CustomerRef, Decision,
+    DecisionRelay, PaymentNotice, Pin, PinCheck, PinGuard, PinKeys, REQUEST_CLOCK_SKEW_MAX_MS,
+    RejectReason, RoutedNotice, SealedShipping, SemopsError, Signed, SignedDecisionRelay,
+    SignedRefundRelay, SignedTrans, StoredPin, kind, open_pr,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
 use mpay_sql::{Db, Migrations, idempotency};
@@ -141,6 +142,58 @@ struct PaymentRow {
     micro_returned: Amount,
     /// The customer's sealed shipping details, for the merchant (unread).
     shipping: Option<SealedShipping>,
+}
+
+/// Whether the merchant's word in a verified decision relay approves the
+/// payment of `row`, after checking the merchant's signature on it. The MPP
+/// checked a decision's time when the merchant sent it and its outbox may
+/// deliver the relay later, so the time rule is not checked again (applying
+/// a decision is idempotent). A standing approval must be the payment's
+/// merchant's for this relay's MPP, the payment a micropayment within its
+/// amount per payment, and the approval in force at some instant between the
+/// payment's recording here and now (the MPP applied it in between; its
+/// clock may run ahead by the allowed skew).
+fn merchant_approves(
+    relay: &DecisionRelay,
+    row: &PaymentRow,
+    now: Timestamp,
+) -> Result<bool, NetError> {
+    let refused = |e: SemopsError| NetError::Refused(e.to_string());
+    let merchant = row.trans.unverified_body().merchant;
+    match &relay.authority {
+        Authority::Decision(decision) => {
+            let decision = decision
+                .verify_relayed(&row.merchant_cert, now)
+                .map_err(refused)?;
+            if decision.merchant != merchant {
+                return Err(NetError::Refused("decision by another merchant".into()));
+            }
+            Ok(matches!(decision.decision, Decision::Approve))
+        }
+        Authority::Standing { approval, .. } => {
+            let approval = approval
+                .verify_relayed(&row.merchant_cert, now)
+                .map_err(refused)?;
+            if approval.merchant != merchant || approval.mpp != relay.mpp {
+                return Err(NetError::Refused(
+                    "a standing approval of another merchant or MPP".into(),
+                ));
+            }
+            if !row.is_micro() {
+                return Err(NetError::Refused(
+                    "a standing approval covers micropayments only".into(),
+                ));
+            }
+            approval
+                .covers_during(
+                    row.amount,
+                    row.created_at,
+                    now.saturating_add_ms(REQUEST_CLOCK_SKEW_MAX_MS),
+                )
+                .map_err(|e| NetError::Refused(format!("standing approval: {e}")))?;
+            Ok(true)
+        }
+    }
 }
 
 /// The core's transition of `payment` given `input` at `now`; an illegal
@@ -1357,34 +1410,20 @@ impl Cpp {
     ) -> Result<String, NetError> {
         let refused = |e: SemopsError| NetError::Refused(e.to_string());
         let relay = SignedDecisionRelay::from_wire(payload).map_err(|e| refused(e.into()))?;
-        let id = relay
-            .unverified_body()
-            .decision
-            .unverified_body()
-            .payment_id;
+        let id = relay.unverified_body().authority.payment_id();
         let row = self
             .load(&id)
             .await?
             .ok_or_else(|| NetError::Refused("decision for an unknown payment".into()))?;
         let mpp = self.mpp_of(&row)?;
         let body = relay.verify(&mpp.certificate, now).map_err(refused)?;
-        // The MPP checked the decision's time when the merchant sent it; its
-        // outbox may deliver the relay later. Applying it is idempotent.
-        let decision = body
-            .decision
-            .verify_relayed(&row.merchant_cert, now)
-            .map_err(refused)?;
-        if decision.merchant != row.trans.unverified_body().merchant {
-            return Err(NetError::Refused("decision by another merchant".into()));
-        }
+        let approve = merchant_approves(body, &row, now)?;
         if self.node.directory.bank_by_id(body.payout_bank).is_none()
             || AccountId::parse(&body.payout_account).is_err()
         {
             return Err(NetError::Refused("payout account unknown".into()));
         }
-        let input = core::Input::Decided {
-            approve: matches!(decision.decision, Decision::Approve),
-        };
+        let input = core::Input::Decided { approve };
         let outcome = self
             .node
             .db

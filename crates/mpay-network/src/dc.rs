@@ -100,11 +100,7 @@ impl Dc {
         } else if k == kind::DECISION_RELAY {
             let relay = SignedDecisionRelay::from_wire(&inbound.payload)
                 .map_err(|e| NetError::Refused(e.to_string()))?;
-            let id = relay
-                .unverified_body()
-                .decision
-                .unverified_body()
-                .payment_id;
+            let id = relay.unverified_body().authority.payment_id();
             self.pass(&inbound, id, Direction::Back, now).await
         } else if k == kind::REFUND_RELAY {
             let relay = SignedRefundRelay::from_wire(&inbound.payload)

@@ -8,6 +8,9 @@
 //! | `GET /v1/merchants/{id}` | anyone (CPPs) | → `{id, certificate}` |
 //! | `GET /v1/notices?wait_ms=` | merchant | → `[Notice]` awaiting its decision (long-poll) |
 //! | `POST /v1/decisions` | merchant | `{signed: hex SignedMerchantDecision}` → [`MerchantPaymentView`] |
+//! | `POST /v1/standing-approval` | merchant | `{signed: hex SignedStandingApproval}` → [`StandingApprovalView`] |
+//! | `GET /v1/standing-approval` | merchant | → [`StandingApprovalView`] (404 when none) |
+//! | `DELETE /v1/standing-approval` | merchant | → `{withdrawn}` |
 //! | `POST /v1/refunds` | merchant | `{signed: hex SignedRefundRequest}` → [`RefundView`] |
 //! | `GET /v1/payments/{id}?wait_ms=` | its merchant | → [`MerchantPaymentView`] (long-poll until final) |
 //! | `GET /v1/admin/payments?after=&limit=` | operator | → `[MppPaymentRecord]` |
@@ -26,6 +29,10 @@
 //! the money from the merchant's account to the CPP's (at the CPP's home
 //! bank; idempotency key `mpp-refund-<payment>-<key>`), then relays the
 //! merchant's signed request to the CPP, which pays the customer.
+//!
+//! A merchant's standing approval of micropayments (module `standing`)
+//! lets the MPP approve a micropayment in the transaction that records its
+//! PN, without asking the merchant.
 //!
 //! Micropayments (`[micro] mode = "one" | "two"`, module `micro`): the CPPs
 //! pay for them by net settlement with a signed statement to this inbox
@@ -49,8 +56,9 @@ use mpay_processor::merchant;
 use mpay_processor::refund::{self, State as RefundState};
 use mpay_processor::saga;
 use mpay_semops::{
-    ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice, SemopsError, Signed,
-    SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice, SignedRefundRequest, kind,
+    Authority, ConfirmationOutcome, Decision, DecisionRelay, RefundRelay, RoutedNotice,
+    SemopsError, Signed, SignedConfirmation, SignedMerchantDecision, SignedPaymentNotice,
+    SignedRefundRequest, kind,
 };
 use mpay_sql::sqlx::{self, Row, any::AnyRow};
 use mpay_sql::{Db, Migrations, idempotency};
@@ -71,6 +79,7 @@ use crate::money::{BankAnswer, INSUFFICIENT_FUNDS};
 use crate::node::{Inbound, Node, Running, ServeError, spawn_loop};
 
 mod micro;
+mod standing;
 
 /// The MPP's tables.
 pub const MIGRATIONS: Migrations = Migrations::new(
@@ -80,6 +89,10 @@ pub const MIGRATIONS: Migrations = Migrations::new(
         (
             "0002_mpp_micro",
             include_str!("../migrations/0002_mpp_micro.sql"),
+        ),
+        (
+            "0003_mpp_standing",
+            include_str!("../migrations/0003_mpp_standing.sql"),
         ),
     ],
 );
@@ -131,6 +144,8 @@ struct PaymentRow {
     refunded: Amount,
     created_at: Timestamp,
     updated_at: Timestamp,
+    /// Approved under the merchant's standing approval.
+    standing: bool,
 }
 
 impl PaymentRow {
@@ -154,6 +169,7 @@ impl PaymentRow {
             refunded: Amount::new(row.try_get("refunded")?, currency),
             created_at: ts(row.try_get("created_at")?),
             updated_at: ts(row.try_get("updated_at")?),
+            standing: row.try_get::<i64, _>("standing")? != 0,
         })
     }
 
@@ -260,6 +276,12 @@ pub fn router(mpp: Arc<Mpp>) -> Router {
         .route("/v1/merchants/{id}", get(merchant_certificate))
         .route("/v1/notices", get(notices))
         .route("/v1/decisions", post(decide))
+        .route(
+            "/v1/standing-approval",
+            post(standing::set)
+                .get(standing::show)
+                .delete(standing::withdraw),
+        )
         .route("/v1/refunds", post(refund))
         .route("/v1/payments/{id}", get(payment))
         .route("/v1/admin/payments", get(admin_payments))
@@ -288,6 +310,27 @@ impl Mpp {
             .await?
             .ok_or(NetError::Unauthenticated)?;
         merchant_from_row(&row)
+    }
+
+    /// The signed relay of the merchant's word on a payment, with where the
+    /// merchant is paid.
+    fn relay(&self, merchant: &Merchant, authority: Authority) -> Result<Vec<u8>, NetError> {
+        let node = &self.node;
+        Ok(Signed::sign(
+            DecisionRelay {
+                authority,
+                mpp: node.me.id,
+                payout_bank: node
+                    .directory
+                    .bank(&merchant.bank)
+                    .ok_or_else(|| corrupt("merchant bank"))?
+                    .id,
+                payout_account: merchant.account.clone(),
+            },
+            &node.keys,
+        )
+        .map_err(|e| NetError::Internal(e.to_string()))?
+        .to_wire())
     }
 
     async fn merchant_by_id(&self, id: PartyId) -> Result<Option<Merchant>, NetError> {
@@ -343,6 +386,7 @@ impl Mpp {
                 trans_nonce: hex(&row.notice.unverified_body().trans.unverified_body().nonce),
                 shipping: row.shipping(),
                 deadline: row.hop_deadline.as_millis(),
+                standing: row.standing,
                 refunded: row.refunded.to_string(),
                 confirmation: row.confirmation.as_deref().map(hex),
                 refunds,
@@ -411,17 +455,19 @@ impl Mpp {
         if now >= routed.deadline {
             late = true;
         }
-        let state = merchant::Payment::noticed(late).state;
+        let noticed = merchant::Payment::noticed(late);
         let id = pn.payment_id;
         let notice = routed.notice.to_wire();
         let (notice, cpp_name) = (&notice, &cpp.name);
         let (merchant_id, amount, reference, pseudonym) = (
             merchant.id,
-            trans.amount.minor_units(),
+            trans.amount,
             trans.merchant_reference.as_str(),
             &pn.customer_pseudonym[..],
         );
-        let micro = i64::from(pn.class == mpay_semops::AmountClass::Micro);
+        let micro = pn.class == mpay_semops::AmountClass::Micro;
+        let dc = node.my_dc()?.name.clone();
+        let (dc, merchant_ref) = (&dc, &merchant);
         let outcome = node
             .db
             .with_retry(move |tx| {
@@ -433,28 +479,68 @@ impl Mpp {
                     if existing.is_some() {
                         return Ok("duplicate");
                     }
+                    // A micropayment in time may be approved at once under
+                    // the merchant's standing approval.
+                    let standing = if micro && !late {
+                        Mpp::apply_standing(tx, merchant_id, id, amount, now).await?
+                    } else {
+                        None
+                    };
+                    let state = match &standing {
+                        Some(_) => {
+                            let input = merchant::Input::Decided {
+                                approve: true,
+                                deadline_ms: routed.deadline.as_millis(),
+                            };
+                            merchant::step(noticed, input, now.as_millis())
+                                .map_err(|illegal| NetError::Internal(illegal.to_string()))?
+                                .payment
+                                .state
+                        }
+                        None => noticed.state,
+                    };
                     sqlx::query(
                         "INSERT INTO mpp_payments (id, merchant, cpp, notice, amount, reference,
-                            pseudonym, hop_deadline, state, refunded, created_at, updated_at, micro)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)",
+                            pseudonym, hop_deadline, state, refunded, created_at, updated_at, micro,
+                            standing)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11, $12)",
                     )
                     .bind(&id[..])
                     .bind(&merchant_id.0[..])
                     .bind(cpp_name.as_str())
                     .bind(&notice[..])
-                    .bind(amount)
+                    .bind(amount.minor_units())
                     .bind(reference)
                     .bind(pseudonym)
                     .bind(ms(routed.deadline))
                     .bind(state.as_str())
                     .bind(ms(now))
-                    .bind(micro)
+                    .bind(i64::from(micro))
+                    .bind(i64::from(standing.is_some()))
                     .execute(&mut **tx)
                     .await?;
-                    Ok::<_, NetError>(if late { "late" } else { "applied" })
+                    let Some(authority) = standing else {
+                        return Ok(if late { "late" } else { "applied" });
+                    };
+                    let relay = self.relay(merchant_ref, authority)?;
+                    Node::enqueue(
+                        tx,
+                        dc,
+                        kind::DECISION_RELAY,
+                        id,
+                        &relay,
+                        &format!("decision-{}", hex(&id)),
+                        now,
+                    )
+                    .await?;
+                    Ok::<_, NetError>("approved")
                 })
             })
             .await?;
+        if outcome == "approved" {
+            node.kick.notify_one();
+            return Ok("applied".to_owned());
+        }
         node.waiters.wake(merchant.id.0);
         Ok(outcome.to_owned())
     }
@@ -949,21 +1035,7 @@ async fn decide(
     if row.merchant != merchant.id {
         return Err(NetError::NotFound { what: "payment" });
     }
-    let relay = Signed::sign(
-        DecisionRelay {
-            decision: decision.clone(),
-            mpp: node.me.id,
-            payout_bank: node
-                .directory
-                .bank(&merchant.bank)
-                .ok_or_else(|| corrupt("merchant bank"))?
-                .id,
-            payout_account: merchant.account.clone(),
-        },
-        &node.keys,
-    )
-    .map_err(|e| NetError::Internal(e.to_string()))?
-    .to_wire();
+    let relay = mpp.relay(&merchant, Authority::Decision(decision.clone()))?;
     let approve = matches!(verified.decision, Decision::Approve);
     let dc = node.my_dc()?.name.clone();
     let decision_wire = decision.to_wire();
@@ -1342,6 +1414,9 @@ async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
         merchant_certificate,
         notices,
         decide,
+        standing::set,
+        standing::show,
+        standing::withdraw,
         refund,
         payment,
         admin_payments,

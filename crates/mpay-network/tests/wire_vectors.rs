@@ -13,10 +13,11 @@ use mpay_network::config::HOP_BUDGET_MS_DEFAULT;
 use mpay_network::micro::{MICRO_SETTLEMENT, SettledPayment, SettlementStatement};
 use mpay_network::{INBOX_ACK, InboxAck};
 use mpay_semops::{
-    AmountClass, Confirmation, ConfirmationOutcome, CustomerRef, Decision, DecisionRelay,
-    MerchantDecision, PaymentNotice, PaymentRequest, Pin, REQUEST_LIFETIME_DEFAULT_MS, RefundRelay,
-    RefundRequest, RejectReason, RoutedNotice, ShippingDetails, Signable, Signed, SignedTrans,
-    Trans, Validity, kind, pseudonym, seal_shipping, tags,
+    AmountClass, Authority, Confirmation, ConfirmationOutcome, CustomerRef, Decision,
+    DecisionRelay, MerchantDecision, PaymentNotice, PaymentRequest, Pin,
+    REQUEST_LIFETIME_DEFAULT_MS, RefundRelay, RefundRequest, RejectReason, RoutedNotice,
+    ShippingDetails, Signable, Signed, SignedTrans, StandingApproval, Trans, Validity, kind,
+    pseudonym, seal_shipping, tags,
 };
 use mpay_wire::Encode;
 use rand_chacha::ChaCha20Rng;
@@ -45,6 +46,8 @@ const PSEUDONYM_KEY: [u8; 32] = [0x5a; 32];
 const PAYOUT_BANK: u64 = 0x36;
 /// The settlement run of the statement vector.
 const RUN: u64 = 7;
+/// The period of the standing approval's budget: one hour.
+const STANDING_PERIOD_MS: u64 = 3_600_000;
 /// The shipping details alice shares with the merchant in the PR.
 const SHIPPING_TEXT: &str = "Alice\n1 Rue de la Paix\n75002 Paris";
 /// The seal-RNG number of the shipping details (frames use 1 and up).
@@ -323,7 +326,33 @@ fn vectors() -> Vec<Vector> {
     .unwrap();
     let decision_relay = Signed::sign(
         DecisionRelay {
-            decision: approve.clone(),
+            authority: Authority::Decision(approve.clone()),
+            mpp: p.mpp.id,
+            payout_bank: PartyId::from_u64(PAYOUT_BANK),
+            payout_account: "shop:bob".into(),
+        },
+        &p.mpp.keys,
+    )
+    .unwrap();
+    let standing = Signed::sign(
+        StandingApproval {
+            merchant: p.merchant.id,
+            mpp: p.mpp.id,
+            per_payment_max: eur(50),
+            period_max: eur(5_000),
+            period_ms: STANDING_PERIOD_MS,
+            signed_at: t0,
+            expires_at: Timestamp(T0 + 30 * DAY_MS),
+        },
+        &p.merchant.keys,
+    )
+    .unwrap();
+    let standing_relay = Signed::sign(
+        DecisionRelay {
+            authority: Authority::Standing {
+                payment_id: PAYMENT_ID,
+                approval: standing.clone(),
+            },
             mpp: p.mpp.id,
             payout_bank: PartyId::from_u64(PAYOUT_BANK),
             payout_account: "shop:bob".into(),
@@ -442,6 +471,16 @@ fn vectors() -> Vec<Vector> {
             "DecisionRelay".into(),
             "object",
             object_fields(&decision_relay, &p.mpp),
+        ),
+        (
+            "StandingApproval".into(),
+            "object",
+            object_fields(&standing, &p.merchant),
+        ),
+        (
+            "DecisionRelay standing".into(),
+            "object",
+            object_fields(&standing_relay, &p.mpp),
         ),
         (
             "Confirmation T".into(),
@@ -801,12 +840,40 @@ fn the_semops_layouts_are_the_documented_bytes() {
             text("out of stock")
         )
     );
-    // DecisionRelay: Signed<MerchantDecision> | mpp | payout bank | text account
+    // DecisionRelay: authority (1 | Signed<MerchantDecision>) | mpp | payout
+    // bank | text account
     assert_eq!(
         value(&v, "DecisionRelay", "body"),
         format!(
-            "{}{}{}{}",
+            "01{}{}{}{}",
             value(&v, "MerchantDecision approve", "signed"),
+            id(0x33),
+            id(PAYOUT_BANK),
+            text("shop:bob")
+        )
+    );
+    // StandingApproval: merchant | mpp | per payment | per period | u64
+    // period | signed_at | expires_at
+    assert_eq!(
+        value(&v, "StandingApproval", "body"),
+        format!(
+            "{}{}{}{}{STANDING_PERIOD_MS:016x}{}{}",
+            id(0x34),
+            id(0x33),
+            eur(50),
+            eur(5_000),
+            ts(T0),
+            ts(T0 + 30 * DAY_MS)
+        )
+    );
+    // DecisionRelay, standing: authority (2 | payment id |
+    // Signed<StandingApproval>) | mpp | payout bank | text account
+    assert_eq!(
+        value(&v, "DecisionRelay standing", "body"),
+        format!(
+            "02{}{}{}{}{}",
+            "11".repeat(16),
+            value(&v, "StandingApproval", "signed"),
             id(0x33),
             id(PAYOUT_BANK),
             text("shop:bob")

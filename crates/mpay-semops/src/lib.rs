@@ -67,7 +67,14 @@
 //!   reason byte, 4 expired, 5 refunded) ‖ amount ‖ ts
 //! - `RefundRequest` = payment id ‖ merchant id ‖ amount ‖ 16-byte idempotency key ‖
 //!   `Validity`
-//! - `DecisionRelay` = `Signed<MerchantDecision>` ‖ mpp id ‖ payout bank id ‖
+//! - `StandingApproval` = merchant id ‖ mpp id ‖ amount per payment ‖
+//!   amount per period (same currency, not below the first) ‖ u64 period ms
+//!   (1 minute–31 days) ‖ ts signed_at ‖ ts expires_at (after signed_at, at
+//!   most [`STANDING_LIFETIME_MAX_MS`] later)
+//! - `Authority` = 1 ‖ `Signed<MerchantDecision>`, or 2 ‖ payment id ‖
+//!   `Signed<StandingApproval>` (the MPP applied the merchant's standing
+//!   approval of micropayments to the payment)
+//! - `DecisionRelay` = `Authority` ‖ mpp id ‖ payout bank id ‖
 //!   text payout account (1–128)
 //! - `RefundRelay` = `Signed<RefundRequest>` ‖ mpp id ‖ text transfer reference (1–128)
 //! - `PinHash` = 16-byte salt ‖ u32 memory KiB ‖ u32 iterations ‖ u32 lanes ‖ 32-byte hash
@@ -90,6 +97,7 @@ mod relay;
 mod request;
 mod shipping;
 mod signed;
+mod standing;
 mod trans;
 mod validity;
 
@@ -113,7 +121,8 @@ pub use pvv::{
     PinKeyId, PinKeys, PinKeysError, Pvv, StoredPin,
 };
 pub use relay::{
-    DecisionRelay, RELAY_TEXT_LEN_MAX, RefundRelay, SignedDecisionRelay, SignedRefundRelay,
+    Authority, DecisionRelay, RELAY_TEXT_LEN_MAX, RefundRelay, SignedDecisionRelay,
+    SignedRefundRelay,
 };
 pub use request::{
     CUSTOMER_REF_LEN_MAX, CustomerRef, PaymentRequest, open_payload, open_pr, seal_payload, seal_pr,
@@ -123,6 +132,10 @@ pub use shipping::{
     ShippingDetails, open_shipping, seal_shipping,
 };
 pub use signed::{Signable, Signed};
+pub use standing::{
+    NotCovered, STANDING_LIFETIME_MAX_MS, STANDING_PERIOD_MS_MAX, STANDING_PERIOD_MS_MIN,
+    SignedStandingApproval, StandingApproval, Use as StandingUse,
+};
 pub use trans::{
     REFERENCE_LEN_MAX, SignedTrans, TRANS_URI_PREFIX, TRANS_URI_VERSION, Trans, URI_LEN_MAX,
 };
@@ -174,6 +187,7 @@ pub mod tags {
     pub const REFUND_REQUEST: &[u8] = b"mpay/v1/semops-refund-request\0";
     pub const DECISION_RELAY: &[u8] = b"mpay/v1/semops-decision-relay\0";
     pub const REFUND_RELAY: &[u8] = b"mpay/v1/semops-refund-relay\0";
+    pub const STANDING_APPROVAL: &[u8] = b"mpay/v1/semops-standing-approval\0";
     /// Not a signature: the HPKE info of [`crate::SealedShipping`].
     pub const SHIPPING: &[u8] = b"mpay/v1/semops-shipping\0";
     /// Not a signature: the keyed-hash context of [`crate::pseudonym`].
@@ -182,7 +196,7 @@ pub mod tags {
     pub const REFUND_KEY: &[u8] = b"mpay/v1/semops-refund-key\0";
 
     /// Every tag, to test that none is a prefix of another.
-    pub const ALL: [&[u8]; 10] = [
+    pub const ALL: [&[u8]; 11] = [
         TRANS,
         PAYMENT_NOTICE,
         MERCHANT_DECISION,
@@ -190,6 +204,7 @@ pub mod tags {
         REFUND_REQUEST,
         DECISION_RELAY,
         REFUND_RELAY,
+        STANDING_APPROVAL,
         SHIPPING,
         PSEUDONYM,
         REFUND_KEY,

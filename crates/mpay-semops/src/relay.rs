@@ -7,8 +7,10 @@
 use mpay_identity::{PartyId, Role};
 use mpay_wire::{Decode, DecodeError, Encode, Reader, Writer};
 
-use crate::decision::{SignedMerchantDecision, SignedRefundRequest};
+use crate::decision::{Decision, SignedMerchantDecision, SignedRefundRequest};
+use crate::notice::PaymentId;
 use crate::signed::{Signable, Signed};
+use crate::standing::SignedStandingApproval;
 use crate::tags;
 
 /// Longest payout account name or transfer reference in a relay, bytes
@@ -32,12 +34,84 @@ fn check_text(what: &'static str, text: &str) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The merchant's word a decision relay carries.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Authority {
+    /// The merchant's signed decision on this payment, unchanged. Wire: 1 ‖
+    /// `Signed<MerchantDecision>`.
+    Decision(SignedMerchantDecision),
+    /// The merchant's standing approval of micropayments, applied by the MPP
+    /// to `payment_id` (an approval). Wire: 2 ‖ payment id ‖
+    /// `Signed<StandingApproval>`.
+    Standing {
+        /// The payment it approves.
+        payment_id: PaymentId,
+        /// The merchant's signed standing approval, unchanged.
+        approval: SignedStandingApproval,
+    },
+}
+
+impl Authority {
+    /// The payment decided.
+    pub fn payment_id(&self) -> PaymentId {
+        match self {
+            Authority::Decision(d) => d.unverified_body().payment_id,
+            Authority::Standing { payment_id, .. } => *payment_id,
+        }
+    }
+
+    /// The merchant it names (to find the certificate to verify it with).
+    pub fn merchant(&self) -> PartyId {
+        match self {
+            Authority::Decision(d) => d.unverified_body().merchant,
+            Authority::Standing { approval, .. } => approval.unverified_body().merchant,
+        }
+    }
+
+    /// Whether it approves (before verification: to route or display only).
+    pub fn approves(&self) -> bool {
+        match self {
+            Authority::Decision(d) => matches!(d.unverified_body().decision, Decision::Approve),
+            Authority::Standing { .. } => true,
+        }
+    }
+}
+
+impl Encode for Authority {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Authority::Decision(d) => w.u8(1).put(d),
+            Authority::Standing {
+                payment_id,
+                approval,
+            } => w.u8(2).raw(payment_id).put(approval),
+        };
+    }
+}
+
+impl Decode for Authority {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8("authority")? {
+            1 => Ok(Authority::Decision(r.get()?)),
+            2 => Ok(Authority::Standing {
+                payment_id: r.array("payment id")?,
+                approval: r.get()?,
+            }),
+            tag => Err(DecodeError::UnknownTag {
+                what: "authority",
+                tag,
+            }),
+        }
+    }
+}
+
 /// The MPP's relay of a merchant's decision, with where an approved
 /// payment is to be paid.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DecisionRelay {
-    /// The merchant's signed decision, unchanged.
-    pub decision: SignedMerchantDecision,
+    /// The merchant's decision, or its standing approval applied to the
+    /// payment.
+    pub authority: Authority,
     /// The relaying MPP, the TRANS's MPP; signs the relay.
     pub mpp: PartyId,
     /// The merchant's bank.
@@ -65,7 +139,7 @@ impl Signable for DecisionRelay {
 
 impl Encode for DecisionRelay {
     fn encode(&self, w: &mut Writer) {
-        w.put(&self.decision)
+        w.put(&self.authority)
             .put(&self.mpp)
             .put(&self.payout_bank)
             .text(&self.payout_account);
@@ -75,7 +149,7 @@ impl Encode for DecisionRelay {
 impl Decode for DecisionRelay {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let relay = DecisionRelay {
-            decision: r.get()?,
+            authority: r.get()?,
             mpp: r.get()?,
             payout_bank: r.get()?,
             payout_account: r.text("payout account", RELAY_TEXT_LEN_MAX)?,
@@ -182,7 +256,7 @@ mod tests {
         .unwrap();
         let relay = Signed::sign(
             DecisionRelay {
-                decision,
+                authority: Authority::Decision(decision),
                 mpp: mpp.subject(),
                 payout_bank: PartyId::from_u64(3),
                 payout_account: "shop:bob".into(),
@@ -193,7 +267,12 @@ mod tests {
         let decoded = SignedDecisionRelay::from_wire(&relay.to_wire()).unwrap();
         assert_eq!(decoded, relay);
         let body = decoded.verify(&mpp, Timestamp(1)).unwrap();
-        body.decision.verify(&merchant, Timestamp(1)).unwrap();
+        let Authority::Decision(decision) = &body.authority else {
+            panic!("a decision went in");
+        };
+        decision.verify(&merchant, Timestamp(1)).unwrap();
+        assert_eq!(body.authority.payment_id(), [7; 16]);
+        assert!(body.authority.approves());
         // The merchant cannot sign a relay.
         assert!(matches!(
             decoded.verify(&merchant, Timestamp(1)),
@@ -226,6 +305,52 @@ mod tests {
         bytes[last] ^= 1;
         let tampered = SignedRefundRelay::from_wire(&bytes).unwrap();
         assert!(tampered.verify(&mpp, Timestamp(1)).is_err());
+    }
+
+    #[test]
+    fn a_standing_approval_relay_round_trips_and_names_its_payment() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let (merchant_keys, merchant) = party(&mut rng, 1, Role::Merchant);
+        let (mpp_keys, mpp) = party(&mut rng, 2, Role::Mpp);
+        let approval = Signed::sign(
+            crate::StandingApproval {
+                merchant: merchant.subject(),
+                mpp: mpp.subject(),
+                per_payment_max: Amount::new(10, Currency::EUR),
+                period_max: Amount::new(100, Currency::EUR),
+                period_ms: crate::STANDING_PERIOD_MS_MIN,
+                signed_at: Timestamp(0),
+                expires_at: Timestamp(500),
+            },
+            &merchant_keys,
+        )
+        .unwrap();
+        let relay = Signed::sign(
+            DecisionRelay {
+                authority: Authority::Standing {
+                    payment_id: [8; 16],
+                    approval,
+                },
+                mpp: mpp.subject(),
+                payout_bank: PartyId::from_u64(3),
+                payout_account: "shop:bob".into(),
+            },
+            &mpp_keys,
+        )
+        .unwrap();
+        let mut bytes = relay.to_wire();
+        let decoded = SignedDecisionRelay::from_wire(&bytes).unwrap();
+        assert_eq!(decoded, relay);
+        let body = decoded.verify(&mpp, Timestamp(1)).unwrap();
+        assert_eq!(body.authority.payment_id(), [8; 16]);
+        assert_eq!(body.authority.merchant(), merchant.subject());
+        let Authority::Standing { approval, .. } = &body.authority else {
+            panic!("a standing approval went in");
+        };
+        approval.verify(&merchant, Timestamp(1)).unwrap();
+        // An unknown authority tag is refused, not guessed at.
+        bytes[0] = 3;
+        assert!(SignedDecisionRelay::from_wire(&bytes).is_err());
     }
 
     #[test]

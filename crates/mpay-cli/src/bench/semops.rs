@@ -4,7 +4,9 @@
 //! of micropayments by the same customers, and, in the same run, pgbench's
 //! TPC-B-like transactions per second on the same server. Half the macro
 //! payments are domestic, half international; the micropayments go to the
-//! merchant at home (cpp1 and mpp1 take micropayments, mode one). Beside
+//! merchant at home (cpp1 and mpp1 take micropayments, mode one), which has
+//! given mpp1 a standing approval of them (mpp1 approves each as its PN
+//! arrives, without a round trip to the merchant). Beside
 //! the rates, the CPU time per macro payment of every process on the
 //! machine that serves it ([`super::cpu`]).
 //!
@@ -26,8 +28,8 @@ use mpay_money::Amount;
 use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient, SubmitError};
 use mpay_network::{Directory, Timing};
 use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, SignedTrans, Trans,
-    seal_pr,
+    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, SignedTrans,
+    StandingApproval, Trans, seal_pr,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -300,6 +302,31 @@ pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow:
     Ok(approved)
 }
 
+/// Gives `merchant`'s MPP a standing approval of every micropayment of the
+/// load (up to [`MICRO_AMOUNT`] each, without a budget a run could reach):
+/// the MPP approves them as their notices arrive.
+pub async fn stand_approving(merchant: &Merchant) -> anyhow::Result<()> {
+    let per_payment = Amount::parse(MICRO_AMOUNT)?;
+    let now = wall_clock();
+    let approval = Signed::sign(
+        StandingApproval {
+            merchant: merchant.id,
+            mpp: merchant.mpp,
+            per_payment_max: per_payment,
+            period_max: Amount::new(mpay_money::AMOUNT_MINOR_MAX, per_payment.currency()),
+            period_ms: 24 * 3_600_000,
+            signed_at: now,
+            expires_at: now.saturating_add_ms(24 * 3_600_000),
+        },
+        &merchant.keys,
+    )?;
+    MppClient::new(&merchant.mpp_url)?
+        .set_standing_approval(&merchant.token, &approval)
+        .await
+        .context("setting the standing approval")?;
+    Ok(())
+}
+
 /// Turns micropayments on at cpp1 and mpp1 (mode one) in a provisioned
 /// network's configuration, with θ and the credit limit far above a run's
 /// spending per customer: every micropayment is deferred, as nearly all are
@@ -489,7 +516,9 @@ pub async fn setup(
 }
 
 /// The macro load over both merchants, then the micro load to the one at
-/// home, by the same customers; one approver per merchant throughout.
+/// home under its standing approval, by the same customers; one approver
+/// per merchant throughout (it approves what the standing approval does
+/// not).
 async fn load(
     dir: &std::path::Path,
     settings: &Settings,
@@ -512,6 +541,7 @@ async fn load(
     .await;
     let micros = match &macros {
         Ok(_) => {
+            stand_approving(&merchants[0]).await?;
             phase(
                 &customers,
                 &merchants[..1],

@@ -26,7 +26,7 @@ use mpay_network::{
     ServiceRole, Timing, wall_clock,
 };
 use mpay_semops::{
-    CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin,
+    Authority, CustomerRef, Decision, DecisionRelay, MerchantDecision, PaymentRequest, Pin,
     REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, SealedShipping, ShippingDetails, Signed,
     SignedMerchantDecision, SignedRefundRequest, SignedTrans, Trans, Validity, kind, seal_payload,
     seal_pr,
@@ -812,26 +812,26 @@ impl Network {
     }
 
     /// The merchant's MPP's name.
-    fn mpp_name(which: Which) -> &'static str {
-        match which {
-            Which::Bob => "mpp1",
-            Which::Carol => "mpp2",
-        }
-    }
-
     /// A fresh frame carrying `decision` relayed by the merchant's MPP (with
     /// the payout account it would attach), sent by dc-eu to the CPP: what
     /// dc-eu's outbox delivers.
     pub fn decision_frame(&mut self, which: Which, decision: &SignedMerchantDecision) -> Vec<u8> {
+        self.authority_frame(which, Authority::Decision(decision.clone()))
+    }
+
+    /// A fresh frame carrying `authority` relayed by the merchant's MPP, as
+    /// [`Network::decision_frame`].
+    pub fn authority_frame(&mut self, which: Which, authority: Authority) -> Vec<u8> {
         let (mpp, account) = match which {
             Which::Bob => ("mpp1", "shop:bob"),
             Which::Carol => ("mpp2", "shop:carol"),
         };
         let mpp_id = self.merchant_ref(which).mpp;
         let bank2 = PartyId::from_hex(&self.directory.banks[1].id).expect("bank id");
+        let payment_id = authority.payment_id();
         let relay = Signed::sign(
             DecisionRelay {
-                decision: decision.clone(),
+                authority,
                 mpp: mpp_id,
                 payout_bank: bank2,
                 payout_account: account.into(),
@@ -840,7 +840,6 @@ impl Network {
         )
         .expect("relay signs");
         let dc = PartyId::from_hex(&self.directory.service("dc-eu").expect("dc").id).expect("id");
-        let _ = Self::mpp_name(which);
         seal_payload(
             kind::DECISION_RELAY,
             &relay,
@@ -848,7 +847,7 @@ impl Network {
             dc,
             self.cpp_id,
             &self.cpp_keys,
-            decision.unverified_body().payment_id,
+            payment_id,
             wall_clock(),
             &mut self.rng,
         )

@@ -15,4 +15,5 @@ mod micro;
 mod pins;
 mod replay;
 mod shipping;
+mod standing;
 mod transport;

@@ -12,7 +12,7 @@ use mpay_sql::testing::for_each_backend;
 
 use crate::harness::{ALICE_DEPOSIT, Network, OPERATOR_TOKEN, Which};
 
-fn micro(mode: MicroMode, theta: &str, credit: &str) -> MicroConfig {
+pub(crate) fn micro(mode: MicroMode, theta: &str, credit: &str) -> MicroConfig {
     MicroConfig {
         mode,
         limit: "1.00 EUR".into(),
@@ -25,7 +25,7 @@ fn micro(mode: MicroMode, theta: &str, credit: &str) -> MicroConfig {
     }
 }
 
-fn minor(text: &str) -> i64 {
+pub(crate) fn minor(text: &str) -> i64 {
     mpay_money::Amount::parse(text)
         .expect("amount")
         .minor_units()
@@ -50,7 +50,7 @@ async fn default_limits(db: &Db, theta: i64, window_ms: i64) {
 }
 
 impl Network {
-    async fn decide_now(&self, which: Which, id: &str, approve: bool) {
+    pub(crate) async fn decide_now(&self, which: Which, id: &str, approve: bool) {
         self.notice(which, id).await;
         let merchant = self.merchant_ref(which);
         let decision = self.decision(which, id, approve);
@@ -61,7 +61,7 @@ impl Network {
             .expect("decides");
     }
 
-    async fn outcome(&self, id: &str) -> (String, Option<ConfirmationOutcome>) {
+    pub(crate) async fn outcome(&self, id: &str) -> (String, Option<ConfirmationOutcome>) {
         let done = self.final_status(id).await;
         let cert = self.cpp.certificate().await.expect("cpp certificate");
         let outcome = done.confirmation().map(|c| {
@@ -72,7 +72,7 @@ impl Network {
         (done.state, outcome)
     }
 
-    async fn cpp_micro(&self) -> CppMicroSummary {
+    pub(crate) async fn cpp_micro(&self) -> CppMicroSummary {
         self.cpp
             .micro_summary(OPERATOR_TOKEN)
             .await
@@ -108,7 +108,7 @@ impl Network {
 
 /// The CPP's books add up per customer: Σ confirmed = Σ collected − Σ
 /// returned + pending, and the log replays to the index.
-fn books_add_up(summary: &CppMicroSummary) {
+pub(crate) fn books_add_up(summary: &CppMicroSummary) {
     assert_eq!(summary.log_problem, None);
     for c in &summary.customers {
         assert_eq!(
@@ -119,7 +119,7 @@ fn books_add_up(summary: &CppMicroSummary) {
     }
 }
 
-fn key(n: u8) -> [u8; 16] {
+pub(crate) fn key(n: u8) -> [u8; 16] {
     [n; 16]
 }
 
