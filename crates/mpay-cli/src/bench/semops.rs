@@ -1,12 +1,13 @@
 //! `mpay bench semops`: a closed-loop load of macro payments through the
 //! real multi-process SEMOPS network (3 banks, 2 DCs, 2 CPPs, 2 MPPs as
-//! child processes on loopback) on PostgreSQL at full durability, then one
+//! child processes on loopback) on PostgreSQL at full durability, then two
 //! of micropayments by the same customers, and, in the same run, pgbench's
 //! TPC-B-like transactions per second on the same server. Half the macro
 //! payments are domestic, half international; the micropayments go to the
-//! merchant at home (cpp1 and mpp1 take micropayments, mode one), which has
-//! given mpp1 a standing approval of them (mpp1 approves each as its PN
-//! arrives, without a round trip to the merchant). Beside
+//! merchant at home (cpp1 and mpp1 take micropayments, mode one): first
+//! with the merchant deciding each, then under its standing approval (mpp1
+//! approves each as its PN arrives, without a round trip to the merchant;
+//! the `micro_per_s` of the last line). Beside
 //! the rates, the CPU time per macro payment of every process on the
 //! machine that serves it ([`super::cpu`]).
 //!
@@ -395,7 +396,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let pids = network.pids();
     let result = runtime.block_on(load(dir.path(), &settings, &pids));
     network.stop();
-    let (macros, micros) = result?;
+    let (macros, asked, micros) = result?;
     let pgbench = pgbench_tps(
         &settings.postgres,
         "mpay_bench_pgbench",
@@ -432,6 +433,15 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     println!(
         "micro cpu_ms_per_payment by process: {}",
         micros.cpu_by_process()
+    );
+    println!(
+        "micro without a standing approval (the merchant decides each): micro_per_s={:.1} p50_ms={:.1} p99_ms={:.1} cpu_ms_per_payment={:.1} failures={}; by process: {}",
+        asked.rate,
+        ms(&asked.samples, 50),
+        ms(&asked.samples, 99),
+        asked.cpu_ms_per_payment(),
+        asked.failures,
+        asked.cpu_by_process(),
     );
     println!(
         "payments_per_s={:.1} p99_ms={:.1} ratio={:.4} micro_per_s={:.1} micro_ratio={:.2} cpu_ms_per_payment={:.1}",
@@ -515,15 +525,15 @@ pub async fn setup(
     Ok((merchants, customers))
 }
 
-/// The macro load over both merchants, then the micro load to the one at
-/// home under its standing approval, by the same customers; one approver
-/// per merchant throughout (it approves what the standing approval does
-/// not).
+/// The macro load over both merchants, then two micro loads to the one at
+/// home by the same customers: the merchant deciding each, then under its
+/// standing approval; one approver per merchant throughout (it approves
+/// what no standing approval covers).
 async fn load(
     dir: &std::path::Path,
     settings: &Settings,
     pids: &[(u32, String)],
-) -> anyhow::Result<(Phase, Phase)> {
+) -> anyhow::Result<(Phase, Phase, Phase)> {
     let (merchants, customers) = setup(dir, settings.workers).await?;
     let customers: Vec<Arc<Customer>> = customers.into_iter().map(Arc::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -539,25 +549,33 @@ async fn load(
         pids,
     )
     .await;
-    let micros = match &macros {
-        Ok(_) => {
-            stand_approving(&merchants[0]).await?;
-            phase(
-                &customers,
-                &merchants[..1],
-                Amount::parse(MICRO_AMOUNT)?,
-                settings,
-                pids,
-            )
-            .await
+    // Micropayments the merchant decides one by one (the approver), then
+    // under its standing approval.
+    let micro_amount = Amount::parse(MICRO_AMOUNT)?;
+    let mut micros = Vec::new();
+    if macros.is_ok() {
+        for standing in [false, true] {
+            if standing {
+                stand_approving(&merchants[0]).await?;
+            }
+            let measured = phase(&customers, &merchants[..1], micro_amount, settings, pids).await;
+            let failed = measured.is_err();
+            micros.push(measured);
+            if failed {
+                break;
+            }
         }
-        Err(_) => Err(anyhow::anyhow!("not run")),
-    };
+    }
     stop.store(true, Ordering::Relaxed);
     for a in approvers {
         let _ = a.await;
     }
-    Ok((macros?, micros?))
+    let macros = macros?;
+    let mut micros = micros.into_iter();
+    let (Some(asked), Some(standing)) = (micros.next(), micros.next()) else {
+        bail!("the micropayment loads did not run");
+    };
+    Ok((macros, asked?, standing?))
 }
 
 /// One closed-loop load of payments of `amount`, each customer paying the
