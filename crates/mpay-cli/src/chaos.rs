@@ -224,6 +224,11 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok((tally, kills, report, violations))
     });
     network.stop();
+    // A network in a folder the caller named is kept for inspection,
+    // databases included.
+    if let (None, Some(server)) = (&args.dir, &options.postgres) {
+        provision::drop_temporary_databases(&runtime, server, &dir);
+    }
     let (tally, kills, report, violations) = result?;
     println!(
         "processes killed: {kills}; payments by end state at the CPPs: {:?}",

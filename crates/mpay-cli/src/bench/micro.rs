@@ -535,6 +535,9 @@ pub mod services {
             })
         });
         network.stop();
+        if let Some(server) = &options.postgres {
+            provision::drop_temporary_databases(&runtime, server, dir.path());
+        }
         result
     }
 }

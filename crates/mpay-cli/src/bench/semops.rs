@@ -113,6 +113,17 @@ pub fn pgbench_tps(
         ])
         .output()
         .context("running pgbench")?;
+    // pgbench's tables are not kept: the figure is all that is needed.
+    let dropped = Command::new("psql")
+        .args([
+            server,
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {database}"),
+        ])
+        .output();
+    if !dropped.is_ok_and(|d| d.status.success()) {
+        eprintln!("warning: database {database} was not dropped");
+    }
     if !out.status.success() {
         bail!("pgbench: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -396,6 +407,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let pids = network.pids();
     let result = runtime.block_on(load(dir.path(), &settings, &pids));
     network.stop();
+    provision::drop_temporary_databases(&runtime, &settings.postgres, dir.path());
     let (macros, asked, micros) = result?;
     let pgbench = pgbench_tps(
         &settings.postgres,

@@ -588,6 +588,56 @@ pub async fn provision(options: &Options) -> anyhow::Result<Vec<Process>> {
     Ok(processes)
 }
 
+/// Drops the PostgreSQL databases of the network provisioned in `dir` on
+/// `server` (each process's `db`, when it names a database there): what a
+/// temporary network (`bench`, `chaos`, the demo on PostgreSQL) does when
+/// it is done, so that runs leave nothing behind on the server. A process
+/// on SQLite has nothing to drop.
+pub async fn drop_databases(server: &str, dir: &Path) -> anyhow::Result<()> {
+    let mut names = Vec::new();
+    for process in processes(dir)? {
+        let text = std::fs::read_to_string(&process.config)
+            .with_context(|| format!("reading {}", process.config.display()))?;
+        let config: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("parsing {}", process.config.display()))?;
+        if let Some(name) = config
+            .get("db")
+            .and_then(|db| db.as_str())
+            .and_then(database_name)
+        {
+            names.push(name);
+        }
+    }
+    let db = mpay_sql::Db::connect(server)
+        .await
+        .with_context(|| format!("connecting to {}", mpay_network::config::redact_url(server)))?;
+    for name in names {
+        sqlx_execute(&db, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    }
+    db.close().await;
+    Ok(())
+}
+
+/// The database a `postgres://…/name?…` URL names, if it is one this
+/// module made (letters, digits and `_` only: safe to name in SQL).
+fn database_name(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let path = rest.split('?').next()?;
+    let (_, name) = path.split_once('/')?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then(|| name.to_owned())
+}
+
+/// [`drop_databases`] for a temporary network that is done with: a failure
+/// is told on stderr, not returned (the run's result matters more).
+pub fn drop_temporary_databases(runtime: &tokio::runtime::Runtime, server: &str, dir: &Path) {
+    if let Err(error) = runtime.block_on(drop_databases(server, dir)) {
+        eprintln!("warning: the network's databases were not all dropped: {error:#}");
+    }
+}
+
 /// The processes of a provisioned folder, in start order.
 pub fn processes(dir: &Path) -> anyhow::Result<Vec<Process>> {
     let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
@@ -735,6 +785,74 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    /// Names of the databases on `server` that start with `prefix`.
+    async fn databases(server: &str, prefix: &str) -> Vec<String> {
+        use mpay_sql::sqlx::Row;
+        let db = mpay_sql::Db::connect(server).await.unwrap();
+        let rows = mpay_sql::sqlx::query(
+            "SELECT CAST(datname AS TEXT) AS datname FROM pg_database ORDER BY datname",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        db.close().await;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("datname").unwrap())
+            .filter(|n| n.starts_with(prefix))
+            .collect()
+    }
+
+    /// A temporary network on PostgreSQL leaves no database behind.
+    #[test]
+    fn a_provisioned_network_s_databases_are_dropped() {
+        let server = std::env::var(mpay_sql::testing::POSTGRES_URL_ENV)
+            .unwrap_or_else(|_| mpay_sql::testing::POSTGRES_URL_DEFAULT.to_owned());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        if let Err(error) = runtime.block_on(mpay_sql::Db::connect(&server)) {
+            assert!(std::env::var_os("CI").is_none(), "PostgreSQL: {error}");
+            eprintln!("SKIPPED POSTGRES: {error}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dir: dir.path().join("net"),
+            postgres: Some(server.clone()),
+            base_port: Some(42_300),
+            timing: mpay_network::Timing::default(),
+            micro: mpay_network::MicroConfig::default(),
+            seed: None,
+            plaintext: false,
+        };
+        let processes = runtime.block_on(provision(&options)).unwrap();
+        let bank1 = std::fs::read_to_string(&processes[0].config).unwrap();
+        let bank1: toml::Table = toml::from_str(&bank1).unwrap();
+        let name = database_name(bank1["db"].as_str().unwrap()).unwrap();
+        let prefix = name.strip_suffix("bank1").unwrap().to_owned();
+        let made = runtime.block_on(databases(&server, &prefix));
+        assert_eq!(made.len(), processes.len(), "{made:?}");
+        runtime
+            .block_on(drop_databases(&server, &options.dir))
+            .unwrap();
+        assert_eq!(
+            runtime.block_on(databases(&server, &prefix)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn the_database_of_a_url_is_read_back_or_left_alone() {
+        assert_eq!(
+            database_name("postgres://postgres@127.0.0.1:5432/mpay_x_bank1?sslmode=disable"),
+            Some("mpay_x_bank1".into())
+        );
+        assert_eq!(database_name("sqlite:///tmp/net/bank1.db"), None);
+        assert_eq!(database_name("postgres://h/"), None);
+        assert_eq!(database_name("postgres://h/a;DROP"), None);
     }
 
     #[test]
