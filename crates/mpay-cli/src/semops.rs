@@ -108,6 +108,16 @@ impl PartyFile {
         )?)
     }
 
+    /// Its processor in the resolved directory.
+    fn processor_in<'a>(
+        &self,
+        resolved: &'a ResolvedDirectory,
+    ) -> anyhow::Result<&'a mpay_network::directory::ResolvedService> {
+        resolved
+            .service(&self.processor)
+            .with_context(|| format!("no `{}` in the directory", self.processor))
+    }
+
     fn processor_url(&self) -> anyhow::Result<String> {
         let directory = self.directory()?;
         let entry = directory
@@ -656,9 +666,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .context("--share-shipping")?;
                 let trans = SignedTrans::from_uri(uri.trim()).context("the TRANS URI")?;
                 let resolved = me.directory()?.resolve(wall_clock())?;
-                let cpp = resolved
-                    .service(&me.processor)
-                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let cpp = me.processor_in(&resolved)?;
                 let mut rng = fresh_rng()?;
                 let shipping = match details {
                     Some(details) => {
@@ -714,9 +722,7 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
             } => {
                 let me = PartyFile::load(&customer)?;
                 let resolved = me.directory()?.resolve(wall_clock())?;
-                let cpp = resolved
-                    .service(&me.processor)
-                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let cpp = me.processor_in(&resolved)?;
                 let client = CppClient::new(&cpp.url)?;
                 let status = client.status(&payment_id, 0).await?;
                 let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
@@ -933,9 +939,7 @@ async fn run_standing(what: StandingCommand) -> anyhow::Result<ExitCode> {
         } => {
             let me = PartyFile::load(&merchant)?;
             let resolved = me.directory()?.resolve(wall_clock())?;
-            let mpp = resolved
-                .service(&me.processor)
-                .with_context(|| format!("no `{}` in the directory", me.processor))?;
+            let mpp = me.processor_in(&resolved)?;
             let now = wall_clock();
             let approval = Signed::sign(
                 StandingApproval {
@@ -1031,9 +1035,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
             } => {
                 let me = PartyFile::load(&merchant)?;
                 let resolved = me.directory()?.resolve(wall_clock())?;
-                let mpp = resolved
-                    .service(&me.processor)
-                    .with_context(|| format!("no `{}` in the directory", me.processor))?;
+                let mpp = me.processor_in(&resolved)?;
                 let nonce = random16()?;
                 let trans = Signed::sign(
                     Trans {
