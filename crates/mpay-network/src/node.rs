@@ -517,7 +517,7 @@ impl Node {
                 match sent {
                     Ok(()) => {
                         node.metrics.outbox_delivered.fetch_add(1, Relaxed);
-                        outbox::mark_delivered(&node.db, message.id, now_ms).await
+                        Ok(Some(message.id))
                     }
                     Err(error) => {
                         node.metrics.outbox_failures.fetch_add(1, Relaxed);
@@ -531,17 +531,26 @@ impl Node {
                         );
                         outbox::mark_failed(&node.db, message.id, now_ms)
                             .await
-                            .map(|_| ())
+                            .map(|_| None)
                     }
                 }
             });
         }
+        // The run's deliveries are marked together, in one transaction. A
+        // crash before it only sends them again once their claim lapses,
+        // and receivers answer a repeat as a duplicate.
+        let mut delivered = Vec::with_capacity(claimed);
         while let Some(done) = sends.join_next().await {
             match done {
-                Ok(Ok(())) => {}
+                Ok(Ok(Some(id))) => delivered.push(id),
+                Ok(Ok(None)) => {}
                 Ok(Err(error)) => tracing::error!(%error, "outbox bookkeeping failed"),
                 Err(error) => tracing::error!(%error, "delivery task failed"),
             }
+        }
+        if let Err(error) = outbox::mark_delivered_all(&self.db, &delivered, ms(wall_clock())).await
+        {
+            tracing::error!(%error, "outbox bookkeeping failed");
         }
         Ok(claimed)
     }

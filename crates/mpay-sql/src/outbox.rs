@@ -301,6 +301,47 @@ pub async fn mark_delivered(db: &Db, id: MessageId, now_ms: i64) -> Result<(), O
     }
 }
 
+/// Most ids [`mark_delivered_all`] puts in one statement.
+pub const MARK_IDS_MAX: usize = 512;
+
+/// [`mark_delivered`] for every message of `ids` in one transaction (one
+/// statement per [`MARK_IDS_MAX`] ids): what a delivery run that sent many
+/// messages records, for one commit rather than one each. Returns how many
+/// were newly marked; an id already delivered keeps its first time, and an
+/// unknown id (pruned since) is passed over.
+pub async fn mark_delivered_all(
+    db: &Db,
+    ids: &[MessageId],
+    now_ms: i64,
+) -> Result<u64, OutboxError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    db.with_retry(move |tx| {
+        Box::pin(async move {
+            let mut marked = 0;
+            for chunk in ids.chunks(MARK_IDS_MAX) {
+                let placeholders = (0..chunk.len())
+                    .map(|i| format!("${}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // Only numbered placeholders are formatted into the text.
+                let sql = format!(
+                    "UPDATE outbox SET delivered_at = $1
+                     WHERE delivered_at IS NULL AND id IN ({placeholders})"
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms);
+                for id in chunk {
+                    query = query.bind(id.0);
+                }
+                marked += query.execute(&mut **tx).await?.rows_affected();
+            }
+            Ok::<_, OutboxError>(marked)
+        })
+    })
+    .await
+}
+
 /// Records a failed attempt at message `id` at `now_ms`: one more attempt,
 /// due again after [`backoff_ms`]`(attempts)`.
 pub async fn mark_failed(db: &Db, id: MessageId, now_ms: i64) -> Result<Retry, OutboxError> {

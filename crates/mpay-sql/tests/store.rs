@@ -983,6 +983,68 @@ async fn outbox_sends_committed_messages_until_delivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_s_deliveries_are_marked_together_once() {
+    for_each_backend(|db| async move {
+        migrated(&db).await;
+        let t0 = 2_000_000;
+        let mut ids = Vec::new();
+        for key in ["a", "b", "c", "d"] {
+            ids.push(enqueue_committed(&db, message("dc", key, b"x"), t0).await);
+        }
+        assert_eq!(outbox::due(&db, t0, 10, LEASE).await.unwrap().len(), 4);
+        outbox::mark_delivered(&db, ids[0], t0 + 1).await.unwrap();
+        // a already delivered keeps its time; b and c are marked; an id
+        // pruned since is passed over; d stays pending.
+        let pruned = MessageId(ids[3].0 + 1000);
+        assert_eq!(
+            outbox::mark_delivered_all(&db, &[ids[0], ids[1], ids[2], pruned], t0 + 7)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            outbox::mark_delivered_all(&db, &[], t0 + 8).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            outbox::mark_delivered_all(&db, &ids[1..3], t0 + 9)
+                .await
+                .unwrap(),
+            0,
+            "idempotent"
+        );
+        let mut times = Vec::new();
+        for id in &ids {
+            let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+                .bind(id.0)
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            times.push(at);
+        }
+        assert_eq!(times, [Some(t0 + 1), Some(t0 + 7), Some(t0 + 7), None]);
+        assert_eq!(outbox::pending_count(&db).await.unwrap(), 1);
+        let again = outbox::due(&db, t0 + LEASE, 10, LEASE).await.unwrap();
+        assert_eq!(again.iter().map(|m| m.id).collect::<Vec<_>>(), [ids[3]]);
+        // More ids than one statement takes.
+        let many: Vec<MessageId> = (0..outbox::MARK_IDS_MAX as i64 + 3)
+            .map(|i| MessageId(ids[3].0 + 10_000 + i))
+            .chain([ids[3]])
+            .collect();
+        assert_eq!(
+            outbox::mark_delivered_all(&db, &many, t0 + 20)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(outbox::pending_count(&db).await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_failures_back_off_exponentially_up_to_the_cap() {
     for_each_backend(|db| async move {
         migrated(&db).await;
