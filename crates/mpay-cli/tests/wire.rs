@@ -516,7 +516,7 @@ fn every_semops_vector_opens_and_decodes_with_every_field_named() {
     assert_eq!(decision["signer"], merchant);
     assert_eq!(decision["validity"]["expires_at_ms"], 1_767_225_900_000u64);
     let relay = &decoded["DECISION_RELAY"];
-    assert_eq!(relay["decision"], *decision);
+    assert_eq!(relay["authority"]["decision"], *decision);
     assert_eq!(relay["payout_account"], "shop:bob");
 
     let confirmation = &decoded["CONFIRMATION"];
