@@ -265,7 +265,7 @@ impl World {
                 self.cpp_drive(r, id);
             }
         }
-        let refunds: Vec<(u64, CppRefund)> = self.cpps[usize::from(r)]
+        let refunds: Vec<(u64, Refund)> = self.cpps[usize::from(r)]
             .refunds
             .iter()
             .filter(|(_, f)| f.state.is_moving())
@@ -346,7 +346,7 @@ impl World {
         }
         cpp.refunds.insert(
             key,
-            CppRefund {
+            Refund {
                 payment,
                 amount,
                 state: refund::State::start(Leg::Cpp, fits),

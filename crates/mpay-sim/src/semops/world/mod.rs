@@ -351,8 +351,9 @@ struct CppPayment {
     updated: u64,
 }
 
+/// A refund at a processor (the CPP's leg or the MPP's): one refund saga.
 #[derive(Clone, Debug)]
-struct CppRefund {
+struct Refund {
     payment: u64,
     amount: i64,
     state: refund::State,
@@ -362,7 +363,7 @@ struct CppRefund {
 #[derive(Default)]
 struct Cpp {
     payments: BTreeMap<u64, CppPayment>,
-    refunds: BTreeMap<u64, CppRefund>,
+    refunds: BTreeMap<u64, Refund>,
     seen: BTreeSet<u64>,
     outbox: Outbox,
 }
@@ -379,18 +380,10 @@ struct MppPayment {
     updated: u64,
 }
 
-#[derive(Clone, Debug)]
-struct MppRefund {
-    payment: u64,
-    amount: i64,
-    state: refund::State,
-    attempt: u32,
-}
-
 #[derive(Default)]
 struct Mpp {
     payments: BTreeMap<u64, MppPayment>,
-    refunds: BTreeMap<u64, MppRefund>,
+    refunds: BTreeMap<u64, Refund>,
     seen: BTreeSet<u64>,
     outbox: Outbox,
 }

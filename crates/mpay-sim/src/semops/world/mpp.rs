@@ -206,7 +206,7 @@ impl World {
         }
         mpp.refunds.insert(
             key,
-            MppRefund {
+            Refund {
                 payment,
                 amount,
                 state: refund::State::start(Leg::Mpp, true),
