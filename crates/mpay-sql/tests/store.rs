@@ -887,6 +887,17 @@ async fn enqueue_committed(db: &Db, msg: NewMessage<'_>, now_ms: i64) -> Message
     id
 }
 
+/// When message `id` was marked delivered, if it was.
+async fn delivered_at(db: &Db, id: MessageId) -> Option<i64> {
+    sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
+        .bind(id.0)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_sends_committed_messages_until_delivered() {
     for_each_backend(|db| async move {
@@ -952,14 +963,7 @@ async fn outbox_sends_committed_messages_until_delivered() {
             outbox::mark_failed(&db, id, lease_end + 10).await.unwrap(),
             Retry::AlreadyDelivered
         );
-        let delivered_at: i64 = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
-            .bind(id.0)
-            .fetch_one(db.pool())
-            .await
-            .unwrap()
-            .try_get(0)
-            .unwrap();
-        assert_eq!(delivered_at, lease_end + 5);
+        assert_eq!(delivered_at(&db, id).await, Some(lease_end + 5));
 
         let unknown = MessageId(id.0 + 1000);
         assert!(matches!(
@@ -1015,14 +1019,7 @@ async fn a_run_s_deliveries_are_marked_together_once() {
         );
         let mut times = Vec::new();
         for id in &ids {
-            let at: Option<i64> = sqlx::query("SELECT delivered_at FROM outbox WHERE id = $1")
-                .bind(id.0)
-                .fetch_one(db.pool())
-                .await
-                .unwrap()
-                .try_get(0)
-                .unwrap();
-            times.push(at);
+            times.push(delivered_at(&db, *id).await);
         }
         assert_eq!(times, [Some(t0 + 1), Some(t0 + 7), Some(t0 + 7), None]);
         assert_eq!(outbox::pending_count(&db).await.unwrap(), 1);
