@@ -81,11 +81,6 @@ impl Mpp {
             }
         };
         let period = i64::try_from(taken.period).map_err(|_| corrupt("period"))?;
-        sqlx::query("DELETE FROM mpp_standing_usage WHERE merchant = $1 AND period <> $2")
-            .bind(&merchant.0[..])
-            .bind(period)
-            .execute(&mut **tx)
-            .await?;
         let updated = sqlx::query(
             "UPDATE mpp_standing_usage SET used = $3 WHERE merchant = $1 AND period = $2",
         )
@@ -95,6 +90,13 @@ impl Mpp {
         .execute(&mut **tx)
         .await?;
         if updated.rows_affected() == 0 {
+            // The period's first approval: the earlier periods' use is not
+            // needed any more.
+            sqlx::query("DELETE FROM mpp_standing_usage WHERE merchant = $1 AND period <> $2")
+                .bind(&merchant.0[..])
+                .bind(period)
+                .execute(&mut **tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO mpp_standing_usage (merchant, period, used) VALUES ($1, $2, $3)",
             )
