@@ -120,7 +120,7 @@ impl IntoResponse for HttpError {
         };
         if error.is_busy() {
             tracing::warn!(%error, "request answered busy");
-            return ApiError::busy_response();
+            return mpay_http::busy_response();
         }
         let (status, code) = match &error {
             BankError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
@@ -162,7 +162,7 @@ impl IntoResponse for HttpError {
             }
             error.to_string()
         };
-        ApiError::new(code, message).into_response_with(status)
+        mpay_http::ErrorResponse::into_response_with(ApiError::new(code, message), status)
     }
 }
 

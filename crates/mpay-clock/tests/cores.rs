@@ -1,7 +1,8 @@
 //! The boundary this crate stands for: no core crate reaches a clock, SQL,
-//! HTTP, sockets or an async runtime, not even through a dependency. Read
-//! from `cargo metadata`, so a new dependency that crosses the line fails
-//! here (ARCHITECTURE.md, "Codemap" and "Boundaries").
+//! HTTP, sockets or an async runtime, not even through a dependency; and
+//! the client crates reach no database and no server. Read from `cargo
+//! metadata`, so a new dependency that crosses the line fails here
+//! (ARCHITECTURE.md, "Codemap" and "Boundaries").
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -34,6 +35,23 @@ const DRIVER_ONLY: &[&str] = &[
     "hyper",
     "reqwest",
     "mio",
+];
+
+/// What a client (the CLI, a phone's bindings) links to talk to the
+/// services: HTTP and TLS as a client, nothing of a server or a database.
+const CLIENTS: &[&str] = &["mpay-api", "mpay-tls-client"];
+
+/// Packages no client crate may depend on, directly or not.
+const SERVER_ONLY: &[&str] = &[
+    "mpay-sql",
+    "mpay-http",
+    "mpay-tls",
+    "mpay-network",
+    "mpay-bank",
+    "sqlx",
+    "rusqlite",
+    "axum",
+    "rcgen",
 ];
 
 /// The host's target triple (what this test was built for).
@@ -125,10 +143,29 @@ fn no_core_crate_reaches_a_clock_sql_http_or_a_runtime() {
 }
 
 #[test]
+fn no_client_crate_reaches_a_database_or_a_server() {
+    let graph = graph();
+    let mut problems = Vec::new();
+    for client in CLIENTS {
+        assert!(
+            graph.contains_key(*client),
+            "{client} is not in the workspace"
+        );
+        let reached = closure(&graph, client);
+        for banned in SERVER_ONLY {
+            if reached.contains(*banned) {
+                problems.push(format!("{client} depends on {banned}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn the_check_sees_a_driver_crossing_the_line() {
     // mpay-network is a driver: the same walk must find what it uses.
     let reached = closure(&graph(), "mpay-network");
-    for expected in ["mpay-clock", "sqlx", "tokio", "axum", "reqwest"] {
+    for expected in ["mpay-clock", "sqlx", "tokio", "axum", "reqwest", "mpay-api"] {
         assert!(
             reached.contains(expected),
             "mpay-network without {expected}"

@@ -33,8 +33,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -45,48 +45,35 @@ pub mod openapi;
 /// messages can quote parts of the input).
 pub const MESSAGE_LEN_MAX: usize = 512;
 
-/// An error as a client sees it: the body of every 4xx and 5xx answer.
-#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// A stable code (`not_found`, `malformed_json`, `insufficient_funds`, …).
-    pub error: String,
-    /// For people.
-    pub message: String,
+pub use mpay_api::{ApiError, BUSY_RETRY_AFTER_S};
+
+/// An [`ApiError`] as an axum answer.
+pub trait ErrorResponse {
+    /// The answer: `status` with this error as its JSON body.
+    fn into_response_with(self, status: StatusCode) -> Response;
 }
 
-impl ApiError {
-    /// The error with `code` and `message`.
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError {
-            error: code.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The answer: `status` with this error as its JSON body.
-    pub fn into_response_with(self, status: StatusCode) -> Response {
+impl ErrorResponse for ApiError {
+    fn into_response_with(self, status: StatusCode) -> Response {
         (status, axum::Json(self)).into_response()
     }
-
-    /// 503 `busy` with `Retry-After: `[`BUSY_RETRY_AFTER_S`]: the service
-    /// is only busy (its transaction kept losing serialization races, or no
-    /// database connection came free), nothing was recorded, and the same
-    /// request may be sent again. Never a 500: that is kept for faults.
-    pub fn busy_response() -> Response {
-        let mut response = ApiError::new(
-            "busy",
-            "the service is busy; send the same request again after Retry-After seconds",
-        )
-        .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_S));
-        response
-    }
 }
 
-/// The `Retry-After` of a 503 `busy` answer ([`ApiError::busy_response`]), in seconds.
-pub const BUSY_RETRY_AFTER_S: u32 = 1;
+/// 503 `busy` with `Retry-After: `[`BUSY_RETRY_AFTER_S`]: the service is
+/// only busy (its transaction kept losing serialization races, or no
+/// database connection came free), nothing was recorded, and the same
+/// request may be sent again. Never a 500: that is kept for faults.
+pub fn busy_response() -> Response {
+    let mut response = ApiError::new(
+        "busy",
+        "the service is busy; send the same request again after Retry-After seconds",
+    )
+    .into_response_with(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_S));
+    response
+}
 
 /// A request refused at the edge, before the service's logic ran: always
 /// the caller's fault (4xx), except [`PathRejection::MissingPathParams`],

@@ -175,7 +175,7 @@ impl IntoResponse for NetError {
     fn into_response(self) -> Response {
         if self.is_busy() {
             tracing::warn!(error = %self, "request answered busy");
-            return ApiError::busy_response();
+            return mpay_http::busy_response();
         }
         let (status, code) = self.status();
         let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
@@ -184,7 +184,7 @@ impl IntoResponse for NetError {
         } else {
             self.to_string()
         };
-        ApiError::new(code, message).into_response_with(status)
+        mpay_http::ErrorResponse::into_response_with(ApiError::new(code, message), status)
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! - [`directory`]: who the banks and services are (a TOML file);
 //! - [`config`]: one TOML file per service process, with env overrides;
-//! - [`client`]: the JSON shapes of the APIs and the reqwest clients;
+//! - [`client`]: the JSON shapes of the APIs and the reqwest clients
+//!   (`mpay-api`, re-exported: a client links that crate alone);
 //! - `node` (private): what every service is made of: the checked
 //!   directory and identity, the envelope inbox, the transactional outbox
 //!   and its delivery loop (kicked after each commit), long-poll waiters;
@@ -36,7 +37,7 @@
 
 pub mod ack;
 pub mod api;
-pub mod client;
+pub use mpay_api::semops as client;
 pub mod config;
 pub mod cpp;
 pub mod dc;

@@ -105,7 +105,7 @@ impl IntoResponse for HttpError {
         };
         if error.is_busy() {
             tracing::warn!(%error, "request answered busy");
-            return ApiError::busy_response();
+            return mpay_http::busy_response();
         }
         let (status, code) = match &error {
             OfficeError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -135,7 +135,7 @@ impl IntoResponse for HttpError {
         } else {
             error.to_string()
         };
-        ApiError::new(code, message).into_response_with(status)
+        mpay_http::ErrorResponse::into_response_with(ApiError::new(code, message), status)
     }
 }
 

@@ -139,7 +139,7 @@ impl From<sqlx::Error> for OfficeError {
 
 impl OfficeError {
     /// True when the office is only busy (answered 503 `busy`, see
-    /// [`mpay_http::ApiError::busy_response`]): a transaction that kept
+    /// [`mpay_http::busy_response`]): a transaction that kept
     /// losing races, a concurrent request with the same idempotency key, or
     /// no free database connection.
     pub fn is_busy(&self) -> bool {

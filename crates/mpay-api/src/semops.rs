@@ -17,7 +17,7 @@ use mpay_wire::{Decode, Encode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
+use crate::ApiError;
 
 /// Default time limit of one client request (a long-poll adds its wait).
 pub const CLIENT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
@@ -167,19 +167,19 @@ pub struct Identity {
 pub struct PaymentStatus {
     /// Hex.
     pub payment_id: String,
-    /// One of the CPP states (see [`crate::cpp::PaymentState`]).
+    /// One of the CPP states (`mpay_network::cpp::PaymentState`).
     pub state: String,
     /// True once the state will not change any more (refunds aside).
     pub is_final: bool,
     /// The payment's amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// The merchant's reference from the TRANS.
     pub merchant_reference: String,
     /// The merchant's decision deadline (ms).
     pub deadline: u64,
     /// How much was refunded so far.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub refunded: String,
     /// Why it was declined or rejected (a stable code), if it was.
     #[serde(default)]
@@ -210,7 +210,7 @@ pub struct PaymentRecord {
     /// The MPP of the TRANS (directory name).
     pub mpp: String,
     /// The amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// The CPP state.
     pub state: String,
@@ -221,7 +221,7 @@ pub struct PaymentRecord {
     /// The hold at that bank, once placed.
     pub hold_id: Option<i64>,
     /// Refunded so far.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub refunded: String,
     /// Why declined or rejected.
     pub reason: Option<String>,
@@ -239,7 +239,7 @@ pub struct PaymentRecord {
     pub micro_batch: Option<i64>,
     /// What the CPP paid back for a rejected micropayment it had collected.
     #[serde(default)]
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub micro_returned: String,
 }
 
@@ -249,7 +249,7 @@ pub struct MicroCustomerRecord {
     /// The customer's name.
     pub name: String,
     /// Pending total (DT-confirmed or awaiting a decision, not collected).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub pending: String,
     /// Open micropayments.
     pub count: i64,
@@ -258,16 +258,16 @@ pub struct MicroCustomerRecord {
     /// Aggregated transfers of this customer that failed, ever.
     pub failed_transfers: i64,
     /// Σ settled batches: what the customer's bank paid the CPP.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub collected: String,
     /// Σ paid back for rejected micropayments already collected.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub returned: String,
     /// Σ micropayments confirmed (DT or T).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub confirmed: String,
     /// The customer's θ.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub theta: String,
     /// The customer's W.
     pub window_ms: u64,
@@ -279,13 +279,13 @@ pub struct MicroMppRecord {
     /// The MPP (directory name).
     pub mpp: String,
     /// Paid by net settlement runs.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub paid: String,
     /// Owed, not yet paid (no run yet, or its run still `started`).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub unpaid: String,
     /// Σ micropayments to this MPP's merchants confirmed.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub confirmed: String,
     /// Runs paid.
     pub runs_paid: i64,
@@ -297,10 +297,10 @@ pub struct CppMicroSummary {
     /// `none`, `one` or `two`.
     pub mode: String,
     /// Σ pending totals.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub credit_used: String,
     /// The CPP's credit limit; `None` with micropayments off.
-    #[schema(value_type = Option<mpay_http::openapi::AmountText>)]
+    #[schema(value_type = Option<crate::schema::AmountText>)]
     pub credit_limit: Option<String>,
     /// Settlement batches still `started`.
     pub batches_started: i64,
@@ -326,7 +326,7 @@ pub struct ReclusterCluster {
     /// Estimated default rate (Beta prior).
     pub default_rate: f64,
     /// Its θ.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub theta: String,
     /// Its W.
     pub window_ms: u64,
@@ -353,16 +353,16 @@ pub struct MicroMerchantRecord {
     /// The merchant's name.
     pub name: String,
     /// Σ micropayments confirmed to it.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub confirmed: String,
     /// Σ paid out to it (payouts `paid`).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub paid_out: String,
     /// Σ in payouts still `started`.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub paying: String,
     /// Σ confirmed, in no payout yet.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub owed: String,
 }
 
@@ -372,7 +372,7 @@ pub struct MicroCppRecord {
     /// The CPP (directory name).
     pub cpp: String,
     /// Σ of its statements.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub received: String,
     /// Statements received.
     pub statements: i64,
@@ -384,10 +384,10 @@ pub struct MppMicroSummary {
     /// `none`, `one` or `two`.
     pub mode: String,
     /// Paid out to merchants and not yet funded by a CPP (credit in use).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub advanced: String,
     /// The MPP's credit limit; `None` with micropayments off.
-    #[schema(value_type = Option<mpay_http::openapi::AmountText>)]
+    #[schema(value_type = Option<crate::schema::AmountText>)]
     pub credit_limit: Option<String>,
     /// Payouts still `started`.
     pub payouts_started: i64,
@@ -404,7 +404,7 @@ pub struct Notice {
     /// Hex.
     pub payment_id: String,
     /// The amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// The merchant's reference from its TRANS.
     pub merchant_reference: String,
@@ -463,7 +463,7 @@ pub struct RefundView {
     /// Hex of the merchant's refund idempotency key.
     pub refund_key: String,
     /// The amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// `funding`, `relayed`, `refunded` or `failed`.
     pub state: String,
@@ -478,10 +478,10 @@ pub struct RefundView {
 pub struct MerchantPaymentView {
     /// Hex.
     pub payment_id: String,
-    /// One of the MPP states (see [`crate::mpp::MerchantState`]).
+    /// One of the MPP states (`mpay_network::mpp::MerchantState`).
     pub state: String,
     /// The amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// The merchant's reference.
     pub merchant_reference: String,
@@ -501,7 +501,7 @@ pub struct MerchantPaymentView {
     #[serde(default)]
     pub standing: bool,
     /// Refunded so far (confirmed or in flight).
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub refunded: String,
     /// Hex of the CPP's signed T confirmation (or other end), once back.
     pub confirmation: Option<String>,
@@ -539,12 +539,12 @@ pub struct MppPaymentRecord {
     /// The CPP (directory name).
     pub cpp: String,
     /// The amount.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub amount: String,
     /// The MPP state.
     pub state: String,
     /// Refunded so far.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub refunded: String,
     /// Created (ms).
     pub created_at: u64,
@@ -618,10 +618,10 @@ pub struct SignedBody {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StandingApprovalView {
     /// Largest micropayment it approves.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub per_payment_max: String,
     /// Most it approves in one period.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub period_max: String,
     /// The period's length (ms); periods are its multiples since the epoch.
     pub period_ms: u64,
@@ -632,7 +632,7 @@ pub struct StandingApprovalView {
     /// Whether it approves payments now.
     pub in_force: bool,
     /// What it has approved in the current period.
-    #[schema(value_type = mpay_http::openapi::AmountText)]
+    #[schema(value_type = crate::schema::AmountText)]
     pub used_in_period: String,
 }
 
@@ -648,7 +648,7 @@ pub struct Withdrawn {
 pub struct InboxAnswer {
     /// What the receiver did with it.
     pub outcome: String,
-    /// Hex of the receiver's signed acknowledgement ([`crate::InboxAck`],
+    /// Hex of the receiver's signed acknowledgement (`mpay_network::InboxAck`,
     /// sealed to the sender, naming the frame's hash). The sender counts a
     /// delivery only when it verifies; empty from anyone else.
     #[serde(default)]
@@ -681,7 +681,7 @@ pub enum ClientError {
     /// Not sent: a token would have crossed a plaintext connection (the
     /// caller's configuration is at fault).
     #[error(transparent)]
-    Transport(#[from] mpay_tls::TlsError),
+    Transport(#[from] mpay_tls_client::TlsError),
 }
 
 impl ClientError {
@@ -729,12 +729,13 @@ pub const SUBMIT_BUSY_ATTEMPTS_MAX: u32 = 5;
 struct Http {
     base: String,
     http: reqwest::Client,
-    plaintext: mpay_tls::Plaintext,
+    plaintext: mpay_tls_client::Plaintext,
 }
 
 impl Http {
-    fn new(base: &str) -> Result<Http, mpay_tls::TlsError> {
-        let http = mpay_tls::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))?;
+    fn new(base: &str) -> Result<Http, mpay_tls_client::TlsError> {
+        let http =
+            mpay_tls_client::default_client(Duration::from_millis(CLIENT_TIMEOUT_MS_DEFAULT))?;
         Ok(Http::with_http(base, http))
     }
 
@@ -742,7 +743,7 @@ impl Http {
         Http {
             base: base.trim_end_matches('/').to_owned(),
             http,
-            plaintext: mpay_tls::Plaintext::from_env(),
+            plaintext: mpay_tls_client::Plaintext::from_env(),
         }
     }
 
@@ -757,7 +758,7 @@ impl Http {
             source,
         };
         let request = request.build().map_err(unreachable)?;
-        mpay_tls::check_request(&request, self.plaintext)?;
+        mpay_tls_client::check_request(&request, self.plaintext)?;
         self.http.execute(request).await.map_err(unreachable)
     }
 
@@ -862,8 +863,8 @@ pub struct CppClient(Http);
 impl CppClient {
     /// The CPP at `base` (e.g. `http://127.0.0.1:7811`).
     /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls::default_client`]).
-    pub fn new(base: &str) -> Result<CppClient, mpay_tls::TlsError> {
+    /// ([`mpay_tls_client::default_client`]).
+    pub fn new(base: &str) -> Result<CppClient, mpay_tls_client::TlsError> {
         Ok(CppClient(Http::new(base)?))
     }
 
@@ -874,7 +875,7 @@ impl CppClient {
 
     /// The same client, sending tokens over plaintext to loopback as
     /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> CppClient {
+    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> CppClient {
         self.0.plaintext = plaintext.or_env();
         self
     }
@@ -974,7 +975,7 @@ impl CppClient {
 
     /// Submits the PR that `seal` makes, as a customer's device does: while
     /// the CPP answers `busy` (nothing recorded), waits
-    /// [`BUSY_RETRY_AFTER_S`](crate::api::BUSY_RETRY_AFTER_S) seconds,
+    /// [`BUSY_RETRY_AFTER_S`](crate::BUSY_RETRY_AFTER_S) seconds,
     /// doubling, and sends it again, [`SUBMIT_BUSY_ATTEMPTS_MAX`] times in
     /// all. `seal` is called once per attempt: the same PR (same TRANS and
     /// idempotency key) in a fresh envelope, since the CPP refuses an
@@ -983,7 +984,7 @@ impl CppClient {
         &self,
         mut seal: impl FnMut() -> Result<Vec<u8>, E>,
     ) -> Result<PaymentStatus, SubmitError<E>> {
-        let mut pause = Duration::from_secs(u64::from(crate::api::BUSY_RETRY_AFTER_S));
+        let mut pause = Duration::from_secs(u64::from(crate::BUSY_RETRY_AFTER_S));
         let mut attempt = 1;
         loop {
             match self.submit(seal().map_err(SubmitError::Seal)?).await {
@@ -1070,8 +1071,8 @@ impl MppClient {
 
     /// The MPP at `base`.
     /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls::default_client`]).
-    pub fn new(base: &str) -> Result<MppClient, mpay_tls::TlsError> {
+    /// ([`mpay_tls_client::default_client`]).
+    pub fn new(base: &str) -> Result<MppClient, mpay_tls_client::TlsError> {
         Ok(MppClient(Http::new(base)?))
     }
 
@@ -1082,7 +1083,7 @@ impl MppClient {
 
     /// The same client, sending tokens over plaintext to loopback as
     /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> MppClient {
+    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> MppClient {
         self.0.plaintext = plaintext.or_env();
         self
     }
@@ -1266,8 +1267,8 @@ pub struct DcClient(Http);
 impl DcClient {
     /// The DC at `base`.
     /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls::default_client`]).
-    pub fn new(base: &str) -> Result<DcClient, mpay_tls::TlsError> {
+    /// ([`mpay_tls_client::default_client`]).
+    pub fn new(base: &str) -> Result<DcClient, mpay_tls_client::TlsError> {
         Ok(DcClient(Http::new(base)?))
     }
 
@@ -1278,7 +1279,7 @@ impl DcClient {
 
     /// The same client, sending tokens over plaintext to loopback as
     /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls::Plaintext) -> DcClient {
+    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> DcClient {
         self.0.plaintext = plaintext.or_env();
         self
     }
