@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
+use mpay_api::semops::{ClientError, CppClient};
 use mpay_bank::{AccountId, BankClient};
 use mpay_money::Amount;
-use mpay_network::client::{ClientError, CppClient};
 use mpay_network::{Directory, Timing};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};

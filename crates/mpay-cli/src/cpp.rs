@@ -16,8 +16,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use mpay_api::semops::CppClient;
 use mpay_network::config::{read_pin_keys, write_pin_keys};
-use mpay_network::{CppClient, Directory, ServiceConfig};
+use mpay_network::{Directory, ServiceConfig};
 use mpay_semops::PinKey;
 
 use crate::network::provision::{DIRECTORY_FILE, Operators};

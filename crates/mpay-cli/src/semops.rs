@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_bytes, hex_string};
-use mpay_money::{Amount, Currency};
-use mpay_network::client::{
+use mpay_api::semops::{
     ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
     PaymentStatus, StandingApprovalView, SubmitError,
 };
+use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_bytes, hex_string};
+use mpay_money::{Amount, Currency};
 use mpay_network::config::{read_keys, write_keys};
 use mpay_network::{Directory, ResolvedDirectory, ServiceRole};
 use mpay_semops::{

@@ -209,10 +209,10 @@ pub mod services {
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, bail};
+    use mpay_api::semops::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
     use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
     use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
     use mpay_money::Amount;
-    use mpay_network::client::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
     use mpay_network::{Directory, Timing};
     use mpay_semops::{
         CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, Trans, seal_pr,

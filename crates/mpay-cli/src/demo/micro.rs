@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use mpay_api::semops::{CppClient, CppMicroSummary};
 use mpay_money::Amount;
-use mpay_network::client::{CppClient, CppMicroSummary};
 use mpay_network::{MicroConfig, MicroMode};
 use mpay_report::PendingSeries;
 use mpay_semops::ConfirmationOutcome;

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use mpay_api::semops::{
+    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus, SubmitError,
+};
 use mpay_bank::BankClient;
 use mpay_identity::{PartyId, SecretKeys, Suite, hex_bytes, hex_string};
 use mpay_money::Amount;
-use mpay_network::client::{
-    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus, SubmitError,
-};
 use mpay_network::{Directory, ResolvedDirectory};
 use mpay_semops::{
     CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, Signed,
