@@ -2020,11 +2020,12 @@ async fn inbox(
     Body(frame): Body,
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
-    let inbound = cpp.node.open_inbox(&frame, now)?;
-    let header = inbound.header;
-    let outcome = cpp
-        .on_inbox(inbound, now)
-        .await
-        .inspect_err(|e| cpp.node.log_refused(Some(&header), e))?;
-    Ok(Json(cpp.node.inbox_answer(&frame, &header, outcome)?))
+    let answer = cpp
+        .node
+        .receive(&frame, now, |inbound| {
+            let cpp = Arc::clone(&cpp);
+            async move { cpp.on_inbox(inbound, now).await }
+        })
+        .await?;
+    Ok(Json(answer))
 }

@@ -302,13 +302,14 @@ async fn inbox(
     Body(frame): Body,
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
-    let inbound = dc.node.open_inbox(&frame, now)?;
-    let header = inbound.header;
-    let outcome = dc
-        .on_inbox(inbound, now)
-        .await
-        .inspect_err(|e| dc.node.log_refused(Some(&header), e))?;
-    Ok(Json(dc.node.inbox_answer(&frame, &header, outcome)?))
+    let answer = dc
+        .node
+        .receive(&frame, now, |inbound| {
+            let dc = Arc::clone(&dc);
+            async move { dc.on_inbox(inbound, now).await }
+        })
+        .await?;
+    Ok(Json(answer))
 }
 
 #[utoipa::path(get, path = "/v1/admin/work", tag = "operator", security(("operator" = [])),

@@ -860,13 +860,14 @@ async fn inbox(
     Body(frame): Body,
 ) -> Result<Json<InboxAnswer>, NetError> {
     let now = wall_clock();
-    let inbound = mpp.node.open_inbox(&frame, now)?;
-    let header = inbound.header;
-    let outcome = mpp
-        .on_inbox(inbound, now)
-        .await
-        .inspect_err(|e| mpp.node.log_refused(Some(&header), e))?;
-    Ok(Json(mpp.node.inbox_answer(&frame, &header, outcome)?))
+    let answer = mpp
+        .node
+        .receive(&frame, now, |inbound| {
+            let mpp = Arc::clone(&mpp);
+            async move { mpp.on_inbox(inbound, now).await }
+        })
+        .await?;
+    Ok(Json(answer))
 }
 
 #[utoipa::path(post, path = "/v1/merchants", tag = "merchants", security(("operator" = [])),

@@ -12,8 +12,16 @@
 //! serves retries. A message counts as delivered only on a 2xx answer,
 //! which the receiver gives after its own commit; anything else is retried
 //! with the outbox's backoff, forever (`outbox_pending` shows it).
+//!
+//! Batches: a run sends what is due for one destination together, one
+//! [`InboxBatch`] frame per [`INBOX_BATCH_ITEMS_MAX`] messages (one HTTP
+//! request, one seal, one signature each way); a lone message goes in a
+//! frame of its own. The receiver ([`Node::receive`]) applies each item as
+//! a frame of its own and acknowledges each item's result in one signed
+//! [`InboxBatchAck`]; the sender marks delivered exactly the items taken.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -31,7 +39,11 @@ use rand_core::{Rng, SeedableRng};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::ack::{INBOX_ACK, InboxAck};
+use crate::ack::{
+    BatchItem, INBOX_ACK, INBOX_BATCH, INBOX_BATCH_ACK, INBOX_BATCH_ITEMS_MAX,
+    INBOX_BATCH_PAYLOAD_BUDGET, ITEM_OUTCOME_LEN_MAX, InboxAck, InboxBatch, InboxBatchAck,
+    ItemResult, cut_text,
+};
 use crate::api::{NetError, ms, wall_clock};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::directory::{ResolvedDirectory, ResolvedService, ServiceRole};
@@ -77,6 +89,10 @@ pub(crate) struct Metrics {
     pub inbox_refused: AtomicU64,
     pub outbox_delivered: AtomicU64,
     pub outbox_failures: AtomicU64,
+    /// Batch frames taken at the inbox.
+    pub inbox_batches: AtomicU64,
+    /// Batch frames sent (each one HTTP request for several messages).
+    pub outbox_batches: AtomicU64,
 }
 
 /// A verified message from another service.
@@ -326,28 +342,106 @@ impl Node {
         })
     }
 
-    /// The answer to an accepted inbox `frame` whose header was `header`:
-    /// `outcome` and the signed [`InboxAck`] naming the frame, sealed back
-    /// to its sender.
-    pub fn inbox_answer(
+    /// Answers the inbox `frame`: opens and verifies it, then applies its
+    /// message with `apply`, or, for an [`INBOX_BATCH`], each of its
+    /// messages as a frame of its own from the same sender (concurrently,
+    /// as separate frames would be), and seals the signed acknowledgement
+    /// back to the sender. A single message's error is the answer's; an
+    /// item's error is that item's result only.
+    pub async fn receive<F, Fut>(
         &self,
         frame: &[u8],
+        now: Timestamp,
+        apply: F,
+    ) -> Result<crate::client::InboxAnswer, NetError>
+    where
+        F: Fn(Inbound) -> Fut,
+        Fut: Future<Output = Result<String, NetError>> + Send + 'static,
+    {
+        let inbound = self.open_inbox(frame, now)?;
+        let header = inbound.header;
+        if header.kind != INBOX_BATCH {
+            let outcome = apply(inbound)
+                .await
+                .inspect_err(|e| self.log_refused(Some(&header), e))?;
+            let ack = InboxAck {
+                frame_hash: InboxAck::hash_of(frame),
+                outcome: outcome.clone(),
+            };
+            let ack = self.seal_ack(INBOX_ACK, &ack, &header)?;
+            return Ok(crate::client::InboxAnswer { outcome, ack });
+        }
+        let batch = InboxBatch::from_wire(&inbound.payload)
+            .map_err(|e| NetError::Refused(format!("batch: {e}")))
+            .inspect_err(|e| self.log_refused(Some(&header), e))?;
+        self.metrics.inbox_batches.fetch_add(1, Relaxed);
+        let applying: Vec<_> = batch
+            .items
+            .into_iter()
+            .map(|item| {
+                let header = Header {
+                    kind: item.kind,
+                    tx_id: item.tx_id,
+                    ..header
+                };
+                let task = tokio::spawn(apply(Inbound {
+                    header,
+                    sender: inbound.sender.clone(),
+                    payload: item.payload,
+                }));
+                (header, task)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(applying.len());
+        for (header, task) in applying {
+            results.push(match task.await {
+                Ok(Ok(outcome)) => ItemResult {
+                    taken: true,
+                    outcome: cut_text(&outcome, ITEM_OUTCOME_LEN_MAX),
+                },
+                Ok(Err(error)) => {
+                    self.log_refused(Some(&header), &error);
+                    ItemResult {
+                        taken: false,
+                        outcome: item_failure(&error),
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "a batch item's task failed");
+                    ItemResult {
+                        taken: false,
+                        outcome: "internal".into(),
+                    }
+                }
+            });
+        }
+        let ack = InboxBatchAck {
+            batch_hash: InboxAck::hash_of(frame),
+            results,
+        };
+        Ok(crate::client::InboxAnswer {
+            outcome: "batch".into(),
+            ack: self.seal_ack(INBOX_BATCH_ACK, &ack, &header)?,
+        })
+    }
+
+    /// Hex of `ack` signed and sealed, as kind `kind`, to the sender of
+    /// the frame whose header was `header`, with its `tx_id`.
+    fn seal_ack<T: Encode>(
+        &self,
+        kind: MessageKind,
+        ack: &T,
         header: &Header,
-        outcome: String,
-    ) -> Result<crate::client::InboxAnswer, NetError> {
+    ) -> Result<String, NetError> {
         let sender = self
             .directory
             .service_by_id(header.sender)
             .ok_or_else(|| NetError::Internal("the sender left the directory".into()))?;
-        let ack = InboxAck {
-            frame_hash: InboxAck::hash_of(frame),
-            outcome: outcome.clone(),
-        };
         let sealed = self
             .with_rng(|rng| {
                 mpay_semops::seal_payload(
-                    INBOX_ACK,
-                    &ack,
+                    kind,
+                    ack,
                     &self.keys,
                     self.me.id,
                     sender.id,
@@ -358,29 +452,27 @@ impl Node {
                 )
             })
             .map_err(|e| NetError::Internal(format!("sealing the ack: {e}")))?;
-        Ok(crate::client::InboxAnswer {
-            outcome,
-            ack: mpay_identity::hex_string(&sealed),
-        })
+        Ok(mpay_identity::hex_string(&sealed))
     }
 
-    /// Checks that `answer` carries `destination`'s signed acknowledgement
-    /// of exactly `frame`, sealed to this service.
-    fn check_ack(
+    /// The payload of the acknowledgement `answer` carries: a frame of
+    /// kind `kind` from `destination`, sealed to this service, signed, fresh
+    /// and new.
+    fn open_answer(
         &self,
         destination: &ResolvedService,
-        frame: &[u8],
         answer: &crate::client::InboxAnswer,
+        kind: MessageKind,
         now: Timestamp,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<u8>, String> {
         let sealed = mpay_identity::hex_bytes(&answer.ack)
             .filter(|b| !b.is_empty())
             .ok_or("the answer carries no signed acknowledgement")?;
         let header = mpay_envelope::peek_header(&sealed).map_err(|e| format!("ack: {e}"))?;
-        if header.kind != INBOX_ACK || header.sender != destination.id {
+        if header.kind != kind || header.sender != destination.id {
             return Err(format!(
-                "the ack is not an INBOX_ACK from {}",
-                destination.name
+                "the ack is not a {:#06x} from {}",
+                kind.0, destination.name
             ));
         }
         let unverified = mpay_envelope::open(&sealed, &self.keys, self.me.id, &self.trust, now)
@@ -390,11 +482,7 @@ impl Node {
                 unverified.verify(&destination.certificate, &self.trust, guard, now)
             })
             .map_err(|e| format!("ack: {e}"))?;
-        let ack = InboxAck::from_wire(verified.payload()).map_err(|e| format!("ack: {e}"))?;
-        if ack.frame_hash != InboxAck::hash_of(frame) {
-            return Err("the ack names another frame".into());
-        }
-        Ok(())
+        Ok(verified.into_payload())
     }
 
     /// Puts a message for `destination` in the outbox, in the caller's
@@ -439,40 +527,128 @@ impl Node {
 
     /// Seals and sends one outbox message; `Ok` only on a 2xx answer that
     /// carries the receiver's signed acknowledgement of this very frame.
-    async fn send(&self, message: &OutboxMessage, now: Timestamp) -> Result<(), String> {
-        let destination = self
-            .directory
-            .service(&message.destination)
-            .ok_or_else(|| format!("`{}` is not in the directory", message.destination))?;
-        let kind = u16::from_str_radix(&message.kind, 16)
-            .map(MessageKind)
-            .map_err(|_| format!("outbox kind `{}`", message.kind))?;
-        if message.payload.len() < 16 {
-            return Err("outbox payload shorter than its transaction id".into());
+    async fn send(
+        &self,
+        destination: &ResolvedService,
+        message: &OutboxMessage,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let item = batch_item(message)?;
+        let frame = self.seal_to(destination, item.kind, &Raw(&item.payload), item.tx_id, now)?;
+        let answer = self.post_frame(destination, frame.clone()).await?;
+        let payload = self.open_answer(destination, &answer, INBOX_ACK, wall_clock())?;
+        let ack = InboxAck::from_wire(&payload).map_err(|e| format!("ack: {e}"))?;
+        if ack.frame_hash != InboxAck::hash_of(&frame) {
+            return Err("the ack names another frame".into());
         }
-        let (tx_id, inner) = message.payload.split_at(16);
-        let mut tx = [0u8; 16];
-        tx.copy_from_slice(tx_id);
-        let frame = self
-            .with_rng(|rng| {
-                mpay_semops::seal_payload(
-                    kind,
-                    &Raw(inner),
-                    &self.keys,
-                    self.me.id,
-                    destination.id,
-                    destination.certificate.keys(),
-                    tx,
-                    now,
-                    rng,
-                )
+        Ok(())
+    }
+
+    /// Seals `messages` (two or more, all for `destination`) into one
+    /// [`InboxBatch`] frame and sends it; each message's result, in order:
+    /// `Ok` only for an item the receiver's signed ack of this very frame
+    /// says it took.
+    async fn send_batch(
+        &self,
+        destination: &ResolvedService,
+        messages: &[OutboxMessage],
+        now: Timestamp,
+    ) -> Vec<Result<(), String>> {
+        let mut items = Vec::with_capacity(messages.len());
+        let mut results: Vec<Result<(), String>> = Vec::with_capacity(messages.len());
+        for message in messages {
+            match batch_item(message) {
+                Ok(item) => {
+                    items.push(item);
+                    results.push(Ok(()));
+                }
+                Err(error) => results.push(Err(error)),
+            }
+        }
+        let sent = items.len();
+        let answered = async {
+            let batch = InboxBatch { items };
+            let frame = self.seal_to(destination, INBOX_BATCH, &batch, self.random16(), now)?;
+            self.metrics.outbox_batches.fetch_add(1, Relaxed);
+            let answer = self.post_frame(destination, frame.clone()).await?;
+            let payload = self.open_answer(destination, &answer, INBOX_BATCH_ACK, wall_clock())?;
+            let ack = InboxBatchAck::from_wire(&payload).map_err(|e| format!("ack: {e}"))?;
+            if ack.batch_hash != InboxAck::hash_of(&frame) {
+                return Err("the ack names another frame".to_owned());
+            }
+            if ack.results.len() != sent {
+                return Err(format!(
+                    "the ack has {} results for {sent} items",
+                    ack.results.len()
+                ));
+            }
+            Ok(ack.results)
+        };
+        let answered = if sent == 0 {
+            Ok(Vec::new())
+        } else {
+            answered.await
+        };
+        let mut item_results = match answered {
+            Ok(results) => results.into_iter().map(|r| match r.taken {
+                true => Ok(()),
+                false => Err(format!("refused in its batch: {}", r.outcome)),
+            }),
+            Err(error) => {
+                return results
+                    .into_iter()
+                    .map(|r| r.and(Err(error.clone())))
+                    .collect();
+            }
+        };
+        results
+            .into_iter()
+            .map(|r| {
+                r.and_then(|()| {
+                    item_results
+                        .next()
+                        .unwrap_or_else(|| Err("no result for the item".into()))
+                })
             })
-            .map_err(|e| format!("seal: {e}"))?;
+            .collect()
+    }
+
+    /// `payload` as kind `kind`, signed and sealed to `destination`.
+    fn seal_to<T: Encode>(
+        &self,
+        destination: &ResolvedService,
+        kind: MessageKind,
+        payload: &T,
+        tx_id: [u8; 16],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, String> {
+        self.with_rng(|rng| {
+            mpay_semops::seal_payload(
+                kind,
+                payload,
+                &self.keys,
+                self.me.id,
+                destination.id,
+                destination.certificate.keys(),
+                tx_id,
+                now,
+                rng,
+            )
+        })
+        .map_err(|e| format!("seal: {e}"))
+    }
+
+    /// POSTs `frame` to `destination`'s inbox; its answer, if 2xx.
+    async fn post_frame(
+        &self,
+        destination: &ResolvedService,
+        frame: Vec<u8>,
+    ) -> Result<crate::client::InboxAnswer, String> {
         let response = self
             .http
             .post(format!("{}/v1/inbox", destination.url))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(frame.clone())
+            .body(frame)
             .send()
             .await
             .map_err(|e| format!("unreachable: {e}"))?;
@@ -492,49 +668,46 @@ impl Node {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let answer: crate::client::InboxAnswer = serde_json::from_slice(&body)
-                .map_err(|e| format!("{status} without an inbox answer: {e}"))?;
-            self.check_ack(destination, &frame, &answer, wall_clock())
+            serde_json::from_slice(&body)
+                .map_err(|e| format!("{status} without an inbox answer: {e}"))
         } else {
             let text = response.text().await.unwrap_or_default();
             Err(format!("{status}: {text}"))
         }
     }
 
-    /// One delivery run: claims what is due and sends it all at once.
-    /// Returns how many messages were claimed.
+    /// One delivery run: claims what is due and sends it all at once,
+    /// each destination's messages in batches. Returns how many messages
+    /// were claimed.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, NetError> {
         let now = wall_clock();
         let lease = self.config.timing.claim_lease_ms();
         let due = outbox::due(&self.db, ms(now), DELIVERY_BATCH_MAX, lease).await?;
         let claimed = due.len();
-        let mut sends = JoinSet::new();
+        let mut by_destination: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
         for message in due {
-            let node = Arc::clone(self);
-            sends.spawn(async move {
-                let sent = node.send(&message, wall_clock()).await;
-                let now_ms = ms(wall_clock());
-                match sent {
-                    Ok(()) => {
-                        node.metrics.outbox_delivered.fetch_add(1, Relaxed);
-                        Ok(Some(message.id))
-                    }
-                    Err(error) => {
-                        node.metrics.outbox_failures.fetch_add(1, Relaxed);
-                        tracing::warn!(
-                            service = node.me.name,
-                            destination = message.destination,
-                            key = message.idempotency_key,
-                            attempts = message.attempts,
-                            %error,
-                            "delivery failed; will retry"
-                        );
-                        outbox::mark_failed(&node.db, message.id, now_ms)
-                            .await
-                            .map(|_| None)
-                    }
-                }
-            });
+            by_destination
+                .entry(message.destination.clone())
+                .or_default()
+                .push(message);
+        }
+        let mut sends = JoinSet::new();
+        for (name, messages) in by_destination {
+            for batch in batches(messages) {
+                let node = Arc::clone(self);
+                let name = name.clone();
+                sends.spawn(async move {
+                    let now = wall_clock();
+                    let results = match node.directory.service(&name) {
+                        None => vec![Err(format!("`{name}` is not in the directory")); batch.len()],
+                        Some(destination) if batch.len() == 1 => {
+                            vec![node.send(destination, &batch[0], now).await]
+                        }
+                        Some(destination) => node.send_batch(destination, &batch, now).await,
+                    };
+                    node.settle(batch, results).await
+                });
+            }
         }
         // The run's deliveries are marked together, in one transaction. A
         // crash before it only sends them again once their claim lapses,
@@ -542,9 +715,7 @@ impl Node {
         let mut delivered = Vec::with_capacity(claimed);
         while let Some(done) = sends.join_next().await {
             match done {
-                Ok(Ok(Some(id))) => delivered.push(id),
-                Ok(Ok(None)) => {}
-                Ok(Err(error)) => tracing::error!(%error, "outbox bookkeeping failed"),
+                Ok(ids) => delivered.extend(ids),
                 Err(error) => tracing::error!(%error, "delivery task failed"),
             }
         }
@@ -553,6 +724,41 @@ impl Node {
             tracing::error!(%error, "outbox bookkeeping failed");
         }
         Ok(claimed)
+    }
+
+    /// Counts and logs the results of sending `messages`, marks the failed
+    /// ones for a retry, and returns the ids of those delivered.
+    async fn settle(
+        &self,
+        messages: Vec<OutboxMessage>,
+        results: Vec<Result<(), String>>,
+    ) -> Vec<outbox::MessageId> {
+        let mut delivered = Vec::with_capacity(messages.len());
+        for (message, sent) in messages.into_iter().zip(results) {
+            match sent {
+                Ok(()) => {
+                    self.metrics.outbox_delivered.fetch_add(1, Relaxed);
+                    delivered.push(message.id);
+                }
+                Err(error) => {
+                    self.metrics.outbox_failures.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        service = self.me.name,
+                        destination = message.destination,
+                        key = message.idempotency_key,
+                        attempts = message.attempts,
+                        %error,
+                        "delivery failed; will retry"
+                    );
+                    if let Err(error) =
+                        outbox::mark_failed(&self.db, message.id, ms(wall_clock())).await
+                    {
+                        tracing::error!(%error, "outbox bookkeeping failed");
+                    }
+                }
+            }
+        }
+        delivered
     }
 
     /// The delivery loop: runs at every kick and every
@@ -656,6 +862,8 @@ impl Node {
                 "outbox_delivery_failures_total",
                 m.outbox_failures.load(Relaxed),
             ),
+            ("inbox_batches_total", m.inbox_batches.load(Relaxed)),
+            ("outbox_batches_total", m.outbox_batches.load(Relaxed)),
         ] {
             text.push_str(&format!(
                 "# TYPE {prefix}_{name} counter\n{prefix}_{name} {value}\n"
@@ -898,4 +1106,62 @@ pub fn prometheus(text: String) -> impl axum::response::IntoResponse {
         )],
         text,
     )
+}
+
+/// An outbox message as a batch item: its kind and transaction id parsed
+/// back from how [`Node::enqueue`] stored them.
+fn batch_item(message: &OutboxMessage) -> Result<BatchItem, String> {
+    let kind = u16::from_str_radix(&message.kind, 16)
+        .map(MessageKind)
+        .map_err(|_| format!("outbox kind `{}`", message.kind))?;
+    if message.payload.len() < 16 {
+        return Err("outbox payload shorter than its transaction id".into());
+    }
+    let (tx_id, payload) = message.payload.split_at(16);
+    let mut tx = [0u8; 16];
+    tx.copy_from_slice(tx_id);
+    Ok(BatchItem {
+        kind,
+        tx_id: tx,
+        payload: payload.to_vec(),
+    })
+}
+
+/// `messages` (all for one destination) cut into batches of at most
+/// [`INBOX_BATCH_ITEMS_MAX`] items and [`INBOX_BATCH_PAYLOAD_BUDGET`]
+/// payload bytes; a message over the budget goes alone.
+fn batches(messages: Vec<OutboxMessage>) -> Vec<Vec<OutboxMessage>> {
+    let mut batches: Vec<Vec<OutboxMessage>> = Vec::new();
+    let mut bytes = 0usize;
+    for message in messages {
+        let len = message.payload.len();
+        match batches.last_mut() {
+            Some(batch)
+                if batch.len() < INBOX_BATCH_ITEMS_MAX
+                    && bytes.saturating_add(len) <= INBOX_BATCH_PAYLOAD_BUDGET =>
+            {
+                bytes += len;
+                batch.push(message);
+            }
+            _ => {
+                bytes = len;
+                batches.push(vec![message]);
+            }
+        }
+    }
+    batches
+}
+
+/// What a batch ack says of an item that failed: the error's code and
+/// text as a 4xx answer would carry them, but only the code of a fault of
+/// this service (its detail stays in the log).
+fn item_failure(error: &NetError) -> String {
+    let (status, code) = error.status();
+    if error.is_busy() {
+        "busy".into()
+    } else if status.is_server_error() {
+        code.into()
+    } else {
+        cut_text(&format!("{code}: {error}"), ITEM_OUTCOME_LEN_MAX)
+    }
 }

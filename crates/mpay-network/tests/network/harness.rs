@@ -822,14 +822,42 @@ impl Network {
     /// A fresh frame carrying `authority` relayed by the merchant's MPP, as
     /// [`Network::decision_frame`].
     pub fn authority_frame(&mut self, which: Which, authority: Authority) -> Vec<u8> {
+        let payment_id = authority.payment_id();
+        let relay = self.decision_relay(which, authority);
+        self.seal_from_dc_to_cpp(kind::DECISION_RELAY, &relay, payment_id)
+    }
+
+    /// `payload` of `kind` as dc-eu seals it to the CPP.
+    pub fn seal_from_dc_to_cpp<T: Encode>(
+        &mut self,
+        message_kind: mpay_envelope::MessageKind,
+        payload: &T,
+        tx_id: [u8; 16],
+    ) -> Vec<u8> {
+        let dc = PartyId::from_hex(&self.directory.service("dc-eu").expect("dc").id).expect("id");
+        seal_payload(
+            message_kind,
+            payload,
+            &self.keys["dc-eu"],
+            dc,
+            self.cpp_id,
+            &self.cpp_keys,
+            tx_id,
+            wall_clock(),
+            &mut self.rng,
+        )
+        .expect("seals")
+    }
+
+    /// The relay of `authority` as the merchant's MPP signs it.
+    pub fn decision_relay(&self, which: Which, authority: Authority) -> Signed<DecisionRelay> {
         let (mpp, account) = match which {
             Which::Bob => ("mpp1", "shop:bob"),
             Which::Carol => ("mpp2", "shop:carol"),
         };
         let mpp_id = self.merchant_ref(which).mpp;
         let bank2 = PartyId::from_hex(&self.directory.banks[1].id).expect("bank id");
-        let payment_id = authority.payment_id();
-        let relay = Signed::sign(
+        Signed::sign(
             DecisionRelay {
                 authority,
                 mpp: mpp_id,
@@ -838,20 +866,28 @@ impl Network {
             },
             &self.keys[mpp],
         )
-        .expect("relay signs");
-        let dc = PartyId::from_hex(&self.directory.service("dc-eu").expect("dc").id).expect("id");
-        seal_payload(
-            kind::DECISION_RELAY,
-            &relay,
-            &self.keys["dc-eu"],
-            dc,
-            self.cpp_id,
-            &self.cpp_keys,
-            payment_id,
-            wall_clock(),
-            &mut self.rng,
-        )
-        .expect("seals")
+        .expect("relay signs")
+    }
+
+    /// The value of the counter `name` (`…_outbox_batches_total`) in
+    /// service `service`'s metrics.
+    pub async fn counter(&self, service: &str, name: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.url(service)))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .find_map(|line| {
+                let (key, value) = line.split_once(' ')?;
+                key.ends_with(name).then(|| value.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {name} in the metrics of {service}:\n{text}"))
     }
 
     /// The same, but sealed by a party that is not in the directory.

@@ -7,6 +7,7 @@
 // Amounts in cents are written euros_cents (`12_50` is 12.50 EUR).
 #![allow(clippy::inconsistent_digit_grouping)]
 
+mod batches;
 mod errors;
 mod flows;
 mod harness;
