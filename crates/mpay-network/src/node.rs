@@ -93,6 +93,8 @@ pub(crate) struct Metrics {
     pub inbox_batches: AtomicU64,
     /// Batch frames sent (each one HTTP request for several messages).
     pub outbox_batches: AtomicU64,
+    /// Frames POSTed to other services' inboxes, single or batch.
+    pub outbox_frames: AtomicU64,
 }
 
 /// A verified message from another service.
@@ -644,6 +646,7 @@ impl Node {
         destination: &ResolvedService,
         frame: Vec<u8>,
     ) -> Result<crate::client::InboxAnswer, String> {
+        self.metrics.outbox_frames.fetch_add(1, Relaxed);
         let response = self
             .http
             .post(format!("{}/v1/inbox", destination.url))
@@ -864,6 +867,7 @@ impl Node {
             ),
             ("inbox_batches_total", m.inbox_batches.load(Relaxed)),
             ("outbox_batches_total", m.outbox_batches.load(Relaxed)),
+            ("outbox_frames_total", m.outbox_frames.load(Relaxed)),
         ] {
             text.push_str(&format!(
                 "# TYPE {prefix}_{name} counter\n{prefix}_{name} {value}\n"

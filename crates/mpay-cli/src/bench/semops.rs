@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use mpay_api::semops::{CppClient, EnrolCustomer, EnrolMerchant, MppClient, SubmitError};
+use mpay_api::semops::{CppClient, DcClient, EnrolCustomer, EnrolMerchant, MppClient, SubmitError};
 use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
 use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
 use mpay_money::Amount;
@@ -408,7 +408,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let result = runtime.block_on(load(dir.path(), &settings, &pids));
     network.stop();
     provision::drop_temporary_databases(&runtime, &settings.postgres, dir.path());
-    let (macros, asked, micros) = result?;
+    let (macros, asked, micros, outbox) = result?;
     let pgbench = pgbench_tps(
         &settings.postgres,
         "mpay_bench_pgbench",
@@ -454,6 +454,13 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         asked.cpu_ms_per_payment(),
         asked.failures,
         asked.cpu_by_process(),
+    );
+    println!(
+        "outbox over the run, all services: messages_delivered={} frames={} batch_frames={} messages_per_frame={:.2}",
+        outbox.delivered,
+        outbox.frames,
+        outbox.batches,
+        outbox.delivered as f64 / outbox.frames.max(1) as f64,
     );
     println!(
         "payments_per_s={:.1} p99_ms={:.1} ratio={:.4} micro_per_s={:.1} micro_ratio={:.2} cpu_ms_per_payment={:.1}",
@@ -537,6 +544,37 @@ pub async fn setup(
     Ok((merchants, customers))
 }
 
+/// What the services' outboxes sent over a run, from their metrics.
+#[derive(Debug, Default)]
+struct OutboxCounts {
+    delivered: u64,
+    frames: u64,
+    batches: u64,
+}
+
+/// Sums the outbox counters of every service of the directory in `dir`.
+async fn outbox_counts(dir: &std::path::Path) -> anyhow::Result<OutboxCounts> {
+    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
+    let mut counts = OutboxCounts::default();
+    for service in &directory.services {
+        let text = DcClient::new(&service.url)?.metrics().await?;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((key, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let value: u64 = value.trim().parse().unwrap_or(0);
+            if key.ends_with("_outbox_delivered_total") {
+                counts.delivered += value;
+            } else if key.ends_with("_outbox_frames_total") {
+                counts.frames += value;
+            } else if key.ends_with("_outbox_batches_total") {
+                counts.batches += value;
+            }
+        }
+    }
+    Ok(counts)
+}
+
 /// The macro load over both merchants, then two micro loads to the one at
 /// home by the same customers: the merchant deciding each, then under its
 /// standing approval; one approver per merchant throughout (it approves
@@ -545,7 +583,7 @@ async fn load(
     dir: &std::path::Path,
     settings: &Settings,
     pids: &[(u32, String)],
-) -> anyhow::Result<(Phase, Phase, Phase)> {
+) -> anyhow::Result<(Phase, Phase, Phase, OutboxCounts)> {
     let (merchants, customers) = setup(dir, settings.workers).await?;
     let customers: Vec<Arc<Customer>> = customers.into_iter().map(Arc::new).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -587,7 +625,8 @@ async fn load(
     let (Some(asked), Some(standing)) = (micros.next(), micros.next()) else {
         bail!("the micropayment loads did not run");
     };
-    Ok((macros, asked?, standing?))
+    let outbox = outbox_counts(dir).await?;
+    Ok((macros, asked?, standing?, outbox))
 }
 
 /// One closed-loop load of payments of `amount`, each customer paying the
