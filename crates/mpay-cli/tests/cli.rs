@@ -88,7 +88,10 @@ fn bench_envelope_ends_with_a_ratio() {
     assert_eq!(code, 0, "{out}");
     let last = last_line(&out);
     let ratio: f64 = last.rsplit("ratio=").next().unwrap().parse().unwrap();
-    assert!(ratio > 0.0 && ratio < 2.0, "{last}");
+    // A figure is reported, not asserted: how fast the envelope is against
+    // its primitives depends on the machine and its load (docs/benchmarks.md
+    // records it). The test checks the line's shape only.
+    assert!(ratio.is_finite() && ratio > 0.0, "{last}");
 }
 
 #[test]
