@@ -245,12 +245,7 @@ fn cause(rejection: &dyn std::error::Error) -> String {
 
 fn bounded(mut message: String) -> String {
     if message.len() > MESSAGE_LEN_MAX {
-        let mut end = MESSAGE_LEN_MAX;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
-        message.push('…');
+        message = format!("{}…", mpay_wire::prefix_within(&message, MESSAGE_LEN_MAX));
     }
     message
 }

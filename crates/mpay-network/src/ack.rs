@@ -212,15 +212,6 @@ impl Decode for InboxBatchAck {
     }
 }
 
-/// `text` cut to at most `max` bytes, at a character boundary.
-pub fn cut_text(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
 fn version(r: &mut Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
     match r.u8(what)? {
         INBOX_ACK_VERSION => Ok(()),
@@ -326,12 +317,5 @@ mod tests {
             .to_wire();
             assert!(InboxBatch::from_wire(&nested).is_err(), "{kind:?}");
         }
-    }
-
-    #[test]
-    fn outcomes_are_cut_at_a_character_boundary() {
-        assert_eq!(cut_text("applied", 96), "applied");
-        assert_eq!(cut_text("ééé", 3), "é");
-        assert_eq!(cut_text("abc", 0), "");
     }
 }

@@ -42,7 +42,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::ack::{
     BatchItem, INBOX_ACK, INBOX_BATCH, INBOX_BATCH_ACK, INBOX_BATCH_ITEMS_MAX,
     INBOX_BATCH_PAYLOAD_BUDGET, ITEM_OUTCOME_LEN_MAX, InboxAck, InboxBatch, InboxBatchAck,
-    ItemResult, cut_text,
+    ItemResult,
 };
 use crate::api::{NetError, ms, wall_clock};
 use crate::config::{ConfigError, ServiceConfig};
@@ -399,7 +399,7 @@ impl Node {
             results.push(match task.await {
                 Ok(Ok(outcome)) => ItemResult {
                     taken: true,
-                    outcome: cut_text(&outcome, ITEM_OUTCOME_LEN_MAX),
+                    outcome: mpay_wire::prefix_within(&outcome, ITEM_OUTCOME_LEN_MAX).to_owned(),
                 },
                 Ok(Err(error)) => {
                     self.log_refused(Some(&header), &error);
@@ -1166,6 +1166,6 @@ fn item_failure(error: &NetError) -> String {
     } else if status.is_server_error() {
         code.into()
     } else {
-        cut_text(&format!("{code}: {error}"), ITEM_OUTCOME_LEN_MAX)
+        mpay_wire::prefix_within(&format!("{code}: {error}"), ITEM_OUTCOME_LEN_MAX).to_owned()
     }
 }

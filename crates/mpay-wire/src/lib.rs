@@ -47,6 +47,17 @@ pub const BYTES_LEN_MAX: usize = 64 * 1024;
 /// Largest list inside one message.
 pub const LIST_LEN_MAX: usize = 4096;
 
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary: how a producer cuts its own text to a field's limit
+/// (a decoder refuses text over it instead).
+pub fn prefix_within(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Appends encodings to a buffer.
 #[derive(Debug, Default, Clone)]
 pub struct Writer {
@@ -399,6 +410,13 @@ mod tests {
         assert!(matches!(err, DecodeError::UnexpectedEnd { .. }));
     }
 
+    #[test]
+    fn text_is_cut_at_a_character_boundary() {
+        assert_eq!(prefix_within("applied", 96), "applied");
+        assert_eq!(prefix_within("ééé", 3), "é");
+        assert_eq!(prefix_within("abc", 0), "");
+    }
+
     proptest! {
         #[test]
         fn reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
@@ -407,6 +425,13 @@ mod tests {
             let _ = r.option::<u64>("o");
             let _ = r.list::<[u8; 3]>("l", 16);
             let _ = r.bool("b");
+        }
+
+        #[test]
+        fn a_prefix_within_a_limit_is_text_and_fits(s in ".{0,64}", max in 0usize..80) {
+            let prefix = prefix_within(&s, max);
+            prop_assert!(prefix.len() <= max && s.starts_with(prefix));
+            prop_assert!(prefix.len() == s.len() || prefix.len() + 4 > max);
         }
 
         #[test]
