@@ -3,8 +3,8 @@
 //! the transactional outbox and its delivery loop, long-poll waiters, the
 //! bank clients, counters, and the running server handle.
 //!
-//! Delivery: a message to another service is written with [`Node::enqueue`]
-//! in the transaction of the state change it reports; its payload is the
+//! Delivery (module `delivery`): a message to another service is written
+//! with [`Node::enqueue`] in the transaction of the state change it reports; its payload is the
 //! *unsealed* inner message, because the envelope refuses frames older than
 //! its freshness window, so the loop seals it afresh at every attempt
 //! ([`Node::deliver_due`]). The loop is woken by [`Node::kick`] right after
@@ -20,7 +20,7 @@
 //! a frame of its own and acknowledges each item's result in one signed
 //! [`InboxBatchAck`]; the sender marks delivered exactly the items taken.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,21 +30,22 @@ use std::time::Duration;
 use mpay_bank::BankClient;
 use mpay_envelope::{FRAME_LEN_MAX, Header, MessageKind, ReplayGuard};
 use mpay_identity::{SecretKeys, Timestamp, TrustStore};
-use mpay_sql::outbox::{self, OutboxMessage};
+use mpay_sql::outbox;
 use mpay_sql::sqlx::{self, Row};
-use mpay_sql::{Db, Migrations, Tx};
+use mpay_sql::{Db, Migrations};
 use mpay_wire::{Decode, Encode, Writer};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
+
+mod delivery;
 
 use crate::ack::{
-    BatchItem, INBOX_ACK, INBOX_BATCH, INBOX_BATCH_ACK, INBOX_BATCH_ITEMS_MAX,
-    INBOX_BATCH_PAYLOAD_BUDGET, ITEM_OUTCOME_LEN_MAX, InboxAck, InboxBatch, InboxBatchAck,
-    ItemResult,
+    INBOX_ACK, INBOX_BATCH, INBOX_BATCH_ACK, ITEM_OUTCOME_LEN_MAX, InboxAck, InboxBatch,
+    InboxBatchAck, ItemResult,
 };
-use crate::api::{NetError, ms, wall_clock};
+use crate::api::{NetError, wall_clock};
 use crate::config::{ConfigError, ServiceConfig};
 use crate::directory::{ResolvedDirectory, ResolvedService, ServiceRole};
 
@@ -427,194 +428,6 @@ impl Node {
         })
     }
 
-    /// Hex of `ack` signed and sealed, as kind `kind`, to the sender of
-    /// the frame whose header was `header`, with its `tx_id`.
-    fn seal_ack<T: Encode>(
-        &self,
-        kind: MessageKind,
-        ack: &T,
-        header: &Header,
-    ) -> Result<String, NetError> {
-        let sender = self
-            .directory
-            .service_by_id(header.sender)
-            .ok_or_else(|| NetError::Internal("the sender left the directory".into()))?;
-        let sealed = self
-            .with_rng(|rng| {
-                mpay_semops::seal_payload(
-                    kind,
-                    ack,
-                    &self.keys,
-                    self.me.id,
-                    sender.id,
-                    sender.certificate.keys(),
-                    header.tx_id,
-                    wall_clock(),
-                    rng,
-                )
-            })
-            .map_err(|e| NetError::Internal(format!("sealing the ack: {e}")))?;
-        Ok(mpay_identity::hex_string(&sealed))
-    }
-
-    /// The payload of the acknowledgement `answer` carries: a frame of
-    /// kind `kind` from `destination`, sealed to this service, signed, fresh
-    /// and new.
-    fn open_answer(
-        &self,
-        destination: &ResolvedService,
-        answer: &crate::client::InboxAnswer,
-        kind: MessageKind,
-        now: Timestamp,
-    ) -> Result<Vec<u8>, String> {
-        let sealed = mpay_identity::hex_bytes(&answer.ack)
-            .filter(|b| !b.is_empty())
-            .ok_or("the answer carries no signed acknowledgement")?;
-        let header = mpay_envelope::peek_header(&sealed).map_err(|e| format!("ack: {e}"))?;
-        if header.kind != kind || header.sender != destination.id {
-            return Err(format!(
-                "the ack is not a {:#06x} from {}",
-                kind.0, destination.name
-            ));
-        }
-        let unverified = mpay_envelope::open(&sealed, &self.keys, self.me.id, &self.trust, now)
-            .map_err(|e| format!("ack: {e}"))?;
-        let verified = self
-            .with_replay(|guard| {
-                unverified.verify(&destination.certificate, &self.trust, guard, now)
-            })
-            .map_err(|e| format!("ack: {e}"))?;
-        Ok(verified.into_payload())
-    }
-
-    /// Puts a message for `destination` in the outbox, in the caller's
-    /// transaction, unless one with this key is there already (a repeat).
-    /// `tx_id` becomes the envelope's transaction id (the payment id).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn enqueue(
-        tx: &mut Tx<'_>,
-        destination: &str,
-        kind: MessageKind,
-        tx_id: [u8; 16],
-        payload: &[u8],
-        key: &str,
-        now: Timestamp,
-    ) -> Result<bool, NetError> {
-        let exists =
-            sqlx::query("SELECT id FROM outbox WHERE destination = $1 AND idempotency_key = $2")
-                .bind(destination)
-                .bind(key)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if exists.is_some() {
-            return Ok(false);
-        }
-        let mut body = Vec::with_capacity(16 + payload.len());
-        body.extend_from_slice(&tx_id);
-        body.extend_from_slice(payload);
-        let kind = format!("{:04x}", kind.0);
-        outbox::enqueue(
-            tx,
-            &outbox::NewMessage {
-                destination,
-                kind: &kind,
-                payload: &body,
-                idempotency_key: key,
-            },
-            ms(now),
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// Seals and sends one outbox message; `Ok` only on a 2xx answer that
-    /// carries the receiver's signed acknowledgement of this very frame.
-    async fn send(
-        &self,
-        destination: &ResolvedService,
-        message: &OutboxMessage,
-        now: Timestamp,
-    ) -> Result<(), String> {
-        let item = batch_item(message)?;
-        let frame = self.seal_to(destination, item.kind, &Raw(&item.payload), item.tx_id, now)?;
-        let answer = self.post_frame(destination, frame.clone()).await?;
-        let payload = self.open_answer(destination, &answer, INBOX_ACK, wall_clock())?;
-        let ack = InboxAck::from_wire(&payload).map_err(|e| format!("ack: {e}"))?;
-        if ack.frame_hash != InboxAck::hash_of(&frame) {
-            return Err("the ack names another frame".into());
-        }
-        Ok(())
-    }
-
-    /// Seals `messages` (two or more, all for `destination`) into one
-    /// [`InboxBatch`] frame and sends it; each message's result, in order:
-    /// `Ok` only for an item the receiver's signed ack of this very frame
-    /// says it took.
-    async fn send_batch(
-        &self,
-        destination: &ResolvedService,
-        messages: &[OutboxMessage],
-        now: Timestamp,
-    ) -> Vec<Result<(), String>> {
-        let mut items = Vec::with_capacity(messages.len());
-        let mut results: Vec<Result<(), String>> = Vec::with_capacity(messages.len());
-        for message in messages {
-            match batch_item(message) {
-                Ok(item) => {
-                    items.push(item);
-                    results.push(Ok(()));
-                }
-                Err(error) => results.push(Err(error)),
-            }
-        }
-        let sent = items.len();
-        let answered = async {
-            let batch = InboxBatch { items };
-            let frame = self.seal_to(destination, INBOX_BATCH, &batch, self.random16(), now)?;
-            self.metrics.outbox_batches.fetch_add(1, Relaxed);
-            let answer = self.post_frame(destination, frame.clone()).await?;
-            let payload = self.open_answer(destination, &answer, INBOX_BATCH_ACK, wall_clock())?;
-            let ack = InboxBatchAck::from_wire(&payload).map_err(|e| format!("ack: {e}"))?;
-            if ack.batch_hash != InboxAck::hash_of(&frame) {
-                return Err("the ack names another frame".to_owned());
-            }
-            if ack.results.len() != sent {
-                return Err(format!(
-                    "the ack has {} results for {sent} items",
-                    ack.results.len()
-                ));
-            }
-            Ok(ack.results)
-        };
-        let answered = if sent == 0 {
-            Ok(Vec::new())
-        } else {
-            answered.await
-        };
-        let mut item_results = match answered {
-            Ok(results) => results.into_iter().map(|r| match r.taken {
-                true => Ok(()),
-                false => Err(format!("refused in its batch: {}", r.outcome)),
-            }),
-            Err(error) => {
-                return results
-                    .into_iter()
-                    .map(|r| r.and(Err(error.clone())))
-                    .collect();
-            }
-        };
-        results
-            .into_iter()
-            .map(|r| {
-                r.and_then(|()| {
-                    item_results
-                        .next()
-                        .unwrap_or_else(|| Err("no result for the item".into()))
-                })
-            })
-            .collect()
-    }
-
     /// `payload` as kind `kind`, signed and sealed to `destination`.
     fn seal_to<T: Encode>(
         &self,
@@ -640,151 +453,22 @@ impl Node {
         .map_err(|e| format!("seal: {e}"))
     }
 
-    /// POSTs `frame` to `destination`'s inbox; its answer, if 2xx.
-    async fn post_frame(
+    /// Hex of `ack` signed and sealed, as kind `kind`, to the sender of
+    /// the frame whose header was `header`, with its `tx_id`.
+    fn seal_ack<T: Encode>(
         &self,
-        destination: &ResolvedService,
-        frame: Vec<u8>,
-    ) -> Result<crate::client::InboxAnswer, String> {
-        self.metrics.outbox_frames.fetch_add(1, Relaxed);
-        let response = self
-            .http
-            .post(format!("{}/v1/inbox", destination.url))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(frame)
-            .send()
-            .await
-            .map_err(|e| format!("unreachable: {e}"))?;
-        let status = response.status();
-        if status.is_success() {
-            let mut response = response;
-            let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|e| format!("{status}, answer cut: {e}"))?
-            {
-                if body.len() + chunk.len() > INBOX_ANSWER_LEN_MAX {
-                    return Err(format!(
-                        "{status} with an answer over {INBOX_ANSWER_LEN_MAX} bytes"
-                    ));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            serde_json::from_slice(&body)
-                .map_err(|e| format!("{status} without an inbox answer: {e}"))
-        } else {
-            let text = response.text().await.unwrap_or_default();
-            Err(format!("{status}: {text}"))
-        }
-    }
-
-    /// One delivery run: claims what is due and sends it all at once,
-    /// each destination's messages in batches. Returns how many messages
-    /// were claimed.
-    pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, NetError> {
-        let now = wall_clock();
-        let lease = self.config.timing.claim_lease_ms();
-        let due = outbox::due(&self.db, ms(now), DELIVERY_BATCH_MAX, lease).await?;
-        let claimed = due.len();
-        let mut by_destination: BTreeMap<String, Vec<OutboxMessage>> = BTreeMap::new();
-        for message in due {
-            by_destination
-                .entry(message.destination.clone())
-                .or_default()
-                .push(message);
-        }
-        let mut sends = JoinSet::new();
-        for (name, messages) in by_destination {
-            for batch in batches(messages) {
-                let node = Arc::clone(self);
-                let name = name.clone();
-                sends.spawn(async move {
-                    let now = wall_clock();
-                    let results = match node.directory.service(&name) {
-                        None => vec![Err(format!("`{name}` is not in the directory")); batch.len()],
-                        Some(destination) if batch.len() == 1 => {
-                            vec![node.send(destination, &batch[0], now).await]
-                        }
-                        Some(destination) => node.send_batch(destination, &batch, now).await,
-                    };
-                    node.settle(batch, results).await
-                });
-            }
-        }
-        // The run's deliveries are marked together, in one transaction. A
-        // crash before it only sends them again once their claim lapses,
-        // and receivers answer a repeat as a duplicate.
-        let mut delivered = Vec::with_capacity(claimed);
-        while let Some(done) = sends.join_next().await {
-            match done {
-                Ok(ids) => delivered.extend(ids),
-                Err(error) => tracing::error!(%error, "delivery task failed"),
-            }
-        }
-        if let Err(error) = outbox::mark_delivered_all(&self.db, &delivered, ms(wall_clock())).await
-        {
-            tracing::error!(%error, "outbox bookkeeping failed");
-        }
-        Ok(claimed)
-    }
-
-    /// Counts and logs the results of sending `messages`, marks the failed
-    /// ones for a retry, and returns the ids of those delivered.
-    async fn settle(
-        &self,
-        messages: Vec<OutboxMessage>,
-        results: Vec<Result<(), String>>,
-    ) -> Vec<outbox::MessageId> {
-        let mut delivered = Vec::with_capacity(messages.len());
-        for (message, sent) in messages.into_iter().zip(results) {
-            match sent {
-                Ok(()) => {
-                    self.metrics.outbox_delivered.fetch_add(1, Relaxed);
-                    delivered.push(message.id);
-                }
-                Err(error) => {
-                    self.metrics.outbox_failures.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        service = self.me.name,
-                        destination = message.destination,
-                        key = message.idempotency_key,
-                        attempts = message.attempts,
-                        %error,
-                        "delivery failed; will retry"
-                    );
-                    if let Err(error) =
-                        outbox::mark_failed(&self.db, message.id, ms(wall_clock())).await
-                    {
-                        tracing::error!(%error, "outbox bookkeeping failed");
-                    }
-                }
-            }
-        }
-        delivered
-    }
-
-    /// The delivery loop: runs at every kick and every
-    /// `delivery_interval_ms`, and again at once while batches come full.
-    pub fn spawn_delivery(self: &Arc<Self>) -> JoinHandle<()> {
-        let node = Arc::clone(self);
-        tokio::spawn(async move {
-            let pause = Duration::from_millis(node.config.timing.delivery_interval_ms);
-            loop {
-                let kicked = node.kick.notified();
-                tokio::pin!(kicked);
-                kicked.as_mut().enable();
-                match node.deliver_due().await {
-                    Ok(claimed) if claimed >= DELIVERY_BATCH_MAX as usize => continue,
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "delivery run failed"),
-                }
-                tokio::select! {
-                    _ = &mut kicked => {}
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        })
+        kind: MessageKind,
+        ack: &T,
+        header: &Header,
+    ) -> Result<String, NetError> {
+        let sender = self
+            .directory
+            .service_by_id(header.sender)
+            .ok_or_else(|| NetError::Internal("the sender left the directory".into()))?;
+        let sealed = self
+            .seal_to(sender, kind, ack, header.tx_id, wall_clock())
+            .map_err(|e| NetError::Internal(format!("sealing the ack: {e}")))?;
+        Ok(mpay_identity::hex_string(&sealed))
     }
 
     /// Counts of `column` values in `table` (payments by state), for metrics.
@@ -1110,50 +794,6 @@ pub fn prometheus(text: String) -> impl axum::response::IntoResponse {
         )],
         text,
     )
-}
-
-/// An outbox message as a batch item: its kind and transaction id parsed
-/// back from how [`Node::enqueue`] stored them.
-fn batch_item(message: &OutboxMessage) -> Result<BatchItem, String> {
-    let kind = u16::from_str_radix(&message.kind, 16)
-        .map(MessageKind)
-        .map_err(|_| format!("outbox kind `{}`", message.kind))?;
-    if message.payload.len() < 16 {
-        return Err("outbox payload shorter than its transaction id".into());
-    }
-    let (tx_id, payload) = message.payload.split_at(16);
-    let mut tx = [0u8; 16];
-    tx.copy_from_slice(tx_id);
-    Ok(BatchItem {
-        kind,
-        tx_id: tx,
-        payload: payload.to_vec(),
-    })
-}
-
-/// `messages` (all for one destination) cut into batches of at most
-/// [`INBOX_BATCH_ITEMS_MAX`] items and [`INBOX_BATCH_PAYLOAD_BUDGET`]
-/// payload bytes; a message over the budget goes alone.
-fn batches(messages: Vec<OutboxMessage>) -> Vec<Vec<OutboxMessage>> {
-    let mut batches: Vec<Vec<OutboxMessage>> = Vec::new();
-    let mut bytes = 0usize;
-    for message in messages {
-        let len = message.payload.len();
-        match batches.last_mut() {
-            Some(batch)
-                if batch.len() < INBOX_BATCH_ITEMS_MAX
-                    && bytes.saturating_add(len) <= INBOX_BATCH_PAYLOAD_BUDGET =>
-            {
-                bytes += len;
-                batch.push(message);
-            }
-            _ => {
-                bytes = len;
-                batches.push(vec![message]);
-            }
-        }
-    }
-    batches
 }
 
 /// What a batch ack says of an item that failed: the error's code and
