@@ -620,15 +620,23 @@ pub async fn reconcile(
 ) -> Result<Report, ReconcileError> {
     let reader = Reader::new(directory, token);
     let started = Instant::now();
-    let mut view = loop {
-        let view = reader.payments_and_work().await?;
-        if view.is_quiet() || started.elapsed() >= wait {
-            break view;
+    loop {
+        let mut view = reader.payments_and_work().await?;
+        let waited = started.elapsed() >= wait;
+        if view.is_quiet() || waited {
+            reader.complete(&mut view).await?;
+            // The books are read after the network was found quiet; a
+            // service may have started work in between (a window sweep, a
+            // net settlement run), whose money is then between banks. The
+            // view stands only if the network is still quiet after it.
+            let (in_flight, holds_pending) = reader.in_flight().await?;
+            let still = in_flight == view.in_flight && holds_pending == view.holds_pending;
+            if still || waited {
+                return Ok(judge(&view, wait));
+            }
         }
         tokio::time::sleep(Duration::from_millis(QUIET_PROBE_MS)).await;
-    };
-    reader.complete(&mut view).await?;
-    Ok(judge(&view, wait))
+    }
 }
 
 #[cfg(test)]

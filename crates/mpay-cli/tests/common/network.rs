@@ -163,8 +163,10 @@ impl Network {
                 continue;
             };
             for line in answer.lines() {
-                if ((line.contains("outbox") && !line.contains("delivered"))
-                    || line.contains("started"))
+                let counts_sends = ["delivered", "frames_total", "batches_total"]
+                    .iter()
+                    .any(|c| line.contains(c));
+                if ((line.contains("outbox") && !counts_sends) || line.contains("started"))
                     && !line.starts_with('#')
                     && !line.ends_with(" 0")
                 {
