@@ -66,6 +66,23 @@ pub enum AddOutcome {
     Refused(Refusal),
 }
 
+/// What [`Aggregator::take_back`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// It was open and is now out of the pending total, which is now
+    /// `total`.
+    Removed {
+        /// The customer's pending total after the removal.
+        total: Amount,
+    },
+    /// It is part of the settlement batch in flight: ask again once the
+    /// batch has ended.
+    InFlight(BatchId),
+    /// It is not open: collected by a settled batch, taken back before, or
+    /// the trigger of a failed transfer (the caller's records tell which).
+    NotOpen,
+}
+
 /// Errors of the pending structure. All are the CPP's own (a wrong batch id
 /// or a corrupt restore), except what [`PolicyError`] says of a payment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -343,6 +360,50 @@ impl Aggregator {
         Ok(done)
     }
 
+    /// Takes micropayment `payment` of `customer` back out of the pending
+    /// total after the merchant rejected it or it expired undecided: the
+    /// in-memory twin of [`crate::store::take_back`]. A customer left with
+    /// nothing pending is open again, as there. This structure keeps no
+    /// history: for a payment that is not open, [`Taken::NotOpen`] leaves
+    /// it to the caller's records whether a settled batch collected it (pay
+    /// it back) or it left before (nothing to do).
+    pub fn take_back(
+        &mut self,
+        customer: &CustomerId,
+        payment: u64,
+        limits: &MicroLimits,
+    ) -> Result<Taken, AggregatorError> {
+        let Some(record) = self.customers.get_mut(customer) else {
+            return Ok(Taken::NotOpen);
+        };
+        let Some(at) = record.items.iter().position(|i| i.payment == payment) else {
+            return Ok(Taken::NotOpen);
+        };
+        if let Standing::Settling { batch } = record.pending.standing {
+            return Ok(Taken::InFlight(batch));
+        }
+        let item = record.items.remove(at);
+        record.pending.total = record.pending.total.checked_sub(item.amount)?;
+        record.pending.count -= 1;
+        self.exposure_minor -= item.amount.minor_units();
+        if let Some(due) = record.due.take() {
+            self.window_index.remove(&(due, *customer));
+        }
+        record.pending.oldest = record.items.first().map(|i| i.at);
+        if record.pending.count == 0 {
+            // Nothing owed: a blocked customer is open again.
+            record.pending.standing = Standing::Open;
+        } else {
+            record.due = policy::window_due_at(&record.pending, limits);
+            if let Some(due) = record.due {
+                self.window_index.insert((due, *customer));
+            }
+        }
+        Ok(Taken::Removed {
+            total: record.pending.total,
+        })
+    }
+
     /// A customer's pending state, if the CPP has seen it.
     pub fn pending(&self, customer: &CustomerId) -> Option<&Pending> {
         self.customers.get(customer).map(|r| &r.pending)
@@ -615,6 +676,89 @@ mod tests {
         assert_eq!(agg.due_for_window(Timestamp(200 + W), 10), vec![c(1)]);
         agg.check().unwrap();
         agg.settled(b.id).unwrap();
+        agg.check().unwrap();
+    }
+
+    #[test]
+    fn a_rejected_micropayment_leaves_the_pending_total_once() {
+        let mut agg = Aggregator::new(EUR, 0);
+        agg.add(c(1), 1, eur(100), &limits(), Timestamp(10))
+            .unwrap();
+        agg.add(c(1), 2, eur(200), &limits(), Timestamp(20))
+            .unwrap();
+        assert_eq!(
+            agg.take_back(&c(1), 1, &limits()).unwrap(),
+            Taken::Removed { total: eur(200) }
+        );
+        // The oldest item is now the second: the window runs from it.
+        assert_eq!(agg.pending(&c(1)).unwrap().oldest, Some(Timestamp(20)));
+        assert!(agg.due_for_window(Timestamp(10 + W), 10).is_empty());
+        assert_eq!(agg.due_for_window(Timestamp(20 + W), 10), vec![c(1)]);
+        assert_eq!(agg.exposure(), eur(200));
+        agg.check().unwrap();
+        // A repeat, an unknown payment, an unknown customer: nothing moves.
+        assert_eq!(agg.take_back(&c(1), 1, &limits()).unwrap(), Taken::NotOpen);
+        assert_eq!(agg.take_back(&c(1), 9, &limits()).unwrap(), Taken::NotOpen);
+        assert_eq!(agg.take_back(&c(5), 1, &limits()).unwrap(), Taken::NotOpen);
+        assert_eq!(
+            agg.take_back(&c(1), 2, &limits()).unwrap(),
+            Taken::Removed { total: eur(0) }
+        );
+        assert!(agg.due_for_window(Timestamp(u64::MAX), 10).is_empty());
+        assert_eq!(agg.exposure(), eur(0));
+        agg.check().unwrap();
+    }
+
+    #[test]
+    fn a_micropayment_in_a_batch_in_flight_waits_and_a_collected_one_is_not_open() {
+        let mut agg = Aggregator::new(EUR, 0);
+        agg.add(c(1), 1, eur(400), &limits(), Timestamp(0)).unwrap();
+        agg.add(c(1), 2, eur(400), &limits(), Timestamp(0)).unwrap();
+        let AddOutcome::SettleNeeded(batch) =
+            agg.add(c(1), 3, eur(300), &limits(), Timestamp(1)).unwrap()
+        else {
+            panic!("θ reached")
+        };
+        assert_eq!(
+            agg.take_back(&c(1), 1, &limits()).unwrap(),
+            Taken::InFlight(batch.id)
+        );
+        agg.check().unwrap();
+        agg.settled(batch.id).unwrap();
+        assert_eq!(agg.take_back(&c(1), 1, &limits()).unwrap(), Taken::NotOpen);
+        agg.check().unwrap();
+    }
+
+    #[test]
+    fn taking_back_a_blocked_customers_last_debt_opens_it() {
+        let mut agg = Aggregator::new(EUR, 0);
+        agg.add(c(1), 1, eur(400), &limits(), Timestamp(0)).unwrap();
+        agg.add(c(1), 2, eur(400), &limits(), Timestamp(0)).unwrap();
+        let AddOutcome::SettleNeeded(batch) =
+            agg.add(c(1), 3, eur(300), &limits(), Timestamp(1)).unwrap()
+        else {
+            panic!("θ reached")
+        };
+        agg.failed(batch.id, &limits(), Timestamp(2)).unwrap();
+        assert!(matches!(
+            agg.pending(&c(1)).unwrap().standing,
+            Standing::Blocked { .. }
+        ));
+        assert_eq!(
+            agg.take_back(&c(1), 1, &limits()).unwrap(),
+            Taken::Removed { total: eur(400) }
+        );
+        assert!(matches!(
+            agg.pending(&c(1)).unwrap().standing,
+            Standing::Blocked { .. }
+        ));
+        agg.check().unwrap();
+        assert_eq!(
+            agg.take_back(&c(1), 2, &limits()).unwrap(),
+            Taken::Removed { total: eur(0) }
+        );
+        assert_eq!(agg.pending(&c(1)).unwrap().standing, Standing::Open);
+        assert!(agg.due_for_window(Timestamp(u64::MAX), 10).is_empty());
         agg.check().unwrap();
     }
 }
