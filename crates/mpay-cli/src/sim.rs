@@ -88,8 +88,9 @@ fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
         for seed in first_seed..first_seed.saturating_add(seeds) {
             let r = mpay_sim::semops::run_seed(seed, variant);
             println!(
-                "seed={seed} payments={} completed={} rejected={} expired={} declined={} refunds={} dishonest={} crashes={} sent={} dropped={} events={} sim_ms={} violations={} trace={}",
+                "seed={seed} payments={} micropayments={} completed={} rejected={} expired={} declined={} refunds={} dishonest={} crashes={} sent={} dropped={} events={} sim_ms={} violations={} trace={}",
                 r.payments,
+                r.micropayments,
                 r.completed,
                 r.rejected,
                 r.expired,
@@ -137,6 +138,18 @@ fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
         summary.dropped,
         elapsed.as_secs_f64(),
         per_second(summary.seeds, elapsed)
+    );
+    println!(
+        "micropayments={} deferred={} batches_settled={} batches_failed={} micro_returns={} net_runs={} run_attempts={} payouts={} standing_approved={}",
+        summary.micropayments,
+        summary.deferred,
+        summary.batches_settled,
+        summary.batches_failed,
+        summary.micro_returns,
+        summary.net_runs,
+        summary.run_attempts,
+        summary.payouts,
+        summary.standing_approved
     );
     println!(
         "seeds={} payments={} violations={}",

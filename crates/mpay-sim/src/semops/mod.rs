@@ -44,17 +44,26 @@ pub enum Variant {
     /// for a payment its CPP already declined (the bank as it was before
     /// this simulator found it; seed 1670).
     RefusalForgotten,
+    /// The CPP ends a rejected or expired micropayment without taking it
+    /// out of the customer's pending total: the customer pays for what its
+    /// merchant refused.
+    MicroNotTakenBack,
+    /// The CPP asks for a net settlement transfer under a fresh key at
+    /// every try: a lost bank answer pays the MPP twice.
+    NetRunWithoutKey,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Correct,
         Variant::RefundTransferWithoutKey,
         Variant::RefundRelayWithoutKey,
         Variant::NoticeBeforeHold,
         Variant::ExpiryWithoutVoid,
         Variant::RefusalForgotten,
+        Variant::MicroNotTakenBack,
+        Variant::NetRunWithoutKey,
     ];
 
     /// Its name on the command line.
@@ -66,6 +75,8 @@ impl Variant {
             Variant::NoticeBeforeHold => "notice-before-hold",
             Variant::ExpiryWithoutVoid => "expiry-without-void",
             Variant::RefusalForgotten => "refusal-forgotten",
+            Variant::MicroNotTakenBack => "micro-not-taken-back",
+            Variant::NetRunWithoutKey => "net-run-without-key",
         }
     }
 
@@ -110,6 +121,25 @@ pub struct SemopsReport {
     pub refund_attempts: u64,
     /// Decisions taken or arriving too late.
     pub late_decisions: u64,
+    /// Micropayments the CPPs aggregated (not taken as macro payments).
+    pub micropayments: u64,
+    /// Of them, deferred below θ (a DT confirmation once approved).
+    pub deferred: u64,
+    /// Customers' aggregated transfers made (at θ or by the window).
+    pub batches_settled: u64,
+    /// Customers' aggregated transfers refused (the customer blocked).
+    pub batches_failed: u64,
+    /// Collected micropayments paid back after a rejection or expiry.
+    pub micro_returns: u64,
+    /// Net settlement runs paid (CPP → MPP).
+    pub net_runs: u64,
+    /// Net settlement transfers refused for want of funds (the customers'
+    /// transfers still to come) and asked again under the next attempt.
+    pub run_attempts: u64,
+    /// Payouts to merchants made (MPP → merchant).
+    pub payouts: u64,
+    /// Micropayments approved by a standing approval as their PN arrived.
+    pub standing_approved: u64,
     /// Service crashes.
     pub crashes: u64,
     /// Messages sent.
@@ -171,6 +201,25 @@ pub struct SemopsSummary {
     pub dishonest: u64,
     /// Requests refused before anything was recorded.
     pub refused_requests: u64,
+    /// Micropayments the CPPs aggregated (not taken as macro payments).
+    pub micropayments: u64,
+    /// Of them, deferred below θ (a DT confirmation once approved).
+    pub deferred: u64,
+    /// Customers' aggregated transfers made (at θ or by the window).
+    pub batches_settled: u64,
+    /// Customers' aggregated transfers refused (the customer blocked).
+    pub batches_failed: u64,
+    /// Collected micropayments paid back after a rejection or expiry.
+    pub micro_returns: u64,
+    /// Net settlement runs paid (CPP → MPP).
+    pub net_runs: u64,
+    /// Net settlement transfers refused for want of funds (the customers'
+    /// transfers still to come) and asked again under the next attempt.
+    pub run_attempts: u64,
+    /// Payouts to merchants made (MPP → merchant).
+    pub payouts: u64,
+    /// Micropayments approved by a standing approval as their PN arrived.
+    pub standing_approved: u64,
     /// Service crashes.
     pub crashes: u64,
     /// Messages sent.
@@ -192,6 +241,15 @@ impl SemopsSummary {
         self.refunded_in_full += r.refunded_in_full;
         self.refunds += r.refunds;
         self.refund_attempts += r.refund_attempts;
+        self.micropayments += r.micropayments;
+        self.deferred += r.deferred;
+        self.batches_settled += r.batches_settled;
+        self.batches_failed += r.batches_failed;
+        self.micro_returns += r.micro_returns;
+        self.net_runs += r.net_runs;
+        self.run_attempts += r.run_attempts;
+        self.payouts += r.payouts;
+        self.standing_approved += r.standing_approved;
         self.dishonest += r.dishonest;
         self.refused_requests += r.refused_requests;
         self.crashes += r.crashes;
@@ -213,6 +271,15 @@ impl SemopsSummary {
         self.refunded_in_full += other.refunded_in_full;
         self.refunds += other.refunds;
         self.refund_attempts += other.refund_attempts;
+        self.micropayments += other.micropayments;
+        self.deferred += other.deferred;
+        self.batches_settled += other.batches_settled;
+        self.batches_failed += other.batches_failed;
+        self.micro_returns += other.micro_returns;
+        self.net_runs += other.net_runs;
+        self.run_attempts += other.run_attempts;
+        self.payouts += other.payouts;
+        self.standing_approved += other.standing_approved;
         self.dishonest += other.dishonest;
         self.refused_requests += other.refused_requests;
         self.crashes += other.crashes;

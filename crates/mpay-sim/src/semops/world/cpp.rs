@@ -1,5 +1,6 @@
 //! The simulated CPPs: PRs, the hold saga and its bank calls, the
-//! confirmations, the refund leg to the customer, and their recovery sweep.
+//! confirmations, the refund leg to the customer, and their recovery sweep
+//! (micropayments: `micro.rs`).
 
 use super::*;
 
@@ -30,8 +31,16 @@ impl World {
                 reason: None,
                 created: now,
                 updated: now,
+                micro: pr.amount <= MICRO_MAX,
+                batch: None,
+                collected: false,
+                returned: 0,
             },
         );
+        if pr.amount <= MICRO_MAX {
+            self.cpp_micro_admit(r, pr.payment);
+            return;
+        }
         if self.variant == Variant::NoticeBeforeHold {
             self.cpp_send_notice(r, pr.payment);
         }
@@ -44,6 +53,10 @@ impl World {
         let Some(p) = self.cpps[usize::from(r)].payments.get(&id).cloned() else {
             return;
         };
+        if p.micro {
+            self.cpp_micro_drive(r, id);
+            return;
+        }
         let (call, op) = match (HoldCall::due(p.core.state), p.hold) {
             (Some(HoldCall::Place), _) => (
                 Call::Hold(id),
@@ -148,6 +161,7 @@ impl World {
                 merchant: p.merchant,
                 amount: p.amount,
                 deadline: p.core.deadline_ms,
+                micro: p.micro,
             },
         );
     }
@@ -215,6 +229,18 @@ impl World {
                 }
                 None
             }
+            (Call::Batch(b), result) => {
+                self.cpp_batch_answered(r, b, result);
+                None
+            }
+            (Call::MicroReturn { payment, attempt }, result) => {
+                self.cpp_return_answered(r, payment, attempt, result);
+                None
+            }
+            (Call::NetRun { run, attempt }, result) => {
+                self.cpp_run_answered(r, run, attempt, result);
+                None
+            }
             (Call::Hold(_) | Call::Post(_) | Call::Void(_), _) => None, // a stale answer
             (call, result) => {
                 self.report.violations.push(format!(
@@ -250,7 +276,7 @@ impl World {
             .collect();
         for (id, p) in payments {
             if p.core.state == State::Pending && now > p.core.deadline_ms {
-                if self.variant == Variant::ExpiryWithoutVoid {
+                if self.variant == Variant::ExpiryWithoutVoid && !p.micro {
                     if let Some(p) = self.cpps[usize::from(r)].payments.get_mut(&id) {
                         p.core.state = State::Expired;
                     }
@@ -258,6 +284,9 @@ impl World {
                 }
                 self.cpp_step(r, id, Input::DeadlinePassed);
                 continue;
+            }
+            if p.micro {
+                continue; // resumed by the micropayment sweep below
             }
             if HoldCall::due(p.core.state).is_some()
                 && !self.waiting(node, &[Call::Hold(id), Call::Post(id), Call::Void(id)])
@@ -282,6 +311,7 @@ impl World {
             }
             self.cpp_refund_transfer(r, key);
         }
+        self.cpp_micro_tick(r);
     }
 
     /// True when a call among `calls` awaits an answer sent less than
@@ -307,10 +337,31 @@ impl World {
 
     pub(super) fn cpp_frame(&mut self, r: u8, body: Body) {
         match body {
-            Body::Decision { payment, approve } => {
-                if self.cpps[usize::from(r)].payments.contains_key(&payment) {
-                    self.cpp_step(r, payment, Input::Decided { approve });
+            Body::Decision {
+                payment,
+                approve,
+                standing,
+            } => {
+                let Some(p) = self.cpps[usize::from(r)].payments.get(&payment).cloned() else {
+                    return;
+                };
+                // The CPP's check of a standing approval: in force at some
+                // instant from the payment's record to now, covering its
+                // amount. An MPP applied it in that span, so a refusal here
+                // is an MPP that approved what the merchant did not.
+                if let Some(approval) = standing
+                    && let Err(not_covered) = approval.covers_during(
+                        Amount::new(p.amount, CURRENCY),
+                        Timestamp(p.created),
+                        Timestamp(self.now),
+                    )
+                {
+                    self.report.violations.push(format!(
+                        "cpp{r} payment {payment}: a standing approval that does not cover it ({not_covered})"
+                    ));
+                    return;
                 }
+                self.cpp_step(r, payment, Input::Decided { approve });
             }
             Body::RefundRelay {
                 payment,

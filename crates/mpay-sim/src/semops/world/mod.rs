@@ -11,22 +11,38 @@
 //! one durable step: a crash before it loses the event (its sender tries
 //! again), a crash after it loses the messages it would have sent at once
 //! (the outbox and the saga states send them again after the restart).
+//!
+//! Micropayments (at most [`MICRO_MAX`]) take the path of one intermediary
+//! (DESIGN §3.3): the CPP adds them to the customer's pending total with
+//! `mpay-micro`'s aggregator, transfers the whole total at θ or when the
+//! window W has passed, takes rejected ones back (paying back what a
+//! settled batch collected), owes the MPP what its merchants approved and
+//! pays it by net settlement runs with a statement; the MPP pays funded
+//! micropayments out to its merchants. Some merchants give their MPP a
+//! standing approval, which approves covered micropayments as their PN
+//! arrives.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+use mpay_identity::{PartyId, Timestamp};
+use mpay_micro::pending::Aggregator;
+use mpay_micro::policy::{BatchId, MicroLimits};
+use mpay_money::Amount;
 use mpay_processor::merchant::{self, Outcome};
 use mpay_processor::payment::{self, Effect, End, Input, State};
 use mpay_processor::refund::{self, Leg};
 use mpay_processor::route::{self, NextHop, Sender};
 use mpay_processor::saga::{self, HoldCall, HoldEnd, Next, TransferAnswer};
+use mpay_semops::StandingApproval;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::bank::{Bank, BankOp, BankResult, Dest, Interbank};
+use super::bank::{Bank, BankOp, BankResult, CURRENCY, Dest, Interbank};
 use super::{SemopsReport, Variant};
 
 mod check;
 mod cpp;
+mod micro;
 mod mpp;
 mod net;
 
@@ -50,6 +66,26 @@ const RETRY_MS: u64 = 300;
 const FAULTS_END_MS: u64 = 20_000;
 /// A run that is not quiet by here has failed to finish.
 const END_MS: u64 = 180_000;
+/// Largest micropayment (minor units): a payment up to it is aggregated.
+const MICRO_MAX: i64 = 300;
+/// θ: a customer's pending total reaching it is transferred at once.
+const THETA: i64 = 900;
+/// W: a pending total older than this is transferred by the window sweep.
+const WINDOW_MS: u64 = 2_500;
+/// A CPP's credit limit: the most its customers' pending totals may reach.
+const CPP_CREDIT: i64 = 3_000;
+/// What each CPP keeps in its own account: more than one customer's debt
+/// below θ, which a customer whose transfer failed may never pay. Net
+/// settlement otherwise waits for the customers' aggregated transfers
+/// (refused, asked again under the next attempt), and refund legs for the
+/// MPP's transfer.
+const CPP_FLOAT: i64 = 1_000;
+/// Between two net settlement runs of a CPP.
+const SETTLE_MS: u64 = 700;
+/// A standing approval's largest micropayment, budget and period.
+const STANDING_PER_PAYMENT: i64 = 200;
+const STANDING_PERIOD_MAX: i64 = 700;
+const STANDING_PERIOD_MS: u64 = 4_000;
 
 /// A process of the simulated network.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -93,9 +129,31 @@ fn merchant_account(m: u32) -> String {
     format!("merch:m{m}")
 }
 
-/// The CPP of region `r`'s own account at its bank (refunds pass through).
+/// The CPP of region `r`'s own account at its bank (refunds pass through,
+/// customers' aggregated transfers arrive, net settlement leaves).
 fn cpp_account(r: u8) -> String {
     format!("cpp:cpp{r}")
+}
+
+/// The MPP of region `r`'s own account at its bank (net settlement
+/// arrives, payouts to merchants leave).
+fn mpp_account(r: u8) -> String {
+    format!("mpp:mpp{r}")
+}
+
+/// A customer as the CPP's micropayment books know it.
+fn customer_party(c: u32) -> PartyId {
+    PartyId::from_u64(u64::from(c) + 1)
+}
+
+/// The CPPs' micropayment limits.
+fn micro_limits() -> MicroLimits {
+    MicroLimits::new(
+        Amount::new(MICRO_MAX, CURRENCY),
+        Amount::new(THETA, CURRENCY),
+        WINDOW_MS,
+    )
+    .expect("the simulator's limits are valid")
 }
 
 fn region_of_customer(c: u32) -> u8 {
@@ -128,10 +186,13 @@ enum Body {
         merchant: u32,
         amount: i64,
         deadline: u64,
+        micro: bool,
     },
     Decision {
         payment: u64,
         approve: bool,
+        /// The merchant's standing approval the MPP applied, if it did.
+        standing: Option<StandingApproval>,
     },
     Confirmation {
         payment: u64,
@@ -148,6 +209,12 @@ enum Body {
     RefundDone {
         payment: u64,
         key: u64,
+    },
+    /// A CPP's net settlement run: what it paid the MPP for.
+    Statement {
+        run: u64,
+        cpp: u8,
+        payments: Vec<(u64, i64)>,
     },
 }
 
@@ -269,6 +336,23 @@ enum Call {
         key: u64,
         attempt: u32,
     },
+    /// A customer's aggregated transfer (its key: the batch).
+    Batch(u64),
+    /// Paying back a collected micropayment its merchant rejected.
+    MicroReturn {
+        payment: u64,
+        attempt: u32,
+    },
+    /// A CPP's net settlement transfer to an MPP.
+    NetRun {
+        run: u64,
+        attempt: u32,
+    },
+    /// An MPP's payout to a merchant.
+    Payout {
+        payout: u64,
+        attempt: u32,
+    },
 }
 
 /// Moves a refund leg's `attempt` past `refused`, the attempt a bank
@@ -307,6 +391,16 @@ impl Call {
                 &saga::refund_key(Leg::Mpp, &hex(payment), &hex(key)),
                 attempt,
             ),
+            Call::Batch(batch) => BatchId(batch).to_string(),
+            Call::MicroReturn { payment, attempt } => {
+                saga::attempt_key(&format!("micro-return-{}", hex(payment)), attempt)
+            }
+            Call::NetRun { run, attempt } => {
+                saga::attempt_key(&format!("micro-net-{run}"), attempt)
+            }
+            Call::Payout { payout, attempt } => {
+                saga::attempt_key(&format!("micro-payout-{payout}"), attempt)
+            }
         }
     }
 }
@@ -349,6 +443,14 @@ struct CppPayment {
     reason: Option<String>,
     created: u64,
     updated: u64,
+    /// Aggregated (a micropayment), not held.
+    micro: bool,
+    /// The batch it reached θ in (its trigger).
+    batch: Option<u64>,
+    /// A settled batch collected it from the customer.
+    collected: bool,
+    /// Paid back to the customer after a rejection (collected before).
+    returned: i64,
 }
 
 /// A refund at a processor (the CPP's leg or the MPP's): one refund saga.
@@ -360,12 +462,75 @@ struct Refund {
     attempt: u32,
 }
 
-#[derive(Default)]
+/// Where a customer's aggregated transfer stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BatchState {
+    Started,
+    Settled,
+    Failed,
+}
+
+/// One aggregated transfer: a customer's whole pending total.
+#[derive(Clone, Debug)]
+struct MicroBatch {
+    customer: u32,
+    total: i64,
+    trigger: Option<u64>,
+    /// The micropayments it covers.
+    payments: Vec<u64>,
+    state: BatchState,
+}
+
+/// A micropayment the CPP owes an MPP for (approved), and the net
+/// settlement run that pays it.
+#[derive(Clone, Debug)]
+struct Owed {
+    mpp: u8,
+    amount: i64,
+    run: Option<u64>,
+}
+
+/// One net settlement run: one transfer to one MPP, then its statement.
+#[derive(Clone, Debug)]
+struct NetRun {
+    mpp: u8,
+    total: i64,
+    payments: Vec<(u64, i64)>,
+    attempt: u32,
+    paid: bool,
+}
+
 struct Cpp {
     payments: BTreeMap<u64, CppPayment>,
     refunds: BTreeMap<u64, Refund>,
     seen: BTreeSet<u64>,
     outbox: Outbox,
+    /// The pending totals (`mpay-micro`'s aggregator; durable, as the
+    /// CPP's micropayment tables are).
+    micro: Aggregator,
+    batches: BTreeMap<u64, MicroBatch>,
+    owed: BTreeMap<u64, Owed>,
+    runs: BTreeMap<u64, NetRun>,
+    /// Collected micropayments being paid back: payment → attempt.
+    returns: BTreeMap<u64, u32>,
+    last_run_at: u64,
+}
+
+impl Cpp {
+    fn new() -> Cpp {
+        Cpp {
+            payments: BTreeMap::new(),
+            refunds: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            outbox: Outbox::new(),
+            micro: Aggregator::new(CURRENCY, 0),
+            batches: BTreeMap::new(),
+            owed: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            returns: BTreeMap::new(),
+            last_run_at: START,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -378,6 +543,18 @@ struct MppPayment {
     refunded: i64,
     created: u64,
     updated: u64,
+    micro: bool,
+    /// The payout that paid it to its merchant.
+    payout: Option<u64>,
+}
+
+/// One payout of funded micropayments to one merchant.
+#[derive(Clone, Debug)]
+struct Payout {
+    merchant: u32,
+    total: i64,
+    attempt: u32,
+    paid: bool,
 }
 
 #[derive(Default)]
@@ -386,6 +563,13 @@ struct Mpp {
     refunds: BTreeMap<u64, Refund>,
     seen: BTreeSet<u64>,
     outbox: Outbox,
+    /// Net settlement statements taken, by (CPP, run), with their totals.
+    statements: BTreeMap<(u8, u64), i64>,
+    /// Micropayments a CPP's statement paid for.
+    funded: BTreeSet<u64>,
+    payouts: BTreeMap<u64, Payout>,
+    /// A standing approval's use: (merchant, period) → minor units.
+    standing_used: BTreeMap<(u32, u64), i64>,
 }
 
 #[derive(Default)]
@@ -426,6 +610,8 @@ pub struct World {
     outgoing: Vec<(Node, Node, Msg)>,
     last_script_at: u64,
     opening: BTreeMap<(u8, String), i64>,
+    /// Merchants' standing approvals of micropayments.
+    standing: BTreeMap<u32, StandingApproval>,
     pub(super) report: SemopsReport,
 }
 
@@ -457,7 +643,30 @@ impl World {
             opening.insert((r, merchant_account(m)), 1_000);
         }
         for r in 0..REGIONS {
-            opening.insert((r, cpp_account(r)), 0);
+            banks[usize::from(r)].open(&cpp_account(r), CPP_FLOAT);
+            opening.insert((r, cpp_account(r)), CPP_FLOAT);
+            opening.insert((r, mpp_account(r)), 0);
+        }
+        // Some merchants approve covered micropayments in advance, some
+        // until a moment in the run.
+        let mut standing = BTreeMap::new();
+        for m in 0..MERCHANTS {
+            if chance(&mut rng, 500) {
+                let r = region_of_merchant(m);
+                let expires = START + 4_000 + below(&mut rng, 30_000);
+                standing.insert(
+                    m,
+                    StandingApproval {
+                        merchant: PartyId::from_u64(1_000 + u64::from(m)),
+                        mpp: PartyId::from_u64(2_000 + u64::from(r)),
+                        per_payment_max: Amount::new(STANDING_PER_PAYMENT, CURRENCY),
+                        period_max: Amount::new(STANDING_PERIOD_MAX, CURRENCY),
+                        period_ms: STANDING_PERIOD_MS,
+                        signed_at: Timestamp(START),
+                        expires_at: Timestamp(expires),
+                    },
+                );
+            }
         }
         let bank_down = (0..REGIONS)
             .map(|_| {
@@ -496,13 +705,14 @@ impl World {
             banks,
             bank_down,
             partition,
-            cpps: (0..REGIONS).map(|_| Cpp::default()).collect(),
+            cpps: (0..REGIONS).map(|_| Cpp::new()).collect(),
             mpps: (0..REGIONS).map(|_| Mpp::default()).collect(),
             dcs: (0..REGIONS).map(|_| Dc::default()).collect(),
             procs,
             outgoing: Vec::new(),
             last_script_at: START,
             opening,
+            standing,
             report: SemopsReport {
                 seed,
                 variant,
@@ -542,13 +752,18 @@ impl World {
     }
 
     fn schedule_workload(&mut self) {
-        let payments = 12 + below(&mut self.rng, 20);
+        let payments = 16 + below(&mut self.rng, 24);
         for _ in 0..payments {
             let payment = self.id();
             let customer = below(&mut self.rng, u64::from(CUSTOMERS)) as u32;
             let merchant = below(&mut self.rng, u64::from(MERCHANTS)) as u32;
             let at = START + 10 + below(&mut self.rng, 10_000);
-            let amount = 1 + below(&mut self.rng, 5_000) as i64;
+            // One payment in two is a micropayment.
+            let amount = if chance(&mut self.rng, 500) {
+                1 + below(&mut self.rng, MICRO_MAX as u64) as i64
+            } else {
+                1 + below(&mut self.rng, 5_000) as i64
+            };
             let mut pr = Pr {
                 payment,
                 customer,
@@ -690,6 +905,27 @@ impl World {
                 }
             }
         }
+        for (r, c) in self.cpps.iter().enumerate() {
+            for (b, batch) in &c.batches {
+                if batch.state == BatchState::Started {
+                    moving.push(format!("cpp{r} batch {b} still started: {batch:?}"));
+                }
+            }
+            for (run, n) in c.runs.iter().filter(|(_, n)| !n.paid) {
+                moving.push(format!("cpp{r} net run {run} not paid: {n:?}"));
+            }
+            for (id, o) in c.owed.iter().filter(|(_, o)| o.run.is_none()) {
+                moving.push(format!("cpp{r} owes for {id} in no run: {o:?}"));
+            }
+            for id in c.returns.keys() {
+                moving.push(format!("cpp{r} micropayment {id} still being paid back"));
+            }
+        }
+        for (r, m) in self.mpps.iter().enumerate() {
+            for (id, p) in m.payouts.iter().filter(|(_, p)| !p.paid) {
+                moving.push(format!("mpp{r} payout {id} not paid: {p:?}"));
+            }
+        }
         for b in &self.banks {
             for credit in b.outbox.values() {
                 moving.push(format!(
@@ -746,7 +982,7 @@ impl World {
                     );
                     return;
                 }
-                self.mpp_decide(mpp, payment, approve);
+                self.mpp_decide(mpp, payment, approve, None);
                 self.flush(Node::Mpp(mpp));
             }
             Event::Refund {

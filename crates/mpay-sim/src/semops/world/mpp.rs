@@ -1,5 +1,6 @@
 //! The simulated MPPs: notices, merchants' decisions, the refund leg from
-//! the merchant, and its recovery sweep.
+//! the merchant, and its recovery sweep (micropayments' standing approvals,
+//! statements and payouts: `micro.rs`).
 
 use super::*;
 
@@ -13,6 +14,7 @@ impl World {
                 merchant,
                 amount,
                 deadline,
+                micro,
             } => {
                 if self.mpps[usize::from(r)].payments.contains_key(&payment) {
                     return;
@@ -29,11 +31,14 @@ impl World {
                         refunded: 0,
                         created: now,
                         updated: now,
+                        micro,
+                        payout: None,
                     },
                 );
-                if !late {
-                    self.plan_merchant(r, payment, amount, deadline);
+                if late || (micro && self.mpp_standing(r, payment, merchant, amount)) {
+                    return;
                 }
+                self.plan_merchant(r, payment, amount, deadline);
             }
             Body::Confirmation {
                 payment,
@@ -52,6 +57,10 @@ impl World {
                     refunded: 0,
                     created: now,
                     updated: now,
+                    // A confirmation before the PN: only a payment decided
+                    // by its merchant can be confirmed, so never.
+                    micro: false,
+                    payout: None,
                 });
                 match merchant::step(p.core, merchant::Input::Confirmed(outcome), now) {
                     Ok(step) => {
@@ -66,6 +75,7 @@ impl World {
                 }
             }
             Body::RefundDone { payment, key } => self.mpp_refund_done(r, payment, key),
+            Body::Statement { run, cpp, payments } => self.mpp_statement(r, cpp, run, &payments),
             other => self
                 .report
                 .violations
@@ -155,7 +165,13 @@ impl World {
         }
     }
 
-    pub(super) fn mpp_decide(&mut self, r: u8, payment: u64, approve: bool) {
+    pub(super) fn mpp_decide(
+        &mut self,
+        r: u8,
+        payment: u64,
+        approve: bool,
+        standing: Option<StandingApproval>,
+    ) {
         let now = self.now;
         let Some(p) = self.mpps[usize::from(r)].payments.get(&payment).cloned() else {
             return;
@@ -175,7 +191,11 @@ impl World {
                         Node::Mpp(r),
                         Node::Dc(r),
                         Node::Cpp(p.cpp),
-                        Body::Decision { payment, approve },
+                        Body::Decision {
+                            payment,
+                            approve,
+                            standing: standing.clone(),
+                        },
                     );
                 }
             }
@@ -194,8 +214,11 @@ impl World {
         if mpp.refunds.contains_key(&key) {
             return; // a repeat of a refund already taken
         }
+        // Micropayments are not refundable through the network.
         let fits = mpp.payments.get(&payment).is_some_and(|p| {
-            p.core.state == merchant::State::Completed && p.refunded + amount <= p.amount
+            !p.micro
+                && p.core.state == merchant::State::Completed
+                && p.refunded + amount <= p.amount
         });
         if !fits {
             self.report.refunds_refused += 1;
@@ -241,6 +264,10 @@ impl World {
 
     pub(super) fn mpp_bank_reply(&mut self, r: u8, call: Call, key: &str, result: BankResult) {
         if self.volatile(Node::Mpp(r)).awaiting.remove(key).is_none() {
+            return;
+        }
+        if let Call::Payout { payout, attempt } = call {
+            self.mpp_payout_answered(r, payout, attempt, &result);
             return;
         }
         let Call::MppRefund {
@@ -358,5 +385,6 @@ impl World {
                 self.mpp_refund_transfer(r, key);
             }
         }
+        self.mpp_micro_tick(r);
     }
 }
