@@ -124,7 +124,7 @@ fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
         }
     }
     println!(
-        "completed={} rejected={} expired={} declined={} refunded_in_full={} refunds={} dishonest={} refused_requests={} crashes={} sent={} dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
+        "completed={} rejected={} expired={} declined={} refunded_in_full={} refunds={} dishonest={} refused_requests={} crashes={} forced_crashes={} sent={} dropped={} elapsed_s={:.2} seeds_per_s={:.0}",
         summary.completed,
         summary.rejected,
         summary.expired,
@@ -134,13 +134,14 @@ fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
         summary.dishonest,
         summary.refused_requests,
         summary.crashes,
+        summary.forced_crashes,
         summary.sent,
         summary.dropped,
         elapsed.as_secs_f64(),
         per_second(summary.seeds, elapsed)
     );
     println!(
-        "micropayments={} deferred={} batches_settled={} batches_failed={} micro_returns={} net_runs={} run_attempts={} payouts={} standing_approved={}",
+        "micropayments={} deferred={} batches_settled={} batches_failed={} micro_returns={} net_runs={} run_attempts={} payouts={} payouts_ahead={} standing_approved={}",
         summary.micropayments,
         summary.deferred,
         summary.batches_settled,
@@ -149,6 +150,7 @@ fn run_semops(run: &Seeds, variant: mpay_sim::semops::Variant) -> ExitCode {
         summary.net_runs,
         summary.run_attempts,
         summary.payouts,
+        summary.payouts_ahead,
         summary.standing_approved
     );
     println!(

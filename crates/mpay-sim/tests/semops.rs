@@ -71,7 +71,12 @@ fn ten_thousand_seeds_hold_every_check() {
         summary.net_runs > 10_000 && summary.payouts > 10_000,
         "{summary:?}"
     );
-    assert!(summary.standing_approved > 5_000, "{summary:?}");
+    assert!(
+        summary.standing_approved > 5_000 && summary.payouts_ahead > 5_000,
+        "{summary:?}"
+    );
+    // Each seed's forced crash, where its service reached the chosen step.
+    assert!(summary.forced_crashes > 5_000, "{summary:?}");
 }
 
 #[test]

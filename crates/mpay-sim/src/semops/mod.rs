@@ -51,11 +51,14 @@ pub enum Variant {
     /// The CPP asks for a net settlement transfer under a fresh key at
     /// every try: a lost bank answer pays the MPP twice.
     NetRunWithoutKey,
+    /// The MPP pays out ahead of net settlement without its credit check
+    /// (two intermediaries): it advances more than its limit.
+    AdvanceBeyondCredit,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Correct,
         Variant::RefundTransferWithoutKey,
         Variant::RefundRelayWithoutKey,
@@ -64,6 +67,7 @@ impl Variant {
         Variant::RefusalForgotten,
         Variant::MicroNotTakenBack,
         Variant::NetRunWithoutKey,
+        Variant::AdvanceBeyondCredit,
     ];
 
     /// Its name on the command line.
@@ -77,6 +81,7 @@ impl Variant {
             Variant::RefusalForgotten => "refusal-forgotten",
             Variant::MicroNotTakenBack => "micro-not-taken-back",
             Variant::NetRunWithoutKey => "net-run-without-key",
+            Variant::AdvanceBeyondCredit => "advance-beyond-credit",
         }
     }
 
@@ -138,10 +143,15 @@ pub struct SemopsReport {
     pub run_attempts: u64,
     /// Payouts to merchants made (MPP → merchant).
     pub payouts: u64,
+    /// Of them, paid out ahead of net settlement (two intermediaries).
+    pub payouts_ahead: u64,
     /// Micropayments approved by a standing approval as their PN arrived.
     pub standing_approved: u64,
     /// Service crashes.
     pub crashes: u64,
+    /// Of them, the seed's forced crash at its chosen step (0 or 1 per
+    /// seed: 0 when the service never reached that step).
+    pub forced_crashes: u64,
     /// Messages sent.
     pub sent: u64,
     /// Messages lost (dropped, partitioned, or to a process that was down).
@@ -218,10 +228,15 @@ pub struct SemopsSummary {
     pub run_attempts: u64,
     /// Payouts to merchants made (MPP → merchant).
     pub payouts: u64,
+    /// Of them, paid out ahead of net settlement (two intermediaries).
+    pub payouts_ahead: u64,
     /// Micropayments approved by a standing approval as their PN arrived.
     pub standing_approved: u64,
     /// Service crashes.
     pub crashes: u64,
+    /// Of them, the seed's forced crash at its chosen step (0 or 1 per
+    /// seed: 0 when the service never reached that step).
+    pub forced_crashes: u64,
     /// Messages sent.
     pub sent: u64,
     /// Messages lost.
@@ -249,10 +264,12 @@ impl SemopsSummary {
         self.net_runs += r.net_runs;
         self.run_attempts += r.run_attempts;
         self.payouts += r.payouts;
+        self.payouts_ahead += r.payouts_ahead;
         self.standing_approved += r.standing_approved;
         self.dishonest += r.dishonest;
         self.refused_requests += r.refused_requests;
         self.crashes += r.crashes;
+        self.forced_crashes += r.forced_crashes;
         self.sent += r.sent;
         self.dropped += r.dropped;
         if !r.violations.is_empty() {
@@ -279,10 +296,12 @@ impl SemopsSummary {
         self.net_runs += other.net_runs;
         self.run_attempts += other.run_attempts;
         self.payouts += other.payouts;
+        self.payouts_ahead += other.payouts_ahead;
         self.standing_approved += other.standing_approved;
         self.dishonest += other.dishonest;
         self.refused_requests += other.refused_requests;
         self.crashes += other.crashes;
+        self.forced_crashes += other.forced_crashes;
         self.sent += other.sent;
         self.dropped += other.dropped;
         self.failures.extend(failures);

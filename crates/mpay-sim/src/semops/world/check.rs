@@ -239,7 +239,12 @@ impl World {
             })
             .collect();
         CppMicroSummary {
-            mode: "one".to_owned(),
+            mode: if self.two_intermediaries {
+                "two"
+            } else {
+                "one"
+            }
+            .to_owned(),
             credit_used: cpp
                 .micro
                 .pending_sum()
@@ -290,14 +295,23 @@ impl World {
             })
             .collect();
         MppMicroSummary {
-            mode: "one".to_owned(),
+            mode: if self.two_intermediaries {
+                "two"
+            } else {
+                "one"
+            }
+            .to_owned(),
             advanced: money(
                 completed()
                     .filter(|(id, p)| paid_out(p) && !mpp.funded.contains(id))
                     .map(|(_, p)| p.amount)
                     .sum(),
             ),
-            credit_limit: Some(money(0)),
+            credit_limit: Some(money(if self.two_intermediaries {
+                MPP_CREDIT
+            } else {
+                0
+            })),
             payouts_started: mpp.payouts.values().filter(|p| !p.paid).count() as i64,
             cpps: (0..REGIONS)
                 .map(|c| {

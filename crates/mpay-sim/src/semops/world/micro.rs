@@ -4,7 +4,8 @@
 //! aggregated transfers (at θ, or by the window sweep), taking rejected
 //! micropayments back (paying back what a batch collected) and net
 //! settlement runs to the MPPs; at the MPP standing approvals, statements
-//! and payouts to merchants.
+//! and payouts to merchants: of funded micropayments only (one
+//! intermediary), or ahead of the CPPs within the MPP's credit limit (two).
 //!
 //! Every transfer that waits for money (returns, runs, payouts) asks under
 //! numbered attempts and moves to the next only after a refusal, as the
@@ -464,22 +465,58 @@ impl World {
         mpp.funded.extend(payments.iter().map(|(id, _)| id));
     }
 
-    /// Payouts of funded, completed micropayments, one per merchant, and
-    /// the retry of payouts not answered.
+    /// What the MPP has paid out, or is paying out, ahead of the CPPs: in
+    /// payouts and not funded.
+    fn mpp_advanced(&self, r: u8) -> i64 {
+        let mpp = &self.mpps[usize::from(r)];
+        mpp.payments
+            .iter()
+            .filter(|(id, p)| p.payout.is_some() && !mpp.funded.contains(id))
+            .map(|(_, p)| p.amount)
+            .sum()
+    }
+
+    /// Payouts of completed micropayments, one per merchant (funded ones
+    /// only with one intermediary; with two, ahead of funding as far as the
+    /// credit limit allows, a merchant that does not fit waiting), and the
+    /// retry of payouts not answered.
     pub(super) fn mpp_micro_tick(&mut self, r: u8) {
         let node = Node::Mpp(r);
+        let two = self.two_intermediaries;
         let mpp = &self.mpps[usize::from(r)];
         let mut by_merchant: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
         for (&id, p) in &mpp.payments {
             if p.micro
                 && p.payout.is_none()
                 && p.core.state == merchant::State::Completed
-                && mpp.funded.contains(&id)
+                && (two || mpp.funded.contains(&id))
             {
                 by_merchant.entry(p.merchant).or_default().push(id);
             }
         }
         for (m, ids) in by_merchant {
+            let mpp = &self.mpps[usize::from(r)];
+            let ahead: i64 = ids
+                .iter()
+                .filter(|id| !mpp.funded.contains(id))
+                .filter_map(|id| mpp.payments.get(id))
+                .map(|p| p.amount)
+                .sum();
+            if ahead > 0
+                && self.variant != Variant::AdvanceBeyondCredit
+                && check_credit(
+                    PartyId::from_u64(2_000 + u64::from(r)),
+                    self.mpp_advanced(r),
+                    ahead,
+                    MPP_CREDIT,
+                )
+                .is_err()
+            {
+                continue; // waits for the CPPs' next net settlements
+            }
+            if ahead > 0 {
+                self.report.payouts_ahead += 1;
+            }
             let payout = self.id();
             let mpp = &mut self.mpps[usize::from(r)];
             let mut total = 0;
@@ -499,6 +536,15 @@ impl World {
                 },
             );
             self.mpp_payout_transfer(r, payout);
+        }
+        // The credit limit holds at every step, not only once all is
+        // funded (by then nothing is advanced).
+        let advanced = self.mpp_advanced(r);
+        let limit = if two { MPP_CREDIT } else { 0 };
+        if advanced > limit {
+            self.report.violations.push(format!(
+                "mpp{r} pays out {advanced} ahead of net settlement, beyond its credit limit {limit}"
+            ));
         }
         let unpaid: Vec<(u64, u32)> = self.mpps[usize::from(r)]
             .payouts

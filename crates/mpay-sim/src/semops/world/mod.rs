@@ -2,7 +2,10 @@
 //! each with a bank, a CPP, a DC and an MPP, customers and merchants; a
 //! simulated clock and network (loss, duplication, reordering, delay, a
 //! partition between the regions), banks that are down for a while, and
-//! crashes of any service before or after any durable step.
+//! crashes of any service before or after any durable step: at random, and
+//! in every seed one forced crash of a chosen service at a chosen step
+//! ([`Forced`]), so that the seeds together crash each service at each of
+//! its first [`FORCED_STEPS`] steps.
 //!
 //! The services keep what they would keep in their databases (payments,
 //! refunds, frames seen, the outbox) apart from what a crash loses (bank
@@ -17,8 +20,9 @@
 //! `mpay-micro`'s aggregator, transfers the whole total at θ or when the
 //! window W has passed, takes rejected ones back (paying back what a
 //! settled batch collected), owes the MPP what its merchants approved and
-//! pays it by net settlement runs with a statement; the MPP pays funded
-//! micropayments out to its merchants. Some merchants give their MPP a
+//! pays it by net settlement runs with a statement. With one intermediary
+//! the MPP pays funded micropayments out to its merchants; with two (every
+//! other seed) it pays out ahead of net settlement, within its credit limit. Some merchants give their MPP a
 //! standing approval, which approves covered micropayments as their PN
 //! arrives.
 
@@ -82,6 +86,9 @@ const CPP_CREDIT: i64 = 3_000;
 const CPP_FLOAT: i64 = 1_000;
 /// Between two net settlement runs of a CPP.
 const SETTLE_MS: u64 = 700;
+/// With two intermediaries: what an MPP may pay out ahead of the CPPs'
+/// net settlement, and what it keeps in its account to do so.
+const MPP_CREDIT: i64 = 600;
 /// A standing approval's largest micropayment, budget and period.
 const STANDING_PER_PAYMENT: i64 = 200;
 const STANDING_PERIOD_MAX: i64 = 700;
@@ -405,6 +412,40 @@ impl Call {
     }
 }
 
+/// The services a seed may crash at a chosen step.
+const SERVICES: [Node; 6] = [
+    Node::Cpp(0),
+    Node::Cpp(1),
+    Node::Dc(0),
+    Node::Dc(1),
+    Node::Mpp(0),
+    Node::Mpp(1),
+];
+/// The forced crashes cover a service's steps up to this one.
+const FORCED_STEPS: u64 = 150;
+
+/// The crash a seed forces: `node` at its `step`-th durable step (counted
+/// from 0 over the run), before or after the step. Seeds go through every
+/// service, both sides and every step below [`FORCED_STEPS`] in turn, so
+/// 10,000 seeds crash each service at each of those steps about five
+/// times, when the run reaches it (a DC handles fewer steps than a CPP).
+struct Forced {
+    node: Node,
+    step: u64,
+    before: bool,
+}
+
+impl Forced {
+    fn of(seed: u64) -> Forced {
+        let n = SERVICES.len() as u64;
+        Forced {
+            node: SERVICES[(seed % n) as usize],
+            before: (seed / n).is_multiple_of(2),
+            step: (seed / (2 * n)) % FORCED_STEPS,
+        }
+    }
+}
+
 /// What a crash loses: calls awaiting an answer, when frames were sent.
 #[derive(Default)]
 struct Volatile {
@@ -612,6 +653,11 @@ pub struct World {
     opening: BTreeMap<(u8, String), i64>,
     /// Merchants' standing approvals of micropayments.
     standing: BTreeMap<u32, StandingApproval>,
+    /// The MPPs pay out ahead of net settlement (two intermediaries).
+    two_intermediaries: bool,
+    /// The crash this seed forces, and each service's durable steps so far.
+    forced: Forced,
+    steps: BTreeMap<Node, u64>,
     pub(super) report: SemopsReport,
 }
 
@@ -630,6 +676,8 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e30_0b5e_0000_0001);
         let mut banks: Vec<Bank> = (0..REGIONS).map(Bank::new).collect();
         let mut opening = BTreeMap::new();
+        // Every other seed, the MPPs pay out ahead (two intermediaries).
+        let two_intermediaries = !(seed / 3).is_multiple_of(2);
         for c in 0..CUSTOMERS {
             // Some customers can afford little: their banks refuse holds.
             let minor = if c % 3 == 2 { 3_000 } else { 40_000 };
@@ -645,7 +693,9 @@ impl World {
         for r in 0..REGIONS {
             banks[usize::from(r)].open(&cpp_account(r), CPP_FLOAT);
             opening.insert((r, cpp_account(r)), CPP_FLOAT);
-            opening.insert((r, mpp_account(r)), 0);
+            let float = if two_intermediaries { MPP_CREDIT } else { 0 };
+            banks[usize::from(r)].open(&mpp_account(r), float);
+            opening.insert((r, mpp_account(r)), float);
         }
         // Some merchants approve covered micropayments in advance, some
         // until a moment in the run.
@@ -713,6 +763,9 @@ impl World {
             last_script_at: START,
             opening,
             standing,
+            two_intermediaries,
+            forced: Forced::of(seed),
+            steps: BTreeMap::new(),
             report: SemopsReport {
                 seed,
                 variant,
@@ -1034,9 +1087,20 @@ impl World {
             return;
         }
         // A crash before the step loses the message; after it, the
-        // messages the step would have sent at once.
-        let crash = self.faulty() && to != Node::Customer && chance(&mut self.rng, 8);
-        let before = crash && chance(&mut self.rng, 500);
+        // messages the step would have sent at once. Besides the random
+        // ones, each seed crashes one service at one chosen step.
+        let step = self.steps.entry(to).or_default();
+        let forced = self.forced.node == to && self.forced.step == *step;
+        *step += 1;
+        let random = self.faulty() && to != Node::Customer && chance(&mut self.rng, 8);
+        let random_before = random && chance(&mut self.rng, 500);
+        let crash = forced || random;
+        let before = if forced {
+            self.report.forced_crashes += 1;
+            self.forced.before
+        } else {
+            random_before
+        };
         if before {
             self.crash(to);
             return;
