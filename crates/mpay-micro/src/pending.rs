@@ -709,8 +709,9 @@ mod tests {
         agg.check().unwrap();
     }
 
-    #[test]
-    fn a_micropayment_in_a_batch_in_flight_waits_and_a_collected_one_is_not_open() {
+    /// Customer 1: payments 1 and 2 deferred (400 each), payment 3 (300)
+    /// reaching θ; its batch in flight.
+    fn two_deferred_then_theta() -> (Aggregator, Batch) {
         let mut agg = Aggregator::new(EUR, 0);
         agg.add(c(1), 1, eur(400), &limits(), Timestamp(0)).unwrap();
         agg.add(c(1), 2, eur(400), &limits(), Timestamp(0)).unwrap();
@@ -719,6 +720,12 @@ mod tests {
         else {
             panic!("θ reached")
         };
+        (agg, batch)
+    }
+
+    #[test]
+    fn a_micropayment_in_a_batch_in_flight_waits_and_a_collected_one_is_not_open() {
+        let (mut agg, batch) = two_deferred_then_theta();
         assert_eq!(
             agg.take_back(&c(1), 1, &limits()).unwrap(),
             Taken::InFlight(batch.id)
@@ -731,14 +738,7 @@ mod tests {
 
     #[test]
     fn taking_back_a_blocked_customers_last_debt_opens_it() {
-        let mut agg = Aggregator::new(EUR, 0);
-        agg.add(c(1), 1, eur(400), &limits(), Timestamp(0)).unwrap();
-        agg.add(c(1), 2, eur(400), &limits(), Timestamp(0)).unwrap();
-        let AddOutcome::SettleNeeded(batch) =
-            agg.add(c(1), 3, eur(300), &limits(), Timestamp(1)).unwrap()
-        else {
-            panic!("θ reached")
-        };
+        let (mut agg, batch) = two_deferred_then_theta();
         agg.failed(batch.id, &limits(), Timestamp(2)).unwrap();
         assert!(matches!(
             agg.pending(&c(1)).unwrap().standing,

@@ -30,53 +30,56 @@ fn ten_thousand_seeds_hold_every_check() {
     assert_eq!(summary.seeds, 10_000);
     assert_eq!(summary.violations(), 0, "{}", failures_text(&summary));
     // The runs did what they are for: every ending, refunds, faults.
-    assert!(summary.completed > 10_000, "{summary:?}");
+    assert!(summary.counts.completed > 10_000, "{summary:?}");
     assert!(
-        summary.rejected > 1_000 && summary.expired > 1_000,
+        summary.counts.rejected > 1_000 && summary.counts.expired > 1_000,
         "{summary:?}"
     );
     assert!(
-        summary.declined > 100 && summary.refunded_in_full > 100,
+        summary.counts.declined > 100 && summary.counts.refunded_in_full > 100,
         "{summary:?}"
     );
     assert!(
-        summary.refunds > 1_000 && summary.crashes > 1_000,
+        summary.counts.refunds > 1_000 && summary.counts.crashes > 1_000,
         "{summary:?}"
     );
     // Refund transfers refused while money was on its way, and asked again
     // under their next attempt's key (the bank keeps every refusal).
-    assert!(summary.refund_attempts > 100, "{summary:?}");
+    assert!(summary.counts.refund_attempts > 100, "{summary:?}");
     assert!(
-        summary.dishonest > 1_000 && summary.refused_requests > 1_000,
+        summary.counts.dishonest > 1_000 && summary.counts.refused_requests > 1_000,
         "{summary:?}"
     );
-    assert!(summary.dropped > summary.sent / 50, "{summary:?}");
+    assert!(
+        summary.counts.dropped > summary.counts.sent / 50,
+        "{summary:?}"
+    );
     // Micropayments took every path: deferred below θ, transferred at θ
     // or by the window, transfers refused (customers blocked), collected
     // ones paid back, net settlement waiting for the customers' money,
     // payouts, standing approvals.
     assert!(
-        summary.micropayments > 50_000 && summary.deferred > 50_000,
+        summary.counts.micropayments > 50_000 && summary.counts.deferred > 50_000,
         "{summary:?}"
     );
     assert!(
-        summary.batches_settled > 10_000 && summary.batches_failed > 500,
+        summary.counts.batches_settled > 10_000 && summary.counts.batches_failed > 500,
         "{summary:?}"
     );
     assert!(
-        summary.micro_returns > 500 && summary.run_attempts > 100,
+        summary.counts.micro_returns > 500 && summary.counts.run_attempts > 100,
         "{summary:?}"
     );
     assert!(
-        summary.net_runs > 10_000 && summary.payouts > 10_000,
+        summary.counts.net_runs > 10_000 && summary.counts.payouts > 10_000,
         "{summary:?}"
     );
     assert!(
-        summary.standing_approved > 5_000 && summary.payouts_ahead > 5_000,
+        summary.counts.standing_approved > 5_000 && summary.counts.payouts_ahead > 5_000,
         "{summary:?}"
     );
     // Each seed's forced crash, where its service reached the chosen step.
-    assert!(summary.forced_crashes > 5_000, "{summary:?}");
+    assert!(summary.counts.forced_crashes > 5_000, "{summary:?}");
 }
 
 #[test]
@@ -87,7 +90,7 @@ fn a_seed_replays_identically() {
             run_seed(seed, Variant::Correct),
         );
         assert_eq!(a.trace_hash, b.trace_hash);
-        assert_eq!(a.events, b.events);
+        assert_eq!(a.counts.events, b.counts.events);
         assert_eq!(a.violations, b.violations);
         assert_ne!(
             a.trace_hash,

@@ -91,13 +91,10 @@ impl Variant {
     }
 }
 
-/// What one seed did and what the checks found.
+/// What happened in one seed, or summed over many: payments and how they
+/// ended, refunds, micropayments, faults and messages.
 #[derive(Clone, Debug, Default)]
-pub struct SemopsReport {
-    /// The seed.
-    pub seed: u64,
-    /// The services' variant.
-    pub variant: Variant,
+pub struct Counts {
     /// Payment requests the customers made (each sent up to three times).
     pub requests: u64,
     /// Requests among them that were dishonest (wrong PIN, foreign
@@ -158,6 +155,50 @@ pub struct SemopsReport {
     pub dropped: u64,
     /// Events handled.
     pub events: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.requests += other.requests;
+        self.dishonest += other.dishonest;
+        self.refused_requests += other.refused_requests;
+        self.payments += other.payments;
+        self.completed += other.completed;
+        self.refunded_in_full += other.refunded_in_full;
+        self.rejected += other.rejected;
+        self.expired += other.expired;
+        self.declined += other.declined;
+        self.refunds += other.refunds;
+        self.refunds_refused += other.refunds_refused;
+        self.refund_attempts += other.refund_attempts;
+        self.late_decisions += other.late_decisions;
+        self.micropayments += other.micropayments;
+        self.deferred += other.deferred;
+        self.batches_settled += other.batches_settled;
+        self.batches_failed += other.batches_failed;
+        self.micro_returns += other.micro_returns;
+        self.net_runs += other.net_runs;
+        self.run_attempts += other.run_attempts;
+        self.payouts += other.payouts;
+        self.payouts_ahead += other.payouts_ahead;
+        self.standing_approved += other.standing_approved;
+        self.crashes += other.crashes;
+        self.forced_crashes += other.forced_crashes;
+        self.sent += other.sent;
+        self.dropped += other.dropped;
+        self.events += other.events;
+    }
+}
+
+/// What one seed did and what the checks found.
+#[derive(Clone, Debug, Default)]
+pub struct SemopsReport {
+    /// The seed.
+    pub seed: u64,
+    /// The services' variant.
+    pub variant: Variant,
+    /// What happened.
+    pub counts: Counts,
     /// Simulated time the run took (ms).
     pub sim_ms: u64,
     /// What the checks found; empty when every one held.
@@ -191,56 +232,8 @@ pub fn run_seed(seed: u64, variant: Variant) -> SemopsReport {
 pub struct SemopsSummary {
     /// Seeds run.
     pub seeds: u64,
-    /// Payments recorded over all seeds.
-    pub payments: u64,
-    /// Completed, rejected, expired, declined, refunded in full.
-    pub completed: u64,
-    /// Rejected by their merchants.
-    pub rejected: u64,
-    /// Past their deadline.
-    pub expired: u64,
-    /// Holds refused.
-    pub declined: u64,
-    /// Refunded in full.
-    pub refunded_in_full: u64,
-    /// Refund legs completed at the CPPs.
-    pub refunds: u64,
-    /// Refund transfers asked again under a new attempt's key.
-    pub refund_attempts: u64,
-    /// Dishonest requests.
-    pub dishonest: u64,
-    /// Requests refused before anything was recorded.
-    pub refused_requests: u64,
-    /// Micropayments the CPPs aggregated (not taken as macro payments).
-    pub micropayments: u64,
-    /// Of them, deferred below θ (a DT confirmation once approved).
-    pub deferred: u64,
-    /// Customers' aggregated transfers made (at θ or by the window).
-    pub batches_settled: u64,
-    /// Customers' aggregated transfers refused (the customer blocked).
-    pub batches_failed: u64,
-    /// Collected micropayments paid back after a rejection or expiry.
-    pub micro_returns: u64,
-    /// Net settlement runs paid (CPP → MPP).
-    pub net_runs: u64,
-    /// Net settlement transfers refused for want of funds (the customers'
-    /// transfers still to come) and asked again under the next attempt.
-    pub run_attempts: u64,
-    /// Payouts to merchants made (MPP → merchant).
-    pub payouts: u64,
-    /// Of them, paid out ahead of net settlement (two intermediaries).
-    pub payouts_ahead: u64,
-    /// Micropayments approved by a standing approval as their PN arrived.
-    pub standing_approved: u64,
-    /// Service crashes.
-    pub crashes: u64,
-    /// Of them, the seed's forced crash at its chosen step (0 or 1 per
-    /// seed: 0 when the service never reached that step).
-    pub forced_crashes: u64,
-    /// Messages sent.
-    pub sent: u64,
-    /// Messages lost.
-    pub dropped: u64,
+    /// What happened, over all seeds.
+    pub counts: Counts,
     /// The seeds with a violation, in seed order.
     pub failures: Vec<SemopsReport>,
 }
@@ -248,63 +241,16 @@ pub struct SemopsSummary {
 impl SemopsSummary {
     fn add(&mut self, r: SemopsReport) {
         self.seeds += 1;
-        self.payments += r.payments;
-        self.completed += r.completed;
-        self.rejected += r.rejected;
-        self.expired += r.expired;
-        self.declined += r.declined;
-        self.refunded_in_full += r.refunded_in_full;
-        self.refunds += r.refunds;
-        self.refund_attempts += r.refund_attempts;
-        self.micropayments += r.micropayments;
-        self.deferred += r.deferred;
-        self.batches_settled += r.batches_settled;
-        self.batches_failed += r.batches_failed;
-        self.micro_returns += r.micro_returns;
-        self.net_runs += r.net_runs;
-        self.run_attempts += r.run_attempts;
-        self.payouts += r.payouts;
-        self.payouts_ahead += r.payouts_ahead;
-        self.standing_approved += r.standing_approved;
-        self.dishonest += r.dishonest;
-        self.refused_requests += r.refused_requests;
-        self.crashes += r.crashes;
-        self.forced_crashes += r.forced_crashes;
-        self.sent += r.sent;
-        self.dropped += r.dropped;
+        self.counts.add(&r.counts);
         if !r.violations.is_empty() {
             self.failures.push(r);
         }
     }
 
     fn merge(&mut self, other: SemopsSummary) {
-        let failures = other.failures;
         self.seeds += other.seeds;
-        self.payments += other.payments;
-        self.completed += other.completed;
-        self.rejected += other.rejected;
-        self.expired += other.expired;
-        self.declined += other.declined;
-        self.refunded_in_full += other.refunded_in_full;
-        self.refunds += other.refunds;
-        self.refund_attempts += other.refund_attempts;
-        self.micropayments += other.micropayments;
-        self.deferred += other.deferred;
-        self.batches_settled += other.batches_settled;
-        self.batches_failed += other.batches_failed;
-        self.micro_returns += other.micro_returns;
-        self.net_runs += other.net_runs;
-        self.run_attempts += other.run_attempts;
-        self.payouts += other.payouts;
-        self.payouts_ahead += other.payouts_ahead;
-        self.standing_approved += other.standing_approved;
-        self.dishonest += other.dishonest;
-        self.refused_requests += other.refused_requests;
-        self.crashes += other.crashes;
-        self.forced_crashes += other.forced_crashes;
-        self.sent += other.sent;
-        self.dropped += other.dropped;
-        self.failures.extend(failures);
+        self.counts.add(&other.counts);
+        self.failures.extend(other.failures);
     }
 
     /// Violations over all seeds.

@@ -8,7 +8,7 @@ impl World {
     pub(super) fn cpp_pr(&mut self, r: u8, pr: Pr) {
         let now = self.now;
         if pr.device != pr.customer || !pr.pin_ok || now > pr.trans_expires {
-            self.report.refused_requests += 1;
+            self.report.counts.refused_requests += 1;
             return;
         }
         let cpp = &mut self.cpps[usize::from(r)];
@@ -140,7 +140,7 @@ impl World {
                         },
                     );
                 }
-                Effect::RecordLate => self.report.late_decisions += 1,
+                Effect::RecordLate => self.report.counts.late_decisions += 1,
                 Effect::Wake => {}
             }
         }
@@ -221,7 +221,7 @@ impl World {
                     && let Some(f) = self.cpps[usize::from(r)].refunds.get_mut(&key)
                     && past_refused(&mut f.attempt, attempt)
                 {
-                    self.report.refund_attempts += 1;
+                    self.report.counts.refund_attempts += 1;
                 }
                 // None: tried again later.
                 if let Some(input) = saga::after_refund_transfer(answer) {
@@ -407,7 +407,7 @@ impl World {
         if fits {
             self.cpp_refund_transfer(r, key);
         } else {
-            self.report.refunds_refused += 1;
+            self.report.counts.refunds_refused += 1;
         }
     }
 
@@ -463,7 +463,7 @@ impl World {
             f.state = state;
         }
         if state == refund::State::Refunded {
-            self.report.refunds += 1;
+            self.report.counts.refunds += 1;
         }
         for effect in effects {
             match effect {

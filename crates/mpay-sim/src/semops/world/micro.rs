@@ -61,19 +61,19 @@ impl World {
             };
         match outcome {
             Ok(AddOutcome::Deferred { .. }) => {
-                self.report.micropayments += 1;
-                self.report.deferred += 1;
+                self.report.counts.micropayments += 1;
+                self.report.counts.deferred += 1;
                 self.cpp_step(r, id, Input::Admitted { routed: true });
             }
             Ok(AddOutcome::SettleNeeded(batch)) => {
-                self.report.micropayments += 1;
+                self.report.counts.micropayments += 1;
                 if let Some(q) = self.cpps[usize::from(r)].payments.get_mut(&id) {
                     q.batch = Some(batch.id.0);
                 }
                 self.cpp_batch_start(r, batch, p.customer);
             }
             Ok(AddOutcome::Refused(Refusal::Blocked)) => {
-                self.report.micropayments += 1;
+                self.report.counts.micropayments += 1;
                 if let Some(q) = self.cpps[usize::from(r)].payments.get_mut(&id) {
                     q.reason = Some("micro_blocked".to_owned());
                 }
@@ -156,14 +156,14 @@ impl World {
             };
         }
         if settled {
-            self.report.batches_settled += 1;
+            self.report.counts.batches_settled += 1;
             for id in &batch.payments {
                 if let Some(p) = cpp.payments.get_mut(id) {
                     p.collected = true;
                 }
             }
         } else {
-            self.report.batches_failed += 1;
+            self.report.counts.batches_failed += 1;
         }
         let Some(trigger) = batch.trigger else {
             return;
@@ -274,7 +274,7 @@ impl World {
             return;
         };
         p.returned = p.amount;
-        self.report.micro_returns += 1;
+        self.report.counts.micro_returns += 1;
         self.cpp_step(r, id, Input::Released);
     }
 
@@ -408,13 +408,13 @@ impl World {
         }
         if transfer_answer(result) == TransferAnswer::InsufficientFunds {
             if past_refused(&mut n.attempt, attempt) {
-                self.report.run_attempts += 1;
+                self.report.counts.run_attempts += 1;
             }
             return;
         }
         n.paid = true;
         let (mpp, payments) = (n.mpp, n.payments.clone());
-        self.report.net_runs += 1;
+        self.report.counts.net_runs += 1;
         self.queue_frame(
             Node::Cpp(r),
             Node::Mpp(mpp),
@@ -448,7 +448,7 @@ impl World {
         };
         mpp.standing_used
             .insert((merchant, taken.period), taken.used_after);
-        self.report.standing_approved += 1;
+        self.report.counts.standing_approved += 1;
         self.mpp_decide(r, payment, true, Some(approval));
         true
     }
@@ -515,7 +515,7 @@ impl World {
                 continue; // waits for the CPPs' next net settlements
             }
             if ahead > 0 {
-                self.report.payouts_ahead += 1;
+                self.report.counts.payouts_ahead += 1;
             }
             let payout = self.id();
             let mpp = &mut self.mpps[usize::from(r)];
@@ -596,6 +596,6 @@ impl World {
             return;
         }
         p.paid = true;
-        self.report.payouts += 1;
+        self.report.counts.payouts += 1;
     }
 }

@@ -832,17 +832,17 @@ impl World {
             let roll = below(&mut self.rng, 100);
             if roll < 4 {
                 pr.pin_ok = false;
-                self.report.dishonest += 1;
+                self.report.counts.dishonest += 1;
             } else if roll < 8 {
                 pr.device = (customer + 1) % CUSTOMERS;
-                self.report.dishonest += 1;
+                self.report.counts.dishonest += 1;
             }
-            self.report.requests += 1;
+            self.report.counts.requests += 1;
             for retry in 0..3 {
                 self.script(at + retry * 400, Event::Customer(pr.clone()));
             }
             if chance(&mut self.rng, 100) {
-                self.report.dishonest += 1;
+                self.report.counts.dishonest += 1;
                 let later = pr.trans_expires + 1 + below(&mut self.rng, 3_000);
                 self.script(later, Event::Customer(pr.clone()));
             }
@@ -856,7 +856,7 @@ impl World {
                 break;
             }
             self.now = at;
-            self.report.events += 1;
+            self.report.counts.events += 1;
             let mut h = [0u8; 18];
             h[..8].copy_from_slice(&at.to_le_bytes());
             h[8] = event.tag();
@@ -877,18 +877,18 @@ impl World {
         let report = mpay_network::reconcile::judge(&view, std::time::Duration::ZERO);
         for (state, n) in &report.payments {
             match state.as_str() {
-                "completed" => self.report.completed += n,
+                "completed" => self.report.counts.completed += n,
                 "refunded" => {
-                    self.report.completed += n;
-                    self.report.refunded_in_full += n;
+                    self.report.counts.completed += n;
+                    self.report.counts.refunded_in_full += n;
                 }
-                "rejected" => self.report.rejected += n,
-                "expired" => self.report.expired += n,
-                "declined" => self.report.declined += n,
+                "rejected" => self.report.counts.rejected += n,
+                "expired" => self.report.counts.expired += n,
+                "declined" => self.report.counts.declined += n,
                 _ => {}
             }
         }
-        self.report.payments = view.payments.len() as u64;
+        self.report.counts.payments = view.payments.len() as u64;
         self.report.violations.extend(report.mismatches);
         self.check_balances();
         self.describe_in_flight();
@@ -1071,14 +1071,14 @@ impl World {
             p.up = false;
             p.volatile = Volatile::default();
         }
-        self.report.crashes += 1;
+        self.report.counts.crashes += 1;
         let back = self.now + 100 + below(&mut self.rng, 900);
         self.at(back, Event::Restart { node });
     }
 
     fn deliver(&mut self, from: Node, to: Node, msg: Msg) {
         if !self.is_up(to) {
-            self.report.dropped += 1;
+            self.report.counts.dropped += 1;
             return;
         }
         if let Node::Bank(b) = to {
@@ -1096,7 +1096,7 @@ impl World {
         let random_before = random && chance(&mut self.rng, 500);
         let crash = forced || random;
         let before = if forced {
-            self.report.forced_crashes += 1;
+            self.report.counts.forced_crashes += 1;
             self.forced.before
         } else {
             random_before
@@ -1130,11 +1130,11 @@ impl World {
         let out = std::mem::take(&mut self.outgoing);
         for (src, to, msg) in out {
             debug_assert!(src == from || src == Node::Customer || matches!(src, Node::Bank(_)));
-            self.report.sent += 1;
+            self.report.counts.sent += 1;
             let cut = self.partition.is_some_and(|w| w.contains(self.now))
                 && matches!((src.region(), to.region()), (Some(a), Some(b)) if a != b);
             if cut || (self.faulty() && chance(&mut self.rng, 50)) {
-                self.report.dropped += 1;
+                self.report.counts.dropped += 1;
                 continue;
             }
             let copies = if self.faulty() && chance(&mut self.rng, 40) {

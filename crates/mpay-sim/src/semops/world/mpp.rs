@@ -200,7 +200,7 @@ impl World {
                 }
             }
             Err(merchant::Illegal::DeadlinePassed | merchant::Illegal::NotAwaitingDecision(_)) => {
-                self.report.late_decisions += 1;
+                self.report.counts.late_decisions += 1;
             }
             Err(illegal) => self
                 .report
@@ -221,7 +221,7 @@ impl World {
                 && p.refunded + amount <= p.amount
         });
         if !fits {
-            self.report.refunds_refused += 1;
+            self.report.counts.refunds_refused += 1;
             return;
         }
         if let Some(p) = mpp.payments.get_mut(&payment) {
@@ -290,7 +290,7 @@ impl World {
             && let Some(g) = self.mpps[usize::from(r)].refunds.get_mut(&refund_key)
             && past_refused(&mut g.attempt, attempt)
         {
-            self.report.refund_attempts += 1;
+            self.report.counts.refund_attempts += 1;
         }
         // None: refused for now (the merchant's money on its way), tried again.
         let Some(input) = saga::after_refund_transfer(answer) else {

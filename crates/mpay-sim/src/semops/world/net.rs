@@ -12,7 +12,7 @@ impl World {
             .iter()
             .any(|w| w.contains(self.now));
         if down {
-            self.report.dropped += 1;
+            self.report.counts.dropped += 1;
             return;
         }
         let now = self.now;
