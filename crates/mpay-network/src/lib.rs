@@ -37,6 +37,7 @@
 
 pub mod ack;
 pub mod api;
+pub mod bank_file;
 pub use mpay_api::semops as client;
 pub mod config;
 pub mod cpp;

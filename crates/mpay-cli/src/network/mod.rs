@@ -2,7 +2,6 @@
 //! (`mpay network init`), run one process of it (`mpay serve …`), or run all
 //! of it as child processes (`mpay network up`).
 
-pub mod bank_file;
 pub mod provision;
 pub mod supervisor;
 
@@ -15,7 +14,7 @@ use clap::{Args, Subcommand};
 use mpay_identity::Timestamp;
 use mpay_network::{ServiceConfig, Timing};
 
-use bank_file::BankFile;
+use mpay_network::bank_file::BankFile;
 
 pub use mpay_clock::wall_clock;
 

@@ -37,7 +37,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::bank_file::{BankFile, TokenEntry};
+use mpay_network::bank_file::{BankFile, TokenEntry};
 
 /// The directory file's name inside a network folder.
 pub const DIRECTORY_FILE: &str = "network.toml";
