@@ -83,7 +83,10 @@ impl PartyFile {
     }
 
     fn save(&self, path: &Path) -> anyhow::Result<()> {
-        write_private(path, &toml::to_string(self).context("encoding")?)
+        Ok(write_private(
+            path,
+            &toml::to_string(self).context("encoding")?,
+        )?)
     }
 
     fn id(&self) -> anyhow::Result<PartyId> {

@@ -47,6 +47,7 @@ pub mod micro;
 mod money;
 pub mod mpp;
 mod node;
+pub mod provision;
 pub mod reconcile;
 
 pub use ack::{INBOX_ACK, InboxAck};
