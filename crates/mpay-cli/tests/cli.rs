@@ -58,19 +58,19 @@ fn sim_semops_reports_in_the_documented_last_line_and_a_failure_replays() {
         "--seeds",
         "1",
         "--first-seed",
-        "2989",
+        "24234",
         "--variant",
         "refusal-forgotten",
     ]);
     assert_eq!(code, 1, "{out}");
     let replay =
-        "mpay sim semops --first-seed 2989 --seeds 1 --variant refusal-forgotten --verbose";
+        "mpay sim semops --first-seed 24234 --seeds 1 --variant refusal-forgotten --verbose";
     assert!(out.contains(replay), "{out}");
     let (code, again) = mpay(&replay.split_whitespace().skip(1).collect::<Vec<_>>());
     assert_eq!(code, 1, "{again}");
     let trace = |text: &str| {
         text.lines()
-            .find(|l| l.starts_with("seed=2989 "))
+            .find(|l| l.starts_with("seed=24234 "))
             .and_then(|l| l.split(" trace=").nth(1))
             .map(str::to_owned)
     };

@@ -2,10 +2,11 @@
 //! each with a bank, a CPP, a DC and an MPP, customers and merchants; a
 //! simulated clock and network (loss, duplication, reordering, delay, a
 //! partition between the regions), banks that are down for a while, and
-//! crashes of any service before or after any durable step: at random, and
-//! in every seed one forced crash of a chosen service at a chosen step
-//! ([`Forced`]), so that the seeds together crash each service at each of
-//! its first [`FORCED_STEPS`] steps.
+//! crashes of any service before or after any durable step (a delivery, or
+//! a round of background work): at random, and in every seed one forced
+//! crash of a chosen service at a chosen delivery ([`Forced`]), so that the
+//! seeds together crash each service at each of its first [`FORCED_STEPS`]
+//! deliveries.
 //!
 //! The services keep what they would keep in their databases (payments,
 //! refunds, frames seen, the outbox) apart from what a crash loses (bank
@@ -64,6 +65,8 @@ const DECISION_MS: u64 = 1_500;
 const TRANS_MS: u64 = 4_000;
 /// Between two rounds of a service's background work.
 const TICK_MS: u64 = 100;
+/// Per mille of a service's rounds of background work it crashes in.
+const TICK_CRASH_PER_MILLE: u64 = 2;
 /// A bank call or a frame unanswered this long is sent again.
 const RETRY_MS: u64 = 300;
 /// Faults (loss, duplication, partitions, crashes, banks down) stop here.
@@ -1000,7 +1003,24 @@ impl World {
                 if !p.up || p.epoch != epoch {
                     return;
                 }
+                // A round of background work is a durable step too (a
+                // window sweep starts batches, a run or a payout is
+                // recorded): a service may crash before it (the round is
+                // lost) or after it (what it sent at once is lost). The
+                // restart starts the rounds again.
+                let crash = self.faulty()
+                    && !matches!(node, Node::Bank(_))
+                    && chance(&mut self.rng, TICK_CRASH_PER_MILLE);
+                if crash && chance(&mut self.rng, 500) {
+                    self.crash(node);
+                    return;
+                }
                 self.tick(node);
+                if crash {
+                    self.outgoing.clear();
+                    self.crash(node);
+                    return;
+                }
                 self.flush(node);
                 self.at(self.now + TICK_MS, Event::Tick { node, epoch });
             }
