@@ -45,8 +45,9 @@ pub enum SimCommand {
     },
     /// Simulate the whole SEMOPS network (banks, CPPs, DCs and MPPs of two
     /// regions) over a faulty network with crashes, banks down, late and
-    /// rejecting merchants, refunds and dishonest requests, one seed per
-    /// run, and run the network-wide checks after each.
+    /// rejecting merchants, refunds, micropayments (θ, window, net
+    /// settlement, payouts, standing approvals) and dishonest requests, one
+    /// seed per run, and run the network-wide checks after each.
     Semops {
         #[command(flatten)]
         run: Seeds,
