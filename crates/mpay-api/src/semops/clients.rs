@@ -214,49 +214,58 @@ fn certificate_from_hex(text: &str) -> Result<Certificate, ClientError> {
     Certificate::from_wire(&bytes).map_err(|e| ClientError::BadAnswer(format!("certificate: {e}")))
 }
 
+/// What every service client has: its constructors, and the routes every
+/// service serves (`/health`, `/metrics`, `/v1/identity`,
+/// `/v1/admin/work`).
+macro_rules! service_client {
+    ($client:ident) => {
+        /// The service at `base` (e.g. `https://127.0.0.1:7811`).
+        /// An error when the process's root of trust cannot be read
+        /// ([`mpay_tls_client::default_client`]).
+        pub fn new(base: &str) -> Result<$client, mpay_tls_client::TlsError> {
+            Ok($client(Http::new(base)?))
+        }
+
+        /// Sharing `http`'s pool, time limit and root of trust.
+        pub fn with_http(base: &str, http: reqwest::Client) -> $client {
+            $client(Http::with_http(base, http))
+        }
+
+        /// The same client, sending tokens over plaintext to loopback as
+        /// `plaintext` (or the environment) allows.
+        pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> $client {
+            self.0.plaintext = plaintext.or_env();
+            self
+        }
+
+        /// `GET /health`.
+        pub async fn health(&self) -> Result<(), ClientError> {
+            self.0.health().await
+        }
+
+        /// `GET /metrics` (Prometheus text).
+        pub async fn metrics(&self) -> Result<String, ClientError> {
+            self.0.metrics().await
+        }
+
+        /// `GET /v1/identity`.
+        pub async fn identity(&self) -> Result<Identity, ClientError> {
+            self.0.identity().await
+        }
+
+        /// `GET /v1/admin/work` (operator): what the service still has moving.
+        pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
+            self.0.work(operator_token).await
+        }
+    };
+}
+
 /// A client of a CPP.
 #[derive(Clone, Debug)]
 pub struct CppClient(Http);
 
 impl CppClient {
-    /// The CPP at `base` (e.g. `http://127.0.0.1:7811`).
-    /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls_client::default_client`]).
-    pub fn new(base: &str) -> Result<CppClient, mpay_tls_client::TlsError> {
-        Ok(CppClient(Http::new(base)?))
-    }
-
-    /// Sharing `http`'s pool and time limit.
-    pub fn with_http(base: &str, http: reqwest::Client) -> CppClient {
-        CppClient(Http::with_http(base, http))
-    }
-
-    /// The same client, sending tokens over plaintext to loopback as
-    /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> CppClient {
-        self.0.plaintext = plaintext.or_env();
-        self
-    }
-
-    /// `GET /health`.
-    pub async fn health(&self) -> Result<(), ClientError> {
-        self.0.health().await
-    }
-
-    /// `GET /metrics` (Prometheus text).
-    pub async fn metrics(&self) -> Result<String, ClientError> {
-        self.0.metrics().await
-    }
-
-    /// `GET /v1/identity`.
-    pub async fn identity(&self) -> Result<Identity, ClientError> {
-        self.0.identity().await
-    }
-
-    /// `GET /v1/admin/work` (operator): what the service still has moving.
-    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
-        self.0.work(operator_token).await
-    }
+    service_client!(CppClient);
 
     /// The CPP's certificate (what a customer device seals PRs to).
     pub async fn certificate(&self) -> Result<Certificate, ClientError> {
@@ -427,44 +436,7 @@ impl MppClient {
             .await
     }
 
-    /// The MPP at `base`.
-    /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls_client::default_client`]).
-    pub fn new(base: &str) -> Result<MppClient, mpay_tls_client::TlsError> {
-        Ok(MppClient(Http::new(base)?))
-    }
-
-    /// Sharing `http`'s pool and time limit.
-    pub fn with_http(base: &str, http: reqwest::Client) -> MppClient {
-        MppClient(Http::with_http(base, http))
-    }
-
-    /// The same client, sending tokens over plaintext to loopback as
-    /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> MppClient {
-        self.0.plaintext = plaintext.or_env();
-        self
-    }
-
-    /// `GET /health`.
-    pub async fn health(&self) -> Result<(), ClientError> {
-        self.0.health().await
-    }
-
-    /// `GET /metrics`.
-    pub async fn metrics(&self) -> Result<String, ClientError> {
-        self.0.metrics().await
-    }
-
-    /// `GET /v1/identity`.
-    pub async fn identity(&self) -> Result<Identity, ClientError> {
-        self.0.identity().await
-    }
-
-    /// `GET /v1/admin/work` (operator): what the service still has moving.
-    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
-        self.0.work(operator_token).await
-    }
+    service_client!(MppClient);
 
     /// `POST /v1/merchants` (operator): the merchant's certificate (role
     /// Merchant, issued by the MPP) and its bearer token.
@@ -623,44 +595,7 @@ impl MppClient {
 pub struct DcClient(Http);
 
 impl DcClient {
-    /// The DC at `base`.
-    /// An error when the process's root of trust cannot be read
-    /// ([`mpay_tls_client::default_client`]).
-    pub fn new(base: &str) -> Result<DcClient, mpay_tls_client::TlsError> {
-        Ok(DcClient(Http::new(base)?))
-    }
-
-    /// Sharing `http`'s pool, time limit and root of trust.
-    pub fn with_http(base: &str, http: reqwest::Client) -> DcClient {
-        DcClient(Http::with_http(base, http))
-    }
-
-    /// The same client, sending tokens over plaintext to loopback as
-    /// `plaintext` (or the environment) allows.
-    pub fn with_plaintext(mut self, plaintext: mpay_tls_client::Plaintext) -> DcClient {
-        self.0.plaintext = plaintext.or_env();
-        self
-    }
-
-    /// `GET /health`.
-    pub async fn health(&self) -> Result<(), ClientError> {
-        self.0.health().await
-    }
-
-    /// `GET /metrics`.
-    pub async fn metrics(&self) -> Result<String, ClientError> {
-        self.0.metrics().await
-    }
-
-    /// `GET /v1/identity`.
-    pub async fn identity(&self) -> Result<Identity, ClientError> {
-        self.0.identity().await
-    }
-
-    /// `GET /v1/admin/work` (operator): what the service still has moving.
-    pub async fn work(&self, operator_token: &str) -> Result<Work, ClientError> {
-        self.0.work(operator_token).await
-    }
+    service_client!(DcClient);
 
     /// `GET /v1/admin/routes?after=&limit=` (operator).
     pub async fn routes(
