@@ -6,7 +6,9 @@
 //! - [`schema`]: the OpenAPI schemas of the text forms the APIs share;
 //! - [`semops`]: the JSON shapes of the CPP's, MPP's and DC's APIs and
 //!   their clients ([`semops::CppClient`], [`semops::MppClient`],
-//!   [`semops::DcClient`]).
+//!   [`semops::DcClient`]);
+//! - [`device`]: a customer's phone and a merchant's terminal over those
+//!   clients: what each signs, and how each waits for a payment to end.
 //!
 //! The servers (`mpay-network`, `mpay-bank`, `mpay-office`) answer with
 //! these same types, so a client and a server cannot disagree on a shape.
@@ -15,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod device;
 pub mod schema;
 pub mod semops;
 

@@ -1,37 +1,25 @@
 //! `mpay customer …` and `mpay merchant …`: the two ends of a SEMOPS
 //! payment from the command line, against a running network.
 //!
-//! Each party keeps a file of its own (TOML, readable by its owner only):
-//! its name, its processor, the network folder, its keys and the
-//! certificate its processor issued. `enroll` makes it.
+//! Each party keeps a file of its own (`mpay_network::party`); `enroll`
+//! makes it. The payments themselves go through the devices of
+//! `mpay_api::device`; this module parses, calls and prints.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mpay_api::semops::{
-    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MerchantPaymentView, MppClient,
-    PaymentStatus, StandingApprovalView, SubmitError,
-};
-use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_bytes, hex_string};
-use mpay_money::{Amount, Currency};
-use mpay_network::config::{read_keys, write_keys};
-use mpay_network::{Directory, ResolvedDirectory, ServiceRole};
-use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, SemopsError,
-    ShippingDetails, Signed, SignedTrans, StandingApproval, Trans, seal_pr, seal_shipping,
-};
-use mpay_wire::Encode;
+use mpay_api::device::{self, Outcome, Refusal, Submitted, Terms};
+use mpay_api::semops::{ClientError, MerchantPaymentView, PaymentStatus, StandingApprovalView};
+use mpay_money::Amount;
+use mpay_network::party::{self, Enrolment, PartyFile};
+use mpay_semops::{Decision, SemopsError, ShippingDetails, seal_shipping};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use serde::{Deserialize, Serialize};
 
-use crate::network::provision::{
-    DIRECTORY_FILE, Operators, grant_enrolment_mandate, write_private,
-};
 use crate::network::wall_clock;
 
 /// Exit codes of `mpay customer pay` and `status` (the merchant's are [`MERCHANT_EXIT_CODES_HELP`]).
@@ -50,91 +38,6 @@ const EXIT_LOCKED: u8 = 5;
 const EXIT_REJECTED: u8 = 6;
 const EXIT_EXPIRED: u8 = 7;
 const EXIT_TIMEOUT: u8 = 10;
-/// Pause before asking an unreachable processor again.
-const UNREACHABLE_RETRY_MS: u64 = 200;
-/// Longest single long-poll.
-const POLL_MS_MAX: u64 = 10_000;
-
-/// A customer's or merchant's own file.
-#[derive(Serialize, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct PartyFile {
-    pub name: String,
-    /// Its processor's directory name (CPP for a customer, MPP for a merchant).
-    pub processor: String,
-    /// The network folder.
-    pub network: PathBuf,
-    /// Hex party id.
-    pub id: String,
-    /// Path of its secret keys (hex).
-    pub keys: PathBuf,
-    /// Hex of its certificate.
-    pub certificate: String,
-    /// Merchant: its bearer token at the MPP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-}
-
-impl PartyFile {
-    pub fn load(path: &Path) -> anyhow::Result<PartyFile> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-
-    fn save(&self, path: &Path) -> anyhow::Result<()> {
-        Ok(write_private(
-            path,
-            &toml::to_string(self).context("encoding")?,
-        )?)
-    }
-
-    fn id(&self) -> anyhow::Result<PartyId> {
-        PartyId::from_hex(&self.id).context("party id: not 32 hex digits")
-    }
-
-    fn keys(&self) -> anyhow::Result<SecretKeys> {
-        Ok(read_keys(&self.keys)?)
-    }
-
-    fn directory(&self) -> anyhow::Result<Directory> {
-        Ok(Directory::load(self.network.join(DIRECTORY_FILE))?)
-    }
-
-    /// `text` as an amount in the network's one currency.
-    fn amount(&self, text: &str) -> anyhow::Result<Amount> {
-        let currency: Currency = self.directory()?.currency.parse()?;
-        Ok(crate::amount::parse(
-            text,
-            currency,
-            crate::amount::Zero::Refused,
-        )?)
-    }
-
-    /// Its processor in the resolved directory.
-    fn processor_in<'a>(
-        &self,
-        resolved: &'a ResolvedDirectory,
-    ) -> anyhow::Result<&'a mpay_network::directory::ResolvedService> {
-        resolved
-            .service(&self.processor)
-            .with_context(|| format!("no `{}` in the directory", self.processor))
-    }
-
-    fn processor_url(&self) -> anyhow::Result<String> {
-        let directory = self.directory()?;
-        let entry = directory
-            .service(&self.processor)
-            .with_context(|| format!("no `{}` in the directory", self.processor))?;
-        Ok(entry.url.clone())
-    }
-
-    fn token(&self) -> anyhow::Result<&str> {
-        self.token
-            .as_deref()
-            .context("this file holds no merchant token")
-    }
-}
 
 fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
     let mut seed = [0u8; 32];
@@ -148,17 +51,13 @@ fn random16() -> anyhow::Result<[u8; 16]> {
     Ok(bytes)
 }
 
-fn payment_id(text: &str) -> anyhow::Result<[u8; 16]> {
-    hex_bytes(text)
-        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-        .context("a payment id is 32 hex digits")
-}
-
-fn key16(text: Option<&str>) -> anyhow::Result<[u8; 16]> {
-    match text {
-        Some(text) => payment_id(text).context("an idempotency key is 32 hex digits"),
-        None => random16(),
-    }
+/// `text` as an amount in the currency of `me`'s network.
+fn amount(me: &PartyFile, text: &str) -> anyhow::Result<Amount> {
+    Ok(crate::amount::parse(
+        text,
+        me.currency()?,
+        crate::amount::Zero::Refused,
+    )?)
 }
 
 #[derive(Args, Clone)]
@@ -187,48 +86,16 @@ pub struct Enrol {
 }
 
 impl Enrol {
-    fn operator_token(&self) -> anyhow::Result<String> {
-        match &self.operator_token {
-            Some(token) => Ok(token.clone()),
-            None => Ok(Operators::load(&self.network)?
-                .token(&self.processor)?
-                .to_owned()),
-        }
-    }
-
-    fn url(&self) -> anyhow::Result<String> {
-        let directory = Directory::load(self.network.join(DIRECTORY_FILE))?;
-        Ok(directory
-            .service(&self.processor)
-            .with_context(|| format!("no `{}` in the directory", self.processor))?
-            .url
-            .clone())
-    }
-
-    fn write(
-        &self,
-        keys: &SecretKeys,
-        certificate: &Certificate,
-        token: Option<String>,
-    ) -> anyhow::Result<()> {
-        let keys_path = self.out.with_extension("keys");
-        write_keys(&keys_path, keys)?;
-        let network = self
-            .network
-            .canonicalize()
-            .with_context(|| format!("resolving {}", self.network.display()))?;
-        PartyFile {
-            name: self.name.clone(),
+    fn enrolment(&self) -> Enrolment {
+        Enrolment {
+            network: self.network.clone(),
             processor: self.processor.clone(),
-            network,
-            id: certificate.subject().to_hex(),
-            keys: keys_path
-                .canonicalize()
-                .with_context(|| format!("resolving {}", keys_path.display()))?,
-            certificate: hex_string(&certificate.to_wire()),
-            token,
+            name: self.name.clone(),
+            bank: self.bank.clone(),
+            account: self.account.clone(),
+            out: self.out.clone(),
+            operator_token: self.operator_token.clone(),
         }
-        .save(&self.out)
     }
 }
 
@@ -504,26 +371,22 @@ refusal too: a refund refused because the payment was still pending stays \
 refused under its key. To make another refund (of the same amount, or after \
 a refusal) give another --reference.";
 
-/// The exit code of a payment state at the CPP.
-fn exit_of_state(status: &PaymentStatus) -> ExitCode {
-    if !status.is_final {
-        return ExitCode::from(EXIT_TIMEOUT);
-    }
-    use mpay_processor::payment::State;
-    match State::parse(&status.state) {
-        Some(State::Completed | State::Refunded) => ExitCode::SUCCESS,
-        Some(State::Rejected) => ExitCode::from(EXIT_REJECTED),
-        Some(State::Expired) => ExitCode::from(EXIT_EXPIRED),
-        _ => ExitCode::from(EXIT_DECLINED),
+fn exit_of(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Completed => ExitCode::SUCCESS,
+        Outcome::Declined => ExitCode::from(EXIT_DECLINED),
+        Outcome::Rejected => ExitCode::from(EXIT_REJECTED),
+        Outcome::Expired => ExitCode::from(EXIT_EXPIRED),
+        Outcome::Pending => ExitCode::from(EXIT_TIMEOUT),
     }
 }
 
-fn exit_of_refusal(error: &ClientError) -> Option<ExitCode> {
-    match error.code()? {
-        "wrong_pin" => Some(ExitCode::from(EXIT_WRONG_PIN)),
-        "account_locked" => Some(ExitCode::from(EXIT_LOCKED)),
-        "insufficient_funds" | "declined" => Some(ExitCode::from(EXIT_DECLINED)),
-        _ => None,
+fn exit_of_refusal(error: &ClientError) -> ExitCode {
+    match Refusal::of(error) {
+        Some(Refusal::WrongPin) => ExitCode::from(EXIT_WRONG_PIN),
+        Some(Refusal::Locked) => ExitCode::from(EXIT_LOCKED),
+        Some(Refusal::Declined) => ExitCode::from(EXIT_DECLINED),
+        None => ExitCode::from(1),
     }
 }
 
@@ -556,35 +419,9 @@ fn deadline_text(deadline_ms: u64, now_ms: u64) -> String {
     }
 }
 
-async fn wait_final(
-    client: &CppClient,
-    mut status: PaymentStatus,
-    wait: Duration,
-) -> anyhow::Result<PaymentStatus> {
-    let started = Instant::now();
-    while !status.is_final {
-        let left = wait.saturating_sub(started.elapsed());
-        if left.is_zero() {
-            break;
-        }
-        let wait_ms = u64::try_from(left.as_millis())
-            .unwrap_or(POLL_MS_MAX)
-            .min(POLL_MS_MAX);
-        match client.status(&status.payment_id, wait_ms).await {
-            Ok(next) => status = next,
-            // The CPP may be restarting: the payment is durable there, ask again.
-            Err(ClientError::Unreachable { .. }) => {
-                tokio::time::sleep(Duration::from_millis(UNREACHABLE_RETRY_MS)).await;
-            }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(status)
-}
-
 fn print_status(
     status: &PaymentStatus,
-    cpp_cert: Option<&Certificate>,
+    device: &device::CustomerDevice,
     json: bool,
 ) -> anyhow::Result<()> {
     if json {
@@ -603,14 +440,12 @@ fn print_status(
             .map(|r| format!(", reason {r}"))
             .unwrap_or_default()
     );
-    if let (Some(signed), Some(cert)) = (status.confirmation(), cpp_cert) {
-        match signed.verify(cert, wall_clock()) {
-            Ok(c) => println!(
-                "confirmation {:?} for {} signed by the CPP: verified",
-                c.outcome, c.amount
-            ),
-            Err(e) => println!("confirmation does NOT verify: {e}"),
+    match device.verified_outcome(status) {
+        Some(Ok((outcome, amount))) => {
+            println!("confirmation {outcome:?} for {amount} signed by the CPP: verified")
         }
+        Some(Err(e)) => println!("confirmation does NOT verify: {e}"),
+        None => {}
     }
     Ok(())
 }
@@ -620,29 +455,11 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match what {
             CustomerCommand::Enroll { enrol, pin } => {
-                let mut rng = fresh_rng()?;
-                let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-                let account = enrol
-                    .account
-                    .clone()
-                    .unwrap_or_else(|| format!("cust:{}", enrol.name));
-                grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
-                    .await?;
-                let client = CppClient::new(&enrol.url()?)?;
-                let certificate = client
-                    .enroll_customer(
-                        &enrol.operator_token()?,
-                        &EnrolCustomer::new(
-                            &enrol.name,
-                            &enrol.bank,
-                            &account,
-                            &pin,
-                            &keys.public(),
-                        ),
-                    )
+                let certificate = enrol
+                    .enrolment()
+                    .customer(&pin)
                     .await
                     .context("enrolling the customer")?;
-                enrol.write(&keys, &certificate, None)?;
                 println!(
                     "enrolled customer {} at {} (device {}); file {}",
                     enrol.name,
@@ -667,55 +484,45 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                     .map(ShippingDetails::new)
                     .transpose()
                     .context("--share-shipping")?;
-                let trans = SignedTrans::from_uri(uri.trim()).context("the TRANS URI")?;
-                let resolved = me.directory()?.resolve(wall_clock())?;
-                let cpp = me.processor_in(&resolved)?;
+                let trans =
+                    mpay_semops::SignedTrans::from_uri(uri.trim()).context("the TRANS URI")?;
+                let phone = me.customer()?;
                 let mut rng = fresh_rng()?;
                 let shipping = match details {
                     Some(details) => {
-                        let merchant = merchant_certificate(&resolved, &trans).await?;
+                        let merchant = party::merchant_certificate(&me.resolved()?, &trans)
+                            .await
+                            .context(
+                            "the merchant's certificate, to seal the shipping details to",
+                        )?;
                         Some(seal_shipping(&details, &trans, &merchant, &mut rng)?)
                     }
                     None => None,
                 };
-                let request = PaymentRequest {
-                    trans,
-                    customer: CustomerRef::new(&me.name)?,
-                    cpp: cpp.id,
-                    pin: Pin::new(&pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
-                    idempotency_key: key16(key.as_deref())?,
-                    shipping,
+                let key = match key {
+                    Some(text) => device::id16(&text, "an idempotency key")?,
+                    None => random16()?,
                 };
-                let (keys, id) = (me.keys()?, me.id()?);
-                let seal = || {
-                    seal_pr(
-                        &request,
-                        &keys,
-                        id,
-                        &cpp.certificate.body.keys,
-                        wall_clock(),
-                        &mut rng,
-                    )
-                };
-                let client = CppClient::new(&cpp.url)?;
-                let status = match client.submit_sealed(seal).await {
-                    Ok(status) => status,
-                    Err(SubmitError::Seal(error)) => return Err(error.into()),
-                    Err(SubmitError::Client(error)) => {
+                let request = phone.request(trans, &pin, key, shipping)?;
+                let status = match phone.submit(&request, &mut rng).await? {
+                    Submitted::Accepted(status) => status,
+                    Submitted::Refused(error) => {
                         if json {
                             println!("{}", refusal_json(&error));
                         } else {
                             eprintln!("payment refused: {error}");
                         }
-                        return Ok(exit_of_refusal(&error).unwrap_or(ExitCode::from(1)));
+                        return Ok(exit_of_refusal(&error));
                     }
                 };
                 if !json {
                     println!("payment {} submitted: {}", status.payment_id, status.state);
                 }
-                let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
-                print_status(&status, Some(&cpp.certificate), json)?;
-                Ok(exit_of_state(&status))
+                let status = phone
+                    .wait_final(status, Duration::from_secs(wait_secs))
+                    .await?;
+                print_status(&status, &phone, json)?;
+                Ok(exit_of(Outcome::of_status(&status)))
             }
             CustomerCommand::Status {
                 payment_id,
@@ -723,20 +530,16 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                 wait_secs,
                 json,
             } => {
-                let me = PartyFile::load(&customer)?;
-                let resolved = me.directory()?.resolve(wall_clock())?;
-                let cpp = me.processor_in(&resolved)?;
-                let client = CppClient::new(&cpp.url)?;
-                let status = client.status(&payment_id, 0).await?;
-                let status = wait_final(&client, status, Duration::from_secs(wait_secs)).await?;
-                print_status(&status, Some(&cpp.certificate), json)?;
-                Ok(exit_of_state(&status))
+                let phone = PartyFile::load(&customer)?.customer()?;
+                let status = phone.client.status(&payment_id, 0).await?;
+                let status = phone
+                    .wait_final(status, Duration::from_secs(wait_secs))
+                    .await?;
+                print_status(&status, &phone, json)?;
+                Ok(exit_of(Outcome::of_status(&status)))
             }
             CustomerCommand::Unlock { network, cpp, name } => {
-                let url = service_url(&network, &cpp)?;
-                CppClient::new(&url)?
-                    .unlock(Operators::load(&network)?.token(&cpp)?, &name)
-                    .await?;
+                party::unlock(&network, &cpp, &name).await?;
                 println!("unlocked {name} at {cpp}");
                 Ok(ExitCode::SUCCESS)
             }
@@ -746,55 +549,12 @@ pub fn run_customer(what: CustomerCommand) -> anyhow::Result<ExitCode> {
                 name,
                 pin,
             } => {
-                let url = service_url(&network, &cpp)?;
-                CppClient::new(&url)?
-                    .set_pin(Operators::load(&network)?.token(&cpp)?, &name, &pin)
-                    .await?;
+                party::set_pin(&network, &cpp, &name, &pin).await?;
                 println!("a new PIN is set for {name} at {cpp}");
                 Ok(ExitCode::SUCCESS)
             }
         }
     })
-}
-
-/// The URL of service `name` in the network folder's directory.
-fn service_url(network: &Path, name: &str) -> anyhow::Result<String> {
-    let directory = Directory::load(network.join(DIRECTORY_FILE))?;
-    Ok(directory
-        .service(name)
-        .with_context(|| format!("no `{name}` in the directory"))?
-        .url
-        .clone())
-}
-
-/// The certificate of the merchant of `trans`, as the customer device
-/// finds it: from the MPP the TRANS names (through the directory), issued
-/// by that MPP, trusted, and the key the TRANS is signed with.
-async fn merchant_certificate(
-    resolved: &ResolvedDirectory,
-    trans: &SignedTrans,
-) -> anyhow::Result<Certificate> {
-    let body = trans.unverified_body();
-    let mpp = resolved
-        .service_by_id(body.mpp)
-        .filter(|s| s.role == ServiceRole::Mpp)
-        .context("the TRANS names an MPP that is not in the directory")?;
-    let certificate = MppClient::new(&mpp.url)?
-        .merchant_certificate(body.merchant)
-        .await
-        .context("the merchant's certificate, to seal the shipping details to")?;
-    let now = wall_clock();
-    if certificate.subject() != body.merchant || certificate.body.issuer != mpp.id {
-        anyhow::bail!("the MPP gave a certificate that is not its merchant's");
-    }
-    resolved
-        .trust_store()
-        .check_role(&certificate, Role::Merchant, now)
-        .context("the merchant's certificate")?;
-    trans
-        .verify(&certificate, now)
-        .context("the TRANS is not signed by the merchant's key")?;
-    Ok(certificate)
 }
 
 /// Shared shipping details as the merchant `me` opens them.
@@ -835,9 +595,9 @@ fn print_shipping(opened: Opened) {
 fn print_merchant_view(
     view: &MerchantPaymentView,
     json: bool,
-    me: &PartyFile,
+    terminal: &device::MerchantTerminal,
 ) -> anyhow::Result<()> {
-    let opened = view.open_shipping(&me.keys()?, me.id()?);
+    let opened = view.open_shipping(&terminal.keys, terminal.id);
     if json {
         let value = with_shipping(serde_json::to_value(view)?, opened);
         println!("{}", serde_json::to_string(&value)?);
@@ -866,57 +626,6 @@ fn print_merchant_view(
     Ok(())
 }
 
-fn merchant_exit(view: &MerchantPaymentView) -> ExitCode {
-    match view.state.as_str() {
-        "completed" | "refunded" => ExitCode::SUCCESS,
-        "rejected" => ExitCode::from(EXIT_REJECTED),
-        "expired" => ExitCode::from(EXIT_EXPIRED),
-        _ if view.confirmation.is_none() => ExitCode::from(EXIT_TIMEOUT),
-        _ => ExitCode::from(EXIT_DECLINED),
-    }
-}
-
-async fn wait_merchant_final(
-    client: &MppClient,
-    token: &str,
-    payment: &str,
-    wait: Duration,
-) -> anyhow::Result<MerchantPaymentView> {
-    let started = Instant::now();
-    loop {
-        let left = wait.saturating_sub(started.elapsed());
-        let wait_ms = u64::try_from(left.as_millis())
-            .unwrap_or(POLL_MS_MAX)
-            .min(POLL_MS_MAX);
-        let view = client.payment(token, payment, wait_ms).await?;
-        if view.confirmation.is_some() || left.is_zero() {
-            return Ok(view);
-        }
-    }
-}
-
-async fn decide(
-    me: &PartyFile,
-    payment: &str,
-    decision: Decision,
-) -> anyhow::Result<MerchantPaymentView> {
-    let signed = Signed::sign(
-        MerchantDecision {
-            payment_id: payment_id(payment)?,
-            merchant: me.id()?,
-            decision,
-            validity: mpay_semops::Validity::starting(
-                mpay_network::wall_clock(),
-                mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-            ),
-        },
-        &me.keys()?,
-    )?;
-    Ok(MppClient::new(&me.processor_url()?)?
-        .decide(me.token()?, &signed)
-        .await?)
-}
-
 async fn run_standing(what: StandingCommand) -> anyhow::Result<ExitCode> {
     let print = |view: &StandingApprovalView| {
         println!(
@@ -941,33 +650,23 @@ async fn run_standing(what: StandingCommand) -> anyhow::Result<ExitCode> {
             days,
         } => {
             let me = PartyFile::load(&merchant)?;
-            let resolved = me.directory()?.resolve(wall_clock())?;
-            let mpp = me.processor_in(&resolved)?;
-            let now = wall_clock();
-            let approval = Signed::sign(
-                StandingApproval {
-                    merchant: me.id()?,
-                    mpp: mpp.id,
-                    per_payment_max: me.amount(&per_payment)?,
-                    period_max: me.amount(&per_period)?,
-                    period_ms: period_hours.saturating_mul(3_600_000),
-                    signed_at: now,
-                    expires_at: now.saturating_add_ms(days.saturating_mul(24 * 3_600_000)),
-                },
-                &me.keys()?,
-            )
-            .context("the standing approval")?;
-            let view = MppClient::new(&mpp.url)?
-                .set_standing_approval(me.token()?, &approval)
-                .await?;
+            let (per_payment, per_period) = (amount(&me, &per_payment)?, amount(&me, &per_period)?);
+            let view = me
+                .merchant()?
+                .stand(
+                    per_payment,
+                    per_period,
+                    period_hours.saturating_mul(3_600_000),
+                    days.saturating_mul(24 * 3_600_000),
+                )
+                .await
+                .context("the standing approval")?;
             print(&view);
             Ok(ExitCode::SUCCESS)
         }
         StandingCommand::Show { merchant, json } => {
-            let me = PartyFile::load(&merchant)?;
-            let view = MppClient::new(&me.processor_url()?)?
-                .standing_approval(me.token()?)
-                .await?;
+            let terminal = PartyFile::load(&merchant)?.merchant()?;
+            let view = terminal.client.standing_approval(&terminal.token).await?;
             match (view, json) {
                 (view, true) => println!("{}", serde_json::to_string(&view)?),
                 (Some(view), false) => print(&view),
@@ -978,9 +677,10 @@ async fn run_standing(what: StandingCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         StandingCommand::Withdraw { merchant } => {
-            let me = PartyFile::load(&merchant)?;
-            let answer = MppClient::new(&me.processor_url()?)?
-                .withdraw_standing_approval(me.token()?)
+            let terminal = PartyFile::load(&merchant)?.merchant()?;
+            let answer = terminal
+                .client
+                .withdraw_standing_approval(&terminal.token)
                 .await?;
             println!(
                 "{}",
@@ -1000,23 +700,11 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         match what {
             MerchantCommand::Enroll { enrol } => {
-                let mut rng = fresh_rng()?;
-                let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-                let account = enrol
-                    .account
-                    .clone()
-                    .unwrap_or_else(|| format!("shop:{}", enrol.name));
-                grant_enrolment_mandate(&enrol.network, &enrol.bank, &account, &enrol.processor)
-                    .await?;
-                let client = MppClient::new(&enrol.url()?)?;
-                let (certificate, token) = client
-                    .enroll_merchant(
-                        &enrol.operator_token()?,
-                        &EnrolMerchant::new(&enrol.name, &enrol.bank, &account, &keys.public()),
-                    )
+                let certificate = enrol
+                    .enrolment()
+                    .merchant()
                     .await
                     .context("enrolling the merchant")?;
-                enrol.write(&keys, &certificate, Some(token))?;
                 println!(
                     "enrolled merchant {} at {} ({}); file {}",
                     enrol.name,
@@ -1028,7 +716,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
             }
             MerchantCommand::Request {
                 merchant,
-                amount,
+                amount: text,
                 reference,
                 description,
                 expires_in_secs,
@@ -1037,22 +725,15 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 wait_secs,
             } => {
                 let me = PartyFile::load(&merchant)?;
-                let resolved = me.directory()?.resolve(wall_clock())?;
-                let mpp = me.processor_in(&resolved)?;
+                let terminal = me.merchant()?;
                 let nonce = random16()?;
-                let trans = Signed::sign(
-                    Trans {
-                        merchant: me.id()?,
-                        mpp: mpp.id,
-                        amount: me.amount(&amount)?,
-                        merchant_reference: reference,
-                        expires_at: wall_clock()
-                            .saturating_add_ms(expires_in_secs.saturating_mul(1_000)),
-                        description,
-                        nonce,
-                    },
-                    &me.keys()?,
-                )?;
+                let terms = Terms {
+                    amount: amount(&me, &text)?,
+                    reference,
+                    description,
+                    valid_ms: expires_in_secs.saturating_mul(1_000),
+                };
+                let trans = terminal.trans(terms, nonce)?;
                 println!("{}", trans.to_uri());
                 if qr {
                     println!("{}", trans.to_terminal_qr()?);
@@ -1061,30 +742,17 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 let Some(then) = then else {
                     return Ok(ExitCode::SUCCESS);
                 };
-                let client = MppClient::new(&mpp.url)?;
-                let token = me.token()?;
                 let wait = Duration::from_secs(wait_secs);
-                let started = Instant::now();
-                let nonce_hex = hex_string(&nonce);
-                let notice = loop {
-                    let left = wait.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        eprintln!("no payment arrived for this TRANS within {wait_secs} s");
-                        return Ok(ExitCode::from(EXIT_TIMEOUT));
-                    }
-                    let wait_ms = u64::try_from(left.as_millis())
-                        .unwrap_or(POLL_MS_MAX)
-                        .min(POLL_MS_MAX);
-                    let notices = client.notices(token, wait_ms).await?;
-                    if let Some(n) = notices.into_iter().find(|n| n.trans_nonce == nonce_hex) {
-                        break n;
-                    }
+                let started = std::time::Instant::now();
+                let Some(notice) = terminal.notice_of(nonce, wait).await? else {
+                    eprintln!("no payment arrived for this TRANS within {wait_secs} s");
+                    return Ok(ExitCode::from(EXIT_TIMEOUT));
                 };
                 println!(
                     "notice {}: {} from customer {}",
                     notice.payment_id, notice.amount, notice.customer_pseudonym
                 );
-                print_shipping(notice.open_shipping(&me.keys()?, me.id()?));
+                print_shipping(notice.open_shipping(&terminal.keys, terminal.id));
                 let decision = if then == "approve" {
                     Decision::Approve
                 } else {
@@ -1092,12 +760,12 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                         reason: "rejected by the merchant".into(),
                     }
                 };
-                decide(&me, &notice.payment_id, decision).await?;
+                terminal.decide(&notice.payment_id, decision).await?;
                 println!("{then}d {}", notice.payment_id);
                 let left = wait.saturating_sub(started.elapsed());
-                let view = wait_merchant_final(&client, token, &notice.payment_id, left).await?;
-                print_merchant_view(&view, false, &me)?;
-                Ok(merchant_exit(&view))
+                let view = terminal.wait_final(&notice.payment_id, left).await?;
+                print_merchant_view(&view, false, &terminal)?;
+                Ok(exit_of(Outcome::of_view(&view)))
             }
             MerchantCommand::Pending {
                 merchant,
@@ -1105,19 +773,16 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 json,
                 ids,
             } => {
-                let me = PartyFile::load(&merchant)?;
-                let client = MppClient::new(&me.processor_url()?)?;
-                let notices = client
-                    .notices(me.token()?, wait_secs.saturating_mul(1_000))
-                    .await?;
-                let (keys, id) = (me.keys()?, me.id()?);
+                let terminal = PartyFile::load(&merchant)?.merchant()?;
+                let notices = terminal.notices(wait_secs.saturating_mul(1_000)).await?;
+                let (keys, id) = (&terminal.keys, terminal.id);
                 if json {
                     let list = notices
                         .iter()
                         .map(|n| {
                             Ok(with_shipping(
                                 serde_json::to_value(n)?,
-                                n.open_shipping(&keys, id),
+                                n.open_shipping(keys, id),
                             ))
                         })
                         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -1138,7 +803,7 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                             n.customer_pseudonym,
                             deadline_text(n.deadline, wall_clock().0)
                         );
-                        print_shipping(n.open_shipping(&keys, id));
+                        print_shipping(n.open_shipping(keys, id));
                     }
                 }
                 Ok(ExitCode::SUCCESS)
@@ -1147,9 +812,9 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 payment_id,
                 merchant,
             } => {
-                let me = PartyFile::load(&merchant)?;
-                let view = decide(&me, &payment_id, Decision::Approve).await?;
-                print_merchant_view(&view, false, &me)?;
+                let terminal = PartyFile::load(&merchant)?.merchant()?;
+                let view = terminal.decide(&payment_id, Decision::Approve).await?;
+                print_merchant_view(&view, false, &terminal)?;
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Reject {
@@ -1157,57 +822,34 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 merchant,
                 reason,
             } => {
-                let me = PartyFile::load(&merchant)?;
-                let view = decide(&me, &payment_id, Decision::Reject { reason }).await?;
-                print_merchant_view(&view, false, &me)?;
+                let terminal = PartyFile::load(&merchant)?.merchant()?;
+                let view = terminal
+                    .decide(&payment_id, Decision::Reject { reason })
+                    .await?;
+                print_merchant_view(&view, false, &terminal)?;
                 Ok(ExitCode::SUCCESS)
             }
             MerchantCommand::Refund {
-                payment_id: id,
+                payment_id,
                 merchant,
-                amount,
+                amount: text,
                 reference,
                 idempotency_key,
                 wait_secs,
             } => {
                 let me = PartyFile::load(&merchant)?;
-                let (payment, merchant, amount) = (payment_id(&id)?, me.id()?, me.amount(&amount)?);
+                let terminal = me.merchant()?;
+                let amount = amount(&me, &text)?;
                 let key = match idempotency_key {
-                    Some(text) => key16(Some(&text))?,
-                    None => RefundRequest::derive_key(merchant, &payment, amount, &reference)?,
+                    Some(text) => device::id16(&text, "an idempotency key")?,
+                    None => terminal.refund_key(&payment_id, amount, &reference)?,
                 };
-                let client = MppClient::new(&me.processor_url()?)?;
-                let token = me.token()?;
-                // The customer may see "completed" before the MPP has the
-                // confirmation, and a refusal uses the key up: wait for the
-                // MPP to see the payment end (bounded) before asking.
-                let view = wait_merchant_final(&client, token, &id, Duration::from_secs(wait_secs))
+                let refund = terminal
+                    .refund(&payment_id, amount, key, Duration::from_secs(wait_secs))
                     .await?;
-                if view.confirmation.is_none() {
-                    anyhow::bail!(
-                        "payment {id} is not completed at the MPP yet ({}): wait for its \
-                         confirmation (`mpay merchant status {id} --wait-secs 30`) and refund \
-                         again; nothing was refunded",
-                        view.state
-                    );
-                }
-                let signed = Signed::sign(
-                    RefundRequest {
-                        payment_id: payment,
-                        merchant,
-                        amount,
-                        idempotency_key: key,
-                        validity: mpay_semops::Validity::starting(
-                            mpay_network::wall_clock(),
-                            mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-                        ),
-                    },
-                    &me.keys()?,
-                )?;
-                let refund = client.refund(token, &signed).await?;
                 println!(
                     "refund of {} for {}: {} (idempotency key {})",
-                    refund.amount, id, refund.state, refund.refund_key
+                    refund.amount, payment_id, refund.state, refund.refund_key
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -1218,17 +860,12 @@ pub fn run_merchant(what: MerchantCommand) -> anyhow::Result<ExitCode> {
                 wait_secs,
                 json,
             } => {
-                let me = PartyFile::load(&merchant)?;
-                let client = MppClient::new(&me.processor_url()?)?;
-                let view = wait_merchant_final(
-                    &client,
-                    me.token()?,
-                    &payment_id,
-                    Duration::from_secs(wait_secs),
-                )
-                .await?;
-                print_merchant_view(&view, json, &me)?;
-                Ok(merchant_exit(&view))
+                let terminal = PartyFile::load(&merchant)?.merchant()?;
+                let view = terminal
+                    .wait_final(&payment_id, Duration::from_secs(wait_secs))
+                    .await?;
+                print_merchant_view(&view, json, &terminal)?;
+                Ok(exit_of(Outcome::of_view(&view)))
             }
         }
     })

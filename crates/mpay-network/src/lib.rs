@@ -4,6 +4,7 @@
 //! database, talking over HTTP in sealed `mpay-envelope` frames.
 //!
 //! - [`directory`]: who the banks and services are (a TOML file);
+//! - [`party`]: a customer's or merchant's own file, and enrolment;
 //! - [`config`]: one TOML file per service process, with env overrides;
 //! - [`client`]: the JSON shapes of the APIs and the reqwest clients
 //!   (`mpay-api`, re-exported: a client links that crate alone);
@@ -47,6 +48,7 @@ pub mod micro;
 mod money;
 pub mod mpp;
 mod node;
+pub mod party;
 pub mod provision;
 pub mod reconcile;
 
