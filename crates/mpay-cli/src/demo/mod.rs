@@ -733,7 +733,7 @@ impl Day {
                 let started = Instant::now();
                 let state = self.rt.block_on(async {
                     loop {
-                        if let Ok(status) = customer.client.status(&id, 0).await
+                        if let Ok(status) = customer.device.client.status(&id, 0).await
                             && Amount::parse(&status.refunded)
                                 .is_ok_and(|a| a.minor_units() == refund_minor)
                         {

@@ -13,17 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use mpay_api::device::{CustomerDevice, MerchantTerminal, Submitted, Terms};
 use mpay_api::semops::{
-    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus, SubmitError,
+    ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient, PaymentStatus,
 };
 use mpay_bank::BankClient;
-use mpay_identity::{PartyId, SecretKeys, Suite, hex_bytes, hex_string};
+use mpay_identity::{SecretKeys, Suite, hex_string};
 use mpay_money::Amount;
 use mpay_network::{Directory, ResolvedDirectory};
-use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, RefundRequest, Signed,
-    SignedTrans, Trans, seal_pr,
-};
+use mpay_semops::{Decision, SignedTrans};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng as _, SeedableRng};
 
@@ -36,8 +34,6 @@ pub const CUSTOMER_PIN: &str = "1357";
 pub const WRONG_PIN: &str = "9999";
 /// How long a customer waits for a payment to become final.
 pub const PAYMENT_WAIT_MS_MAX: u64 = 30_000;
-/// Longest single long-poll of the CPP or MPP.
-const POLL_MS_MAX: u64 = 5_000;
 /// Pause before asking a processor that is down (restarting) again.
 const UNREACHABLE_RETRY_MS: u64 = 100;
 /// A merchant terminal's pause when no notice needs it.
@@ -156,22 +152,13 @@ impl Drop for Services {
 pub struct Customer {
     pub name: String,
     pub cpp: String,
-    cpp_id: PartyId,
-    cpp_keys: mpay_identity::PublicKeys,
-    cpp_certificate: mpay_identity::Certificate,
-    pub client: CppClient,
-    keys: SecretKeys,
-    id: PartyId,
+    pub device: CustomerDevice,
 }
 
 /// A merchant's terminal, enrolled at its MPP.
 pub struct Merchant {
     pub name: String,
-    mpp_id: PartyId,
-    pub client: MppClient,
-    keys: SecretKeys,
-    id: PartyId,
-    token: String,
+    pub terminal: MerchantTerminal,
 }
 
 /// How a payment ended for the customer.
@@ -243,12 +230,14 @@ impl People {
         Ok(Customer {
             name: name.to_owned(),
             cpp: cpp.to_owned(),
-            cpp_id: service.id,
-            cpp_keys: service.certificate.body.keys,
-            cpp_certificate: service.certificate.clone(),
-            client,
-            keys,
-            id: certificate.subject(),
+            device: CustomerDevice {
+                name: name.to_owned(),
+                id: certificate.subject(),
+                keys,
+                cpp: service.id,
+                cpp_certificate: service.certificate.clone(),
+                client,
+            },
         })
     }
 
@@ -273,81 +262,54 @@ impl People {
             .with_context(|| format!("enrolling merchant {name} at {mpp}"))?;
         Ok(Merchant {
             name: name.to_owned(),
-            mpp_id: service.id,
-            client,
-            keys,
-            id: certificate.subject(),
-            token,
+            terminal: MerchantTerminal {
+                id: certificate.subject(),
+                keys,
+                mpp: service.id,
+                client,
+                token,
+            },
         })
     }
 }
 
-pub fn payment_id(text: &str) -> anyhow::Result<[u8; 16]> {
-    hex_bytes(text)
-        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-        .context("a payment id is 32 hex digits")
-}
-
 impl Merchant {
-    /// A signed TRANS for `amount_minor`; its nonce (hex) identifies it in
-    /// the notice.
+    /// A signed TRANS for `amount`; its nonce (hex) identifies it in the
+    /// notice.
     pub fn trans(
         &self,
         amount: Amount,
         reference: &str,
         nonce: [u8; 16],
     ) -> anyhow::Result<SignedTrans> {
-        Ok(Signed::sign(
-            Trans {
-                merchant: self.id,
-                mpp: self.mpp_id,
-                amount,
-                merchant_reference: reference.to_owned(),
-                expires_at: wall_clock().saturating_add_ms(TRANS_VALIDITY_MS),
-                description: format!("{} order {reference}", self.name),
-                nonce,
-            },
-            &self.keys,
-        )?)
+        let terms = Terms {
+            amount,
+            reference: reference.to_owned(),
+            description: format!("{} order {reference}", self.name),
+            valid_ms: TRANS_VALIDITY_MS,
+        };
+        Ok(self.terminal.trans(terms, nonce)?)
     }
 
     pub async fn decide(&self, payment: &str, decision: Decision) -> anyhow::Result<()> {
-        let signed = Signed::sign(
-            MerchantDecision {
-                payment_id: payment_id(payment)?,
-                merchant: self.id,
-                decision,
-                validity: mpay_semops::Validity::starting(
-                    mpay_network::wall_clock(),
-                    mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-                ),
-            },
-            &self.keys,
-        )?;
-        self.client.decide(&self.token, &signed).await?;
+        self.terminal.decide(payment, decision).await?;
         Ok(())
     }
 
+    /// Refunds `amount` of a completed payment under `key`; the refund's
+    /// state at the MPP.
     pub async fn refund(
         &self,
         payment: &str,
         amount: Amount,
         key: [u8; 16],
     ) -> anyhow::Result<String> {
-        let signed = Signed::sign(
-            RefundRequest {
-                payment_id: payment_id(payment)?,
-                merchant: self.id,
-                amount,
-                idempotency_key: key,
-                validity: mpay_semops::Validity::starting(
-                    mpay_network::wall_clock(),
-                    mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-                ),
-            },
-            &self.keys,
-        )?;
-        Ok(self.client.refund(&self.token, &signed).await?.state)
+        let wait = Duration::from_millis(PAYMENT_WAIT_MS_MAX);
+        Ok(self
+            .terminal
+            .refund(payment, amount, key, wait)
+            .await?
+            .state)
     }
 }
 
@@ -360,54 +322,20 @@ impl Customer {
         key: [u8; 16],
         rng_seed: [u8; 32],
     ) -> anyhow::Result<Paid> {
-        let request = PaymentRequest {
-            trans: trans.clone(),
-            customer: CustomerRef::new(&self.name)?,
-            cpp: self.cpp_id,
-            pin: Pin::new(pin).map_err(|e| anyhow::anyhow!("PIN: {e}"))?,
-            idempotency_key: key,
-            shipping: None,
-        };
+        let request = self.device.request(trans.clone(), pin, key, None)?;
         let started = Instant::now();
         let mut rng = ChaCha20Rng::from_seed(rng_seed);
-        let submitted = self
-            .client
-            .submit_sealed(|| {
-                seal_pr(
-                    &request,
-                    &self.keys,
-                    self.id,
-                    &self.cpp_keys,
-                    wall_clock(),
-                    &mut rng,
-                )
-            })
-            .await;
-        let mut status = match submitted {
-            Ok(status) => status,
-            Err(SubmitError::Client(ClientError::Refused { error, .. })) => {
+        let status = match self.device.submit(&request, &mut rng).await? {
+            Submitted::Accepted(status) => status,
+            Submitted::Refused(ClientError::Refused { error, .. }) => {
                 return Ok(Paid::Refused { code: error.error });
             }
-            Err(other) => return Err(other.into()),
+            Submitted::Refused(other) => return Err(other.into()),
         };
-        let wait = Duration::from_millis(PAYMENT_WAIT_MS_MAX);
-        while !status.is_final {
-            let left = wait.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            let wait_ms = u64::try_from(left.as_millis())
-                .unwrap_or(POLL_MS_MAX)
-                .min(POLL_MS_MAX);
-            match self.client.status(&status.payment_id, wait_ms).await {
-                Ok(next) => status = next,
-                // The CPP may be restarting: the payment is durable there.
-                Err(ClientError::Unreachable { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(UNREACHABLE_RETRY_MS)).await;
-                }
-                Err(other) => return Err(other.into()),
-            }
-        }
+        let status = self
+            .device
+            .wait_final(status, Duration::from_millis(PAYMENT_WAIT_MS_MAX))
+            .await?;
         Ok(Paid::Status {
             status,
             latency_ms: started.elapsed().as_secs_f64() * 1_000.0,
@@ -417,16 +345,16 @@ impl Customer {
     /// The outcome of a final status's confirmation, checked against the
     /// CPP's certificate; `None` without a valid one.
     pub fn outcome(&self, status: &PaymentStatus) -> Option<mpay_semops::ConfirmationOutcome> {
-        let confirmation = status.confirmation()?;
-        confirmation
-            .verify(&self.cpp_certificate, wall_clock())
-            .ok()
-            .map(|c| c.outcome)
+        match self.device.verified_outcome(status)? {
+            Ok((outcome, _)) => Some(outcome),
+            Err(_) => None,
+        }
     }
 
     /// The CPP's operator unlocks this customer.
     pub async fn unlock(&self, net: &Services) -> anyhow::Result<()> {
-        self.client
+        self.device
+            .client
             .unlock(net.operators.token(&self.cpp)?, &self.name)
             .await?;
         Ok(())
@@ -468,7 +396,7 @@ impl Terminals {
                 tokio::spawn(async move {
                     let mut decided = std::collections::HashSet::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let Ok(notices) = m.client.notices(&m.token, 500).await else {
+                        let Ok(notices) = m.terminal.notices(500).await else {
                             tokio::time::sleep(Duration::from_millis(UNREACHABLE_RETRY_MS)).await;
                             continue;
                         };
