@@ -13,26 +13,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use mpay_api::semops::{ClientError, CppClient};
-use mpay_bank::{AccountId, BankClient};
 use mpay_money::Amount;
-use mpay_network::{Directory, Timing};
+use mpay_network::Timing;
+use mpay_network::load::{self, FaultOutcome};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::bench::semops::{
-    CUSTOMER_DEPOSIT, Customer, Merchant, RETRY_MS, approver, fresh_rng, load_trans, pr_frame,
-    random16, setup,
-};
-use crate::network::provision::{self, DIRECTORY_FILE, Operators};
+use crate::network::provision;
 use crate::network::supervisor;
 
 /// How long one payment may take, chaos included, before it counts as
 /// unresolved: past the CPP's decision timeout (120 s by default) a payment
 /// ends expired at the latest, so anything still open after this is stuck.
 const PAYMENT_WAIT_MS: u64 = 150_000;
-/// Long-poll of a worker waiting for its payment.
-const STATUS_WAIT_MS: u64 = 2_000;
 /// Each load payment, minor units (1.00 EUR).
 const PAYMENT_MINOR: i64 = 100;
 
@@ -77,61 +70,6 @@ struct Tally {
     unresolved: u64,
 }
 
-enum Outcome {
-    Completed,
-    FailedCleanly,
-    Unresolved,
-}
-
-/// One payment through the chaos: the PR is resubmitted (sealed afresh,
-/// same idempotency key) until the CPP answers, then followed to its end.
-async fn pay(customer: &Customer, merchant: &Merchant, rng: &mut ChaCha20Rng) -> Outcome {
-    let Ok(client) = CppClient::new(&customer.cpp_url) else {
-        return Outcome::Unresolved;
-    };
-    let Ok(trans) = load_trans(merchant, random16(rng)) else {
-        return Outcome::Unresolved;
-    };
-    let key = random16(rng);
-    let deadline = Instant::now() + Duration::from_millis(PAYMENT_WAIT_MS);
-    let mut last_error = String::new();
-    let mut status = loop {
-        if Instant::now() > deadline {
-            tracing::warn!(%last_error, "payment never accepted within the wait");
-            return Outcome::Unresolved;
-        }
-        let Ok(frame) = pr_frame(customer, &trans, key, rng) else {
-            return Outcome::Unresolved;
-        };
-        match client.submit(frame).await {
-            Ok(status) => break status,
-            Err(ClientError::Refused { status, error }) if status < 500 => {
-                tracing::warn!(status, code = %error.error, message = %error.message, "payment refused");
-                return Outcome::FailedCleanly;
-            }
-            Err(error) => {
-                last_error = error.to_string();
-                tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
-            }
-        }
-    };
-    while !status.is_final {
-        if Instant::now() > deadline {
-            tracing::warn!(payment = %status.payment_id, state = %status.state, "payment not final within the wait");
-            return Outcome::Unresolved;
-        }
-        match client.status(&status.payment_id, STATUS_WAIT_MS).await {
-            Ok(next) => status = next,
-            Err(_) => tokio::time::sleep(Duration::from_millis(RETRY_MS)).await,
-        }
-    }
-    if status.state == "completed" {
-        Outcome::Completed
-    } else {
-        Outcome::FailedCleanly
-    }
-}
-
 pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     let temp = tempfile::tempdir().context("temporary directory")?;
     let dir = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
@@ -150,7 +88,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
     let seed = match args.seed {
         Some(seed) => seed,
-        None => fresh_rng()?.next_u64(),
+        None => load::fresh_rng()?.next_u64(),
     };
     println!(
         "chaos: {} s of load ({} customers) with a process SIGKILLed about every {} ms; seed {seed}; {}",
@@ -160,30 +98,35 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         if args.sqlite { "SQLite" } else { "PostgreSQL" }
     );
     let result = runtime.block_on(async {
-        let (merchants, customers) = setup(&dir, args.workers).await?;
+        let crowd = load::crowd(args.workers);
+        let people = load::enrol(&dir, &load::SHOPS, crowd).await?;
+        let payment = Amount::new(PAYMENT_MINOR, mpay_money::Currency::EUR);
         let stop = Arc::new(AtomicBool::new(false));
-        let approvers: Vec<_> = merchants
+        let approvers: Vec<_> = people
+            .merchants
             .iter()
-            .map(|m| tokio::spawn(approver(Arc::clone(m), Arc::clone(&stop))))
+            .map(|m| tokio::spawn(load::approver(Arc::clone(m), Arc::clone(&stop))))
             .collect();
         let end = Instant::now() + Duration::from_secs(args.seconds);
-        let customers = Arc::new(customers);
         let mut workers = Vec::new();
-        for i in 0..customers.len() {
-            let merchants = merchants.clone();
-            let customers = Arc::clone(&customers);
+        for (i, customer) in people.customers.iter().enumerate() {
+            let merchants = people.merchants.clone();
+            let customer = Arc::clone(customer);
             workers.push(tokio::spawn(async move {
-                let mut rng = fresh_rng()?;
+                let mut rng = load::fresh_rng()?;
                 let mut tally = Tally::default();
                 let mut n = i;
                 while Instant::now() < end {
                     let merchant = &merchants[n % merchants.len()];
                     n += 1;
                     tally.attempted += 1;
-                    match pay(&customers[i], merchant, &mut rng).await {
-                        Outcome::Completed => tally.completed += 1,
-                        Outcome::FailedCleanly => tally.failed_cleanly += 1,
-                        Outcome::Unresolved => tally.unresolved += 1,
+                    let wait = Duration::from_millis(PAYMENT_WAIT_MS);
+                    match load::pay_through_faults(&customer, merchant, payment, &mut rng, wait)
+                        .await
+                    {
+                        FaultOutcome::Completed => tally.completed += 1,
+                        FaultOutcome::FailedCleanly => tally.failed_cleanly += 1,
+                        FaultOutcome::Unresolved => tally.unresolved += 1,
                     }
                 }
                 anyhow::Ok(tally)
@@ -220,7 +163,9 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         network.wait_healthy(Duration::from_secs(60)).await?;
         let report = crate::reconcile::reconcile(&dir, Duration::from_secs(120)).await?;
         let mut violations = report.mismatches.clone();
-        violations.extend(check_accounts(&dir, &customers).await?);
+        violations.extend(
+            load::check_accounts(&dir, crowd, &people.customers, &load::SHOPS, payment).await?,
+        );
         anyhow::Ok((tally, kills, report, violations))
     });
     network.stop();
@@ -251,68 +196,4 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-/// Each customer paid exactly its completed payments; the merchants
-/// received exactly all of them.
-async fn check_accounts(
-    dir: &std::path::Path,
-    customers: &[Customer],
-) -> anyhow::Result<Vec<String>> {
-    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
-    let operators = Operators::load(dir)?;
-    let bank = |name: &str| -> anyhow::Result<BankClient> {
-        let entry = directory
-            .bank(name)
-            .with_context(|| format!("bank {name}"))?;
-        Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
-    };
-    let cpp = directory.service("cpp1").context("cpp1")?;
-    let client = CppClient::new(&cpp.url)?;
-    let mut completed = std::collections::BTreeMap::<String, i64>::new();
-    let mut after = 0;
-    loop {
-        let page = client
-            .payments(operators.token("cpp1")?, after, 500)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for p in page {
-            if p.state == "completed" {
-                *completed.entry(p.customer).or_default() += 1;
-            }
-        }
-    }
-    let deposit = Amount::parse(CUSTOMER_DEPOSIT)?.minor_units();
-    let mut violations = Vec::new();
-    let mut total = 0;
-    for customer in customers {
-        let view = bank("bank1")?
-            .account(&AccountId::parse(&customer.account)?)
-            .await?;
-        let paid = deposit - view.funds.balance.minor_units();
-        let n = completed.get(&customer.name).copied().unwrap_or(0);
-        total += n;
-        if paid != n * PAYMENT_MINOR || !view.funds.held.is_zero() {
-            violations.push(format!(
-                "{}: paid {paid} minor units with {} held for {n} completed payments",
-                customer.name, view.funds.held
-            ));
-        }
-    }
-    let mut received = 0;
-    for (bank_name, account) in [("bank2", "shop:bench-shop1"), ("bank3", "shop:bench-shop2")] {
-        received += bank(bank_name)?
-            .account(&AccountId::parse(account)?)
-            .await?
-            .funds
-            .balance
-            .minor_units();
-    }
-    if received != total * PAYMENT_MINOR {
-        violations.push(format!(
-            "merchants received {received} minor units for {total} completed payments"
-        ));
-    }
-    Ok(violations)
 }

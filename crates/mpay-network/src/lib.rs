@@ -5,6 +5,7 @@
 //!
 //! - [`directory`]: who the banks and services are (a TOML file);
 //! - [`party`]: a customer's or merchant's own file, and enrolment;
+//! - [`load`]: the load harness of the benchmarks and `mpay chaos`;
 //! - [`config`]: one TOML file per service process, with env overrides;
 //! - [`client`]: the JSON shapes of the APIs and the reqwest clients
 //!   (`mpay-api`, re-exported: a client links that crate alone);
@@ -44,6 +45,7 @@ pub mod config;
 pub mod cpp;
 pub mod dc;
 pub mod directory;
+pub mod load;
 pub mod micro;
 mod money;
 pub mod mpp;

@@ -206,201 +206,47 @@ fn aggregator_throughput(adds: u64, seed: u64) -> anyhow::Result<Duration> {
 pub mod services {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use anyhow::{Context, bail};
-    use mpay_api::semops::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
-    use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
-    use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
+    use anyhow::Context;
+    use mpay_api::device::MerchantTerminal;
     use mpay_money::Amount;
-    use mpay_network::{Directory, Timing};
-    use mpay_semops::{
-        CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, Trans, seal_pr,
-    };
-    use rand_chacha::ChaCha20Rng;
-    use rand_core::SeedableRng;
+    use mpay_network::Timing;
+    use mpay_network::load::{self, LoadCustomer, Shop, Window};
 
-    use crate::network::provision::{self, DIRECTORY_FILE, Operators, grant_enrolment_mandate};
-    use crate::network::{supervisor, wall_clock};
+    use crate::network::provision;
+    use crate::network::supervisor;
 
-    const PIN: &str = "4321";
-    /// Long-poll of a worker waiting for its payment's end.
-    const STATUS_WAIT_MS: u64 = 5_000;
-    /// Long-poll of the merchant's approver.
-    const NOTICES_WAIT_MS: u64 = 500;
     /// A macro payment of the run (above the micro limit).
     pub const MACRO_AMOUNT: &str = "5.00 EUR";
     /// A micropayment of the run.
     pub const MICRO_AMOUNT: &str = "0.05 EUR";
+    /// The run's one shop, at home.
+    const SHOP: Shop<'static> = Shop {
+        name: "bench-micro",
+        mpp: "mpp1",
+        bank: "bank2",
+    };
 
-    struct Customer {
-        name: String,
-        id: PartyId,
-        keys: SecretKeys,
-        cpp: PartyId,
-        cpp_cert: Certificate,
-    }
-
-    struct Merchant {
-        id: PartyId,
-        mpp: PartyId,
-        keys: SecretKeys,
-        url: String,
-        token: String,
-    }
-
-    fn random16(rng: &mut ChaCha20Rng) -> [u8; 16] {
-        let mut bytes = [0u8; 16];
-        rand_core::Rng::fill_bytes(rng, &mut bytes);
-        bytes
-    }
-
-    async fn pay_once(
-        customer: &Customer,
-        merchant: &Merchant,
-        amount: Amount,
-        rng: &mut ChaCha20Rng,
-        client: &CppClient,
-    ) -> anyhow::Result<()> {
-        let now = wall_clock();
-        let trans = Signed::sign(
-            Trans {
-                merchant: merchant.id,
-                mpp: merchant.mpp,
-                amount,
-                merchant_reference: "bench".into(),
-                expires_at: now.saturating_add_ms(120_000),
-                description: String::new(),
-                nonce: random16(rng),
-            },
-            &merchant.keys,
-        )?;
-        let request = PaymentRequest {
-            trans,
-            customer: CustomerRef::new(&customer.name)?,
-            cpp: customer.cpp,
-            pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
-            idempotency_key: random16(rng),
-            shipping: None,
-        };
-        let mut status = client
-            .submit_sealed(|| {
-                seal_pr(
-                    &request,
-                    &customer.keys,
-                    customer.id,
-                    &customer.cpp_cert.body.keys,
-                    now,
-                    rng,
-                )
-            })
-            .await?;
-        while !status.is_final {
-            status = client.status(&status.payment_id, STATUS_WAIT_MS).await?;
-        }
-        if status.state != "completed" {
-            bail!("payment ended `{}` ({:?})", status.state, status.reason);
-        }
-        Ok(())
-    }
-
-    async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
-        let client = MppClient::new(&merchant.url)?;
-        let mut approved = 0;
-        while !stop.load(Ordering::Relaxed) {
-            for notice in client.notices(&merchant.token, NOTICES_WAIT_MS).await? {
-                let id = hex_bytes(&notice.payment_id)
-                    .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-                    .context("notice id")?;
-                let decision = Signed::sign(
-                    MerchantDecision {
-                        payment_id: id,
-                        merchant: merchant.id,
-                        decision: Decision::Approve,
-                        validity: mpay_semops::Validity::starting(
-                            mpay_network::wall_clock(),
-                            mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-                        ),
-                    },
-                    &merchant.keys,
-                )?;
-                client.decide(&merchant.token, &decision).await?;
-                approved += 1;
-            }
-        }
-        Ok(approved)
-    }
-
-    /// Completed payments per second of `amount` by `workers` closed-loop
-    /// customers for `seconds`, and the failures.
-    async fn load(
-        customers: &[Arc<Customer>],
-        merchant: &Arc<Merchant>,
-        cpp_url: &str,
+    /// Completed payments per second of `amount` by the closed-loop
+    /// customers for `seconds` ([`load::closed_loop`]), how many, and the
+    /// failures; the merchant's approver decides each notice.
+    async fn rate(
+        customers: &[Arc<LoadCustomer>],
+        merchant: &Arc<MerchantTerminal>,
         amount: Amount,
         seconds: u64,
     ) -> anyhow::Result<(f64, u64, u64)> {
         let stop = Arc::new(AtomicBool::new(false));
-        let approver = tokio::spawn(approver(Arc::clone(merchant), Arc::clone(&stop)));
-        let started = Instant::now();
-        let end = started + Duration::from_secs(seconds);
-        let mut workers = Vec::new();
-        for customer in customers {
-            let (customer, merchant) = (Arc::clone(customer), Arc::clone(merchant));
-            let client = CppClient::new(cpp_url)?;
-            workers.push(tokio::spawn(async move {
-                let mut seed = [0u8; 32];
-                getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
-                let mut rng = ChaCha20Rng::from_seed(seed);
-                let (mut done, mut failed) = (0u64, 0u64);
-                while Instant::now() < end {
-                    match pay_once(&customer, &merchant, amount, &mut rng, &client).await {
-                        Ok(()) => done += 1,
-                        Err(error) => {
-                            failed += 1;
-                            tracing::warn!(%error, "bench payment failed");
-                        }
-                    }
-                }
-                anyhow::Ok((done, failed))
-            }));
-        }
-        let (mut done, mut failed) = (0, 0);
-        for w in workers {
-            let (d, f) = w.await.context("worker")??;
-            done += d;
-            failed += f;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
+        let approver = tokio::spawn(load::approver(Arc::clone(merchant), Arc::clone(&stop)));
+        let window = Window::from_now(Duration::ZERO, Duration::from_secs(seconds));
+        let looped =
+            load::closed_loop(customers, std::slice::from_ref(merchant), amount, window).await;
         stop.store(true, Ordering::Relaxed);
         let _ = approver.await;
-        Ok((done as f64 / elapsed, done, failed))
-    }
-
-    async fn open(bank: &BankClient, account: &str, deposit: Option<&str>) -> anyhow::Result<()> {
-        let id = AccountId::parse(account)?;
-        bank.open_account(
-            &format!("open:{account}"),
-            &OpenAccount {
-                account: id.clone(),
-                holder: account.to_owned(),
-                floor: Amount::parse("0.00 EUR")?,
-            },
-        )
-        .await
-        .with_context(|| format!("opening {account}"))?;
-        if let Some(amount) = deposit {
-            bank.deposit(
-                &format!("deposit:{account}"),
-                &Deposit {
-                    account: id,
-                    amount: Amount::parse(amount)?,
-                    reference: "bench".into(),
-                },
-            )
-            .await?;
-        }
-        Ok(())
+        let looped = looped?;
+        let done = looped.samples.len() as u64;
+        Ok((done as f64 / seconds.max(1) as f64, done, looped.failures))
     }
 
     /// What one run through the services measured.
@@ -438,92 +284,25 @@ pub mod services {
         let processes = runtime.block_on(provision::provision(&options))?;
         // θ far above the run's spending per customer (the harness above
         // reports micropayments per transfer).
-        crate::bench::semops::enable_micro(dir.path())?;
+        load::enable_micro(dir.path())?;
         let mut network = supervisor::Network::start(dir.path(), processes)?;
         runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
         let result = runtime.block_on(async {
-            let directory = Directory::load(dir.path().join(DIRECTORY_FILE))?;
-            let resolved = directory.resolve(wall_clock())?;
-            let operators = Operators::load(dir.path())?;
-            let bank = |name: &str| -> anyhow::Result<BankClient> {
-                let entry = directory.bank(name).context("bank")?;
-                Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
+            let crowd = load::Crowd {
+                prefix: "micro",
+                ..load::crowd(workers)
             };
-            let mut seed = [0u8; 32];
-            getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
-            let mut rng = ChaCha20Rng::from_seed(seed);
-            open(&bank("bank2")?, "shop:bench-micro", None).await?;
-            grant_enrolment_mandate(dir.path(), "bank2", "shop:bench-micro", "mpp1").await?;
-            let mpp = resolved.service("mpp1").context("mpp1")?;
-            let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-            let (cert, token) = MppClient::new(&mpp.url)?
-                .enroll_merchant(
-                    operators.token("mpp1")?,
-                    &EnrolMerchant::new("bench-micro", "bank2", "shop:bench-micro", &keys.public()),
-                )
-                .await?;
-            let merchant = Arc::new(Merchant {
-                id: cert.subject(),
-                mpp: mpp.id,
-                keys,
-                url: mpp.url.clone(),
-                token,
-            });
-            let cpp = resolved.service("cpp1").context("cpp1")?;
-            let mut customers = Vec::new();
-            for i in 0..workers {
-                let name = format!("micro{i}");
-                let account = format!("cust:{name}");
-                open(&bank("bank1")?, &account, Some("1000000.00 EUR")).await?;
-                grant_enrolment_mandate(dir.path(), "bank1", &account, "cpp1").await?;
-                let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-                let cert = CppClient::new(&cpp.url)?
-                    .enroll_customer(
-                        operators.token("cpp1")?,
-                        &EnrolCustomer::new(&name, "bank1", &account, PIN, &keys.public()),
-                    )
-                    .await?;
-                customers.push(Arc::new(Customer {
-                    name,
-                    id: cert.subject(),
-                    keys,
-                    cpp: cpp.id,
-                    cpp_cert: cpp.certificate.clone(),
-                }));
-            }
+            let people = load::enrol(dir.path(), &[SHOP], crowd).await?;
+            let (customers, merchant) = (&people.customers, &people.merchants[0]);
+            let (macro_amount, micro_amount) =
+                (Amount::parse(MACRO_AMOUNT)?, Amount::parse(MICRO_AMOUNT)?);
             // A short warm-up of each kind, then the measured runs.
-            load(
-                &customers,
-                &merchant,
-                &cpp.url,
-                Amount::parse(MACRO_AMOUNT)?,
-                1,
-            )
-            .await?;
-            load(
-                &customers,
-                &merchant,
-                &cpp.url,
-                Amount::parse(MICRO_AMOUNT)?,
-                1,
-            )
-            .await?;
-            let (macro_per_s, macro_done, f1) = load(
-                &customers,
-                &merchant,
-                &cpp.url,
-                Amount::parse(MACRO_AMOUNT)?,
-                seconds,
-            )
-            .await?;
-            let (micro_per_s, micro_done, f2) = load(
-                &customers,
-                &merchant,
-                &cpp.url,
-                Amount::parse(MICRO_AMOUNT)?,
-                seconds,
-            )
-            .await?;
+            rate(customers, merchant, macro_amount, 1).await?;
+            rate(customers, merchant, micro_amount, 1).await?;
+            let (macro_per_s, macro_done, f1) =
+                rate(customers, merchant, macro_amount, seconds).await?;
+            let (micro_per_s, micro_done, f2) =
+                rate(customers, merchant, micro_amount, seconds).await?;
             anyhow::Ok(Rates {
                 micro_per_s,
                 macro_per_s,

@@ -20,36 +20,18 @@
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mpay_api::semops::{CppClient, DcClient, EnrolCustomer, EnrolMerchant, MppClient, SubmitError};
-use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
-use mpay_identity::{Certificate, PartyId, SecretKeys, Suite, hex_bytes};
+use mpay_api::semops::DcClient;
 use mpay_money::Amount;
+use mpay_network::load::{self, LoadCustomer, Window};
 use mpay_network::{Directory, Timing};
-use mpay_semops::{
-    CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin, Signed, SignedTrans,
-    StandingApproval, Trans, seal_pr,
-};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
 
 use super::{cpu, percentile};
-use crate::network::provision::{self, DIRECTORY_FILE, Operators, grant_enrolment_mandate};
-use crate::network::{supervisor, wall_clock};
+use crate::network::provision::{self, DIRECTORY_FILE};
+use crate::network::supervisor;
 
-const PIN: &str = "4321";
-/// Long-poll of a worker waiting for its payment's end.
-const STATUS_WAIT_MS: u64 = 5_000;
-/// Long-poll of a merchant's approver.
-const NOTICES_WAIT_MS: u64 = 1_000;
-/// What each load customer starts with.
-pub const CUSTOMER_DEPOSIT: &str = "1000000.00 EUR";
-/// Pause before asking an unreachable service again.
-pub const RETRY_MS: u64 = 200;
-/// How long a load TRANS stays payable.
-const TRANS_VALIDITY_MS: u64 = 120_000;
 /// A macro payment of the load.
 const MACRO_AMOUNT: &str = "1.00 EUR";
 /// A micropayment of the load (below the micro limit).
@@ -139,224 +121,6 @@ pub fn pgbench_tps(
         .with_context(|| format!("no `tps = ` line in pgbench's output:\n{text}"))
 }
 
-/// A merchant of the load, its keys in this process.
-pub struct Merchant {
-    pub id: PartyId,
-    pub mpp: PartyId,
-    pub keys: SecretKeys,
-    pub mpp_url: String,
-    pub token: String,
-}
-
-/// A customer of the load, its device keys in this process.
-pub struct Customer {
-    pub name: String,
-    pub account: String,
-    pub id: PartyId,
-    pub keys: SecretKeys,
-    pub cpp: PartyId,
-    pub cpp_cert: Certificate,
-    pub cpp_url: String,
-}
-
-pub fn fresh_rng() -> anyhow::Result<ChaCha20Rng> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
-    Ok(ChaCha20Rng::from_seed(seed))
-}
-
-pub fn random16(rng: &mut ChaCha20Rng) -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    rand_core::Rng::fill_bytes(rng, &mut bytes);
-    bytes
-}
-
-async fn open_account(
-    bank: &BankClient,
-    account: &str,
-    deposit: Option<&str>,
-) -> anyhow::Result<()> {
-    let id = AccountId::parse(account)?;
-    bank.open_account(
-        &format!("open:{account}"),
-        &OpenAccount {
-            account: id.clone(),
-            holder: account.to_owned(),
-            floor: Amount::parse("0.00 EUR")?,
-        },
-    )
-    .await
-    .with_context(|| format!("opening {account}"))?;
-    if let Some(amount) = deposit {
-        bank.deposit(
-            &format!("deposit:{account}"),
-            &Deposit {
-                account: id,
-                amount: Amount::parse(amount)?,
-                reference: "bench".into(),
-            },
-        )
-        .await
-        .with_context(|| format!("depositing into {account}"))?;
-    }
-    Ok(())
-}
-
-/// A TRANS of 1.00 EUR from `merchant`, signed.
-pub fn load_trans(merchant: &Merchant, nonce: [u8; 16]) -> anyhow::Result<SignedTrans> {
-    trans_of(merchant, nonce, Amount::parse(MACRO_AMOUNT)?)
-}
-
-/// A TRANS of `amount` from `merchant`, signed.
-fn trans_of(merchant: &Merchant, nonce: [u8; 16], amount: Amount) -> anyhow::Result<SignedTrans> {
-    Ok(Signed::sign(
-        Trans {
-            merchant: merchant.id,
-            mpp: merchant.mpp,
-            amount,
-            merchant_reference: "bench".into(),
-            expires_at: wall_clock().saturating_add_ms(TRANS_VALIDITY_MS),
-            description: String::new(),
-            nonce,
-        },
-        &merchant.keys,
-    )?)
-}
-
-/// `customer`'s PR for `trans` under idempotency key `key`, sealed afresh
-/// (a retry must carry the same TRANS and key, in a new frame).
-pub fn pr_frame(
-    customer: &Customer,
-    trans: &SignedTrans,
-    key: [u8; 16],
-    rng: &mut ChaCha20Rng,
-) -> anyhow::Result<Vec<u8>> {
-    let request = PaymentRequest {
-        trans: trans.clone(),
-        customer: CustomerRef::new(&customer.name)?,
-        cpp: customer.cpp,
-        pin: Pin::new(PIN).map_err(|e| anyhow::anyhow!("{e}"))?,
-        idempotency_key: key,
-        shipping: None,
-    };
-    Ok(seal_pr(
-        &request,
-        &customer.keys,
-        customer.id,
-        &customer.cpp_cert.body.keys,
-        wall_clock(),
-        rng,
-    )?)
-}
-
-/// One payment from submit to confirmation; its latency.
-async fn pay_once(
-    customer: &Customer,
-    merchant: &Merchant,
-    amount: Amount,
-    rng: &mut ChaCha20Rng,
-    client: &CppClient,
-) -> anyhow::Result<Duration> {
-    let trans = trans_of(merchant, random16(rng), amount)?;
-    let key = random16(rng);
-    let started = Instant::now();
-    let mut status = client
-        .submit_sealed(|| pr_frame(customer, &trans, key, rng))
-        .await
-        .map_err(SubmitError::into_error)?;
-    while !status.is_final {
-        status = client.status(&status.payment_id, STATUS_WAIT_MS).await?;
-    }
-    if status.state != "completed" {
-        bail!("payment ended `{}` ({:?})", status.state, status.reason);
-    }
-    Ok(started.elapsed())
-}
-
-/// Approves every notice of `merchant` until `stop`; an unreachable MPP is
-/// asked again after a pause.
-pub async fn approver(merchant: Arc<Merchant>, stop: Arc<AtomicBool>) -> anyhow::Result<u64> {
-    let client = MppClient::new(&merchant.mpp_url)?;
-    let mut approved = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let notices = match client.notices(&merchant.token, NOTICES_WAIT_MS).await {
-            Ok(notices) => notices,
-            Err(error) => {
-                tracing::debug!(%error, "notices");
-                tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
-                continue;
-            }
-        };
-        for notice in notices {
-            let id = hex_bytes(&notice.payment_id)
-                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
-                .context("notice id")?;
-            let decision = Signed::sign(
-                MerchantDecision {
-                    payment_id: id,
-                    merchant: merchant.id,
-                    decision: Decision::Approve,
-                    validity: mpay_semops::Validity::starting(
-                        mpay_network::wall_clock(),
-                        mpay_semops::REQUEST_LIFETIME_DEFAULT_MS,
-                    ),
-                },
-                &merchant.keys,
-            )?;
-            match client.decide(&merchant.token, &decision).await {
-                Ok(_) => approved += 1,
-                // The notice comes back on the next poll if the decision
-                // did not land.
-                Err(error) => tracing::debug!(%error, "decide"),
-            }
-        }
-    }
-    Ok(approved)
-}
-
-/// Gives `merchant`'s MPP a standing approval of every micropayment of the
-/// load (up to [`MICRO_AMOUNT`] each, without a budget a run could reach):
-/// the MPP approves them as their notices arrive.
-pub async fn stand_approving(merchant: &Merchant) -> anyhow::Result<()> {
-    let per_payment = Amount::parse(MICRO_AMOUNT)?;
-    let now = wall_clock();
-    let approval = Signed::sign(
-        StandingApproval {
-            merchant: merchant.id,
-            mpp: merchant.mpp,
-            per_payment_max: per_payment,
-            period_max: Amount::new(mpay_money::AMOUNT_MINOR_MAX, per_payment.currency()),
-            period_ms: 24 * 3_600_000,
-            signed_at: now,
-            expires_at: now.saturating_add_ms(24 * 3_600_000),
-        },
-        &merchant.keys,
-    )?;
-    MppClient::new(&merchant.mpp_url)?
-        .set_standing_approval(&merchant.token, &approval)
-        .await
-        .context("setting the standing approval")?;
-    Ok(())
-}
-
-/// Turns micropayments on at cpp1 and mpp1 (mode one) in a provisioned
-/// network's configuration, with θ and the credit limit far above a run's
-/// spending per customer: every micropayment is deferred, as nearly all are
-/// at θ.
-pub fn enable_micro(dir: &std::path::Path) -> anyhow::Result<()> {
-    for name in ["cpp1", "mpp1"] {
-        let path = dir.join(format!("{name}.toml"));
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut config = mpay_network::ServiceConfig::from_toml(&text)?;
-        config.micro.mode = mpay_network::MicroMode::One;
-        config.micro.theta = "1000.00 EUR".into();
-        config.micro.credit_limit = "1000000.00 EUR".into();
-        config.save(&path)?;
-    }
-    Ok(())
-}
-
 /// What one load measured.
 struct Phase {
     rate: f64,
@@ -401,7 +165,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         plaintext: false,
     };
     let processes = runtime.block_on(provision::provision(&options))?;
-    enable_micro(dir.path())?;
+    load::enable_micro(dir.path())?;
     let mut network = supervisor::Network::start(dir.path(), processes)?;
     runtime.block_on(network.wait_healthy(Duration::from_secs(60)))?;
     let pids = network.pids();
@@ -474,76 +238,6 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a load runs with: merchants (one at home: mpp1 at bank2, one abroad:
-/// mpp2 at bank3) and `customers` customers at cpp1 (bank1), each with
-/// [`CUSTOMER_DEPOSIT`].
-pub async fn setup(
-    dir: &std::path::Path,
-    customers_count: usize,
-) -> anyhow::Result<(Vec<Arc<Merchant>>, Vec<Customer>)> {
-    let directory = Directory::load(dir.join(DIRECTORY_FILE))?;
-    let resolved = directory.resolve(wall_clock())?;
-    let operators = Operators::load(dir)?;
-    let bank = |name: &str| -> anyhow::Result<BankClient> {
-        let entry = directory
-            .bank(name)
-            .with_context(|| format!("bank {name}"))?;
-        Ok(BankClient::new(&entry.url)?.with_token(operators.token(name)?))
-    };
-    let mut rng = fresh_rng()?;
-    // Two merchants: one at home (mpp1, bank2), one abroad (mpp2, bank3).
-    let mut merchants = Vec::new();
-    for (name, mpp, bank_name) in [
-        ("bench-shop1", "mpp1", "bank2"),
-        ("bench-shop2", "mpp2", "bank3"),
-    ] {
-        let account = format!("shop:{name}");
-        open_account(&bank(bank_name)?, &account, None).await?;
-        grant_enrolment_mandate(dir, bank_name, &account, mpp).await?;
-        let service = resolved.service(mpp).context("mpp")?;
-        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-        let (cert, token) = MppClient::new(&service.url)?
-            .enroll_merchant(
-                operators.token(mpp)?,
-                &EnrolMerchant::new(name, bank_name, &account, &keys.public()),
-            )
-            .await?;
-        merchants.push(Arc::new(Merchant {
-            id: cert.subject(),
-            mpp: service.id,
-            keys,
-            mpp_url: service.url.clone(),
-            token,
-        }));
-    }
-    // One customer per worker, all at cpp1 (bank1).
-    let cpp = resolved.service("cpp1").context("cpp1")?;
-    let mut customers = Vec::new();
-    for i in 0..customers_count {
-        let name = format!("bench{i}");
-        let account = format!("cust:{name}");
-        open_account(&bank("bank1")?, &account, Some(CUSTOMER_DEPOSIT)).await?;
-        grant_enrolment_mandate(dir, "bank1", &account, "cpp1").await?;
-        let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
-        let cert = CppClient::new(&cpp.url)?
-            .enroll_customer(
-                operators.token("cpp1")?,
-                &EnrolCustomer::new(&name, "bank1", &account, PIN, &keys.public()),
-            )
-            .await?;
-        customers.push(Customer {
-            name,
-            account,
-            id: cert.subject(),
-            keys,
-            cpp: cpp.id,
-            cpp_cert: cpp.certificate.clone(),
-            cpp_url: cpp.url.clone(),
-        });
-    }
-    Ok((merchants, customers))
-}
-
 /// What the services' outboxes sent over a run, from their metrics.
 #[derive(Debug, Default)]
 struct OutboxCounts {
@@ -584,16 +278,16 @@ async fn load(
     settings: &Settings,
     pids: &[(u32, String)],
 ) -> anyhow::Result<(Phase, Phase, Phase, OutboxCounts)> {
-    let (merchants, customers) = setup(dir, settings.workers).await?;
-    let customers: Vec<Arc<Customer>> = customers.into_iter().map(Arc::new).collect();
+    let people = load::enrol(dir, &load::SHOPS, load::crowd(settings.workers)).await?;
+    let merchants = &people.merchants;
     let stop = Arc::new(AtomicBool::new(false));
     let approvers: Vec<_> = merchants
         .iter()
-        .map(|m| tokio::spawn(approver(Arc::clone(m), Arc::clone(&stop))))
+        .map(|m| tokio::spawn(load::approver(Arc::clone(m), Arc::clone(&stop))))
         .collect();
     let macros = phase(
-        &customers,
-        &merchants,
+        &people.customers,
+        merchants,
         Amount::parse(MACRO_AMOUNT)?,
         settings,
         pids,
@@ -606,9 +300,16 @@ async fn load(
     if macros.is_ok() {
         for standing in [false, true] {
             if standing {
-                stand_approving(&merchants[0]).await?;
+                load::stand_approving(&merchants[0], micro_amount).await?;
             }
-            let measured = phase(&customers, &merchants[..1], micro_amount, settings, pids).await;
+            let measured = phase(
+                &people.customers,
+                &merchants[..1],
+                micro_amount,
+                settings,
+                pids,
+            )
+            .await;
             let failed = measured.is_err();
             micros.push(measured);
             if failed {
@@ -629,65 +330,34 @@ async fn load(
     Ok((macros, asked?, standing?, outbox))
 }
 
-/// One closed-loop load of payments of `amount`, each customer paying the
-/// `merchants` in turn: the warm-up, then `settings.seconds` measured, with
-/// the CPU time of every process over the measured seconds.
+/// One closed-loop load of payments of `amount` ([`load::closed_loop`]):
+/// the warm-up, then `settings.seconds` measured, with the CPU time of
+/// every process over the measured seconds.
 async fn phase(
-    customers: &[Arc<Customer>],
-    merchants: &[Arc<Merchant>],
+    customers: &[Arc<LoadCustomer>],
+    merchants: &[Arc<mpay_api::device::MerchantTerminal>],
     amount: Amount,
     settings: &Settings,
     pids: &[(u32, String)],
 ) -> anyhow::Result<Phase> {
-    let warmup_end = Instant::now() + Duration::from_secs(settings.warmup_seconds);
-    let end = warmup_end + Duration::from_secs(settings.seconds);
-    let mut workers = Vec::new();
-    for (i, customer) in customers.iter().enumerate() {
-        let (customer, merchants) = (Arc::clone(customer), merchants.to_vec());
-        workers.push(tokio::spawn(async move {
-            let mut rng = fresh_rng()?;
-            let client = CppClient::new(&customer.cpp_url)?;
-            let mut samples = Vec::new();
-            let mut failures = 0u64;
-            let mut n = i;
-            while Instant::now() < end {
-                let merchant = &merchants[n % merchants.len()];
-                n += 1;
-                let before = Instant::now();
-                match pay_once(&customer, merchant, amount, &mut rng, &client).await {
-                    Ok(latency) if before >= warmup_end && Instant::now() <= end => {
-                        samples.push(latency)
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        failures += 1;
-                        tracing::warn!(%error, "bench payment failed");
-                    }
-                }
-            }
-            anyhow::Ok((samples, failures))
-        }));
-    }
+    let window = Window::from_now(
+        Duration::from_secs(settings.warmup_seconds),
+        Duration::from_secs(settings.seconds),
+    );
     let pids = pids.to_vec();
     let cpu = tokio::spawn(async move {
-        tokio::time::sleep_until(warmup_end.into()).await;
+        tokio::time::sleep_until(window.warmup_end.into()).await;
         let before = cpu::sample(&pids);
-        tokio::time::sleep_until(end.into()).await;
+        tokio::time::sleep_until(window.end.into()).await;
         cpu::sample(&pids).ms_since(&before)
     });
-    let mut samples = Vec::new();
-    let mut failures = 0;
-    for worker in workers {
-        let (s, f) = worker.await.context("worker")??;
-        samples.extend(s);
-        failures += f;
-    }
+    let looped = load::closed_loop(customers, merchants, amount, window).await?;
     let cpu_ms = cpu.await.context("CPU sampler")?;
-    let rate = samples.len() as f64 / settings.seconds as f64;
+    let rate = looped.samples.len() as f64 / settings.seconds as f64;
     Ok(Phase {
         rate,
-        samples,
-        failures,
+        samples: looped.samples,
+        failures: looped.failures,
         cpu_ms,
     })
 }
