@@ -8,6 +8,10 @@
 //! - [`render_terminal`]: the end-of-run summary as aligned plain text;
 //! - [`DemoReport::to_json`]: the data itself.
 //!
+//! [`ledger`] holds the readings of who held how much, and the checks over
+//! them that the demo's verdict rests on: conservation and the office's
+//! backing.
+//!
 //! Rendering is pure and total: any report, however odd its numbers or
 //! names, renders without panicking, and every piece of text is escaped.
 //! Money is formatted from integer minor units by `mpay-money`; floats
@@ -16,6 +20,7 @@
 pub mod charts;
 pub mod format;
 mod html;
+pub mod ledger;
 mod model;
 pub mod sample;
 pub mod scale;

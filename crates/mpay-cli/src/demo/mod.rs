@@ -31,7 +31,6 @@
 //! what the banks were given.
 
 mod micro;
-mod money;
 mod offline;
 mod online;
 mod plan;
@@ -49,6 +48,7 @@ use clap::Args;
 use mpay_bank::{AccountId, Deposit, OpenAccount};
 use mpay_money::{Amount, Currency};
 use mpay_office::http::OfficeClient;
+use mpay_report::ledger::{self, Ledger, OFFICE_BANK_ACCOUNT, Reading, bank_party};
 use mpay_report::{
     DemoReport, InvariantCheck, LatencySeries, OutcomeRow, PartyKind, Phase, TerminalOptions,
     render_html, render_terminal_with,
@@ -57,7 +57,6 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng as _, SeedableRng};
 
 use crate::network::provision;
-use money::{Ledger, OFFICE_BANK_ACCOUNT, Reading, bank_party, total_minor};
 use offline::eur;
 use online::{Answer, Customer, Merchant, Paid, People, Services, Terminals};
 use plan::{BANKS, Payment, Plan, SHOPS, Size};
@@ -976,32 +975,8 @@ impl Day {
         self.progress.step();
 
         // The office, stopped, opened on its database.
-        let wallets_minor: i64 = self
-            .rec
-            .ledger
-            .readings
-            .last()
-            .map(|r| {
-                r.parties
-                    .values()
-                    .filter(|(k, _)| *k == PartyKind::Wallet)
-                    .map(|(_, v)| *v)
-                    .sum()
-            })
-            .unwrap_or(0);
-        let owners_minor: i64 = self
-            .rec
-            .ledger
-            .readings
-            .last()
-            .map(|r| {
-                r.parties
-                    .values()
-                    .filter(|(k, _)| *k == PartyKind::MoneyOffice)
-                    .map(|(_, v)| *v)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let wallets_minor = self.rec.ledger.last_total(PartyKind::Wallet);
+        let owners_minor = self.rec.ledger.last_total(PartyKind::MoneyOffice);
         let office = self.office.as_mut().context("office")?;
         office.stop();
         let db_url = office.db.clone();
@@ -1035,19 +1010,13 @@ impl Day {
                 Err(e) => format!("{e}; loss {}", eur(loss)),
             },
         );
-        let reserve = self.office_reserve_minor;
-        let backing_ok = reserve == -external && reserve == owners_minor + wallets_minor;
-        self.rec.check(
-            "office backing",
-            backing_ok,
-            format!(
-                "office:mpay at the banks {} = money paid in {} = owners' accounts {} + wallets {}",
-                eur(reserve),
-                eur(-external),
-                eur(owners_minor),
-                eur(wallets_minor)
-            ),
-        );
+        self.rec.invariants.push(ledger::office_backing(
+            self.office_reserve_minor,
+            -external,
+            owners_minor,
+            wallets_minor,
+            Currency::EUR,
+        ));
         let banks_ok = self.bank_problems.is_empty();
         self.rec.check(
             "bank books",
@@ -1058,21 +1027,12 @@ impl Day {
                 self.bank_problems.join("; ")
             },
         );
-        let rows = self.rec.ledger.balances(0);
-        let before = total_minor(rows.iter().map(|r| r.before_minor));
-        let after = total_minor(rows.iter().map(|r| r.after_minor));
         let deposited: i64 = self.plan.people.iter().map(|p| p.bank_deposit_minor).sum();
-        let conserved = before == Some(deposited) && after == Some(deposited);
-        self.rec.check(
-            "conservation (EUR)",
-            conserved,
-            format!(
-                "given to the banks {}; held by the parties before {}, after {}",
-                eur(deposited),
-                before.map_or("overflow".into(), |v| eur(v).to_string()),
-                after.map_or("overflow".into(), |v| eur(v).to_string())
-            ),
-        );
+        self.rec.invariants.push(ledger::conservation(
+            &self.rec.ledger.balances(0),
+            deposited,
+            Currency::EUR,
+        ));
         self.progress.step();
         self.end();
         Ok(())

@@ -16,9 +16,9 @@ use mpay_report::{ForkEntry, FraudCase};
 use mpay_wire::Decode;
 
 use super::Day;
-use super::money::OFFICE_BANK_ACCOUNT;
 use super::plan::{BANKS, Purchase, Role};
 use super::procs::{Phone, copy_dir, finish, lines_of, wait_for_line};
+use mpay_report::ledger::OFFICE_BANK_ACCOUNT;
 
 /// A buyer waits this long in buyer mode.
 const BUY_WAIT_SECS: &str = "12";

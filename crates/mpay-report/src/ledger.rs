@@ -11,10 +11,15 @@
 //! demo checks that they match them exactly (the "office backing"
 //! invariant). So the total over the parties stays what the banks were
 //! given at the start, and a change in it is money created or lost.
+//!
+//! [`conservation`] and [`office_backing`] are those two checks, as the
+//! demo's report records them.
 
 use std::collections::BTreeMap;
 
-use mpay_report::{BalanceRow, PartyKind, PartySeries};
+use mpay_money::{Amount, Currency};
+
+use crate::{BalanceRow, InvariantCheck, PartyKind, PartySeries};
 
 /// The office's account at every bank.
 pub const OFFICE_BANK_ACCOUNT: &str = "office:mpay";
@@ -134,9 +139,71 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// Σ held by the parties of `kind` at the last reading, minor units
+    /// (checked; 0 before any reading).
+    pub fn last_total(&self, kind: PartyKind) -> Option<i64> {
+        self.readings.last().map_or(Some(0), |r| {
+            total_minor(
+                r.parties
+                    .values()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, v)| *v),
+            )
+        })
+    }
+}
+
 /// Σ of a reading's parties, minor units (checked).
 pub fn total_minor(rows: impl IntoIterator<Item = i64>) -> Option<i64> {
     rows.into_iter().try_fold(0i64, |acc, v| acc.checked_add(v))
+}
+
+fn money(minor: Option<i64>, currency: Currency) -> String {
+    minor.map_or("overflow".into(), |v| Amount::new(v, currency).to_string())
+}
+
+/// Conservation: what the parties of `rows` held before and after is what
+/// the banks were given (`given_minor`): nothing created, nothing lost.
+pub fn conservation(rows: &[BalanceRow], given_minor: i64, currency: Currency) -> InvariantCheck {
+    let before = total_minor(rows.iter().map(|r| r.before_minor));
+    let after = total_minor(rows.iter().map(|r| r.after_minor));
+    InvariantCheck {
+        name: format!("conservation ({currency})"),
+        ok: before == Some(given_minor) && after == Some(given_minor),
+        detail: format!(
+            "given to the banks {}; held by the parties before {}, after {}",
+            money(Some(given_minor), currency),
+            money(before, currency),
+            money(after, currency)
+        ),
+    }
+}
+
+/// The office's backing: its accounts at the banks (`reserve_minor`) hold
+/// exactly the money paid in to it (`paid_in_minor`), and that is exactly
+/// the owners' accounts at the office plus every wallet.
+pub fn office_backing(
+    reserve_minor: i64,
+    paid_in_minor: i64,
+    owners_minor: Option<i64>,
+    wallets_minor: Option<i64>,
+    currency: Currency,
+) -> InvariantCheck {
+    let backed = owners_minor
+        .zip(wallets_minor)
+        .and_then(|(o, w)| o.checked_add(w));
+    InvariantCheck {
+        name: "office backing".into(),
+        ok: reserve_minor == paid_in_minor && backed == Some(reserve_minor),
+        detail: format!(
+            "office:mpay at the banks {} = money paid in {} = owners' accounts {} + wallets {}",
+            money(Some(reserve_minor), currency),
+            money(Some(paid_in_minor), currency),
+            money(owners_minor, currency),
+            money(wallets_minor, currency)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +252,66 @@ mod tests {
         let wallet = rows.iter().find(|r| r.party == "wallet a").unwrap();
         assert_eq!((wallet.before_minor, wallet.after_minor), (0, 200));
         assert_eq!(total_minor([i64::MAX, 1]), None);
+    }
+
+    fn row(before_minor: i64, after_minor: i64) -> BalanceRow {
+        BalanceRow {
+            party: "p".into(),
+            kind: PartyKind::BankAccount,
+            currency: None,
+            before_minor,
+            after_minor,
+        }
+    }
+
+    #[test]
+    fn conservation_fails_on_money_created_lost_or_overflowing() {
+        let eur = Currency::EUR;
+        let held = [row(700, 100), row(300, 900)];
+        let check = conservation(&held, 1_000, eur);
+        assert!(check.ok, "{}", check.detail);
+        assert_eq!(check.name, "conservation (EUR)");
+        assert!(!conservation(&held, 999, eur).ok, "more held than given");
+        assert!(
+            !conservation(&[row(700, 100), row(300, 899)], 1_000, eur).ok,
+            "one cent lost"
+        );
+        assert!(
+            !conservation(&[row(1_000, 1_000), row(0, 1)], 1_000, eur).ok,
+            "one cent made"
+        );
+        let overflow = conservation(&[row(0, i64::MAX), row(0, 1)], 0, eur);
+        assert!(
+            !overflow.ok && overflow.detail.contains("overflow"),
+            "{}",
+            overflow.detail
+        );
+    }
+
+    #[test]
+    fn office_backing_needs_reserve_paid_in_and_holdings_equal() {
+        let eur = Currency::EUR;
+        assert!(office_backing(500, 500, Some(200), Some(300), eur).ok);
+        assert!(!office_backing(500, 499, Some(200), Some(300), eur).ok);
+        assert!(!office_backing(500, 500, Some(200), Some(301), eur).ok);
+        assert!(!office_backing(500, 500, None, Some(300), eur).ok);
+        assert!(!office_backing(0, 0, Some(i64::MAX), Some(1), eur).ok);
+    }
+
+    #[test]
+    fn last_totals_by_kind() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.last_total(PartyKind::Wallet), Some(0));
+        ledger.push(reading(
+            5,
+            &[
+                ("wallet a", PartyKind::Wallet, 20),
+                ("wallet b", PartyKind::Wallet, 30),
+                ("office owner:a", PartyKind::MoneyOffice, 7),
+            ],
+        ));
+        assert_eq!(ledger.last_total(PartyKind::Wallet), Some(50));
+        assert_eq!(ledger.last_total(PartyKind::MoneyOffice), Some(7));
     }
 
     #[test]
