@@ -198,9 +198,114 @@ impl BankFile {
     }
 }
 
+/// Why a bank process could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum BankServeError {
+    /// Its file, keys or directory is wrong (the operator's fault).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened.
+    #[error("opening {url}: {error}")]
+    Db {
+        /// The database URL, its password redacted.
+        url: String,
+        /// What went wrong.
+        error: mpay_sql::DbError,
+    },
+    /// The bank refused to open (migrations, tokens) or to open a
+    /// configured account.
+    #[error("{what}: {error}")]
+    Bank {
+        /// What was being done.
+        what: String,
+        /// The bank's error.
+        error: mpay_bank::BankError,
+    },
+    /// OS randomness, the interbank client's TLS, or serving.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// `mpay serve bank`: opens the bank of the file at `path`, opens the
+/// configured holder accounts that do not exist yet, starts the interbank
+/// delivery and serves until the task is dropped.
+pub async fn serve(path: &Path) -> Result<(), BankServeError> {
+    let now = crate::wall_clock();
+    let loaded = BankFile::load(path)?.resolve(now)?;
+    let db = mpay_sql::Db::connect(&loaded.db)
+        .await
+        .map_err(|error| BankServeError::Db {
+            url: crate::config::redact_url(&loaded.db),
+            error,
+        })?;
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|e| BankServeError::Failed(format!("OS randomness: {e}")))?;
+    let bank = mpay_bank::Bank::open(db, loaded.config, Some(loaded.identity), seed, now)
+        .await
+        .map_err(|error| BankServeError::Bank {
+            what: "opening the bank".into(),
+            error,
+        })?;
+    let bank = std::sync::Arc::new(bank);
+    open_configured_accounts(&bank, &loaded.accounts, now).await?;
+    let _background = mpay_bank::spawn_background(std::sync::Arc::clone(&bank))
+        .map_err(|e| BankServeError::Failed(format!("the interbank client: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(&loaded.listen)
+        .await
+        .map_err(|e| BankServeError::Failed(format!("listening on {}: {e}", loaded.listen)))?;
+    tracing::info!(listen = %loaded.listen, "bank serving");
+    mpay_bank::service::serve_tls(bank, listener, loaded.tls)
+        .await
+        .map_err(|e| BankServeError::Failed(format!("serving: {e}")))
+}
+
+/// Opens the configured holder accounts that do not exist yet.
+async fn open_configured_accounts(
+    bank: &mpay_bank::Bank,
+    accounts: &[mpay_bank::AccountId],
+    now: mpay_identity::Timestamp,
+) -> Result<(), BankServeError> {
+    let operator = Caller::operator("configuration").map_err(|e| BankServeError::Failed(e.0))?;
+    for account in accounts {
+        let request = mpay_bank::OpenAccount {
+            account: account.clone(),
+            holder: account.to_string(),
+            floor: mpay_money::Amount::new(0, bank.currency()),
+        };
+        match bank
+            .open_account(&operator, &format!("configured:{account}"), &request, now)
+            .await
+        {
+            Ok(_) | Err(mpay_bank::BankError::AccountExists(_)) => {}
+            Err(error) => {
+                return Err(BankServeError::Bank {
+                    what: format!("opening {account}"),
+                    error,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn serving_a_missing_or_broken_file_names_it() {
+        let error = serve(Path::new("/nowhere/bank9.toml"))
+            .await
+            .expect_err("no file");
+        assert!(matches!(error, BankServeError::Config(_)), "{error:?}");
+        assert!(error.to_string().contains("bank9.toml"), "{error}");
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("bank8.toml");
+        std::fs::write(&path, "name = [").expect("written");
+        let error = serve(&path).await.expect_err("broken");
+        assert!(error.to_string().contains("bank8.toml"), "{error}");
+    }
 
     fn file(dir: &Path) -> BankFile {
         BankFile {

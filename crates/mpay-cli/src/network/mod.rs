@@ -7,14 +7,10 @@ pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mpay_identity::Timestamp;
 use mpay_network::{ServiceConfig, Timing};
-
-use mpay_network::bank_file::BankFile;
 
 pub use mpay_clock::wall_clock;
 
@@ -152,7 +148,10 @@ pub fn run_serve(what: ServeCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         match what {
-            ServeCommand::Bank(args) => serve_bank(&args.config).await,
+            ServeCommand::Bank(args) => {
+                mpay_network::bank_file::serve(&args.config).await?;
+                anyhow::Ok(())
+            }
             ServeCommand::Cpp(args) => {
                 let (config, listener) = service(&args.config).await?;
                 mpay_network::cpp::serve(config, listener).await?;
@@ -180,55 +179,6 @@ async fn service(path: &Path) -> anyhow::Result<(ServiceConfig, tokio::net::TcpL
         .with_context(|| format!("listening on {}", config.listen))?;
     tracing::info!(name = %config.name, listen = %config.listen, "serving");
     Ok((config, listener))
-}
-
-async fn serve_bank(path: &Path) -> anyhow::Result<()> {
-    let now = wall_clock();
-    let loaded = BankFile::load(path)?.resolve(now)?;
-    let db = mpay_sql::Db::connect(&loaded.db)
-        .await
-        .with_context(|| format!("opening {}", mpay_network::config::redact_url(&loaded.db)))?;
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
-    let bank = Arc::new(
-        mpay_bank::Bank::open(db, loaded.config, Some(loaded.identity), seed, now)
-            .await
-            .context("opening the bank")?,
-    );
-    open_configured_accounts(&bank, &loaded.accounts, now).await?;
-    let _background =
-        mpay_bank::spawn_background(Arc::clone(&bank)).context("the interbank client")?;
-    let listener = tokio::net::TcpListener::bind(&loaded.listen)
-        .await
-        .with_context(|| format!("listening on {}", loaded.listen))?;
-    tracing::info!(listen = %loaded.listen, "bank serving");
-    mpay_bank::service::serve_tls(bank, listener, loaded.tls)
-        .await
-        .context("serving")
-}
-
-/// Opens the configured holder accounts that do not exist yet.
-async fn open_configured_accounts(
-    bank: &mpay_bank::Bank,
-    accounts: &[mpay_bank::AccountId],
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    let operator = mpay_bank::Caller::operator("configuration")?;
-    for account in accounts {
-        let request = mpay_bank::OpenAccount {
-            account: account.clone(),
-            holder: account.to_string(),
-            floor: mpay_money::Amount::new(0, bank.currency()),
-        };
-        match bank
-            .open_account(&operator, &format!("configured:{account}"), &request, now)
-            .await
-        {
-            Ok(_) | Err(mpay_bank::BankError::AccountExists(_)) => {}
-            Err(error) => return Err(error).with_context(|| format!("opening {account}")),
-        }
-    }
-    Ok(())
 }
 
 pub fn run_network(what: NetworkCommand) -> anyhow::Result<ExitCode> {
