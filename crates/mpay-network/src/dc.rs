@@ -29,16 +29,19 @@ use mpay_processor::route::{self, Direction, RouteState};
 use mpay_semops::{
     RoutedNotice, SemopsError, SignedConfirmation, SignedDecisionRelay, SignedRefundRelay, kind,
 };
-use mpay_sql::sqlx::{self, Row};
 use mpay_sql::{Db, Migrations};
 use mpay_wire::{Decode, Encode};
 use tokio::net::TcpListener;
 
-use crate::api::{NetError, OPERATOR, REQUEST_BODY_LEN_MAX, hex, ms, wall_clock};
+use crate::api::{NetError, OPERATOR, REQUEST_BODY_LEN_MAX, hex, wall_clock};
 use crate::client::{Identity, InboxAnswer, Page, RouteRecord};
 use crate::config::ServiceConfig;
 use crate::directory::ServiceRole;
 use crate::node::{Inbound, Node, Running, ServeError};
+
+pub mod store;
+
+use store::{NewRoute, Queued, Recorded, RouteStore, SqlRoutes};
 
 /// The DC's tables.
 pub const MIGRATIONS: Migrations = Migrations::new(
@@ -49,9 +52,11 @@ pub const MIGRATIONS: Migrations = Migrations::new(
 /// Most entries of one operator listing page.
 pub const PAGE_MAX: u32 = 1_000;
 
-/// The DC service.
-pub struct Dc {
+/// The DC service: its node (inbox, outbox delivery, directory) and its
+/// store of routes.
+pub struct Dc<S = SqlRoutes> {
     node: Arc<Node>,
+    routes: S,
 }
 
 /// Runs a DC until the process is killed.
@@ -68,6 +73,7 @@ pub async fn start(
 ) -> Result<Running, ServeError> {
     let node = Arc::new(Node::open(config, db, ServiceRole::Dc, MIGRATIONS).await?);
     let dc = Arc::new(Dc {
+        routes: SqlRoutes::new(node.db.clone()),
         node: Arc::clone(&node),
     });
     Running::start(
@@ -92,7 +98,7 @@ pub fn router(dc: Arc<Dc>) -> Router {
     mpay_http::harden(app, REQUEST_BODY_LEN_MAX)
 }
 
-impl Dc {
+impl<S: RouteStore> Dc<S> {
     async fn on_inbox(&self, inbound: Inbound, now: Timestamp) -> Result<String, NetError> {
         let k = inbound.header.kind;
         if k == kind::PAYMENT_NOTICE {
@@ -173,62 +179,36 @@ impl Dc {
             routed.forward(now, node.config.timing.hop_budget_ms)
         };
         let id = pn.payment_id;
-        let (from, cpp_name, next) = (&sender.name, &cpp.name, &next);
         let payload = forwarded.as_ref().map(|r| r.to_wire());
-        let payload = &payload;
-        let hop_deadline = routed.deadline;
-        let outcome = node
-            .db
-            .with_retry(move |tx| {
-                Box::pin(async move {
-                    let existing = sqlx::query("SELECT state FROM dc_routes WHERE payment_id = $1")
-                        .bind(&id[..])
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                    if existing.is_some() {
-                        return Ok("duplicate");
-                    }
-                    let state = RouteState::of(payload.is_some());
-                    let to = payload.as_ref().map(|_| next.as_str());
-                    sqlx::query(
-                        "INSERT INTO dc_routes (payment_id, cpp, from_hop, to_hop, state,
-                            hop_deadline, messages, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7)",
-                    )
-                    .bind(&id[..])
-                    .bind(cpp_name.as_str())
-                    .bind(from.as_str())
-                    .bind(to)
-                    .bind(state.as_str())
-                    .bind(ms(hop_deadline))
-                    .bind(ms(now))
-                    .execute(&mut **tx)
-                    .await?;
-                    let Some(payload) = payload else {
-                        return Ok("late");
-                    };
-                    Node::enqueue(
-                        tx,
-                        next,
-                        kind::PAYMENT_NOTICE,
-                        id,
-                        payload,
-                        &format!("pn-{}", hex(&id)),
-                        now,
-                    )
-                    .await?;
-                    Ok::<_, NetError>("applied")
-                })
-            })
-            .await?;
-        if outcome == "applied" {
-            node.kick.notify_one();
-        } else if outcome == "late" {
-            tracing::warn!(
-                payment = hex(&id),
-                "PN past its hop deadline: recorded, not forwarded"
-            );
-        }
+        let key = format!("pn-{}", hex(&id));
+        let forward = payload.as_ref().map(|payload| Queued {
+            to: &next,
+            kind: kind::PAYMENT_NOTICE,
+            payload,
+            key: &key,
+        });
+        let route = NewRoute {
+            payment: id,
+            cpp: &cpp.name,
+            from: &sender.name,
+            to: forward.as_ref().map(|f| f.to),
+            state: RouteState::of(forward.is_some()),
+            hop_deadline: routed.deadline,
+        };
+        let outcome = match self.routes.record(&route, forward.as_ref(), now).await? {
+            Recorded::Duplicate => "duplicate",
+            Recorded::New if forward.is_some() => {
+                node.kick.notify_one();
+                "applied"
+            }
+            Recorded::New => {
+                tracing::warn!(
+                    payment = hex(&id),
+                    "PN past its hop deadline: recorded, not forwarded"
+                );
+                "late"
+            }
+        };
         Ok(outcome.to_owned())
     }
 
@@ -242,16 +222,14 @@ impl Dc {
         now: Timestamp,
     ) -> Result<String, NetError> {
         let node = &self.node;
-        let row = sqlx::query("SELECT from_hop, to_hop FROM dc_routes WHERE payment_id = $1")
-            .bind(&id[..])
-            .fetch_optional(node.db.pool())
+        let hops = self
+            .routes
+            .hops(&id)
             .await?
             .ok_or_else(|| NetError::Refused("no route for this payment".into()))?;
-        let from_hop: String = row.try_get("from_hop")?;
-        let to_hop: Option<String> = row.try_get("to_hop")?;
         let next = route::pass(
-            &from_hop,
-            to_hop.as_deref(),
+            &hops.from,
+            hops.to.as_deref(),
             &inbound.sender.name,
             direction,
         )
@@ -264,26 +242,13 @@ impl Dc {
             hex(&id),
             hex(&digest.as_bytes()[..8])
         );
-        let (next, key, payload, k) = (&next, &key, &inbound.payload, inbound.header.kind);
-        let queued = node
-            .db
-            .with_retry(move |tx| {
-                Box::pin(async move {
-                    let queued = Node::enqueue(tx, next, k, id, payload, key, now).await?;
-                    if queued {
-                        sqlx::query(
-                            "UPDATE dc_routes SET messages = messages + 1, updated_at = $2
-                             WHERE payment_id = $1",
-                        )
-                        .bind(&id[..])
-                        .bind(ms(now))
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    Ok::<_, NetError>(queued)
-                })
-            })
-            .await?;
+        let message = Queued {
+            to: &next,
+            kind: inbound.header.kind,
+            payload: &inbound.payload,
+            key: &key,
+        };
+        let queued = self.routes.pass(&id, &message, now).await?;
         if queued {
             node.kick.notify_one();
             Ok("applied".into())
@@ -331,34 +296,14 @@ async fn routes(
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<RouteRecord>>, NetError> {
     dc.node.check_operator(&headers)?;
-    let limit = i64::from(page.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX));
-    let rows = sqlx::query("SELECT * FROM dc_routes WHERE seq > $1 ORDER BY seq LIMIT $2")
-        .bind(page.after)
-        .bind(limit)
-        .fetch_all(dc.node.db.pool())
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let id: Vec<u8> = r.try_get("payment_id")?;
-        out.push(RouteRecord {
-            seq: r.try_get("seq")?,
-            payment_id: hex(&id),
-            cpp: r.try_get("cpp")?,
-            from: r.try_get("from_hop")?,
-            to: r.try_get("to_hop")?,
-            state: r.try_get("state")?,
-            messages: r.try_get("messages")?,
-            created_at: crate::api::ts(r.try_get("created_at")?).as_millis(),
-            updated_at: crate::api::ts(r.try_get("updated_at")?).as_millis(),
-        });
-    }
-    Ok(Json(out))
+    let limit = page.limit.unwrap_or(PAGE_MAX).min(PAGE_MAX);
+    Ok(Json(dc.routes.page(page.after, limit).await?))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = inline(mpay_http::openapi::MetricsText))))]
 async fn metrics(State(dc): State<Arc<Dc>>) -> Result<impl IntoResponse, NetError> {
-    let by_state = dc.node.count_by("dc_routes", "state").await?;
+    let by_state = dc.routes.count_by_state().await?;
     let text = dc.node.metrics_text("mpay_dc", &by_state).await?;
     Ok(crate::node::prometheus(text))
 }
