@@ -23,8 +23,8 @@ use mpay_semops::{
 use rand_core::CryptoRng;
 
 use crate::semops::{
-    ClientError, CppClient, MerchantPaymentView, MppClient, Notice, PaymentStatus, RefundView,
-    StandingApprovalView, SubmitError,
+    ClientError, CppClient, DECISIONS_BATCH_MAX, DecisionResult, MerchantPaymentView, MppClient,
+    Notice, PaymentStatus, RefundView, StandingApprovalView, SubmitError,
 };
 
 /// Longest single long-poll a device makes.
@@ -348,6 +348,34 @@ impl MerchantTerminal {
             &self.keys,
         )?;
         Ok(self.client.decide(&self.token, &signed).await?)
+    }
+
+    /// Signs a decision on each payment and gives them to the MPP in
+    /// batches of at most [`DECISIONS_BATCH_MAX`] (one request each); what
+    /// became of each, in order.
+    pub async fn decide_all(
+        &self,
+        decisions: &[(&str, Decision)],
+    ) -> Result<Vec<DecisionResult>, DeviceError> {
+        let mut results = Vec::with_capacity(decisions.len());
+        for chunk in decisions.chunks(DECISIONS_BATCH_MAX) {
+            let signed = chunk
+                .iter()
+                .map(|(payment, decision)| {
+                    Ok(Signed::sign(
+                        MerchantDecision {
+                            payment_id: id16(payment, "a payment id")?,
+                            merchant: self.id,
+                            decision: decision.clone(),
+                            validity: Validity::starting(wall_clock(), REQUEST_LIFETIME_DEFAULT_MS),
+                        },
+                        &self.keys,
+                    )?)
+                })
+                .collect::<Result<Vec<_>, DeviceError>>()?;
+            results.extend(self.client.decide_batch(&self.token, &signed).await?);
+        }
+        Ok(results)
     }
 
     /// The payment notices awaiting a decision, long-polling up to `wait_ms`.

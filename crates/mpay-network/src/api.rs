@@ -171,12 +171,10 @@ impl NetError {
     }
 }
 
-impl IntoResponse for NetError {
-    fn into_response(self) -> Response {
-        if self.is_busy() {
-            tracing::warn!(error = %self, "request answered busy");
-            return mpay_http::busy_response();
-        }
+impl NetError {
+    /// The error as a client sees it (what its answer's body says); a
+    /// server's fault is logged here and told in general terms.
+    pub(crate) fn api_error(&self) -> ApiError {
         let (status, code) = self.status();
         let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
@@ -184,7 +182,18 @@ impl IntoResponse for NetError {
         } else {
             self.to_string()
         };
-        mpay_http::ErrorResponse::into_response_with(ApiError::new(code, message), status)
+        ApiError::new(code, message)
+    }
+}
+
+impl IntoResponse for NetError {
+    fn into_response(self) -> Response {
+        if self.is_busy() {
+            tracing::warn!(error = %self, "request answered busy");
+            return mpay_http::busy_response();
+        }
+        let (status, _) = self.status();
+        mpay_http::ErrorResponse::into_response_with(self.api_error(), status)
     }
 }
 

@@ -444,9 +444,10 @@ pub async fn pay_through_faults(
     }
 }
 
-/// Approves every notice of `merchant` until `stop`; an unreachable MPP is
-/// asked again after a pause, and a notice whose decision did not land
-/// comes back on the next poll. How many it approved.
+/// Approves every notice of `merchant` until `stop`, all the notices of one
+/// poll in one request; an unreachable MPP is asked again after a pause,
+/// and a notice whose decision did not land comes back on the next poll.
+/// How many it approved.
 pub async fn approver(merchant: Arc<MerchantTerminal>, stop: Arc<AtomicBool>) -> u64 {
     let mut approved = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -458,11 +459,16 @@ pub async fn approver(merchant: Arc<MerchantTerminal>, stop: Arc<AtomicBool>) ->
                 continue;
             }
         };
-        for notice in notices {
-            match merchant.decide(&notice.payment_id, Decision::Approve).await {
-                Ok(_) => approved += 1,
-                Err(error) => tracing::debug!(%error, "decide"),
-            }
+        if notices.is_empty() {
+            continue;
+        }
+        let decisions: Vec<(&str, Decision)> = notices
+            .iter()
+            .map(|n| (n.payment_id.as_str(), Decision::Approve))
+            .collect();
+        match merchant.decide_all(&decisions).await {
+            Ok(results) => approved += results.iter().filter(|r| r.state.is_some()).count() as u64,
+            Err(error) => tracing::debug!(%error, "decide"),
         }
     }
     approved

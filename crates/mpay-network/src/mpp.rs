@@ -70,8 +70,8 @@ use crate::api::{
     wall_clock,
 };
 use crate::client::{
-    EnrolMerchant, Enrolled, Identity, InboxAnswer, MerchantPaymentView, MppPaymentRecord, Notice,
-    Page, RefundView, SignedBody, Wait,
+    DECISIONS_BATCH_MAX, DecisionBatch, DecisionResult, EnrolMerchant, Enrolled, Identity,
+    InboxAnswer, MerchantPaymentView, MppPaymentRecord, Notice, Page, RefundView, SignedBody, Wait,
 };
 use crate::config::{MicroMode, MicroSettings, ServiceConfig};
 use crate::directory::ServiceRole;
@@ -276,6 +276,7 @@ pub fn router(mpp: Arc<Mpp>) -> Router {
         .route("/v1/merchants/{id}", get(merchant_certificate))
         .route("/v1/notices", get(notices))
         .route("/v1/decisions", post(decide))
+        .route("/v1/decisions/batch", post(decide_batch))
         .route(
             "/v1/standing-approval",
             post(standing::set)
@@ -1011,6 +1012,121 @@ async fn notices(
     Ok(Json(list))
 }
 
+/// A merchant's decision, checked and ready to apply.
+struct Deciding {
+    id: [u8; 16],
+    approve: bool,
+    /// The signed decision as stored.
+    wire: Vec<u8>,
+    /// What a repeat must equal ([`MerchantDecision::idempotent_content`]).
+    content: Vec<u8>,
+    /// The relay to the CPP, sealed for the MPP's DC.
+    relay: Vec<u8>,
+}
+
+impl Mpp {
+    /// Checks `decision` of `merchant` (its signature and validity, its
+    /// payment the merchant's) and makes what applying it writes.
+    async fn prepare_decision(
+        &self,
+        merchant: &Merchant,
+        decision: SignedMerchantDecision,
+        now: Timestamp,
+    ) -> Result<Deciding, NetError> {
+        let verified = decision
+            .verify(&merchant.certificate, now)
+            .map_err(|e| NetError::Refused(format!("decision: {e}")))?
+            .clone();
+        let id = verified.payment_id;
+        let row = self
+            .load(&id)
+            .await?
+            .ok_or(NetError::NotFound { what: "payment" })?;
+        if row.merchant != merchant.id {
+            return Err(NetError::NotFound { what: "payment" });
+        }
+        Ok(Deciding {
+            id,
+            approve: matches!(verified.decision, Decision::Approve),
+            wire: decision.to_wire(),
+            content: verified.idempotent_content(),
+            relay: self.relay(merchant, Authority::Decision(decision))?,
+        })
+    }
+}
+
+/// Applies a decision in `tx`: the payment's state, the decision stored and
+/// its relay queued to `dc`. A repeat of the decision taken is taken again;
+/// another decision is refused. Its state after.
+async fn apply_decision(
+    tx: &mut mpay_sql::Tx<'_>,
+    d: &Deciding,
+    dc: &str,
+    now: Timestamp,
+) -> Result<MerchantState, NetError> {
+    let id = d.id;
+    let row = sqlx::query(
+        "SELECT state, decision, confirmation, hop_deadline FROM mpp_payments WHERE id = $1",
+    )
+    .bind(&id[..])
+    .fetch_one(&mut **tx)
+    .await?;
+    let state: String = row.try_get("state")?;
+    let state = MerchantState::parse(&state).ok_or_else(|| corrupt("state"))?;
+    let stored: Option<Vec<u8>> = row.try_get("decision")?;
+    if let Some(stored) = stored {
+        // A repeat (signed afresh by a retry) of the decision taken is
+        // answered as the first time; another one is refused.
+        let stored = SignedMerchantDecision::from_wire(&stored).map_err(|_| corrupt("decision"))?;
+        if stored.unverified_body().idempotent_content() == d.content {
+            return Ok(state);
+        }
+        return Err(NetError::conflict(
+            "already_decided",
+            "the payment was decided",
+        ));
+    }
+    let current = merchant::Payment {
+        state,
+        confirmed: row.try_get::<Option<Vec<u8>>, _>("confirmation")?.is_some(),
+    };
+    let hop_deadline: i64 = row.try_get("hop_deadline")?;
+    let input = merchant::Input::Decided {
+        approve: d.approve,
+        deadline_ms: u64::try_from(hop_deadline).unwrap_or(0),
+    };
+    let step =
+        merchant::step(current, input, now.as_millis()).map_err(|illegal| match illegal {
+            merchant::Illegal::DeadlinePassed => {
+                NetError::conflict("deadline_passed", illegal.to_string())
+            }
+            merchant::Illegal::NotAwaitingDecision(_) => {
+                NetError::conflict("not_awaiting_decision", illegal.to_string())
+            }
+            _ => NetError::Internal(illegal.to_string()),
+        })?;
+    sqlx::query("UPDATE mpp_payments SET state = $2, decision = $3, updated_at = $4 WHERE id = $1")
+        .bind(&id[..])
+        .bind(step.payment.state.as_str())
+        .bind(&d.wire[..])
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    if step.effects.contains(&merchant::Effect::RelayDecision) {
+        Node::enqueue(
+            tx,
+            dc,
+            kind::DECISION_RELAY,
+            id,
+            &d.relay,
+            &format!("decision-{}", hex(&id)),
+            now,
+        )
+        .await?;
+    }
+    Ok(step.payment.state)
+}
+
 #[utoipa::path(post, path = "/v1/decisions", tag = "merchants", security(("merchant" = [])),
     request_body(content = SignedBody, description = "hex of a SignedMerchantDecision"),
     responses((status = 200, description = "the payment after the decision", body = MerchantPaymentView)))]
@@ -1024,93 +1140,88 @@ async fn decide(
     let Json(body) = body?;
     let decision: SignedMerchantDecision = from_hex_wire("decision", &body.signed)?;
     let now = wall_clock();
-    let verified = decision
-        .verify(&merchant.certificate, now)
-        .map_err(|e| NetError::Refused(format!("decision: {e}")))?
-        .clone();
-    let id = verified.payment_id;
-    let row = mpp
-        .load(&id)
-        .await?
-        .ok_or(NetError::NotFound { what: "payment" })?;
-    if row.merchant != merchant.id {
-        return Err(NetError::NotFound { what: "payment" });
-    }
-    let relay = mpp.relay(&merchant, Authority::Decision(decision.clone()))?;
-    let approve = matches!(verified.decision, Decision::Approve);
+    let deciding = mpp.prepare_decision(&merchant, decision, now).await?;
     let dc = node.my_dc()?.name.clone();
-    let decision_wire = decision.to_wire();
-    let content = verified.idempotent_content();
-    let (dc, relay, decision_wire, content) = (&dc, &relay, &decision_wire, &content);
+    let (dc, deciding) = (&dc, &deciding);
     node.db
+        .with_retry(move |tx| Box::pin(apply_decision(tx, deciding, dc, now)))
+        .await?;
+    node.kick.notify_one();
+    node.waiters.wake(deciding.id);
+    Ok(Json(mpp.view(&deciding.id).await?.0))
+}
+
+#[utoipa::path(post, path = "/v1/decisions/batch", tag = "merchants", security(("merchant" = [])),
+    request_body(content = DecisionBatch, description = "hex of each SignedMerchantDecision, at most 256"),
+    responses((status = 200, description = "what became of each decision, in order", body = Vec<DecisionResult>)))]
+async fn decide_batch(
+    State(mpp): State<Arc<Mpp>>,
+    headers: HeaderMap,
+    body: Result<Json<DecisionBatch>, Problem>,
+) -> Result<Json<Vec<DecisionResult>>, NetError> {
+    let node = &mpp.node;
+    let merchant = mpp.merchant_by_token(&headers).await?;
+    let Json(body) = body?;
+    if body.decisions.len() > DECISIONS_BATCH_MAX {
+        return Err(NetError::Invalid(format!(
+            "at most {DECISIONS_BATCH_MAX} decisions a batch"
+        )));
+    }
+    let now = wall_clock();
+    let mut results = Vec::with_capacity(body.decisions.len());
+    let mut prepared = Vec::new();
+    for (i, text) in body.decisions.iter().enumerate() {
+        let decided = match from_hex_wire::<SignedMerchantDecision>("decision", text) {
+            Ok(decision) => mpp.prepare_decision(&merchant, decision, now).await,
+            Err(error) => Err(error),
+        };
+        match decided {
+            Ok(deciding) => {
+                results.push(DecisionResult {
+                    payment_id: Some(hex(&deciding.id)),
+                    state: None,
+                    error: None,
+                });
+                prepared.push((i, deciding));
+            }
+            Err(error) => results.push(DecisionResult {
+                payment_id: None,
+                state: None,
+                error: Some(error.api_error()),
+            }),
+        }
+    }
+    let dc = node.my_dc()?.name.clone();
+    let (dc, prepared_ref) = (&dc, &prepared);
+    // One transaction for the whole batch. A refused decision writes
+    // nothing before it is refused, so the others go on; a database error
+    // rolls everything back and the batch is tried again.
+    let applied = node
+        .db
         .with_retry(move |tx| {
             Box::pin(async move {
-                let row = sqlx::query(
-                    "SELECT state, decision, confirmation, hop_deadline FROM mpp_payments WHERE id = $1",
-                )
-                    .bind(&id[..])
-                    .fetch_one(&mut **tx)
-                    .await?;
-                let stored: Option<Vec<u8>> = row.try_get("decision")?;
-                if let Some(stored) = stored {
-                    // A repeat (signed afresh by a retry) of the decision taken
-                    // is answered as the first time; another one is refused.
-                    let stored = SignedMerchantDecision::from_wire(&stored)
-                        .map_err(|_| corrupt("decision"))?;
-                    if stored.unverified_body().idempotent_content() == *content {
-                        return Ok(());
+                let mut applied = Vec::with_capacity(prepared_ref.len());
+                for (i, deciding) in prepared_ref {
+                    match apply_decision(tx, deciding, dc, now).await {
+                        Err(error @ (NetError::Db(_) | NetError::Outbox(_))) => return Err(error),
+                        other => applied.push((*i, other)),
                     }
-                    return Err(NetError::conflict("already_decided", "the payment was decided"));
                 }
-                let state: String = row.try_get("state")?;
-                let current = merchant::Payment {
-                    state: MerchantState::parse(&state).ok_or_else(|| corrupt("state"))?,
-                    confirmed: row.try_get::<Option<Vec<u8>>, _>("confirmation")?.is_some(),
-                };
-                let hop_deadline: i64 = row.try_get("hop_deadline")?;
-                let input = merchant::Input::Decided {
-                    approve,
-                    deadline_ms: u64::try_from(hop_deadline).unwrap_or(0),
-                };
-                let step = merchant::step(current, input, now.as_millis()).map_err(|illegal| {
-                    match illegal {
-                        merchant::Illegal::DeadlinePassed => {
-                            NetError::conflict("deadline_passed", illegal.to_string())
-                        }
-                        merchant::Illegal::NotAwaitingDecision(_) => {
-                            NetError::conflict("not_awaiting_decision", illegal.to_string())
-                        }
-                        _ => NetError::Internal(illegal.to_string()),
-                    }
-                })?;
-                sqlx::query(
-                    "UPDATE mpp_payments SET state = $2, decision = $3, updated_at = $4 WHERE id = $1",
-                )
-                .bind(&id[..])
-                .bind(step.payment.state.as_str())
-                .bind(&decision_wire[..])
-                .bind(ms(now))
-                .execute(&mut **tx)
-                .await?;
-                if step.effects.contains(&merchant::Effect::RelayDecision) {
-                    Node::enqueue(
-                        tx,
-                        dc,
-                        kind::DECISION_RELAY,
-                        id,
-                        relay,
-                        &format!("decision-{}", hex(&id)),
-                        now,
-                    )
-                    .await?;
-                }
-                Ok::<_, NetError>(())
+                Ok::<_, NetError>(applied)
             })
         })
         .await?;
     node.kick.notify_one();
-    node.waiters.wake(id);
-    Ok(Json(mpp.view(&id).await?.0))
+    for (i, outcome) in applied {
+        match outcome {
+            Ok(state) => results[i].state = Some(state.as_str().to_owned()),
+            Err(error) => results[i].error = Some(error.api_error()),
+        }
+    }
+    for (_, deciding) in &prepared {
+        node.waiters.wake(deciding.id);
+    }
+    Ok(Json(results))
 }
 
 /// The idempotency scope of merchants' refund requests; the key is
@@ -1415,6 +1526,7 @@ async fn identity(State(mpp): State<Arc<Mpp>>) -> Json<Identity> {
         merchant_certificate,
         notices,
         decide,
+        decide_batch,
         standing::set,
         standing::show,
         standing::withdraw,

@@ -492,6 +492,24 @@ impl MppClient {
             .await
     }
 
+    /// `POST /v1/decisions/batch` (merchant): several decisions in one
+    /// request, each answered on its own, in order.
+    pub async fn decide_batch(
+        &self,
+        merchant_token: &str,
+        decisions: &[SignedMerchantDecision],
+    ) -> Result<Vec<DecisionResult>, ClientError> {
+        let body = DecisionBatch {
+            decisions: decisions.iter().map(|d| hex_string(&d.to_wire())).collect(),
+        };
+        self.0
+            .json(
+                self.0
+                    .post("/v1/decisions/batch", Some(merchant_token), &body),
+            )
+            .await
+    }
+
     /// `POST /v1/standing-approval` (merchant): sets the merchant's standing
     /// approval of micropayments, replacing an older one.
     pub async fn set_standing_approval(

@@ -611,6 +611,34 @@ pub struct SignedBody {
     pub signed: String,
 }
 
+/// Most decisions in one `POST /v1/decisions/batch`.
+pub const DECISIONS_BATCH_MAX: usize = 256;
+
+/// Several signed decisions at once (`POST /v1/decisions/batch`): each is
+/// checked and applied on its own, all in one transaction at the MPP.
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
+pub struct DecisionBatch {
+    /// Hex of each `SignedMerchantDecision`, at most
+    /// [`DECISIONS_BATCH_MAX`].
+    pub decisions: Vec<String>,
+}
+
+/// What became of one decision of a batch, in the batch's order.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
+pub struct DecisionResult {
+    /// The payment it decides (hex), if the decision could be read.
+    #[serde(default)]
+    pub payment_id: Option<String>,
+    /// The payment's state at the MPP after it, if it was taken (a repeat
+    /// of the decision taken is taken again).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Why it was refused, if it was (the error a single `POST
+    /// /v1/decisions` would have answered).
+    #[serde(default)]
+    pub error: Option<crate::ApiError>,
+}
+
 /// A merchant's standing approval of micropayments at its MPP
 /// (`GET`/`POST /v1/standing-approval`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]

@@ -198,3 +198,78 @@ async fn each_item_of_a_batch_is_answered_on_its_own() {
     })
     .await;
 }
+
+/// A merchant's decisions in one request: each is checked and applied on
+/// its own (one transaction at the MPP), a refused one holds back no other,
+/// a repeat of the decision taken is taken again, and a batch over the
+/// limit is refused whole.
+#[tokio::test]
+async fn a_merchants_decisions_travel_in_one_request() {
+    for_each_backend(|db| async move {
+        let mut net = Network::start(db, 60_000).await;
+        let mut ids = Vec::new();
+        for key in 1..=3u8 {
+            let status = net.pay(Which::Bob, 1_00, [60 + key; 16]).await;
+            net.notice(Which::Bob, &status.payment_id).await;
+            ids.push(status.payment_id);
+        }
+        let approve_first = net.decision(Which::Bob, &ids[0], true);
+        let batch = [
+            approve_first.clone(),
+            net.decision(Which::Bob, &ids[1], false),
+            // The other answer on the same payment, in the same batch.
+            net.decision(Which::Bob, &ids[1], true),
+            net.decision(Which::Bob, &"00".repeat(16), true),
+            // The first decision again, signed afresh: a repeat.
+            net.decision(Which::Bob, &ids[0], true),
+        ];
+        let results = net
+            .bob
+            .client
+            .decide_batch(&net.bob.token, &batch)
+            .await
+            .expect("the batch is answered");
+        let summary: Vec<(Option<&str>, Option<&str>)> = results
+            .iter()
+            .map(|r| {
+                (
+                    r.state.as_deref(),
+                    r.error.as_ref().map(|e| e.error.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some("approved"), None),
+                (Some("rejected"), None),
+                (None, Some("already_decided")),
+                (None, Some("not_found")),
+                (Some("approved"), None),
+            ]
+        );
+        assert_eq!(results[0].payment_id.as_deref(), Some(ids[0].as_str()));
+        assert_eq!(results[3].payment_id, None);
+        assert_eq!(net.final_status(&ids[0]).await.state, "completed");
+        assert_eq!(net.final_status(&ids[1]).await.state, "rejected");
+
+        // Over the limit: refused whole, nothing decided.
+        let third = net.decision(Which::Bob, &ids[2], true);
+        let many = vec![third; mpay_network::client::DECISIONS_BATCH_MAX + 1];
+        let error = net
+            .bob
+            .client
+            .decide_batch(&net.bob.token, &many)
+            .await
+            .expect_err("too many");
+        assert_eq!(error.code(), Some("invalid"), "{error}");
+        net.decide(Which::Bob, &ids[2], true).await;
+        assert_eq!(net.final_status(&ids[2]).await.state, "completed");
+
+        net.check_conservation().await;
+        net.check_books().await;
+        assert_eq!(net.balance(0, "cust:alice").await, ALICE_DEPOSIT - 2_00);
+        net.shutdown().await;
+    })
+    .await;
+}
