@@ -289,7 +289,11 @@ fn token(rng: &mut ChaCha20Rng) -> String {
     hex_string(&bytes)
 }
 
-fn issue(
+/// A certificate for `subject` with `role` and the public half of `keys`,
+/// issued by `root` (its keys `root_keys`): valid from a minute before
+/// `now` (clocks differ a little) for a year. Provisioning issues every
+/// certificate of a network with it; tests build their networks with it.
+pub fn issue_certificate(
     root_keys: &SecretKeys,
     root: PartyId,
     subject: PartyId,
@@ -482,7 +486,7 @@ pub async fn provision(options: &Options) -> Result<Vec<Process>, ProvisionError
     for (i, spec) in BANKS.iter().enumerate() {
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let id = PartyId::random(&mut rng);
-        let cert = issue(&root_keys, root_id, id, Role::Bank, &keys, now);
+        let cert = issue_certificate(&root_keys, root_id, id, Role::Bank, &keys, now);
         let keys_path = path_of(format!("{}.keys", spec.name));
         write_keys(&keys_path, &keys)?;
         let port = port_of(i, 1)?;
@@ -526,7 +530,7 @@ pub async fn provision(options: &Options) -> Result<Vec<Process>, ProvisionError
     for spec in &SERVICES {
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let id = PartyId::random(&mut rng);
-        let cert = issue(
+        let cert = issue_certificate(
             &root_keys,
             root_id,
             id,

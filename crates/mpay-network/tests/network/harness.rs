@@ -15,12 +15,11 @@ use mpay_bank::{
     AccountId, ApiToken, Bank, BankConfig, BankIdentity, Caller, Deposit, Mandate, OpenAccount,
     Operation, PeerBank, issue_bank_certificate,
 };
-use mpay_identity::{
-    Certificate, CertificateBody, PartyId, Role, SecretKeys, Suite, Timestamp, hex_string,
-};
+use mpay_identity::{PartyId, Role, SecretKeys, Suite, hex_string};
 use mpay_money::{Amount, Currency};
 use mpay_network::client::{EnrolCustomer, EnrolMerchant, Notice, PaymentStatus};
 use mpay_network::config::write_keys;
+use mpay_network::provision::issue_certificate;
 use mpay_network::{
     BankEntry, CppClient, DcClient, Directory, MppClient, Running, ServiceConfig, ServiceEntry,
     ServiceRole, Timing, wall_clock,
@@ -117,28 +116,6 @@ async fn fresh_db(first: &Db) -> TestDb {
     }
 }
 
-fn issue(
-    root_keys: &SecretKeys,
-    root: PartyId,
-    subject: PartyId,
-    role: Role,
-    keys: &SecretKeys,
-    now: Timestamp,
-) -> Certificate {
-    Certificate::issue(
-        CertificateBody {
-            subject,
-            role,
-            keys: keys.public(),
-            limits: None,
-            issued_at: now.saturating_sub_ms(60_000),
-            expires_at: now.saturating_add_ms(24 * 3600 * 1000),
-            issuer: root,
-        },
-        root_keys,
-    )
-}
-
 /// Test timings: short, so expiry and retries happen within a test.
 pub fn timing(decision_timeout_ms: u64) -> Timing {
     Timing {
@@ -216,7 +193,8 @@ impl Network {
         let http = mpay_tls::http_client(ca.as_deref(), Duration::from_secs(30)).expect("client");
         let root_keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let root = PartyId::random(&mut rng);
-        let root_cert = issue(&root_keys, root, root, Role::SchemeRoot, &root_keys, now);
+        let root_cert =
+            issue_certificate(&root_keys, root, root, Role::SchemeRoot, &root_keys, now);
 
         // Banks.
         let mut bank_ids = Vec::new();
@@ -389,7 +367,7 @@ impl Network {
             listeners.insert(name.to_owned(), listener);
             let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
             let id = PartyId::random(&mut rng);
-            let cert = issue(&root_keys, root, id, cert_role, &keys, now);
+            let cert = issue_certificate(&root_keys, root, id, cert_role, &keys, now);
             let (bank, acct) = match name {
                 "cpp1" => (Some("bank1".to_owned()), Some("cpp:cpp1".to_owned())),
                 "mpp1" => (Some("bank2".to_owned()), Some("mpp:mpp1".to_owned())),
