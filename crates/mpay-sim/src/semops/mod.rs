@@ -54,11 +54,16 @@ pub enum Variant {
     /// The MPP pays out ahead of net settlement without its credit check
     /// (two intermediaries): it advances more than its limit.
     AdvanceBeyondCredit,
+    /// The MPP's payout of a merchant's micropayments leaves the last one
+    /// out of its total while marking it paid out: the money stays with
+    /// the MPP, every account agrees with the records, and only the
+    /// merchant is short of what its customers' CPPs confirmed.
+    PayoutShort,
 }
 
 impl Variant {
     /// Every variant.
-    pub const ALL: [Variant; 9] = [
+    pub const ALL: [Variant; 10] = [
         Variant::Correct,
         Variant::RefundTransferWithoutKey,
         Variant::RefundRelayWithoutKey,
@@ -68,6 +73,7 @@ impl Variant {
         Variant::MicroNotTakenBack,
         Variant::NetRunWithoutKey,
         Variant::AdvanceBeyondCredit,
+        Variant::PayoutShort,
     ];
 
     /// Its name on the command line.
@@ -82,6 +88,7 @@ impl Variant {
             Variant::MicroNotTakenBack => "micro-not-taken-back",
             Variant::NetRunWithoutKey => "net-run-without-key",
             Variant::AdvanceBeyondCredit => "advance-beyond-credit",
+            Variant::PayoutShort => "payout-short",
         }
     }
 

@@ -518,12 +518,16 @@ impl World {
                 self.report.counts.payouts_ahead += 1;
             }
             let payout = self.id();
+            let short = self.variant == Variant::PayoutShort && ids.len() > 1;
+            let last = ids.len().saturating_sub(1);
             let mpp = &mut self.mpps[usize::from(r)];
             let mut total = 0;
-            for id in ids {
+            for (i, id) in ids.into_iter().enumerate() {
                 if let Some(p) = mpp.payments.get_mut(&id) {
                     p.payout = Some(payout);
-                    total += p.amount;
+                    if !(short && i == last) {
+                        total += p.amount;
+                    }
                 }
             }
             mpp.payouts.insert(
