@@ -14,8 +14,10 @@
 //! Each worker is one customer paying in a loop: the merchant's TRANS is
 //! signed in-process, the PR sealed and submitted to the CPP, and the worker
 //! long-polls its status until the T confirmation; one approver task per
-//! merchant long-polls its MPP's notices and approves each (signed). A
-//! payment's latency is from submitting the PR to seeing the confirmation.
+//! merchant long-polls its MPP's notices and approves all of one poll in
+//! one request (`POST /v1/decisions/batch`, each decision signed). The
+//! load itself is `mpay_network::load`. A payment's latency is from
+//! submitting the PR to seeing the confirmation.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
