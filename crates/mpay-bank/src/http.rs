@@ -1217,6 +1217,44 @@ impl BankClient {
         answer.to_view().map_err(ClientError::BadAnswer)
     }
 
+    /// Opens `account` for `holder` with a floor of zero, then pays
+    /// `deposit` into it (operator), both under keys of the account
+    /// (`open:<account>`, `first-deposit:<account>`): running it again
+    /// finishes an interrupted run and changes nothing more. The account as
+    /// opened, and the deposit's receipt if one was asked.
+    pub async fn open_with_deposit(
+        &self,
+        account: &AccountId,
+        holder: &str,
+        deposit: Amount,
+        reference: &str,
+    ) -> Result<(AccountView, Option<TransferReceipt>), ClientError> {
+        let view = self
+            .open_account(
+                &format!("open:{account}"),
+                &OpenAccount {
+                    account: account.clone(),
+                    holder: holder.to_owned(),
+                    floor: Amount::zero(deposit.currency()),
+                },
+            )
+            .await?;
+        if deposit.is_zero() {
+            return Ok((view, None));
+        }
+        let receipt = self
+            .deposit(
+                &format!("first-deposit:{account}"),
+                &Deposit {
+                    account: account.clone(),
+                    amount: deposit,
+                    reference: reference.to_owned(),
+                },
+            )
+            .await?;
+        Ok((view, Some(receipt)))
+    }
+
     /// `POST /v1/deposits` (operator).
     pub async fn deposit(
         &self,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
+use mpay_bank::{AccountId, BankClient, Deposit};
 use mpay_money::{Amount, Currency};
 
 use crate::amount::{self, Zero};
@@ -125,34 +125,11 @@ pub fn run(what: BankCommand) -> anyhow::Result<ExitCode> {
                         .map_or(account.as_str(), |(_, name)| name)
                         .to_owned()
                 });
-                let floor = Amount::zero(currency);
-                let view = client
-                    .open_account(
-                        &format!("open:{account}"),
-                        &OpenAccount {
-                            account: id.clone(),
-                            holder,
-                            floor,
-                        },
-                    )
+                let deposit = deposit.unwrap_or(Amount::zero(currency));
+                let (view, receipt) = client
+                    .open_with_deposit(&id, &holder, deposit, "first deposit")
                     .await
                     .with_context(|| format!("opening {account}"))?;
-                let receipt = match deposit.filter(|d| !d.is_zero()) {
-                    Some(amount) => Some(
-                        client
-                            .deposit(
-                                &format!("first-deposit:{account}"),
-                                &Deposit {
-                                    account: id.clone(),
-                                    amount,
-                                    reference: "first deposit".to_owned(),
-                                },
-                            )
-                            .await
-                            .context("depositing")?,
-                    ),
-                    None => None,
-                };
                 let after = client.account(&id).await?;
                 match before {
                     Some(before) if before.funds.balance == after.funds.balance => println!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mpay_api::device::{CustomerDevice, DeviceError, MerchantTerminal, Submitted, Terms};
 use mpay_api::semops::{ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient};
-use mpay_bank::{AccountId, BankClient, Deposit, OpenAccount};
+use mpay_bank::{AccountId, BankClient};
 use mpay_identity::{SecretKeys, Suite};
 use mpay_money::Amount;
 use mpay_semops::Decision;
@@ -211,47 +211,16 @@ impl Banks {
         Ok(client.with_token(self.operators.token(name)?))
     }
 
-    /// Opens `account` at `bank`, with `deposit` paid in if given.
-    async fn open(
-        &self,
-        bank: &str,
-        account: &str,
-        deposit: Option<Amount>,
-    ) -> Result<(), LoadError> {
-        let client = self.bank(bank)?;
-        let failed = |what: &str| {
-            let what = format!("{what} {account} at {bank}");
-            move |e: mpay_bank::http::ClientError| LoadError::Bank {
-                what,
-                message: e.to_string(),
-            }
-        };
+    /// Opens `account` at `bank`, with `deposit` paid in if above zero.
+    async fn open(&self, bank: &str, account: &str, deposit: Amount) -> Result<(), LoadError> {
         let id = AccountId::parse(account).map_err(|e| LoadError::Failed(e.to_string()))?;
-        let floor = Amount::zero(deposit.map_or(mpay_money::Currency::EUR, |d| d.currency()));
-        client
-            .open_account(
-                &format!("open:{account}"),
-                &OpenAccount {
-                    account: id.clone(),
-                    holder: account.to_owned(),
-                    floor,
-                },
-            )
+        self.bank(bank)?
+            .open_with_deposit(&id, account, deposit, "load")
             .await
-            .map_err(failed("opening"))?;
-        if let Some(amount) = deposit {
-            client
-                .deposit(
-                    &format!("deposit:{account}"),
-                    &Deposit {
-                        account: id,
-                        amount,
-                        reference: "load".into(),
-                    },
-                )
-                .await
-                .map_err(failed("depositing into"))?;
-        }
+            .map_err(|e| LoadError::Bank {
+                what: format!("opening {account} at {bank}"),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 }
@@ -274,7 +243,10 @@ pub async fn enrol(
     let mut merchants = Vec::new();
     for shop in shops {
         let account = format!("shop:{}", shop.name);
-        banks.open(shop.bank, &account, None).await?;
+        let currency = banks.directory.currency()?;
+        banks
+            .open(shop.bank, &account, Amount::zero(currency))
+            .await?;
         grant_enrolment_mandate(dir, shop.bank, &account, shop.mpp).await?;
         let mpp = service(shop.mpp)?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
@@ -298,9 +270,7 @@ pub async fn enrol(
     for i in 0..crowd.count {
         let name = format!("{}{i}", crowd.prefix);
         let account = format!("cust:{name}");
-        banks
-            .open(crowd.bank, &account, Some(crowd.deposit))
-            .await?;
+        banks.open(crowd.bank, &account, crowd.deposit).await?;
         grant_enrolment_mandate(dir, crowd.bank, &account, crowd.cpp).await?;
         let keys = SecretKeys::generate(Suite::Ed25519X25519, &mut rng);
         let client = CppClient::new(&cpp.url)?;

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use mpay_bank::{AccountId, Deposit, OpenAccount};
+use mpay_bank::AccountId;
 use mpay_money::{Amount, Currency};
 use mpay_office::http::OfficeClient;
 use mpay_report::ledger::{self, Ledger, OFFICE_BANK_ACCOUNT, Reading, bank_party};
@@ -1166,31 +1166,9 @@ fn open(
 ) -> anyhow::Result<()> {
     let client = net.bank(bank)?;
     let id = AccountId::parse(account)?;
-    rt.block_on(
-        client.open_account(
-            &format!("demo-open:{account}"),
-            &OpenAccount {
-                account: id.clone(),
-                holder: account
-                    .split_once(':')
-                    .map_or(account, |(_, name)| name)
-                    .to_owned(),
-                floor: eur(0),
-            },
-        ),
-    )
-    .with_context(|| format!("opening {account} at {bank}"))?;
-    if deposit_minor > 0 {
-        rt.block_on(client.deposit(
-            &format!("demo-deposit:{account}"),
-            &Deposit {
-                account: id,
-                amount: eur(deposit_minor),
-                reference: "opening deposit".to_owned(),
-            },
-        ))
-        .with_context(|| format!("depositing into {account} at {bank}"))?;
-    }
+    let holder = account.split_once(':').map_or(account, |(_, name)| name);
+    rt.block_on(client.open_with_deposit(&id, holder, eur(deposit_minor), "opening deposit"))
+        .with_context(|| format!("opening {account} at {bank} with its deposit"))?;
     Ok(())
 }
 
