@@ -549,6 +549,48 @@ mod tests {
         );
     }
 
+    fn view(state: &str, confirmed: bool) -> MerchantPaymentView {
+        serde_json::from_value(serde_json::json!({
+            "payment_id": "00".repeat(16),
+            "state": state,
+            "amount": "1.00 EUR",
+            "merchant_reference": "",
+            "customer_pseudonym": "",
+            "trans_nonce": "",
+            "deadline": 0,
+            "refunded": "0.00 EUR",
+            "confirmation": confirmed.then(|| "00".to_owned()),
+            "refunds": [],
+        }))
+        .expect("a view")
+    }
+
+    #[test]
+    fn outcomes_of_the_mpp_states() {
+        assert_eq!(
+            Outcome::of_view(&view("completed", true)),
+            Outcome::Completed
+        );
+        assert_eq!(
+            Outcome::of_view(&view("refunded", true)),
+            Outcome::Completed
+        );
+        assert_eq!(
+            Outcome::of_view(&view("rejected", false)),
+            Outcome::Rejected
+        );
+        assert_eq!(Outcome::of_view(&view("expired", true)), Outcome::Expired);
+        // Approved, but the CPP's confirmation has not come: not final.
+        assert_eq!(Outcome::of_view(&view("approved", false)), Outcome::Pending);
+        assert_eq!(
+            Outcome::of_view(&view("awaiting_decision", false)),
+            Outcome::Pending
+        );
+        // Any other state once the confirmation is there: declined.
+        assert_eq!(Outcome::of_view(&view("late", true)), Outcome::Declined);
+        assert_eq!(Outcome::of_view(&view("approved", true)), Outcome::Declined);
+    }
+
     #[test]
     fn refusals_by_code() {
         let refused = |code: &str| ClientError::Refused {
