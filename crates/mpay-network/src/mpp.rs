@@ -212,6 +212,10 @@ pub struct Mpp {
     node: Arc<Node>,
     /// Micropayment payouts; `None` when `[micro] mode = "none"`.
     micro: Option<MicroSettings>,
+    /// Merchants' decisions taken, and the requests that brought them
+    /// (`/metrics`: how well merchants' decisions batch).
+    decisions: std::sync::atomic::AtomicU64,
+    decision_requests: std::sync::atomic::AtomicU64,
 }
 
 /// Runs an MPP until the process is killed.
@@ -232,6 +236,8 @@ pub async fn start(
     let mpp = Arc::new(Mpp {
         node: Arc::clone(&node),
         micro,
+        decisions: Default::default(),
+        decision_requests: Default::default(),
     });
     let recovery = Arc::clone(&mpp);
     let mut tasks = vec![
@@ -1055,6 +1061,16 @@ impl Mpp {
     }
 }
 
+impl Mpp {
+    /// Counts one request that took `taken` decisions.
+    fn count_decisions(&self, taken: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.decision_requests.fetch_add(1, Relaxed);
+        self.decisions
+            .fetch_add(u64::try_from(taken).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
 /// Applies a decision in `tx`: the payment's state, the decision stored and
 /// its relay queued to `dc`. A repeat of the decision taken is taken again;
 /// another decision is refused. Its state after.
@@ -1148,6 +1164,7 @@ async fn decide(
         .await?;
     node.kick.notify_one();
     node.waiters.wake(deciding.id);
+    mpp.count_decisions(1);
     Ok(Json(mpp.view(&deciding.id).await?.0))
 }
 
@@ -1221,6 +1238,7 @@ async fn decide_batch(
     for (_, deciding) in &prepared {
         node.waiters.wake(deciding.id);
     }
+    mpp.count_decisions(results.iter().filter(|r| r.state.is_some()).count());
     Ok(Json(results))
 }
 
@@ -1477,6 +1495,15 @@ async fn metrics(State(mpp): State<Arc<Mpp>>) -> Result<impl IntoResponse, NetEr
     text.push_str("# TYPE mpay_mpp_refunds gauge\n");
     for (state, n) in refunds {
         text.push_str(&format!("mpay_mpp_refunds{{state=\"{state}\"}} {n}\n"));
+    }
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        text.push_str(&format!(
+            "# TYPE mpay_mpp_decisions_total counter\nmpay_mpp_decisions_total {}\n\
+             # TYPE mpay_mpp_decision_requests_total counter\nmpay_mpp_decision_requests_total {}\n",
+            mpp.decisions.load(Relaxed),
+            mpp.decision_requests.load(Relaxed)
+        ));
     }
     if mpp.micro.is_some() {
         text.push_str("# TYPE mpay_mpp_micro_payouts gauge\n");

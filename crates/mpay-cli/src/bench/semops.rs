@@ -229,6 +229,12 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         outbox.delivered as f64 / outbox.frames.max(1) as f64,
     );
     println!(
+        "merchants' decisions over the run (those no standing approval covers): decisions={} requests={} decisions_per_request={:.2}",
+        outbox.decisions,
+        outbox.decision_requests,
+        outbox.decisions as f64 / outbox.decision_requests.max(1) as f64,
+    );
+    println!(
         "payments_per_s={:.1} p99_ms={:.1} ratio={:.4} micro_per_s={:.1} micro_ratio={:.2} cpu_ms_per_payment={:.1}",
         macros.rate,
         ms(&macros.samples, 99),
@@ -246,6 +252,9 @@ struct OutboxCounts {
     delivered: u64,
     frames: u64,
     batches: u64,
+    /// Merchants' decisions the MPPs took, and the requests they came in.
+    decisions: u64,
+    decision_requests: u64,
 }
 
 /// Sums the outbox counters of every service of the directory in `dir`.
@@ -265,6 +274,10 @@ async fn outbox_counts(dir: &std::path::Path) -> anyhow::Result<OutboxCounts> {
                 counts.frames += value;
             } else if key.ends_with("_outbox_batches_total") {
                 counts.batches += value;
+            } else if key.ends_with("_mpp_decisions_total") {
+                counts.decisions += value;
+            } else if key.ends_with("_mpp_decision_requests_total") {
+                counts.decision_requests += value;
             }
         }
     }

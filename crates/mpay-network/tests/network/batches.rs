@@ -265,6 +265,9 @@ async fn a_merchants_decisions_travel_in_one_request() {
         assert_eq!(error.code(), Some("invalid"), "{error}");
         net.decide(Which::Bob, &ids[2], true).await;
         assert_eq!(net.final_status(&ids[2]).await.state, "completed");
+        // The MPP counts the decisions it took and the requests they came in.
+        assert_eq!(net.counter("mpp1", "_mpp_decisions_total").await, 4);
+        assert_eq!(net.counter("mpp1", "_mpp_decision_requests_total").await, 2);
 
         net.check_conservation().await;
         net.check_books().await;
