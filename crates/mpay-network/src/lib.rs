@@ -37,6 +37,32 @@
 
 #![forbid(unsafe_code)]
 
+/// `From` a client's, a message's and a transport's error into the
+/// `Device` variant (a [`mpay_api::device::DeviceError`]) of `$error`, so
+/// `?` carries each of them there in one step.
+macro_rules! device_error_from {
+    ($error:ident) => {
+        impl From<mpay_api::semops::ClientError> for $error {
+            fn from(error: mpay_api::semops::ClientError) -> $error {
+                $error::Device(mpay_api::device::DeviceError::Client(error))
+            }
+        }
+
+        impl From<mpay_semops::SemopsError> for $error {
+            fn from(error: mpay_semops::SemopsError) -> $error {
+                $error::Device(mpay_api::device::DeviceError::Semops(error))
+            }
+        }
+
+        impl From<mpay_tls_client::TlsError> for $error {
+            fn from(error: mpay_tls_client::TlsError) -> $error {
+                $error::from(mpay_api::semops::ClientError::Transport(error))
+            }
+        }
+    };
+}
+pub(crate) use device_error_from;
+
 pub mod ack;
 pub mod api;
 pub mod bank_file;

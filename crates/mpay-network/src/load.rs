@@ -78,23 +78,7 @@ pub enum LoadError {
     Failed(String),
 }
 
-impl From<ClientError> for LoadError {
-    fn from(error: ClientError) -> LoadError {
-        LoadError::Device(DeviceError::Client(error))
-    }
-}
-
-impl From<mpay_semops::SemopsError> for LoadError {
-    fn from(error: mpay_semops::SemopsError) -> LoadError {
-        LoadError::Device(DeviceError::Semops(error))
-    }
-}
-
-impl From<mpay_tls_client::TlsError> for LoadError {
-    fn from(error: mpay_tls_client::TlsError) -> LoadError {
-        LoadError::from(ClientError::Transport(error))
-    }
-}
+crate::device_error_from!(LoadError);
 
 /// A generator seeded from the OS.
 pub fn fresh_rng() -> Result<ChaCha20Rng, LoadError> {

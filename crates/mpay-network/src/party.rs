@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use mpay_api::device::{CustomerDevice, DeviceError, MerchantTerminal};
-use mpay_api::semops::{ClientError, CppClient, EnrolCustomer, EnrolMerchant, MppClient};
+use mpay_api::semops::{CppClient, EnrolCustomer, EnrolMerchant, MppClient};
 use mpay_identity::{Certificate, PartyId, Role, SecretKeys, Suite, hex_string};
 use mpay_money::Currency;
 use mpay_semops::SignedTrans;
@@ -46,23 +46,7 @@ pub enum PartyError {
     Invalid(String),
 }
 
-impl From<ClientError> for PartyError {
-    fn from(error: ClientError) -> PartyError {
-        PartyError::Device(DeviceError::Client(error))
-    }
-}
-
-impl From<mpay_semops::SemopsError> for PartyError {
-    fn from(error: mpay_semops::SemopsError) -> PartyError {
-        PartyError::Device(DeviceError::Semops(error))
-    }
-}
-
-impl From<mpay_tls_client::TlsError> for PartyError {
-    fn from(error: mpay_tls_client::TlsError) -> PartyError {
-        PartyError::Device(DeviceError::Client(ClientError::Transport(error)))
-    }
-}
+crate::device_error_from!(PartyError);
 
 /// A customer's or merchant's own file.
 #[derive(Serialize, Deserialize, Clone)]
