@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use mpay_clock::wall_clock;
 use mpay_identity::{Certificate, PartyId, SecretKeys, hex_bytes, hex_string};
 use mpay_money::Amount;
-use mpay_processor::payment::State;
 use mpay_semops::{
     ConfirmationOutcome, CustomerRef, Decision, MerchantDecision, PaymentRequest, Pin,
     REQUEST_LIFETIME_DEFAULT_MS, RefundRequest, SealedShipping, SemopsError, Signed, SignedTrans,
@@ -84,29 +83,27 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of a payment's status at the CPP.
     pub fn of_status(status: &PaymentStatus) -> Outcome {
+        use mpay_processor::payment::State;
         if !status.is_final {
             return Outcome::Pending;
         }
-        Outcome::of_final_state(&status.state)
-    }
-
-    /// The outcome of a payment as its MPP shows it: final once the CPP's
-    /// confirmation has arrived.
-    pub fn of_view(view: &MerchantPaymentView) -> Outcome {
-        match State::parse(&view.state) {
-            Some(State::Completed | State::Refunded | State::Rejected | State::Expired) => {
-                Outcome::of_final_state(&view.state)
-            }
-            _ if view.confirmation.is_none() => Outcome::Pending,
+        match State::parse(&status.state) {
+            Some(State::Completed | State::Refunded) => Outcome::Completed,
+            Some(State::Rejected) => Outcome::Rejected,
+            Some(State::Expired) => Outcome::Expired,
             _ => Outcome::Declined,
         }
     }
 
-    fn of_final_state(state: &str) -> Outcome {
-        match State::parse(state) {
+    /// The outcome of a payment as its MPP shows it (the MPP's states):
+    /// final once the CPP's confirmation has arrived.
+    pub fn of_view(view: &MerchantPaymentView) -> Outcome {
+        use mpay_processor::merchant::State;
+        match State::parse(&view.state) {
             Some(State::Completed | State::Refunded) => Outcome::Completed,
             Some(State::Rejected) => Outcome::Rejected,
             Some(State::Expired) => Outcome::Expired,
+            _ if view.confirmation.is_none() => Outcome::Pending,
             _ => Outcome::Declined,
         }
     }
