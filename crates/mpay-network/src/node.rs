@@ -74,6 +74,23 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Counts of `column` values in `table` of `db`, in `column`'s order
+/// (names from this crate's code, never from a request).
+pub(crate) async fn count_by(
+    db: &Db,
+    table: &str,
+    column: &str,
+) -> Result<Vec<(String, i64)>, NetError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {column} AS k, COUNT(*) AS n FROM {table} GROUP BY {column} ORDER BY {column}"
+    )))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("k")?, r.try_get("n")?)))
+        .collect()
+}
+
 /// Writes bytes as they are (a payload already encoded).
 pub(crate) struct Raw<'a>(pub &'a [u8]);
 
@@ -477,14 +494,7 @@ impl Node {
         table: &str,
         column: &str,
     ) -> Result<Vec<(String, i64)>, NetError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {column} AS k, COUNT(*) AS n FROM {table} GROUP BY {column} ORDER BY {column}"
-        )))
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("k")?, r.try_get("n")?)))
-            .collect()
+        count_by(&self.db, table, column).await
     }
 
     /// What `GET /v1/admin/work` answers: the outbox, the refunds in

@@ -230,14 +230,7 @@ impl RouteStore for SqlRoutes {
     }
 
     async fn count_by_state(&self) -> Result<Vec<(String, i64)>, NetError> {
-        let rows = sqlx::query(
-            "SELECT state AS k, COUNT(*) AS n FROM dc_routes GROUP BY state ORDER BY state",
-        )
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("k")?, r.try_get("n")?)))
-            .collect()
+        crate::node::count_by(&self.db, "dc_routes", "state").await
     }
 }
 
