@@ -626,7 +626,9 @@ pub struct DecisionBatch {
 /// What became of one decision of a batch, in the batch's order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DecisionResult {
-    /// The payment it decides (hex), if the decision could be read.
+    /// The payment it decides (hex), once the decision is checked (it
+    /// decodes, its signature and validity hold, its payment is the
+    /// merchant's); `null` for a decision refused before that.
     #[serde(default)]
     pub payment_id: Option<String>,
     /// The payment's state at the MPP after it, if it was taken (a repeat
